@@ -1,0 +1,164 @@
+"""Declarative command-line options for the forked executables.
+
+The check executables and ``kachecks genhash`` are started by keepalived
+every few seconds, so they cannot afford click or argparse at start-up.
+This module parses getopt_long style (``-t5``, ``-t 5``, ``--timeout=5``,
+``--timeout 5``, bundled flags ``-vS``, ``--`` ends options) from a table of
+``Opt`` and renders ``--help`` from the same table: one definition, no drift.
+Error texts follow keepalived's genhash (``Unknown option -x``,
+``Missing parameter for option -t``, ``Unexpected argument(s): a b``).
+"""
+
+from kachecks.errors import UsageError
+
+FLAG = "flag"  # no argument; True when present
+VALUE = "value"  # one argument; the last occurrence wins (getopt behaviour)
+MULTI = "multi"  # one argument; every occurrence is kept, in order
+
+
+class Opt:
+    """One option: its spellings, its kind, how to convert its argument."""
+
+    __slots__ = ("dest", "short", "long", "kind", "metavar", "help", "default", "convert", "section")
+
+    def __init__(self, dest, short=None, long=None, kind=VALUE, metavar="VALUE",
+                 help="", default=None, convert=None, section="Options"):
+        self.dest = dest
+        self.short = short
+        self.long = long
+        self.kind = kind
+        self.metavar = metavar
+        self.help = help
+        self.default = [] if kind == MULTI and default is None else default
+        if kind == FLAG and default is None:
+            self.default = False
+        self.convert = convert
+        self.section = section
+
+    def spelling(self):
+        names = [f"-{self.short}"] if self.short else []
+        if self.long:
+            names.append(f"--{self.long}")
+        text = ", ".join(names)
+        return text if self.kind == FLAG else f"{text} {self.metavar}"
+
+
+class Namespace:
+    """Parsed options as attributes; ``given`` holds the dests set on the line."""
+
+    def __init__(self, values, given, args):
+        self.__dict__.update(values)
+        self.given = given
+        self.args = args
+
+    def __repr__(self):
+        return f"Namespace({self.__dict__!r})"
+
+
+def parse(opts, argv, positionals=0):
+    """Parse ``argv`` (without the program name) against ``opts``.
+
+    ``positionals`` is how many non-option arguments are allowed (-1: any).
+    Raises UsageError with a one-line message.
+    """
+    by_short = {o.short: o for o in opts if o.short}
+    by_long = {o.long: o for o in opts if o.long}
+    values = {o.dest: (list(o.default) if o.kind == MULTI else o.default) for o in opts}
+    given = set()
+    args = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        i += 1
+        if word == "--":
+            args.extend(argv[i:])
+            break
+        if word.startswith("--"):
+            name, eq, inline = word[2:].partition("=")
+            opt = by_long.get(name)
+            if opt is None:
+                raise UsageError(f"Unknown option --{name}")
+            if opt.kind == FLAG:
+                if eq:
+                    raise UsageError(f"Option --{name} takes no argument")
+                _store(opt, True, values, given, f"--{name}")
+                continue
+            if not eq:
+                if i >= len(argv):
+                    raise UsageError(f"Missing parameter for option --{name}")
+                inline = argv[i]
+                i += 1
+            _store(opt, inline, values, given, f"--{name}")
+        elif word.startswith("-") and word != "-":
+            j = 1
+            while j < len(word):
+                letter = word[j]
+                j += 1
+                opt = by_short.get(letter)
+                if opt is None:
+                    raise UsageError(f"Unknown option -{letter}")
+                if opt.kind == FLAG:
+                    _store(opt, True, values, given, f"-{letter}")
+                    continue
+                if j < len(word):
+                    value = word[j:]
+                elif i < len(argv):
+                    value = argv[i]
+                    i += 1
+                else:
+                    raise UsageError(f"Missing parameter for option -{letter}")
+                _store(opt, value, values, given, f"-{letter}")
+                break
+        else:
+            args.append(word)
+    if positionals >= 0 and len(args) > positionals:
+        extra = args[positionals:]
+        raise UsageError(f"Unexpected argument(s): {' '.join(extra)}")
+    return Namespace(values, given, args)
+
+
+def _store(opt, raw, values, given, flag):
+    value = raw
+    if opt.convert is not None and opt.kind != FLAG:
+        try:
+            value = opt.convert(raw)
+        except UsageError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise UsageError(f"{flag}: {exc}") from None
+    if opt.kind == MULTI:
+        values[opt.dest].append(value)
+    else:
+        values[opt.dest] = value
+    given.add(opt.dest)
+
+
+def render_help(usage, description, opts, epilog=""):
+    """``--help`` text: usage, description, options grouped by section, epilog."""
+    lines = [f"Usage: {usage}", ""]
+    if description:
+        lines += [description.rstrip(), ""]
+    sections = []
+    for o in opts:
+        if o.section not in sections:
+            sections.append(o.section)
+    width = min(34, max(len(o.spelling()) for o in opts) + 2)
+    for section in sections:
+        lines.append(f"{section}:")
+        for o in opts:
+            if o.section != section:
+                continue
+            spelled = o.spelling()
+            text = o.help
+            if o.default not in (None, False, []) and "default" not in text:
+                text += f" (default {o.default})"
+            if len(spelled) + 2 > width:
+                lines.append(f"  {spelled}")
+                lines.append(f"  {'':{width}}{text}")
+            else:
+                lines.append(f"  {spelled:{width}}{text}")
+        lines.append("")
+    if epilog:
+        lines.append(epilog.rstrip())
+        lines.append("")
+    return "\n".join(lines)

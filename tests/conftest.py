@@ -1,0 +1,47 @@
+"""Fixtures every test area shares; area-specific ones live in tests/<area>/conftest.py."""
+
+import socket
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_runtime(tmp_path, monkeypatch):
+    """Keep state files and syslog of every spawned executable inside the test."""
+    state = tmp_path / "state"
+    state.mkdir()
+    monkeypatch.setenv("KACHECKS_STATE_DIR", str(state))
+    monkeypatch.setenv("KACHECKS_SYSLOG_SOCKET", str(tmp_path / "no-syslog"))
+    monkeypatch.delenv("KACHECKS_CONFIG", raising=False)
+
+
+@pytest.fixture
+def syslog_socket(tmp_path, monkeypatch):
+    """A datagram socket standing in for /dev/log; returns a function reading messages."""
+    path = tmp_path / "log.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.setblocking(False)
+    monkeypatch.setenv("KACHECKS_SYSLOG_SOCKET", str(path))
+
+    def messages():
+        out = []
+        while True:
+            try:
+                out.append(sock.recv(65536).decode("utf-8", "replace"))
+            except BlockingIOError:
+                return out
+
+    yield messages
+    sock.close()
+
+
+def free_port(family=socket.AF_INET, host="127.0.0.1"):
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def unused_port():
+    return free_port()
