@@ -96,5 +96,9 @@ def send(events, cfg, msgid):
     except DeliveryError:
         raise
     except Exception as exc:  # aiosmtplib, ssl and OS errors all mean "not delivered"
-        text = str(exc).replace("\n", " ").strip() or type(exc).__name__
+        if isinstance(getattr(exc, "code", None), int) and getattr(exc, "message", None):
+            text = f"relay answered {exc.code} {exc.message}"  # SMTPResponseException
+        else:
+            text = str(exc).strip() or type(exc).__name__
+        text = " ".join(text.split())
         raise DeliveryError(f"smtp {cfg.smtp['host']}: {text}") from None

@@ -49,7 +49,8 @@ class _Handler:
         self.sink = sink
 
     async def handle_DATA(self, server, session, envelope):
-        return self.sink._receive(session, envelope)
+        tls = server.transport.get_extra_info("ssl_object") is not None
+        return self.sink._receive(session, envelope, tls)
 
 
 class SmtpSink:
@@ -110,16 +111,16 @@ class SmtpSink:
         ok = login == user.encode() and password == secret.encode()
         return AuthResult(success=ok, handled=False)
 
-    def _receive(self, session, envelope):
+    def _receive(self, session, envelope, tls):
         with self._lock:
             self.attempts += 1
             if self.replies:
                 return self.replies.pop(0)
-            message = email.message_from_bytes(envelope.original_content or envelope.content,
-                                               policy=email.policy.default)
+            raw = (envelope.original_content or envelope.content).replace(b"\r\n", b"\n")
+            message = email.message_from_bytes(raw, policy=email.policy.default)
             self.messages.append(message)
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-            self.sessions.append({"tls": session.ssl is not None,
+            self.sessions.append({"tls": tls,
                                   "authenticated": bool(getattr(session, "authenticated", False))})
             if self.mbox:
                 box = mailbox.mbox(self.mbox)
