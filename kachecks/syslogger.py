@@ -2,7 +2,8 @@
 
 Forked executables log a line per state change; the ``logging`` module and a
 ``SysLogHandler`` would cost more than the check itself. A missing syslog
-socket (containers, tests) is silently ignored: logging must never fail a run.
+socket (containers, tests) is silently ignored, and so is a full one (after SEND_TIMEOUT): logging must
+never fail or stall a run.
 """
 
 import os
@@ -12,6 +13,8 @@ import _socket
 
 LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO = 3, 4, 5, 6
 LOG_DAEMON = 3
+# A syslog daemon that stopped reading must not stall a check or a delivery.
+SEND_TIMEOUT = 0.25
 
 
 def socket_path():
@@ -34,6 +37,7 @@ def send(message, priority=LOG_INFO, ident="kachecks", facility=LOG_DAEMON):
     except OSError:
         return False
     try:
+        sock.settimeout(SEND_TIMEOUT)
         sock.connect(socket_path())
         sock.send(format_message(message, priority, ident, facility))
         return True
