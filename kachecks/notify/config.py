@@ -121,9 +121,9 @@ def _check(section, key, value, where):
     else:
         ok = isinstance(value, types)
     if not ok:
-        names = " or ".join({int: "integer", float: "number", str: "string", list: "list",
-                             bool: "true/false"}[t] for t in types)
-        raise ConfigError(f"{where}: {section}.{key} must be a {names}, not {value!r}")
+        names = " or ".join({int: "an integer", float: "a number", str: "a string", list: "a list",
+                             bool: "true or false"}[t] for t in types)
+        raise ConfigError(f"{where}: {section}.{key} must be {names}, not {value!r}")
     choices = CHOICES.get((section, key))
     if choices and value not in choices:
         raise ConfigError(f"{where}: {section}.{key} must be one of {', '.join(choices)}, not {value!r}")

@@ -80,6 +80,14 @@ class Notifier:
             assert time.monotonic() < end, "a deliverer is still running"
             time.sleep(0.05)
 
+    def wait_delivered(self, timeout=30.0):
+        """Until the queues are empty and no deliverer runs."""
+        end = time.monotonic() + timeout
+        while self.queued():
+            assert time.monotonic() < end, f"still queued: {self.queued()}"
+            time.sleep(0.05)
+        self.wait_idle(max(1.0, end - time.monotonic()))
+
     def stop_deliverer(self):
         pid = store.Lock(str(self.spool)).holder() if self.spool.exists() else None
         if pid:
