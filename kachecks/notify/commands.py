@@ -12,15 +12,14 @@ import time
 import click
 
 from kachecks import syslogger
+from kachecks.errors import UsageError
 from kachecks.notify import config as configuration
 from kachecks.notify import deliver, event as events
 from kachecks.notify import spool as store
+from kachecks.notify.deliver import log
+from kachecks.secrets import read_password_file
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def log(message, priority=syslogger.LOG_INFO):
-    syslogger.send(message, priority, ident="kachecks-notify")
 
 
 def fail(prog, message, code=1):
@@ -81,14 +80,10 @@ def warn_password_file(prog, cfg):
     if "mail" not in cfg.channels() or not cfg.smtp["username"] or not path:
         return
     try:
-        mode = os.stat(path).st_mode
-        problem = f"has mode {mode & 0o7777:04o}; chmod 0600 or 0640" if mode & 0o137 else None
-    except OSError as exc:
-        problem = exc.strerror
-    if problem:
-        click.echo(f"{prog}: warning: smtp.password_file {path} {problem}; mail stays in the spool",
-                   err=True)
-        log(f"{prog}: smtp.password_file {path} {problem}", syslogger.LOG_ERR)
+        read_password_file(path)
+    except UsageError as exc:
+        click.echo(f"{prog}: warning: smtp.password_file: {exc}; mail stays in the spool", err=True)
+        log(f"{prog}: smtp.password_file: {exc}", syslogger.LOG_ERR)
 
 
 def accept(prog, evt, cfg):

@@ -29,7 +29,8 @@ def message_id(first_id, count, domain):
 
 
 def log(message, priority=syslogger.LOG_INFO):
-    syslogger.send(message, priority, ident="kachecks-notify")
+    """Every notifier line goes to syslog as kachecks-notify (daemon facility)."""
+    syslogger.send("kachecks-notify", message, priority)
 
 
 def _event_ns(name):

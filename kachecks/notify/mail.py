@@ -6,26 +6,20 @@ by hand (ehlo, then starttls when offered) because the connect-time
 """
 
 import email.utils
-import os
-import stat
 from email.message import EmailMessage
 
+from kachecks.errors import UsageError
 from kachecks.notify.deliver import DeliveryError
 from kachecks.notify.event import fields
+from kachecks.secrets import read_password_file
 
 
 def password(path):
     """The SMTP password from ``smtp.password_file`` (mode 0600/0640 at most)."""
     try:
-        st = os.stat(path)
-        if st.st_mode & 0o137:
-            raise DeliveryError(
-                f"smtp.password_file {path} has mode {stat.S_IMODE(st.st_mode):04o}; "
-                "it must not be writable by its group or readable by others (chmod 0600 or 0640)")
-        with open(path, encoding="utf-8") as handle:
-            return handle.read().rstrip("\r\n")
-    except OSError as exc:
-        raise DeliveryError(f"smtp.password_file {path}: {exc.strerror}") from None
+        return read_password_file(path)
+    except UsageError as exc:
+        raise DeliveryError(f"smtp.password_file: {exc}") from None
 
 
 def compose(events, cfg, msgid):
