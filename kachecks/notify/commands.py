@@ -60,7 +60,8 @@ def config_options(func):
     return func
 
 
-def load_config(prog, opts):
+def load_config(prog, opts, on_error=None):
+    """The validated config; on error one line, ``on_error(spool_dir, message)``, exit 1."""
     overrides = {
         "spool.dir": opts.pop("spool_dir"), "smtp.host": opts.pop("smtp_host"),
         "smtp.port": opts.pop("smtp_port"), "smtp.security": opts.pop("security"),
@@ -71,7 +72,10 @@ def load_config(prog, opts):
     try:
         return configuration.load(path, overrides)
     except configuration.ConfigError as exc:
-        fail(prog, str(exc))
+        message = str(exc)
+        if on_error:
+            message = on_error(overrides["spool.dir"] or configuration.DEFAULT_SPOOL, message)
+        fail(prog, message)
 
 
 def warn_password_file(prog, cfg):
@@ -94,8 +98,7 @@ def accept(prog, evt, cfg):
         fail(prog, f"{exc} — event NOT queued: {events.describe(evt)}")
     log(f"event {events.describe(evt)} (from {evt['source']}, spooled as {evt['id']})",
         syslogger.LOG_NOTICE)
-    if cfg.channels():
-        deliver.kick(cfg)
+    deliver.kick(cfg)  # even without channels: the deliverer records the state and clears it
 
 
 NOTIFY_EPILOG = """\b
@@ -143,7 +146,18 @@ def notify(event_args, **opts):
         evt = events.from_argv(event_args)
     except events.EventError as exc:
         fail(prog, str(exc))
-    cfg = load_config(prog, opts)
+
+    def keep_event(spool_dir, message):
+        """A broken config must not lose the event: spool it where we can, deliver later."""
+        try:
+            store.put(spool_dir, evt)
+        except store.SpoolError:
+            return f"{message} — event NOT queued: {events.describe(evt)}"
+        log(f"event {events.describe(evt)} (from notify, spooled as {evt['id']}, not delivered "
+            "until the configuration is fixed)", syslogger.LOG_NOTICE)
+        return f"{message} — event kept in {spool_dir}; fix it, then run `kachecks spool flush`"
+
+    cfg = load_config(prog, opts, on_error=keep_event)
     warn_password_file(prog, cfg)
     accept(prog, evt, cfg)
 
@@ -261,7 +275,10 @@ def flush(**opts):
     prog = "kachecks spool flush"
     cfg = load_config(prog, opts)
     deliver.hand_over(cfg)
-    result = deliver.run(cfg, linger=False, wait_lock=cfg.smtp["timeout"] + 30)
+    try:
+        result = deliver.run(cfg, linger=False, wait_lock=cfg.smtp["timeout"] + 30)
+    except OSError as exc:
+        fail(prog, f"spool {cfg.spool_dir}: {exc.strerror or exc}")
     if result is None:
         fail(prog, f"another delivery is still running on {cfg.spool_dir}; try again later")
     left = result.pending()

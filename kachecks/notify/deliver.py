@@ -205,7 +205,13 @@ def hand_over(cfg):
 
 def kick(cfg):
     """Start a detached deliverer unless one is running (it will see our event)."""
-    if not spool.Lock(cfg.spool_dir).busy():
+    try:
+        busy = spool.Lock(cfg.spool_dir).busy()
+    except OSError as exc:
+        log(f"cannot take the spool lock in {cfg.spool_dir} ({exc.strerror}); "
+            "events stay in the spool", syslogger.LOG_WARNING)
+        return
+    if not busy:
         spawn(cfg)
 
 

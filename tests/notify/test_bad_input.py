@@ -41,13 +41,15 @@ def test_unknown_option_is_one_line_and_exit_1(notifier):
     ("[spool]\nexpire = \"3 days\"\n", "spool.expire: invalid duration '3 days'"),
     ("[mails]\nto = []\n", "unknown section [mails]"),
 ])
-def test_invalid_config_names_the_key(notifier, text, message):
+def test_invalid_config_names_the_key_and_keeps_the_event(notifier, text, message):
     notifier.config.write_text(text)
-    result = notifier.notify("INSTANCE", "VI_1", "MASTER", "100")
+    result = notifier.notify("--spool-dir", notifier.spool, "INSTANCE", "VI_1", "MASTER", "100")
     assert result.returncode == 1
     line = one_line(result)
     assert line.startswith(f"kachecks notify: {notifier.config}: ")
     assert message in line
+    assert line.endswith(f"event kept in {notifier.spool}; fix it, then run `kachecks spool flush`")
+    assert len(notifier.queued()) == 1
 
 
 def test_config_that_cannot_be_read(notifier, tmp_path):

@@ -94,3 +94,11 @@ def test_purge_removes_queued_events_and_logs_each(notifier, unused_port, syslog
     assert notifier.kachecks("spool", "purge").returncode == 0
     assert notifier.queued() == []
     assert any("purged from mail: INSTANCE VI_1 MASTER prio 100" in m for m in syslog_socket())
+
+
+def test_without_any_channel_events_are_logged_and_not_left_in_the_spool(notifier, syslog_socket):
+    notifier.configure(mail={"enabled": False})
+    assert notifier.notify("INSTANCE", "VI_1", "BACKUP", "100").returncode == 0
+    notifier.wait_delivered()
+    assert any("event INSTANCE VI_1 BACKUP prio 100" in m for m in syslog_socket())
+    assert '"state": "BACKUP"' in (notifier.spool / "states.json").read_text()
