@@ -210,8 +210,10 @@ def fifo(fifo_path, **opts):
             return
         try:
             accept(prog, evt, cfg)
-        except SystemExit:  # could not spool: already logged; keep reading
+        except SystemExit:  # could not spool: already said and logged; keep reading
             pass
+        except Exception as exc:  # the reader must outlive any one event
+            log(f"{prog}: {events.describe(evt)}: {type(exc).__name__}: {exc}", syslogger.LOG_ERR)
 
     try:
         reader.read(fifo_path, cfg.spool_dir, on_line, log)

@@ -1,7 +1,10 @@
 """Nothing is lost: relay down, relay refusing, expiry, list/flush/purge."""
 
+import os
+import signal
 import time
 
+from kachecks.notify import spool as store
 from tests.support.smtp import SmtpSink
 
 
@@ -102,3 +105,26 @@ def test_without_any_channel_events_are_logged_and_not_left_in_the_spool(notifie
     notifier.wait_delivered()
     assert any("event INSTANCE VI_1 BACKUP prio 100" in m for m in syslog_socket())
     assert '"state": "BACKUP"' in (notifier.spool / "states.json").read_text()
+
+
+def test_mail_taken_by_the_relay_but_unconfirmed_is_resent_with_the_same_message_id(notifier):
+    """At-least-once: the deliverer dies after the relay stored the mail, before the 250."""
+    killed = []
+
+    def kill_deliverer():
+        if not killed:
+            pid = store.Lock(str(notifier.spool)).holder()
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    with SmtpSink(after_data=kill_deliverer) as relay:
+        notifier.configure(relay)
+        assert notifier.notify("INSTANCE", "VI_1", "MASTER", "100").returncode == 0
+        relay.wait_for(1)
+        notifier.wait_idle()
+        assert len(notifier.queued()) == 1  # not confirmed, so still queued
+        assert notifier.kachecks("spool", "flush").returncode == 0
+        first, second = relay.wait_for(2)
+    assert first["Message-ID"] == second["Message-ID"]
+    assert first.get_content() == second.get_content()
+    assert notifier.queued() == []

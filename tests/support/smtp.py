@@ -5,7 +5,8 @@
         msgs = relay.wait_for(2)     # email.message.EmailMessage objects
 
 ``replies`` scripts the answers to DATA (e.g. ``["451 4.3.0 busy",
-"550 5.7.1 no"]``; then everything is accepted). Standalone, it is a sink
+"550 5.7.1 no"]``; then everything is accepted); ``after_data`` runs between
+storing a message and answering 250 (to lose the answer on purpose). Standalone, it is a sink
 writing an mbox file::
 
     python3 -m tests.support.smtp --port 2525 --mbox /tmp/mail.mbox [--starttls] [--auth USER:PASSWORD]
@@ -57,11 +58,12 @@ class SmtpSink:
     """aiosmtpd in a thread; received messages parsed, optionally appended to an mbox."""
 
     def __init__(self, host="127.0.0.1", port=None, starttls=False, implicit_tls=False,
-                 auth=None, replies=(), mbox=None, certdir=None):
+                 auth=None, replies=(), mbox=None, certdir=None, after_data=None):
         self.host, self.port = host, port or _free_port(host)
         self.starttls, self.implicit_tls, self.auth = starttls, implicit_tls, auth
         self.replies = list(replies)
         self.mbox = mbox
+        self.after_data = after_data  # called once a message is stored, before "250" is sent
         self.messages, self.envelopes, self.attempts, self.sessions = [], [], 0, []
         self._lock = threading.Condition()
         self._certdir = certdir
@@ -132,6 +134,8 @@ class SmtpSink:
                     box.unlock()
                     box.close()
             self._lock.notify_all()
+        if self.after_data:
+            self.after_data()
         return "250 2.0.0 OK queued"
 
     # -- test side -------------------------------------------------------------
