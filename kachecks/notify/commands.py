@@ -168,7 +168,7 @@ keepalived.conf (reference deployment):
       vrrp_notify_fifo /run/keepalived/vrrp.fifo
       vrrp_notify_fifo_script "/usr/bin/kachecks fifo"
   }
-keepalived appends the FIFO path. Lines understood (interfaces §5.3):
+keepalived appends the FIFO path. Lines understood:
   INSTANCE "VI_1" MASTER 100
   GROUP "G1" BACKUP 0
   VS [192.168.8.100]:tcp:80 UP
@@ -226,7 +226,7 @@ Examples:
   kachecks spool list
   kachecks spool flush            # what the systemd timer runs
   kachecks spool purge --expired  # forget events that expired undelivered
-  kachecks spool --spool-dir /tmp/spool list
+  kachecks spool list --spool-dir /tmp/spool
 """
 
 
@@ -300,7 +300,7 @@ def purge(expired_only, **opts):
     root = cfg.spool_dir
     deliver.hand_over(cfg)
     lock = store.Lock(root)
-    if not lock.acquire(wait=cfg.smtp["timeout"] + 30):
+    if not lock.acquire(wait=cfg.smtp["timeout"] + 30, record=False):  # not a deliverer: no SIGUSR1
         fail(prog, f"another delivery is still running on {root}; try again later")
     removed = 0
     try:

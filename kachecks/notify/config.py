@@ -165,6 +165,8 @@ def parse(data, where="configuration"):
         out[section] = values
     if out["spool"]["expire"] == 0:
         raise ConfigError(f"{where}: spool.expire must be more than 0")
+    if out["spool"]["batch_window"] < 0:
+        raise ConfigError(f"{where}: spool.batch_window must be 0 or more seconds")
     return out
 
 
@@ -195,5 +197,6 @@ def load(path=None, overrides=None):
         if value is None or value == ():
             continue
         section, key = dotted.split(".")
-        data.setdefault(section, {})[key] = list(value) if isinstance(value, tuple) else value
+        if isinstance(data.setdefault(section, {}), dict):  # else parse() names the problem
+            data[section][key] = list(value) if isinstance(value, tuple) else value
     return Config(parse(data, path), path)
