@@ -59,13 +59,10 @@ class Deliverer:
 
     # -- steps ----------------------------------------------------------------
     def fan_out(self):
-        """incoming/ -> one copy per channel, in order, with the previous state."""
+        """incoming/ -> one copy per channel (none: the syslog line was the delivery)."""
         incoming = spool.names(self.root, "incoming")
         if not incoming:
             return
-        states_path = os.path.join(self.root, "states.json")
-        states = spool.read_json(states_path, {})
-        done = []
         for name in incoming:
             path = os.path.join(self.root, "incoming", name)
             event = spool.read_json(path)
@@ -73,20 +70,24 @@ class Deliverer:
                 log(f"unreadable spool file {path} moved to expired/", syslogger.LOG_ERR)
                 os.replace(path, os.path.join(self.root, "expired", name + ".bad"))
                 continue
-            last = states.get(key(event), {})
-            event["previous"] = last.get("previous") if last.get("event") == event["id"] else last.get("state")
-            states[key(event)] = {"state": event["state"], "previous": event["previous"],
-                                  "event": event["id"], "time": event["time"]}
             for channel in self.cfg.channels():
                 spool.write_json(self.root, os.path.join(self.root, channel, name), event)
-            done.append(path)
-        spool.write_json(self.root, states_path, states)
-        for path in done:
             spool.remove(path)
         spool.fsync_dir(os.path.join(self.root, "incoming"))
 
+    def states(self, channel):
+        return spool.read_json(os.path.join(self.root, channel, ".states.json"), {})
+
+    def remember(self, channel, events):
+        """Last known state per instance, once events are done with (sent or expired)."""
+        states = self.states(channel)
+        for event in events:
+            states[key(event)] = {"state": event["state"], "event": event["id"], "time": event["time"]}
+        spool.write_json(self.root, os.path.join(self.root, channel, ".states.json"), states)
+
     def expire(self, channel):
         limit = time.time() - self.cfg.spool["expire"]
+        expired = []
         for name in spool.names(self.root, channel):
             if _event_ns(name) / 1e9 >= limit:
                 break
@@ -96,15 +97,23 @@ class Deliverer:
             log(f"expired undelivered by {channel} after {self.cfg.spool['expire']:g} s, "
                 f"kept in {self.root}/expired: {describe(event) if event else name} "
                 f"(event {name[:-5]}, raw {event.get('raw', '')!r})", syslogger.LOG_ERR)
+            if event:
+                expired.append(event)
+        if expired:
+            self.remember(channel, expired)
 
     def batch(self, channel):
-        """The next batch's file names and Message-ID; reuses a batch already tried."""
+        """The next batch: file names, Message-ID, previous state of each.
+
+        Decided once and recorded in ``.batch`` before the first attempt, so a
+        retry (even after a crash) sends the very same message.
+        """
         pending = spool.names(self.root, channel)
         batch_path = os.path.join(self.root, channel, ".batch")
         saved = spool.read_json(batch_path)
         if saved and saved.get("names") and saved["names"][0] == pending[0]:
             names = [n for n in saved["names"] if n in set(pending)]
-            return names, saved["message_id"]
+            return names, saved["message_id"], saved.get("previous", {})
         end_ns = _event_ns(pending[0]) + int(self.cfg.spool["batch_window"] * 1e9)
         wait = end_ns / 1e9 - time.time()
         if wait > 0:
@@ -112,17 +121,28 @@ class Deliverer:
             self.fan_out()
             pending = spool.names(self.root, channel)
         names = [n for n in pending if _event_ns(n) <= end_ns]
-        first = spool.read_json(os.path.join(self.root, channel, names[0]), {})
-        msgid = message_id(names[0][:-5], len(names), first.get("host", "localhost"))
-        spool.write_json(self.root, batch_path, {"names": names, "message_id": msgid})
-        return names, msgid
+        states, previous, host = self.states(channel), {}, "localhost"
+        for name in names:
+            event = spool.read_json(os.path.join(self.root, channel, name), {})
+            if event:
+                previous[name] = states.get(key(event), {}).get("state")
+                states[key(event)] = {"state": event["state"]}
+                host = event.get("host", host)
+        msgid = message_id(names[0][:-5], len(names), host)
+        spool.write_json(self.root, batch_path, {"names": names, "message_id": msgid, "previous": previous})
+        return names, msgid, previous
 
     def deliver(self, channel, send):
         """Send batches in order until the queue is empty (True) or one fails (False)."""
         while spool.names(self.root, channel):
-            names, msgid = self.batch(channel)
+            names, msgid, previous = self.batch(channel)
             paths = [os.path.join(self.root, channel, n) for n in names]
-            events = [e for e in (spool.read_json(p) for p in paths) if e]
+            events = []
+            for name, path in zip(names, paths):
+                event = spool.read_json(path)
+                if event:
+                    event["previous"] = previous.get(name)
+                    events.append(event)
             try:
                 send(events, self.cfg, msgid)
             except DeliveryError as exc:
@@ -130,6 +150,7 @@ class Deliverer:
                 log(f"{channel} delivery failed, {len(spool.names(self.root, channel))} event(s) "
                     f"kept in spool for retry: {exc}", syslogger.LOG_WARNING)
                 return False
+            self.remember(channel, events)
             for path in paths:
                 spool.remove(path)
             spool.remove(os.path.join(self.root, channel, ".batch"))

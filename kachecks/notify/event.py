@@ -23,13 +23,30 @@ class EventError(ValueError):
 
 
 def new_id(now_ns=None):
-    """Sortable by time first, unique across processes."""
+    """Sortable by time, then pid (fork order within one clock tick); unique."""
     now_ns = time.time_ns() if now_ns is None else now_ns
-    return f"{now_ns:019d}-{os.getpid()}-{os.urandom(3).hex()}"
+    return f"{now_ns:019d}-{os.getpid():07d}-{os.urandom(3).hex()}"
+
+
+def process_start_ns():
+    """Wall-clock time at which this process was forked.
+
+    keepalived forks notify scripts in event order, but a loaded director may
+    run their interpreters out of order; the kernel's start time (clock ticks
+    since boot) keeps the order the events happened in.
+    """
+    try:
+        with open("/proc/self/stat", "rb") as handle:
+            ticks = int(handle.read().rsplit(b")", 1)[1].split()[19])
+        tick_ns = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+        since_boot = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+        return time.time_ns() - max(0, since_boot - ticks * tick_ns)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return time.time_ns()
 
 
 def make(kind, name, state, priority=None, vs=None, raw="", source="notify"):
-    now_ns = time.time_ns()
+    now_ns = process_start_ns() if source == "notify" else time.time_ns()
     return {
         "id": new_id(now_ns),
         "time": now_ns / 1e9,

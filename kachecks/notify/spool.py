@@ -4,13 +4,14 @@ Layout under the spool directory::
 
     tmp/            files being written (never read)
     incoming/       events as spooled by `kachecks notify` / `kachecks fifo`
-    mail/ webhook/  per-channel queues, filled from incoming/ in order
+    mail/ webhook/  per-channel queues, filled from incoming/ in order; each has
+                    .states.json (last known state per instance: "previous state")
+                    and .batch (the batch being sent: names, Message-ID, previous states)
     expired/        events given up after spool.expire (kept for the admin)
-    states.json     last known state per instance (for "previous state")
     .lock           held by the one process delivering (flock)
 
-File names start with the event time in nanoseconds, so sorting the names
-is delivery order.
+File names start with the event time in nanoseconds (for `kachecks notify`,
+the time keepalived forked it), so sorting the names is delivery order.
 """
 
 import errno
@@ -81,7 +82,8 @@ def put(root, event):
 def names(root, sub):
     """Event file names in ``sub``, oldest first."""
     try:
-        return sorted(n for n in os.listdir(os.path.join(root, sub)) if n.endswith(".json"))
+        return sorted(n for n in os.listdir(os.path.join(root, sub))
+                      if n.endswith(".json") and not n.startswith("."))
     except FileNotFoundError:
         return []
 

@@ -1,5 +1,8 @@
 """Every argv and FIFO line form keepalived produces (interfaces §5.1–5.3)."""
 
+import os
+import time
+
 import pytest
 
 from kachecks.notify.event import EventError, from_argv, from_fifo_line
@@ -68,5 +71,17 @@ def test_bad_argv_names_the_problem(argv, message):
 
 
 def test_event_ids_sort_in_time_order_and_are_unique():
-    ids = [from_argv(["INSTANCE", "VI_1", "MASTER"])["id"] for _ in range(50)]
+    ids = [from_fifo_line('INSTANCE "VI_1" MASTER 100')["id"] for _ in range(50)]
     assert ids == sorted(ids) and len(set(ids)) == 50
+
+
+def test_notify_event_time_is_when_the_process_was_forked():
+    event = from_argv(["INSTANCE", "VI_1", "MASTER"])
+    started = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME) + _my_start_ticks() / os.sysconf("SC_CLK_TCK")
+    assert abs(event["time"] - started) < 0.05
+    assert event["time"] < time.time() - 0.001
+
+
+def _my_start_ticks():
+    with open("/proc/self/stat", "rb") as handle:
+        return int(handle.read().rsplit(b")", 1)[1].split()[19])

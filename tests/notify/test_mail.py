@@ -2,6 +2,10 @@
 
 import email.utils
 import os
+import subprocess
+import time
+
+from tests.support.cli import command
 
 from tests.support.smtp import SmtpSink
 
@@ -100,3 +104,18 @@ def test_events_close_together_are_batched_into_one_mail_in_order(notifier, rela
     body = msg.get_content()
     assert body.index("GROUP G1") < body.index("INSTANCE VI_1") < body.index("INSTANCE VI_2")
     assert len(msg["X-Kachecks-Events"].split()) == 3
+
+
+def test_notify_processes_run_out_of_order_are_mailed_in_the_order_keepalived_forked_them(notifier, relay):
+    """keepalived forks BACKUP then MASTER; a loaded director runs the second one first."""
+    notifier.configure(relay, spool={"batch_window": 3})
+    kachecks = " ".join(command("kachecks"))
+    late = subprocess.Popen(["sh", "-c", f"sleep 1.5; exec {kachecks} notify INSTANCE VI_1 BACKUP 100"])
+    time.sleep(0.2)
+    assert notifier.notify("INSTANCE", "VI_1", "MASTER", "100").returncode == 0  # spooled first
+    assert late.wait(timeout=30) == 0
+    (msg,) = relay.wait_for(1)
+    body = msg.get_content()
+    assert body.index("New state:      BACKUP") < body.index("New state:      MASTER")
+    assert "Previous state: BACKUP\nNew state:      MASTER" in body
+    assert msg["Subject"].endswith("VI_1: UNKNOWN -> BACKUP (prio 100) (+1 more)")

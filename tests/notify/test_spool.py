@@ -104,7 +104,6 @@ def test_without_any_channel_events_are_logged_and_not_left_in_the_spool(notifie
     assert notifier.notify("INSTANCE", "VI_1", "BACKUP", "100").returncode == 0
     notifier.wait_delivered()
     assert any("event INSTANCE VI_1 BACKUP prio 100" in m for m in syslog_socket())
-    assert '"state": "BACKUP"' in (notifier.spool / "states.json").read_text()
 
 
 def test_mail_taken_by_the_relay_but_unconfirmed_is_resent_with_the_same_message_id(notifier):
