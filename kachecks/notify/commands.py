@@ -217,7 +217,7 @@ def fifo(fifo_path, **opts):
 
     try:
         reader.read(fifo_path, cfg.spool_dir, on_line, log)
-    except reader.FifoError as exc:
+    except (reader.FifoError, store.SpoolError) as exc:
         fail(prog, str(exc))
 
 

@@ -24,9 +24,9 @@ class FifoError(Exception):
     """The FIFO cannot be opened: one line for people."""
 
 
-def _lock_path(spool_dir, path):
-    digest = hashlib.sha1(os.path.realpath(path).encode()).hexdigest()[:16]
-    return os.path.join(spool_dir, f".fifo-{digest}.lock")
+def _lock_name(path):
+    """One reader per FIFO: the lock is named after the FIFO's real path."""
+    return f".fifo-{hashlib.sha1(os.path.realpath(path).encode()).hexdigest()[:16]}.lock"
 
 
 def read(path, spool_dir, on_line, log):
@@ -48,8 +48,7 @@ def read(path, spool_dir, on_line, log):
         raise FifoError(f"cannot read FIFO {path}: it is a directory")
 
     spool.ensure(spool_dir)
-    lock = spool.Lock(spool_dir)
-    lock.path = _lock_path(spool_dir, path)
+    lock = spool.Lock(spool_dir, _lock_name(path))
     if not lock.acquire(wait=float("inf"), should_stop=lambda: bool(terminated)):
         return  # terminated while another reader had the FIFO: nothing of ours to drain
     try:

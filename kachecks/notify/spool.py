@@ -98,8 +98,8 @@ def remove(path):
 class Lock:
     """The delivery lock; its holder's pid is written in the file for handover."""
 
-    def __init__(self, root):
-        self.path = os.path.join(root, ".lock")
+    def __init__(self, root, name=".lock"):
+        self.path = os.path.join(root, name)
         self.fd = None
         self.recorded = False
 
