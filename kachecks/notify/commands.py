@@ -252,7 +252,12 @@ def _age(seconds):
     return f"{seconds:.0f}s"
 
 
-@spool_group.command(name="list", cls=OneLineCommand, context_settings=CONTEXT)
+@spool_group.command(name="list", cls=OneLineCommand, context_settings=CONTEXT, epilog="""\b
+Example (lvs1, relay down since 04:19):
+  $ kachecks spool list
+  mail             2026-11-26 04:19:40    12s  INSTANCE VI_1 MASTER prio 100  [1795666780…]
+  expired:mail     2026-11-23 02:10:05    3.1d  RS [192.168.8.101]:tcp:80 DOWN  […]
+""")
 @config_options
 def list_(**opts):
     """Show queued and expired events, oldest first, one per line."""
@@ -270,7 +275,11 @@ def list_(**opts):
         click.echo(f"spool {root} is empty")
 
 
-@spool_group.command(cls=OneLineCommand, context_settings=CONTEXT)
+@spool_group.command(cls=OneLineCommand, context_settings=CONTEXT, epilog="""\b
+Examples:
+  kachecks spool flush                  # what the systemd timer runs
+  kachecks spool flush --smtp-host 192.168.8.25 --security none
+""")
 @config_options
 def flush(**opts):
     """Deliver queued events now (one attempt; exit 1 if some remain)."""
@@ -290,7 +299,11 @@ def flush(**opts):
     sys.exit(1 if left else 0)
 
 
-@spool_group.command(cls=OneLineCommand, context_settings=CONTEXT)
+@spool_group.command(cls=OneLineCommand, context_settings=CONTEXT, epilog="""\b
+Examples:
+  kachecks spool purge --expired   # after reading them with `kachecks spool list`
+  kachecks spool purge             # everything, queued events too
+""")
 @config_options
 @click.option("--expired", "expired_only", is_flag=True, help="Remove only expired events.")
 def purge(expired_only, **opts):

@@ -79,3 +79,5 @@ def test_help_is_complete_with_reference_deployment_examples(notifier):
     assert "vrrp_notify_fifo_script" in texts["fifo"].stdout
     for sub in ("list", "flush", "purge"):
         assert f"kachecks spool {sub}" in texts["spool"].stdout
+        sub_help = notifier.kachecks("spool", sub, "--help")
+        assert sub_help.returncode == 0 and f"kachecks spool {sub}" in sub_help.stdout

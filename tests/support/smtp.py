@@ -128,7 +128,9 @@ class SmtpSink:
                 box = mailbox.mbox(self.mbox)
                 try:
                     box.lock()
-                    box.add(message)
+                    entry = mailbox.mboxMessage(message)
+                    entry.set_from(envelope.mail_from or "MAILER-DAEMON", time.gmtime())
+                    box.add(entry)
                     box.flush()
                 finally:
                     box.unlock()
