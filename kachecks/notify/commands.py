@@ -98,7 +98,7 @@ def accept(prog, evt, cfg):
         fail(prog, f"{exc} — event NOT queued: {events.describe(evt)}")
     log(f"event {events.describe(evt)} (from {evt['source']}, spooled as {evt['id']})",
         syslogger.LOG_NOTICE)
-    deliver.kick(cfg)  # even without channels: the deliverer records the state and clears it
+    deliver.kick(cfg)  # even without channels: the deliverer empties incoming/
 
 
 NOTIFY_EPILOG = """\b
@@ -158,8 +158,8 @@ def notify(event_args, **opts):
         return f"{message} — event kept in {spool_dir}; fix it, then run `kachecks spool flush`"
 
     cfg = load_config(prog, opts, on_error=keep_event)
-    warn_password_file(prog, cfg)
     accept(prog, evt, cfg)
+    warn_password_file(prog, cfg)
 
 
 FIFO_EPILOG = """\b
