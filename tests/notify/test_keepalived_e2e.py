@@ -114,3 +114,6 @@ def test_failover_and_shutdown_mail_every_transition_in_order_from_both_paths(la
             mine = [s[len(prefix):] for s in got if s.startswith(prefix)]
             assert mine == story[name], (name, path, got)
     assert len(got) == wanted
+    for director in directors.values():  # scripts were run, not silently disabled
+        assert "Unsafe permissions" not in director.output()
+        assert "SECURITY VIOLATION" not in director.output()
