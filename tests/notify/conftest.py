@@ -57,7 +57,7 @@ class Notifier:
             elif relay.starttls:
                 data["smtp"]["security"] = "starttls"
             if relay.starttls or relay.implicit_tls:
-                data["smtp"]["cafile"] = relay.cert
+                data["smtp"]["cafile"] = str(relay.ca)
         for section, values in sections.items():
             data.setdefault(section, {}).update(values)
         self.config.write_text(toml_text(data))

@@ -16,9 +16,7 @@ import argparse
 import email
 import email.policy
 import mailbox
-import os
 import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -26,23 +24,8 @@ import time
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-
-def self_signed_certificate(directory, host="127.0.0.1"):
-    """(cert, key) paths: a self-signed certificate for ``host`` made by the openssl CLI."""
-    cert, key = os.path.join(directory, "smtp-cert.pem"), os.path.join(directory, "smtp-key.pem")
-    san = f"IP:{host}" if host.replace(".", "").isdigit() or ":" in host else f"DNS:{host}"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-         "-nodes", "-days", "2", "-subj", f"/CN={host}", "-addext", f"subjectAltName={san}",
-         "-keyout", key, "-out", cert],
-        check=True, capture_output=True, timeout=30)
-    return cert, key
-
-
-def _free_port(host):
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+from tests.conftest import free_port
+from tests.support.slapd import make_certificates
 
 
 class _Handler:
@@ -59,7 +42,8 @@ class SmtpSink:
 
     def __init__(self, host="127.0.0.1", port=None, starttls=False, implicit_tls=False,
                  auth=None, replies=(), mbox=None, certdir=None, after_data=None):
-        self.host, self.port = host, port or _free_port(host)
+        self.host = host
+        self.port = port or free_port(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
         self.starttls, self.implicit_tls, self.auth = starttls, implicit_tls, auth
         self.replies = list(replies)
         self.mbox = mbox
@@ -67,7 +51,7 @@ class SmtpSink:
         self.messages, self.envelopes, self.attempts, self.sessions = [], [], 0, []
         self._lock = threading.Condition()
         self._certdir = certdir
-        self.cert = self.key = None
+        self.cert = self.key = self.ca = None  # server certificate, key, and the CA clients trust
         self.controller = None
 
     # -- lifecycle -----------------------------------------------------------
@@ -84,7 +68,8 @@ class SmtpSink:
         if self.starttls or self.implicit_tls:
             if not self.cert:
                 self._tmp = None if self._certdir else tempfile.TemporaryDirectory()
-                self.cert, self.key = self_signed_certificate(self._certdir or self._tmp.name, self.host)
+                paths = make_certificates(self._certdir or self._tmp.name, hosts=(self.host, "localhost"))
+                self.cert, self.key, self.ca = paths["server_cert"], paths["server_key"], paths["ca"]
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(self.cert, self.key)
             if self.implicit_tls:
@@ -160,7 +145,7 @@ def main(argv=None):
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=2525)
     parser.add_argument("--mbox", required=True, help="append received messages to this mbox file")
-    parser.add_argument("--starttls", action="store_true", help="offer STARTTLS (self-signed certificate)")
+    parser.add_argument("--starttls", action="store_true", help="offer STARTTLS (certificate from a throw-away CA)")
     parser.add_argument("--tls", action="store_true", help="implicit TLS (SMTPS)")
     parser.add_argument("--auth", metavar="USER:PASSWORD", help="require AUTH with these credentials")
     args = parser.parse_args(argv)
