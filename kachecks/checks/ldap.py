@@ -158,6 +158,8 @@ def validate(ns):
     ns.scheme, ns.host, ns.port = parse_uri(ns.uri)
     if ns.starttls and ns.scheme == "ldaps":
         raise UsageError("--starttls is for ldap:// URIs; ldaps:// is TLS already")
+    if ns.fwmark is not None and ns.fwmark > 0xFFFFFFFF:
+        raise UsageError(f"--fwmark must be below 2**32, got {ns.fwmark}")
     if ns.password_file and not ns.bind_dn:
         raise UsageError("--password-file needs --bind-dn")
     ns.password = None
@@ -247,14 +249,13 @@ class _Session:
     def open_socket(self, addresses):
         """Connect to the first address that accepts, then TLS for ldaps://."""
         self.enter("connect")
+        if self.ns.bind:
+            family = socket.AF_INET6 if ":" in self.ns.bind else socket.AF_INET
+            addresses = [a for a in addresses if a[0] == family] or addresses
         errors = []
         for family, kind, proto, _, sockaddr in addresses:
-            sock = socket.socket(family, kind, proto)
+            sock = self.local_socket(family, kind, proto)
             try:
-                if self.ns.fwmark is not None:
-                    sock.setsockopt(socket.SOL_SOCKET, SO_MARK, self.ns.fwmark)
-                if self.ns.bind:
-                    sock.bind((self.ns.bind, 0))
                 sock.settimeout(self.deadline.remaining("connect"))
                 sock.connect(sockaddr)
             except socket.timeout:
@@ -270,6 +271,23 @@ class _Session:
             return sock
         reason = "; ".join(dict.fromkeys(errors)).lower()
         raise ProbeFailure(f"server down: {reason} at {target(self.ns)}", "connect")
+
+    def local_socket(self, family, kind, proto):
+        """A socket with --fwmark and --bind applied; their failures are ours, not the server's."""
+        sock = socket.socket(family, kind, proto)
+        step = ""
+        try:
+            if self.ns.fwmark is not None:
+                step = f"set fwmark {self.ns.fwmark}"
+                sock.setsockopt(socket.SOL_SOCKET, SO_MARK, self.ns.fwmark)
+            if self.ns.bind:
+                step = f"bind to source address {self.ns.bind}"
+                sock.bind((self.ns.bind, 0))
+        except (OSError, OverflowError) as exc:
+            sock.close()
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise ProbeFailure(f"cannot {step}: {reason}", "connect") from None
+        return sock
 
     def handshake(self, sock):
         import ssl
@@ -343,8 +361,10 @@ def _search(session):
     def open_socket(address, use_ssl=False, unix_socket=False):
         try:
             conn.socket = session.open_socket(addresses)
-        except (ProbeFailure, OSError) as exc:
+        except ProbeFailure as exc:
             raise _Carried(exc) from None
+        except OSError as exc:
+            raise _Carried(ProbeFailure(f"connect failed: {exc}", "connect")) from None
         conn.closed = False
 
     conn.strategy._open_socket = open_socket
