@@ -332,13 +332,15 @@ def probe(ns, deadline):
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     signal.setitimer(signal.ITIMER_REAL, deadline.remaining("start"))
     try:
-        return _search(session)
-    except _Expired:
+        try:
+            return _search(session)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _Expired:  # also when it fires just before the timer is disarmed
         raise session.expired() from None
     except _Carried as carried:
         raise carried.failure from None
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
 
