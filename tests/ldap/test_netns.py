@@ -26,6 +26,7 @@ def namespace():
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root")
 def test_slapd_in_a_namespace_answers_there_and_only_there(namespace, certs, unused_port):
+    """Not port 389: the host may run Debian's own slapd there."""
     inside = ["ip", "netns", "exec", namespace]
     with lab.Slapd(prefix=inside, port=unused_port, tls_port=unused_port + 1, certs=certs) as server:
         there = subprocess.run(inside + cli.command("kachecks-ldap") + ["--uri", server.url,
@@ -42,3 +43,8 @@ def test_slapd_in_a_namespace_answers_there_and_only_there(namespace, certs, unu
         assert "found o: 'changed.mydmn.org'" in again.stdout
     listed = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True)
     assert listed.stdout.strip() == ""  # slapd is gone with the server object
+
+
+def test_slapd_in_a_namespace_defaults_to_the_standard_ports():
+    server = lab.Slapd(prefix=["ip", "netns", "exec", "kcld-unused"])
+    assert (server.port, server.tls_port) == (389, 636)
