@@ -25,7 +25,7 @@ PASSWORD_ENV = "KACHECKS_LDAP_PASSWORD"
 STARTTLS_OID = "1.3.6.1.4.1.1466.20037"
 SO_MARK = getattr(socket, "SO_MARK", 36)
 DEFAULT_PORTS = {"ldap": 389, "ldaps": 636}
-SCOPES = ("base", "one", "sub")
+LDAP3_SCOPES = {"base": "BASE", "one": "LEVEL", "sub": "SUBTREE"}
 
 # LDAP result codes (RFC 4511 §4.1.9) that get a message of their own.
 SIZE_LIMIT_EXCEEDED = 4
@@ -35,7 +35,7 @@ INVALID_CREDENTIALS = 49
 
 
 def _scope(text):
-    if text not in SCOPES:
+    if text not in LDAP3_SCOPES:
         raise ValueError(f"expected base, one or sub, got {text!r}")
     return text
 
@@ -352,7 +352,7 @@ def _search(session):
 
     addresses = session.addresses()
 
-    family, _, _, _, sockaddr = addresses[0]
+    sockaddr = addresses[0][4]  # a literal, so ldap3 never calls the resolver itself
     server = ldap3.Server(sockaddr[0], port=ns.port, get_info=ldap3.NONE, connect_timeout=None)
     conn = ldap3.Connection(
         server, user=ns.bind_dn, password=ns.password,
@@ -381,7 +381,7 @@ def _search(session):
             _judge_bind(ns, conn.result)
         session.enter("search")
         attributes = sorted({a for a, _ in ns.expect + ns.expect_regex}) or [ldap3.NO_ATTRIBUTES]
-        conn.search(ns.base, ns.filter, search_scope=_SCOPE_CONSTANTS[ns.scope](ldap3),
+        conn.search(ns.base, ns.filter, search_scope=getattr(ldap3, LDAP3_SCOPES[ns.scope]),
                     attributes=attributes, dereference_aliases=ldap3.DEREF_NEVER)
         session.answered = True
         session.enter("judge")
@@ -399,13 +399,6 @@ def _search(session):
     except Exception:  # the verdict is in; a failing goodbye changes nothing
         pass
     return result
-
-
-_SCOPE_CONSTANTS = {
-    "base": lambda ldap3: ldap3.BASE,
-    "one": lambda ldap3: ldap3.LEVEL,
-    "sub": lambda ldap3: ldap3.SUBTREE,
-}
 
 
 def _ldap3_reason(exc):
