@@ -15,7 +15,7 @@ import _socket
 
 from kachecks.errors import DeadlineExceeded, ProbeFailure
 from kachecks.http.request import build_request, host_header
-from kachecks.http.response import HEADER_LIMIT, ResponseReader
+from kachecks.http.response import HEADER_LIMIT, ResponseReader, find_header
 from kachecks.net import connect as net
 
 READ_SIZE = 4095  # keepalived reads at most MAX_BUFFER_LENGTH - 1 bytes
@@ -46,11 +46,7 @@ class Response:
 
     def header(self, name):
         """First value of header ``name`` (case-insensitive), or None."""
-        wanted = name.lower()
-        for key, value in self.headers:
-            if key.lower() == wanted:
-                return value
-        return None
+        return find_header(self.headers, name)
 
 
 def fetch(host, port, path, deadline, *, protocol="1.0", vhost=None, tls=None,

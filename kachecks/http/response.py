@@ -101,6 +101,15 @@ def parse_headers(raw):
     return tuple(pairs)
 
 
+def find_header(headers, name):
+    """First value of header ``name`` (case-insensitive) in (name, value) pairs, or None."""
+    wanted = name.lower()
+    for key, value in headers:
+        if key.lower() == wanted:
+            return value
+    return None
+
+
 class ResponseReader:
     """Feed reads with ``feed``; read the outcome from the attributes."""
 
@@ -177,12 +186,7 @@ class ResponseReader:
             self._observer.body(data, first)
 
     def header(self, name):
-        """First value of header ``name`` (case-insensitive), or None."""
-        wanted = name.lower()
-        for key, value in self.headers:
-            if key.lower() == wanted:
-                return value
-        return None
+        return find_header(self.headers, name)
 
     def digests(self):
         """{algorithm: hex digest} of the hashed body bytes."""
