@@ -166,9 +166,9 @@ def probe(ns, deadline):
     weight, drain = None, False
     if "expect" in ns.patterns:
         if not ns.patterns["expect"].search(reply):
-            raise ProbeFailure(f"{where}: expect {ns.expect!r} not found in {_show(reply)}",
+            raise ProbeFailure(f"{where}: expect '{ns.expect}' not found in {_show(reply)}",
                                "expect")
-        notes.append(f"expect {ns.expect!r} matched")
+        notes.append(f"expect '{ns.expect}' matched")
     if ns.agent:
         from kachecks.checks.weight import parse_agent_reply
 
@@ -190,7 +190,7 @@ def _regex_weight(ns, reply):
 
     found = ns.patterns["weight_regex"].search(reply)
     if not found or found.group(1) is None:
-        raise ProbeFailure(f"--weight-regex {ns.weight_regex!r} found no weight", "weight")
+        raise ProbeFailure(f"--weight-regex '{ns.weight_regex}' found no weight", "weight")
     return parse_weight(found.group(1).decode("utf-8", "replace"), ns.weight, "--weight-regex")
 
 
@@ -237,8 +237,10 @@ def _ssl_eof():
 
 
 def _show(data, limit=60):
-    text = repr(bytes(data[:limit]))[1:]
-    return text + ("…" if len(data) > limit else "") if data else "nothing"
+    if not data:
+        return "nothing"
+    text = repr(bytes(data[:limit]))[2:-1]
+    return f"'{text}{'…' if len(data) > limit else ''}'"
 
 
 CHECK = Check(name="TCP", prog="kachecks-tcp", opts=OPTS, usage=USAGE, description=DESCRIPTION,

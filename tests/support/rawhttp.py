@@ -41,10 +41,12 @@ class RawHTTPServer:
     never reads nor answers; ``read_request=False`` answers at once.
     ``tls=(certfile, keyfile)`` wraps each connection server-side;
     ``client_ca`` (a CA file) then requires a client certificate it issued.
+    ``request_end``: bytes that end a request (other protocols than HTTP).
     """
 
     def __init__(self, response=b"", *, host="127.0.0.1", pause=0.05, drip=None,
-                 close=True, hang=False, read_request=True, tls=None, client_ca=None):
+                 close=True, hang=False, read_request=True, tls=None, client_ca=None,
+                 request_end=b"\r\n\r\n"):
         self.response = response
         self.host = host
         self.pause = pause
@@ -57,6 +59,7 @@ class RawHTTPServer:
         self.errors = []
         self._tls = tls
         self._client_ca = client_ca
+        self.request_end = request_end
         self._context = None
         self._stop = threading.Event()
         self._conns = []
@@ -173,7 +176,7 @@ class RawHTTPServer:
 
     def _read_request(self, conn):
         data = b""
-        while b"\r\n\r\n" not in data:
+        while self.request_end not in data:
             try:
                 chunk = conn.recv(4096)
             except (TimeoutError, socket.timeout):
