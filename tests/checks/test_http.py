@@ -256,3 +256,20 @@ def test_kachecks_check_http_is_the_same_check_and_resolves_names(service):
     proc = cli.run("kachecks", "check", "http", "--url", service.url_for("/service.txt"),
                    "--digest", MD5_SERVER1)
     assert proc.returncode == 0 and proc.stdout.startswith("HTTP OK - 200 OK")
+
+
+@pytest.mark.parametrize("name", ["kachecks-http", "kachecks-tcp"])
+def test_help_lists_every_option_and_reference_examples(name):
+    from kachecks.checks import http as http_module, tcp as tcp_module
+    from tests.support import cli
+
+    check = (http_module if name == "kachecks-http" else tcp_module).CHECK
+    proc = cli.run(name, "--help")
+    assert proc.returncode == 0 and proc.stderr == ""
+    for opt in check.opts:
+        assert f"--{opt.long}" in proc.stdout
+    assert "192.168.8.101" in proc.stdout and "MISC_CHECK" in proc.stdout
+    assert "Exit codes" in proc.stdout
+    if name == "kachecks-http":
+        assert MD5_SERVER1 in proc.stdout and MD5_SERVER2 in proc.stdout
+        assert "/service.txt" in proc.stdout and "vrrp_script" in proc.stdout

@@ -7,14 +7,17 @@ keepalived's own config test of the lines we document plus the exact exit codes
 
 import os
 import re
+import subprocess
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from tests.checks.conftest import MD5_SERVER1, MD5_SERVER2, SERVER1, SERVER2, http
 from tests.support import cli
-from tests.support.keepalived import SCRIPT_SECURITY, Keepalived, config_test, secure_dir
-from tests.support.netns import Network, wait_for
+from tests.support.keepalived import (KEEPALIVED, SCRIPT_SECURITY, Keepalived, config_test,
+                                     secure_dir)
+from tests.support.netns import Network, create_namespace, wait_for
 from tests.support.rawhttp import RawHTTPServer, http_response
 
 WEB1 = "192.168.8.101"
@@ -160,3 +163,33 @@ def test_vrrp_script_digest_mismatch_faults_and_lowers_priority_then_recovers(tm
         log = ka.output()
     assert "Script `chk_web` now returning 1" in log, log
     assert "VRRP_Script(chk_web) succeeded" in log
+
+
+def documented_conf_blocks():
+    """The keepalived.conf blocks of docs/checks.md, made whole and pointed at our executables."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "checks.md").read_text()
+    blocks = re.findall(r"^```\n(.*?)^```", text, re.M | re.S)
+    whole = []
+    for block in blocks:
+        block = block.replace("/usr/bin/", str(cli.bin_dir()) + "/")
+        if block.lstrip().startswith("real_server") or block.startswith("    real_server"):
+            block = misc_check_config([textwrap.dedent(block)])
+        elif "global_defs" not in block:
+            block = "global_defs {\n" + SCRIPT_SECURITY + "}\n" + block
+        whole.append(block)
+    return whole
+
+
+def test_documented_keepalived_conf_blocks_pass_config_test(tmp_path):
+    blocks = documented_conf_blocks()
+    assert len(blocks) == 3
+    ns = create_namespace(f"kcck-conf-{os.getpid()}")
+    try:
+        ns.ip("link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
+        for i, block in enumerate(blocks):
+            conf = tmp_path / f"doc{i}.conf"
+            conf.write_text(block)
+            proc = ns.run([KEEPALIVED, "-t", "-f", conf])
+            assert proc.returncode == 0, proc.stderr + block
+    finally:
+        subprocess.run(["ip", "netns", "del", ns.name], check=False)

@@ -169,3 +169,12 @@ def test_c_escapes(text, data):
 def test_bad_c_escapes_are_usage_errors(text):
     with pytest.raises(UsageError):
         escapes.decode(text)
+
+
+def test_kachecks_check_tcp_is_the_same_check():
+    from tests.support import cli
+
+    with banner_server(b"up 50%\n") as srv:
+        proc = cli.run("kachecks", "check", "tcp", f"127.0.0.1:{srv.port}", "--agent",
+                       "--dynamic", "--weight", "10")
+    assert proc.returncode == 7 and proc.stdout.startswith("TCP OK - ")
