@@ -115,20 +115,11 @@ def validate(ns):
 
 
 def _compile(ns):
-    patterns = {}
-    for key in ("expect", "weight_regex"):
-        text = getattr(ns, key)
-        if text is None:
-            continue
-        import re
+    from kachecks.checks.patterns import compile_option
 
-        try:
-            patterns[key] = re.compile(text.encode("utf-8", "surrogateescape"), re.MULTILINE)
-        except re.error as exc:
-            raise UsageError(f"--{key.replace('_', '-')}: bad regular expression: {exc}") from None
-        if key == "weight_regex" and patterns[key].groups < 1:
-            raise UsageError("--weight-regex needs a capture group, e.g. 'weight=(\\d+)'")
-    return patterns
+    patterns = {"expect": compile_option("--expect", ns.expect),
+                "weight_regex": compile_option("--weight-regex", ns.weight_regex, needs_group=True)}
+    return {key: pattern for key, pattern in patterns.items() if pattern is not None}
 
 
 def target(ns):

@@ -8,6 +8,7 @@ from werkzeug import Response
 
 from tests.checks.conftest import (MD5_SERVER1, MD5_SERVER2, SERVER1, SERVER2, VHOST, http,
                                    one_line)
+from tests.support import cli
 from tests.support.rawhttp import RawHTTPServer, body_stream, http_response
 
 
@@ -251,8 +252,6 @@ def test_syslog_reason_on_transitions_only(service, syslog_socket):
 
 
 def test_kachecks_check_http_is_the_same_check_and_resolves_names(service):
-    from tests.support import cli
-
     proc = cli.run("kachecks", "check", "http", "--url", service.url_for("/service.txt"),
                    "--digest", MD5_SERVER1)
     assert proc.returncode == 0 and proc.stdout.startswith("HTTP OK - 200 OK")
@@ -261,7 +260,6 @@ def test_kachecks_check_http_is_the_same_check_and_resolves_names(service):
 @pytest.mark.parametrize("name", ["kachecks-http", "kachecks-tcp"])
 def test_help_lists_every_option_and_reference_examples(name):
     from kachecks.checks import http as http_module, tcp as tcp_module
-    from tests.support import cli
 
     check = (http_module if name == "kachecks-http" else tcp_module).CHECK
     proc = cli.run(name, "--help")
@@ -273,3 +271,27 @@ def test_help_lists_every_option_and_reference_examples(name):
     if name == "kachecks-http":
         assert MD5_SERVER1 in proc.stdout and MD5_SERVER2 in proc.stdout
         assert "/service.txt" in proc.stdout and "vrrp_script" in proc.stdout
+
+
+def test_memory_stays_flat_on_a_large_body():
+    size = 128 << 20
+    stream, digest = body_stream(size)
+    with RawHTTPServer(stream) as srv:
+        proc = subprocess.run(["/usr/bin/time", "-f", "maxrss=%M", *cli.command("kachecks-http"),
+                               "--url", f"http://{srv.address}/", "--digest", digest,
+                               "--regex", "never-there", "--regex-no-match"],
+                              capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"{size} B in" in proc.stdout
+    max_rss_kib = int(proc.stderr.rsplit("maxrss=", 1)[1])
+    assert max_rss_kib < 64 * 1024  # the body is 128 MiB
+
+
+def test_body_watch_finds_matches_across_reads_and_forgets_old_bytes():
+    from kachecks.checks.bodywatch import WINDOW, BodyWatch
+
+    watch = BodyWatch(regex="split-here", weight_regex=r"w=(\d+);")
+    for chunk in (b"x" * 3 * WINDOW, b"...spl", b"it-here... w=4", b"2; w=7;"):
+        watch.feed(chunk)
+    assert watch.regex_found and watch.weight_text == "42"
+    assert len(watch.window) <= WINDOW + 20
