@@ -65,10 +65,14 @@ def test_no_header_end_is_no_data(keepalived_genhash, name, response):
         args = ["-s", "127.0.0.1", "-p", server.port, "-u", f"/{name}"]
         theirs = keepalived_genhash(*args)
         ours = run_ours(*args)
+        verbose_theirs = keepalived_genhash("-v", *args)
+        verbose_ours = run_ours("-v", *args)
     assert (theirs.returncode, theirs.stdout) == (0, b"")
     assert theirs.stderr == b"no data received from remote webserver\n"
     assert ours.stdout == b""
     assert one_line_failure(ours).startswith("no data received from remote webserver")
+    assert b"[ HTML hash final resulting ]" in verbose_theirs.stdout
+    assert without_usecs(verbose_ours.stdout) == without_usecs(verbose_theirs.stdout)
 
 
 def test_tls_against_a_plain_http_server(keepalived_genhash):
