@@ -1,0 +1,76 @@
+"""End to end: the reference deployment in namespaces fails over and mails the admins.
+
+The same scenario as ``scripts/lab`` (tests/lab/scenario.py), run once; each test
+asserts one aspect of its outcome.
+"""
+
+import hashlib
+
+import pytest
+
+from tests.lab import reference as ref
+from tests.lab import scenario
+from tests.lab.lab import Lab
+from tests.support.netns import namespaces
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
+
+PREFIX = "kclabe"
+
+
+@pytest.fixture(scope="module")
+def outcome():
+    lab = Lab(PREFIX)
+    with lab:
+        summary = scenario.run(lab, say=lambda *a: None)
+    return lab, summary
+
+
+def test_genhash_digests_are_the_reference_deployments(outcome):
+    _, summary = outcome
+    assert summary["digests"] == ref.REFERENCE_DIGESTS
+
+
+def test_both_generated_configurations_pass_keepalived_config_test(outcome):
+    _, summary = outcome
+    assert summary["config_test"] == {"lvs1": 0, "lvs2": 0}
+
+
+def test_vip_is_answered_by_lvs1_then_by_lvs2_after_the_failover(outcome):
+    _, summary = outcome
+    assert summary["vip_before"] == "lvs1"
+    assert summary["vip_after_failover"] == "lvs2"
+
+
+def test_corrupted_page_fails_the_check_and_the_check_says_why(outcome):
+    _, summary = outcome
+    assert "VRRP_Script(chk_web1) failed" in summary["check_failed"]
+    code, line = summary["check_by_hand"]
+    assert code == 1
+    reasons = " ".join(summary["check_reasons"]).lower()
+    assert "mismatch" in reasons and "md5" in reasons, summary["check_reasons"]
+    got = hashlib.md5(scenario.CORRUPTED.encode()).hexdigest()
+    assert got[:4] in line or "mismatch" in line.lower(), line
+
+
+def test_vrrp_timeline_is_lvs1_master_then_lvs2_master_and_nopreempt_holds(outcome):
+    _, summary = outcome
+    masters = [host for host, text in summary["vrrp"] if "Entering MASTER STATE" in text]
+    assert masters == ["lvs1", "lvs2"]
+    assert summary["lvs1_states_after_restart"] == ["BACKUP"]
+    assert summary["lvs2_state"] == "MASTER"
+    assert summary["vip_after_restore"] == "lvs2"
+
+
+def test_every_transition_reached_the_administrators_by_mail(outcome):
+    _, summary = outcome
+    assert summary["missing_mails"] == [], summary["mails"]
+    lvs1_master = next(i for i, s in enumerate(summary["mails"]) if "lvs1" in s and "MASTER" in s)
+    lvs2_master = next(i for i, s in enumerate(summary["mails"]) if "lvs2" in s and "MASTER" in s)
+    assert lvs1_master < lvs2_master
+
+
+def test_teardown_leaves_no_namespace_or_process(outcome):
+    lab, _ = outcome
+    assert lab.left_behind == []
+    assert namespaces(PREFIX) == []
