@@ -39,11 +39,12 @@ class RawHTTPServer:
     Modes: ``drip`` seconds between single bytes; ``close=False`` keeps the
     connection open after answering (until stop); ``hang=True`` accepts and
     never reads nor answers; ``read_request=False`` answers at once.
-    ``tls=(certfile, keyfile)`` wraps each connection server-side.
+    ``tls=(certfile, keyfile)`` wraps each connection server-side;
+    ``client_ca`` (a CA file) then requires a client certificate it issued.
     """
 
     def __init__(self, response=b"", *, host="127.0.0.1", pause=0.05, drip=None,
-                 close=True, hang=False, read_request=True, tls=None):
+                 close=True, hang=False, read_request=True, tls=None, client_ca=None):
         self.response = response
         self.host = host
         self.pause = pause
@@ -55,6 +56,7 @@ class RawHTTPServer:
         self.sni = []  # server names seen in ClientHellos (None: no SNI)
         self.errors = []
         self._tls = tls
+        self._client_ca = client_ca
         self._context = None
         self._stop = threading.Event()
         self._conns = []
@@ -105,6 +107,9 @@ class RawHTTPServer:
 
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(*self._tls)
+        if self._client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(cafile=str(self._client_ca))
 
         def remember(_sslobj, name, _ctx):
             self.sni.append(name)
