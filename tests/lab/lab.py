@@ -19,7 +19,13 @@ from tests.lab import reference as ref
 from tests.lab.apache import Apache
 from tests.lab.timeline import LogSource, MailboxSource, SyslogSource, Timeline, Watcher
 from tests.support import cli
-from tests.support.keepalived import Keepalived, config_test, secure_dir
+from tests.support.keepalived import (
+    Keepalived,
+    config_test,
+    insecure_components,
+    secure_dir,
+    write_script,
+)
 from tests.support.netns import Network, TornDown, namespaces, wait_for
 from tests.support.slapd import Slapd
 
@@ -59,6 +65,12 @@ class Lab(TornDown):
         return self.timeline.add(host, kind, text)
 
     def up(self):
+        missing = [n for n in ("kachecks", "kachecks-http", "kachecks-ldap")
+                   if not os.access(self.bindir / n, os.X_OK)]
+        if missing:
+            raise RuntimeError(f"{', '.join(missing)} not found in {self.bindir}: install kachecks"
+                               " (scripts/setup-deps) or point KACHECKS_BIN_DIR at them")
+        self.use_secure_bindir()
         self.net = Network(self.prefix, ref.HOSTS, hostnames=True)
         self.net.up()
         self.note(f"namespaces {self.prefix}-{{{','.join(ref.HOSTS)}}} on bridge "
@@ -89,6 +101,22 @@ class Lab(TornDown):
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- pieces ------------------------------------------------------------
+    def use_secure_bindir(self):
+        """keepalived runs scripts only from a root-owned, non-writable path (interfaces §3.7).
+
+        A checkout elsewhere (a user's home, a group-writable CI workspace) gets
+        one-line exec wrappers in the lab's own directory instead.
+        """
+        bad = [c for n in ("kachecks", "kachecks-http", "kachecks-ldap")
+               for c in insecure_components(self.bindir / n)]
+        if not bad:
+            return
+        shims = secure_dir(self.workdir / "bin")
+        for name in ("kachecks", "kachecks-http", "kachecks-ldap"):
+            write_script(shims / name, f'#!/bin/sh\nexec "{self.bindir / name}" "$@"\n')
+        self.note(f"{bad[0]} would fail keepalived's script security: wrappers in {shims}")
+        self.bindir = shims
+
     def start_web(self):
         for host in ref.WEB_SERVERS:
             apache = Apache(self.net[host], self.workdir / host, ref.HOSTS[host])
@@ -106,7 +134,7 @@ class Lab(TornDown):
         self.mailbox = self.workdir / "client" / "mailbox"
         secure_dir(self.mailbox.parent)
         sink = self.net["client"].start(
-            [PYTHON, "-m", "tests.support.smtp", "--port", ref.SMTP_PORT,
+            [PYTHON, "-m", "tests.support.smtp", "--host", ref.SMTP_HOST, "--port", ref.SMTP_PORT,
              "--mbox", self.mailbox],
             log=self.workdir / "client" / "smtp.log", cwd=REPO,
             env={"PYTHONPATH": REPO})

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from tests.support.keepalived import Keepalived, config_test, vrrp_config
-from tests.support.netns import Network, cleanup, namespaces
+from tests.support.netns import Network, cleanup, namespace_pids, namespaces, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -39,6 +39,7 @@ def test_cleanup_removes_leftovers_of_a_crashed_run():
     net = Network(PREFIX, {"a": "192.168.8.1"})
     net.up()
     stray = subprocess.Popen(net["a"].argv(["sleep", "600"]), start_new_session=True)
+    wait_for(lambda: stray.pid in namespace_pids(f"{PREFIX}-a"), 5, what="sleep in the namespace")
     assert sorted(cleanup(PREFIX)) == [f"{PREFIX}-a", f"{PREFIX}-sw"]
     assert stray.wait(5) == -signal.SIGTERM
     assert namespaces(PREFIX) == []

@@ -21,14 +21,14 @@ KEEPALIVED_INTERESTING = re.compile(
     r"not executable|Cannot find|WARNING - script"
 )
 # RFC 3164: "<29>Nov 26 04:18:50 host ident[pid]: message" (host optional)
-SYSLOG_LINE = re.compile(r"^<\d+>\w{3} +\d+ [\d:]{8} (?:\S+ )?(?P<ident>[^:\[ ]+)(?:\[\d+\])?: ")
+SYSLOG_LINE = re.compile(r"^<\d+>\w{3} +\d+ [\d:]{8} (?:[^\s:\[]+ )?(?P<ident>[^:\[ ]+)(?:\[\d+\])?: ")
 
 
 @dataclass(frozen=True)
 class Event:
     t: float  # seconds since the lab started
     host: str
-    kind: str  # lab, vrrp, script, check, mail, client, config
+    kind: str  # lab, vrrp, script, check, notify, mail, client, config
     text: str
 
     def __str__(self):
@@ -111,8 +111,9 @@ class SyslogSource:
             except BlockingIOError:
                 return
             m = SYSLOG_LINE.match(raw)
-            text = f"{m['ident']}: {raw[m.end():]}" if m else raw
-            timeline.add(self.host, "check", text)
+            ident = m["ident"] if m else ""
+            text = f"{ident}: {raw[m.end():]}" if m else raw
+            timeline.add(self.host, "notify" if "notify" in ident else "check", text)
 
     def close(self):
         self.sock.close()

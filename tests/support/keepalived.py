@@ -41,6 +41,23 @@ def secure_dir(path):
     return path
 
 
+def insecure_components(path):
+    """Components of ``path`` keepalived's script security would refuse (interfaces §3.7).
+
+    Each must be owned by root and, unless it is a sticky directory, writable by
+    neither group (unless group 0) nor others.
+    """
+    bad = []
+    path = Path(path).absolute()
+    for p in [path, *path.parents]:
+        st = p.lstat()
+        sticky_dir = p.is_dir() and st.st_mode & 0o1000
+        writable = st.st_mode & 0o002 or (st.st_mode & 0o020 and st.st_gid != 0)
+        if st.st_uid != 0 or (writable and not sticky_dir):
+            bad.append(str(p))
+    return bad
+
+
 def write_script(path, text):
     """A root-owned 0755 executable script keepalived will accept."""
     path = Path(path)
