@@ -59,6 +59,8 @@ class Lab(TornDown):
         self.gaps = []
         self.watched = set()
         self.config_status = {}
+        self.left_behind = None  # set by down()
+        self.tearing_down = False
 
     # -- life cycle --------------------------------------------------------
     def note(self, text, host="lab", kind="lab"):
@@ -89,6 +91,7 @@ class Lab(TornDown):
 
     def down(self):
         """Stop everything, delete the namespaces; safe to call twice or half-built."""
+        self.tearing_down = True
         for k in self.keepalived.values():
             k.stop()
         if self.slapd is not None:

@@ -141,24 +141,31 @@ def main(argv=None):
         return 1
     if args.keep:
         os.environ["KCLAB_KEEP"] = "1"
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
     say = print
     timeline = Timeline(echo=None if args.quiet else (lambda line: print(line, flush=True)))
-    summary, failure, lab = {}, None, None
+    summary, failure = {}, None
+    lab = Lab(args.prefix, timeline=timeline, bindir=args.bindir)
+
+    def interrupt(signum, frame):
+        if lab.tearing_down:  # a second Ctrl-C must not cut the teardown short
+            print("tearing down, please wait", file=sys.stderr, flush=True)
+            return
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)
     try:
-        with Lab(args.prefix, timeline=timeline, bindir=args.bindir) as lab:
+        with lab:
             summary = run(lab, say)
     except KeyboardInterrupt:
         failure = "interrupted"
     except (ScenarioError, TimeoutError, RuntimeError, OSError) as e:
         failure = f"{type(e).__name__}: {e}"
-    if lab is not None:
-        report(lab, summary, say)
-        left = getattr(lab, "left_behind", [])
-        say(f"\n== teardown: {'nothing left behind' if not left else left}")
-        if args.keep:
-            say(f"   work directory kept: {lab.workdir}")
+    report(lab, summary, say)
+    left = lab.left_behind
+    say(f"\n== teardown: {'nothing left behind' if not left else left}")
+    if args.keep:
+        say(f"   work directory kept: {lab.workdir}")
     if failure:
         say(f"\nFAILED: {failure}")
         return 1
@@ -167,10 +174,6 @@ def main(argv=None):
         return 1
     say("\nOK: failover, nopreempt and mails as in the reference deployment")
     return 0
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
