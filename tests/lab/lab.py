@@ -42,13 +42,18 @@ FETCH = (
 )
 
 
+EXECUTABLES = ("kachecks", "kachecks-http", "kachecks-ldap")
+
+
 class Lab(TornDown):
-    def __init__(self, prefix="kclab", timeline=None, bindir=None, workdir=None):
+    """The whole deployment; ``keep`` leaves the work directory for reading afterwards."""
+
+    def __init__(self, prefix="kclab", timeline=None, bindir=None, keep=False):
         self.prefix = prefix
+        self.keep = keep
         self.timeline = timeline or Timeline()
         self.bindir = Path(bindir or cli.bin_dir())
-        self.own_workdir = workdir is None
-        self.workdir = secure_dir(workdir or tempfile.mkdtemp(prefix=f"{prefix}-"))
+        self.workdir = secure_dir(tempfile.mkdtemp(prefix=f"{prefix}-"))
         self.net = None
         self.watcher = Watcher(self.timeline)
         self.web = {}
@@ -67,8 +72,7 @@ class Lab(TornDown):
         return self.timeline.add(host, kind, text)
 
     def up(self):
-        missing = [n for n in ("kachecks", "kachecks-http", "kachecks-ldap")
-                   if not os.access(self.bindir / n, os.X_OK)]
+        missing = [n for n in EXECUTABLES if not os.access(self.bindir / n, os.X_OK)]
         if missing:
             raise RuntimeError(f"{', '.join(missing)} not found in {self.bindir}: install kachecks"
                                " (scripts/setup-deps) or point KACHECKS_BIN_DIR at them")
@@ -100,7 +104,7 @@ class Lab(TornDown):
             self.net.down()
         self.watcher.stop()
         self.left_behind = namespaces(self.prefix) + leftover_processes(str(self.workdir))
-        if self.own_workdir and not os.environ.get("KCLAB_KEEP"):
+        if not self.keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- pieces ------------------------------------------------------------
@@ -110,12 +114,11 @@ class Lab(TornDown):
         A checkout elsewhere (a user's home, a group-writable CI workspace) gets
         one-line exec wrappers in the lab's own directory instead.
         """
-        bad = [c for n in ("kachecks", "kachecks-http", "kachecks-ldap")
-               for c in insecure_components(self.bindir / n)]
+        bad = [c for n in EXECUTABLES for c in insecure_components(self.bindir / n)]
         if not bad:
             return
         shims = secure_dir(self.workdir / "bin")
-        for name in ("kachecks", "kachecks-http", "kachecks-ldap"):
+        for name in EXECUTABLES:
             write_script(shims / name, f'#!/bin/sh\nexec "{self.bindir / name}" "$@"\n')
         self.note(f"{bad[0]} would fail keepalived's script security: wrappers in {shims}")
         self.bindir = shims

@@ -141,12 +141,10 @@ def main(argv=None):
     if os.geteuid() != 0:
         print("scripts/lab: needs root (network namespaces, keepalived)", file=sys.stderr)
         return 1
-    if args.keep:
-        os.environ["KCLAB_KEEP"] = "1"
     say = print
     timeline = Timeline(echo=None if args.quiet else (lambda line: print(line, flush=True)))
     summary, failure = {}, None
-    lab = Lab(args.prefix, timeline=timeline, bindir=args.bindir)
+    lab = Lab(args.prefix, timeline=timeline, bindir=args.bindir, keep=args.keep)
 
     def interrupt(signum, frame):
         if lab.tearing_down:  # a second Ctrl-C must not cut the teardown short
