@@ -60,6 +60,7 @@ class Lab(TornDown):
         self.keepalived = {}
         self.slapd = None
         self.mailbox = None
+        self.mail_source = None
         self.digests = {}
         self.gaps = []
         self.watched = set()
@@ -96,6 +97,8 @@ class Lab(TornDown):
     def down(self):
         """Stop everything, delete the namespaces; safe to call twice or half-built."""
         self.tearing_down = True
+        if self.net is not None:
+            self.note("tearing down: keepalived, servers, namespaces")
         for k in self.keepalived.values():
             k.stop()
         if self.slapd is not None:
@@ -145,7 +148,7 @@ class Lab(TornDown):
             log=self.workdir / "client" / "smtp.log", cwd=REPO,
             env={"PYTHONPATH": REPO})
         wait_for(lambda: self._smtp_ready(sink), 10, what="the SMTP sink")
-        self.watcher.add(MailboxSource("client", self.mailbox))
+        self.mail_source = self.watcher.add(MailboxSource("client", self.mailbox))
         self.note(f"SMTP sink on {ref.SMTP_HOST}:{ref.SMTP_PORT} stores mail in an mbox",
                   "client")
 
@@ -168,7 +171,7 @@ class Lab(TornDown):
         """Digests of both /service.txt, as an administrator gets them: from a director."""
         for host in ref.WEB_SERVERS:
             where = ["-s", ref.HOSTS[host], "-p", "80", "-u", "/service.txt"]
-            digest, tool = self.genhash([self.bindir / "kachecks", "genhash", *where]), "kachecks"
+            digest, tool = self.genhash([self.bindir / "kachecks", "genhash", *where]), "kachecks "
             if not digest:
                 self.gap("kachecks genhash gave no digest; /usr/bin/genhash used instead")
                 digest, tool = self.genhash(["/usr/bin/genhash", *where]), "/usr/bin/"
@@ -262,11 +265,10 @@ class Lab(TornDown):
         return done.returncode, text
 
     def mail_subjects(self):
-        self.watcher.poll()
-        for source in self.watcher.sources:
-            if isinstance(source, MailboxSource):
-                return source.subjects()
-        return []
+        if self.mail_source is None:
+            return []
+        self.mail_source.poll(self.timeline)
+        return self.mail_source.subjects()
 
 
 def leftover_processes(marker):

@@ -112,23 +112,32 @@ def all_mailed(subjects, wanted):
 
 
 def report(lab, summary, say=print):
-    say("\n== timeline (keepalived's script successes and start-up lines left out)")
+    say("\n== timeline (without keepalived's script successes and the notifier's spool lines)")
     for event in lab.timeline.of():
-        if event.kind == "gap" or (event.kind == "script" and "failed" not in event.text):
-            continue
-        say(str(event))
-    say("\n== mails received by the administrators")
-    for subject in summary.get("mails", []):
+        if not routine(event):
+            say(str(event))
+    say("\n== mails received by the administrators (the last ones are sent at teardown)")
+    for subject in lab.mail_subjects():
         say(f"  {subject}")
     if summary.get("missing_mails"):
         say(f"  MISSING: {summary['missing_mails']}")
     say("\n== notes")
-    say("  This kernel has no IPVS: keepalived runs --vrrp only; the virtual_server section\n"
+    ipvs = ("IPVS is present but not used" if os.path.exists("/proc/net/ip_vs")
+            else "this kernel has no IPVS: no /proc/net/ip_vs")
+    say(f"  keepalived runs --vrrp only ({ipvs}); the virtual_server section\n"
         "  (lb_algo wlc, lb_kind DR, persistence_timeout 120, MISC_CHECKs with kachecks-http and\n"
         "  kachecks-ldap) is validated by `keepalived -t` but the LVS checker does not run.\n"
         "  The VIP is answered by a small responder on the director that owns it.")
     for gap in lab.gaps:
-        say(f"  GAP: {gap} was not available; a stand-in was used")
+        say(f"  GAP: {gap}")
+
+
+def routine(event):
+    """Lines the live view shows but the summary leaves out."""
+    return (event.kind == "gap"
+            or (event.kind == "script" and "failed" not in event.text)
+            or (event.kind == "notify" and (" spooled as " in event.text
+                                            or "delivered by mail" in event.text)))
 
 
 def main(argv=None):

@@ -125,23 +125,25 @@ class MailboxSource:
     rank = 2
 
     def __init__(self, host, path):
-        self.host, self.path, self.seen = host, Path(path), 0
+        self.host, self.path = host, Path(path)
         self.messages = []
+        self.lock = threading.Lock()  # polled by the watcher and by callers waiting for mail
 
     def poll(self, timeline):
-        if not self.path.exists() or self.path.stat().st_size == 0:
-            return
-        try:
-            messages = list(mailbox.mbox(str(self.path), create=False))
-        except Exception:  # half-written by the sink: read again next time
-            return
-        for msg in messages[self.seen:]:
-            self.messages.append(msg)
-            timeline.add(self.host, "mail", f"Subject: {msg.get('Subject', '(none)')}")
-        self.seen = max(self.seen, len(messages))
+        with self.lock:
+            if not self.path.exists() or self.path.stat().st_size == 0:
+                return
+            try:
+                messages = list(mailbox.mbox(str(self.path), create=False))
+            except Exception:  # half-written by the sink: read again next time
+                return
+            for msg in messages[len(self.messages):]:
+                self.messages.append(msg)
+                timeline.add(self.host, "mail", f"Subject: {msg.get('Subject', '(none)')}")
 
     def subjects(self):
-        return [str(m.get("Subject", "")) for m in self.messages]
+        with self.lock:
+            return [str(m.get("Subject", "")) for m in self.messages]
 
 
 class Watcher:
