@@ -148,8 +148,7 @@ def test_bind_sets_the_source_address():
 def test_bind_to_an_address_not_on_this_host_is_a_local_failure(slapd):
     done = ldap_check("--uri", slapd.url, "--base", BASE, "--scope", "base", "--bind", "192.0.2.1")
     assert done.returncode == 1
-    assert done.stdout == ("LDAP FAIL - cannot bind to source address 192.0.2.1:"
-                           " Cannot assign requested address\n")
+    assert done.stdout == "LDAP FAIL - cannot bind to 192.0.2.1: Cannot assign requested address\n"
 
 
 def test_fwmark_is_set_on_the_socket(slapd):
