@@ -13,7 +13,6 @@ ldap3 is imported only inside the probe and dominates the start-up cost.
 """
 
 import signal
-import time
 
 from kachecks.argspec import FLAG, MULTI, Opt
 from kachecks.checks import tlsopts
@@ -315,7 +314,7 @@ def _search(session):
 
 def _ldap3_reason(exc):
     text = str(exc) or type(exc).__name__
-    return text.replace("error receiving data: ", "").replace("socket connection error while ", "")
+    return text.replace("error receiving data: ", "")
 
 
 def _start_tls(session, conn):
