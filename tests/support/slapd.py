@@ -215,7 +215,7 @@ class Slapd:
                 [*self.prefix, SLAPD, "-d", "0", "-f", conf,
                  "-h", " ".join([*self.listen_urls, self.ldapi_url])],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -318,6 +318,16 @@ access to dn.subtree="{PRIVATE_BASE}" by users read by * none
 access to * by * read
 """)
         (self.dir / "data.ldif").write_text(reference_tree())
+
+
+def _die_with_parent():
+    """prctl(PR_SET_PDEATHSIG, SIGKILL): a killed test run leaves no slapd behind.
+
+    It follows the thread that started slapd, so start it from a long-lived one.
+    """
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
 
 
 def _family(host):
