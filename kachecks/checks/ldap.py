@@ -237,7 +237,7 @@ class _Session:
         return wrapped
 
     def expired(self, phase):
-        if not self.answered and phase not in ("start", "load", "resolve", "connect"):
+        if not self.answered and phase not in ("start", "ldap3 import", "resolve", "connect"):
             return ProbeFailure(
                 f"TCP connection accepted but no LDAP answer within {self.deadline.timeout:g} s"
                 f" (during {phase})", phase)
@@ -263,7 +263,7 @@ def probe(ns, deadline):
 
 def _search(session):
     ns = session.ns
-    session.enter("load")
+    session.enter("ldap3 import")
     import ldap3
     from ldap3.core.exceptions import LDAPCommunicationError, LDAPException, LDAPInvalidFilterError
 
