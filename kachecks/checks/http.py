@@ -332,7 +332,9 @@ def _details(response):
 
 
 CHECK = Check(name="HTTP", prog="kachecks-http", opts=OPTS, usage=USAGE, description=DESCRIPTION,
-              epilog=EPILOG, probe=probe, target=target, validate=validate)
+              epilog=EPILOG, probe=probe, target=target, validate=validate,
+              # ssl costs more than the check itself: a warm worker saves it
+              delegate=lambda argv: "-S" in argv or any("https://" in a for a in argv))
 
 
 def main(argv=None, prog=None):

@@ -235,7 +235,8 @@ def _show(data, limit=60):
 
 
 CHECK = Check(name="TCP", prog="kachecks-tcp", opts=OPTS, usage=USAGE, description=DESCRIPTION,
-              epilog=EPILOG, probe=probe, target=target, validate=validate, positionals=1)
+              epilog=EPILOG, probe=probe, target=target, validate=validate, positionals=1,
+              delegate=lambda argv: "--tls" in argv)  # ssl costs more than the check
 
 
 def main(argv=None, prog=None):
