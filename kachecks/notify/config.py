@@ -191,6 +191,8 @@ def load(path=None, overrides=None):
         raise ConfigError(f"{path}: configuration file is a directory") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read configuration file: {exc.strerror}") from None
     for dotted, value in (overrides or {}).items():

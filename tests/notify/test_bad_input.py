@@ -53,8 +53,11 @@ def test_invalid_config_names_the_key_and_keeps_the_event(notifier, text, messag
 
 
 def test_config_that_cannot_be_read(notifier, tmp_path):
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe[smtp]\n")
     for path, why in ((tmp_path / "missing.toml", "configuration file not found"),
-                      (tmp_path, "configuration file is a directory")):
+                      (tmp_path, "configuration file is a directory"),
+                      (binary, "not UTF-8 text (byte 0)")):
         result = notifier.kachecks("spool", "list", "--config", path)
         assert result.returncode == 1
         assert one_line(result) == f"kachecks spool list: {path}: {why}"
