@@ -30,13 +30,23 @@ def fail(prog, message, code=1):
 
 
 class OneLineCommand(click.Command):
-    """Usage mistakes give one line and exit 1 (no usage block, no exit 2)."""
+    """Usage mistakes and unusable files give one line and exit 1 (no traceback, no exit 2)."""
+
+    def prog(self, ctx):
+        return ctx.command_path if ctx else f"kachecks {self.name}"
 
     def parse_args(self, ctx, args):
         try:
             return super().parse_args(ctx, args)
         except click.UsageError as exc:
-            fail(f"kachecks {self.name}", f"{exc.format_message()} (see --help)")
+            fail(self.prog(ctx), f"{exc.format_message()} (see --help)")
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            fail(self.prog(ctx), f"{where}{exc.strerror or exc}")
 
 
 def config_options(func):

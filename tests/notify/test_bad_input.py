@@ -84,3 +84,13 @@ def test_help_is_complete_with_reference_deployment_examples(notifier):
         assert f"kachecks spool {sub}" in texts["spool"].stdout
         sub_help = notifier.kachecks("spool", sub, "--help")
         assert sub_help.returncode == 0 and f"kachecks spool {sub}" in sub_help.stdout
+
+
+@pytest.mark.parametrize("sub", ["list", "flush", "purge"])
+def test_spool_commands_on_an_unusable_spool_say_so_in_one_line(notifier, tmp_path, sub):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = notifier.kachecks("spool", sub, "--spool-dir", blocker)
+    assert result.returncode == 1
+    line = one_line(result)
+    assert line.startswith(f"kachecks spool {sub}: ") and line.endswith("Not a directory")
