@@ -6,7 +6,14 @@ import time
 
 import pytest
 
-from tests.support.keepalived import Keepalived, config_test, vrrp_config
+from tests.support.keepalived import (
+    Keepalived,
+    config_test,
+    insecure_components,
+    secure_dir,
+    vrrp_config,
+    write_script,
+)
 from tests.support.netns import Network, cleanup, namespace_pids, namespaces, wait_for
 
 pytestmark = pytest.mark.netns
@@ -76,3 +83,23 @@ def test_without_nopreempt_the_higher_priority_takes_the_vip_back(tmp_path):
         lvs1.wait_state("MASTER", timeout=10)
         lvs2.wait_state("BACKUP")
         assert VIP in net["lvs1"].addresses()
+
+
+def test_secure_dir_makes_a_pytest_tmp_path_acceptable_to_script_security(tmp_path):
+    script = write_script(secure_dir(tmp_path / "bin") / "check", "#!/bin/sh\nexit 0\n")
+    assert insecure_components(script) == []
+    tmp_path.chmod(0o777)
+    assert insecure_components(script) == [str(tmp_path)]
+
+
+def test_keepalived_disables_a_track_script_on_an_insecure_path(tmp_path):
+    bindir = secure_dir(tmp_path / "bin")
+    script = write_script(bindir / "check", "#!/bin/sh\nexit 0\n")
+    track = f'vrrp_script chk {{\n    script "{script}"\n}}\n'
+    tracked = vrrp_config("lvs1", 100, VIP, instance_extra="    track_script {\n        chk\n    }\n")
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(track + tracked)
+    assert config_test(conf).returncode == 0
+    bindir.chmod(0o777)
+    done = config_test(conf)
+    assert done.returncode == 5, done.stderr
