@@ -96,7 +96,8 @@ def test_keepalived_disables_a_track_script_on_an_insecure_path(tmp_path):
     bindir = secure_dir(tmp_path / "bin")
     script = write_script(bindir / "check", "#!/bin/sh\nexit 0\n")
     track = f'vrrp_script chk {{\n    script "{script}"\n}}\n'
-    tracked = vrrp_config("lvs1", 100, VIP, instance_extra="    track_script {\n        chk\n    }\n")
+    tracking = "    track_script {\n        chk\n    }\n"
+    tracked = vrrp_config("lvs1", 100, VIP, instance_extra=tracking)
     conf = tmp_path / "keepalived.conf"
     conf.write_text(track + tracked)
     assert config_test(conf).returncode == 0

@@ -21,7 +21,9 @@ KEEPALIVED_INTERESTING = re.compile(
     r"not executable|Cannot find|WARNING - script"
 )
 # RFC 3164: "<29>Nov 26 04:18:50 host ident[pid]: message" (host optional)
-SYSLOG_LINE = re.compile(r"^<\d+>\w{3} +\d+ [\d:]{8} (?:[^\s:\[]+ )?(?P<ident>[^:\[ ]+)(?:\[\d+\])?: ")
+SYSLOG_LINE = re.compile(
+    r"^<\d+>\w{3} +\d+ [\d:]{8} (?:[^\s:\[]+ )?(?P<ident>[^:\[ ]+)(?:\[\d+\])?: "
+)
 
 
 @dataclass(frozen=True)
