@@ -45,6 +45,21 @@ FETCH = (
 EXECUTABLES = ("kachecks", "kachecks-http", "kachecks-ldap")
 
 
+# Connect to every HOST:PORT argument, retrying until a deadline (seconds, argv[1]).
+CONNECT = (
+    "import socket, sys, time\n"
+    "end = time.monotonic() + float(sys.argv[1])\n"
+    "for target in sys.argv[2:]:\n"
+    "    host, port = target.rsplit(':', 1)\n"
+    "    while True:\n"
+    "        try:\n"
+    "            socket.create_connection((host, int(port)), 1).close(); break\n"
+    "        except OSError as e:\n"
+    "            if time.monotonic() > end: print(target, e); sys.exit(1)\n"
+    "            time.sleep(0.1)\n"
+)
+
+
 class Lab(TornDown):
     """The whole deployment; ``keep`` leaves the work directory for reading afterwards."""
 
@@ -87,6 +102,8 @@ class Lab(TornDown):
         self.start_ldap()
         self.start_smtp()
         self.start_responders()
+        self.wait_reachable("lvs1", [(ref.HOSTS[h], 80) for h in ref.WEB_SERVERS]
+                            + [(ref.HOSTS["ldap1"], 389)])
         self.compute_digests()
         self.write_configs()
         self.start_director("lvs1")
@@ -155,10 +172,8 @@ class Lab(TornDown):
     def _smtp_ready(self, sink):
         if not sink.running():
             raise RuntimeError(f"SMTP sink exited: {sink.output()[-1000:]}")
-        done = self.net["lvs1"].run(
-            [PYTHON, "-c", "import socket,sys; socket.create_connection((sys.argv[1], "
-             "int(sys.argv[2])), 1).close()", ref.SMTP_HOST, ref.SMTP_PORT])
-        return done.returncode == 0
+        argv = [PYTHON, "-c", CONNECT, 0, f"{ref.SMTP_HOST}:{ref.SMTP_PORT}"]
+        return self.net["lvs1"].run(argv).returncode == 0
 
     def start_responders(self):
         for host in ref.DIRECTORS:
@@ -171,22 +186,36 @@ class Lab(TornDown):
         """Digests of both /service.txt, as an administrator gets them: from a director."""
         for host in ref.WEB_SERVERS:
             where = ["-s", ref.HOSTS[host], "-p", "80", "-u", "/service.txt"]
-            digest, tool = self.genhash([self.bindir / "kachecks", "genhash", *where]), "kachecks "
+            tool = "kachecks "
+            digest, why = self.genhash([self.bindir / "kachecks", "genhash", *where])
             if not digest:
-                self.gap("kachecks genhash gave no digest; /usr/bin/genhash used instead")
-                digest, tool = self.genhash(["/usr/bin/genhash", *where]), "/usr/bin/"
+                self.gap(f"kachecks genhash gave no digest ({why}); /usr/bin/genhash used instead")
+                tool = "/usr/bin/"
+                digest, why = self.genhash(["/usr/bin/genhash", *where])
             if not digest:
-                raise RuntimeError(f"no digest for {host}'s /service.txt")
+                raise RuntimeError(f"no digest for {host}'s /service.txt ({why});"
+                                   f" apache: {self.web[host].errors()}")
             self.digests[host] = digest
             self.note(f"{tool}genhash -s {ref.HOSTS[host]} -p 80 -u /service.txt -> {digest}",
                       "lvs1")
 
     def genhash(self, argv):
+        """(digest, None) or (None, what went wrong)."""
         try:
-            out = self.net["lvs1"].run(argv, timeout=10).stdout.strip()
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return out if re.fullmatch(r"[0-9a-f]{32}", out) else None
+            done = self.net["lvs1"].run(argv, timeout=10)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return None, str(e)
+        out = done.stdout.strip()
+        if re.fullmatch(r"[0-9a-f]{32}", out):
+            return out, None
+        return None, f"exit {done.returncode}: {(out + ' ' + done.stderr.strip()).strip()[:300]}"
+
+    def wait_reachable(self, host, targets, timeout=10):
+        """Bring-up readiness: TCP connects from ``host`` to every (address, port) succeed."""
+        argv = [PYTHON, "-c", CONNECT, timeout, *[f"{a}:{p}" for a, p in targets]]
+        done = self.net[host].run(argv, timeout=timeout + 5)
+        if done.returncode != 0:
+            raise RuntimeError(f"from {host}: {done.stdout.strip()} {done.stderr.strip()}")
 
     def gap(self, text):
         self.gaps.append(text)
