@@ -11,11 +11,11 @@ import pytest
 from tests.lab import reference as ref
 from tests.lab import scenario
 from tests.lab.lab import Lab
-from tests.support.netns import namespaces
+from tests.support.netns import namespaces, run_prefix
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
-PREFIX = "kclabe"
+PREFIX = run_prefix("kclabe")
 
 
 @pytest.fixture(scope="module")

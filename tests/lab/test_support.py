@@ -14,11 +14,19 @@ from tests.support.keepalived import (
     vrrp_config,
     write_script,
 )
-from tests.support.netns import Network, cleanup, namespace_pids, namespaces, wait_for
+from tests.support.netns import (
+    Network,
+    cleanup,
+    cleanup_stale,
+    namespace_pids,
+    namespaces,
+    run_prefix,
+    wait_for,
+)
 
 pytestmark = pytest.mark.netns
 
-PREFIX = "kclabt"
+PREFIX = run_prefix("kclabt")
 VIP = "192.168.8.142"
 
 
@@ -104,3 +112,13 @@ def test_keepalived_disables_a_track_script_on_an_insecure_path(tmp_path):
     bindir.chmod(0o777)
     done = config_test(conf)
     assert done.returncode == 5, done.stderr
+
+
+def test_cleanup_stale_removes_only_the_namespaces_of_dead_runs():
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale, alive = f"kclabt{dead.pid}", PREFIX
+    Network(stale, {"a": "192.168.8.1"}).up()
+    with Network(alive, {"a": "192.168.8.1"}):
+        assert sorted(cleanup_stale("kclabt")) == [f"{stale}-a", f"{stale}-sw"]
+        assert sorted(namespaces(alive)) == [f"{alive}-a", f"{alive}-sw"]

@@ -15,6 +15,7 @@ Needs root and iproute2.
 """
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -29,11 +30,14 @@ def _ip(*args, check=True):
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
 
 
+def all_namespaces():
+    out = _ip("netns", "list", check=False).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
 def namespaces(prefix):
     """Names of the existing namespaces that belong to ``prefix``."""
-    out = _ip("netns", "list", check=False).stdout
-    names = [line.split()[0] for line in out.splitlines() if line.strip()]
-    return [n for n in names if n.startswith(prefix + "-")]
+    return [n for n in all_namespaces() if n.startswith(prefix + "-")]
 
 
 def namespace_pids(name):
@@ -65,6 +69,23 @@ def cleanup(prefix):
     for name in names:
         _ip("netns", "del", name, check=False)
     return names
+
+
+def run_prefix(base):
+    """``base`` + this process id, for tests: several checkouts on one machine may run
+    the same tests at once, and a fixed prefix would let one run's ``cleanup`` kill
+    another's namespaces. ``cleanup_stale(base)`` removes what dead runs left."""
+    return f"{base}{os.getpid()}"
+
+
+def cleanup_stale(base):
+    """Remove the namespaces of ``run_prefix(base)`` runs whose process is gone."""
+    pattern = re.compile(rf"{re.escape(base)}(\d+)-")
+    removed = []
+    for pid in sorted({int(m[1]) for n in all_namespaces() if (m := pattern.match(n))}):
+        if not Path(f"/proc/{pid}").exists():
+            removed += cleanup(f"{base}{pid}")
+    return removed
 
 
 class Process:

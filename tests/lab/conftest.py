@@ -1,0 +1,11 @@
+"""Namespaces left by killed runs of these tests (prefixes kclabt<pid>, kclabe<pid>) go first."""
+
+import pytest
+
+from tests.support.netns import cleanup_stale
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_stale_lab_namespaces():
+    cleanup_stale("kclabt")
+    cleanup_stale("kclabe")
