@@ -29,10 +29,10 @@ class Check:
     """Static description of one check executable."""
 
     __slots__ = ("name", "prog", "opts", "usage", "description", "epilog", "probe", "target",
-                 "validate")
+                 "validate", "positionals")
 
     def __init__(self, name, prog, opts, usage, description, epilog, probe, target,
-                 validate=None):
+                 validate=None, positionals=0):
         self.name = name  # "HTTP": first word of the status line
         self.prog = prog  # "kachecks-http": syslog ident
         self.opts = list(opts) + COMMON_OPTS
@@ -42,6 +42,7 @@ class Check:
         self.probe = probe
         self.target = target  # ns -> "[192.168.8.101]:80" for logs and state identity
         self.validate = validate  # ns -> None, raises UsageError on inconsistent options
+        self.positionals = positionals  # non-option arguments allowed (kachecks-tcp HOST:PORT)
 
 
 class Terminated(ProbeFailure):
@@ -88,7 +89,7 @@ def run(check, argv=None, prog=None):
     nagios = "--nagios" in argv
     ns = None
     try:
-        ns = argspec.parse(check.opts, argv)
+        ns = argspec.parse(check.opts, argv, check.positionals)
         nagios = ns.nagios
         if ns.help:
             sys.stdout.write(argspec.render_help(f"{prog} {check.usage}", check.description,
