@@ -125,7 +125,6 @@ def _read_to_eof(sock, reader, deadline, over_tls, body_read_size, timings, mark
     view = memoryview(buf)
     recv_into = sock.recv_into
     phase = "wait"
-    eof_errors = _ragged_eof_errors() if over_tls else ()
     try:
         while True:
             want = reader.room(body_read_size if reader.header_complete else READ_SIZE)
@@ -136,12 +135,12 @@ def _read_to_eof(sock, reader, deadline, over_tls, body_read_size, timings, mark
                 got = recv_into(view, want)
             except TimeoutError:
                 raise _expired(deadline, phase, over_tls) from None
-            except eof_errors:
-                return False
             except DeadlineExceeded as exc:
                 exc.over_tls = over_tls
                 raise
             except OSError as exc:
+                if over_tls and _ragged_eof(exc):
+                    return False
                 message = f"read error: {getattr(exc, 'reason', None) or exc.strerror or exc}"
                 raise _failure(message, phase, "error", over_tls) from None
             if not got:
@@ -154,10 +153,14 @@ def _read_to_eof(sock, reader, deadline, over_tls, body_read_size, timings, mark
         _lap(timings, phase, mark)
 
 
-def _ragged_eof_errors():
+def _ragged_eof(exc):
+    """A TLS peer closed TCP without close_notify (keepalived hashes anyway).
+
+    Python >= 3.11.4 raises SSLEOFError; Debian's 3.11.2 a plain SSLError.
+    """
     import ssl
 
-    return (ssl.SSLEOFError,)
+    return isinstance(exc, ssl.SSLEOFError) or getattr(exc, "reason", None) == "UNEXPECTED_EOF_WHILE_READING"
 
 
 # keepalived's genhash wording per stage (check_http.c / check_ssl.c timeout_epilog).

@@ -42,6 +42,9 @@ def client_context(options):
     import ssl
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    # Some 3.10/3.11 releases (Debian's 3.11.2) set this by default: then a
+    # ragged EOF would look like a clean close_notify.
+    ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
     if options.verify:
         ctx.check_hostname = bool(options.sni)
         try:

@@ -132,11 +132,13 @@ def test_ipv6_loopback_host_header(keepalived_genhash):
     assert b"Host: [::1]:%d\r\n" % server.port in server.requests[0]
 
 
-def test_tls_self_signed(keepalived_genhash, tls_cert):
-    with RawHTTPServer(http_response(SERVER1), tls=tls_cert) as server:
+@pytest.mark.parametrize("close_notify", [False, True])
+def test_tls_self_signed(keepalived_genhash, tls_cert, close_notify):
+    with RawHTTPServer(http_response(SERVER1), tls=tls_cert, close_notify=close_notify) as server:
         assert same_digest(keepalived_genhash, server, "/tls", "-S") == "5f2b4547f41470dc3e293e7267461575"
-        same_verbose(keepalived_genhash, server, "/tls", "-S")
+        verbose = same_verbose(keepalived_genhash, server, "/tls", "-S")
     assert server.sni == [None] * 4
+    assert (b"[    HTML hash resulting    ]" in verbose) == close_notify
 
 
 @pytest.mark.parametrize("use_sni", [False, True])

@@ -38,12 +38,16 @@ class RawHTTPServer:
 
     Modes: ``drip`` seconds between single bytes; ``close=False`` keeps the
     connection open after answering (until stop); ``hang=True`` accepts and
-    never reads nor answers; ``read_request=False`` answers at once.
-    ``tls=(certfile, keyfile)`` wraps each connection server-side.
+    never reads nor answers; ``read_request=False`` answers at once,
+    ``read_request="once"`` after a single recv (e.g. a TLS ClientHello).
+    ``tls=(certfile, keyfile)`` wraps each connection server-side;
+    ``client_ca=cafile`` then demands a client certificate signed by it;
+    ``close_notify=True`` ends TLS cleanly (default: a bare TCP close).
     """
 
     def __init__(self, response=b"", *, host="127.0.0.1", pause=0.05, drip=None,
-                 close=True, hang=False, read_request=True, tls=None):
+                 close=True, hang=False, read_request=True, tls=None, client_ca=None,
+                 close_notify=False):
         self.response = response
         self.host = host
         self.pause = pause
@@ -54,7 +58,10 @@ class RawHTTPServer:
         self.requests = []
         self.sni = []  # server names seen in ClientHellos (None: no SNI)
         self.errors = []
+        self.client_certs = []  # peer certificate dicts when client_ca is set
         self._tls = tls
+        self._client_ca = client_ca
+        self._close_notify = close_notify
         self._context = None
         self._stop = threading.Event()
         self._conns = []
@@ -105,6 +112,9 @@ class RawHTTPServer:
 
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(*self._tls)
+        if self._client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(cafile=str(self._client_ca))
 
         def remember(_sslobj, name, _ctx):
             self.sni.append(name)
@@ -136,10 +146,15 @@ class RawHTTPServer:
             conn = self._context.wrap_socket(conn, server_side=True)
             with self._lock:
                 self._conns.append(conn)
+            if self._client_ca:
+                self.client_certs.append(conn.getpeercert())
         if self.hang:
             self._stop.wait(60)
             return
-        request = self._read_request(conn) if self.read_request else b""
+        if self.read_request == "once":
+            request = conn.recv(65536)
+        else:
+            request = self._read_request(conn) if self.read_request else b""
         self.requests.append(request)
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for chunk in self._chunks(request):
@@ -152,6 +167,8 @@ class RawHTTPServer:
                 conn.sendall(chunk)
         if not self.close:
             self._stop.wait(60)
+        if self._close_notify:
+            conn = conn.unwrap()
         conn.close()
 
     def _chunks(self, request):
