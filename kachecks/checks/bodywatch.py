@@ -5,7 +5,8 @@ is searched in a sliding window that keeps the last WINDOW bytes, so a
 match up to WINDOW bytes long is found wherever it lies in the body.
 """
 
-from kachecks.errors import ProbeFailure, UsageError
+from kachecks.checks.patterns import compile_option
+from kachecks.errors import ProbeFailure
 
 WINDOW = 65536
 
@@ -14,10 +15,8 @@ class BodyWatch:
     """``feed`` every body chunk; then read ``regex_found`` and ``weight_text``."""
 
     def __init__(self, regex=None, weight_regex=None, max_body=None):
-        self.regex = _compile("--regex", regex)
-        self.weight_regex = _compile("--weight-regex", weight_regex)
-        if self.weight_regex is not None and self.weight_regex.groups < 1:
-            raise UsageError("--weight-regex needs a capture group, e.g. 'weight=(\\d+)'")
+        self.regex = compile_option("--regex", regex)
+        self.weight_regex = compile_option("--weight-regex", weight_regex, needs_group=True)
         self.max_body = max_body
         self.restart()
 
@@ -48,13 +47,3 @@ class BodyWatch:
         if len(self.window) > WINDOW:
             del self.window[:-WINDOW]
 
-
-def _compile(option, text):
-    if text is None:
-        return None
-    import re
-
-    try:
-        return re.compile(text.encode("utf-8", "surrogateescape"), re.MULTILINE)
-    except re.error as exc:
-        raise UsageError(f"{option}: bad regular expression: {exc}") from None

@@ -296,10 +296,10 @@ def _judge_digest(wanted, got):
 def _judge_regex(ns, watch):
     found = watch.regex_found
     if found and ns.regex_no_match:
-        raise ProbeFailure(f"body matches {ns.regex!r} (--regex-no-match)", "regex")
+        raise ProbeFailure(f"body matches '{ns.regex}' (--regex-no-match)", "regex")
     if not found and not ns.regex_no_match:
-        raise ProbeFailure(f"body does not match {ns.regex!r}", "regex")
-    return f"regex {ns.regex!r} {'absent' if ns.regex_no_match else 'matches'}"
+        raise ProbeFailure(f"body does not match '{ns.regex}'", "regex")
+    return f"regex '{ns.regex}' {'absent' if ns.regex_no_match else 'matches'}"
 
 
 def _weight(ns, response, watch):
@@ -313,7 +313,7 @@ def _weight(ns, response, watch):
         weight = parse_weight(value, ns.weight, f"header {ns.weight_header}")
     if ns.weight_regex is not None:
         if watch.weight_text is None:
-            raise ProbeFailure(f"--weight-regex {ns.weight_regex!r} found no weight in the body",
+            raise ProbeFailure(f"--weight-regex '{ns.weight_regex}' found no weight in the body",
                                "weight")
         weight = parse_weight(watch.weight_text, ns.weight, "--weight-regex")
     return weight
@@ -332,7 +332,9 @@ def _details(response):
 
 
 CHECK = Check(name="HTTP", prog="kachecks-http", opts=OPTS, usage=USAGE, description=DESCRIPTION,
-              epilog=EPILOG, probe=probe, target=target, validate=validate)
+              epilog=EPILOG, probe=probe, target=target, validate=validate,
+              # ssl costs more than the check itself: a warm worker saves it
+              delegate=lambda argv: "-S" in argv or any("https://" in a for a in argv))
 
 
 def main(argv=None, prog=None):

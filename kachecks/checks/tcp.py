@@ -115,20 +115,11 @@ def validate(ns):
 
 
 def _compile(ns):
-    patterns = {}
-    for key in ("expect", "weight_regex"):
-        text = getattr(ns, key)
-        if text is None:
-            continue
-        import re
+    from kachecks.checks.patterns import compile_option
 
-        try:
-            patterns[key] = re.compile(text.encode("utf-8", "surrogateescape"), re.MULTILINE)
-        except re.error as exc:
-            raise UsageError(f"--{key.replace('_', '-')}: bad regular expression: {exc}") from None
-        if key == "weight_regex" and patterns[key].groups < 1:
-            raise UsageError("--weight-regex needs a capture group, e.g. 'weight=(\\d+)'")
-    return patterns
+    patterns = {"expect": compile_option("--expect", ns.expect),
+                "weight_regex": compile_option("--weight-regex", ns.weight_regex, needs_group=True)}
+    return {key: pattern for key, pattern in patterns.items() if pattern is not None}
 
 
 def target(ns):
@@ -166,9 +157,9 @@ def probe(ns, deadline):
     weight, drain = None, False
     if "expect" in ns.patterns:
         if not ns.patterns["expect"].search(reply):
-            raise ProbeFailure(f"{where}: expect {ns.expect!r} not found in {_show(reply)}",
+            raise ProbeFailure(f"{where}: expect '{ns.expect}' not found in {_show(reply)}",
                                "expect")
-        notes.append(f"expect {ns.expect!r} matched")
+        notes.append(f"expect '{ns.expect}' matched")
     if ns.agent:
         from kachecks.checks.weight import parse_agent_reply
 
@@ -190,7 +181,7 @@ def _regex_weight(ns, reply):
 
     found = ns.patterns["weight_regex"].search(reply)
     if not found or found.group(1) is None:
-        raise ProbeFailure(f"--weight-regex {ns.weight_regex!r} found no weight", "weight")
+        raise ProbeFailure(f"--weight-regex '{ns.weight_regex}' found no weight", "weight")
     return parse_weight(found.group(1).decode("utf-8", "replace"), ns.weight, "--weight-regex")
 
 
@@ -237,12 +228,15 @@ def _ssl_eof():
 
 
 def _show(data, limit=60):
-    text = repr(bytes(data[:limit]))[1:]
-    return text + ("…" if len(data) > limit else "") if data else "nothing"
+    if not data:
+        return "nothing"
+    text = repr(bytes(data[:limit]))[2:-1]
+    return f"'{text}{'…' if len(data) > limit else ''}'"
 
 
 CHECK = Check(name="TCP", prog="kachecks-tcp", opts=OPTS, usage=USAGE, description=DESCRIPTION,
-              epilog=EPILOG, probe=probe, target=target, validate=validate, positionals=1)
+              epilog=EPILOG, probe=probe, target=target, validate=validate, positionals=1,
+              delegate=lambda argv: "--tls" in argv)  # ssl costs more than the check
 
 
 def main(argv=None, prog=None):

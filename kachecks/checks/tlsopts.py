@@ -41,9 +41,9 @@ def expiry_warning(ns, days_left):
     if ns.cert_min_days is None or days_left is None:
         return ""
     if days_left < 0:
-        return f"certificate expired {-days_left:.0f} days ago"
+        return f"certificate expired {int(-days_left)} days ago"
     if days_left < ns.cert_min_days:
-        return f"certificate expires in {days_left:.0f} days (< {ns.cert_min_days})"
+        return f"certificate expires in {int(days_left)} days (< {ns.cert_min_days})"
     return ""
 
 

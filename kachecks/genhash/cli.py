@@ -4,6 +4,7 @@ Same options, request bytes, digest and output as keepalived 2.2.7's
 genhash (see docs/genhash.md); the deviations are listed in --help.
 """
 
+import os
 import sys
 import time
 
@@ -156,7 +157,7 @@ def _main(argv, prog, out):
     if opts.format == "conf":
         from kachecks.genhash.conf import render
 
-        out.write(render(results, opts).encode())
+        out.write(os.fsencode(render(results, opts)))
     if len(results) > 1:
         verdict = _agreement(results)
         out.write((f"# {verdict}" if opts.format == "conf" else verdict).encode())
@@ -176,7 +177,7 @@ def _one(server, opts, out):
 
         tls = TLSOptions(sni=opts.vhost if opts.sni else None)
     started = time.monotonic()
-    url = opts.url.encode("utf-8", "surrogateescape")
+    url = os.fsencode(opts.url)
     try:
         response = fetch(server, opts.port, opts.url, Deadline(opts.timeout),
                          protocol=opts.protocol, vhost=opts.vhost, tls=tls,
@@ -198,7 +199,7 @@ def _one(server, opts, out):
         digest = None
     elif opts.format != "conf":
         suffix = f"  {server}" if len(opts.servers) > 1 else ""
-        out.write(f"{digest}{suffix}\n".encode())
+        out.write(os.fsencode(f"{digest}{suffix}\n"))
     if dump:
         out.write(response_time_line(url, _usecs(started)))
     return digest

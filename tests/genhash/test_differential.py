@@ -80,6 +80,10 @@ def test_status_code_is_ignored_like_keepalived(keepalived_genhash, httpserver, 
     ("cl-in-first-body-read", b"HTTP/1.0 200 OK\r\n\r\nxx\r\nContent-Length: 3\r\nyy", b"xx\r"),
     ("no-reason-phrase", b"HTTP/1.1 200\r\n\r\nbody", b"body"),
     ("header-with-nul", b"HTTP/1.0 200 OK\r\nX: a\0b\r\nContent-Length: 2\r\n\r\nbody", b"body"),
+    # the interim reply is taken as the header; the real one's Content-Length
+    # (found in the first read) then cuts the "body" to 2 bytes
+    ("interim-100-continue", b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi",
+     b"HT"),
 ])
 def test_body_rules_match_keepalived(keepalived_genhash, name, response, hashed):
     with RawHTTPServer(response) as server:
@@ -88,12 +92,16 @@ def test_body_rules_match_keepalived(keepalived_genhash, name, response, hashed)
     assert digest == hashlib.md5(hashed).hexdigest()
 
 
-def test_header_split_across_segments_prints_header_banner_per_read(keepalived_genhash):
-    segments = [b"HTTP/1.0 200 OK\r\nContent-Le", b"ngth: 12\r\n\r", b"\nhello ", b"world\n"]
-    with RawHTTPServer(segments, pause=0.15) as server:
+@pytest.mark.parametrize("segments, body, header_reads", [
+    ([b"HTTP/1.0 200 OK\r\nContent-Le", b"ngth: 12\r\n\r", b"\nhello ", b"world\n"], b"hello world\n", 3),
+    ([b"HTTP/1.0 200 OK\r\nContent-Length: 7\r\n\r\nhel", b"lo w", b"orld"], b"hello w", 1),
+    ([b"HTTP/1.0 200 OK\r\n\r\n", b"first read ", b"second read\n"], b"first read second read\n", 1),
+])
+def test_segmented_replies_dump_per_read_like_keepalived(keepalived_genhash, segments, body, header_reads):
+    with RawHTTPServer(segments, pause=0.3) as server:  # one read per segment, even on a busy CI
         out = same_verbose(keepalived_genhash, server, "/split")
-        assert same_digest(keepalived_genhash, server, "/split") == hashlib.md5(b"hello world\n").hexdigest()
-    assert out.count(b"[    HTTP Header Buffer    ]") == 3
+        assert same_digest(keepalived_genhash, server, "/split") == hashlib.md5(body).hexdigest()
+    assert out.count(b"[    HTTP Header Buffer    ]") == header_reads
 
 
 def test_body_over_10_mb(keepalived_genhash):
@@ -114,6 +122,13 @@ def test_request_bytes_per_protocol_mode(keepalived_genhash, mode, line, connect
     expected = (line + b"User-Agent: KeepAliveClient\r\n" + connection
                 + b"Host: 127.0.0.1:%d\r\n\r\n" % server.port)
     assert server.requests == [expected, expected]
+
+
+def test_empty_virtual_host_sends_an_empty_host_header(keepalived_genhash):
+    with RawHTTPServer(http_response(SERVER1)) as server:
+        same_digest(keepalived_genhash, server, "/", "-V", "")
+    assert server.requests[0] == server.requests[1]
+    assert server.requests[0].endswith(b"\r\nHost: \r\n\r\n")
 
 
 def test_path_is_sent_verbatim_and_last_url_wins(keepalived_genhash):

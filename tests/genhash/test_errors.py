@@ -5,10 +5,14 @@ issue #766); kachecks genhash prints the same words on stderr and exits 1.
 Both sides of that documented difference are pinned here.
 """
 
+import os
+import subprocess
+import time
+
 import pytest
 
-from tests.genhash.conftest import run_ours
-from tests.support.rawhttp import RawHTTPServer
+from tests.genhash.conftest import KEEPALIVED_GENHASH, ours_command, run_ours, without_usecs
+from tests.support.rawhttp import DroppingListener, RawHTTPServer
 
 
 def one_line_failure(result):
@@ -61,10 +65,14 @@ def test_no_header_end_is_no_data(keepalived_genhash, name, response):
         args = ["-s", "127.0.0.1", "-p", server.port, "-u", f"/{name}"]
         theirs = keepalived_genhash(*args)
         ours = run_ours(*args)
+        verbose_theirs = keepalived_genhash("-v", *args)
+        verbose_ours = run_ours("-v", *args)
     assert (theirs.returncode, theirs.stdout) == (0, b"")
     assert theirs.stderr == b"no data received from remote webserver\n"
     assert ours.stdout == b""
     assert one_line_failure(ours).startswith("no data received from remote webserver")
+    assert b"[ HTML hash final resulting ]" in verbose_theirs.stdout
+    assert without_usecs(verbose_ours.stdout) == without_usecs(verbose_theirs.stdout)
 
 
 def test_tls_against_a_plain_http_server(keepalived_genhash):
@@ -119,3 +127,49 @@ def test_host_name_accepted_where_keepalived_refuses(keepalived_genhash):
     assert theirs.stderr.startswith(b"server should be an IP, not localhost\n")
     assert (ours.returncode, ours.stdout) == (0, b"5f2b4547f41470dc3e293e7267461575\n")
     assert b"\r\nHost: 127.0.0.1:%d\r\n" % server.port in server.requests[0]
+
+
+def test_reset_after_the_body_is_a_read_error_without_digest(keepalived_genhash):
+    with RawHTTPServer(b"HTTP/1.0 200 OK\r\n\r\nhello", reset=True) as server:
+        args = ["-v", "-s", "127.0.0.1", "-p", server.port, "-u", "/reset"]
+        theirs = keepalived_genhash(*args)
+        ours = run_ours(*args)
+    assert theirs.returncode == 0 and b"Read error with\n" in theirs.stdout
+    assert b"HTML hash resulting" not in theirs.stdout
+    assert one_line_failure(ours).startswith("Read error with (127.0.0.1:")
+    assert without_usecs(ours.stdout) == without_usecs(theirs.stdout.replace(b"Read error with\n", b""))
+
+
+def test_connect_to_a_black_hole_times_out(keepalived_genhash):
+    with DroppingListener() as hole:
+        args = ["-t", "1", "-s", "127.0.0.1", "-p", hole.port, "-u", "/service.txt"]
+        theirs = keepalived_genhash(*args)
+        started = time.monotonic()
+        ours = run_ours(*args)
+        elapsed = time.monotonic() - started
+    assert (theirs.returncode, theirs.stdout) == (0, b"Timeout connecting\n")
+    assert one_line_failure(ours) == f"Timeout connecting (127.0.0.1:{hole.port}: timeout after 1 s during connect)\n"
+    assert elapsed < 2.5
+
+
+@pytest.fixture
+def empty_netns():
+    """A network namespace with only lo up: every other address is unreachable."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root for ip netns")
+    name = f"kcgh-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield ["ip", "netns", "exec", name]
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+@pytest.mark.netns
+def test_network_unreachable(empty_netns):
+    args = ["-t", "2", "-s", "192.168.8.101", "-p", "80", "-u", "/service.txt"]
+    theirs = subprocess.run(empty_netns + [KEEPALIVED_GENHASH, *args], capture_output=True, timeout=30)
+    ours = subprocess.run(empty_netns + ours_command() + ["genhash", *args], capture_output=True, timeout=30)
+    assert (theirs.returncode, theirs.stdout) == (0, b"HTTP_CHECK - network unreachable\n")
+    assert one_line_failure(ours) == "HTTP_CHECK - network unreachable (192.168.8.101:80: network unreachable)\n"

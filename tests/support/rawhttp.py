@@ -15,6 +15,7 @@ apart, TCP_NODELAY, so each tends to arrive as its own read), or a callable
 """
 
 import socket
+import struct
 import threading
 import time
 
@@ -42,12 +43,14 @@ class RawHTTPServer:
     ``read_request="once"`` after a single recv (e.g. a TLS ClientHello).
     ``tls=(certfile, keyfile)`` wraps each connection server-side;
     ``client_ca=cafile`` then demands a client certificate signed by it;
-    ``close_notify=True`` ends TLS cleanly (default: a bare TCP close).
+    ``close_notify=True`` ends TLS cleanly (default: a bare TCP close);
+    ``reset=True`` ends the connection with a TCP RST after answering.
+    ``request_end``: bytes that end a request (other protocols than HTTP).
     """
 
     def __init__(self, response=b"", *, host="127.0.0.1", pause=0.05, drip=None,
                  close=True, hang=False, read_request=True, tls=None, client_ca=None,
-                 close_notify=False):
+                 close_notify=False, reset=False, request_end=b"\r\n\r\n"):
         self.response = response
         self.host = host
         self.pause = pause
@@ -62,6 +65,8 @@ class RawHTTPServer:
         self._tls = tls
         self._client_ca = client_ca
         self._close_notify = close_notify
+        self.reset = reset
+        self.request_end = request_end
         self._context = None
         self._stop = threading.Event()
         self._conns = []
@@ -169,6 +174,8 @@ class RawHTTPServer:
             self._stop.wait(60)
         if self._close_notify:
             conn = conn.unwrap()
+        if self.reset:  # SO_LINGER 0: close with a TCP RST instead of a FIN
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         conn.close()
 
     def _chunks(self, request):
@@ -185,7 +192,7 @@ class RawHTTPServer:
 
     def _read_request(self, conn):
         data = b""
-        while b"\r\n\r\n" not in data:
+        while self.request_end not in data:
             try:
                 chunk = conn.recv(4096)
             except (TimeoutError, socket.timeout):
@@ -222,3 +229,37 @@ def body_stream(size, chunk=1 << 20, header=None):
             remaining -= n
 
     return stream, digest.hexdigest()
+
+
+class DroppingListener:
+    """A loopback port whose SYNs are dropped: connects hang like a black hole.
+
+    A listener with backlog 0 that never accepts, its accept queue filled
+    by a few of our own half-open connections; Linux then drops new SYNs,
+    so a client's connect() waits until its own timeout. No packet leaves
+    loopback and no namespace is needed.
+    """
+
+    def __init__(self, host="127.0.0.1"):
+        self.host = host
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.bind((host, 0))
+        self._listener.listen(0)
+        self.port = self._listener.getsockname()[1]
+        self._fillers = []
+
+    def __enter__(self):
+        for _ in range(3):
+            filler = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            filler.setblocking(False)
+            try:
+                filler.connect((self.host, self.port))
+            except BlockingIOError:
+                pass
+            self._fillers.append(filler)
+        time.sleep(0.1)  # let the handshakes fill the accept queue
+        return self
+
+    def __exit__(self, *exc):
+        for sock in self._fillers + [self._listener]:
+            sock.close()
