@@ -6,13 +6,19 @@ its real console script, against a real local peer, and the modules loaded
 by the time it exits must not include the heavy ones it does not need.
 """
 
+import os
+import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 import tomllib
 from pathlib import Path
 
 import pytest
 
+from tests.support import slapd as ldap_ref
 from tests.support.cli import bin_dir
 from tests.support.rawhttp import RawHTTPServer, http_response
 
@@ -60,6 +66,33 @@ def tls_server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def slapd():
+    with ldap_ref.Slapd() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def worker_socket(tmp_path_factory):
+    """A running `kachecks worker`; its socket path (tests pass it per run)."""
+    directory = Path(tempfile.mkdtemp(prefix="kcw-"))  # short: a UNIX socket path
+    path = directory / "worker.sock"
+    script = entry_script("kachecks", tmp_path_factory.mktemp("bin"))
+    proc = subprocess.Popen([sys.executable, str(script), "worker", "--socket", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 15
+        while not path.exists():
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "worker did not listen within 15 s"
+            time.sleep(0.05)
+        yield path
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
 def tcp_listener():
     with RawHTTPServer(b"", read_request=False) as server:
         yield server
@@ -78,12 +111,17 @@ def entry_script(name, tmp_path):
     return wrapper
 
 
-def run_guarded(tmp_path, executable, *args):
-    """(CompletedProcess, set of module names loaded at exit)."""
+def run_guarded(tmp_path, executable, *args, worker=None):
+    """(CompletedProcess, set of module names loaded at exit).
+
+    Without ``worker`` the check runs in-process (tests/conftest.py points
+    KACHECKS_WORKER_SOCKET at nothing); with it, it is handed to that worker.
+    """
     out = tmp_path / "modules.txt"
     script = entry_script(executable, tmp_path)
+    env = dict(os.environ, KACHECKS_WORKER_SOCKET=str(worker)) if worker else None
     done = subprocess.run([sys.executable, "-c", GUARD, str(out), str(script), *map(str, args)],
-                          capture_output=True, text=True, timeout=30)
+                          capture_output=True, text=True, timeout=30, env=env)
     assert out.exists(), f"guard wrote nothing; stderr: {done.stderr}"
     return done, set(out.read_text().split())
 
@@ -142,3 +180,42 @@ def test_genhash_loads_no_tls_and_no_framework(tmp_path, http_server):
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip() == __import__("hashlib").md5(PAGE).hexdigest()
     assert_absent(modules, ALWAYS_FORBIDDEN + LDAP_CLIENTS + TLS)
+
+
+def ldap3_and_its_imports():
+    """ldap3 loads logging, dataclasses, ssl and more on import: while the LDAP check
+    runs on ldap3 in-process, those are its cost, not a regression of ours."""
+    code = "import sys; before = set(sys.modules); import ldap3; print(*set(sys.modules) - before)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=30, check=True)
+    return set(done.stdout.split())
+
+
+def ldap_args(server):
+    return ("--uri", server.url, "--base", ldap_ref.BASE, "--filter", "(dc=mysite)",
+            "--expect", f"o={ldap_ref.ORGANIZATION}")
+
+
+def test_ldap_in_process_loads_nothing_beyond_its_ldap_library(tmp_path, slapd):
+    done, modules = run_guarded(tmp_path, "kachecks-ldap", *ldap_args(slapd))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "kachecks.checks.ldap" in modules
+    library = ldap3_and_its_imports() if "ldap3" in modules else set()
+    assert_absent(modules - library, ALWAYS_FORBIDDEN + TLS)
+
+
+def test_ldap_handed_to_the_worker_loads_neither_ldap3_nor_ssl(tmp_path, slapd, worker_socket):
+    done, modules = run_guarded(tmp_path, "kachecks-ldap", *ldap_args(slapd),
+                                "--verbose", worker=worker_socket)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "run by kachecks worker" in done.stdout  # the worker really ran it
+    assert_absent(modules, ALWAYS_FORBIDDEN + LDAP_CLIENTS + TLS)
+
+
+def test_tls_handed_to_the_worker_loads_no_ssl(tmp_path, tls_server, worker_socket):
+    done, modules = run_guarded(tmp_path, "kachecks-http", "--url",
+                                f"https://127.0.0.1:{tls_server.port}/", "--verbose",
+                                worker=worker_socket)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "run by kachecks worker" in done.stdout
+    assert_absent(modules, ALWAYS_FORBIDDEN + LDAP_CLIENTS + TLS + ("_ssl",))
