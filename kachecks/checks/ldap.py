@@ -5,27 +5,26 @@ never reaches argv, and every way the server can be unhealthy (down, mute,
 wrong credentials, no such base, too few entries, wrong value, referral,
 size limit) has its own one-line message.
 
-ldap3 encodes and decodes the protocol, but the socket is ours: opened with
---bind/--fwmark, TLS from our own context, and the whole run (ldap3 calls
-included) bounded by a SIGALRM at the deadline. ldap3 and ssl are imported
-only inside the probe (ssl only for TLS); ldap3 dominates the start-up cost.
+ldap3 encodes and decodes the protocol, but the socket is ours
+(kachecks.net.connect and kachecks.net.tls, as for the other checks: --bind,
+--fwmark, TLS options, expiry warning), handed to ldap3 already connected;
+the whole run, ldap3 calls included, is bounded by a SIGALRM at the deadline.
+ldap3 is imported only inside the probe and dominates the start-up cost.
 """
 
 import signal
-import socket
-import time
 
 from kachecks.argspec import FLAG, MULTI, Opt
+from kachecks.checks import tlsopts
 from kachecks.checks.contract import Check, run
-from kachecks.checks.options import TLS_OPTS, non_negative_int, port_number
+from kachecks.checks.options import non_negative_int, port_number
 from kachecks.checks.result import Result
 from kachecks.errors import DeadlineExceeded, ProbeFailure, UsageError
 
 PASSWORD_ENV = "KACHECKS_LDAP_PASSWORD"
 STARTTLS_OID = "1.3.6.1.4.1.1466.20037"
-SO_MARK = getattr(socket, "SO_MARK", 36)
 DEFAULT_PORTS = {"ldap": 389, "ldaps": 636}
-SCOPES = ("base", "one", "sub")
+LDAP3_SCOPES = {"base": "BASE", "one": "LEVEL", "sub": "SUBTREE"}
 
 # LDAP result codes (RFC 4511 §4.1.9) that get a message of their own.
 SIZE_LIMIT_EXCEEDED = 4
@@ -35,7 +34,7 @@ INVALID_CREDENTIALS = 49
 
 
 def _scope(text):
-    if text not in SCOPES:
+    if text not in LDAP3_SCOPES:
         raise ValueError(f"expected base, one or sub, got {text!r}")
     return text
 
@@ -60,13 +59,10 @@ def _expectation(text):
 
 
 def _regex_expectation(text):
-    import re
+    from kachecks.checks.patterns import compile_option
 
-    attr, pattern = _split_assertion(text, "REGEX")
-    try:
-        return attr, re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"bad regular expression {pattern!r}: {exc}") from None
+    attr, pattern = _split_assertion(text, "RE")
+    return attr, compile_option("--expect-regex", pattern)
 
 
 LDAP = "LDAP"
@@ -96,9 +92,9 @@ OPTS = [
         help="a value of ATTR on a returned entry must match RE (repeatable)", section=LDAP),
     Opt("min_entries", None, "min-entries", metavar="N", default=1, convert=non_negative_int,
         help="fewest entries the search must return", section=LDAP),
-    Opt("sni_name", None, "sni-name", metavar="NAME",
-        help="TLS server name to send and verify (default: the URI's host)", section="TLS"),
-] + TLS_OPTS
+    tlsopts.SNI_NAME_OPT,
+    *tlsopts.TLS_OPTS,
+]
 
 USAGE = "--uri ldap[s]://HOST[:PORT] [--base DN] [--filter F] [--expect ATTR=VALUE] [OPTIONS]"
 DESCRIPTION = """\
@@ -158,6 +154,8 @@ def validate(ns):
     ns.scheme, ns.host, ns.port = parse_uri(ns.uri)
     if ns.starttls and ns.scheme == "ldaps":
         raise UsageError("--starttls is for ldap:// URIs; ldaps:// is TLS already")
+    if ns.fwmark is not None and ns.fwmark > 0xFFFFFFFF:
+        raise UsageError(f"--fwmark must be below 2**32, got {ns.fwmark}")
     if ns.password_file and not ns.bind_dn:
         raise UsageError("--password-file needs --bind-dn")
     ns.password = None
@@ -168,34 +166,9 @@ def validate(ns):
         if ns.password is None:
             raise UsageError(f"--bind-dn needs --password-file FILE or ${PASSWORD_ENV}")
     ns.tls = ns.scheme == "ldaps" or ns.starttls
-    tls_only = [o for o in ("tls_verify", "ca_file", "client_cert", "client_key", "sni_name",
-                            "cert_min_days") if o in ns.given]
-    if tls_only and not ns.tls:
-        flag = "--" + tls_only[0].replace("_", "-")
-        raise UsageError(f"{flag} needs ldaps:// or --starttls")
-    ns.tls_context = _tls_context(ns) if ns.tls else None
-
-
-def _tls_context(ns):
-    import ssl
-
-    if bool(ns.client_cert) != bool(ns.client_key):
-        raise UsageError("--client-cert and --client-key go together")
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    try:
-        if ns.ca_file or ns.tls_verify:
-            if ns.ca_file:
-                context.load_verify_locations(cafile=ns.ca_file)
-            else:
-                context.load_default_certs()
-        else:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        if ns.client_cert:
-            context.load_cert_chain(ns.client_cert, ns.client_key)
-    except (OSError, ssl.SSLError) as exc:
-        raise UsageError(f"cannot load TLS files: {exc}") from None
-    return context
+    if not ns.tls and (tlsopts.uses_tls_options(ns) or ns.sni_name):
+        raise UsageError("TLS options need ldaps:// or --starttls")
+    tlsopts.validate(ns)
 
 
 def target(ns):
@@ -206,20 +179,16 @@ class _Expired(BaseException):
     """SIGALRM at the deadline. A BaseException, so ldap3's ``except Exception`` lets it by."""
 
 
-class _Carried(BaseException):
-    """Our own failure raised inside an ldap3 callback, carried past its handlers."""
-
-    def __init__(self, failure):
-        super().__init__(str(failure))
-        self.failure = failure
-
-
 def _on_alarm(signum, frame):
     raise _Expired
 
 
+# net.connect failure reasons that are about this host, not the server.
+LOCAL_REASONS = ("bind", "fwmark", "resolve")
+
+
 class _Session:
-    """One probe run: phase bookkeeping and the socket hook ldap3 calls."""
+    """One probe run: phase bookkeeping, the connection and the TLS handshakes."""
 
     def __init__(self, ns, deadline):
         self.ns = ns
@@ -228,6 +197,7 @@ class _Session:
         self.answered = False  # any LDAP (or TLS) answer seen: tells "mute" from "slow"
         self.times = []
         self.warning = ""
+        self.family = None
 
     def enter(self, phase):
         now = self.deadline.elapsed()
@@ -236,77 +206,42 @@ class _Session:
         self.times.append((phase, now))
         self.phase = phase
 
-    def addresses(self):
-        self.enter("resolve")
-        try:
-            found = socket.getaddrinfo(self.ns.host, self.ns.port, type=socket.SOCK_STREAM)
-        except socket.gaierror as exc:
-            raise ProbeFailure(f"cannot resolve {self.ns.host}: {exc.strerror}", "resolve") from None
-        return found
+    def connect(self):
+        """A connected socket (TLS already for ldaps://) and the address that answered."""
+        from kachecks.net import connect as net
 
-    def open_socket(self, addresses):
-        """Connect to the first address that accepts, then TLS for ldaps://."""
         self.enter("connect")
-        errors = []
-        for family, kind, proto, _, sockaddr in addresses:
-            sock = socket.socket(family, kind, proto)
-            try:
-                if self.ns.fwmark is not None:
-                    sock.setsockopt(socket.SOL_SOCKET, SO_MARK, self.ns.fwmark)
-                if self.ns.bind:
-                    sock.bind((self.ns.bind, 0))
-                sock.settimeout(self.deadline.remaining("connect"))
-                sock.connect(sockaddr)
-            except socket.timeout:
-                sock.close()
-                raise self.deadline.expired_in("connect") from None
-            except OSError as exc:
-                sock.close()
-                errors.append(exc.strerror or str(exc))
-                continue
-            sock.settimeout(None)  # from here on, SIGALRM bounds every call
-            if self.ns.scheme == "ldaps":
-                sock = self.handshake(sock)
-            return sock
-        reason = "; ".join(dict.fromkeys(errors)).lower()
-        raise ProbeFailure(f"server down: {reason} at {target(self.ns)}", "connect")
+        try:
+            sock, self.family, sockaddr = net.connect(self.ns.host, self.ns.port, self.deadline,
+                                                      bind=self.ns.bind, fwmark=self.ns.fwmark)
+        except DeadlineExceeded:
+            raise
+        except ProbeFailure as exc:
+            if getattr(exc, "reason", None) in LOCAL_REASONS:
+                raise
+            raise ProbeFailure(f"server down: {exc} at {target(self.ns)}", "connect") from None
+        sock.settimeout(None)  # from here on, SIGALRM bounds every call
+        if self.ns.scheme == "ldaps":
+            sock = self.handshake(sock)
+        return sock, sockaddr
 
     def handshake(self, sock):
-        import ssl
+        from kachecks.net import tls
 
         self.enter("tls")
-        server_name = self.ns.sni_name or self.ns.host
-        try:
-            wrapped = self.ns.tls_context.wrap_socket(sock, server_hostname=server_name)
-        except ssl.SSLCertVerificationError as exc:
-            sock.close()
-            raise ProbeFailure(f"TLS certificate not trusted: {exc.verify_message}", "tls") from None
-        except (ssl.SSLError, OSError) as exc:
-            sock.close()
-            raise ProbeFailure(f"TLS handshake failed: {exc}", "tls") from None
+        options = tlsopts.tls_options(self.ns, self.ns.sni_name or self.ns.host)
+        wrapped = tls.wrap(sock, self.family, options, self.deadline)
+        wrapped.settimeout(None)
         self.answered = True
-        self.check_expiry(wrapped)
+        self.warning = tlsopts.expiry_warning(self.ns, tls.peer_cert_days_left(wrapped))
         return wrapped
 
-    def check_expiry(self, sock):
-        if self.ns.cert_min_days is None:
-            return
-        import ssl
-
-        cert = sock.getpeercert()
-        if not cert:
-            self.warning = "certificate expiry not checked: needs --tls-verify or --ca-file"
-            return
-        days = (ssl.cert_time_to_seconds(cert["notAfter"]) - time.time()) / 86400
-        if days < self.ns.cert_min_days:
-            self.warning = f"certificate expires in {days:.0f} days"
-
-    def expired(self):
-        if not self.answered and self.phase not in ("start", "load", "resolve", "connect"):
+    def expired(self, phase):
+        if not self.answered and phase not in ("start", "ldap3 import", "resolve", "connect"):
             return ProbeFailure(
                 f"TCP connection accepted but no LDAP answer within {self.deadline.timeout:g} s"
-                f" (during {self.phase})", self.phase)
-        return DeadlineExceeded(self.phase, self.deadline.timeout)
+                f" (during {phase})", phase)
+        return DeadlineExceeded(phase, self.deadline.timeout)
 
 
 def probe(ns, deadline):
@@ -314,40 +249,38 @@ def probe(ns, deadline):
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     signal.setitimer(signal.ITIMER_REAL, deadline.remaining("start"))
     try:
-        return _search(session)
-    except _Expired:
-        raise session.expired() from None
-    except _Carried as carried:
-        raise carried.failure from None
+        try:
+            return _search(session)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _Expired:  # also when it fires just before the timer is disarmed
+        raise session.expired(session.phase) from None
+    except DeadlineExceeded as exc:  # a socket timeout inside net.connect / net.tls
+        raise session.expired(exc.phase or session.phase) from None
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
 
 def _search(session):
     ns = session.ns
-    session.enter("load")
+    session.enter("ldap3 import")
     import ldap3
     from ldap3.core.exceptions import LDAPCommunicationError, LDAPException, LDAPInvalidFilterError
 
-    addresses = session.addresses()
-
-    family, _, _, _, sockaddr = addresses[0]
-    server = ldap3.Server(sockaddr[0], port=ns.port, get_info=ldap3.NONE, connect_timeout=None)
+    sock, sockaddr = session.connect()
+    # A literal address, so ldap3 never calls the resolver itself; it never connects either:
+    server = ldap3.Server(sockaddr[0], port=ns.port, get_info=ldap3.NONE)
     conn = ldap3.Connection(
         server, user=ns.bind_dn, password=ns.password,
         authentication=ldap3.SIMPLE if ns.bind_dn else ldap3.ANONYMOUS,
         auto_referrals=False, read_only=True, check_names=False, raise_exceptions=False,
         return_empty_attributes=False)
 
-    def open_socket(address, use_ssl=False, unix_socket=False):
-        try:
-            conn.socket = session.open_socket(addresses)
-        except (ProbeFailure, OSError) as exc:
-            raise _Carried(exc) from None
+    def adopt_socket(address, use_ssl=False, unix_socket=False):
+        conn.socket = sock
         conn.closed = False
 
-    conn.strategy._open_socket = open_socket
+    conn.strategy._open_socket = adopt_socket
     try:
         conn.open(read_server_info=False)
         if ns.starttls:
@@ -359,7 +292,7 @@ def _search(session):
             _judge_bind(ns, conn.result)
         session.enter("search")
         attributes = sorted({a for a, _ in ns.expect + ns.expect_regex}) or [ldap3.NO_ATTRIBUTES]
-        conn.search(ns.base, ns.filter, search_scope=_SCOPE_CONSTANTS[ns.scope](ldap3),
+        conn.search(ns.base, ns.filter, search_scope=getattr(ldap3, LDAP3_SCOPES[ns.scope]),
                     attributes=attributes, dereference_aliases=ldap3.DEREF_NEVER)
         session.answered = True
         session.enter("judge")
@@ -379,16 +312,9 @@ def _search(session):
     return result
 
 
-_SCOPE_CONSTANTS = {
-    "base": lambda ldap3: ldap3.BASE,
-    "one": lambda ldap3: ldap3.LEVEL,
-    "sub": lambda ldap3: ldap3.SUBTREE,
-}
-
-
 def _ldap3_reason(exc):
     text = str(exc) or type(exc).__name__
-    return text.replace("error receiving data: ", "").replace("socket connection error while ", "")
+    return text.replace("error receiving data: ", "")
 
 
 def _start_tls(session, conn):
@@ -440,7 +366,7 @@ def _judge_search(session, outcome, response):
     found = []
     for attr, value in ns.expect:
         values = _values(entries, attr)
-        if value not in values:
+        if value.encode("utf-8", "surrogateescape") not in values:
             raise ProbeFailure(f"{attr}={value} not found: {_found(attr, values, entries)}",
                                "expect")
         found.append(f"{attr}={value}")
@@ -448,9 +374,9 @@ def _judge_search(session, outcome, response):
         values = _values(entries, attr)
         match = next((v for v in values if regex.search(v)), None)
         if match is None:
-            raise ProbeFailure(f"{attr} matching /{regex.pattern}/ not found:"
+            raise ProbeFailure(f"{attr} matching /{_text(regex.pattern)}/ not found:"
                                f" {_found(attr, values, entries)}", "expect")
-        found.append(f"{attr}={match}")
+        found.append(f"{attr}={_text(match)}")
     elapsed = session.deadline.elapsed()
     count = f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"
     summary = ", ".join([count, *found]) + f" in {elapsed:.3f} s"
@@ -463,15 +389,18 @@ def _judge_search(session, outcome, response):
 
 
 def _values(entries, attr):
-    """Every value of ``attr`` (any case, any ;option) on every entry, as text."""
-    wanted = attr.lower()
+    """Every raw value of ``attr`` (any case, any ;option) on every entry."""
+    wanted = attr.lower().split(";")[0]
     out = []
     for entry in entries:
         for name, values in (entry.get("raw_attributes") or {}).items():
-            if name.lower().split(";")[0] == wanted.split(";")[0]:
-                out.extend(v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
-                           for v in values)
+            if name.lower().split(";")[0] == wanted:
+                out.extend(v if isinstance(v, bytes) else str(v).encode() for v in values)
     return out
+
+
+def _text(value):
+    return value.decode("utf-8", "replace")
 
 
 def _found(attr, values, entries):
@@ -479,7 +408,7 @@ def _found(attr, values, entries):
         return "no entries"
     if not values:
         return f"no {attr} on {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"
-    shown = ", ".join(repr(v) for v in values[:5])
+    shown = ", ".join(repr(_text(v)) for v in values[:5])
     more = f" and {len(values) - 5} more" if len(values) > 5 else ""
     return f"found {attr}: {shown}{more}"
 

@@ -16,15 +16,28 @@ import pytest
 from tests.checks.conftest import MD5_SERVER1, MD5_SERVER2, SERVER1, SERVER2, http
 from tests.support import cli
 from tests.support.keepalived import (KEEPALIVED, SCRIPT_SECURITY, Keepalived, config_test,
-                                     secure_dir)
+                                     insecure_components, secure_dir, write_script)
 from tests.support.netns import Network, create_namespace, wait_for
 from tests.support.rawhttp import RawHTTPServer, http_response
 
 WEB1 = "192.168.8.101"
+CHECKS = ("kachecks-http", "kachecks-tcp")
 
 
-def check_path(name):
-    return str(cli.bin_dir() / name)
+@pytest.fixture(scope="module")
+def bindir(tmp_path_factory):
+    """Where keepalived finds the checks: theirs, or exec wrappers on a path it accepts.
+
+    keepalived refuses scripts on a path that is not root-owned and write-protected
+    all the way up (interfaces §3.7); a CI checkout may not be.
+    """
+    real = cli.bin_dir()
+    if not any(insecure_components(real / name) for name in CHECKS):
+        return str(real)
+    shims = secure_dir(tmp_path_factory.mktemp("bin"))
+    for name in CHECKS:
+        write_script(shims / name, f'#!/bin/sh\nexec "{real / name}" "$@"\n')
+    return str(shims)
 
 
 def misc_check_config(groups, security=SCRIPT_SECURITY):
@@ -38,20 +51,20 @@ def misc_check_config(groups, security=SCRIPT_SECURITY):
     return text
 
 
-def documented_real_servers(name):
-    """The real_server blocks of ``name --help``, pointed at this machine's executables."""
+def documented_real_servers(name, bindir):
+    """The real_server blocks of ``name --help``, pointed at ``bindir``."""
     text = cli.run(name, "--help").stdout
     conf = text.split("keepalived.conf:\n", 1)[1]
     blocks = re.findall(r"^  real_server .*?^  }\n", conf, re.M | re.S)
     assert blocks, conf
-    return textwrap.dedent("".join(blocks)).replace("/usr/bin/", str(cli.bin_dir()) + "/")
+    return textwrap.dedent("".join(blocks)).replace("/usr/bin/", bindir + "/")
 
 
-def test_documented_misc_check_lines_pass_keepalived_config_test(tmp_path):
-    servers = [documented_real_servers("kachecks-http"), documented_real_servers("kachecks-tcp")]
+def test_documented_misc_check_lines_pass_keepalived_config_test(tmp_path, bindir):
+    servers = [documented_real_servers(name, bindir) for name in CHECKS]
     servers.append(
         "real_server 192.168.8.102 80 {\n    weight 1\n    MISC_CHECK {\n"
-        f'        misc_path "{check_path("kachecks-http")} -s 192.168.8.102 -p 80 -u /service.txt'
+        f'        misc_path "{bindir}/kachecks-http -s 192.168.8.102 -p 80 -u /service.txt'
         f' --digest {MD5_SERVER2} --digest {MD5_SERVER1} --dynamic --weight 10"\n'
         "        misc_timeout 5\n        misc_dynamic\n    }\n}\n")
     conf = tmp_path / "keepalived.conf"
@@ -135,7 +148,7 @@ vrrp_instance VI_2 {{
 """
 
 
-def test_vrrp_script_digest_mismatch_faults_and_lowers_priority_then_recovers(tmp_path):
+def test_vrrp_script_digest_mismatch_faults_and_lowers_priority_then_recovers(tmp_path, bindir):
     site = secure_dir(tmp_path / "www")
     page = site / "service.txt"
     page.write_bytes(SERVER1)
@@ -145,7 +158,7 @@ def test_vrrp_script_digest_mismatch_faults_and_lowers_priority_then_recovers(tm
         wait_for(lambda: net["lvs1"].run(["python3", "-c", "import socket; socket.create_connection"
                                           f"(('{WEB1}', 80), 1)"]).returncode == 0,
                  10, interval=0.1, what="the backend")
-        config = VRRP.format(security=SCRIPT_SECURITY, check=check_path("kachecks-http"),
+        config = VRRP.format(security=SCRIPT_SECURITY, check=f"{bindir}/kachecks-http",
                              web=WEB1, digest=MD5_SERVER1)
         ka = Keepalived(net["lvs1"], tmp_path / "ka", config).start()
         try:
@@ -165,13 +178,13 @@ def test_vrrp_script_digest_mismatch_faults_and_lowers_priority_then_recovers(tm
     assert "VRRP_Script(chk_web) succeeded" in log
 
 
-def documented_conf_blocks():
-    """The keepalived.conf blocks of docs/checks.md, made whole and pointed at our executables."""
+def documented_conf_blocks(bindir):
+    """The keepalived.conf blocks of docs/checks.md, made whole and pointed at ``bindir``."""
     text = (Path(__file__).resolve().parents[2] / "docs" / "checks.md").read_text()
     blocks = re.findall(r"^```\n(.*?)^```", text, re.M | re.S)
     whole = []
     for block in blocks:
-        block = block.replace("/usr/bin/", str(cli.bin_dir()) + "/")
+        block = block.replace("/usr/bin/", bindir + "/")
         if block.lstrip().startswith("real_server") or block.startswith("    real_server"):
             block = misc_check_config([textwrap.dedent(block)])
         elif "global_defs" not in block:
@@ -180,8 +193,8 @@ def documented_conf_blocks():
     return whole
 
 
-def test_documented_keepalived_conf_blocks_pass_config_test(tmp_path):
-    blocks = documented_conf_blocks()
+def test_documented_keepalived_conf_blocks_pass_config_test(tmp_path, bindir):
+    blocks = documented_conf_blocks(bindir)
     assert len(blocks) == 3
     ns = create_namespace(f"kcck-conf-{os.getpid()}")
     try:

@@ -6,6 +6,7 @@ tests that modify data or hurt the server take ``own_slapd``.
 
 import os
 import socket
+import threading
 
 import pytest
 
@@ -49,3 +50,45 @@ def silent_listener():
         sock.bind(("127.0.0.1", 0))
         sock.listen(16)
         yield f"ldap://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.fixture
+def dropping_listener():
+    """A port that drops SYNs: its one-slot accept queue is already full."""
+    with socket.socket() as sock, socket.socket() as filler:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(0)
+        filler.connect(sock.getsockname())
+        yield f"ldap://127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.fixture
+def dripping_server():
+    """Answers any request with a search result, one byte every 0.2 s, for at most 10 s."""
+    done = threading.Event()
+    sock = socket.create_server(("127.0.0.1", 0))
+    # LDAPMessage(id 1, SearchResultDone(success, "", "")): a reply a client would accept.
+    answer = bytes.fromhex("300c020101650702010004000400")
+
+    def serve():
+        sock.settimeout(10)
+        try:
+            peer, _ = sock.accept()
+        except OSError:
+            return
+        with peer:
+            peer.recv(4096)
+            for byte in answer:
+                if done.wait(0.2):
+                    return
+                try:
+                    peer.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"ldap://127.0.0.1:{sock.getsockname()[1]}"
+    done.set()
+    sock.close()
+    thread.join(timeout=5)

@@ -62,6 +62,23 @@ def test_a_listener_that_never_speaks_fails_inside_the_timeout(silent_listener):
                            " (during search)\n")
 
 
+def test_an_address_that_drops_packets_times_out_in_connect(dropping_listener):
+    started = time.monotonic()
+    done = ldap_check("--uri", dropping_listener, *REFERENCE, "--timeout", "1")
+    assert time.monotonic() - started < 1 + SLACK
+    assert done.returncode == 1
+    assert done.stdout == "LDAP FAIL - timeout after 1 s during connect\n"
+
+
+def test_a_server_dripping_its_answer_is_cut_at_the_deadline(dripping_server):
+    """Each byte comes well within any per-read timeout; the total deadline still holds."""
+    started = time.monotonic()
+    done = ldap_check("--uri", dripping_server, "--timeout", "1")
+    assert time.monotonic() - started < 1 + SLACK
+    assert done.returncode == 1
+    assert "within 1 s (during search)" in done.stdout
+
+
 @pytest.mark.parametrize("extra, phase", [
     ([], "search"),
     (["--starttls"], "starttls"),

@@ -1,5 +1,7 @@
 """Every search option of kachecks-ldap, against the real slapd."""
 
+import socket
+
 import pytest
 
 from tests.ldap.helpers import BASE, ldap_check
@@ -129,3 +131,28 @@ def test_host_name_in_uri_is_resolved_and_each_address_tried(slapd):
     """localhost may resolve to ::1 first; slapd listens on 127.0.0.1 only."""
     done = ldap_check("--uri", f"ldap://localhost:{slapd.port}", "--base", BASE, "--scope", "base")
     assert done.returncode == 0, done.stdout
+
+
+def test_bind_sets_the_source_address():
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        done = ldap_check("--uri", f"ldap://127.0.0.1:{port}", "--bind", "127.0.0.2",
+                          "--timeout", "0.5")
+        assert done.returncode == 1
+        listener.settimeout(1)
+        peer = listener.accept()[0]
+        with peer:
+            assert peer.getpeername()[0] == "127.0.0.2"
+
+
+def test_bind_to_an_address_not_on_this_host_is_a_local_failure(slapd):
+    done = ldap_check("--uri", slapd.url, "--base", BASE, "--scope", "base", "--bind", "192.0.2.1")
+    assert done.returncode == 1
+    assert done.stdout == "LDAP FAIL - cannot bind to 192.0.2.1: Cannot assign requested address\n"
+
+
+def test_fwmark_is_set_on_the_socket(slapd):
+    assert passes(slapd, "--base", BASE, "--scope", "base", "--fwmark", "5")
+    done = ldap_check("--uri", slapd.url, "--base", BASE, "--fwmark", str(2**32))
+    assert done.returncode == 1
+    assert "--fwmark must be below 2**32" in done.stderr
