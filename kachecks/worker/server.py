@@ -23,7 +23,8 @@ from kachecks.worker.client import MAGIC, socket_path
 CHECK_MODULES = ("kachecks.checks.http", "kachecks.checks.tcp", "kachecks.checks.ldap")
 # Everything the checks import lazily, so a child pays for none of it.
 PRELOAD = ("ssl", "ldap3", "hashlib", "_md5", "_sha1", "_sha256", "re", "base64", "binascii",
-           "faulthandler", "kachecks.syslogger", "kachecks.deadline") + CHECK_MODULES
+           "faulthandler", "kachecks.syslogger", "kachecks.deadline", "encodings.idna",
+           "kachecks.net.connect", "kachecks.net.tls", "kachecks.http.fetch") + CHECK_MODULES
 
 def decode_request(payload):
     """(module, prog, cwd, env, argv) from the client's bytes, or ValueError."""
