@@ -219,3 +219,29 @@ def test_tls_handed_to_the_worker_loads_no_ssl(tmp_path, tls_server, worker_sock
     assert done.returncode == 0, done.stdout + done.stderr
     assert "run by kachecks worker" in done.stdout
     assert_absent(modules, ALWAYS_FORBIDDEN + LDAP_CLIENTS + TLS + ("_ssl",))
+
+
+# In the worker, each request runs in a child forked from the preloaded parent:
+# a module first imported there is imported again by every child, every run.
+IN_WORKER = r"""
+import os, sys
+from kachecks.worker import server
+server.preload()
+module, args = sys.argv[1], sys.argv[2:]
+before = set(sys.modules)
+code = sys.modules[module].main(args)
+new = sorted(set(sys.modules) - before)
+os.write(2, ("NEW " + " ".join(new) + "\n").encode())
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("module", ["kachecks.checks.http", "kachecks.checks.ldap"])
+def test_worker_children_import_nothing_the_worker_did_not_preload(module, tls_server, slapd):
+    args = (["--url", f"https://127.0.0.1:{tls_server.port}/"] if module.endswith("http")
+            else list(ldap_args(slapd)))
+    done = subprocess.run([sys.executable, "-c", IN_WORKER, module, *args],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    new = done.stderr.rsplit("NEW ", 1)[1].split()
+    assert new == [], f"imported in every worker child: {new}"
