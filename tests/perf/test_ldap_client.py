@@ -158,3 +158,15 @@ def test_a_closed_connection_is_reported(server):
         peer.close()
         with sock, pytest.raises(ConnectionClosed):
             Client(sock).bind()
+
+
+def test_requests_are_not_held_back_by_nagle(server):
+    # After a TLS handshake, Nagle would hold the first request for the server's
+    # delayed ACK (40 ms against slapd); StartTLS swaps the socket, so check both.
+    sock, client = connect(server)
+    with sock:
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        other = socket.create_connection((server.host, server.port), timeout=5)
+        with other:
+            client.use(other)
+            assert other.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
