@@ -154,8 +154,6 @@ def validate(ns):
     ns.scheme, ns.host, ns.port = parse_uri(ns.uri)
     if ns.starttls and ns.scheme == "ldaps":
         raise UsageError("--starttls is for ldap:// URIs; ldaps:// is TLS already")
-    if ns.fwmark is not None and ns.fwmark > 0xFFFFFFFF:
-        raise UsageError(f"--fwmark must be below 2**32, got {ns.fwmark}")
     if ns.password_file and not ns.bind_dn:
         raise UsageError("--password-file needs --bind-dn")
     ns.password = None
