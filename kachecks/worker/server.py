@@ -22,7 +22,7 @@ from kachecks.worker.client import MAGIC, socket_path
 # Only these modules may be run: a request names one, never arbitrary code.
 CHECK_MODULES = ("kachecks.checks.http", "kachecks.checks.tcp", "kachecks.checks.ldap")
 # Everything the checks import lazily, so a child pays for none of it.
-PRELOAD = ("ssl", "kachecks.ldap.client", "hashlib", "_md5", "_sha1", "_sha256", "re", "base64", "binascii",
+PRELOAD = ("_ssl", "kachecks.ldap.client", "hashlib", "_md5", "_sha1", "_sha256", "re", "base64", "binascii",
            "faulthandler", "kachecks.syslogger", "kachecks.deadline", "encodings.idna",
            "kachecks.net.connect", "kachecks.net.tls", "kachecks.http.fetch") + CHECK_MODULES
 
