@@ -1,0 +1,69 @@
+"""Options every check shares (SPEC §2), declared once for all three."""
+
+from kachecks.argspec import FLAG, MULTI, Opt
+
+
+def positive_float(text):
+    value = float(text)
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def non_negative_int(text):
+    value = int(text, 10)
+    if value < 0:
+        raise ValueError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def port_number(text):
+    value = int(text, 10)
+    if not 1 <= value <= 65535:
+        raise ValueError(f"port must be 1-65535, got {text!r}")
+    return value
+
+
+COMMON = "Common options"
+DYNAMIC = "Dynamic weight (misc_dynamic) and drain"
+TLS = "TLS"
+
+COMMON_OPTS = [
+    Opt("timeout", "t", "timeout", metavar="SECONDS", default=5.0, convert=positive_float,
+        help="deadline for the whole run: resolve, connect, TLS, request, read", section=COMMON),
+    Opt("bind", None, "bind", metavar="ADDR", help="source address to connect from", section=COMMON),
+    Opt("fwmark", None, "fwmark", metavar="N", convert=non_negative_int,
+        help="set SO_MARK on the socket (like keepalived's fwmark)", section=COMMON),
+    Opt("quiet", "q", "quiet", kind=FLAG, help="do not log state changes to syslog", section=COMMON),
+    Opt("verbose", "v", "verbose", kind=FLAG, help="print details after the status line", section=COMMON),
+    Opt("nagios", None, "nagios", kind=FLAG,
+        help="monitoring-plugin exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN", section=COMMON),
+    Opt("help", "h", "help", kind=FLAG, help="show this help and exit", section=COMMON),
+    Opt("version", None, "version", kind=FLAG, help="print the version and exit", section=COMMON),
+    Opt("dynamic", None, "dynamic", kind=FLAG,
+        help="exit 2+weight when healthy, for MISC_CHECK misc_dynamic (1 still means down)",
+        section=DYNAMIC),
+    Opt("weight", None, "weight", metavar="N", default=1, convert=non_negative_int,
+        help="weight when healthy, and the base of percentages (default 1)", section=DYNAMIC),
+    Opt("drain_file", None, "drain-file", metavar="PATH",
+        help="while PATH exists report drain: exit 2 with --dynamic (weight 0), else 1",
+        section=DYNAMIC),
+]
+
+TLS_OPTS = [
+    Opt("tls_verify", None, "tls-verify", kind=FLAG,
+        help="verify the server certificate against the system store (default: no verification,"
+             " like keepalived's SSL_GET)", section=TLS),
+    Opt("ca_file", None, "ca-file", metavar="FILE",
+        help="verify the server certificate against this CA (implies --tls-verify)", section=TLS),
+    Opt("client_cert", None, "client-cert", metavar="FILE", help="client certificate (PEM)",
+        section=TLS),
+    Opt("client_key", None, "client-key", metavar="FILE", help="client private key (PEM)",
+        section=TLS),
+    Opt("cert_min_days", None, "cert-min-days", metavar="N", convert=non_negative_int,
+        help="log a warning when the server certificate expires within N days"
+             " (fails only with --nagios, as WARNING)", section=TLS),
+]
+
+__all__ = ["COMMON_OPTS", "TLS_OPTS", "FLAG", "MULTI", "Opt", "positive_float",
+           "non_negative_int", "port_number"]

@@ -1,0 +1,43 @@
+"""What a probe found, as an immutable value the contract can judge."""
+
+
+class Result:
+    """Outcome of one probe run.
+
+    ``ok``       the peer is healthy (every configured test passed)
+    ``summary``  short human text: "200 OK, md5 5f2b…75 matches, 19 B in 0.004 s"
+    ``reason``   why it is unhealthy, for stdout and syslog ("md5 mismatch (got …, want …)")
+    ``weight``   dynamic weight found by the probe (header, regex, agent), or None
+    ``drain``    the peer asked to be drained (agent "drain", weight 0 %)
+    ``warning``  degraded but not failed (certificate expiring): logged; WARNING under --nagios
+    ``perfdata`` tuple of (label, value, unit) for --nagios
+    ``details``  extra lines printed with --verbose
+    """
+
+    __slots__ = ("ok", "summary", "reason", "weight", "drain", "warning", "perfdata", "details")
+
+    def __init__(self, ok, summary="", reason="", weight=None, drain=False, warning="",
+                 perfdata=(), details=()):
+        object.__setattr__(self, "ok", bool(ok))
+        object.__setattr__(self, "summary", summary)
+        object.__setattr__(self, "reason", reason)
+        object.__setattr__(self, "weight", weight)
+        object.__setattr__(self, "drain", bool(drain))
+        object.__setattr__(self, "warning", warning)
+        object.__setattr__(self, "perfdata", tuple(perfdata))
+        object.__setattr__(self, "details", tuple(details))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Result is immutable")
+
+    def __repr__(self):
+        return (f"Result(ok={self.ok}, summary={self.summary!r}, reason={self.reason!r}, "
+                f"weight={self.weight!r}, drain={self.drain})")
+
+
+def healthy(summary, **kw):
+    return Result(True, summary=summary, **kw)
+
+
+def unhealthy(reason, **kw):
+    return Result(False, reason=reason, **kw)

@@ -1,0 +1,51 @@
+"""Where a check decides its exit code (SPEC §2).
+
+keepalived reads nothing but the exit code, so this table is the product:
+
+  mode       healthy         drained   unhealthy / error
+  plain      0               1         1
+  --dynamic  2 + weight      2         1      (2 would mean "healthy, weight 0")
+  --nagios   0 OK / 1 WARN   1 WARN    2 CRITICAL; 3 UNKNOWN for usage/internal errors
+"""
+
+from kachecks.checks.weight import clamp
+
+NAGIOS_OK, NAGIOS_WARNING, NAGIOS_CRITICAL, NAGIOS_UNKNOWN = 0, 1, 2, 3
+
+UP, DOWN, DRAIN = "UP", "DOWN", "DRAIN"
+
+
+class Verdict:
+    __slots__ = ("code", "word", "state")
+
+    def __init__(self, code, word, state):
+        self.code = code
+        self.word = word  # shown after the check name: "HTTP OK", "HTTP CRITICAL"
+        self.state = state  # UP / DOWN / DRAIN, remembered to log transitions only
+
+
+def judge(result, nagios=False, dynamic=False, default_weight=1):
+    """The Verdict for a probe's Result under the chosen mode."""
+    if not result.ok:
+        if nagios:
+            return Verdict(NAGIOS_CRITICAL, "CRITICAL", DOWN)
+        return Verdict(1, "FAIL", DOWN)
+    if result.drain:
+        if nagios:
+            return Verdict(NAGIOS_WARNING, "WARNING", DRAIN)
+        return Verdict(2 if dynamic else 1, "DRAIN", DRAIN)
+    if nagios:
+        if result.warning:
+            return Verdict(NAGIOS_WARNING, "WARNING", UP)
+        return Verdict(NAGIOS_OK, "OK", UP)
+    if dynamic:
+        weight = default_weight if result.weight is None else result.weight
+        return Verdict(2 + clamp(weight), "OK", UP)
+    return Verdict(0, "OK", UP)
+
+
+def error_verdict(nagios=False):
+    """Bad command line, unreadable file, internal error: never 2 outside --nagios."""
+    if nagios:
+        return Verdict(NAGIOS_UNKNOWN, "UNKNOWN", DOWN)
+    return Verdict(1, "ERROR", DOWN)

@@ -1,0 +1,65 @@
+"""The reusable namespace and keepalived primitives other areas build on."""
+
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.support.keepalived import Keepalived, config_test, vrrp_config
+from tests.support.netns import Network, cleanup, namespaces
+
+pytestmark = pytest.mark.netns
+
+PREFIX = "kclabt"
+VIP = "192.168.8.142"
+
+
+def test_hosts_reach_each_other_over_the_bridge_and_teardown_leaves_nothing():
+    with Network(PREFIX, {"a": "192.168.8.1", "b": "192.168.8.2"}) as net:
+        assert sorted(namespaces(PREFIX)) == [f"{PREFIX}-a", f"{PREFIX}-b", f"{PREFIX}-sw"]
+        assert net["a"].run(["ping", "-c1", "-W2", "192.168.8.2"]).returncode == 0
+        sleeper = net["b"].start(["sleep", "600"])
+        assert sleeper.running()
+    assert namespaces(PREFIX) == []
+    assert not sleeper.running()
+    root_links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert "v-a" not in root_links and "br0" not in root_links
+
+
+def test_teardown_happens_when_the_body_raises():
+    with pytest.raises(RuntimeError):
+        with Network(PREFIX, {"a": "192.168.8.1"}) as net:
+            net["a"].start(["sleep", "600"])
+            raise RuntimeError("boom")
+    assert namespaces(PREFIX) == []
+
+
+def test_cleanup_removes_leftovers_of_a_crashed_run():
+    net = Network(PREFIX, {"a": "192.168.8.1"})
+    net.up()
+    stray = subprocess.Popen(net["a"].argv(["sleep", "600"]), start_new_session=True)
+    assert sorted(cleanup(PREFIX)) == [f"{PREFIX}-a", f"{PREFIX}-sw"]
+    assert stray.wait(5) == -signal.SIGTERM
+    assert namespaces(PREFIX) == []
+
+
+def test_vrrp_pair_fails_over_and_nopreempt_keeps_the_new_master(tmp_path):
+    hosts = {"lvs1": "192.168.8.100", "lvs2": "192.168.8.200"}
+    with Network(PREFIX, hosts) as net:
+        lvs1 = Keepalived(net["lvs1"], tmp_path / "lvs1", vrrp_config("lvs1", 100, VIP)).start()
+        lvs1.wait_state("MASTER")
+        lvs2 = Keepalived(net["lvs2"], tmp_path / "lvs2", vrrp_config("lvs2", 50, VIP)).start()
+        lvs2.wait_state("BACKUP")
+        assert VIP in net["lvs1"].addresses()
+
+        lvs1.stop()
+        lvs2.wait_state("MASTER")
+        assert VIP in net["lvs2"].addresses() and VIP not in net["lvs1"].addresses()
+
+        lvs1 = Keepalived(net["lvs1"], tmp_path / "lvs1b", vrrp_config("lvs1", 100, VIP)).start()
+        lvs1.wait_state("BACKUP")
+        time.sleep(3)  # several adverts from the lower-priority master: no preemption
+        assert lvs1.states() == [("VI_1", "BACKUP")]
+        assert lvs2.state() == "MASTER"
+        assert config_test(lvs1.conf).returncode == 0

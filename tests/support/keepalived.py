@@ -1,0 +1,172 @@
+"""Run the real keepalived (VRRP side) inside a namespace and watch its VRRP states.
+
+Each instance gets its own directory (config, pid files, log), so several coexist on
+one machine. keepalived runs in the foreground (``-n``), logs to the console
+(``-l -D``, captured into ``keepalived.log``) and only runs VRRP (``--vrrp``): this
+kernel has no IPVS, so the LVS checker cannot run; its configuration is validated
+with ``keepalived -t`` instead (exit codes: reference interfaces §8).
+
+keepalived refuses scripts whose path is not root-owned and 0755-ish all the way up
+(interfaces §3.7); ``secure_dir`` makes a directory (and its parents under a test's tmp
+dir) acceptable.
+"""
+
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+KEEPALIVED = "/usr/sbin/keepalived"
+
+# "(VI_1) Entering MASTER STATE", "(VI_1) Entering BACKUP STATE (init)", "… FAULT STATE"
+STATE_RE = re.compile(r"\((?P<instance>[^)]+)\) Entering (?P<state>[A-Z]+) STATE")
+
+SCRIPT_SECURITY = "    enable_script_security\n    script_user root\n"
+
+
+def secure_dir(path):
+    """Make ``path`` and its parents 0755-ish (pytest tmp dirs are 0700); sticky dirs stay."""
+    path = Path(path).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    for p in [path, *path.parents]:
+        if p == Path("/"):
+            break
+        mode = p.stat().st_mode & 0o7777
+        if mode & 0o1000:
+            continue  # /tmp: keepalived accepts sticky directories
+        wanted = (mode & ~0o022) | 0o755
+        if wanted != mode:
+            os.chmod(p, wanted)
+    return path
+
+
+def write_script(path, text):
+    """A root-owned 0755 executable script keepalived will accept."""
+    path = Path(path)
+    path.write_text(text)
+    os.chmod(path, 0o755)
+    return path
+
+
+def config_test(conf):
+    """``keepalived -t -f conf``; CompletedProcess (0 OK, 4/5 errors, 6 script security)."""
+    return subprocess.run(
+        [KEEPALIVED, "-t", "-f", str(conf)], capture_output=True, text=True, timeout=30
+    )
+
+
+class Keepalived:
+    """One keepalived (VRRP only) in namespace ``ns`` (a tests.support.netns.Namespace)."""
+
+    def __init__(self, ns, workdir, config_text):
+        self.ns = ns
+        self.dir = secure_dir(workdir)
+        self.conf = self.dir / "keepalived.conf"
+        self.conf.write_text(config_text)
+        os.chmod(self.conf, 0o644)
+        self.log = self.dir / "keepalived.log"
+        self.proc = None
+
+    def argv(self):
+        d = self.dir
+        return [
+            KEEPALIVED, "--vrrp", "-n", "-l", "-D", "-G",
+            "-f", self.conf,
+            "-p", d / "keepalived.pid", "-r", d / "vrrp.pid", "-c", d / "checkers.pid",
+        ]
+
+    def start(self):
+        self.proc = self.ns.start(self.argv(), log=self.log)
+        return self
+
+    def running(self):
+        return self.proc is not None and self.proc.running()
+
+    def stop(self, timeout=10.0):
+        """SIGTERM (keepalived drops its VIPs and sends STOP notifies), wait, then KILL."""
+        if self.proc is None:
+            return None
+        return self.proc.stop(timeout)
+
+    def output(self):
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def states(self, instance=None):
+        """Every VRRP state entered so far, in order: [(instance, state), …]."""
+        return [
+            (m["instance"], m["state"])
+            for m in STATE_RE.finditer(self.output())
+            if instance is None or m["instance"] == instance
+        ]
+
+    def state(self, instance=None):
+        seen = self.states(instance)
+        return seen[-1][1] if seen else None
+
+    def wait_state(self, state, instance=None, timeout=15.0):
+        """Wait until the latest state entered is ``state``; TimeoutError with the log tail."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.state(instance) == state:
+                return state
+            if self.proc is not None and not self.proc.running():
+                break
+            time.sleep(0.05)
+        tail = "\n".join(self.output().splitlines()[-15:])
+        raise TimeoutError(
+            f"keepalived in {self.ns.name}: wanted {state}, last {self.state(instance)}\n{tail}"
+        )
+
+    def wait_log(self, pattern, timeout=15.0):
+        """Wait for a regex to appear in the log; return the match."""
+        rx = re.compile(pattern)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            m = rx.search(self.output())
+            if m:
+                return m
+            time.sleep(0.05)
+        raise TimeoutError(f"keepalived in {self.ns.name}: no log line matching {pattern!r}")
+
+
+def vrrp_config(
+    router_id,
+    priority,
+    vip,
+    peers=(),
+    instance="VI_1",
+    interface="eth0",
+    vrid=50,
+    state="BACKUP",
+    nopreempt=True,
+    global_extra="",
+    instance_extra="",
+):
+    """A keepalived.conf with one vrrp_instance (the reference deployment's shape).
+
+    ``peers`` switches to unicast (source address = the first address on ``interface``);
+    without peers keepalived multicasts over the bridge. Script security is always on.
+    """
+    unicast = ""
+    if peers:
+        unicast = "    unicast_peer {\n" + "".join(f"        {p}\n" for p in peers) + "    }\n"
+    return (
+        "global_defs {\n"
+        f"    router_id {router_id}\n"
+        f"{SCRIPT_SECURITY}"
+        f"{global_extra}"
+        "}\n\n"
+        f"vrrp_instance {instance} {{\n"
+        f"    state {state}\n"
+        f"    interface {interface}\n"
+        f"    virtual_router_id {vrid}\n"
+        f"    priority {priority}\n"
+        "    advert_int 1\n"
+        f"{'    nopreempt' + chr(10) if nopreempt else ''}"
+        "    authentication {\n        auth_type PASS\n        auth_pass toto\n    }\n"
+        f"{unicast}"
+        f"    virtual_ipaddress {{\n        {vip}/32 dev {interface}\n    }}\n"
+        f"{instance_extra}"
+        "}\n"
+    )

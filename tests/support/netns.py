@@ -1,0 +1,235 @@
+"""Network namespaces for tests and the lab: hosts on a private bridge, torn down for sure.
+
+Every host is a namespace ``<prefix>-<host>`` with one interface ``eth0`` plugged into
+a bridge that lives in its own switch namespace ``<prefix>-sw``: nothing is created in
+the root namespace, so deleting the namespaces removes every link and address.
+Addresses (192.168.8.0/24 by default, as in the reference deployment) exist only inside
+those namespaces.
+
+    with Network("kcx", {"lvs1": "192.168.8.100", "web1": "192.168.8.101"}) as net:
+        net["web1"].start(["python3", "-m", "http.server", "80"], log=path)
+        net["lvs1"].run(["curl", "-s", "http://192.168.8.101/"])
+
+``cleanup(prefix)`` removes what a crashed run left behind (processes, namespaces).
+Needs root and iproute2.
+"""
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+SWITCH = "sw"
+BRIDGE = "br0"
+IFACE = "eth0"
+
+
+def _ip(*args, check=True):
+    return subprocess.run(["ip", *args], capture_output=True, text=True, check=check)
+
+
+def namespaces(prefix):
+    """Names of the existing namespaces that belong to ``prefix``."""
+    out = _ip("netns", "list", check=False).stdout
+    names = [line.split()[0] for line in out.splitlines() if line.strip()]
+    return [n for n in names if n.startswith(prefix + "-")]
+
+
+def namespace_pids(name):
+    out = _ip("netns", "pids", name, check=False).stdout
+    return [int(p) for p in out.split()]
+
+
+def _kill_all(name, grace=2.0):
+    """TERM then KILL every process still inside namespace ``name``."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = namespace_pids(name)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        end = time.monotonic() + grace
+        while namespace_pids(name) and time.monotonic() < end:
+            time.sleep(0.05)
+
+
+def cleanup(prefix):
+    """Remove everything a previous (crashed) run under ``prefix`` left: processes, namespaces."""
+    names = namespaces(prefix)
+    for name in names:
+        _kill_all(name)
+    for name in names:
+        _ip("netns", "del", name, check=False)
+    return names
+
+
+class Process:
+    """A background process inside a namespace, in its own process group."""
+
+    def __init__(self, popen, argv, log):
+        self.popen = popen
+        self.argv = argv
+        self.log = log
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def running(self):
+        return self.popen.poll() is None
+
+    def signal(self, sig):
+        try:
+            os.killpg(self.popen.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, timeout=5.0):
+        """SIGTERM the group, SIGKILL after ``timeout``; return the exit status."""
+        if self.running():
+            self.signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+                self.popen.wait(timeout)
+        self.signal(signal.SIGKILL)  # children left in the group
+        return self.popen.returncode
+
+    def output(self):
+        return Path(self.log).read_text(errors="replace") if self.log else ""
+
+
+class Namespace:
+    """One host: ``exec`` commands in it, start background processes in it."""
+
+    def __init__(self, name, address=None):
+        self.name = name
+        self.address = address
+        self.processes = []
+
+    def argv(self, args):
+        return ["ip", "netns", "exec", self.name, *[str(a) for a in args]]
+
+    def run(self, args, check=False, timeout=30, **kwargs):
+        """Run ``args`` in the namespace and wait; text output captured unless redirected."""
+        kwargs.setdefault("capture_output", "stdout" not in kwargs and "stderr" not in kwargs)
+        kwargs.setdefault("text", True)
+        return subprocess.run(self.argv(args), check=check, timeout=timeout, **kwargs)
+
+    def start(self, args, log=None, env=None, cwd=None):
+        """Start ``args`` in the background; stdout+stderr go to file ``log`` (or /dev/null)."""
+        out = open(log, "ab") if log else subprocess.DEVNULL
+        try:
+            popen = subprocess.Popen(
+                self.argv(args),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=env,
+                cwd=cwd,
+            )
+        finally:
+            if log:
+                out.close()
+        proc = Process(popen, list(args), log)
+        self.processes.append(proc)
+        return proc
+
+    def ip(self, *args, check=True):
+        return _ip("-n", self.name, *args, check=check)
+
+    def addresses(self, dev=IFACE):
+        """IPv4 addresses on ``dev`` (without prefix length)."""
+        out = self.ip("-4", "-o", "addr", "show", "dev", dev).stdout
+        return [f.split("/")[0] for line in out.splitlines() for f in line.split()[3:4]]
+
+    def mac(self, dev=IFACE):
+        out = self.ip("-o", "link", "show", "dev", dev).stdout
+        return out.split("link/ether")[1].split()[0]
+
+    def stop_all(self):
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()
+
+
+def create_namespace(name):
+    _ip("netns", "add", name)
+    ns = Namespace(name)
+    ns.ip("link", "set", "lo", "up")
+    return ns
+
+
+def wait_for(predicate, timeout, interval=0.05, what="condition"):
+    """Poll ``predicate`` until truthy; return its value or raise TimeoutError."""
+    end = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= end:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class Network:
+    """Hosts ``{name: address}`` on one bridge; a context manager that always tears down."""
+
+    def __init__(self, prefix, hosts, prefixlen=24):
+        self.prefix = prefix
+        self.hosts = dict(hosts)
+        self.prefixlen = prefixlen
+        self.switch = None
+        self.nodes = {}
+
+    def __getitem__(self, host):
+        return self.nodes[host]
+
+    def __enter__(self):
+        cleanup(self.prefix)
+        try:
+            self.up()
+        except BaseException:
+            self.down()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.down()
+        return False
+
+    def up(self):
+        self.switch = create_namespace(f"{self.prefix}-{SWITCH}")
+        self.switch.ip("link", "add", BRIDGE, "type", "bridge")
+        self.switch.ip("link", "set", BRIDGE, "up")
+        for host, address in self.hosts.items():
+            self.add_host(host, address)
+
+    def add_host(self, host, address):
+        """Create namespace ``<prefix>-<host>`` and plug its eth0 into the bridge."""
+        ns = create_namespace(f"{self.prefix}-{host}")
+        ns.address = address
+        self.nodes[host] = ns
+        port = f"v-{host}"[:15]
+        peer = f"h-{host}"[:15]
+        self.switch.ip("link", "add", port, "type", "veth", "peer", "name", peer, "netns", ns.name)
+        self.switch.ip("link", "set", port, "master", BRIDGE, "up")
+        ns.ip("link", "set", peer, "name", IFACE)
+        if address:
+            ns.ip("addr", "add", f"{address}/{self.prefixlen}", "dev", IFACE)
+        ns.ip("link", "set", IFACE, "up")
+        return ns
+
+    def down(self):
+        """Stop tracked processes, kill stragglers, delete every namespace of the prefix."""
+        for ns in self.nodes.values():
+            ns.stop_all()
+        cleanup(self.prefix)
+        self.nodes.clear()
+        self.switch = None
