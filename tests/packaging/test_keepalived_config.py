@@ -10,34 +10,34 @@ configuration: keepalived itself then judges their paths
 import os
 import re
 import shutil
-import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.support.keepalived import KEEPALIVED
+from tests.support.netns import cleanup, create_namespace
+
 EXAMPLE = Path("/usr/share/doc/kachecks/examples/keepalived.conf")
 SCRIPT_LINE = re.compile(r'^\s*(?:misc_path|script|notify\w*)\s+"([^"]+)"', re.M)
+PREFIX = f"kcdeb{os.getpid()}"
 
 
 @contextmanager
 def namespace_with(interface):
-    """A network namespace (kcdeb-…) holding a link called ``interface``; deleted after."""
-    name = f"kcdeb-kt{os.getpid()}"
-    subprocess.run(["ip", "netns", "del", name], capture_output=True)
-    subprocess.run(["ip", "netns", "add", name], check=True)
+    """A network namespace holding a link called ``interface``; deleted after."""
+    cleanup(PREFIX)
     try:
-        subprocess.run(["ip", "-n", name, "link", "add", interface, "type", "veth",
-                        "peer", "name", "kcdeb-peer"], check=True)
-        yield name
+        ns = create_namespace(f"{PREFIX}-kt")
+        ns.ip("link", "add", interface, "type", "veth", "peer", "name", "peer0")
+        yield ns
     finally:
-        subprocess.run(["ip", "netns", "del", name], check=True)
+        cleanup(PREFIX)
 
 
 def config_test(config):
-    """Run ``keepalived -t`` on ``config`` in a namespace with the interface it names."""
+    """``keepalived -t`` on ``config`` in a namespace with the interface it names."""
     interface = re.search(r"^\s*interface\s+(\S+)", config.read_text(), re.M).group(1)
     with namespace_with(interface) as ns:
-        return subprocess.run(["ip", "netns", "exec", ns, "keepalived", "-t", "-f", str(config)],
-                              capture_output=True, text=True, timeout=60)
+        return ns.run([KEEPALIVED, "-t", "-f", config], timeout=60)
 
 
 def tracked_scripts_config(path, commands):
