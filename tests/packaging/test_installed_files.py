@@ -83,7 +83,7 @@ def test_every_executable_has_a_man_page_made_from_its_help(installed):
     for name in executables():
         with gzip.open(f"/usr/share/man/man1/{name}.1.gz", "rt") as f:
             page = f.read().replace("\\-", "-")
-        assert f".SH NAME\n{name} - " in page, name
+        assert re.search(rf'^\.SH "?NAME"?\n{name} - ', page, re.M), name
         options = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]+", run(name, "--help").stdout))
         assert "--help" in options, name
         missing = sorted(o for o in options if o not in page)
