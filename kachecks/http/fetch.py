@@ -1,0 +1,198 @@
+"""One HTTP/1.x exchange the keepalived way: connect, [TLS], send, read to EOF.
+
+Shared by ``kachecks genhash`` and the HTTP check. Everything runs within
+one Deadline. keepalived never stops at Content-Length, so neither do we:
+a server that keeps the connection open ends in a read timeout.
+
+Failures are ProbeFailure/DeadlineExceeded with ``phase`` one of resolve,
+connect, tls, send, wait (no response byte yet), read; ``keepalived_message``
+turns one into the text keepalived's genhash prints for that stage.
+"""
+
+import time
+
+import _socket
+
+from kachecks.errors import DeadlineExceeded, ProbeFailure
+from kachecks.http.request import build_request, host_header
+from kachecks.http.response import HEADER_LIMIT, ResponseReader, find_header
+from kachecks.net import connect as net
+
+READ_SIZE = 4095  # keepalived reads at most MAX_BUFFER_LENGTH - 1 bytes
+
+
+class Response:
+    """Immutable outcome of ``fetch``.
+
+    ``header_complete`` False means no CRLFCRLF within 4095 bytes
+    (keepalived: "no data received from remote webserver"); the digests are
+    then those of no bytes, as keepalived computes them.
+    ``clean_eof``: the peer closed cleanly (for TLS: sent close_notify).
+    ``timings``: seconds per phase (connect includes resolve; wait is time
+    to the first response byte; read the rest) and ``total``.
+    """
+
+    __slots__ = ("status", "reason", "headers", "header_complete", "raw_header",
+                 "content_length", "body_length", "hashed_length", "total_bytes",
+                 "digests", "raw_digests", "body_prefix", "timings", "cert_days_left",
+                 "clean_eof", "address", "request")
+
+    def __init__(self, **fields):
+        for name in self.__slots__:
+            object.__setattr__(self, name, fields.get(name))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Response is immutable")
+
+    def header(self, name):
+        """First value of header ``name`` (case-insensitive), or None."""
+        return find_header(self.headers, name)
+
+
+def fetch(host, port, path, deadline, *, protocol="1.0", vhost=None, tls=None,
+          bind=None, fwmark=None, family=0, algorithms=("md5",), fast_start=False,
+          extra_headers=(), observer=None, on_body=None, body_prefix=0,
+          body_read_size=READ_SIZE):
+    """Fetch ``path`` from ``host``:``port``; returns a Response.
+
+    ``tls``: a kachecks.net.tls.TLSOptions to speak HTTPS (None: plain).
+    ``body_read_size``: read size once the header is in; keepalived's is
+    4095, which only matters for observers (genhash -v dumps per read).
+    """
+    timings = {}
+    mark = time.monotonic()
+    sock, fam, sockaddr = net.connect(host, port, deadline, bind=bind, fwmark=fwmark, family=family)
+    mark = _lap(timings, "connect", mark)
+    cert_days = None
+    try:
+        if tls is not None:
+            from kachecks.net import tls as tlsmod
+
+            sock = tlsmod.wrap(sock, fam, tls, deadline)
+            mark = _lap(timings, "tls", mark)
+            cert_days = tlsmod.peer_cert_days_left(sock)
+        host_value = host_header(sockaddr[0], sockaddr[1], fam == _socket.AF_INET6, vhost)
+        request = build_request(path, host_value, protocol, extra_headers)
+        _send(sock, request, deadline, tls is not None)
+        mark = _lap(timings, "send", mark)
+        reader = ResponseReader(algorithms, fast_start, observer, on_body, body_prefix)
+        clean = _read_to_eof(sock, reader, deadline, tls is not None, body_read_size, timings, mark)
+    finally:
+        sock.close()
+    timings["total"] = sum(timings.values())
+    return Response(
+        status=reader.status, reason=reader.reason, headers=reader.headers,
+        header_complete=reader.header_complete, raw_header=reader.raw_header,
+        content_length=reader.content_length, body_length=reader.body_bytes,
+        hashed_length=reader.hashed_bytes, total_bytes=reader.total_bytes,
+        digests=reader.digests(), raw_digests=reader.raw_digests(),
+        body_prefix=reader.body_prefix, timings=timings, cert_days_left=cert_days,
+        clean_eof=clean, address=net.format_address(fam, sockaddr), request=request)
+
+
+def _lap(timings, phase, mark):
+    now = time.monotonic()
+    timings[phase] = timings.get(phase, 0.0) + (now - mark)
+    return now
+
+
+def _failure(message, phase, reason, over_tls):
+    exc = ProbeFailure(message, phase)
+    exc.reason = reason
+    exc.over_tls = over_tls
+    return exc
+
+
+def _send(sock, request, deadline, over_tls):
+    try:
+        sock.settimeout(deadline.remaining("send"))
+        sock.sendall(request)
+    except TimeoutError:
+        raise _expired(deadline, "send", over_tls) from None
+    except OSError as exc:
+        raise _failure(f"cannot send request: {exc.strerror or exc}", "send", "error", over_tls) from None
+
+
+def _expired(deadline, phase, over_tls):
+    exc = deadline.expired_in(phase)
+    exc.over_tls = over_tls
+    return exc
+
+
+def _read_to_eof(sock, reader, deadline, over_tls, body_read_size, timings, mark):
+    """Read until EOF into ``reader``; True when the peer closed cleanly."""
+    buf = bytearray(max(body_read_size, HEADER_LIMIT))
+    view = memoryview(buf)
+    recv_into = sock.recv_into
+    phase = "wait"
+    try:
+        while True:
+            want = reader.room(body_read_size if reader.header_complete else READ_SIZE)
+            if want <= 0:
+                return True  # keepalived reads 0 bytes: taken as EOF
+            try:
+                sock.settimeout(deadline.remaining(phase))
+                got = recv_into(view, want)
+            except TimeoutError:
+                raise _expired(deadline, phase, over_tls) from None
+            except DeadlineExceeded as exc:
+                exc.over_tls = over_tls
+                raise
+            except OSError as exc:
+                if over_tls and _ragged_eof(exc):
+                    return False
+                message = f"read error: {getattr(exc, 'reason', None) or exc.strerror or exc}"
+                raise _failure(message, phase, "error", over_tls) from None
+            if not got:
+                return True
+            if phase == "wait":
+                mark = _lap(timings, "wait", mark)
+                phase = "read"
+            reader.feed(view[:got])
+    finally:
+        _lap(timings, phase, mark)
+
+
+def _ragged_eof(exc):
+    """A TLS peer closed TCP without close_notify (keepalived hashes anyway).
+
+    Python >= 3.11.4 raises SSLEOFError; Debian's 3.11.2 a plain SSLError.
+    """
+    import ssl
+
+    return isinstance(exc, ssl.SSLEOFError) or getattr(exc, "reason", None) == "UNEXPECTED_EOF_WHILE_READING"
+
+
+# keepalived's genhash wording per stage (check_http.c / check_ssl.c timeout_epilog).
+_KEEPALIVED_TEXT = {
+    ("connect", "refused"): "Connection failed",
+    ("connect", "timeout"): "Timeout connecting",
+    ("connect", "unreachable"): "HTTP_CHECK - network unreachable",
+    ("connect", "error"): "Error connecting",
+    ("tls", "timeout"): "Timeout connecting",
+    ("tls", "error"): "SSL handshake/communication error connecting to",
+    ("send", "timeout"): "Timeout WEB write",
+    ("send", "error"): "Cannot send get request to",
+    ("wait", "timeout"): "Timeout WEB read",
+    ("wait", "error"): "Read error with",
+    ("read", "timeout"): "Timeout HTTP read",
+    ("read", "error"): "Read error with",
+}
+_KEEPALIVED_TLS_READ = {
+    ("read", "timeout"): "Timeout SSL read",
+    ("wait", "error"): "SSL read error from",
+    ("read", "error"): "SSL read error from",
+}
+
+
+def keepalived_message(exc):
+    """keepalived genhash's line for this failure, or None (no equivalent, e.g. resolve)."""
+    reason = "timeout" if isinstance(exc, DeadlineExceeded) else getattr(exc, "reason", "error")
+    if exc.phase == "tls" and reason != "timeout":
+        reason = "error"
+    if exc.phase == "connect" and reason not in ("refused", "timeout", "unreachable"):
+        reason = "error"
+    key = (exc.phase, reason)
+    if getattr(exc, "over_tls", False) and key in _KEEPALIVED_TLS_READ:
+        return _KEEPALIVED_TLS_READ[key]
+    return _KEEPALIVED_TEXT.get(key)
