@@ -2,41 +2,21 @@
 
 import socket
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tests.support.cli import run
+from tests.support.rawhttp import RawHTTPServer, http_response
 
-SERVER1_BODY = b"hello from Server 1\n"
 SERVER1_MD5 = "5f2b4547f41470dc3e293e7267461575"
 SERVER2_MD5 = "fe020663a9ac3e61b71f6921d423251d"
 
 
-class ServiceTxt(BaseHTTPRequestHandler):
-    """The reference real server: /service.txt, HTTP/1.0, closes after the reply."""
-
-    def do_GET(self):
-        found = self.path == "/service.txt"
-        body = SERVER1_BODY if found else b"not found\n"
-        self.send_response(200 if found else 404)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def web():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), ServiceTxt)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    """The reference real server 1: /service.txt over HTTP/1.0, closed after the reply."""
+    with RawHTTPServer(http_response(b"hello from Server 1\n")) as server:
+        yield server.port
 
 
 @pytest.fixture
