@@ -24,6 +24,7 @@ CLICK_COMMANDS = {
     "notify": ("kachecks.notify.commands", "notify"),
     "fifo": ("kachecks.notify.commands", "fifo"),
     "spool": ("kachecks.notify.commands", "spool"),
+    "worker": ("kachecks.worker.server", "worker"),
 }
 
 

@@ -12,6 +12,8 @@ def isolated_runtime(tmp_path, monkeypatch):
     state.mkdir()
     monkeypatch.setenv("KACHECKS_STATE_DIR", str(state))
     monkeypatch.setenv("KACHECKS_SYSLOG_SOCKET", str(tmp_path / "no-syslog"))
+    # An installed `kachecks worker` must not serve the tests' checks (tests/worker starts its own).
+    monkeypatch.setenv("KACHECKS_WORKER_SOCKET", str(tmp_path / "no-worker.sock"))
     monkeypatch.delenv("KACHECKS_CONFIG", raising=False)
 
 

@@ -10,8 +10,8 @@ A check module supplies a ``Check``: its options, its help text, a
 when it must, and a ``target(ns)`` naming the peer for logs and state.
 """
 
+import _signal as signal  # the ``signal`` module imports enum: ~4 ms per forked check
 import os
-import signal
 import sys
 
 from kachecks import argspec
@@ -29,10 +29,10 @@ class Check:
     """Static description of one check executable."""
 
     __slots__ = ("name", "prog", "opts", "usage", "description", "epilog", "probe", "target",
-                 "validate")
+                 "validate", "positionals", "delegate")
 
     def __init__(self, name, prog, opts, usage, description, epilog, probe, target,
-                 validate=None):
+                 validate=None, positionals=0, delegate=None):
         self.name = name  # "HTTP": first word of the status line
         self.prog = prog  # "kachecks-http": syslog ident
         self.opts = list(opts) + COMMON_OPTS
@@ -42,13 +42,17 @@ class Check:
         self.probe = probe
         self.target = target  # ns -> "[192.168.8.101]:80" for logs and state identity
         self.validate = validate  # ns -> None, raises UsageError on inconsistent options
+        self.positionals = positionals  # non-option arguments allowed (kachecks-tcp HOST:PORT)
+        # argv -> True when this run is worth handing to `kachecks worker` (expensive imports)
+        self.delegate = delegate
 
 
 class Terminated(ProbeFailure):
     """SIGTERM/SIGINT arrived (keepalived's misc_timeout): report and exit 1."""
 
     def __init__(self, signum):
-        super().__init__(f"terminated by {signal.Signals(signum).name}", "signal")
+        name = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT"}.get(signum, f"signal {signum}")
+        super().__init__(f"terminated by {name}", "signal")
 
 
 # Seconds a terminated check may take to report before the watchdog ends it.
@@ -81,14 +85,20 @@ def _arm_watchdog(seconds):
 
 def run(check, argv=None, prog=None):
     """Parse, probe, judge, report; return the exit code. Never raises."""
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
     argv = sys.argv[1:] if argv is None else list(argv)
     prog = prog or check.prog
+    if check.delegate is not None and check.delegate(argv):
+        from kachecks.worker import client
+
+        code = client.delegate(check.probe.__module__, prog, argv)
+        if code is not None:
+            return code
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     nagios = "--nagios" in argv
     ns = None
     try:
-        ns = argspec.parse(check.opts, argv)
+        ns = argspec.parse(check.opts, argv, check.positionals)
         nagios = ns.nagios
         if ns.help:
             sys.stdout.write(argspec.render_help(f"{prog} {check.usage}", check.description,
@@ -159,6 +169,7 @@ def _report(check, ns, result, identity):
     lines = [_status_line(check, ns, result, judged)]
     if ns.verbose:
         lines.extend(result.details)
+        _note_worker(lines)
     sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
     warned = result.ok and bool(result.warning)
@@ -173,6 +184,12 @@ def _report(check, ns, result, identity):
         priority = syslogger.LOG_NOTICE if remembered == verdict.UP else syslogger.LOG_WARNING
         syslogger.send(check.prog, f"{check.target(ns)} {judged.state}: {why}", priority)
     return judged.code
+
+
+def _note_worker(lines):
+    worker = sys.modules.get("kachecks.worker.client")
+    if worker is not None and worker.IN_WORKER:
+        lines.append(f"(run by kachecks worker {worker.IN_WORKER[0]})")
 
 
 def _fail_early(check, prog, message, nagios, usage=False):

@@ -17,6 +17,13 @@ def non_negative_int(text):
     return value
 
 
+def fwmark_value(text):
+    value = non_negative_int(text)
+    if value > 0xFFFFFFFF:
+        raise ValueError(f"a firewall mark is 32 bits, got {text!r}")
+    return value
+
+
 def port_number(text):
     value = int(text, 10)
     if not 1 <= value <= 65535:
@@ -32,7 +39,7 @@ COMMON_OPTS = [
     Opt("timeout", "t", "timeout", metavar="SECONDS", default=5.0, convert=positive_float,
         help="deadline for the whole run: resolve, connect, TLS, request, read", section=COMMON),
     Opt("bind", None, "bind", metavar="ADDR", help="source address to connect from", section=COMMON),
-    Opt("fwmark", None, "fwmark", metavar="N", convert=non_negative_int,
+    Opt("fwmark", None, "fwmark", metavar="N", convert=fwmark_value,
         help="set SO_MARK on the socket (like keepalived's fwmark)", section=COMMON),
     Opt("quiet", "q", "quiet", kind=FLAG, help="do not log state changes to syslog", section=COMMON),
     Opt("verbose", "v", "verbose", kind=FLAG, help="print details after the status line", section=COMMON),

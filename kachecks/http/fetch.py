@@ -13,7 +13,7 @@ import time
 
 import _socket
 
-from kachecks.errors import DeadlineExceeded, ProbeFailure
+from kachecks.errors import DeadlineExceeded
 from kachecks.http.request import build_request, host_header
 from kachecks.http.response import HEADER_LIMIT, ResponseReader, find_header
 from kachecks.net import connect as net
@@ -97,8 +97,7 @@ def _lap(timings, phase, mark):
 
 
 def _failure(message, phase, reason, over_tls):
-    exc = ProbeFailure(message, phase)
-    exc.reason = reason
+    exc = net.failure(message, phase, reason)
     exc.over_tls = over_tls
     return exc
 

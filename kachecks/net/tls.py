@@ -2,15 +2,16 @@
 
 Importing this module is cheap: ``ssl`` (and ``socket``, which it needs) are
 imported only when a handshake is made, so plain-HTTP runs never load them.
-The default is keepalived's SSL_GET: any TLS version, no certificate
-verification, no SNI unless a name is given, no close_notify on close. Ragged EOFs
-are not suppressed: readers see ``ssl.SSLEOFError`` and decide (keepalived
-hashes anyway but skips its verbose digest dump).
+The default is keepalived's SSL_GET: any TLS version the system OpenSSL
+policy allows, no certificate verification, no SNI unless a name is given,
+no close_notify on close. Ragged EOFs are not suppressed: readers get an
+``ssl.SSLEOFError`` (a plain SSLError on Python 3.11.2) and decide
+(keepalived hashes anyway but skips its verbose digest dump).
 """
 
 import time
 
-from kachecks.errors import ProbeFailure
+from kachecks.net.connect import failure
 
 
 class TLSOptions:
@@ -31,10 +32,8 @@ class TLSOptions:
         self.sni = sni
 
 
-def _failure(message, phase="tls", reason="error"):
-    exc = ProbeFailure(message, phase)
-    exc.reason = reason
-    return exc
+def _failure(message, reason):
+    return failure(message, "tls", reason)
 
 
 def client_context(options):
@@ -53,21 +52,17 @@ def client_context(options):
             else:
                 ctx.load_default_certs()
         except (OSError, ssl.SSLError) as exc:
-            raise _failure(f"cannot load CA file {options.ca_file}: {_reason(exc)}", reason="config") from None
+            raise _failure(f"cannot load CA file {options.ca_file}: {_reason(exc)}", "config") from None
     else:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-        ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
-        try:  # keepalived's TLS_method() also talks to old servers
-            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
-        except ssl.SSLError:
-            pass
+    # Versions and ciphers: the system OpenSSL policy, as for keepalived's TLS_method().
     if options.cert_file:
         try:
             ctx.load_cert_chain(options.cert_file, options.key_file)
         except (OSError, ssl.SSLError) as exc:
             raise _failure(f"cannot load client certificate {options.cert_file}: {_reason(exc)}",
-                           reason="config") from None
+                           "config") from None
     return ctx
 
 
@@ -95,9 +90,9 @@ def wrap(raw_sock, family, options, deadline, context=None):
         except TimeoutError:
             raise deadline.expired_in("tls") from None
         except ssl.SSLCertVerificationError as exc:
-            raise _failure(f"certificate verification failed: {exc.verify_message}", reason="verify") from None
+            raise _failure(f"certificate verification failed: {exc.verify_message}", "verify") from None
         except (ssl.SSLError, OSError) as exc:
-            raise _failure(f"TLS handshake failed: {_reason(exc)}", reason="handshake") from None
+            raise _failure(f"TLS handshake failed: {_reason(exc)}", "handshake") from None
         return tls
     except BaseException:
         sock.close()

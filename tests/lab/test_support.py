@@ -7,7 +7,7 @@ import time
 import pytest
 
 from tests.support.keepalived import Keepalived, config_test, vrrp_config
-from tests.support.netns import Network, cleanup, namespaces
+from tests.support.netns import Network, cleanup, namespace_pids, namespaces, wait_for
 
 pytestmark = pytest.mark.netns
 
@@ -39,6 +39,7 @@ def test_cleanup_removes_leftovers_of_a_crashed_run():
     net = Network(PREFIX, {"a": "192.168.8.1"})
     net.up()
     stray = subprocess.Popen(net["a"].argv(["sleep", "600"]), start_new_session=True)
+    wait_for(lambda: stray.pid in namespace_pids(f"{PREFIX}-a"), 5, what="sleep in the namespace")
     assert sorted(cleanup(PREFIX)) == [f"{PREFIX}-a", f"{PREFIX}-sw"]
     assert stray.wait(5) == -signal.SIGTERM
     assert namespaces(PREFIX) == []
@@ -59,7 +60,19 @@ def test_vrrp_pair_fails_over_and_nopreempt_keeps_the_new_master(tmp_path):
 
         lvs1 = Keepalived(net["lvs1"], tmp_path / "lvs1b", vrrp_config("lvs1", 100, VIP)).start()
         lvs1.wait_state("BACKUP")
-        time.sleep(3)  # several adverts from the lower-priority master: no preemption
+        time.sleep(5)  # past the 3.6 s after which lvs1 would preempt without nopreempt
         assert lvs1.states() == [("VI_1", "BACKUP")]
         assert lvs2.state() == "MASTER"
         assert config_test(lvs1.conf).returncode == 0
+
+
+def test_without_nopreempt_the_higher_priority_takes_the_vip_back(tmp_path):
+    hosts = {"lvs1": "192.168.8.100", "lvs2": "192.168.8.200"}
+    with Network(PREFIX, hosts) as net:
+        conf = lambda rid, prio: vrrp_config(rid, prio, VIP, nopreempt=False)  # noqa: E731
+        lvs2 = Keepalived(net["lvs2"], tmp_path / "lvs2", conf("lvs2", 50)).start()
+        lvs2.wait_state("MASTER")
+        lvs1 = Keepalived(net["lvs1"], tmp_path / "lvs1", conf("lvs1", 100)).start()
+        lvs1.wait_state("MASTER", timeout=10)
+        lvs2.wait_state("BACKUP")
+        assert VIP in net["lvs1"].addresses()

@@ -41,6 +41,23 @@ def secure_dir(path):
     return path
 
 
+def insecure_components(path):
+    """Components of ``path`` keepalived's script security would refuse (interfaces §3.7).
+
+    Each must be owned by root and, unless it is a sticky directory, writable by
+    neither group (unless group 0) nor others.
+    """
+    bad = []
+    path = Path(path).absolute()
+    for p in [path, *path.parents]:
+        st = p.lstat()
+        sticky_dir = p.is_dir() and st.st_mode & 0o1000
+        writable = st.st_mode & 0o002 or (st.st_mode & 0o020 and st.st_gid != 0)
+        if st.st_uid != 0 or (writable and not sticky_dir):
+            bad.append(str(p))
+    return bad
+
+
 def write_script(path, text):
     """A root-owned 0755 executable script keepalived will accept."""
     path = Path(path)
@@ -57,15 +74,21 @@ def config_test(conf):
 
 
 class Keepalived:
-    """One keepalived (VRRP only) in namespace ``ns`` (a tests.support.netns.Namespace)."""
+    """One keepalived (VRRP only) in namespace ``ns`` (a tests.support.netns.Namespace).
 
-    def __init__(self, ns, workdir, config_text):
+    ``env`` is added to keepalived's environment, which its scripts inherit unchanged
+    (interfaces §3.6): the way to hand KACHECKS_* settings to checks and notifiers.
+    """
+
+    def __init__(self, ns, workdir, config_text, env=None):
         self.ns = ns
+        self.env = env
         self.dir = secure_dir(workdir)
         self.conf = self.dir / "keepalived.conf"
         self.conf.write_text(config_text)
         os.chmod(self.conf, 0o644)
         self.log = self.dir / "keepalived.log"
+        self.log_start = 0  # states() reads the log of the current run only
         self.proc = None
 
     def argv(self):
@@ -77,7 +100,8 @@ class Keepalived:
         ]
 
     def start(self):
-        self.proc = self.ns.start(self.argv(), log=self.log)
+        self.log_start = self.log.stat().st_size if self.log.exists() else 0
+        self.proc = self.ns.start(self.argv(), log=self.log, env=self.env)
         return self
 
     def running(self):
@@ -90,7 +114,12 @@ class Keepalived:
         return self.proc.stop(timeout)
 
     def output(self):
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
+        """What keepalived logged since the last ``start()``."""
+        if not self.log.exists():
+            return ""
+        with open(self.log, "rb") as f:
+            f.seek(self.log_start)
+            return f.read().decode(errors="replace")
 
     def states(self, instance=None):
         """Every VRRP state entered so far, in order: [(instance, state), …]."""

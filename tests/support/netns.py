@@ -105,24 +105,44 @@ class Process:
 
 
 class Namespace:
-    """One host: ``exec`` commands in it, start background processes in it."""
+    """One host: ``exec`` commands in it, start background processes in it.
 
-    def __init__(self, name, address=None):
+    With ``hostname`` set, commands also get their own UTS namespace carrying that
+    name, so programs that put the host name in what they send (mail subjects,
+    syslog) say ``lvs1`` rather than the machine's name.
+    """
+
+    def __init__(self, name, address=None, hostname=None):
         self.name = name
         self.address = address
+        self.hostname = hostname
         self.processes = []
 
     def argv(self, args):
-        return ["ip", "netns", "exec", self.name, *[str(a) for a in args]]
+        args = [str(a) for a in args]
+        if self.hostname:
+            set_name = 'hostname "$0" && exec "$@"'
+            args = ["unshare", "--uts", "--", "sh", "-c", set_name, self.hostname, *args]
+        return ["ip", "netns", "exec", self.name, *args]
 
-    def run(self, args, check=False, timeout=30, **kwargs):
-        """Run ``args`` in the namespace and wait; text output captured unless redirected."""
+    def run(self, args, check=False, timeout=30, env=None, **kwargs):
+        """Run ``args`` in the namespace and wait; text output captured unless redirected.
+
+        ``env`` adds to this process's environment.
+        """
+        if env is not None:
+            kwargs["env"] = {**os.environ, **{k: str(v) for k, v in env.items()}}
         kwargs.setdefault("capture_output", "stdout" not in kwargs and "stderr" not in kwargs)
         kwargs.setdefault("text", True)
         return subprocess.run(self.argv(args), check=check, timeout=timeout, **kwargs)
 
     def start(self, args, log=None, env=None, cwd=None):
-        """Start ``args`` in the background; stdout+stderr go to file ``log`` (or /dev/null)."""
+        """Start ``args`` in the background; stdout+stderr go to file ``log`` (or /dev/null).
+
+        ``env`` adds to (does not replace) this process's environment.
+        """
+        if env is not None:
+            env = {**os.environ, **{k: str(v) for k, v in env.items()}}
         out = open(log, "ab") if log else subprocess.DEVNULL
         try:
             popen = subprocess.Popen(
@@ -178,21 +198,13 @@ def wait_for(predicate, timeout, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
-class Network:
-    """Hosts ``{name: address}`` on one bridge; a context manager that always tears down."""
+class TornDown:
+    """Context manager for things built by ``up()``: ``down()`` runs on exit and if ``up`` fails.
 
-    def __init__(self, prefix, hosts, prefixlen=24):
-        self.prefix = prefix
-        self.hosts = dict(hosts)
-        self.prefixlen = prefixlen
-        self.switch = None
-        self.nodes = {}
-
-    def __getitem__(self, host):
-        return self.nodes[host]
+    ``down()`` must cope with a half-built state and with being called twice.
+    """
 
     def __enter__(self):
-        cleanup(self.prefix)
         try:
             self.up()
         except BaseException:
@@ -204,7 +216,23 @@ class Network:
         self.down()
         return False
 
+
+class Network(TornDown):
+    """Hosts ``{name: address}`` on one bridge; a context manager that always tears down."""
+
+    def __init__(self, prefix, hosts, prefixlen=24, hostnames=False):
+        self.prefix = prefix
+        self.hosts = dict(hosts)
+        self.prefixlen = prefixlen
+        self.hostnames = hostnames
+        self.switch = None
+        self.nodes = {}
+
+    def __getitem__(self, host):
+        return self.nodes[host]
+
     def up(self):
+        cleanup(self.prefix)
         self.switch = create_namespace(f"{self.prefix}-{SWITCH}")
         self.switch.ip("link", "add", BRIDGE, "type", "bridge")
         self.switch.ip("link", "set", BRIDGE, "up")
@@ -215,6 +243,7 @@ class Network:
         """Create namespace ``<prefix>-<host>`` and plug its eth0 into the bridge."""
         ns = create_namespace(f"{self.prefix}-{host}")
         ns.address = address
+        ns.hostname = host if self.hostnames else None
         self.nodes[host] = ns
         port = f"v-{host}"[:15]
         peer = f"h-{host}"[:15]

@@ -45,11 +45,12 @@ class RawHTTPServer:
     ``client_ca=cafile`` then demands a client certificate signed by it;
     ``close_notify=True`` ends TLS cleanly (default: a bare TCP close);
     ``reset=True`` ends the connection with a TCP RST after answering.
+    ``request_end``: bytes that end a request (other protocols than HTTP).
     """
 
     def __init__(self, response=b"", *, host="127.0.0.1", pause=0.05, drip=None,
                  close=True, hang=False, read_request=True, tls=None, client_ca=None,
-                 close_notify=False, reset=False):
+                 close_notify=False, reset=False, request_end=b"\r\n\r\n"):
         self.response = response
         self.host = host
         self.pause = pause
@@ -65,6 +66,7 @@ class RawHTTPServer:
         self._client_ca = client_ca
         self._close_notify = close_notify
         self.reset = reset
+        self.request_end = request_end
         self._context = None
         self._stop = threading.Event()
         self._conns = []
@@ -190,7 +192,7 @@ class RawHTTPServer:
 
     def _read_request(self, conn):
         data = b""
-        while b"\r\n\r\n" not in data:
+        while self.request_end not in data:
             try:
                 chunk = conn.recv(4096)
             except (TimeoutError, socket.timeout):

@@ -116,7 +116,8 @@ class Slapd:
     ``certs``: a dict from make_certificates (made in the directory if None).
     ``verify_client``: slapd's TLSVerifyClient (never, allow, try, demand).
     ``host``/``port``/``tls_port``: where to listen (free loopback ports by
-    default; pass fixed ports when ``prefix`` runs slapd in a namespace).
+    default; 389 and 636 when ``prefix`` runs slapd in a namespace of its own).
+    The certificate made when ``certs`` is None names ``host`` too.
     ``listen_urls``: overrides the TCP listeners entirely.
     """
 
@@ -127,6 +128,8 @@ class Slapd:
                  start_timeout=10.0):
         self.host = host
         self.prefix = list(prefix)
+        if self.prefix and port is None and tls_port is None:  # a namespace of our own
+            port, tls_port = 389, 636
         self._fixed_ports = port is not None or tls_port is not None or listen_urls is not None
         self.port = port
         self.tls_port = tls_port
@@ -180,7 +183,8 @@ class Slapd:
         """Write config and data, load them with slapadd, start and wait for slapd."""
         self.dir = Path(tempfile.mkdtemp(prefix="kcld-"))  # short: ldapi paths max 107 bytes
         try:
-            self.certs = self._certs or make_certificates(self.dir / "pki")
+            hosts = tuple(dict.fromkeys((self.host, "127.0.0.1", "::1", "localhost")))
+            self.certs = self._certs or make_certificates(self.dir / "pki", hosts)
             attempts = 1 if self._fixed_ports else 3
             for attempt in range(attempts):
                 if not self._fixed_ports:
@@ -211,7 +215,7 @@ class Slapd:
                 [*self.prefix, SLAPD, "-d", "0", "-f", conf,
                  "-h", " ".join([*self.listen_urls, self.ldapi_url])],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -314,6 +318,16 @@ access to dn.subtree="{PRIVATE_BASE}" by users read by * none
 access to * by * read
 """)
         (self.dir / "data.ldif").write_text(reference_tree())
+
+
+def _die_with_parent():
+    """prctl(PR_SET_PDEATHSIG, SIGKILL): a killed test run leaves no slapd behind.
+
+    It follows the thread that started slapd, so start it from a long-lived one.
+    """
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
 
 
 def _family(host):

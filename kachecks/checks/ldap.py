@@ -1,0 +1,420 @@
+"""kachecks-ldap: bind and search an LDAP server (SPEC §2.3).
+
+Replaces the ``ldapsearch … | grep "^o: …$"`` MISC_CHECK: the password
+never reaches argv, and every way the server can be unhealthy (down, mute,
+wrong credentials, no such base, too few entries, wrong value, referral,
+size limit) has its own one-line message.
+
+ldap3 encodes and decodes the protocol, but the socket is ours
+(kachecks.net.connect and kachecks.net.tls, as for the other checks: --bind,
+--fwmark, TLS options, expiry warning), handed to ldap3 already connected;
+the whole run, ldap3 calls included, is bounded by a SIGALRM at the deadline.
+ldap3 is imported only inside the probe and dominates the start-up cost.
+"""
+
+import signal
+
+from kachecks.argspec import FLAG, MULTI, Opt
+from kachecks.checks import tlsopts
+from kachecks.checks.contract import Check, run
+from kachecks.checks.options import non_negative_int, port_number
+from kachecks.checks.result import Result
+from kachecks.errors import DeadlineExceeded, ProbeFailure, UsageError
+
+PASSWORD_ENV = "KACHECKS_LDAP_PASSWORD"
+STARTTLS_OID = "1.3.6.1.4.1.1466.20037"
+DEFAULT_PORTS = {"ldap": 389, "ldaps": 636}
+LDAP3_SCOPES = {"base": "BASE", "one": "LEVEL", "sub": "SUBTREE"}
+
+# LDAP result codes (RFC 4511 §4.1.9) that get a message of their own.
+SIZE_LIMIT_EXCEEDED = 4
+REFERRAL = 10
+NO_SUCH_OBJECT = 32
+INVALID_CREDENTIALS = 49
+
+
+def _scope(text):
+    if text not in LDAP3_SCOPES:
+        raise ValueError(f"expected base, one or sub, got {text!r}")
+    return text
+
+
+def _filter(text):
+    text = text.strip()
+    if not text:
+        raise ValueError("empty filter")
+    return text if text.startswith("(") else f"({text})"
+
+
+def _split_assertion(text, what):
+    attr, sep, value = text.partition("=")
+    attr = attr.strip()
+    if not sep or not attr or not all(c.isalnum() or c in "-;." for c in attr):
+        raise ValueError(f"expected ATTR={what}, got {text!r}")
+    return attr, value
+
+
+def _expectation(text):
+    return _split_assertion(text, "VALUE")
+
+
+def _regex_expectation(text):
+    from kachecks.checks.patterns import compile_option
+
+    attr, pattern = _split_assertion(text, "RE")
+    return attr, compile_option("--expect-regex", pattern)
+
+
+LDAP = "LDAP"
+OPTS = [
+    Opt("uri", "H", "uri", metavar="URI",
+        help="server: ldap://HOST[:PORT] or ldaps://HOST[:PORT] (HOST a name, IPv4 or [IPv6])",
+        section=LDAP),
+    Opt("starttls", "Z", "starttls", kind=FLAG, help="upgrade ldap:// with StartTLS before binding",
+        section=LDAP),
+    Opt("bind_dn", "D", "bind-dn", metavar="DN",
+        help=f"simple bind as DN; password from --password-file or ${PASSWORD_ENV}"
+             " (anonymous without it)", section=LDAP),
+    Opt("password_file", "y", "password-file", metavar="FILE",
+        help="file holding the bind password (mode 0600 or 0640)", section=LDAP),
+    Opt("base", "b", "base", metavar="DN", default="", help="search base (default: the root DSE)",
+        section=LDAP),
+    Opt("scope", "s", "scope", metavar="base|one|sub", default="sub", convert=_scope,
+        help="search scope", section=LDAP),
+    Opt("filter", None, "filter", metavar="FILTER", default="(objectClass=*)", convert=_filter,
+        help="search filter (RFC 4515; outer parentheses optional, as in ldapsearch)",
+        section=LDAP),
+    Opt("expect", None, "expect", kind=MULTI, metavar="ATTR=VALUE", convert=_expectation,
+        help="a returned entry must hold exactly this value (repeatable; all must hold)",
+        section=LDAP),
+    Opt("expect_regex", None, "expect-regex", kind=MULTI, metavar="ATTR=RE",
+        convert=_regex_expectation,
+        help="a value of ATTR on a returned entry must match RE (repeatable)", section=LDAP),
+    Opt("min_entries", None, "min-entries", metavar="N", default=1, convert=non_negative_int,
+        help="fewest entries the search must return", section=LDAP),
+    tlsopts.SNI_NAME_OPT,
+    *tlsopts.TLS_OPTS,
+]
+
+USAGE = "--uri ldap[s]://HOST[:PORT] [--base DN] [--filter F] [--expect ATTR=VALUE] [OPTIONS]"
+DESCRIPTION = """\
+Bind to an LDAP server (anonymously, or as --bind-dn with the password from a
+file or the environment, never argv), search, and judge what comes back.
+Exit 0 when healthy, 1 otherwise (2+weight with --dynamic), for keepalived's
+MISC_CHECK and vrrp_script. Referrals are never followed: a referral answer,
+a size-limit error, invalid credentials, a missing base, too few entries, a
+missing value and a server that accepts TCP but never answers LDAP each fail
+with their own message."""
+EPILOG = """\
+Examples:
+  # the reference deployment's MISC_CHECK (replaces ldapsearch | grep)
+  kachecks-ldap --uri ldap://192.168.8.111 --base dc=mysite,dc=mydmn,dc=org \\
+      --filter '(dc=mysite)' --expect o=mysite.mydmn.org
+  # StartTLS, verified against a CA, bound as a monitoring user
+  KACHECKS_LDAP_PASSWORD=… kachecks-ldap --uri ldap://ldap1.mydmn.org --starttls \\
+      --ca-file /etc/ssl/certs/mydmn-ca.pem --bind-dn uid=monitor,ou=people,dc=mysite,dc=mydmn,dc=org \\
+      --base ou=people,dc=mysite,dc=mydmn,dc=org --filter '(uid=*)' --min-entries 10
+  # LDAPS with a password file (chmod 600)
+  kachecks-ldap --uri ldaps://192.168.8.111 --bind-dn cn=monitor,dc=mysite,dc=mydmn,dc=org \\
+      --password-file /etc/kachecks/ldap.pw --base dc=mysite,dc=mydmn,dc=org --scope base"""
+
+
+def parse_uri(text):
+    """``ldap[s]://HOST[:PORT]`` -> (scheme, host, port); HOST may be ``[v6]``."""
+    scheme, sep, rest = text.partition("://")
+    scheme = scheme.lower()
+    if not sep or scheme not in DEFAULT_PORTS:
+        raise UsageError(f"--uri must be ldap://HOST[:PORT] or ldaps://HOST[:PORT], got {text!r}")
+    hostport, _, tail = rest.partition("/")
+    if tail.strip("/"):
+        raise UsageError(f"--uri takes no DN or query ({text!r}): use --base, --scope, --filter")
+    port_text = ""
+    if hostport.startswith("["):
+        host, close, after = hostport[1:].partition("]")
+        if not close or (after and not after.startswith(":")):
+            raise UsageError(f"--uri: bad bracketed IPv6 address in {text!r}")
+        port_text = after[1:]
+    elif hostport.count(":") > 1:
+        raise UsageError(f"--uri: write an IPv6 address in brackets, ldap://[{hostport}]")
+    else:
+        host, _, port_text = hostport.partition(":")
+    if not host:
+        raise UsageError(f"--uri has no host: {text!r}")
+    try:
+        port = port_number(port_text) if port_text else DEFAULT_PORTS[scheme]
+    except ValueError as exc:
+        raise UsageError(f"--uri: {exc}") from None
+    return scheme, host, port
+
+
+def validate(ns):
+    """Options that only make sense together; the password and TLS files are read here."""
+    if not ns.uri:
+        raise UsageError("--uri is required")
+    ns.scheme, ns.host, ns.port = parse_uri(ns.uri)
+    if ns.starttls and ns.scheme == "ldaps":
+        raise UsageError("--starttls is for ldap:// URIs; ldaps:// is TLS already")
+    if ns.password_file and not ns.bind_dn:
+        raise UsageError("--password-file needs --bind-dn")
+    ns.password = None
+    if ns.bind_dn:
+        from kachecks.secrets import password_from
+
+        ns.password = password_from(ns.password_file, PASSWORD_ENV)
+        if ns.password is None:
+            raise UsageError(f"--bind-dn needs --password-file FILE or ${PASSWORD_ENV}")
+    ns.tls = ns.scheme == "ldaps" or ns.starttls
+    if not ns.tls and (tlsopts.uses_tls_options(ns) or ns.sni_name):
+        raise UsageError("TLS options need ldaps:// or --starttls")
+    tlsopts.validate(ns)
+
+
+def target(ns):
+    return f"[{ns.host}]:{ns.port}"
+
+
+class _Expired(BaseException):
+    """SIGALRM at the deadline. A BaseException, so ldap3's ``except Exception`` lets it by."""
+
+
+def _on_alarm(signum, frame):
+    raise _Expired
+
+
+# net.connect failure reasons that are about this host, not the server.
+LOCAL_REASONS = ("bind", "fwmark", "resolve")
+
+
+class _Session:
+    """One probe run: phase bookkeeping, the connection and the TLS handshakes."""
+
+    def __init__(self, ns, deadline):
+        self.ns = ns
+        self.deadline = deadline
+        self.phase = "start"
+        self.answered = False  # any LDAP (or TLS) answer seen: tells "mute" from "slow"
+        self.times = []
+        self.warning = ""
+        self.family = None
+
+    def enter(self, phase):
+        now = self.deadline.elapsed()
+        if self.times:
+            self.times[-1] = (self.times[-1][0], now - self.times[-1][1])
+        self.times.append((phase, now))
+        self.phase = phase
+
+    def connect(self):
+        """A connected socket (TLS already for ldaps://) and the address that answered."""
+        from kachecks.net import connect as net
+
+        self.enter("connect")
+        try:
+            sock, self.family, sockaddr = net.connect(self.ns.host, self.ns.port, self.deadline,
+                                                      bind=self.ns.bind, fwmark=self.ns.fwmark)
+        except DeadlineExceeded:
+            raise
+        except ProbeFailure as exc:
+            if getattr(exc, "reason", None) in LOCAL_REASONS:
+                raise
+            raise ProbeFailure(f"server down: {exc} at {target(self.ns)}", "connect") from None
+        sock.settimeout(None)  # from here on, SIGALRM bounds every call
+        if self.ns.scheme == "ldaps":
+            sock = self.handshake(sock)
+        return sock, sockaddr
+
+    def handshake(self, sock):
+        from kachecks.net import tls
+
+        self.enter("tls")
+        options = tlsopts.tls_options(self.ns, self.ns.sni_name or self.ns.host)
+        wrapped = tls.wrap(sock, self.family, options, self.deadline)
+        wrapped.settimeout(None)
+        self.answered = True
+        self.warning = tlsopts.expiry_warning(self.ns, tls.peer_cert_days_left(wrapped))
+        return wrapped
+
+    def expired(self, phase):
+        if not self.answered and phase not in ("start", "ldap3 import", "resolve", "connect"):
+            return ProbeFailure(
+                f"TCP connection accepted but no LDAP answer within {self.deadline.timeout:g} s"
+                f" (during {phase})", phase)
+        return DeadlineExceeded(phase, self.deadline.timeout)
+
+
+def probe(ns, deadline):
+    session = _Session(ns, deadline)
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, deadline.remaining("start"))
+    try:
+        try:
+            return _search(session)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _Expired:  # also when it fires just before the timer is disarmed
+        raise session.expired(session.phase) from None
+    except DeadlineExceeded as exc:  # a socket timeout inside net.connect / net.tls
+        raise session.expired(exc.phase or session.phase) from None
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _search(session):
+    ns = session.ns
+    session.enter("ldap3 import")
+    import ldap3
+    from ldap3.core.exceptions import LDAPCommunicationError, LDAPException, LDAPInvalidFilterError
+
+    sock, sockaddr = session.connect()
+    # A literal address, so ldap3 never calls the resolver itself; it never connects either:
+    server = ldap3.Server(sockaddr[0], port=ns.port, get_info=ldap3.NONE)
+    conn = ldap3.Connection(
+        server, user=ns.bind_dn, password=ns.password,
+        authentication=ldap3.SIMPLE if ns.bind_dn else ldap3.ANONYMOUS,
+        auto_referrals=False, read_only=True, check_names=False, raise_exceptions=False,
+        return_empty_attributes=False)
+
+    def adopt_socket(address, use_ssl=False, unix_socket=False):
+        conn.socket = sock
+        conn.closed = False
+
+    conn.strategy._open_socket = adopt_socket
+    try:
+        conn.open(read_server_info=False)
+        if ns.starttls:
+            _start_tls(session, conn)
+        if ns.bind_dn:
+            session.enter("bind")
+            conn.bind()
+            session.answered = True
+            _judge_bind(ns, conn.result)
+        session.enter("search")
+        attributes = sorted({a for a, _ in ns.expect + ns.expect_regex}) or [ldap3.NO_ATTRIBUTES]
+        conn.search(ns.base, ns.filter, search_scope=getattr(ldap3, LDAP3_SCOPES[ns.scope]),
+                    attributes=attributes, dereference_aliases=ldap3.DEREF_NEVER)
+        session.answered = True
+        session.enter("judge")
+        result = _judge_search(session, conn.result, conn.response or [])
+    except LDAPInvalidFilterError as exc:
+        raise UsageError(f"--filter {ns.filter!r}: {exc}") from None
+    except LDAPCommunicationError as exc:
+        what = "no LDAP answer, connection closed" if not session.answered else "connection lost"
+        raise ProbeFailure(f"{what} during {session.phase}: {_ldap3_reason(exc)}",
+                           session.phase) from None
+    except LDAPException as exc:
+        raise ProbeFailure(f"{session.phase} failed: {_ldap3_reason(exc)}", session.phase) from None
+    try:
+        conn.unbind()
+    except Exception:  # the verdict is in; a failing goodbye changes nothing
+        pass
+    return result
+
+
+def _ldap3_reason(exc):
+    text = str(exc) or type(exc).__name__
+    return text.replace("error receiving data: ", "")
+
+
+def _start_tls(session, conn):
+    session.enter("starttls")
+    conn.extended(STARTTLS_OID)
+    session.answered = True
+    outcome = conn.result or {}
+    if outcome.get("result") != 0:
+        raise ProbeFailure(f"StartTLS refused: {_describe(outcome)}", "starttls")
+    conn.socket = session.handshake(conn.socket)
+
+
+def _describe(outcome):
+    text = f"{outcome.get('description', 'error')} ({outcome.get('result')})"
+    message = (outcome.get("message") or "").strip()
+    return f"{text}: {message}" if message else text
+
+
+def _judge_bind(ns, outcome):
+    code = outcome.get("result")
+    if code == INVALID_CREDENTIALS:
+        raise ProbeFailure(f"invalid credentials for {ns.bind_dn}", "bind")
+    if code != 0:
+        raise ProbeFailure(f"bind as {ns.bind_dn} failed: {_describe(outcome)}", "bind")
+
+
+def _judge_search(session, outcome, response):
+    ns = session.ns
+    entries = [r for r in response if r.get("type") == "searchResEntry"]
+    references = [u for r in response if r.get("type") == "searchResRef" for u in r.get("uri", ())]
+    code = outcome.get("result")
+    base = ns.base or "the root DSE"
+    if code == REFERRAL:
+        urls = ", ".join(outcome.get("referrals") or ()) or "no URL"
+        raise ProbeFailure(f"referral for {base} to {urls} (referrals are not followed)", "search")
+    if code == NO_SUCH_OBJECT:
+        matched = outcome.get("dn") or ""
+        hint = f" (nearest existing: {matched})" if matched else ""
+        raise ProbeFailure(f"no such base {base}{hint}", "search")
+    if code == SIZE_LIMIT_EXCEEDED:
+        raise ProbeFailure(f"size limit exceeded after {len(entries)} entries under {base}"
+                           f" with {ns.filter}: narrow --base/--filter/--scope", "search")
+    if code != 0:
+        raise ProbeFailure(f"search under {base} failed: {_describe(outcome)}", "search")
+    if len(entries) < ns.min_entries:
+        refs = f", {len(references)} referral(s) not followed" if references else ""
+        raise ProbeFailure(f"too few entries: {len(entries)} < {ns.min_entries} under {base}"
+                           f" with {ns.filter}{refs}", "search")
+    found = []
+    for attr, value in ns.expect:
+        values = _values(entries, attr)
+        if value.encode("utf-8", "surrogateescape") not in values:
+            raise ProbeFailure(f"{attr}={value} not found: {_found(attr, values, entries)}",
+                               "expect")
+        found.append(f"{attr}={value}")
+    for attr, regex in ns.expect_regex:
+        values = _values(entries, attr)
+        match = next((v for v in values if regex.search(v)), None)
+        if match is None:
+            raise ProbeFailure(f"{attr} matching /{_text(regex.pattern)}/ not found:"
+                               f" {_found(attr, values, entries)}", "expect")
+        found.append(f"{attr}={_text(match)}")
+    elapsed = session.deadline.elapsed()
+    count = f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"
+    summary = ", ".join([count, *found]) + f" in {elapsed:.3f} s"
+    details = [f"{phase}: {took * 1000:.1f} ms" for phase, took in session.times[:-1]]
+    details += [f"entry: {e.get('dn')}" for e in entries[:20]]
+    details += [f"referral not followed: {u}" for u in references]
+    return Result(True, summary=summary, warning=session.warning,
+                  perfdata=(("time", elapsed, "s"), ("entries", len(entries), "")),
+                  details=details)
+
+
+def _values(entries, attr):
+    """Every raw value of ``attr`` (any case, any ;option) on every entry."""
+    wanted = attr.lower().split(";")[0]
+    out = []
+    for entry in entries:
+        for name, values in (entry.get("raw_attributes") or {}).items():
+            if name.lower().split(";")[0] == wanted:
+                out.extend(v if isinstance(v, bytes) else str(v).encode() for v in values)
+    return out
+
+
+def _text(value):
+    return value.decode("utf-8", "replace")
+
+
+def _found(attr, values, entries):
+    if not entries:
+        return "no entries"
+    if not values:
+        return f"no {attr} on {len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"
+    shown = ", ".join(repr(_text(v)) for v in values[:5])
+    more = f" and {len(values) - 5} more" if len(values) > 5 else ""
+    return f"found {attr}: {shown}{more}"
+
+
+CHECK = Check(name="LDAP", prog="kachecks-ldap", opts=OPTS, usage=USAGE,
+              description=DESCRIPTION, epilog=EPILOG, probe=probe, target=target,
+              validate=validate, delegate=lambda argv: True)  # ldap3: ~75 ms to import
+
+
+def main(argv=None, prog=None):
+    return run(CHECK, argv, prog)

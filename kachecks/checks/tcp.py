@@ -1,0 +1,247 @@
+"""``kachecks-tcp``: connect, optionally PROXY header, TLS, send, expect, agent (SPEC §2.2).
+
+The probe reads only as much as its tests need: until every pattern has
+matched (--expect, --weight-regex) or the agent line is complete, or EOF,
+--max-bytes, or the deadline. A plain connect check sends nothing at all.
+"""
+
+import sys
+import time
+
+from kachecks.checks import tlsopts
+from kachecks.checks.contract import Check, run
+from kachecks.checks.options import non_negative_int, port_number, positive_float
+from kachecks.checks.result import Result
+from kachecks.argspec import FLAG, Opt
+from kachecks.errors import ProbeFailure, UsageError
+
+TARGET = "Target and exchange"
+WEIGHT = "Dynamic weight (misc_dynamic) and drain"
+
+OPTS = [
+    Opt("host", "H", "host", metavar="HOST", help="IPv4/IPv6 literal or name to connect to",
+        section=TARGET),
+    Opt("port", "p", "port", metavar="PORT", convert=port_number, help="TCP port", section=TARGET),
+    Opt("send", None, "send", metavar="STRING",
+        help="send STRING after connecting; C escapes work: \\r \\n \\t \\0 \\xHH \\NNN \\\\",
+        section=TARGET),
+    Opt("expect", "e", "expect", metavar="RE",
+        help="regular expression the reply must match (read until match, EOF, --max-bytes"
+             " or the deadline)", section=TARGET),
+    Opt("max_bytes", None, "max-bytes", metavar="N", default=16384, convert=non_negative_int,
+        help="read at most N bytes when looking for --expect/--weight-regex/agent reply",
+        section=TARGET),
+    Opt("max_latency", None, "max-latency", metavar="SECONDS", convert=positive_float,
+        help="fail when the whole exchange takes longer", section=TARGET),
+    Opt("proxy_v1", None, "proxy-v1", kind=FLAG,
+        help="send a PROXY protocol v1 header first (text: PROXY TCP4 …)", section=TARGET),
+    Opt("proxy_v2", None, "proxy-v2", kind=FLAG,
+        help="send a PROXY protocol v2 header first (binary)", section=TARGET),
+    Opt("tls", "S", "tls", kind=FLAG, help="do a TLS handshake (then --send/--expect go over TLS)",
+        section=tlsopts.TLS),
+    tlsopts.SNI_NAME_OPT,
+    *tlsopts.TLS_OPTS,
+    Opt("agent", None, "agent", kind=FLAG,
+        help="HAProxy agent-check: read one reply line (up, down, drain, maint, NN%);"
+             " down/maint fail, drain and 0% give weight 0, NN% is relative to --weight",
+        section=WEIGHT),
+    Opt("weight_regex", None, "weight-regex", metavar="RE",
+        help="weight from the first capture group of RE over the reply (integer or NN%)",
+        section=WEIGHT),
+]
+
+USAGE = "[OPTIONS] {--host HOST --port PORT | HOST:PORT}"
+
+DESCRIPTION = """\
+TCP health check for keepalived's MISC_CHECK and vrrp_script: connect within the
+deadline, optionally send a PROXY protocol header, handshake TLS, send a string and
+match the reply, or read a HAProxy agent-check reply as a dynamic weight.
+
+Exit codes: 0 healthy; 1 unhealthy, timed out, refused, bad option, internal error
+(never 2); with --dynamic 2+weight when healthy (weight 0..253); with --nagios
+0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN."""
+
+EPILOG = r"""Examples (reference deployment):
+  kachecks-tcp 192.168.8.101:80
+  kachecks-tcp --host 192.168.8.102 --port 80 --send 'HEAD / HTTP/1.0\r\n\r\n' \
+      --expect '^HTTP/1\.[01] 200'
+  kachecks-tcp --host 192.168.8.101 --port 389 --timeout 2
+  kachecks-tcp --host 192.168.8.101 --port 443 --tls --ca-file /etc/ssl/mysite-ca.pem \
+      --sni-name www.mysite.mydmn.org --cert-min-days 14
+  kachecks-tcp --host 192.168.8.101 --port 9777 --agent --dynamic --weight 10
+                                        # agent "up 50%" -> exit 7 (weight 5)
+  kachecks-tcp --host 192.168.8.101 --port 80 --proxy-v2
+
+keepalived.conf:
+  real_server 192.168.8.101 80 {
+      MISC_CHECK {
+          misc_path "/usr/bin/kachecks-tcp --host 192.168.8.101 --port 9777 --agent --dynamic --weight 10"
+          misc_timeout 5
+          misc_dynamic
+      }
+  }
+"""
+
+
+def validate(ns):
+    if ns.args:
+        if ns.host or ns.port:
+            raise UsageError("give either HOST:PORT or --host/--port, not both")
+        from kachecks.net.connect import split_hostport
+
+        try:
+            ns.host, ns.port = split_hostport(ns.args[0])
+        except ValueError:
+            raise UsageError(f"bad HOST:PORT {ns.args[0]!r}") from None
+        if ns.port is None:
+            raise UsageError(f"{ns.args[0]!r} has no port: use HOST:PORT")
+        if not 1 <= ns.port <= 65535:
+            raise UsageError(f"port must be 1-65535, got {ns.port}")
+    if not ns.host:
+        raise UsageError("no target: give --host HOST --port PORT or HOST:PORT")
+    if ns.port is None:
+        raise UsageError("--port is required")
+    if ns.proxy_v1 and ns.proxy_v2:
+        raise UsageError("--proxy-v1 and --proxy-v2 exclude each other")
+    if not ns.tls and (tlsopts.uses_tls_options(ns) or ns.sni_name):
+        raise UsageError("TLS options need --tls")
+    tlsopts.validate(ns)
+    ns.payload = None
+    if ns.send is not None:
+        from kachecks.checks import escapes
+
+        ns.payload = escapes.decode(ns.send)
+    ns.patterns = _compile(ns)
+
+
+def _compile(ns):
+    from kachecks.checks.patterns import compile_option
+
+    patterns = {"expect": compile_option("--expect", ns.expect),
+                "weight_regex": compile_option("--weight-regex", ns.weight_regex, needs_group=True)}
+    return {key: pattern for key, pattern in patterns.items() if pattern is not None}
+
+
+def target(ns):
+    host = ns.host or "?"
+    return f"[{host}]:{ns.port}"
+
+
+def probe(ns, deadline):
+    from kachecks.net import connect as net
+
+    started = time.monotonic()
+    sock, family, sockaddr = net.connect(ns.host, ns.port, deadline, bind=ns.bind,
+                                         fwmark=ns.fwmark)
+    where = net.format_address(family, sockaddr)
+    connected = time.monotonic() - started
+    notes = [f"{where} connected in {connected:.3f} s"]
+    warning = ""
+    try:
+        if ns.proxy_v1 or ns.proxy_v2:
+            from kachecks.net import proxy
+
+            _send(sock, proxy.header(1 if ns.proxy_v1 else 2, sock, family), deadline, "proxy")
+        if ns.tls:
+            from kachecks.net import tls
+
+            sock = tls.wrap(sock, family, tlsopts.tls_options(ns, ns.sni_name), deadline)
+            notes.append(sock.version() or "TLS")
+            warning = tlsopts.expiry_warning(ns, tls.peer_cert_days_left(sock))
+        if ns.payload:
+            _send(sock, ns.payload, deadline, "send")
+        reply = _read(sock, ns, deadline) if (ns.patterns or ns.agent) else b""
+    finally:
+        sock.close()
+    elapsed = time.monotonic() - started
+    weight, drain = None, False
+    if "expect" in ns.patterns:
+        if not ns.patterns["expect"].search(reply):
+            raise ProbeFailure(f"{where}: expect '{ns.expect}' not found in {_show(reply)}",
+                               "expect")
+        notes.append(f"expect '{ns.expect}' matched")
+    if ns.agent:
+        from kachecks.checks.weight import parse_agent_reply
+
+        line = reply.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
+        weight, drain = parse_agent_reply(line, ns.weight)
+        notes.append(f"agent {line!r}")
+    if "weight_regex" in ns.patterns:
+        weight = _regex_weight(ns, reply)
+    if ns.max_latency is not None and elapsed > ns.max_latency:
+        raise ProbeFailure(f"{where}: latency {elapsed:.3f} s over {ns.max_latency:g} s", "latency")
+    notes[0] = f"{where} answered in {elapsed:.3f} s" if reply else notes[0]
+    return Result(True, summary=", ".join(notes), weight=weight, drain=drain, warning=warning,
+                  perfdata=(("time", round(elapsed, 6), "s"), ("size", len(reply), "B")),
+                  details=(f"received: {_show(reply)}",) if reply else ())
+
+
+def _regex_weight(ns, reply):
+    from kachecks.checks.weight import parse_weight
+
+    found = ns.patterns["weight_regex"].search(reply)
+    if not found or found.group(1) is None:
+        raise ProbeFailure(f"--weight-regex '{ns.weight_regex}' found no weight", "weight")
+    return parse_weight(found.group(1).decode("utf-8", "replace"), ns.weight, "--weight-regex")
+
+
+def _send(sock, data, deadline, phase):
+    try:
+        sock.settimeout(deadline.remaining(phase))
+        sock.sendall(data)
+    except TimeoutError:
+        raise deadline.expired_in(phase) from None
+    except OSError as exc:
+        raise ProbeFailure(f"{phase} failed: {exc.strerror or exc}", phase) from None
+
+
+def _read(sock, ns, deadline):
+    """Bytes until every pattern matched / the agent line ended, EOF, --max-bytes."""
+    buf = bytearray()
+    eof_errors = _ssl_eof() if ns.tls else ()
+    while len(buf) < ns.max_bytes and not _satisfied(ns, buf):
+        try:
+            sock.settimeout(deadline.remaining("read"))
+            chunk = sock.recv(min(4096, ns.max_bytes - len(buf)))
+        except TimeoutError:
+            raise deadline.expired_in("read") from None
+        except eof_errors:
+            break
+        except OSError as exc:
+            raise ProbeFailure(f"read failed: {exc.strerror or exc}", "read") from None
+        if not chunk:
+            break
+        buf += chunk
+    return bytes(buf)
+
+
+def _satisfied(ns, buf):
+    if ns.agent and b"\n" not in buf:
+        return False
+    return all(pattern.search(buf) for pattern in ns.patterns.values())
+
+
+def _ssl_eof():
+    import ssl
+
+    return (ssl.SSLEOFError, ssl.SSLZeroReturnError)
+
+
+def _show(data, limit=60):
+    if not data:
+        return "nothing"
+    text = repr(bytes(data[:limit]))[2:-1]
+    return f"'{text}{'…' if len(data) > limit else ''}'"
+
+
+CHECK = Check(name="TCP", prog="kachecks-tcp", opts=OPTS, usage=USAGE, description=DESCRIPTION,
+              epilog=EPILOG, probe=probe, target=target, validate=validate, positionals=1,
+              delegate=lambda argv: "--tls" in argv)  # ssl costs more than the check
+
+
+def main(argv=None, prog=None):
+    return run(CHECK, argv, prog)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Optional resident worker that runs checks forked from a warm process (docs/performance.md)."""

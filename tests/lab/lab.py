@@ -1,0 +1,287 @@
+"""The reference deployment brought up in namespaces, and taken down whatever happens.
+
+``Lab`` builds the hosts of tests.lab.reference on one bridge, starts Apache on
+web1/web2, slapd on ldap1, the SMTP sink on the client, a small responder on each
+director (it says which director owns the VIP: there is no IPVS to forward to the
+real servers), computes the digests with ``kachecks genhash``, writes and validates
+both keepalived.conf files and starts keepalived on lvs1 then lvs2.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from tests.lab import reference as ref
+from tests.lab.apache import Apache
+from tests.lab.timeline import LogSource, MailboxSource, SyslogSource, Timeline, Watcher
+from tests.support import cli
+from tests.support.keepalived import (
+    Keepalived,
+    config_test,
+    insecure_components,
+    secure_dir,
+    write_script,
+)
+from tests.support.netns import Network, TornDown, namespaces, wait_for
+from tests.support.slapd import Slapd
+
+PYTHON = sys.executable  # the venv: the SMTP sink needs aiosmtpd
+REPO = Path(__file__).resolve().parents[2]
+
+# One line of Python run in the client: GET a URL, print the body or the error.
+FETCH = (
+    "import sys, urllib.request as u\n"
+    "try:\n"
+    "    print(u.urlopen(sys.argv[1], timeout=2).read().decode().strip())\n"
+    "except Exception as e:\n"
+    "    print('ERROR', e); sys.exit(1)\n"
+)
+
+
+EXECUTABLES = ("kachecks", "kachecks-http", "kachecks-ldap")
+
+
+class Lab(TornDown):
+    """The whole deployment; ``keep`` leaves the work directory for reading afterwards."""
+
+    def __init__(self, prefix="kclab", timeline=None, bindir=None, keep=False):
+        self.prefix = prefix
+        self.keep = keep
+        self.timeline = timeline or Timeline()
+        self.bindir = Path(bindir or cli.bin_dir())
+        self.workdir = secure_dir(tempfile.mkdtemp(prefix=f"{prefix}-"))
+        self.net = None
+        self.watcher = Watcher(self.timeline)
+        self.web = {}
+        self.keepalived = {}
+        self.slapd = None
+        self.mailbox = None
+        self.mail_source = None
+        self.digests = {}
+        self.gaps = []
+        self.watched = set()
+        self.config_status = {}
+        self.left_behind = None  # set by down()
+        self.tearing_down = False
+
+    # -- life cycle --------------------------------------------------------
+    def note(self, text, host="lab", kind="lab"):
+        return self.timeline.add(host, kind, text)
+
+    def up(self):
+        missing = [n for n in EXECUTABLES if not os.access(self.bindir / n, os.X_OK)]
+        if missing:
+            raise RuntimeError(f"{', '.join(missing)} not found in {self.bindir}: install kachecks"
+                               " (scripts/setup-deps) or point KACHECKS_BIN_DIR at them")
+        self.use_secure_bindir()
+        self.net = Network(self.prefix, ref.HOSTS, hostnames=True)
+        self.net.up()
+        self.note(f"namespaces {self.prefix}-{{{','.join(ref.HOSTS)}}} on bridge "
+                  f"{self.prefix}-sw/br0, 192.168.8.0/24, VIP {ref.VIP}")
+        self.watcher.start()
+        self.start_web()
+        self.start_ldap()
+        self.start_smtp()
+        self.start_responders()
+        self.compute_digests()
+        self.write_configs()
+        self.start_director("lvs1")
+        self.keepalived["lvs1"].wait_state("MASTER", timeout=15)
+        self.start_director("lvs2")
+        self.keepalived["lvs2"].wait_state("BACKUP", timeout=15)
+
+    def down(self):
+        """Stop everything, delete the namespaces; safe to call twice or half-built."""
+        self.tearing_down = True
+        if self.net is not None:
+            self.note("tearing down: keepalived, servers, namespaces")
+        for k in self.keepalived.values():
+            k.stop()
+        if self.slapd is not None:
+            self.slapd.stop()
+        if self.net is not None:
+            self.net.down()
+        self.watcher.stop()
+        self.left_behind = namespaces(self.prefix) + leftover_processes(str(self.workdir))
+        if not self.keep:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # -- pieces ------------------------------------------------------------
+    def use_secure_bindir(self):
+        """keepalived runs scripts only from a root-owned, non-writable path (interfaces §3.7).
+
+        A checkout elsewhere (a user's home, a group-writable CI workspace) gets
+        one-line exec wrappers in the lab's own directory instead.
+        """
+        bad = [c for n in EXECUTABLES for c in insecure_components(self.bindir / n)]
+        if not bad:
+            return
+        shims = secure_dir(self.workdir / "bin")
+        for name in EXECUTABLES:
+            write_script(shims / name, f'#!/bin/sh\nexec "{self.bindir / name}" "$@"\n')
+        self.note(f"{bad[0]} would fail keepalived's script security: wrappers in {shims}")
+        self.bindir = shims
+
+    def start_web(self):
+        for host in ref.WEB_SERVERS:
+            apache = Apache(self.net[host], self.workdir / host, ref.HOSTS[host])
+            apache.put("service.txt", ref.SERVICE_TXT[host])
+            self.web[host] = apache.start()
+            self.note(f"apache2 serves /service.txt = {ref.SERVICE_TXT[host]!r}", host)
+
+    def start_ldap(self):
+        ns = self.net["ldap1"]
+        self.slapd = Slapd(host=ref.HOSTS["ldap1"], port=389, tls_port=636,
+                           prefix=ns.argv([])).start()
+        self.note(f"slapd serves {ref.LDAP_BASE} (o: mysite.mydmn.org)", "ldap1")
+
+    def start_smtp(self):
+        self.mailbox = self.workdir / "client" / "mailbox"
+        secure_dir(self.mailbox.parent)
+        sink = self.net["client"].start(
+            [PYTHON, "-m", "tests.support.smtp", "--host", ref.SMTP_HOST, "--port", ref.SMTP_PORT,
+             "--mbox", self.mailbox],
+            log=self.workdir / "client" / "smtp.log", cwd=REPO,
+            env={"PYTHONPATH": REPO})
+        wait_for(lambda: self._smtp_ready(sink), 10, what="the SMTP sink")
+        self.mail_source = self.watcher.add(MailboxSource("client", self.mailbox))
+        self.note(f"SMTP sink on {ref.SMTP_HOST}:{ref.SMTP_PORT} stores mail in an mbox",
+                  "client")
+
+    def _smtp_ready(self, sink):
+        if not sink.running():
+            raise RuntimeError(f"SMTP sink exited: {sink.output()[-1000:]}")
+        done = self.net["lvs1"].run(
+            [PYTHON, "-c", "import socket,sys; socket.create_connection((sys.argv[1], "
+             "int(sys.argv[2])), 1).close()", ref.SMTP_HOST, ref.SMTP_PORT])
+        return done.returncode == 0
+
+    def start_responders(self):
+        for host in ref.DIRECTORS:
+            root = secure_dir(self.workdir / host / "www")
+            (root / "whoami.txt").write_text(f"{host}\n")
+            self.net[host].start([PYTHON, "-m", "http.server", "80", "--directory", root],
+                                 log=self.workdir / host / "responder.log")
+
+    def compute_digests(self):
+        """Digests of both /service.txt, as an administrator gets them: from a director."""
+        for host in ref.WEB_SERVERS:
+            where = ["-s", ref.HOSTS[host], "-p", "80", "-u", "/service.txt"]
+            digest, tool = self.genhash([self.bindir / "kachecks", "genhash", *where]), "kachecks "
+            if not digest:
+                self.gap("kachecks genhash gave no digest; /usr/bin/genhash used instead")
+                digest, tool = self.genhash(["/usr/bin/genhash", *where]), "/usr/bin/"
+            if not digest:
+                raise RuntimeError(f"no digest for {host}'s /service.txt")
+            self.digests[host] = digest
+            self.note(f"{tool}genhash -s {ref.HOSTS[host]} -p 80 -u /service.txt -> {digest}",
+                      "lvs1")
+
+    def genhash(self, argv):
+        try:
+            out = self.net["lvs1"].run(argv, timeout=10).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out if re.fullmatch(r"[0-9a-f]{32}", out) else None
+
+    def gap(self, text):
+        self.gaps.append(text)
+        self.note(f"GAP: {text}", kind="gap")
+
+    def write_configs(self):
+        self.confs = {}
+        for host in ref.DIRECTORS:
+            d = secure_dir(self.workdir / host)
+            spool = d / "spool"
+            (d / "kachecks.toml").write_text(ref.kachecks_toml(host, spool))
+            conf = d / "keepalived.conf"
+            conf.write_text(ref.keepalived_conf(host, self.bindir, self.digests,
+                                                d / "vrrp.fifo"))
+            conf.chmod(0o644)
+            self.confs[host] = conf
+            done = config_test(conf)
+            self.config_status[host] = done.returncode
+            verdict = "OK" if done.returncode == 0 else f"exit {done.returncode}"
+            self.note(f"keepalived -t: {verdict} (vrrp_instance, 3 vrrp_scripts, "
+                      f"virtual_server {ref.VIP}:80 and :389 with MISC_CHECKs)",
+                      host, "config")
+            for line in done.stderr.splitlines()[:8]:
+                self.note(f"keepalived -t: {line}", host, "config")
+            if done.returncode != 0:
+                raise RuntimeError(f"keepalived -t rejected {conf} (exit {done.returncode}):"
+                                   f" {done.stderr.strip()[-1500:]}")
+
+    def director_env(self, host):
+        d = self.workdir / host
+        state = d / "state"
+        state.mkdir(exist_ok=True)
+        return {
+            "KACHECKS_CONFIG": d / "kachecks.toml",
+            "KACHECKS_STATE_DIR": state,
+            "KACHECKS_SYSLOG_SOCKET": d / "syslog.sock",
+        }
+
+    def start_director(self, host):
+        d = self.workdir / host
+        if host not in self.watched:
+            self.watched.add(host)
+            self.watcher.add(SyslogSource(host, d / "syslog.sock"))
+            self.watcher.add(LogSource(host, d / "keepalived" / "keepalived.log"))
+        k = Keepalived(self.net[host], d / "keepalived", self.confs[host].read_text(),
+                       env=self.director_env(host))
+        self.keepalived[host] = k.start()
+        self.note(f"keepalived --vrrp started (priority {ref.PRIORITIES[host]}, "
+                  "state BACKUP, nopreempt)", host)
+        return k
+
+    def stop_director(self, host):
+        self.note("stopping keepalived (SIGTERM)", host)
+        self.keepalived[host].stop()
+
+    # -- observations ------------------------------------------------------
+    def vip_owner(self):
+        return [h for h in ref.DIRECTORS if ref.VIP in self.net[h].addresses()]
+
+    def ask_vip(self):
+        """GET http://VIP/whoami.txt from the client: which director answers."""
+        done = self.net["client"].run([PYTHON, "-c", FETCH, f"http://{ref.VIP}/whoami.txt"])
+        answer = done.stdout.strip()
+        self.note(f"GET http://{ref.VIP}/whoami.txt -> {answer}", "client", "client")
+        return answer
+
+    def run_check(self, host, target):
+        """Run a director's check by hand, as an administrator would, and show its line."""
+        argv = (ref.http_check(self.bindir, target, self.digests[target])
+                if target in ref.WEB_SERVERS else ref.ldap_check(self.bindir)).split()
+        done = self.net[host].run(argv, env=self.director_env(host))
+        line = (done.stdout.strip() or done.stderr.strip()).splitlines()
+        text = line[0] if line else "(no output)"
+        self.note(f"{Path(argv[0]).name} for {target}: exit {done.returncode}: {text}",
+                  host, "check")
+        return done.returncode, text
+
+    def mail_subjects(self):
+        if self.mail_source is None:
+            return []
+        self.mail_source.poll(self.timeline)
+        return self.mail_source.subjects()
+
+
+def leftover_processes(marker):
+    """Processes whose command line mentions ``marker`` (the lab's work directory)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            found.append(f"pid {entry.name}: {cmdline[:80]}")
+    return found
+

@@ -1,0 +1,47 @@
+"""Running kachecks-ldap from the tests, and watching it wait on a server."""
+
+import re
+import subprocess
+import time
+
+from tests.support import cli
+from tests.support import slapd as lab
+
+BASE = lab.BASE
+REFERENCE = ["--base", BASE, "--filter", "(dc=mysite)", "--expect", f"o={lab.ORGANIZATION}"]
+
+
+def ldap_check(*args, env=None, timeout=30):
+    """Run kachecks-ldap; assert the contract's shape (exit 0/1, one stdout line)."""
+    done = cli.run("kachecks-ldap", *args, env=env, timeout=timeout)
+    assert done.returncode in (0, 1), (done.returncode, done.stdout, done.stderr)
+    assert "Traceback" not in done.stdout + done.stderr, done.stderr
+    lines = (done.stdout + done.stderr).splitlines()
+    assert len(lines) == 1 or "--verbose" in args or "-v" in args, lines
+    return done
+
+
+def start_check(*args):
+    """kachecks-ldap in the background, for faults injected while it runs."""
+    return subprocess.Popen(cli.command("kachecks-ldap") + [str(a) for a in args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_unanswered_request(port, within=10.0):
+    """Block until a request sits unread in a socket of the server on ``port``.
+
+    With slapd stopped, bytes in its socket's receive queue mean the check
+    has connected and sent its LDAP request and now waits for the answer.
+    """
+    limit = time.monotonic() + within
+    while time.monotonic() < limit:
+        table = subprocess.run(["ss", "-Htn", "state", "established", f"( sport = :{port} )"],
+                               capture_output=True, text=True, timeout=5).stdout
+        if any(int(line.split()[0]) > 0 for line in table.splitlines() if line.strip()):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"no unanswered request reached port {port} within {within} s")
+
+
+def port_of(url):
+    return int(re.search(r":(\d+)$", url).group(1))

@@ -1,0 +1,136 @@
+"""Each way an LDAP server can be unhealthy fails with exit 1, its own message, in time."""
+
+import signal
+import time
+
+import pytest
+
+from tests.ldap.helpers import BASE, REFERENCE, ldap_check, start_check, wait_for_unanswered_request
+from tests.support import slapd as lab
+
+# Deadline bound the issue asks for: a check with --timeout T ends within T + this.
+SLACK = 1.0
+
+
+def test_server_down_is_connection_refused(unused_port):
+    done = ldap_check("--uri", f"ldap://127.0.0.1:{unused_port}", *REFERENCE)
+    assert done.returncode == 1
+    assert done.stdout == f"LDAP FAIL - server down: connection refused at [127.0.0.1]:{unused_port}\n"
+
+
+def test_invalid_credentials(slapd, password_file):
+    done = ldap_check("--uri", slapd.url, *REFERENCE, "--bind-dn", lab.BIND_DN,
+                      "--password-file", password_file("not the password"))
+    assert done.returncode == 1
+    assert done.stdout == f"LDAP FAIL - invalid credentials for {lab.BIND_DN}\n"
+
+
+def test_unknown_bind_dn_is_invalid_credentials_too(slapd, password_file):
+    dn = f"uid=nobody,ou=people,{BASE}"
+    done = ldap_check("--uri", slapd.url, *REFERENCE, "--bind-dn", dn,
+                      "--password-file", password_file())
+    assert done.stdout == f"LDAP FAIL - invalid credentials for {dn}\n"
+
+
+def test_no_such_base_names_the_nearest_existing_entry(slapd):
+    done = ldap_check("--uri", slapd.url, "--base", f"ou=nowhere,{BASE}")
+    assert done.returncode == 1
+    assert done.stdout == (f"LDAP FAIL - no such base ou=nowhere,{BASE}"
+                           f" (nearest existing: {BASE})\n")
+
+
+def test_referral_is_reported_not_followed(slapd):
+    done = ldap_check("--uri", slapd.url, "--base", lab.REFERRAL_DN)
+    assert done.returncode == 1
+    assert done.stdout == (f"LDAP FAIL - referral for {lab.REFERRAL_DN} to {lab.REFERRAL_URL}??sub"
+                           " (referrals are not followed)\n")
+
+
+def test_size_limit_exceeded(slapd):
+    done = ldap_check("--uri", slapd.url, "--base", lab.BULK_BASE)
+    assert done.returncode == 1
+    assert done.stdout.startswith(f"LDAP FAIL - size limit exceeded after {lab.SIZE_LIMIT} entries"
+                                  f" under {lab.BULK_BASE}")
+
+
+def test_a_listener_that_never_speaks_fails_inside_the_timeout(silent_listener):
+    started = time.monotonic()
+    done = ldap_check("--uri", silent_listener, *REFERENCE, "--timeout", "1")
+    assert time.monotonic() - started < 1 + SLACK
+    assert done.returncode == 1
+    assert done.stdout == ("LDAP FAIL - TCP connection accepted but no LDAP answer within 1 s"
+                           " (during search)\n")
+
+
+def test_an_address_that_drops_packets_times_out_in_connect(dropping_listener):
+    started = time.monotonic()
+    done = ldap_check("--uri", dropping_listener, *REFERENCE, "--timeout", "1")
+    assert time.monotonic() - started < 1 + SLACK
+    assert done.returncode == 1
+    assert done.stdout == "LDAP FAIL - timeout after 1 s during connect\n"
+
+
+def test_a_server_dripping_its_answer_is_cut_at_the_deadline(dripping_server):
+    """Each byte comes well within any per-read timeout; the total deadline still holds."""
+    started = time.monotonic()
+    done = ldap_check("--uri", dripping_server, "--timeout", "1")
+    assert time.monotonic() - started < 1 + SLACK
+    assert done.returncode == 1
+    assert "within 1 s (during search)" in done.stdout
+
+
+@pytest.mark.parametrize("extra, phase", [
+    ([], "search"),
+    (["--starttls"], "starttls"),
+    (["--ldaps"], "tls"),
+    (["--bind-dn", lab.BIND_DN], "bind"),
+])
+def test_paused_slapd_fails_inside_the_timeout_naming_the_phase(own_slapd, extra, phase):
+    url = own_slapd.ldaps_url if extra == ["--ldaps"] else own_slapd.url
+    extra = [] if extra == ["--ldaps"] else extra
+    env = {"KACHECKS_LDAP_PASSWORD": lab.BIND_PASSWORD}
+    own_slapd.pause()
+    started = time.monotonic()
+    done = ldap_check("--uri", url, *REFERENCE, *extra, "--timeout", "1", env=env)
+    assert time.monotonic() - started < 1 + SLACK
+    assert done.returncode == 1
+    assert done.stdout == ("LDAP FAIL - TCP connection accepted but no LDAP answer within 1 s"
+                           f" (during {phase})\n")
+
+
+def test_slapd_killed_mid_search_fails_at_once(own_slapd):
+    own_slapd.pause()
+    check = start_check("--uri", own_slapd.url, *REFERENCE, "--timeout", "10")
+    wait_for_unanswered_request(own_slapd.port)
+    own_slapd.kill()
+    killed = time.monotonic()
+    out, err = check.communicate(timeout=10 + SLACK)
+    assert time.monotonic() - killed < SLACK
+    assert check.returncode == 1
+    assert out.startswith("LDAP FAIL - no LDAP answer, connection closed during search"), out + err
+
+
+def test_sigterm_while_waiting_on_slapd_exits_one_promptly(own_slapd):
+    own_slapd.pause()
+    check = start_check("--uri", own_slapd.url, *REFERENCE, "--timeout", "10")
+    wait_for_unanswered_request(own_slapd.port)
+    check.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    out, err = check.communicate(timeout=10 + SLACK)
+    assert time.monotonic() - sent < SLACK
+    assert check.returncode == 1
+    assert out == "LDAP FAIL - terminated by SIGTERM\n", out + err
+
+
+def test_slapd_stopped_for_good_then_refuses(own_slapd):
+    url = own_slapd.url
+    own_slapd.kill()
+    done = ldap_check("--uri", url, *REFERENCE)
+    assert done.returncode == 1
+    assert done.stdout.startswith("LDAP FAIL - server down: connection refused")
+
+
+def test_unresolvable_host_fails_with_its_own_message():
+    done = ldap_check("--uri", "ldap://no-such-host.invalid", *REFERENCE, "--timeout", "3")
+    assert done.returncode == 1
+    assert done.stdout.startswith("LDAP FAIL - cannot resolve no-such-host.invalid")
