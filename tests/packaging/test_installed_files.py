@@ -13,7 +13,8 @@ from tests.support.cli import run
 DEBIAN_LIBRARIES = {"python3-click", "python3-requests", "python3-ldap3", "python3-aiosmtplib"}
 CONFFILE = Path("/etc/kachecks/kachecks.toml")
 UNITS = [Path("/lib/systemd/system/kachecks-spool-flush.service"),
-         Path("/lib/systemd/system/kachecks-spool-flush.timer")]
+         Path("/lib/systemd/system/kachecks-spool-flush.timer"),
+         Path("/lib/systemd/system/kachecks-worker.service")]
 
 
 def field(name):
@@ -69,14 +70,18 @@ def test_state_directory_is_declared_root_only_for_systemd_tmpfiles(installed, t
     assert owner_and_mode(tmp_path / "run/kachecks") == (0, 0, 0o750)
 
 
-def test_spool_flush_timer_and_service_verify_and_timer_is_enabled(installed):
+def test_units_verify_and_only_the_spool_flush_timer_is_enabled(installed):
     done = subprocess.run(["systemd-analyze", "verify", *map(str, UNITS)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert "ExecStart=/usr/bin/kachecks spool flush" in UNITS[0].read_text()
-    assert "Type=oneshot" in UNITS[0].read_text()
+    flush, timer, worker = UNITS
+    assert "ExecStart=/usr/bin/kachecks spool flush" in flush.read_text()
+    assert "Type=oneshot" in flush.read_text()
+    assert "ExecStart=/usr/bin/kachecks worker" in worker.read_text()
     wants = Path("/etc/systemd/system/timers.target.wants/kachecks-spool-flush.timer")
-    assert os.readlink(wants) == str(UNITS[1])
+    assert os.readlink(wants) == str(timer)
+    enabled = [p.name for p in Path("/etc/systemd/system").rglob("kachecks*")]
+    assert enabled == [timer.name]
 
 
 def test_every_executable_has_a_man_page_made_from_its_help(installed):
