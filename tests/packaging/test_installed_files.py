@@ -104,6 +104,22 @@ def test_man_pages_render_without_warnings(installed):
         assert "Traceback" not in done.stdout, name
 
 
+def test_every_doc_path_the_package_mentions_exists(installed):
+    listed = subprocess.run(["dpkg", "-L", PACKAGE], capture_output=True, text=True,
+                            check=True).stdout.split()
+    mentioned = set()
+    for path in listed:
+        if os.path.isfile(path) and not path.startswith("/usr/lib/python3"):
+            opener = gzip.open if path.endswith(".gz") else open
+            with opener(path, "rt", errors="replace") as f:
+                text = f.read().replace("\\-", "-")
+            mentioned |= set(re.findall(r"/usr/share/doc/kachecks/[\w./-]*\w", text))
+    assert "/usr/share/doc/kachecks/examples/keepalived.conf" in mentioned
+    missing = sorted(p for p in mentioned if not os.path.exists(p)
+                     and not os.path.exists(p + ".gz"))
+    assert not missing
+
+
 def test_example_and_readme_debian_are_shipped(installed):
     example = Path("/usr/share/doc/kachecks/examples/keepalived.conf").read_text()
     assert "enable_script_security" in example
