@@ -27,6 +27,7 @@ def send(ident, message, priority=LOG_INFO, facility=LOG_DAEMON):
     except OSError:
         return False
     try:
+        sock.settimeout(0.25)  # a syslog daemon that stopped reading must not stall us
         sock.sendto(line.encode("utf-8", "replace")[:8192], path)
         return True
     except OSError:

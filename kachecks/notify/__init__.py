@@ -1,0 +1,1 @@
+"""State-change notifications: spool first, deliver detached (SPEC §4)."""

@@ -1,0 +1,98 @@
+"""The mail channel: one message per batch over SMTP with aiosmtplib.
+
+Works with aiosmtplib 2.0 (Debian bookworm) and the newest: STARTTLS is driven
+by hand (ehlo, then starttls when offered) because the connect-time
+``start_tls`` default changed between versions.
+"""
+
+import email.utils
+from email.message import EmailMessage
+
+from kachecks.errors import UsageError
+from kachecks.notify.deliver import DeliveryError
+from kachecks.notify.event import fields
+from kachecks.secrets import read_password_file
+
+
+def password(path):
+    """The SMTP password from ``smtp.password_file`` (mode 0600/0640 at most)."""
+    try:
+        return read_password_file(path)
+    except UsageError as exc:
+        raise DeliveryError(f"smtp.password_file: {exc}") from None
+
+
+def compose(events, cfg, msgid):
+    mail = cfg.mail
+    rendered = [fields(e) for e in events]
+    subject = mail["subject"].format(**rendered[0])
+    if len(events) > 1:
+        subject += f" (+{len(events) - 1} more)"
+    separator = "\n" + "-" * 60 + "\n\n"
+    body = separator.join(mail["body"].format(**f) for f in rendered)
+    msg = EmailMessage()
+    msg["From"] = mail["from"] or f"kachecks@{events[0]['host']}"
+    msg["To"] = ", ".join(mail["to"])
+    msg["Subject"] = subject
+    msg["Date"] = email.utils.formatdate(localtime=True)
+    msg["Message-ID"] = msgid
+    msg["Auto-Submitted"] = "auto-generated"
+    msg["X-Kachecks-Events"] = " ".join(e["id"] for e in events)
+    msg.set_content(body)
+    return msg
+
+
+def tls_context(cafile, verify):
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=cafile or None)
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+async def _send(msg, cfg):
+    import aiosmtplib
+
+    smtp = cfg.smtp
+    security = smtp["security"]
+    port = smtp["port"] or (465 if security == "tls" else 25)
+    ctx = tls_context(smtp["cafile"], smtp["verify"]) if security != "none" else None
+    client = aiosmtplib.SMTP(
+        hostname=smtp["host"], port=port, timeout=smtp["timeout"],
+        use_tls=security == "tls", start_tls=False, tls_context=ctx,
+        local_hostname=smtp["helo"] or None,
+    )
+    await client.connect()
+    try:
+        await client.ehlo()
+        if security == "starttls" and client.supports_extension("starttls"):
+            await client.starttls(tls_context=ctx)
+        if smtp["username"]:
+            secret = password(smtp["password_file"]) if smtp["password_file"] else ""
+            await client.login(smtp["username"], secret)
+        await client.send_message(msg, recipients=cfg.mail["to"])
+    finally:
+        try:
+            await client.quit()
+        except Exception:  # the message is already accepted (or not); QUIT is courtesy
+            client.close()
+
+
+def send(events, cfg, msgid):
+    """Deliver one batch; raise DeliveryError with one readable line."""
+    import asyncio
+
+    msg = compose(events, cfg, msgid)
+    try:
+        asyncio.run(_send(msg, cfg))
+    except DeliveryError:
+        raise
+    except Exception as exc:  # aiosmtplib, ssl and OS errors all mean "not delivered"
+        if isinstance(getattr(exc, "code", None), int) and getattr(exc, "message", None):
+            text = f"relay answered {exc.code} {exc.message}"  # SMTPResponseException
+        else:
+            text = str(exc).strip() or type(exc).__name__
+        text = " ".join(text.split())
+        raise DeliveryError(f"smtp {cfg.smtp['host']}: {text}") from None

@@ -1,0 +1,116 @@
+"""Fixtures for the notifier: a real SMTP relay, a config file, a spool, cleanup.
+
+Deliverers run detached (own session) exactly as in production; teardown
+stops any that is still backing off, by the pid recorded in the spool lock.
+"""
+
+import os
+import signal
+import time
+
+import pytest
+
+from kachecks.notify import spool as store
+from tests.support.cli import run
+from tests.support.smtp import SmtpSink
+
+
+def toml_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def toml_text(sections):
+    out = []
+    for section, values in sections.items():
+        out.append(f"[{section}]")
+        out.extend(f"{key} = {toml_value(value)}" for key, value in values.items())
+        out.append("")
+    return "\n".join(out)
+
+
+class Notifier:
+    """The spool dir, the config file, and the commands run against them."""
+
+    def __init__(self, tmp_path, monkeypatch):
+        self.spool = tmp_path / "spool"
+        self.config = tmp_path / "kachecks.toml"
+        self.monkeypatch = monkeypatch
+        monkeypatch.setenv("KACHECKS_CONFIG", str(self.config))
+        self.configure()
+
+    def configure(self, relay=None, **sections):
+        """Write the config: the relay's [smtp], our spool, then ``sections`` merged over."""
+        data = {"smtp": {"host": "127.0.0.1", "port": 9, "security": "none", "timeout": 5},
+                "mail": {"to": ["admin@lvs.example.org"], "from": "kachecks@lvs1.example.org"},
+                "spool": {"dir": str(self.spool), "batch_window": 0, "retry_for": "20s"}}
+        if relay is not None:
+            data["smtp"]["port"] = relay.port
+            if relay.implicit_tls:
+                data["smtp"]["security"] = "tls"
+            elif relay.starttls:
+                data["smtp"]["security"] = "starttls"
+            if relay.starttls or relay.implicit_tls:
+                data["smtp"]["cafile"] = str(relay.ca)
+        for section, values in sections.items():
+            data.setdefault(section, {}).update(values)
+        self.config.write_text(toml_text(data))
+        return self.config
+
+    def notify(self, *args, **kwargs):
+        return run("kachecks", "notify", *args, **kwargs)
+
+    def kachecks(self, *args, **kwargs):
+        return run("kachecks", *args, **kwargs)
+
+    def queued(self, where=("incoming", "mail", "webhook")):
+        return [n for sub in where for n in store.names(str(self.spool), sub)]
+
+    def wait_idle(self, timeout=20.0):
+        """Until no deliverer holds the spool lock."""
+        lock = store.Lock(str(self.spool))
+        end = time.monotonic() + timeout
+        while lock.busy():
+            assert time.monotonic() < end, "a deliverer is still running"
+            time.sleep(0.05)
+
+    def wait_delivered(self, timeout=30.0):
+        """Until the queues are empty and no deliverer runs."""
+        end = time.monotonic() + timeout
+        while self.queued():
+            assert time.monotonic() < end, f"still queued: {self.queued()}"
+            time.sleep(0.05)
+        self.wait_idle(max(1.0, end - time.monotonic()))
+
+    def stop_deliverer(self):
+        pid = store.Lock(str(self.spool)).holder() if self.spool.exists() else None
+        if pid:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            self.wait_idle(10)
+
+
+@pytest.fixture
+def notifier(tmp_path, monkeypatch):
+    n = Notifier(tmp_path, monkeypatch)
+    yield n
+    n.stop_deliverer()
+
+
+@pytest.fixture
+def relay():
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture(scope="session")
+def certdir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("smtp-cert"))

@@ -1,0 +1,39 @@
+"""The configuration file: the shipped example, durations, command-line overrides."""
+
+from pathlib import Path
+
+import pytest
+
+from kachecks.notify import config
+
+SHIPPED = Path(__file__).resolve().parents[2] / "packaging" / "kachecks.toml"
+
+
+def test_shipped_example_config_loads_and_states_the_defaults():
+    cfg = config.load(str(SHIPPED))
+    defaults = config.parse({})
+    for section in config.SCHEMA:
+        assert getattr(cfg, section) == defaults[section], section
+    assert cfg.spool_dir == "/var/spool/kachecks"
+    assert cfg.channels() == ["mail"]
+
+
+@pytest.mark.parametrize("text, seconds", [("3d", 259200), ("12h", 43200), ("90m", 5400), ("30s", 30),
+                                           ("45", 45), (7, 7)])
+def test_durations(text, seconds):
+    assert config.duration(text, "spool.expire") == seconds
+
+
+def test_command_line_options_override_the_file(notifier, relay):
+    notifier.configure(mail={"to": ["nobody@example.org"]})  # port 9: nothing listens
+    result = notifier.notify("--smtp-port", relay.port, "--to", "ops@example.org", "--to", "oncall@example.org",
+                             "INSTANCE", "VI_1", "MASTER", "100")
+    assert result.returncode == 0
+    relay.wait_for(1)
+    assert relay.envelopes[0][1] == ["ops@example.org", "oncall@example.org"]
+
+
+def test_missing_default_config_means_builtin_defaults(monkeypatch, tmp_path):
+    monkeypatch.delenv("KACHECKS_CONFIG", raising=False)
+    monkeypatch.setattr(config, "DEFAULT_PATH", str(tmp_path / "absent.toml"))
+    assert config.load().smtp["host"] == "localhost"

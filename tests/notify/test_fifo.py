@@ -1,0 +1,129 @@
+"""``kachecks fifo`` against a real FIFO written the way keepalived writes it."""
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.support.cli import command
+
+
+@pytest.fixture
+def fifo_path(tmp_path):
+    path = tmp_path / "vrrp.fifo"
+    os.mkfifo(path, 0o644)
+    return path
+
+
+class Keepalived:
+    """The writing side: O_RDWR|O_NONBLOCK, one write() per line (interfaces §5.4)."""
+
+    def __init__(self, path):
+        self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+
+    def write(self, *lines):
+        for line in lines:
+            os.write(self.fd, line.encode() + b"\n")
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def start_reader(fifo_path):
+    return subprocess.Popen(command("kachecks") + ["fifo", str(fifo_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_log(syslog_socket, text, timeout=15):
+    """Syslog text so far, once ``text`` is in it."""
+    logs, end = "", time.monotonic() + timeout
+    while text not in logs:
+        assert time.monotonic() < end, f"{text!r} not logged"
+        time.sleep(0.05)
+        logs += "\n".join(syslog_socket()) + "\n"
+    return logs
+
+
+def subjects(msgs):
+    return [m["Subject"].split("] ", 1)[1] for m in msgs]
+
+
+def test_every_fifo_line_form_is_delivered_and_a_malformed_line_is_skipped(
+        notifier, relay, fifo_path, syslog_socket):
+    notifier.configure(relay)
+    reader = start_reader(fifo_path)
+    keepalived = Keepalived(fifo_path)
+    try:
+        keepalived.write('GROUP "G1" BACKUP 0', 'INSTANCE "VI_1" BACKUP 100', "this is not an event",
+                         'INSTANCE "VI_1" MASTER 100', "VS [192.168.8.100]:tcp:80 UP",
+                         "RS [192.168.8.101]:tcp:80 [192.168.8.100]:tcp:80 DOWN",
+                         "RS [192.168.8.102]:tcp:80 FWM 5 UP")
+        logs = wait_log(syslog_socket, "malformed FIFO line")  # read early: a full socket drops
+        msgs = relay.wait_for(6)
+    finally:
+        keepalived.close()
+    out, err = reader.communicate(timeout=20)
+    assert reader.returncode == 0
+    assert subjects(msgs) == [
+        "G1: UNKNOWN -> BACKUP (prio 0)", "VI_1: UNKNOWN -> BACKUP (prio 100)",
+        "VI_1: BACKUP -> MASTER (prio 100)", "[192.168.8.100]:tcp:80: UNKNOWN -> UP",
+        "[192.168.8.101]:tcp:80: UNKNOWN -> DOWN", "[192.168.8.102]:tcp:80: UNKNOWN -> UP"]
+    assert "virtual server FWM 5" in msgs[5].get_content()
+    assert err == "kachecks fifo: skipped: malformed FIFO line 'this is not an event'\n"
+    assert "malformed FIFO line 'this is not an event'" in logs
+
+
+def test_reader_keeps_reading_after_sigterm_so_stop_lines_arrive(notifier, relay, fifo_path):
+    """keepalived SIGTERMs the FIFO script first, then writes the STOP lines, then closes."""
+    notifier.configure(relay)
+    reader = start_reader(fifo_path)
+    keepalived = Keepalived(fifo_path)
+    try:
+        keepalived.write('INSTANCE "VI_1" MASTER 100')
+        relay.wait_for(1)
+        reader.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        assert reader.poll() is None
+        keepalived.write('INSTANCE "VI_1" STOP 100', 'GROUP "G1" STOP 0')
+        msgs = relay.wait_for(3)
+    finally:
+        keepalived.close()
+    reader.communicate(timeout=20)
+    assert reader.returncode == 0
+    assert subjects(msgs)[1:] == ["VI_1: MASTER -> STOP (prio 100)", "G1: UNKNOWN -> STOP (prio 0)"]
+
+
+def test_second_reader_on_the_same_fifo_waits_and_takes_over(notifier, relay, fifo_path):
+    """keepalived starts the global notify_fifo_script once per child process."""
+    notifier.configure(relay)
+    first = start_reader(fifo_path)
+    keepalived = Keepalived(fifo_path)
+    try:
+        keepalived.write('INSTANCE "VI_1" BACKUP 100')
+        relay.wait_for(1)
+        second = start_reader(fifo_path)
+        time.sleep(0.5)
+        assert second.poll() is None
+        keepalived.close()  # keepalived reloads: the first reader sees EOF and exits
+        first.communicate(timeout=20)
+        assert first.returncode == 0
+        keepalived = Keepalived(fifo_path)
+        keepalived.write('INSTANCE "VI_1" MASTER 100')
+        msgs = relay.wait_for(2)
+    finally:
+        keepalived.close()
+    second.communicate(timeout=20)
+    assert second.returncode == 0
+    notifier.wait_idle()
+    assert subjects(msgs) == ["VI_1: UNKNOWN -> BACKUP (prio 100)", "VI_1: BACKUP -> MASTER (prio 100)"]
+    assert len(relay.messages) == 2
+
+
+def test_fifo_that_does_not_exist_is_one_line_and_exit_1(notifier, tmp_path):
+    result = notifier.kachecks("fifo", str(tmp_path / "missing.fifo"))
+    assert result.returncode == 1
+    assert result.stderr == f"kachecks fifo: cannot read FIFO {tmp_path / 'missing.fifo'}: No such file or directory\n"

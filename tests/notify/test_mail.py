@@ -1,0 +1,121 @@
+"""Mail as the administrator receives it, through a real aiosmtpd relay."""
+
+import email.utils
+import os
+import subprocess
+import time
+
+from tests.support.cli import command
+
+from tests.support.smtp import SmtpSink
+
+
+def test_generic_notify_mail_has_readable_subject_headers_and_body(notifier, relay):
+    notifier.configure(relay, mail={"to": ["ops@example.org", "oncall@example.org"]})
+    assert notifier.notify("INSTANCE", "VI_1", "BACKUP", "100").returncode == 0
+    assert notifier.notify("INSTANCE", "VI_1", "MASTER", "100").returncode == 0
+    first, second = relay.wait_for(2)
+    assert first["Subject"].endswith("VI_1: UNKNOWN -> BACKUP (prio 100)")
+    assert second["Subject"] == f"[{os.uname().nodename}] VI_1: BACKUP -> MASTER (prio 100)"
+    assert second["From"] == "kachecks@lvs1.example.org"
+    assert second["To"] == "ops@example.org, oncall@example.org"
+    assert relay.envelopes[1] == ("kachecks@lvs1.example.org", ["ops@example.org", "oncall@example.org"])
+    assert email.utils.parsedate_to_datetime(second["Date"]) is not None
+    assert second["Message-ID"] != first["Message-ID"]
+    body = second.get_content()
+    assert f"Host:           {os.uname().nodename}" in body
+    assert "Previous state: BACKUP" in body
+    assert "New state:      MASTER" in body
+    assert "Priority:       100" in body
+    assert "Raw event:      INSTANCE VI_1 MASTER 100" in body
+    notifier.wait_idle()
+    assert notifier.queued() == []
+
+
+def test_starttls_and_auth_with_password_file(notifier, tmp_path, certdir):
+    secret = tmp_path / "smtp.pass"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o640)
+    with SmtpSink(starttls=True, auth=("kachecks", "s3cret"), certdir=certdir) as relay:
+        notifier.configure(relay, smtp={"username": "kachecks", "password_file": str(secret)})
+        assert notifier.notify("GROUP", "G1", "MASTER", "0").returncode == 0
+        (msg,) = relay.wait_for(1)
+        assert relay.sessions[0] == {"tls": True, "authenticated": True}
+        assert "G1: UNKNOWN -> MASTER (prio 0)" in msg["Subject"]
+
+
+def test_implicit_tls_relay(notifier, certdir):
+    with SmtpSink(implicit_tls=True, certdir=certdir) as relay:
+        notifier.configure(relay)
+        assert notifier.notify("INSTANCE", "VI_1", "FAULT", "100").returncode == 0
+        (msg,) = relay.wait_for(1)
+        assert relay.sessions[0]["tls"] is True
+        assert "-> FAULT" in msg["Subject"]
+
+
+def test_starttls_is_used_when_offered_without_being_configured(notifier, certdir):
+    with SmtpSink(starttls=True, certdir=certdir) as relay:
+        notifier.configure(relay)  # security = "starttls" is the default
+        notifier.configure(relay, smtp={"verify": False})
+        assert notifier.notify("INSTANCE", "VI_1", "MASTER", "100").returncode == 0
+        relay.wait_for(1)
+        assert relay.sessions[0]["tls"] is True
+
+
+def test_subject_and_body_templates_come_from_config(notifier, relay):
+    notifier.configure(relay, mail={"subject": "kcnt {state} on {host}: {name}",
+                                    "body": "was {previous}, now {state}, prio {priority}, raw <{raw}>\n"})
+    assert notifier.notify("RS", "[192.168.8.101]:tcp:80", "DOWN").returncode == 0
+    (msg,) = relay.wait_for(1)
+    assert msg["Subject"] == f"kcnt DOWN on {os.uname().nodename}: [192.168.8.101]:tcp:80"
+    assert msg.get_content() == "was UNKNOWN, now DOWN, prio -, raw <RS [192.168.8.101]:tcp:80 DOWN>\n"
+
+
+def test_password_file_readable_by_others_is_refused_with_one_line(notifier, tmp_path, certdir):
+    secret = tmp_path / "smtp.pass"
+    secret.write_text("s3cret\n")
+    secret.chmod(0o644)
+    with SmtpSink(starttls=True, auth=("kachecks", "s3cret"), certdir=certdir) as relay:
+        notifier.configure(relay, smtp={"username": "kachecks", "password_file": str(secret)},
+                           spool={"retry_for": 0})
+        result = notifier.notify("INSTANCE", "VI_1", "MASTER", "100")
+        assert result.returncode == 0  # spooled: the event is not lost
+        assert result.stderr.count("\n") == 1
+        assert "mode 0644" in result.stderr and "chmod 600" in result.stderr
+        notifier.wait_idle()
+        flushed = notifier.kachecks("spool", "flush")
+        assert flushed.returncode == 1
+        assert "mode 0644" in flushed.stderr and "Traceback" not in flushed.stderr
+        assert relay.messages == []
+        secret.chmod(0o600)
+        assert notifier.kachecks("spool", "flush").returncode == 0
+        relay.wait_for(1)
+
+
+def test_events_close_together_are_batched_into_one_mail_in_order(notifier, relay):
+    notifier.configure(relay, spool={"batch_window": 2})
+    for args in (("GROUP", "G1", "MASTER", "0"), ("INSTANCE", "VI_1", "MASTER", "100"),
+                 ("INSTANCE", "VI_2", "MASTER", "50")):
+        assert notifier.notify(*args).returncode == 0
+    (msg,) = relay.wait_for(1)
+    notifier.wait_idle()
+    assert len(relay.messages) == 1
+    assert msg["Subject"].endswith("G1: UNKNOWN -> MASTER (prio 0) (+2 more)")
+    body = msg.get_content()
+    assert body.index("GROUP G1") < body.index("INSTANCE VI_1") < body.index("INSTANCE VI_2")
+    assert len(msg["X-Kachecks-Events"].split()) == 3
+
+
+def test_notify_processes_run_out_of_order_are_mailed_in_the_order_keepalived_forked_them(notifier, relay):
+    """keepalived forks BACKUP then MASTER; a loaded director runs the second one first."""
+    notifier.configure(relay, spool={"batch_window": 3})
+    kachecks = " ".join(command("kachecks"))
+    late = subprocess.Popen(["sh", "-c", f"sleep 1.5; exec {kachecks} notify INSTANCE VI_1 BACKUP 100"])
+    time.sleep(0.2)
+    assert notifier.notify("INSTANCE", "VI_1", "MASTER", "100").returncode == 0  # spooled first
+    assert late.wait(timeout=30) == 0
+    (msg,) = relay.wait_for(1)
+    body = msg.get_content()
+    assert body.index("New state:      BACKUP") < body.index("New state:      MASTER")
+    assert "Previous state: BACKUP\nNew state:      MASTER" in body
+    assert msg["Subject"].endswith("VI_1: UNKNOWN -> BACKUP (prio 100) (+1 more)")

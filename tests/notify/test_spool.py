@@ -1,0 +1,129 @@
+"""Nothing is lost: relay down, relay refusing, expiry, list/flush/purge."""
+
+import os
+import signal
+import time
+
+from kachecks.notify import spool as store
+from tests.support.smtp import SmtpSink
+
+
+def test_relay_down_notify_returns_at_once_and_flush_delivers_each_later(notifier, unused_port):
+    relay = SmtpSink(port=unused_port)  # not started yet: nothing listens there
+    notifier.configure(relay, spool={"retry_for": 0})
+    events = [("INSTANCE", "VI_1", "BACKUP", "100"), ("INSTANCE", "VI_1", "MASTER", "100"),
+              ("RS", "[192.168.8.101]:tcp:80", "DOWN")]
+    for args in events:
+        started = time.monotonic()
+        result = notifier.notify(*args)
+        assert time.monotonic() - started < 1.0
+        assert result.returncode == 0, result.stderr
+    notifier.wait_idle()
+    assert len(notifier.queued()) == 3
+    listing = notifier.kachecks("spool", "list")
+    assert listing.returncode == 0
+    assert "INSTANCE VI_1 MASTER prio 100" in listing.stdout
+    assert "RS [192.168.8.101]:tcp:80 DOWN" in listing.stdout
+
+    with relay:
+        flushed = notifier.kachecks("spool", "flush")
+        assert flushed.returncode == 0, flushed.stderr
+        assert "delivered 3 event(s), 0 still queued" in flushed.stdout
+        msgs = relay.wait_for(3)
+    assert [m["Subject"].split("] ", 1)[1] for m in msgs] == [
+        "VI_1: UNKNOWN -> BACKUP (prio 100)",
+        "VI_1: BACKUP -> MASTER (prio 100)",
+        "[192.168.8.101]:tcp:80: UNKNOWN -> DOWN",
+    ]
+    assert notifier.queued() == []
+    assert "is empty" in notifier.kachecks("spool", "list").stdout
+
+
+def test_relay_answering_4xx_then_5xx_is_retried_with_backoff_until_accepted(notifier, syslog_socket):
+    with SmtpSink(replies=["451 4.3.0 Try again later", "550 5.7.1 Relaying denied"]) as relay:
+        notifier.configure(relay)
+        assert notifier.notify("INSTANCE", "VI_1", "MASTER", "100").returncode == 0
+        (msg,) = relay.wait_for(1, timeout=20)
+        assert relay.attempts == 3
+        ids = {m["Message-ID"] for m in relay.messages}
+        assert len(ids) == 1
+    notifier.wait_idle()
+    assert notifier.queued() == []
+    logs = "\n".join(syslog_socket())
+    assert "relay answered 451 4.3.0 Try again later" in logs
+    assert "relay answered 550 5.7.1 Relaying denied" in logs
+    assert "delivered by mail " + msg["Message-ID"] in logs
+
+
+def test_expired_events_are_logged_and_kept_never_silently_dropped(notifier, unused_port, syslog_socket):
+    notifier.configure(SmtpSink(port=unused_port), spool={"expire": "1s", "retry_for": 0})
+    assert notifier.notify("INSTANCE", "VI_1", "FAULT", "100").returncode == 0
+    notifier.wait_idle()
+    time.sleep(1.2)
+    with SmtpSink(port=unused_port) as relay:
+        flushed = notifier.kachecks("spool", "flush")
+        assert flushed.returncode == 0
+        assert relay.messages == []
+    logs = "\n".join(syslog_socket())
+    assert "expired undelivered by mail" in logs
+    assert "INSTANCE VI_1 FAULT prio 100" in logs
+    assert any(m.startswith("<27>") and "expired" in m for m in logs.split("\n"))  # daemon.err
+    listing = notifier.kachecks("spool", "list").stdout
+    assert "expired:mail" in listing and "INSTANCE VI_1 FAULT" in listing
+
+    purged = notifier.kachecks("spool", "purge", "--expired")
+    assert purged.returncode == 0 and "purged 1 event(s)" in purged.stdout
+    assert "is empty" in notifier.kachecks("spool", "list").stdout
+
+
+def test_flush_takes_over_from_a_deliverer_backing_off(notifier, unused_port):
+    relay = SmtpSink(port=unused_port)
+    notifier.configure(relay, spool={"retry_for": "10m"})
+    assert notifier.notify("INSTANCE", "VI_1", "MASTER", "100").returncode == 0
+    with relay:
+        started = time.monotonic()
+        flushed = notifier.kachecks("spool", "flush")
+        assert flushed.returncode == 0, flushed.stderr
+        assert time.monotonic() - started < 10
+        relay.wait_for(1)
+    notifier.wait_idle()
+    assert len(relay.messages) == 1
+
+
+def test_purge_removes_queued_events_and_logs_each(notifier, unused_port, syslog_socket):
+    notifier.configure(SmtpSink(port=unused_port), spool={"retry_for": 0})
+    assert notifier.notify("INSTANCE", "VI_1", "MASTER", "100").returncode == 0
+    notifier.wait_idle()
+    assert notifier.kachecks("spool", "purge").returncode == 0
+    assert notifier.queued() == []
+    assert any("purged from mail: INSTANCE VI_1 MASTER prio 100" in m for m in syslog_socket())
+
+
+def test_without_any_channel_events_are_logged_and_not_left_in_the_spool(notifier, syslog_socket):
+    notifier.configure(mail={"enabled": False})
+    assert notifier.notify("INSTANCE", "VI_1", "BACKUP", "100").returncode == 0
+    notifier.wait_delivered()
+    assert any("event INSTANCE VI_1 BACKUP prio 100" in m for m in syslog_socket())
+
+
+def test_mail_taken_by_the_relay_but_unconfirmed_is_resent_with_the_same_message_id(notifier):
+    """At-least-once: the deliverer dies after the relay stored the mail, before the 250."""
+    killed = []
+
+    def kill_deliverer():
+        if not killed:
+            pid = store.Lock(str(notifier.spool)).holder()
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    with SmtpSink(after_data=kill_deliverer) as relay:
+        notifier.configure(relay)
+        assert notifier.notify("INSTANCE", "VI_1", "MASTER", "100").returncode == 0
+        relay.wait_for(1)
+        notifier.wait_idle()
+        assert len(notifier.queued()) == 1  # not confirmed, so still queued
+        assert notifier.kachecks("spool", "flush").returncode == 0
+        first, second = relay.wait_for(2)
+    assert first["Message-ID"] == second["Message-ID"]
+    assert first.get_content() == second.get_content()
+    assert notifier.queued() == []
