@@ -10,12 +10,13 @@ import threading
 
 import pytest
 
+from tests.support.certs import pki
 from tests.support import slapd as lab
 
 
 @pytest.fixture(scope="session")
 def certs(tmp_path_factory):
-    return lab.make_certificates(tmp_path_factory.mktemp("pki"))
+    return pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 import pytest
 
 from tests.ldap.helpers import BASE, REFERENCE, ldap_check
+from tests.support.certs import pki
 from tests.support import slapd as lab
 
 
@@ -29,7 +30,7 @@ def test_tls_verify_against_the_system_store_rejects_the_test_ca(slapd, mode):
 
 
 def test_a_different_ca_is_not_trusted(slapd, tmp_path):
-    other = lab.make_certificates(tmp_path / "other")
+    other = pki(tmp_path / "other")
     done = ldap_check("--uri", slapd.ldaps_url, "--ca-file", other["ca"], *REFERENCE)
     assert done.returncode == 1
     assert "certificate verification failed" in done.stdout

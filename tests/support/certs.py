@@ -1,6 +1,7 @@
-"""Self-signed certificates made with the ``openssl`` CLI (no pip package).
+"""Test certificates made with the ``openssl`` CLI (no pip package).
 
     cert, key = self_signed(tmp_dir, "www.mysite.mydmn.org")
+    paths = pki(tmp_dir)          # CA + server + client, for slapd and SMTP servers
 """
 
 import os
@@ -14,15 +15,9 @@ def self_signed(directory, common_name="localhost", days=30, alt_names=("localho
     directory.mkdir(parents=True, exist_ok=True)
     cert = directory / f"{common_name}.crt"
     key = directory / f"{common_name}.key"
-    sans = [f"IP:{n}" if n.replace(".", "").isdigit() or ":" in n else f"DNS:{n}"
-            for n in (common_name, *alt_names)]
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-days", str(days), "-subj", f"/CN={common_name}",
-         "-addext", "subjectAltName=" + ",".join(dict.fromkeys(sans)),
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=30,
-    )
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-days", days, "-subj", f"/CN={common_name}",
+             "-addext", _sans(common_name, alt_names), "-keyout", key, "-out", cert)
     return cert, key
 
 
@@ -99,3 +94,19 @@ def signed(directory, issuer, common_name, alt_names=("127.0.0.1",), start="-1d"
     _openssl("ca", "-batch", "-config", work / "ca.cnf", "-cert", issuer[0], "-keyfile", issuer[1],
              "-in", csr, "-out", cert, "-startdate", when(start), "-enddate", when(end), "-notext")
     return cert, key
+
+
+def pki(directory, hosts=("127.0.0.1", "::1", "localhost")):
+    """A CA, a server certificate naming every ``hosts`` entry and a client one (CN=monitor).
+
+    Returns a dict of paths: ca, ca_key, server_cert, server_key, client_cert, client_key;
+    keys are mode 0600 (slapd refuses readable ones).
+    """
+    directory = Path(directory)
+    authority = ca(directory)
+    server = signed(directory, authority, hosts[0], alt_names=hosts, stem="server")
+    client = signed(directory, authority, "monitor", alt_names=(), stem="client", client=True)
+    for key in (authority[1], server[1], client[1]):
+        os.chmod(key, 0o600)
+    return {"ca": authority[0], "ca_key": authority[1], "server_cert": server[0],
+            "server_key": server[1], "client_cert": client[0], "client_key": client[1]}

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import free_port
+from tests.support import certs
 
 SLAPD = "/usr/sbin/slapd"
 SLAPADD = "/usr/sbin/slapadd"
@@ -53,47 +54,6 @@ REFERRAL_URL = "ldap://ldap.elsewhere.invalid/ou=elsewhere,dc=mydmn,dc=org"
 SIZE_LIMIT = 10  # the server's; BULK_BASE holds more entries than this
 
 
-def make_certificates(directory, hosts=("127.0.0.1", "::1", "localhost")):
-    """CA, server and client certificates (EC P-256) made with the openssl CLI.
-
-    Returns a dict of paths: ca, ca_key, server_cert, server_key,
-    client_cert, client_key. The server certificate names every ``hosts``
-    entry (IP literals as IP SANs); the client one is ``CN=monitor``.
-    """
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "ca": d / "ca.pem", "ca_key": d / "ca.key",
-        "server_cert": d / "server.pem", "server_key": d / "server.key",
-        "client_cert": d / "client.pem", "client_key": d / "client.key",
-    }
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    _openssl("req", "-x509", *ec, "-keyout", paths["ca_key"], "-out", paths["ca"],
-             "-days", "30", "-subj", "/CN=kachecks test CA",
-             "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    sans = ",".join(f"IP:{h}" if _is_ip(h) else f"DNS:{h}" for h in hosts)
-    for role, cn, ext in (
-        ("server", hosts[0], f"subjectAltName={sans}\nextendedKeyUsage=serverAuth\n"),
-        ("client", "monitor", "extendedKeyUsage=clientAuth\n"),
-    ):
-        csr = d / f"{role}.csr"
-        ext_file = d / f"{role}.ext"
-        ext_file.write_text("basicConstraints=CA:FALSE\n" + ext)
-        _openssl("req", "-new", *ec, "-keyout", paths[f"{role}_key"], "-out", csr,
-                 "-subj", f"/CN={cn}")
-        _openssl("x509", "-req", "-in", csr, "-CA", paths["ca"], "-CAkey", paths["ca_key"],
-                 "-CAcreateserial", "-days", "30", "-out", paths[f"{role}_cert"],
-                 "-extfile", ext_file)
-    for key in ("ca_key", "server_key", "client_key"):
-        os.chmod(paths[key], 0o600)
-    return paths
-
-
-def _openssl(*args):
-    subprocess.run(["openssl", *map(str, args)], check=True, capture_output=True, timeout=30)
-
-
 def _is_ip(host):
     try:
         socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
@@ -113,7 +73,7 @@ class SlapdError(RuntimeError):
 class Slapd:
     """One slapd process with the reference tree; see the module docstring.
 
-    ``certs``: a dict from make_certificates (made in the directory if None).
+    ``certs``: a dict from tests.support.certs.pki (made in the directory if None).
     ``verify_client``: slapd's TLSVerifyClient (never, allow, try, demand).
     ``host``/``port``/``tls_port``: where to listen (free loopback ports by
     default; 389 and 636 when ``prefix`` runs slapd in a namespace of its own).
@@ -184,7 +144,7 @@ class Slapd:
         self.dir = Path(tempfile.mkdtemp(prefix="kcld-"))  # short: ldapi paths max 107 bytes
         try:
             hosts = tuple(dict.fromkeys((self.host, "127.0.0.1", "::1", "localhost")))
-            self.certs = self._certs or make_certificates(self.dir / "pki", hosts)
+            self.certs = self._certs or certs.pki(self.dir / "pki", hosts)
             attempts = 1 if self._fixed_ports else 3
             for attempt in range(attempts):
                 if not self._fixed_ports:

@@ -25,7 +25,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from tests.conftest import free_port
-from tests.support.slapd import make_certificates
+from tests.support.certs import pki
 
 
 class _Handler:
@@ -68,7 +68,7 @@ class SmtpSink:
         if self.starttls or self.implicit_tls:
             if not self.cert:
                 self._tmp = None if self._certdir else tempfile.TemporaryDirectory()
-                paths = make_certificates(self._certdir or self._tmp.name, hosts=(self.host, "localhost"))
+                paths = pki(self._certdir or self._tmp.name, hosts=(self.host, "localhost"))
                 self.cert, self.key, self.ca = paths["server_cert"], paths["server_key"], paths["ca"]
             ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ctx.load_cert_chain(self.cert, self.key)
