@@ -222,9 +222,9 @@ def _satisfied(ns, buf):
 
 
 def _ssl_eof():
-    import ssl
+    import _ssl
 
-    return (ssl.SSLEOFError, ssl.SSLZeroReturnError)
+    return (_ssl.SSLEOFError, _ssl.SSLZeroReturnError)
 
 
 def _show(data, limit=60):

@@ -1,15 +1,17 @@
 """Client TLS over a socket from kachecks.net.connect, within the Deadline.
 
-Importing this module is cheap: ``ssl`` (and ``socket``, which it needs) are
-imported only when a handshake is made, so plain-HTTP runs never load them.
+Importing this module is cheap, and a handshake loads ``_ssl`` (OpenSSL)
+only, never ``ssl.py`` and the ``socket`` module it needs.
 The default is keepalived's SSL_GET: any TLS version the system OpenSSL
 policy allows, no certificate verification, no SNI unless a name is given,
 no close_notify on close. Ragged EOFs are not suppressed: readers get an
-``ssl.SSLEOFError`` (a plain SSLError on Python 3.11.2) and decide
+``_ssl.SSLEOFError`` (a plain SSLError on Python 3.11.2) and decide
 (keepalived hashes anyway but skips its verbose digest dump).
 """
 
 import time
+
+import _socket
 
 from kachecks.net.connect import failure
 
@@ -37,30 +39,35 @@ def _failure(message, reason):
 
 
 def client_context(options):
-    """An ``ssl.SSLContext`` for ``options`` (raises ProbeFailure on bad files)."""
-    import ssl
+    """An ``_ssl._SSLContext`` for ``options`` (raises ProbeFailure on bad files).
 
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ``_ssl``, not ``ssl``: ssl.py wraps the same C objects but imports socket,
+    enum, re, base64 and warnings to do it, ~10 ms of CPU on every TLS run
+    (docs/performance.md); the C context does all a check needs.
+    """
+    import _ssl
+
+    ctx = _ssl._SSLContext(_ssl.PROTOCOL_TLS_CLIENT)  # verifies by default, as ssl's does
     # Some 3.10/3.11 releases (Debian's 3.11.2) set this by default: then a
     # ragged EOF would look like a clean close_notify.
-    ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+    ctx.options &= ~getattr(_ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
     if options.verify:
         ctx.check_hostname = bool(options.sni)
         try:
             if options.ca_file:
-                ctx.load_verify_locations(cafile=options.ca_file)
+                ctx.load_verify_locations(options.ca_file)
             else:
-                ctx.load_default_certs()
-        except (OSError, ssl.SSLError) as exc:
+                ctx.set_default_verify_paths()  # what ssl's load_default_certs() does here
+        except (OSError, _ssl.SSLError) as exc:
             raise _failure(f"cannot load CA file {options.ca_file}: {_reason(exc)}", "config") from None
     else:
         ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
+        ctx.verify_mode = _ssl.CERT_NONE
     # Versions and ciphers: the system OpenSSL policy, as for keepalived's TLS_method().
     if options.cert_file:
         try:
             ctx.load_cert_chain(options.cert_file, options.key_file)
-        except (OSError, ssl.SSLError) as exc:
+        except (OSError, _ssl.SSLError) as exc:
             raise _failure(f"cannot load client certificate {options.cert_file}: {_reason(exc)}",
                            "config") from None
     return ctx
@@ -71,32 +78,88 @@ def _reason(exc):
 
 
 def wrap(raw_sock, family, options, deadline, context=None):
-    """Handshake on a connected ``_socket.socket``; returns an ``ssl.SSLSocket``.
+    """Handshake on a connected ``_socket.socket``; returns a ``TLSSocket``.
 
     Failures: DeadlineExceeded("tls") or ProbeFailure(phase "tls", reason
     ``handshake``/``verify``/``config``).
     """
-    import socket
-    import ssl
+    import _ssl
 
-    ctx = context or client_context(options)
-    sock = socket.socket(family, socket.SOCK_STREAM, 0, fileno=raw_sock.detach())
+    sock = _WeakSocket(family, _socket.SOCK_STREAM, 0, raw_sock.detach())
     try:
-        tls = ctx.wrap_socket(sock, server_hostname=options.sni or None,
-                              do_handshake_on_connect=False, suppress_ragged_eofs=False)
-        tls.settimeout(deadline.remaining("tls"))
+        ctx = context or client_context(options)
+        tls = TLSSocket(sock, ctx._wrap_socket(sock, False, _server_name(options.sni)))
+        sock.settimeout(deadline.remaining("tls"))
         try:
             tls.do_handshake()
         except TimeoutError:
             raise deadline.expired_in("tls") from None
-        except ssl.SSLCertVerificationError as exc:
+        except _ssl.SSLCertVerificationError as exc:
             raise _failure(f"certificate verification failed: {exc.verify_message}", "verify") from None
-        except (ssl.SSLError, OSError) as exc:
+        except (_ssl.SSLError, OSError) as exc:
             raise _failure(f"TLS handshake failed: {_reason(exc)}", "handshake") from None
         return tls
     except BaseException:
         sock.close()
         raise
+
+
+class _WeakSocket(_socket.socket):
+    """A ``_socket.socket`` that can be weakly referenced, as ``_ssl`` requires."""
+
+    __slots__ = ("__weakref__",)
+
+
+def _server_name(sni):
+    """SNI as _ssl takes it: ASCII (IDNA for other names, as ssl.py does), or None."""
+    if not sni:
+        return None
+    return sni if sni.isascii() else sni.encode("idna").decode("ascii")
+
+
+class TLSSocket:
+    """The socket methods the checks use, over ``_ssl``'s TLS object.
+
+    Same semantics as ``ssl.SSLSocket`` with ``suppress_ragged_eofs=False``
+    (which calls these very methods): a close_notify reads as b"", a ragged
+    EOF raises ``_ssl.SSLEOFError`` (a plain SSLError on Python 3.11.2); no
+    close_notify is sent on close, like keepalived.
+    """
+
+    __slots__ = ("_sock", "_tls")
+
+    def __init__(self, sock, tls):
+        self._sock = sock  # _ssl holds only a weak reference to it
+        self._tls = tls
+
+    def do_handshake(self):
+        self._tls.do_handshake()
+
+    def settimeout(self, timeout):
+        self._sock.settimeout(timeout)
+
+    def setsockopt(self, *args):
+        self._sock.setsockopt(*args)
+
+    def sendall(self, data):
+        view = memoryview(data).cast("B")
+        while view:
+            view = view[self._tls.write(view):]
+
+    def recv(self, size):
+        return self._tls.read(size)
+
+    def recv_into(self, buffer, nbytes=0):
+        return self._tls.read(nbytes or len(buffer), buffer)
+
+    def getpeercert(self, binary_form=False):
+        return self._tls.getpeercert(binary_form)
+
+    def version(self):
+        return self._tls.version()
+
+    def close(self):
+        self._sock.close()
 
 
 def peer_cert_days_left(tls_sock, now=None):
@@ -150,13 +213,25 @@ def _der_item(data, pos):
 
 
 def _asn1_time(tag, text):
-    import calendar
-
     if tag == 0x17:  # UTCTime YYMMDDHHMMSSZ
         year = int(text[:2])
         text = str(1900 + year if year >= 50 else 2000 + year) + text[2:]
     elif tag != 0x18:  # GeneralizedTime YYYYMMDDHHMMSSZ
         raise ValueError("not a time")
-    fields = (int(text[0:4]), int(text[4:6]), int(text[6:8]),
-              int(text[8:10]), int(text[10:12]), int(text[12:14]))
-    return calendar.timegm(fields + (0, 0, 0))
+    days = _days_since_epoch(int(text[0:4]), int(text[4:6]), int(text[6:8]))
+    return days * 86400 + int(text[8:10]) * 3600 + int(text[10:12]) * 60 + int(text[12:14])
+
+
+def _days_since_epoch(year, month, day):
+    """Days from 1970-01-01 to a proleptic Gregorian date.
+
+    calendar.timegm would do, but ``calendar`` imports datetime and locale:
+    ~2 ms on every TLS check run, for one subtraction.
+    """
+    if not 1 <= month <= 12 or not 1 <= day <= 31:
+        raise ValueError("bad date")
+    year -= month <= 2
+    era, year_of_era = divmod(year, 400)
+    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
+    return era * 146097 + day_of_era - 719468

@@ -218,9 +218,20 @@ class Slapd:
         proc.wait(timeout=5)
 
     # -- faults ----------------------------------------------------------
-    def pause(self):
-        """SIGSTOP: the kernel still accepts TCP connections, LDAP never answers."""
+    def pause(self, within=5.0):
+        """SIGSTOP: the kernel still accepts TCP connections, LDAP never answers.
+
+        Returns once the kernel reports the process stopped: the signal is
+        delivered asynchronously, and a request sent before that is answered.
+        """
         self.process.send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            with open(f"/proc/{self.process.pid}/stat") as handle:
+                if handle.read().rsplit(")", 1)[1].split()[0] in ("T", "t"):
+                    return
+            time.sleep(0.01)
+        raise SlapdError(f"slapd did not stop within {within:g} s of SIGSTOP")
 
     def resume(self):
         self.process.send_signal(signal.SIGCONT)

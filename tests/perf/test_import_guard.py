@@ -1,0 +1,247 @@
+"""The start-up budget cannot silently regress (issue 8, SPEC §1).
+
+keepalived forks every check each delay_loop, so what a check imports is
+what it costs. Each check path runs here as keepalived runs it, through
+its real console script, against a real local peer, and the modules loaded
+by the time it exits must not include the heavy ones it does not need.
+"""
+
+import functools
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tests.support import slapd as ldap_ref
+from tests.support.cli import bin_dir
+from tests.support.rawhttp import RawHTTPServer, http_response
+
+# Never on a check path: each costs milliseconds of CPU per fork or is a
+# sign that a heavy framework came along (importlib.metadata: entry points
+# resolved at run time; pkg_resources: the old setuptools wrappers).
+ALWAYS_FORBIDDEN = (
+    "click", "requests", "urllib3", "asyncio", "logging", "importlib.metadata",
+    "pkg_resources", "dataclasses", "typing", "argparse", "email", "http.client",
+)
+LDAP_CLIENTS = ("ldap3",)
+TLS = ("ssl", "_ssl")  # OpenSSL only when TLS is used, and never through ssl.py
+
+# Runs an entry-point script in-process, then writes sorted(sys.modules) to
+# argv[1] whatever the exit; the script's own lines (its imports) count too.
+GUARD = r"""
+import sys
+out, script = sys.argv[1], sys.argv[2]
+sys.argv = sys.argv[2:]
+try:
+    with open(script) as f:
+        code = compile(f.read(), script, "exec")
+    exec(code, {"__name__": "__main__", "__file__": script})
+finally:
+    with open(out, "w") as f:
+        f.write("\n".join(sorted(sys.modules)))
+"""
+
+PAGE = b"<html>kachecks import guard</html>\n"
+
+
+@pytest.fixture(scope="module")
+def http_server():
+    with RawHTTPServer(http_response(PAGE)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    from tests.support.certs import self_signed
+
+    cert, key = self_signed(tmp_path_factory.mktemp("pki"), "127.0.0.1")
+    with RawHTTPServer(http_response(PAGE), tls=(str(cert), str(key))) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def slapd():
+    with ldap_ref.Slapd() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def worker_socket(tmp_path_factory):
+    """A running `kachecks worker`; its socket path (tests pass it per run)."""
+    directory = Path(tempfile.mkdtemp(prefix="kcw-"))  # short: a UNIX socket path
+    path = directory / "worker.sock"
+    script = entry_script("kachecks", tmp_path_factory.mktemp("bin"))
+    proc = subprocess.Popen([sys.executable, str(script), "worker", "--socket", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 15
+        while not path.exists():
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline, "worker did not listen within 15 s"
+            time.sleep(0.05)
+        yield path
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def tcp_listener():
+    with RawHTTPServer(b"", read_request=False) as server:
+        yield server
+
+
+def entry_script(name, tmp_path):
+    """The installed console script, or (no scripts beside this interpreter, e.g. Debian's
+    python3 on the dev tree) the wrapper the .deb installs, made from pyproject.toml."""
+    installed = bin_dir() / name
+    if installed.exists():
+        return installed
+    with open(Path(__file__).parents[2] / "pyproject.toml", "rb") as handle:
+        module, _, attr = tomllib.load(handle)["project"]["scripts"][name].partition(":")
+    wrapper = tmp_path / name
+    wrapper.write_text(f"import sys\n\nfrom {module} import {attr}\n\nsys.exit({attr}())\n")
+    return wrapper
+
+
+def run_guarded(tmp_path, executable, *args, worker=None):
+    """(CompletedProcess, set of module names loaded at exit).
+
+    Without ``worker`` the check runs in-process (tests/conftest.py points
+    KACHECKS_WORKER_SOCKET at nothing); with it, it is handed to that worker.
+    """
+    out = tmp_path / "modules.txt"
+    script = entry_script(executable, tmp_path)
+    env = dict(os.environ, KACHECKS_WORKER_SOCKET=str(worker)) if worker else None
+    done = subprocess.run([sys.executable, "-c", GUARD, str(out), str(script), *map(str, args)],
+                          capture_output=True, text=True, timeout=30, env=env)
+    assert out.exists(), f"guard wrote nothing; stderr: {done.stderr}"
+    return done, set(out.read_text().split())
+
+
+@functools.lru_cache(maxsize=1)
+def interpreter_start():
+    """What this interpreter loads before running anything (a venv's .pth hooks
+    may import enum or re): not ours to answer for."""
+    done = subprocess.run([sys.executable, "-c", "import sys; print(*sys.modules)"],
+                          capture_output=True, text=True, timeout=30, check=True)
+    return frozenset(done.stdout.split())
+
+
+def assert_absent(modules, forbidden):
+    loaded = sorted(name for name in modules - interpreter_start()
+                    if name in forbidden or name.split(".")[0] in forbidden)
+    assert not loaded, f"loaded on a path that does not need them: {loaded}"
+
+
+def test_tcp_connect_loads_no_tls_and_no_framework(tmp_path, tcp_listener):
+    done, modules = run_guarded(tmp_path, "kachecks-tcp", "--host", "127.0.0.1",
+                                "--port", tcp_listener.port)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "kachecks.checks.tcp" in modules
+    assert_absent(modules, ALWAYS_FORBIDDEN + LDAP_CLIENTS + TLS)
+
+
+def test_kachecks_check_tcp_is_dispatched_before_click(tmp_path, tcp_listener):
+    done, modules = run_guarded(tmp_path, "kachecks", "check", "tcp", "--host", "127.0.0.1",
+                                "--port", tcp_listener.port)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "kachecks.checks.tcp" in modules
+    assert_absent(modules, ALWAYS_FORBIDDEN + LDAP_CLIENTS + TLS)
+
+
+def test_tcp_refused_port_loads_no_tls_and_no_framework(tmp_path, unused_port):
+    done, modules = run_guarded(tmp_path, "kachecks-tcp", "--host", "127.0.0.1",
+                                "--port", unused_port)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert_absent(modules, ALWAYS_FORBIDDEN + LDAP_CLIENTS + TLS)
+
+
+def test_http_plain_with_digest_loads_no_tls_and_no_framework(tmp_path, http_server):
+    import hashlib
+
+    done, modules = run_guarded(tmp_path, "kachecks-http", "--url",
+                                f"http://127.0.0.1:{http_server.port}/",
+                                "--digest", hashlib.md5(PAGE).hexdigest())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "kachecks.checks.http" in modules
+    assert_absent(modules, ALWAYS_FORBIDDEN + LDAP_CLIENTS + TLS)
+
+
+def test_http_over_tls_loads_only_openssl(tmp_path, tls_server):
+    done, modules = run_guarded(tmp_path, "kachecks-http", "--url",
+                                f"https://127.0.0.1:{tls_server.port}/")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "_ssl" in modules  # the TLS path really ran: on OpenSSL, without ssl.py's imports
+    assert_absent(modules, ALWAYS_FORBIDDEN + LDAP_CLIENTS + ("ssl", "socket", "enum"))
+
+
+def test_genhash_loads_no_tls_and_no_framework(tmp_path, http_server):
+    done, modules = run_guarded(tmp_path, "kachecks", "genhash", "-s", "127.0.0.1",
+                                "-p", http_server.port, "-u", "/")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == __import__("hashlib").md5(PAGE).hexdigest()
+    assert_absent(modules, ALWAYS_FORBIDDEN + LDAP_CLIENTS + TLS)
+
+
+def ldap_args(server, url=None):
+    return ("--uri", url or server.url, "--base", ldap_ref.BASE, "--filter", "(dc=mysite)",
+            "--expect", f"o={ldap_ref.ORGANIZATION}")
+
+
+def test_ldap_plain_loads_no_ldap_library_no_tls_and_no_framework(tmp_path, slapd):
+    done, modules = run_guarded(tmp_path, "kachecks-ldap", *ldap_args(slapd))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "kachecks.ldap.client" in modules
+    assert_absent(modules, ALWAYS_FORBIDDEN + LDAP_CLIENTS + TLS)
+
+
+def test_ldaps_handed_to_the_worker_loads_no_ssl(tmp_path, slapd, worker_socket):
+    done, modules = run_guarded(tmp_path, "kachecks-ldap", *ldap_args(slapd, slapd.ldaps_url),
+                                "--verbose", worker=worker_socket)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "run by kachecks worker" in done.stdout  # the worker really ran it
+    assert_absent(modules, ALWAYS_FORBIDDEN + LDAP_CLIENTS + TLS)
+
+
+def test_tls_handed_to_the_worker_loads_no_ssl(tmp_path, tls_server, worker_socket):
+    done, modules = run_guarded(tmp_path, "kachecks-http", "--url",
+                                f"https://127.0.0.1:{tls_server.port}/", "--verbose",
+                                worker=worker_socket)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "run by kachecks worker" in done.stdout
+    assert_absent(modules, ALWAYS_FORBIDDEN + LDAP_CLIENTS + TLS)
+
+
+# In the worker, each request runs in a child forked from the preloaded parent:
+# a module first imported there is imported again by every child, every run.
+IN_WORKER = r"""
+import os, sys
+from kachecks.worker import server
+server.preload()
+module, args = sys.argv[1], sys.argv[2:]
+before = set(sys.modules)
+code = sys.modules[module].main(args)
+new = sorted(set(sys.modules) - before)
+os.write(2, ("NEW " + " ".join(new) + "\n").encode())
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("module", ["kachecks.checks.http", "kachecks.checks.ldap"])
+def test_worker_children_import_nothing_the_worker_did_not_preload(module, tls_server, slapd):
+    args = (["--url", f"https://127.0.0.1:{tls_server.port}/"] if module.endswith("http")
+            else list(ldap_args(slapd, slapd.ldaps_url)))
+    done = subprocess.run([sys.executable, "-c", IN_WORKER, module, *args],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    new = done.stderr.rsplit("NEW ", 1)[1].split()
+    assert new == [], f"imported in every worker child: {new}"
