@@ -5,11 +5,11 @@ never reaches argv, and every way the server can be unhealthy (down, mute,
 wrong credentials, no such base, too few entries, wrong value, referral,
 size limit) has its own one-line message.
 
-The protocol is kachecks.ldap.client (bind, StartTLS, search, unbind; no
-ldap3, whose import alone cost ~70 ms of CPU per run, docs/performance.md),
-over our own socket (kachecks.net.connect and kachecks.net.tls, as for the
-other checks: --bind, --fwmark, TLS options, expiry warning); the whole run
-is bounded by a SIGALRM at the deadline.
+ldap3 encodes and decodes the protocol, but the socket is ours
+(kachecks.net.connect and kachecks.net.tls, as for the other checks: --bind,
+--fwmark, TLS options, expiry warning), handed to ldap3 already connected;
+the whole run, ldap3 calls included, is bounded by a SIGALRM at the deadline.
+ldap3 is imported only inside the probe and dominates the start-up cost.
 """
 
 import _signal as signal  # not ``signal``: its IntEnum wrappers import enum (~4 ms)
@@ -24,7 +24,7 @@ from kachecks.errors import DeadlineExceeded, ProbeFailure, UsageError
 PASSWORD_ENV = "KACHECKS_LDAP_PASSWORD"
 STARTTLS_OID = "1.3.6.1.4.1.1466.20037"
 DEFAULT_PORTS = {"ldap": 389, "ldaps": 636}
-SCOPES = ("base", "one", "sub")
+LDAP3_SCOPES = {"base": "BASE", "one": "LEVEL", "sub": "SUBTREE"}
 
 # LDAP result codes (RFC 4511 §4.1.9) that get a message of their own.
 SIZE_LIMIT_EXCEEDED = 4
@@ -34,7 +34,7 @@ INVALID_CREDENTIALS = 49
 
 
 def _scope(text):
-    if text not in SCOPES:
+    if text not in LDAP3_SCOPES:
         raise ValueError(f"expected base, one or sub, got {text!r}")
     return text
 
@@ -174,7 +174,7 @@ def target(ns):
 
 
 class _Expired(BaseException):
-    """SIGALRM at the deadline. A BaseException, so no ``except Exception`` on the way stops it."""
+    """SIGALRM at the deadline. A BaseException, so ldap3's ``except Exception`` lets it by."""
 
 
 def _on_alarm(signum, frame):
@@ -235,7 +235,7 @@ class _Session:
         return wrapped
 
     def expired(self, phase):
-        if not self.answered and phase not in ("start", "resolve", "connect"):
+        if not self.answered and phase not in ("start", "ldap3 import", "resolve", "connect"):
             return ProbeFailure(
                 f"TCP connection accepted but no LDAP answer within {self.deadline.timeout:g} s"
                 f" (during {phase})", phase)
@@ -260,54 +260,69 @@ def probe(ns, deadline):
 
 
 def _search(session):
-    from kachecks.ldap.ber import BERError
-    from kachecks.ldap.client import Client
-    from kachecks.ldap.filter import FilterError, encode
-
     ns = session.ns
+    session.enter("ldap3 import")
+    import ldap3
+    from ldap3.core.exceptions import LDAPCommunicationError, LDAPException, LDAPInvalidFilterError
+
+    sock, sockaddr = session.connect()
+    # A literal address, so ldap3 never calls the resolver itself; it never connects either:
+    server = ldap3.Server(sockaddr[0], port=ns.port, get_info=ldap3.NONE)
+    conn = ldap3.Connection(
+        server, user=ns.bind_dn, password=ns.password,
+        authentication=ldap3.SIMPLE if ns.bind_dn else ldap3.ANONYMOUS,
+        auto_referrals=False, read_only=True, check_names=False, raise_exceptions=False,
+        return_empty_attributes=False)
+
+    def adopt_socket(address, use_ssl=False, unix_socket=False):
+        conn.socket = sock
+        conn.closed = False
+
+    conn.strategy._open_socket = adopt_socket
     try:
-        encode(ns.filter)  # a usage error, before any traffic
-    except FilterError as exc:
-        raise UsageError(f"--filter {ns.filter!r}: invalid filter: {exc}") from None
-    sock, _ = session.connect()
-    client = Client(sock)  # no deadline of its own: the SIGALRM bounds every call
-    try:
+        conn.open(read_server_info=False)
         if ns.starttls:
-            _start_tls(session, client)
+            _start_tls(session, conn)
         if ns.bind_dn:
             session.enter("bind")
-            outcome = client.bind(ns.bind_dn, ns.password)
+            conn.bind()
             session.answered = True
-            _judge_bind(ns, outcome)
+            _judge_bind(ns, conn.result)
         session.enter("search")
-        attributes = sorted({a for a, _ in ns.expect + ns.expect_regex})
-        outcome, response = client.search(ns.base, ns.scope, ns.filter, attributes)
+        attributes = sorted({a for a, _ in ns.expect + ns.expect_regex}) or [ldap3.NO_ATTRIBUTES]
+        conn.search(ns.base, ns.filter, search_scope=getattr(ldap3, LDAP3_SCOPES[ns.scope]),
+                    attributes=attributes, dereference_aliases=ldap3.DEREF_NEVER)
         session.answered = True
         session.enter("judge")
-        result = _judge_search(session, outcome, response)
-        try:
-            client.unbind()
-        except OSError:  # the verdict is in; a failing goodbye changes nothing
-            pass
-        return result
-    except OSError as exc:  # ConnectionClosed, a reset, a TLS error mid-way
+        result = _judge_search(session, conn.result, conn.response or [])
+    except LDAPInvalidFilterError as exc:
+        raise UsageError(f"--filter {ns.filter!r}: {exc}") from None
+    except LDAPCommunicationError as exc:
         what = "no LDAP answer, connection closed" if not session.answered else "connection lost"
-        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        raise ProbeFailure(f"{what} during {session.phase}: {reason}", session.phase) from None
-    except BERError as exc:
-        raise ProbeFailure(f"{session.phase} failed: not an LDAP answer: {exc}",
+        raise ProbeFailure(f"{what} during {session.phase}: {_ldap3_reason(exc)}",
                            session.phase) from None
-    finally:
-        client.sock.close()
+    except LDAPException as exc:
+        raise ProbeFailure(f"{session.phase} failed: {_ldap3_reason(exc)}", session.phase) from None
+    try:
+        conn.unbind()
+    except Exception:  # the verdict is in; a failing goodbye changes nothing
+        pass
+    return result
 
 
-def _start_tls(session, client):
+def _ldap3_reason(exc):
+    text = str(exc) or type(exc).__name__
+    return text.replace("error receiving data: ", "")
+
+
+def _start_tls(session, conn):
     session.enter("starttls")
-    outcome = client.start_tls()
+    conn.extended(STARTTLS_OID)
     session.answered = True
+    outcome = conn.result or {}
     if outcome.get("result") != 0:
         raise ProbeFailure(f"StartTLS refused: {_describe(outcome)}", "starttls")
-    client.use(session.handshake(client.sock))
+    conn.socket = session.handshake(conn.socket)
 
 
 def _describe(outcome):
@@ -398,8 +413,7 @@ def _found(attr, values, entries):
 
 CHECK = Check(name="LDAP", prog="kachecks-ldap", opts=OPTS, usage=USAGE,
               description=DESCRIPTION, epilog=EPILOG, probe=probe, target=target,
-              validate=validate, delegate=lambda argv: "--starttls" in argv or "-Z" in argv
-              or any(a.lower().startswith("ldaps:") for a in argv))  # ssl: ~12 ms to import
+              validate=validate, delegate=lambda argv: True)  # ldap3: ~75 ms to import
 
 
 def main(argv=None, prog=None):

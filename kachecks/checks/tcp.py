@@ -222,9 +222,9 @@ def _satisfied(ns, buf):
 
 
 def _ssl_eof():
-    import _ssl
+    import ssl
 
-    return (_ssl.SSLEOFError, _ssl.SSLZeroReturnError)
+    return (ssl.SSLEOFError, ssl.SSLZeroReturnError)
 
 
 def _show(data, limit=60):

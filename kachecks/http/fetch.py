@@ -157,9 +157,9 @@ def _ragged_eof(exc):
 
     Python >= 3.11.4 raises SSLEOFError; Debian's 3.11.2 a plain SSLError.
     """
-    import _ssl
+    import ssl
 
-    return isinstance(exc, _ssl.SSLEOFError) or getattr(exc, "reason", None) == "UNEXPECTED_EOF_WHILE_READING"
+    return isinstance(exc, ssl.SSLEOFError) or getattr(exc, "reason", None) == "UNEXPECTED_EOF_WHILE_READING"
 
 
 # keepalived's genhash wording per stage (check_http.c / check_ssl.c timeout_epilog).

@@ -1,17 +1,15 @@
 """Client TLS over a socket from kachecks.net.connect, within the Deadline.
 
-Importing this module is cheap, and a handshake loads ``_ssl`` (OpenSSL)
-only, never ``ssl.py`` and the ``socket`` module it needs.
+Importing this module is cheap: ``ssl`` (and ``socket``, which it needs) are
+imported only when a handshake is made, so plain-HTTP runs never load them.
 The default is keepalived's SSL_GET: any TLS version the system OpenSSL
 policy allows, no certificate verification, no SNI unless a name is given,
 no close_notify on close. Ragged EOFs are not suppressed: readers get an
-``_ssl.SSLEOFError`` (a plain SSLError on Python 3.11.2) and decide
+``ssl.SSLEOFError`` (a plain SSLError on Python 3.11.2) and decide
 (keepalived hashes anyway but skips its verbose digest dump).
 """
 
 import time
-
-import _socket
 
 from kachecks.net.connect import failure
 
@@ -39,35 +37,30 @@ def _failure(message, reason):
 
 
 def client_context(options):
-    """An ``_ssl._SSLContext`` for ``options`` (raises ProbeFailure on bad files).
+    """An ``ssl.SSLContext`` for ``options`` (raises ProbeFailure on bad files)."""
+    import ssl
 
-    ``_ssl``, not ``ssl``: ssl.py wraps the same C objects but imports socket,
-    enum, re, base64 and warnings to do it, ~10 ms of CPU on every TLS run
-    (docs/performance.md); the C context does all a check needs.
-    """
-    import _ssl
-
-    ctx = _ssl._SSLContext(_ssl.PROTOCOL_TLS_CLIENT)  # verifies by default, as ssl's does
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     # Some 3.10/3.11 releases (Debian's 3.11.2) set this by default: then a
     # ragged EOF would look like a clean close_notify.
-    ctx.options &= ~getattr(_ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
+    ctx.options &= ~getattr(ssl, "OP_IGNORE_UNEXPECTED_EOF", 0)
     if options.verify:
         ctx.check_hostname = bool(options.sni)
         try:
             if options.ca_file:
-                ctx.load_verify_locations(options.ca_file)
+                ctx.load_verify_locations(cafile=options.ca_file)
             else:
-                ctx.set_default_verify_paths()  # what ssl's load_default_certs() does here
-        except (OSError, _ssl.SSLError) as exc:
+                ctx.load_default_certs()
+        except (OSError, ssl.SSLError) as exc:
             raise _failure(f"cannot load CA file {options.ca_file}: {_reason(exc)}", "config") from None
     else:
         ctx.check_hostname = False
-        ctx.verify_mode = _ssl.CERT_NONE
+        ctx.verify_mode = ssl.CERT_NONE
     # Versions and ciphers: the system OpenSSL policy, as for keepalived's TLS_method().
     if options.cert_file:
         try:
             ctx.load_cert_chain(options.cert_file, options.key_file)
-        except (OSError, _ssl.SSLError) as exc:
+        except (OSError, ssl.SSLError) as exc:
             raise _failure(f"cannot load client certificate {options.cert_file}: {_reason(exc)}",
                            "config") from None
     return ctx
@@ -78,88 +71,32 @@ def _reason(exc):
 
 
 def wrap(raw_sock, family, options, deadline, context=None):
-    """Handshake on a connected ``_socket.socket``; returns a ``TLSSocket``.
+    """Handshake on a connected ``_socket.socket``; returns an ``ssl.SSLSocket``.
 
     Failures: DeadlineExceeded("tls") or ProbeFailure(phase "tls", reason
     ``handshake``/``verify``/``config``).
     """
-    import _ssl
+    import socket
+    import ssl
 
-    sock = _WeakSocket(family, _socket.SOCK_STREAM, 0, raw_sock.detach())
+    ctx = context or client_context(options)
+    sock = socket.socket(family, socket.SOCK_STREAM, 0, fileno=raw_sock.detach())
     try:
-        ctx = context or client_context(options)
-        tls = TLSSocket(sock, ctx._wrap_socket(sock, False, _server_name(options.sni)))
-        sock.settimeout(deadline.remaining("tls"))
+        tls = ctx.wrap_socket(sock, server_hostname=options.sni or None,
+                              do_handshake_on_connect=False, suppress_ragged_eofs=False)
+        tls.settimeout(deadline.remaining("tls"))
         try:
             tls.do_handshake()
         except TimeoutError:
             raise deadline.expired_in("tls") from None
-        except _ssl.SSLCertVerificationError as exc:
+        except ssl.SSLCertVerificationError as exc:
             raise _failure(f"certificate verification failed: {exc.verify_message}", "verify") from None
-        except (_ssl.SSLError, OSError) as exc:
+        except (ssl.SSLError, OSError) as exc:
             raise _failure(f"TLS handshake failed: {_reason(exc)}", "handshake") from None
         return tls
     except BaseException:
         sock.close()
         raise
-
-
-class _WeakSocket(_socket.socket):
-    """A ``_socket.socket`` that can be weakly referenced, as ``_ssl`` requires."""
-
-    __slots__ = ("__weakref__",)
-
-
-def _server_name(sni):
-    """SNI as _ssl takes it: ASCII (IDNA for other names, as ssl.py does), or None."""
-    if not sni:
-        return None
-    return sni if sni.isascii() else sni.encode("idna").decode("ascii")
-
-
-class TLSSocket:
-    """The socket methods the checks use, over ``_ssl``'s TLS object.
-
-    Same semantics as ``ssl.SSLSocket`` with ``suppress_ragged_eofs=False``
-    (which calls these very methods): a close_notify reads as b"", a ragged
-    EOF raises ``_ssl.SSLEOFError`` (a plain SSLError on Python 3.11.2); no
-    close_notify is sent on close, like keepalived.
-    """
-
-    __slots__ = ("_sock", "_tls")
-
-    def __init__(self, sock, tls):
-        self._sock = sock  # _ssl holds only a weak reference to it
-        self._tls = tls
-
-    def do_handshake(self):
-        self._tls.do_handshake()
-
-    def settimeout(self, timeout):
-        self._sock.settimeout(timeout)
-
-    def setsockopt(self, *args):
-        self._sock.setsockopt(*args)
-
-    def sendall(self, data):
-        view = memoryview(data).cast("B")
-        while view:
-            view = view[self._tls.write(view):]
-
-    def recv(self, size):
-        return self._tls.read(size)
-
-    def recv_into(self, buffer, nbytes=0):
-        return self._tls.read(nbytes or len(buffer), buffer)
-
-    def getpeercert(self, binary_form=False):
-        return self._tls.getpeercert(binary_form)
-
-    def version(self):
-        return self._tls.version()
-
-    def close(self):
-        self._sock.close()
 
 
 def peer_cert_days_left(tls_sock, now=None):

@@ -1,7 +1,7 @@
 """Hand a check run to the resident worker, if one listens; else return None.
 
 Runs before anything heavy is imported, so a check whose libraries cost more
-than the interpreter itself (ssl) pays only for Python's start, a
+than the interpreter itself (ldap3, ssl) pays only for Python's start, a
 UNIX-socket round trip and a fork in the worker. The worker runs the very
 same ``main()`` with our stdin/stdout/stderr (passed as file descriptors),
 our argv, environment and working directory, under our uid, so the exit-code

@@ -1,7 +1,8 @@
 """The resident worker: checks with expensive imports, forked from a warm parent.
 
-keepalived forks a check every ``delay_loop`` seconds per real server; a
-TLS check spends most of its CPU importing ssl before it sends one byte.
+keepalived forks a check every ``delay_loop`` seconds per real server; an
+LDAP check spends most of its CPU importing ldap3 (a TLS check, ssl) before
+it sends one byte.
 ``kachecks worker`` imports the check modules and their libraries once, then
 for each request from ``kachecks.worker.client`` forks a child that takes
 the client's stdin/stdout/stderr, argv, environment, working directory and
@@ -22,8 +23,8 @@ from kachecks.worker.client import MAGIC, socket_path
 # Only these modules may be run: a request names one, never arbitrary code.
 CHECK_MODULES = ("kachecks.checks.http", "kachecks.checks.tcp", "kachecks.checks.ldap")
 # Everything the checks import lazily, so a child pays for none of it.
-PRELOAD = ("_ssl", "kachecks.ldap.client", "hashlib", "_md5", "_sha1", "_sha256", "re", "base64", "binascii",
-           "faulthandler", "kachecks.syslogger", "kachecks.deadline", "encodings.idna",
+PRELOAD = ("ssl", "ldap3", "hashlib", "_md5", "_sha1", "_sha256", "re", "base64", "binascii",
+           "faulthandler", "encodings.idna", "kachecks.syslogger", "kachecks.deadline",
            "kachecks.net.connect", "kachecks.net.tls", "kachecks.http.fetch") + CHECK_MODULES
 
 def decode_request(payload):
@@ -181,10 +182,10 @@ Examples:
     def worker(path, group):
         """Run checks forked from a warm process (optional accelerator).
 
-        The TLS modes of kachecks-http, kachecks-tcp and kachecks-ldap hand
-        their run to this worker when its socket exists: the check then
-        costs little more than Python's start instead of importing ssl
-        every time. Same options, output and exit codes either way; when
+        kachecks-ldap, and the TLS modes of kachecks-http and kachecks-tcp,
+        hand their run to this worker when its socket exists: the check then
+        costs little more than Python's start instead of importing ldap3 or
+        ssl every time. Same options, output and exit codes either way; when
         the worker is absent or declines, the check runs in-process.
         """
         gid = None
