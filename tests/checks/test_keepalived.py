@@ -16,7 +16,7 @@ import pytest
 from tests.checks.conftest import MD5_SERVER1, MD5_SERVER2, SERVER1, SERVER2, http
 from tests.support import cli
 from tests.support.keepalived import (KEEPALIVED, SCRIPT_SECURITY, Keepalived, config_test,
-                                     insecure_components, secure_dir, write_script)
+                                     secure_dir, secure_executables)
 from tests.support.netns import Network, create_namespace, wait_for
 from tests.support.rawhttp import RawHTTPServer, http_response
 
@@ -31,13 +31,8 @@ def bindir(tmp_path_factory):
     keepalived refuses scripts on a path that is not root-owned and write-protected
     all the way up (interfaces §3.7); a CI checkout may not be.
     """
-    real = cli.bin_dir()
-    if not any(insecure_components(real / name) for name in CHECKS):
-        return str(real)
-    shims = secure_dir(tmp_path_factory.mktemp("bin"))
-    for name in CHECKS:
-        write_script(shims / name, f'#!/bin/sh\nexec "{real / name}" "$@"\n')
-    return str(shims)
+    directory, _ = secure_executables(cli.bin_dir(), CHECKS, tmp_path_factory.mktemp("bin"))
+    return str(directory)
 
 
 def misc_check_config(groups, security=SCRIPT_SECURITY):

@@ -22,9 +22,8 @@ from tests.support import cli
 from tests.support.keepalived import (
     Keepalived,
     config_test,
-    insecure_components,
     secure_dir,
-    write_script,
+    secure_executables,
 )
 from tests.support.netns import Network, TornDown, namespaces, wait_for
 from tests.support.slapd import Slapd
@@ -134,14 +133,9 @@ class Lab(TornDown):
         A checkout elsewhere (a user's home, a group-writable CI workspace) gets
         one-line exec wrappers in the lab's own directory instead.
         """
-        bad = [c for n in EXECUTABLES for c in insecure_components(self.bindir / n)]
-        if not bad:
-            return
-        shims = secure_dir(self.workdir / "bin")
-        for name in EXECUTABLES:
-            write_script(shims / name, f'#!/bin/sh\nexec "{self.bindir / name}" "$@"\n')
-        self.note(f"{bad[0]} would fail keepalived's script security: wrappers in {shims}")
-        self.bindir = shims
+        self.bindir, bad = secure_executables(self.bindir, EXECUTABLES, self.workdir / "bin")
+        if bad:
+            self.note(f"{bad[0]} would fail keepalived's script security: wrappers in {self.bindir}")
 
     def start_web(self):
         for host in ref.WEB_SERVERS:

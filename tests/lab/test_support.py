@@ -11,6 +11,7 @@ from tests.support.keepalived import (
     config_test,
     insecure_components,
     secure_dir,
+    secure_executables,
     vrrp_config,
     write_script,
 )
@@ -98,6 +99,18 @@ def test_secure_dir_makes_a_pytest_tmp_path_acceptable_to_script_security(tmp_pa
     assert insecure_components(script) == []
     tmp_path.chmod(0o777)
     assert insecure_components(script) == [str(tmp_path)]
+
+
+def test_secure_executables_wraps_only_what_script_security_would_refuse(tmp_path):
+    good = secure_dir(tmp_path / "good")
+    write_script(good / "kachecks-http", "#!/bin/sh\necho real \"$@\"\n")
+    assert secure_executables(good, ["kachecks-http"], tmp_path / "unused") == (good, [])
+    good.chmod(0o777)
+    shims, bad = secure_executables(good, ["kachecks-http"], tmp_path / "shims")
+    assert bad == [str(good)] and shims != good
+    assert insecure_components(shims / "kachecks-http") == []
+    ran = subprocess.run([shims / "kachecks-http", "a b"], capture_output=True, text=True)
+    assert ran.stdout == "real a b\n"
 
 
 def test_keepalived_disables_a_track_script_on_an_insecure_path(tmp_path):

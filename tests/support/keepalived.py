@@ -66,6 +66,23 @@ def write_script(path, text):
     return path
 
 
+def secure_executables(bindir, names, shim_dir):
+    """(directory, insecure components): where keepalived may run ``names`` from.
+
+    ``bindir`` itself when every path component passes script security;
+    otherwise one-line exec wrappers in ``shim_dir`` (made secure), so a checkout
+    in a user's home or a group-writable CI workspace still drives keepalived.
+    """
+    bindir = Path(bindir)
+    bad = [c for name in names for c in insecure_components(bindir / name)]
+    if not bad:
+        return bindir, bad
+    shims = secure_dir(shim_dir)
+    for name in names:
+        write_script(shims / name, f'#!/bin/sh\nexec "{bindir / name}" "$@"\n')
+    return shims, bad
+
+
 def config_test(conf):
     """``keepalived -t -f conf``; CompletedProcess (0 OK, 4/5 errors, 6 script security)."""
     return subprocess.run(
