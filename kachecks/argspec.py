@@ -44,11 +44,10 @@ class Opt:
 
 
 class Namespace:
-    """Parsed options as attributes; ``given`` holds the dests set on the line."""
+    """Parsed options as attributes; ``args`` holds the non-option arguments."""
 
-    def __init__(self, values, given, args):
+    def __init__(self, values, args):
         self.__dict__.update(values)
-        self.given = given
         self.args = args
 
     def __repr__(self):
@@ -64,7 +63,6 @@ def parse(opts, argv, positionals=0):
     by_short = {o.short: o for o in opts if o.short}
     by_long = {o.long: o for o in opts if o.long}
     values = {o.dest: (list(o.default) if o.kind == MULTI else o.default) for o in opts}
-    given = set()
     args = []
     i = 0
     while i < len(argv):
@@ -81,14 +79,14 @@ def parse(opts, argv, positionals=0):
             if opt.kind == FLAG:
                 if eq:
                     raise UsageError(f"Option --{name} takes no argument")
-                _store(opt, True, values, given, f"--{name}")
+                _store(opt, True, values, f"--{name}")
                 continue
             if not eq:
                 if i >= len(argv):
                     raise UsageError(f"Missing parameter for option --{name}")
                 inline = argv[i]
                 i += 1
-            _store(opt, inline, values, given, f"--{name}")
+            _store(opt, inline, values, f"--{name}")
         elif word.startswith("-") and word != "-":
             j = 1
             while j < len(word):
@@ -98,7 +96,7 @@ def parse(opts, argv, positionals=0):
                 if opt is None:
                     raise UsageError(f"Unknown option -{letter}")
                 if opt.kind == FLAG:
-                    _store(opt, True, values, given, f"-{letter}")
+                    _store(opt, True, values, f"-{letter}")
                     continue
                 if j < len(word):
                     value = word[j:]
@@ -107,17 +105,17 @@ def parse(opts, argv, positionals=0):
                     i += 1
                 else:
                     raise UsageError(f"Missing parameter for option -{letter}")
-                _store(opt, value, values, given, f"-{letter}")
+                _store(opt, value, values, f"-{letter}")
                 break
         else:
             args.append(word)
     if positionals >= 0 and len(args) > positionals:
         extra = args[positionals:]
         raise UsageError(f"Unexpected argument(s): {' '.join(extra)}")
-    return Namespace(values, given, args)
+    return Namespace(values, args)
 
 
-def _store(opt, raw, values, given, flag):
+def _store(opt, raw, values, flag):
     value = raw
     if opt.convert is not None and opt.kind != FLAG:
         try:
@@ -130,7 +128,6 @@ def _store(opt, raw, values, given, flag):
         values[opt.dest].append(value)
     else:
         values[opt.dest] = value
-    given.add(opt.dest)
 
 
 def render_help(usage, description, opts, epilog=""):

@@ -11,7 +11,6 @@ import os
 import time
 
 LOG_DAEMON = 3 << 3
-LOG_USER = 1 << 3
 LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO = 3, 4, 5, 6
 
 

@@ -34,10 +34,3 @@ class Result:
         return (f"Result(ok={self.ok}, summary={self.summary!r}, reason={self.reason!r}, "
                 f"weight={self.weight!r}, drain={self.drain})")
 
-
-def healthy(summary, **kw):
-    return Result(True, summary=summary, **kw)
-
-
-def unhealthy(reason, **kw):
-    return Result(False, reason=reason, **kw)
