@@ -4,6 +4,8 @@ import socket
 
 import pytest
 
+from harness.peers.ports import free_port
+
 
 @pytest.fixture(autouse=True)
 def isolated_runtime(tmp_path, monkeypatch):
@@ -36,12 +38,6 @@ def syslog_socket(tmp_path, monkeypatch):
 
     yield messages
     sock.close()
-
-
-def free_port(family=socket.AF_INET, host="127.0.0.1"):
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

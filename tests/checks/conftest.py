@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from tests.support import certs, cli
+from harness.peers import certs, cli
 
 SERVER1 = b"hello from Server 1\n"
 SERVER2 = b"Hello from Server2\n"

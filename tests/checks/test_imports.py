@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.rawhttp import RawHTTPServer, http_response
+from harness.peers.rawhttp import RawHTTPServer, http_response
 
 ROOT = Path(__file__).resolve().parents[2]
 NEVER = {"click", "requests", "ldap3", "asyncio", "logging", "dataclasses", "typing",

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import cli
-from tests.support.certs import self_signed
+from harness.peers import cli
+from harness.peers.certs import self_signed
 
 KEEPALIVED_GENHASH = "/usr/bin/genhash"
 _USECS = re.compile(rb"(Global response time for \[.*\] = )\d+( usecs)")

@@ -8,8 +8,8 @@ from kachecks.deadline import Deadline
 from kachecks.errors import DeadlineExceeded, ProbeFailure
 from kachecks.http.fetch import Response, fetch, keepalived_message
 from kachecks.net.tls import TLSOptions
-from tests.support.certs import self_signed
-from tests.support.rawhttp import RawHTTPServer, http_response
+from harness.peers.certs import self_signed
+from harness.peers.rawhttp import RawHTTPServer, http_response
 
 BODY = b"hello from Server 1\n"
 

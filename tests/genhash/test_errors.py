@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.genhash.conftest import KEEPALIVED_GENHASH, ours_command, run_ours, without_usecs
-from tests.support.rawhttp import DroppingListener, RawHTTPServer
+from harness.peers.rawhttp import DroppingListener, RawHTTPServer
 
 
 def one_line_failure(result):

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.support.rawhttp import RawHTTPServer, http_response
+from harness.peers.rawhttp import RawHTTPServer, http_response
 
 FORBIDDEN_ALWAYS = {"click", "requests", "ldap3", "asyncio", "logging", "dataclasses", "typing",
                     "argparse", "importlib.metadata", "pkg_resources", "enum", "selectors"}

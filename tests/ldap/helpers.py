@@ -4,11 +4,11 @@ import re
 import subprocess
 import time
 
-from tests.support import cli
-from tests.support import slapd as lab
+from harness.peers import cli
+from harness.peers import slapd as ldap_peer
 
-BASE = lab.BASE
-REFERENCE = ["--base", BASE, "--filter", "(dc=mysite)", "--expect", f"o={lab.ORGANIZATION}"]
+BASE = ldap_peer.BASE
+REFERENCE = ["--base", BASE, "--filter", "(dc=mysite)", "--expect", f"o={ldap_peer.ORGANIZATION}"]
 
 
 def ldap_check(*args, env=None, timeout=30):

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from kachecks.notify import spool as store
-from tests.support.cli import run
-from tests.support.smtp import SmtpSink
+from harness.peers.cli import run
+from harness.peers.smtp import SmtpSink
 
 
 def toml_value(value):

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from tests.packaging.conftest import executables
-from tests.support.cli import run
+from harness.peers.cli import run
 
 SLOW_PATHS = ("importlib.metadata", "importlib_metadata", "pkg_resources")
 NOT_ON_A_CHECK_PATH = ("click", "requests", "ldap3", "asyncio", "logging")

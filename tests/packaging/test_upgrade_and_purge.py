@@ -8,7 +8,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from tests.conftest import free_port
+from harness.peers.ports import free_port
 from tests.packaging.conftest import apt_get, deb_version, install, installed_version, purge
 
 CONFFILE = Path("/etc/kachecks/kachecks.toml")

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import slapd as ldap_ref
-from tests.support.cli import bin_dir
-from tests.support.rawhttp import RawHTTPServer, http_response
+from harness.peers import slapd as ldap_peer
+from harness.peers.cli import bin_dir
+from harness.peers.rawhttp import RawHTTPServer, http_response
 
 # Never on a check path: each costs milliseconds of CPU per fork or is a
 # sign that a heavy framework came along (importlib.metadata: entry points
@@ -59,7 +59,7 @@ def http_server():
 
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory):
-    from tests.support.certs import self_signed
+    from harness.peers.certs import self_signed
 
     cert, key = self_signed(tmp_path_factory.mktemp("pki"), "127.0.0.1")
     with RawHTTPServer(http_response(PAGE), tls=(str(cert), str(key))) as server:
@@ -68,7 +68,7 @@ def tls_server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def slapd():
-    with ldap_ref.Slapd() as server:
+    with ldap_peer.Slapd() as server:
         yield server
 
 
@@ -193,12 +193,12 @@ def test_genhash_loads_no_tls_and_no_framework(tmp_path, http_server):
 
 
 def ldap_args(server, url=None):
-    return ("--uri", url or server.url, "--base", ldap_ref.BASE, "--filter", "(dc=mysite)",
-            "--expect", f"o={ldap_ref.ORGANIZATION}")
+    return ("--uri", url or server.url, "--base", ldap_peer.BASE, "--filter", "(dc=mysite)",
+            "--expect", f"o={ldap_peer.ORGANIZATION}")
 
 
 def test_ldap_usage_error_loads_no_ldap_library_and_no_tls(tmp_path):
-    done, modules = run_guarded(tmp_path, "kachecks-ldap", "--base", ldap_ref.BASE)
+    done, modules = run_guarded(tmp_path, "kachecks-ldap", "--base", ldap_peer.BASE)
     assert done.returncode == 1, done.stdout + done.stderr
     assert_absent(modules, ALWAYS_FORBIDDEN + LDAP_CLIENTS + TLS)
 

@@ -16,8 +16,8 @@ import pytest
 
 from kachecks.worker.client import MAGIC, delegate, encode_request
 from kachecks.worker.server import decode_request
-from tests.support import certs, cli
-from tests.support.rawhttp import RawHTTPServer, http_response
+from harness.peers import certs, cli
+from harness.peers.rawhttp import RawHTTPServer, http_response
 
 BODY = b"hello from Server 1\n"
 MD5 = "5f2b4547f41470dc3e293e7267461575"
