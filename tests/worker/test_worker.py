@@ -3,59 +3,18 @@
 import os
 import pwd
 import re
-import shutil
 import signal
 import socket
 import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
 from kachecks.worker.client import MAGIC, delegate, encode_request
 from kachecks.worker.server import decode_request
-from harness.peers import certs, cli
-from harness.peers.rawhttp import RawHTTPServer, http_response
-
-BODY = b"hello from Server 1\n"
-MD5 = "5f2b4547f41470dc3e293e7267461575"
-
-
-@pytest.fixture
-def open_dir():
-    """A directory other users can traverse (pytest's tmp_path is root-only)."""
-    path = Path(tempfile.mkdtemp(prefix="kachecks-worker-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def worker(open_dir, monkeypatch):
-    path = open_dir / "worker.sock"
-    proc = subprocess.Popen(cli.command("kachecks") + ["worker", "--socket", str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 15
-    while not path.exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "worker did not listen within 15 s"
-        time.sleep(0.05)
-    monkeypatch.setenv("KACHECKS_WORKER_SOCKET", str(path))
-    yield proc
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def tls_pair(tmp_path_factory):
-    return certs.self_signed(tmp_path_factory.mktemp("tls"), "www.mysite.mydmn.org",
-                             alt_names=("127.0.0.1",))
-
-
-def https_server(tls_pair, body=BODY, **kw):
-    return RawHTTPServer(http_response(body), tls=tls_pair, **kw)
+from harness.peers import cli
+from tests.worker.fixtures import (  # noqa: F401 - fixtures
+    MD5, https_server, open_dir, tls_pair, worker)
 
 
 def test_tls_check_runs_in_the_worker_with_the_same_result(worker, tls_pair):

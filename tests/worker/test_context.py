@@ -1,0 +1,116 @@
+"""A check run by the worker runs in its caller's context, or in the caller itself.
+
+The worker's child takes the caller's uid, gid and supplementary groups and
+joins the caller's network, mount, UTS, IPC and cgroup namespaces; a caller
+in another user, PID or time namespace is declined and runs the check
+in-process. Either way the check sees what it would have seen alone.
+"""
+
+import base64
+import os
+import pwd
+import socket
+import subprocess
+
+import pytest
+
+from harness.peers import cli, netns
+from harness.peers.rawhttp import RawHTTPServer, http_response
+from tests.worker.fixtures import (  # noqa: F401 - fixtures
+    BODY, MD5, https, made_in_namespace, open_dir, tls_pair, worker)
+
+RUN_BY = "(run by kachecks worker "
+GROUP = 4242  # a supplementary group no one else has; it needs no /etc/group entry
+
+
+@pytest.fixture
+def namespace():
+    netns.cleanup_stale("kcw")
+    prefix = netns.run_prefix("kcw")
+    yield netns.create_namespace(f"{prefix}-a")
+    netns.cleanup(prefix)
+
+
+def http_check(*args):
+    return cli.command("kachecks-http") + [str(a) for a in args]
+
+
+def basic_auth(user, password):
+    return b"Authorization: Basic " + base64.b64encode(f"{user}:{password}".encode())
+
+
+def test_a_check_started_in_a_network_namespace_runs_there(worker, namespace, tls_pair):
+    server = made_in_namespace(namespace.name,
+                               lambda: RawHTTPServer(http_response(BODY), tls=tls_pair))
+    with server, socket.create_server(("127.0.0.1", server.port)) as decoy:
+        # the same address and port outside the namespace: where the worker itself is
+        done = namespace.run(http_check("--url", f"https://127.0.0.1:{server.port}/service.txt",
+                                        "--digest", MD5, "--verbose"))
+        decoy.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            decoy.accept()  # nothing connected from the worker's namespace
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("HTTP OK - 200 OK")
+    assert f"{RUN_BY}{worker.pid})" in done.stdout
+    assert len(server.requests) == 1
+
+
+def test_a_check_started_in_a_mount_namespace_reads_its_files_there(worker, open_dir, https):
+    private = open_dir / "private"
+    private.mkdir()
+    mount_and_run = ('mount -t tmpfs -o mode=0755 kachecks-test "$0" && umask 077'
+                     ' && echo pw-only-here > "$0/password" && exec "$@"')
+    done = subprocess.run(
+        ["unshare", "--mount", "--", "sh", "-c", mount_and_run, str(private),
+         *http_check("--url", https.url, "--user", "monitor",
+                     "--password-file", private / "password", "--verbose")],
+        capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{RUN_BY}{worker.pid})" in done.stdout
+    assert basic_auth("monitor", "pw-only-here") in https.requests[0]
+    assert not (private / "password").exists()  # it never existed outside
+
+
+@pytest.mark.parametrize("unshare", [["--uts"], ["--ipc"], ["--cgroup"]])
+def test_a_check_in_other_namespaces_the_worker_can_join_is_run_there(worker, https, unshare):
+    done = subprocess.run(["unshare", *unshare, "--", *http_check("--url", https.url, "--digest",
+                                                                  MD5, "--verbose")],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{RUN_BY}{worker.pid})" in done.stdout
+
+
+@pytest.mark.parametrize("unshare", [["--pid", "--fork"], ["--user", "--map-root-user"]])
+def test_a_check_in_a_namespace_the_worker_cannot_enter_runs_in_process(worker, https, unshare):
+    done = subprocess.run(["unshare", *unshare, "--", *http_check("--url", https.url, "--digest",
+                                                                  MD5, "--verbose")],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("HTTP OK - 200 OK")
+    assert RUN_BY not in done.stdout
+    assert len(https.requests) == 1
+
+
+def test_a_password_file_readable_through_a_supplementary_group_works_in_the_worker(
+        worker, open_dir, https):
+    nobody = pwd.getpwnam("nobody")
+    os.chmod(os.environ["KACHECKS_WORKER_SOCKET"], 0o666)
+    state = open_dir / "state"
+    state.mkdir()
+    os.chown(state, nobody.pw_uid, nobody.pw_gid)
+    password = open_dir / "password"
+    password.write_text("group-secret\n")
+    os.chown(password, 0, GROUP)
+    password.chmod(0o640)
+    as_nobody = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": [GROUP]}
+    args = http_check("--url", https.url, "--user", "monitor", "--password-file", password,
+                      "--verbose")
+    env = dict(os.environ, KACHECKS_STATE_DIR=str(state))
+    local = subprocess.run(args, capture_output=True, text=True, timeout=30, **as_nobody,
+                           env=dict(env, KACHECKS_WORKER_SOCKET="/nonexistent/worker.sock"))
+    delegated = subprocess.run(args, capture_output=True, text=True, timeout=30, **as_nobody,
+                               env=env)
+    assert local.returncode == 0, local.stdout + local.stderr
+    assert delegated.returncode == 0, delegated.stdout + delegated.stderr
+    assert f"{RUN_BY}{worker.pid})" in delegated.stdout
+    assert [basic_auth("monitor", "group-secret") in r for r in https.requests] == [True, True]
