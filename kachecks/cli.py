@@ -35,7 +35,13 @@ def _run_module(module, args, prog):
 
 def main(argv=None):
     """Entry point of ``kachecks``; returns the exit code."""
+    from kachecks.runtime import guarded
+
     argv = sys.argv[1:] if argv is None else list(argv)
+    return guarded(_dispatch, argv, prog="kachecks")
+
+
+def _dispatch(argv):
     if argv and argv[0] in FAST_COMMANDS:
         return _run_module(FAST_COMMANDS[argv[0]][0], argv[1:], f"kachecks {argv[0]}")
     if len(argv) >= 2 and argv[0] == "check" and argv[1] in CHECKS:
@@ -73,7 +79,7 @@ def _click_main(argv):
         )
         @click.argument("args", nargs=-1, type=click.UNPROCESSED)
         def command(args):
-            sys.exit(_run_module(module, list(args), prog))
+            sys.exit(_run_module(module, list(args), prog))  # click's way to return a code
 
         return command
 
@@ -109,8 +115,7 @@ Examples:
     for name, (module, text) in CHECKS.items():
         check.add_command(passthrough(name, module, text, f"kachecks check {name}"))
 
-    try:
-        group.main(args=argv, prog_name="kachecks", standalone_mode=True)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    # standalone_mode: click reports its own errors and raises SystemExit,
+    # which the guard turns into the code.
+    group.main(args=argv, prog_name="kachecks", standalone_mode=True)
     return 0

@@ -19,6 +19,7 @@ from kachecks.checks import state, verdict
 from kachecks.checks.options import COMMON_OPTS
 from kachecks.checks.result import Result
 from kachecks.errors import DeadlineExceeded, ProbeFailure, UsageError
+from kachecks.runtime import guarded
 
 # Seconds past --timeout after which a C-level watchdog ends the process with
 # exit 1 even if Python code is stuck in a call that ignores the deadline.
@@ -87,6 +88,11 @@ def run(check, argv=None, prog=None):
     """Parse, probe, judge, report; return the exit code. Never raises."""
     argv = sys.argv[1:] if argv is None else list(argv)
     prog = prog or check.prog
+    error_code = verdict.error_verdict("--nagios" in argv).code
+    return guarded(_run, check, argv, prog, prog=prog, error_code=error_code)
+
+
+def _run(check, argv, prog):
     if check.delegate is not None and check.delegate(argv):
         from kachecks.worker import client
 
@@ -126,7 +132,7 @@ def run(check, argv=None, prog=None):
     try:
         return _report(check, ns, result, f"{prog} {' '.join(argv)}")
     except Terminated:
-        return 1 if not nagios else verdict.NAGIOS_CRITICAL
+        return verdict.judge(Result(False), nagios=nagios).code
     except Exception as exc:
         return _fail_early(check, prog, f"internal error: {type(exc).__name__}: {exc}", nagios)
 

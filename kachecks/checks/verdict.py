@@ -9,8 +9,7 @@ keepalived reads nothing but the exit code, so this table is the product:
 """
 
 from kachecks.checks.weight import clamp
-
-NAGIOS_OK, NAGIOS_WARNING, NAGIOS_CRITICAL, NAGIOS_UNKNOWN = 0, 1, 2, 3
+from kachecks.status import ExitCode
 
 UP, DOWN, DRAIN = "UP", "DOWN", "DRAIN"
 
@@ -28,24 +27,24 @@ def judge(result, nagios=False, dynamic=False, default_weight=1):
     """The Verdict for a probe's Result under the chosen mode."""
     if not result.ok:
         if nagios:
-            return Verdict(NAGIOS_CRITICAL, "CRITICAL", DOWN)
-        return Verdict(1, "FAIL", DOWN)
+            return Verdict(ExitCode.NAGIOS_CRITICAL, "CRITICAL", DOWN)
+        return Verdict(ExitCode.FAILURE, "FAIL", DOWN)
     if result.drain:
         if nagios:
-            return Verdict(NAGIOS_WARNING, "WARNING", DRAIN)
-        return Verdict(2 if dynamic else 1, "DRAIN", DRAIN)
+            return Verdict(ExitCode.NAGIOS_WARNING, "WARNING", DRAIN)
+        return Verdict(ExitCode.DYNAMIC_BASE if dynamic else ExitCode.FAILURE, "DRAIN", DRAIN)
     if nagios:
         if result.warning:
-            return Verdict(NAGIOS_WARNING, "WARNING", UP)
-        return Verdict(NAGIOS_OK, "OK", UP)
+            return Verdict(ExitCode.NAGIOS_WARNING, "WARNING", UP)
+        return Verdict(ExitCode.NAGIOS_OK, "OK", UP)
     if dynamic:
         weight = default_weight if result.weight is None else result.weight
-        return Verdict(2 + clamp(weight), "OK", UP)
-    return Verdict(0, "OK", UP)
+        return Verdict(ExitCode.DYNAMIC_BASE + clamp(weight), "OK", UP)
+    return Verdict(ExitCode.OK, "OK", UP)
 
 
 def error_verdict(nagios=False):
     """Bad command line, unreadable file, internal error: never 2 outside --nagios."""
     if nagios:
-        return Verdict(NAGIOS_UNKNOWN, "UNKNOWN", DOWN)
-    return Verdict(1, "ERROR", DOWN)
+        return Verdict(ExitCode.NAGIOS_UNKNOWN, "UNKNOWN", DOWN)
+    return Verdict(ExitCode.FAILURE, "ERROR", DOWN)
