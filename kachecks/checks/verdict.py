@@ -1,4 +1,4 @@
-"""Where a check decides its exit code (SPEC §2).
+"""Where a check decides its exit code (docs/checks.md, "Exit codes").
 
 keepalived reads nothing but the exit code, so this table is the product:
 
@@ -15,16 +15,26 @@ UP, DOWN, DRAIN = "UP", "DOWN", "DRAIN"
 
 
 class Verdict:
+    """``code``: the exit code; ``word``: after the check name ("HTTP OK", "HTTP
+    CRITICAL"); ``state``: UP / DOWN / DRAIN, remembered to log transitions only."""
+
     __slots__ = ("code", "word", "state")
 
     def __init__(self, code, word, state):
-        self.code = code
-        self.word = word  # shown after the check name: "HTTP OK", "HTTP CRITICAL"
-        self.state = state  # UP / DOWN / DRAIN, remembered to log transitions only
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "word", word)
+        object.__setattr__(self, "state", state)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Verdict is immutable")
+
+    def __repr__(self):
+        return f"Verdict({self.code}, {self.word!r}, {self.state!r})"
 
 
-def judge(result, nagios=False, dynamic=False, default_weight=1):
-    """The Verdict for a probe's Result under the chosen mode."""
+def judge(result, target):
+    """The Verdict for a probe's Result under the target's mode (--nagios, --dynamic)."""
+    nagios, dynamic = target.nagios, target.dynamic
     if not result.ok:
         if nagios:
             return Verdict(ExitCode.NAGIOS_CRITICAL, "CRITICAL", DOWN)
@@ -38,7 +48,7 @@ def judge(result, nagios=False, dynamic=False, default_weight=1):
             return Verdict(ExitCode.NAGIOS_WARNING, "WARNING", UP)
         return Verdict(ExitCode.NAGIOS_OK, "OK", UP)
     if dynamic:
-        weight = default_weight if result.weight is None else result.weight
+        weight = target.weight if result.weight is None else result.weight
         return Verdict(ExitCode.DYNAMIC_BASE + clamp(weight), "OK", UP)
     return Verdict(ExitCode.OK, "OK", UP)
 
