@@ -15,6 +15,11 @@ class UsageError(KachecksError):
     """Bad command line or unusable configuration (a check exits 1)."""
 
 
+class WorkerError(KachecksError):
+    """``kachecks worker`` took a check's run and then broke the protocol (no exit
+    code, or one the check cannot return): the outcome is unknown, an error."""
+
+
 class ProbeFailure(KachecksError):
     """The peer was reached (or not) and is unhealthy.
 

@@ -26,7 +26,7 @@ from kachecks.checks import state, verdict
 from kachecks.checks.options import COMMON_OPTS, Target, common
 from kachecks.checks.result import Result
 from kachecks.deadline import Deadline
-from kachecks.errors import ProbeFailure, UsageError
+from kachecks.errors import ProbeFailure, UsageError, WorkerError
 from kachecks.runtime import guarded
 from kachecks.status import ExitCode
 
@@ -159,12 +159,6 @@ def run(check, argv=None, prog=None):
 
 
 def _run(check, argv, prog):
-    if check.delegate is not None and check.delegate(argv):
-        from kachecks.worker import client
-
-        code = client.delegate(check.probe.__module__, prog, argv)
-        if code is not None:
-            return code
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     nagios = "--nagios" in argv
@@ -181,6 +175,9 @@ def _run(check, argv, prog):
 
             sys.stdout.write(f"{prog} {__version__}\n")
             return ExitCode.OK
+        code = _delegated(check, ns, argv, prog)
+        if code is not None:
+            return code
         target = check.build(ns)
         _arm_watchdog(target.timeout + WATCHDOG_GRACE)
         result = evaluate(check, target)
@@ -191,6 +188,8 @@ def _run(check, argv, prog):
         if target is None:
             return _fail_early(check, prog, str(exc), nagios)
         result = Result(False, reason=str(exc))
+    except WorkerError as exc:
+        return _fail_early(check, prog, str(exc), nagios)
     except Exception as exc:  # the contract: any bug still ends as a defined code
         return _fail_early(check, prog, f"internal error: {type(exc).__name__}: {exc}", nagios)
     try:
@@ -199,6 +198,16 @@ def _run(check, argv, prog):
         return verdict.judge(Result(False), target).code
     except Exception as exc:
         return _fail_early(check, prog, f"internal error: {type(exc).__name__}: {exc}", nagios)
+
+
+def _delegated(check, ns, argv, prog):
+    """This run's exit code from `kachecks worker`, or None to run it here."""
+    if check.delegate is None or not check.delegate(argv):
+        return None
+    from kachecks.worker import client
+
+    return client.delegate(check.prog, prog, argv, verdict.possible_codes(ns.nagios, ns.dynamic),
+                           ns.timeout + WATCHDOG_GRACE)
 
 
 def _peerless(ns):
@@ -234,6 +243,8 @@ def _note_worker(lines):
     worker = sys.modules.get("kachecks.worker.client")
     if worker is not None and worker.IN_WORKER:
         lines.append(f"(run by kachecks worker {worker.IN_WORKER[0]})")
+    if worker is not None:
+        lines.extend(f"({note})" for note in worker.NOTES)
 
 
 def _fail_early(check, prog, message, nagios, usage=False):

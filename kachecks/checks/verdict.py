@@ -59,6 +59,15 @@ def judge(result, target):
     return Verdict(ExitCode.OK, "OK", UP)
 
 
+def possible_codes(nagios=False, dynamic=False):
+    """Every exit code a run in this mode can end with (what a worker may report)."""
+    if nagios:
+        return range(ExitCode.NAGIOS_OK, ExitCode.NAGIOS_UNKNOWN + 1)
+    if dynamic:
+        return range(ExitCode.FAILURE, ExitCode.DYNAMIC_MAX + 1)
+    return range(ExitCode.OK, ExitCode.FAILURE + 1)
+
+
 def error_verdict(nagios=False):
     """Bad command line, unreadable file, internal error: never 2 outside --nagios."""
     if nagios:

@@ -1,83 +1,226 @@
-"""Hand a check run to the resident worker, if one listens; else return None.
+"""Hand a check run to the resident worker, if a trustworthy one listens.
 
 Runs before anything heavy is imported, so a check whose libraries cost more
 than the interpreter itself (ldap3, ssl) pays only for Python's start, a
 UNIX-socket round trip and a fork in the worker. The worker runs the very
-same ``main()`` with our stdin/stdout/stderr (passed as file descriptors),
-our argv, environment and working directory, under our uid, so the exit-code
-contract is identical in both paths; anything odd on the way (no socket, a
-refusal, a worker from another version) falls back to running in-process.
+same check with our stdin/stdout/stderr and working directory (passed as
+file descriptors), our argv and environment, in our uid, groups and
+namespaces, so the exit-code contract is identical in both paths.
+
+What we send includes our environment (KACHECKS_LDAP_PASSWORD…) and our
+stdio, so it goes only to a socket that no one but root or we could have
+put there, served by a process of root or ours (SO_PEERCRED), decided
+before a byte is sent. What comes back is believed only if well formed: an
+exit code this run could have returned. Anything odd before the worker
+starts the check (no socket, an untrusted one, a refusal, silence) leaves
+the run to us; anything odd after is an error, exit 1 with one line.
+
+Protocol (SOCK_SEQPACKET, one message each):
+  client -> worker  MAGIC, check, prog, env, argv (NUL-separated) + fds 0, 1, 2, cwd
+  worker -> client  b"P<pid>": child <pid> is ready, in our context;  b"X<why>": declined
+  client -> worker  b"G": run it (a client that gave up hangs up instead: nothing runs)
+  client -> worker  b"S<signum>": we got SIGTERM/SIGINT, stop as you would have
+  worker -> client  b"C<code>": the check's exit code
 """
 
+import _signal
 import os
+import stat
 import sys
 
+from kachecks.errors import WorkerError
+
 DEFAULT_SOCKET = "/run/kachecks/worker.sock"
-MAGIC = b"KAW1"
+MAGIC = b"KAW2"
+SIGNALS = (_signal.SIGTERM, _signal.SIGINT)
+# Seconds the worker has to start the check once we connect; after that we run it.
+START_TIMEOUT = 1.0
+# Seconds past the check's own bound (its --timeout and watchdog) before we give up on it.
+REPORT_SLACK = 0.5
+# Seconds a signalled check has to report (its own watchdog ends it after 0.3 s).
+STOP_GRACE = 0.45
 IN_WORKER = []  # the worker's pid, inside a worker's child
-# Replies: b"P<pid>" when the worker's child starts, b"C<code>" when it ends,
-# b"X" when the worker declines (the client then runs the check itself).
+NOTES = []  # why the worker did not run this check, for --verbose
+
+
+class Interrupted(BaseException):
+    """SIGTERM/SIGINT while the run was with the worker."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
 
 
 def socket_path():
     return os.environ.get("KACHECKS_WORKER_SOCKET") or DEFAULT_SOCKET
 
 
-def encode_request(module, prog, argv):
+def encode_request(check, prog, argv):
     env = [k + b"=" + v for k, v in os.environb.items()]
-    fields = [MAGIC, module.encode(), prog.encode(), os.fsencode(os.getcwd()),
-              str(len(env)).encode(), *env, *(os.fsencode(a) for a in argv)]
+    fields = [MAGIC, check.encode(), prog.encode(), str(len(env)).encode(), *env,
+              *(os.fsencode(a) for a in argv)]
     return b"\0".join(fields)
 
 
-def delegate(module, prog, argv):
-    """Exit code of the run in the worker, or None to run in-process."""
+def untrusted(path, uid=None):
+    """Why a worker socket at ``path`` may not be trusted by ``uid``, or None if it may;
+    OSError if there is none.
+
+    The socket and every directory above it must belong to root or ``uid``;
+    its own directory must not be writable by group or others, and the
+    directories above only if sticky (as /tmp is). The worker checks its
+    own --socket by the same rule, so it never listens where no client
+    would come.
+    """
+    uid = os.geteuid() if uid is None else uid
+    mine = (0, uid)
+    info = os.lstat(path)  # FileNotFoundError: no worker
+    if not stat.S_ISSOCK(info.st_mode):
+        return f"{path} is not a socket"
+    if info.st_uid not in mine:
+        return f"{path} belongs to uid {info.st_uid}"
+    return unsafe_directory(path, uid)
+
+
+def unsafe_directory(path, uid):
+    """Why the directories holding ``path`` would let someone else replace it, or None."""
+    mine = (0, uid)
+    directory = os.path.realpath(os.path.dirname(os.path.abspath(path)))
+    own = True
+    while True:
+        info = os.stat(directory)
+        if info.st_uid not in mine:
+            return f"{directory} belongs to uid {info.st_uid}"
+        open_to_others = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        if open_to_others and (own or not info.st_mode & stat.S_ISVTX):
+            return f"{directory} is writable by group or others"
+        if directory == "/":
+            return None
+        directory, own = os.path.dirname(directory), False
+
+
+def delegate(check, prog, argv, codes, within):
+    """Exit code of the run in the worker, or None to run it in-process.
+
+    ``check``: the executable's name (``kachecks-http``); ``codes``: the exit
+    codes this run may end with; ``within``: seconds the run may take once
+    started (its --timeout and watchdog grace). Raises WorkerError when the
+    worker took the run and then broke the protocol.
+    """
     if IN_WORKER:
+        return None
+    path = socket_path()
+    try:
+        why = untrusted(path)
+    except OSError:
+        return None  # no worker, or nowhere we could check
+    if why is not None:
+        NOTES.append(f"kachecks worker not used: {why}")
         return None
     import _socket
 
-    path = socket_path()
+    previous = [_signal.signal(signum, _interrupted) for signum in SIGNALS]
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
     try:
-        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
-    except OSError:
-        return None
+        return _delegate(sock, path, encode_request(check, prog, argv), codes, within)
+    except Interrupted as exc:
+        signum = exc.signum
+    finally:
+        sock.close()
+        for signum_, handler in zip(SIGNALS, previous):
+            _signal.signal(signum_, handler)
+    _signal.raise_signal(signum)  # the check's own handler reports it, as in-process
+    return None
+
+
+def _interrupted(signum, frame):
+    for other in SIGNALS:  # a second signal ends us at once, as in-process
+        _signal.signal(other, _signal.SIG_DFL)
+    raise Interrupted(signum)
+
+
+def _delegate(sock, path, request, codes, within):
+    import _socket
+
     try:
-        sock.settimeout(1.0)
+        sock.settimeout(START_TIMEOUT)
         sock.connect(path)
-        fds = b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in (0, 1, 2))
-        sock.sendmsg([encode_request(module, prog, argv)],
-                     [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
-        first = sock.recv(64)
-    except OSError:
-        sock.close()
-        return None
-    if not first.startswith(b"P"):
-        sock.close()
-        return None  # declined (b"X") or gone before starting: run it ourselves
-    return _await_code(sock, int(first[1:]))
-
-
-def _await_code(sock, child):
-    """Wait for the child's exit code; forward SIGTERM/SIGINT to it, as keepalived
-    would have sent them to an in-process check."""
-    import _signal
-
-    def forward(signum, frame):
+        _pid, uid, _gid = _peer(sock)
+        if uid not in (0, os.geteuid()):
+            NOTES.append(f"kachecks worker not used: {path} is served by uid {uid}")
+            return None
+        cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            os.kill(child, signum)
-        except OSError:
-            pass
-        sock.settimeout(0.4)  # the child reports within its terminate grace
-
-    _signal.signal(_signal.SIGTERM, forward)
-    _signal.signal(_signal.SIGINT, forward)
-    sock.settimeout(None)
+            fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2, cwd))
+            sock.sendmsg([request], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+        finally:
+            os.close(cwd)
+        child = _ready(sock.recv(256))
+        if child is None:
+            return None
+        # Until b"G" the child runs nothing (if we hang up, it never will); a signal must
+        # not fall between sending it and knowing that the check now runs there.
+        _signal.pthread_sigmask(_signal.SIG_BLOCK, SIGNALS)
+        sock.send(b"G")
+    except OSError:  # no worker, a full one, a silent one: the check runs here
+        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, SIGNALS)
+        return None
     try:
+        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, SIGNALS)
+        sock.settimeout(within + REPORT_SLACK)
+        reply = sock.recv(64)
+    except Interrupted as exc:
+        return _stop(sock, child, exc, codes)
+    except OSError:
+        _ask_to_stop(sock, _signal.SIGTERM)
+        raise WorkerError(f"no exit code from kachecks worker (child {child}) within"
+                          f" {within + REPORT_SLACK:g} s") from None
+    return _exit_code(reply, child, codes)
+
+
+def _peer(sock):
+    import _socket
+
+    creds = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
+    return tuple(int.from_bytes(creds[i:i + 4], sys.byteorder, signed=True) for i in (0, 4, 8))
+
+
+def _ready(reply):
+    """The pid of the child ready to run the check, or None if the worker declined."""
+    if reply[:1] == b"P" and reply[1:].isdigit() and len(reply) < 12:
+        return int(reply[1:])
+    if reply[:1] == b"X":
+        NOTES.append(f"kachecks worker declined: {reply[1:].decode('ascii', 'replace')}")
+    return None
+
+
+def _ask_to_stop(sock, signum):
+    try:
+        sock.send(b"S%d" % signum)
+    except OSError:
+        pass
+
+
+def _stop(sock, child, interrupted, codes):
+    """We were signalled while the child ran: pass it on, and let the child report
+    (its status line, its code); if it cannot in time, the signal is ours to report."""
+    _ask_to_stop(sock, interrupted.signum)
+    try:
+        sock.settimeout(STOP_GRACE)
         reply = sock.recv(64)
     except OSError:
         reply = b""
-    finally:
-        sock.close()
-    if reply.startswith(b"C"):
+    if reply[:1] != b"C":
+        raise interrupted
+    return _exit_code(reply, child, codes)
+
+
+def _exit_code(reply, child, codes):
+    if not reply:
+        raise WorkerError(f"the check in kachecks worker (child {child}) ended without"
+                          f" an exit code")
+    if reply[:1] == b"C" and reply[1:].isdigit() and len(reply) < 8 and int(reply[1:]) in codes:
         return int(reply[1:])
-    return 1  # the child died without a word (watchdog, kill): a failed check
+    text = reply[:40].decode("ascii", "replace")
+    raise WorkerError(f"kachecks worker (child {child}) replied {text!r}, not an exit code"
+                      f" this check can return")
