@@ -449,11 +449,13 @@ def _command():
     @click.command(name="worker", epilog="""\b
 Examples:
   kachecks worker                                 # root-only socket
-  kachecks worker --group keepalived_script       # for checks run as that user
-  KACHECKS_WORKER_SOCKET=/run/kachecks/worker.sock kachecks-ldap --uri ldap://192.168.8.111 ...
+  kachecks worker --group kachecks-check --socket /run/kachecks-worker/worker.sock
+                       # for checks run as that group, with KACHECKS_WORKER_SOCKET set
+  kachecks-ldap --uri ldap://192.168.8.111 ... --verbose   # "(run by kachecks worker N)"
 """)
     @click.option("--socket", "path", metavar="PATH", default=None,
-                  help=f"listen here (default $KACHECKS_WORKER_SOCKET or {socket_path()})")
+                  help=f"listen here (default $KACHECKS_WORKER_SOCKET or {socket_path()});"
+                       " its directory must be root's (or yours) and writable by no one else")
     @click.option("--group", metavar="GROUP", default=None,
                   help="let this group's members use the worker (socket mode 0660)")
     def worker(path, group):
@@ -462,8 +464,10 @@ Examples:
         kachecks-ldap, and the TLS modes of kachecks-http and kachecks-tcp,
         hand their run to this worker when its socket exists: the check then
         costs little more than Python's start instead of importing ldap3 or
-        ssl every time. Same options, output and exit codes either way; when
-        the worker is absent or declines, the check runs in-process.
+        ssl every time. Each run is forked into its caller's uid, groups,
+        umask, working directory and namespaces. Same options, output and
+        exit codes either way; when the worker is absent, not trusted or
+        declines, the check runs in-process (--verbose says which).
         """
         gid = None
         if group is not None:

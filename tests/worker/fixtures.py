@@ -64,6 +64,11 @@ def start_worker(path, *args, env=None):
     proc = subprocess.Popen(cli.command("kachecks") + ["worker", "--socket", str(path), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, **(env or {})))
+    wait_until_listening(proc, path)
+    return proc
+
+
+def wait_until_listening(proc, path):
     deadline = time.monotonic() + 15
     while not path.exists():
         if proc.poll() is not None:
@@ -71,7 +76,6 @@ def start_worker(path, *args, env=None):
             raise AssertionError(f"worker exited {proc.returncode}: {out}{err}")
         assert time.monotonic() < deadline, "worker did not listen within 15 s"
         time.sleep(0.05)
-    return proc
 
 
 def stop_worker(proc):

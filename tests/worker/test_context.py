@@ -17,7 +17,7 @@ import pytest
 from harness.peers import cli, netns
 from harness.peers.rawhttp import RawHTTPServer, http_response
 from tests.worker.fixtures import (  # noqa: F401 - fixtures
-    BODY, MD5, https, made_in_namespace, open_dir, tls_pair, worker)
+    BODY, MD5, https, made_in_namespace, open_dir, tls_pair, wait_until_listening, worker)
 
 RUN_BY = "(run by kachecks worker "
 GROUP = 4242  # a supplementary group no one else has; it needs no /etc/group entry
@@ -114,3 +114,30 @@ def test_a_password_file_readable_through_a_supplementary_group_works_in_the_wor
     assert delegated.returncode == 0, delegated.stdout + delegated.stderr
     assert f"{RUN_BY}{worker.pid})" in delegated.stdout
     assert [basic_auth("monitor", "group-secret") in r for r in https.requests] == [True, True]
+
+
+def test_a_worker_sandboxed_in_a_mount_namespace_reads_the_callers_files(open_dir, https,
+                                                                          monkeypatch):
+    # As systemd's ProtectSystem= runs kachecks-worker.service: a mount namespace of
+    # its own, here one where the caller's password directory is hidden by a tmpfs.
+    secrets = open_dir / "secrets"
+    secrets.mkdir()
+    (secrets / "password").write_text("host-secret\n")
+    (secrets / "password").chmod(0o600)
+    path = open_dir / "worker.sock"
+    sandboxed = 'mount -t tmpfs -o mode=0755 kachecks-test "$0" && exec "$@"'
+    proc = subprocess.Popen(["unshare", "--mount", "--", "sh", "-c", sandboxed, str(secrets),
+                             *cli.command("kachecks"), "worker", "--socket", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_listening(proc, path)
+        monkeypatch.setenv("KACHECKS_WORKER_SOCKET", str(path))
+        done = subprocess.run(http_check("--url", https.url, "--user", "monitor",
+                                         "--password-file", secrets / "password", "--verbose"),
+                              capture_output=True, text=True, timeout=30)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert RUN_BY in done.stdout
+    assert basic_auth("monitor", "host-secret") in https.requests[0]
