@@ -122,6 +122,7 @@ def serve(sock):
             children.discard(pid)
 
     signal.signal(signal.SIGCHLD, reap)
+    own = Own()
     while True:
         try:
             conn, _ = sock.accept()
@@ -145,7 +146,7 @@ def serve(sock):
                     code = 1
                     try:
                         sock.close()
-                        code = _child(conn)
+                        code = _child(conn, own)
                     finally:
                         os._exit(code)
                 children.add(pid)
@@ -162,7 +163,7 @@ def _decline(conn, why):
         pass
 
 
-def _child(conn):
+def _child(conn, own):
     """Serve one connection: become the caller's check process, or decline."""
     for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, signal.SIG_DFL)
@@ -174,7 +175,7 @@ def _child(conn):
         try:
             payload, fds, caller = _receive(conn)
             name, prog, env, argv = decode_request(payload)
-            _become(caller, fds[3])
+            _become(caller, own, fds[3])
         except Declined as exc:
             _decline(conn, str(exc))
             return 0
@@ -213,6 +214,19 @@ def _receive(conn):
     return payload, fds, Caller.of(conn)
 
 
+class Own:
+    """This worker's namespaces and capabilities, read once: every child compares."""
+
+    def __init__(self):
+        self.namespaces = {kind: _identity(os.stat(f"/proc/self/ns/{kind}"))
+                           for kind in os.listdir("/proc/self/ns")}
+        self.capabilities = int(_status("self")["CapEff"], 16)
+
+
+def _identity(info):
+    return info.st_dev, info.st_ino
+
+
 class Caller:
     """Who is on the other end: credentials and namespaces, pinned at accept."""
 
@@ -243,7 +257,7 @@ class Caller:
             effective = int(status["Uid"].split()[1]), int(status["Gid"].split()[1])
             caller = cls(uid, gid, [int(g) for g in status["Groups"].split()],
                          int(status["Umask"], 8), int(status["CapEff"], 16), namespaces,
-                         (root.st_dev, root.st_ino))
+                         _identity(root))
         except (OSError, KeyError, IndexError, ValueError):
             effective = None
         finally:
@@ -275,16 +289,16 @@ def _status(pid):
         return dict(line.rstrip("\n").partition(":\t")[::2] for line in status)
 
 
-def _become(caller, cwd):
+def _become(caller, own, cwd):
     """Enter the caller's namespaces, credentials and working directory, or raise Declined."""
     # setuid() from root to another uid clears the capabilities; otherwise we keep ours
-    keeps = _capabilities() if caller.uid == 0 or os.geteuid() != 0 else 0
+    keeps = own.capabilities if caller.uid == 0 or os.geteuid() != 0 else 0
     try:
         if keeps & ~caller.capabilities:
             raise Declined("the check would hold capabilities its caller does not")
         to_join = []
         for kind, fd in caller.namespaces.items():
-            if _same(fd, f"/proc/self/ns/{kind}"):
+            if _identity(os.fstat(fd)) == own.namespaces.get(kind):
                 continue
             if kind not in JOINABLE:
                 raise Declined(f"the caller is in another {kind} namespace")
@@ -296,8 +310,7 @@ def _become(caller, cwd):
     finally:
         for fd in caller.namespaces.values():
             os.close(fd)
-    here = os.stat("/")
-    if (here.st_dev, here.st_ino) != caller.root:
+    if _identity(os.stat("/")) != caller.root:
         raise Declined("the caller has another root directory")
     if (caller.uid, caller.gid, sorted(caller.groups)) != (
             os.geteuid(), os.getegid(), sorted(os.getgroups())):
@@ -314,11 +327,6 @@ def _become(caller, cwd):
         raise Declined(f"cannot enter the caller's working directory: {exc.strerror}") from None
 
 
-def _same(fd, path):
-    mine, theirs = os.stat(path), os.fstat(fd)
-    return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
-
-
 if hasattr(os, "setns"):  # Python >= 3.12
     _setns = os.setns
 else:
@@ -330,10 +338,6 @@ else:
         if _libc.setns(fd, kind) != 0:
             number = ctypes.get_errno()
             raise OSError(number, os.strerror(number))
-
-
-def _capabilities():
-    return int(_status("self")["CapEff"], 16)
 
 
 def _run(conn, fds, name, prog, env, argv):
