@@ -80,14 +80,18 @@ def test_a_check_in_other_namespaces_the_worker_can_join_is_run_there(worker, ht
     assert f"{RUN_BY}{worker.pid})" in done.stdout
 
 
-@pytest.mark.parametrize("unshare", [["--pid", "--fork"], ["--user", "--map-root-user"]])
-def test_a_check_in_a_namespace_the_worker_cannot_enter_runs_in_process(worker, https, unshare):
+@pytest.mark.parametrize("unshare,kind", [(["--pid", "--fork"], "pid"),
+                                          (["--user", "--map-root-user"], "user")])
+def test_a_check_in_a_namespace_the_worker_cannot_enter_runs_in_process(worker, https, unshare,
+                                                                        kind):
     done = subprocess.run(["unshare", *unshare, "--", *http_check("--url", https.url, "--digest",
                                                                   MD5, "--verbose")],
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("HTTP OK - 200 OK")
     assert RUN_BY not in done.stdout
+    assert f"(kachecks worker declined: the caller is in another {kind} namespace)" in \
+        done.stdout.splitlines()
     assert len(https.requests) == 1
 
 

@@ -26,6 +26,7 @@ def assert_ran_in_process_and_nothing_was_sent(proc, https, fake):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith("HTTP OK - 200 OK"), proc.stdout
     assert "run by kachecks worker" not in proc.stdout
+    assert "(kachecks worker not used: " in proc.stdout  # --verbose says why
     assert len(https.requests) == 1  # the check itself reached the server
     received = fake.records("request")
     assert all(r["payload"] == "" and r["fds"] == 0 for r in received), received
@@ -60,6 +61,7 @@ def test_a_root_worker_in_a_directory_others_can_write_is_not_used(open_dir, htt
     with FakeWorker(path, ["P{pid}", "C0"]) as fake:
         proc = check_through(path, https.url, "--digest", MD5, "--verbose")
         assert_ran_in_process_and_nothing_was_sent(proc, https, fake)
+    assert f"{shared} is writable by group or others" in proc.stdout
 
 
 def test_the_callers_own_worker_is_trusted(open_dir, https):
