@@ -13,11 +13,12 @@ uid, gid, supplementary groups and umask (read from SO_PEERCRED and
 /proc/<pid>/status when the connection is accepted), joins the caller's
 network, mount, UTS, IPC and cgroup namespaces (setns, through descriptors
 opened at accept), and declines (the client then runs the check itself)
-when the caller is in another user, PID or time namespace, under another
-root directory, holds fewer capabilities than the child would, or when any
-of this cannot be read or done. Joining rather than refusing keeps the
-worker useful to a keepalived that runs in a ``net_namespace`` and under a
-systemd unit whose sandbox gives the worker a mount namespace of its own.
+when the caller is in another user, PID or time namespace, holds fewer
+capabilities than the child would, or when any of this cannot be read or
+done; a chrooted caller's root directory is entered too. Joining rather
+than refusing keeps the worker useful to a keepalived that runs in a
+``net_namespace``, and under a systemd unit whose sandbox gives the worker
+a mount namespace of its own.
 """
 
 import errno
@@ -237,7 +238,7 @@ class Caller:
         self.umask = umask
         self.capabilities = capabilities
         self.namespaces = namespaces  # kind -> open descriptor of the caller's namespace
-        self.root = root  # (st_dev, st_ino) of the caller's root directory
+        self.root = root  # open descriptor of the caller's root directory
 
     @classmethod
     def of(cls, conn):
@@ -252,12 +253,12 @@ class Caller:
             status = _status(pid)
             for kind in os.listdir(f"/proc/{pid}/ns"):
                 namespaces[kind] = os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
-            root = os.stat(f"/proc/{pid}/root")
+            namespaces["root"] = os.open(f"/proc/{pid}/root",
+                                         os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
             signal.pidfd_send_signal(pidfd, 0)  # still alive: /proc/<pid> was our peer
             effective = int(status["Uid"].split()[1]), int(status["Gid"].split()[1])
-            caller = cls(uid, gid, [int(g) for g in status["Groups"].split()],
-                         int(status["Umask"], 8), int(status["CapEff"], 16), namespaces,
-                         _identity(root))
+            groups = [int(g) for g in status["Groups"].split()]
+            umask, capabilities = int(status["Umask"], 8), int(status["CapEff"], 16)
         except (OSError, KeyError, IndexError, ValueError):
             effective = None
         finally:
@@ -266,7 +267,8 @@ class Caller:
             for fd in namespaces.values():
                 os.close(fd)
             raise Declined("cannot read the caller's credentials and namespaces")
-        return caller
+        root = namespaces.pop("root")
+        return cls(uid, gid, groups, umask, capabilities, namespaces, root)
 
 
 def _pidfd(conn, pid):
@@ -305,13 +307,15 @@ def _become(caller, own, cwd):
             to_join.append(kind)
         for kind in sorted(to_join, key=list(JOINABLE).index):
             _setns(caller.namespaces[kind], JOINABLE[kind])
+        # the caller's root (a chroot), which joining its mount namespace also resets
+        if _identity(os.fstat(caller.root)) != _identity(os.stat("/")):
+            os.fchdir(caller.root)
+            os.chroot(".")
     except OSError as exc:
-        raise Declined(f"cannot enter the caller's namespaces: {exc.strerror}") from None
+        raise Declined(f"cannot enter the caller's namespaces and root: {exc.strerror}") from None
     finally:
-        for fd in caller.namespaces.values():
+        for fd in (*caller.namespaces.values(), caller.root):
             os.close(fd)
-    if _identity(os.stat("/")) != caller.root:
-        raise Declined("the caller has another root directory")
     if (caller.uid, caller.gid, sorted(caller.groups)) != (
             os.geteuid(), os.getegid(), sorted(os.getgroups())):
         try:
