@@ -57,27 +57,25 @@ def socket_path():
 
 def encode_request(check, prog, argv):
     env = [k + b"=" + v for k, v in os.environb.items()]
-    fields = [MAGIC, check.encode(), prog.encode(), str(len(env)).encode(), *env,
+    fields = [MAGIC, check.encode(), os.fsencode(prog), str(len(env)).encode(), *env,
               *(os.fsencode(a) for a in argv)]
     return b"\0".join(fields)
 
 
-def untrusted(path, uid=None):
-    """Why a worker socket at ``path`` may not be trusted by ``uid``, or None if it may;
+def untrusted(path):
+    """Why a worker socket at ``path`` may not be trusted by us, or None if it may;
     OSError if there is none.
 
-    The socket and every directory above it must belong to root or ``uid``;
-    its own directory must not be writable by group or others, and the
-    directories above only if sticky (as /tmp is). The worker checks its
-    own --socket by the same rule, so it never listens where no client
-    would come.
+    The socket and every directory above it must belong to root or us; its
+    own directory must not be writable by group or others, and the
+    directories above only if sticky (as /tmp is). The worker checks its own
+    --socket by the same rule, so it never listens where no client would come.
     """
-    uid = os.geteuid() if uid is None else uid
-    mine = (0, uid)
+    uid = os.geteuid()
     info = os.lstat(path)  # FileNotFoundError: no worker
     if not stat.S_ISSOCK(info.st_mode):
         return f"{path} is not a socket"
-    if info.st_uid not in mine:
+    if info.st_uid not in (0, uid):
         return f"{path} belongs to uid {info.st_uid}"
     return unsafe_directory(path, uid)
 
@@ -119,8 +117,11 @@ def delegate(check, prog, argv, codes, within):
         return None
     import _socket
 
+    try:
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+    except OSError:
+        return None
     previous = [_signal.signal(signum, _interrupted) for signum in SIGNALS]
-    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
     try:
         return _delegate(sock, path, encode_request(check, prog, argv), codes, within)
     except Interrupted as exc:
