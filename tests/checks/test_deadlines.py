@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.checks.conftest import http, one_line, tcp
+from harness.checks import http, one_line, tcp
 from harness.peers import cli
 from harness.peers.netns import create_namespace, wait_for
 from harness.peers.rawhttp import RawHTTPServer, http_response

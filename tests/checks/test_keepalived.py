@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.checks.conftest import MD5_SERVER1, MD5_SERVER2, SERVER1, SERVER2, http
+from harness.checks import MD5_SERVER1, MD5_SERVER2, SERVER1, SERVER2, http
 from harness.peers import cli
 from harness.peers.keepalived import (KEEPALIVED, SCRIPT_SECURITY, Keepalived, config_test,
                                      secure_dir, secure_executables)

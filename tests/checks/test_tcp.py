@@ -4,10 +4,10 @@ import socket
 
 import pytest
 
+from harness.checks import one_line, tcp
+from harness.peers.rawhttp import RawHTTPServer
 from kachecks.checks import escapes
 from kachecks.errors import UsageError
-from tests.checks.conftest import one_line, tcp
-from harness.peers.rawhttp import RawHTTPServer
 
 
 def banner_server(reply, **kw):

@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from tests.genhash.conftest import run_ours, without_usecs
+from harness.peers.genhash import run_ours, without_usecs
 from harness.peers.rawhttp import RawHTTPServer, http_response
 
 SERVER1 = b"hello from Server 1\n"

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.genhash.conftest import KEEPALIVED_GENHASH, ours_command, run_ours, without_usecs
+from harness.peers.genhash import KEEPALIVED_GENHASH, ours_command, run_ours, without_usecs
 from harness.peers.rawhttp import DroppingListener, RawHTTPServer
 
 

@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
-from harness.peers.certs import pki
 from harness.peers import slapd as ldap_peer
+from harness.peers.certs import pki
 
 
 @pytest.fixture(scope="session")

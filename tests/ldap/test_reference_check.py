@@ -1,6 +1,6 @@
 """The reference deployment's MISC_CHECK against a real slapd (SPEC §0, §2.3)."""
 
-from tests.ldap.helpers import BASE, REFERENCE, ldap_check
+from harness.checks import BASE, REFERENCE, ldap_check
 from harness.peers import cli
 from harness.peers import slapd as ldap_peer
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from tests.ldap.helpers import BASE, REFERENCE, ldap_check
-from harness.peers.certs import pki
+from harness.checks import BASE, REFERENCE, ldap_check
 from harness.peers import slapd as ldap_peer
+from harness.peers.certs import pki
 
 
 def uri_for(slapd, mode):

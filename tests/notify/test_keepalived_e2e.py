@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.notify.conftest import toml_text
+from harness.config import toml_text
 from harness.peers.cli import command
 from harness.peers.keepalived import Keepalived, secure_dir, vrrp_config, write_script
 from harness.peers.netns import Network, wait_for
