@@ -162,11 +162,12 @@ def _ragged_eof(exc):
     return isinstance(exc, ssl.SSLEOFError) or getattr(exc, "reason", None) == "UNEXPECTED_EOF_WHILE_READING"
 
 
-# keepalived's genhash wording per stage (check_http.c / check_ssl.c timeout_epilog).
+# keepalived's genhash wording per stage (check_http.c / check_ssl.c timeout_epilog), as
+# keepalived >= 2.2.8 words it: 2.2.7 (Debian 12) said "HTTP_CHECK - network unreachable".
 _KEEPALIVED_TEXT = {
     ("connect", "refused"): "Connection failed",
     ("connect", "timeout"): "Timeout connecting",
-    ("connect", "unreachable"): "HTTP_CHECK - network unreachable",
+    ("connect", "unreachable"): "HTTP/SSL_CHECK - network unreachable",
     ("connect", "error"): "Error connecting",
     ("tls", "timeout"): "Timeout connecting",
     ("tls", "error"): "SSL handshake/communication error connecting to",
