@@ -1,7 +1,9 @@
 """The reference deployment (SPEC §0) as data: hosts, addresses, contents, configurations.
 
-Addresses follow the original write-up (192.168.8.0/24, directors at .100, real
-servers at .101/.102, VIP .142); they exist only inside the lab's namespaces.
+Addresses are the reference deployment's (docs/reference.md): directors lvs1 .100 and
+lvs2 .110, real servers web1 .101 and web2 .102 serving HTTP and LDAP, VIP .142,
+virtual_router_id 50, as in packaging/debian/examples/keepalived.conf; they exist
+only inside the lab's namespaces.
 """
 
 from harness.config import toml_text
@@ -12,7 +14,6 @@ HOSTS = {
     "web1": "192.168.8.101",
     "web2": "192.168.8.102",
     "lvs2": "192.168.8.110",
-    "ldap1": "192.168.8.121",
 }
 VIP = "192.168.8.142"
 INSTANCE = "VI_1"
@@ -20,6 +21,8 @@ ROUTER_IDS = {"lvs1": "LvsMaster", "lvs2": "LvsBackup"}
 PRIORITIES = {"lvs1": 100, "lvs2": 50}
 DIRECTORS = ("lvs1", "lvs2")
 WEB_SERVERS = ("web1", "web2")
+LDAP_SERVERS = WEB_SERVERS  # the LDAP service is balanced over the same real servers
+VRID = 50
 
 SERVICE_TXT = {"web1": "hello from Server 1\n", "web2": "Hello from Server2\n"}
 REFERENCE_DIGESTS = {
@@ -44,9 +47,9 @@ def http_check(bindir, host, digest, timeout=2):
     )
 
 
-def ldap_check(bindir, timeout=2):
+def ldap_check(bindir, host="web1", timeout=2):
     return (
-        f"{bindir}/kachecks-ldap --uri ldap://{HOSTS['ldap1']}:389 --base {LDAP_BASE}"
+        f"{bindir}/kachecks-ldap --uri ldap://{HOSTS[host]}:389 --base {LDAP_BASE}"
         f" --filter {LDAP_FILTER} --expect {LDAP_EXPECT} --timeout {timeout}"
     )
 
@@ -92,7 +95,7 @@ def keepalived_conf(director, bindir, digests, fifo_path):
         f"vrrp_instance {INSTANCE} {{\n"
         "    state BACKUP\n"
         "    interface eth0\n"
-        "    virtual_router_id 50\n"
+        f"    virtual_router_id {VRID}\n"
         "    authentication {\n        auth_type PASS\n        auth_pass toto\n    }\n"
         "    nopreempt\n"
         f"    priority {PRIORITIES[director]}\n"
@@ -108,6 +111,16 @@ def keepalived_conf(director, bindir, digests, fifo_path):
 
 def virtual_servers(bindir, digests):
     """The reference LVS section, our executables as MISC_CHECKs (interfaces §3)."""
+    ldap = "".join(
+        f"    real_server {HOSTS[h]} 389 {{\n"
+        "        weight 1\n"
+        "        MISC_CHECK {\n"
+        f'            misc_path "{ldap_check(bindir, h)}"\n'
+        "            misc_timeout 3\n"
+        "        }\n"
+        "    }\n"
+        for h in LDAP_SERVERS
+    )
     web = "".join(
         f"    real_server {HOSTS[w]} 80 {{\n"
         "        weight 1\n"
@@ -121,15 +134,7 @@ def virtual_servers(bindir, digests):
     common = "    delay_loop 4\n    lb_algo wlc\n    lb_kind DR\n    persistence_timeout 120\n"
     return (
         f"virtual_server {VIP} 80 {{\n{common}    protocol TCP\n{web}}}\n\n"
-        f"virtual_server {VIP} 389 {{\n{common}    protocol TCP\n"
-        f"    real_server {HOSTS['ldap1']} 389 {{\n"
-        "        weight 1\n"
-        "        MISC_CHECK {\n"
-        f'            misc_path "{ldap_check(bindir)}"\n'
-        "            misc_timeout 3\n"
-        "        }\n"
-        "    }\n"
-        "}\n"
+        f"virtual_server {VIP} 389 {{\n{common}    protocol TCP\n{ldap}}}\n"
     )
 
 
