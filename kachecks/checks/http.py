@@ -127,8 +127,8 @@ keepalived.conf:
   real_server 192.168.8.101 80 {
       weight 1
       MISC_CHECK {
-          misc_path "/usr/bin/kachecks-http --url http://192.168.8.101/service.txt --digest 5f2b4547f41470dc3e293e7267461575 --timeout 3"
-          misc_timeout 5
+          misc_path "/usr/bin/kachecks-http --url http://192.168.8.101/service.txt --digest 5f2b4547f41470dc3e293e7267461575 --timeout 2"
+          misc_timeout 3
       }
   }
   vrrp_script chk_web {

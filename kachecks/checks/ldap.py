@@ -109,14 +109,14 @@ with their own message."""
 EPILOG = """\
 Examples:
   # the reference deployment's MISC_CHECK (replaces ldapsearch | grep)
-  kachecks-ldap --uri ldap://192.168.8.111 --base dc=mysite,dc=mydmn,dc=org \\
+  kachecks-ldap --uri ldap://192.168.8.101 --base dc=mysite,dc=mydmn,dc=org \\
       --filter '(dc=mysite)' --expect o=mysite.mydmn.org
   # StartTLS, verified against a CA, bound as a monitoring user
   KACHECKS_LDAP_PASSWORD=… kachecks-ldap --uri ldap://ldap1.mydmn.org --starttls \\
       --ca-file /etc/ssl/certs/mydmn-ca.pem --bind-dn uid=monitor,ou=people,dc=mysite,dc=mydmn,dc=org \\
       --base ou=people,dc=mysite,dc=mydmn,dc=org --filter '(uid=*)' --min-entries 10
   # LDAPS with a password file (chmod 600)
-  kachecks-ldap --uri ldaps://192.168.8.111 --bind-dn cn=monitor,dc=mysite,dc=mydmn,dc=org \\
+  kachecks-ldap --uri ldaps://192.168.8.101 --bind-dn cn=monitor,dc=mysite,dc=mydmn,dc=org \\
       --password-file /etc/kachecks/ldap.pw --base dc=mysite,dc=mydmn,dc=org --scope base"""
 
 

@@ -77,8 +77,8 @@ EPILOG = r"""Examples (reference deployment):
 keepalived.conf:
   real_server 192.168.8.101 80 {
       MISC_CHECK {
-          misc_path "/usr/bin/kachecks-tcp --host 192.168.8.101 --port 9777 --agent --dynamic --weight 10"
-          misc_timeout 5
+          misc_path "/usr/bin/kachecks-tcp --host 192.168.8.101 --port 9777 --agent --dynamic --weight 10 --timeout 2"
+          misc_timeout 3
           misc_dynamic
       }
   }
