@@ -17,14 +17,19 @@ MULTI = "multi"  # one argument; every occurrence is kept, in order
 
 
 class Opt:
-    """One option: its spellings, its kind, how to convert its argument."""
+    """One option: its spellings, its kind, how to convert its argument.
 
-    __slots__ = ("dest", "short", "long", "kind", "metavar", "help", "default", "convert", "section")
+    ``aliases``: more one-letter spellings (another tool's: check_http's ``-H``).
+    """
+
+    __slots__ = ("dest", "short", "long", "kind", "metavar", "help", "default", "convert", "section",
+                 "aliases")
 
     def __init__(self, dest, short=None, long=None, kind=VALUE, metavar="VALUE",
-                 help="", default=None, convert=None, section="Options"):
+                 help="", default=None, convert=None, section="Options", aliases=""):
         self.dest = dest
         self.short = short
+        self.aliases = aliases
         self.long = long
         self.kind = kind
         self.metavar = metavar
@@ -36,7 +41,7 @@ class Opt:
         self.section = section
 
     def spelling(self):
-        names = [f"-{self.short}"] if self.short else []
+        names = [f"-{letter}" for letter in (self.short or "") + self.aliases]
         if self.long:
             names.append(f"--{self.long}")
         text = ", ".join(names)
@@ -60,7 +65,7 @@ def parse(opts, argv, positionals=0):
     ``positionals`` is how many non-option arguments are allowed (-1: any).
     Raises UsageError with a one-line message.
     """
-    by_short = {o.short: o for o in opts if o.short}
+    by_short = {letter: o for o in opts for letter in (o.short or "") + o.aliases}
     by_long = {o.long: o for o in opts if o.long}
     values = {o.dest: (list(o.default) if o.kind == MULTI else o.default) for o in opts}
     args = []

@@ -52,8 +52,9 @@ OPTS = [
     Opt("url", "u", "url", metavar="URL|PATH",
         help="http[s]://HOST[:PORT]/PATH, or with -s/-p (genhash spelling) just the PATH",
         section=TARGET),
-    Opt("server", "s", "server", metavar="HOST", help="server address (genhash -s)",
-        section=TARGET),
+    Opt("server", "s", "server", metavar="HOST", aliases="H", section=TARGET,
+        help="server address (genhash -s; -H as check_http spells it, while -I stays"
+             " genhash's --sni, not an address)"),
     Opt("port", "p", "port", metavar="PORT", convert=port_number,
         help="server port (genhash -p; default 80, 443 with TLS)", section=TARGET),
     Opt("use_ssl", "S", "use-ssl", kind=FLAG, help="use TLS (genhash -S; implied by https://)",

@@ -69,8 +69,8 @@ def _regex_expectation(text):
 LDAP = "LDAP"
 OPTS = [
     Opt("uri", "H", "uri", metavar="URI",
-        help="server: ldap://HOST[:PORT] or ldaps://HOST[:PORT] (HOST a name, IPv4 or [IPv6])",
-        section=LDAP),
+        help="server: ldap://HOST[:PORT] or ldaps://HOST[:PORT] (HOST a name, IPv4 or [IPv6]);"
+             " a bare HOST (check_ldap's -H) means ldap://HOST", section=LDAP),
     Opt("starttls", "Z", "starttls", kind=FLAG, help="upgrade ldap:// with StartTLS before binding",
         section=LDAP),
     Opt("bind_dn", "D", "bind-dn", metavar="DN",
@@ -121,7 +121,12 @@ Examples:
 
 
 def parse_uri(text):
-    """``ldap[s]://HOST[:PORT]`` -> (scheme, host, port); HOST may be ``[v6]``."""
+    """``ldap[s]://HOST[:PORT]`` -> (scheme, host, port); HOST may be ``[v6]``.
+
+    A bare host name or address (check_ldap's ``-H HOST``) is ``ldap://HOST``.
+    """
+    if "/" not in text and not text.count(":") > 1 and not text.startswith("["):
+        text = f"ldap://{text}"
     scheme, sep, rest = text.partition("://")
     scheme = scheme.lower()
     if not sep or scheme not in DEFAULT_PORTS:

@@ -1,6 +1,7 @@
 """Options every check shares, declared once for all three, and their Target fields."""
 
 from kachecks.argspec import FLAG, MULTI, Opt
+from kachecks.checks.verdict import Range
 from kachecks.errors import UsageError
 
 
@@ -46,6 +47,11 @@ COMMON_OPTS = [
     Opt("verbose", "v", "verbose", kind=FLAG, help="print details after the status line", section=COMMON),
     Opt("nagios", None, "nagios", kind=FLAG,
         help="monitoring-plugin exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN", section=COMMON),
+    Opt("warning", "w", "warning", metavar="RANGE", convert=Range,
+        help="with --nagios: WARNING when the response time (seconds) is outside RANGE"
+             " (10, 10:, ~:10, 10:20; @10:20 for inside)", section=COMMON),
+    Opt("critical", "c", "critical", metavar="RANGE", convert=Range,
+        help="with --nagios: CRITICAL when the response time is outside RANGE", section=COMMON),
     Opt("help", "h", "help", kind=FLAG, help="show this help and exit", section=COMMON),
     Opt("version", None, "version", kind=FLAG, help="print the version and exit", section=COMMON),
     Opt("dynamic", None, "dynamic", kind=FLAG,
@@ -81,6 +87,8 @@ def common(ns):
     """The Target fields of the common options (kachecks.checks.target.Target)."""
     if ns.dynamic and ns.nagios:
         raise UsageError("--dynamic and --nagios exclude each other")
+    if (ns.warning or ns.critical) and not ns.nagios:
+        raise UsageError("-w/-c judge the response time for Icinga/Nagios: they need --nagios")
     return {opt.dest: getattr(ns, opt.dest) for opt in COMMON_OPTS if opt.dest not in RUN_ONLY}
 
 

@@ -28,7 +28,7 @@ class Target:
     """
 
     __slots__ = ("host", "port", "timeout", "bind", "fwmark", "quiet", "verbose", "nagios",
-                 "dynamic", "weight", "drain_file")
+                 "warning", "critical", "dynamic", "weight", "drain_file")
 
     def __init__(self, **fields):
         for name in fields_of(type(self)):

@@ -21,8 +21,8 @@ TARGET = "Target and exchange"
 WEIGHT = "Dynamic weight (misc_dynamic) and drain"
 
 OPTS = [
-    Opt("host", "H", "host", metavar="HOST", help="IPv4/IPv6 literal or name to connect to",
-        section=TARGET),
+    Opt("host", "H", "host", metavar="HOST", aliases="I", section=TARGET,
+        help="IPv4/IPv6 literal or name to connect to (-H, -I: check_tcp's spellings)"),
     Opt("port", "p", "port", metavar="PORT", convert=port_number, help="TCP port", section=TARGET),
     Opt("send", None, "send", metavar="STRING",
         help="send STRING after connecting; C escapes work: \\r \\n \\t \\0 \\xHH \\NNN \\\\",
