@@ -68,8 +68,26 @@ def _click_main(argv):
             if name in self.lazy:
                 module, attr = self.lazy[name]
                 mod = __import__(module, fromlist=[attr])
-                return getattr(mod, attr)
+                return with_version(getattr(mod, attr))
             return super().get_command(ctx, name)
+
+    def print_version(ctx, _param, value):
+        if value and not ctx.resilient_parsing:
+            click.echo(f"{ctx.command_path} {__version__}")
+            ctx.exit()
+
+    def with_version(command):
+        """``--version`` on a command and its subcommands: ``PROG VERSION``, one format
+        for every executable and subcommand (the argspec ones print the same)."""
+        if getattr(command, "passthrough", False):
+            return command  # genhash and the checks answer --version themselves
+        if not any("--version" in getattr(p, "opts", ()) for p in command.params):
+            command.params.append(click.Option(
+                ["--version"], is_flag=True, expose_value=False, is_eager=True,
+                callback=print_version, help="Show the version and exit."))
+        for sub in getattr(command, "commands", {}).values():
+            with_version(sub)
+        return command
 
     def passthrough(name, help_text, prog, runner):
         @click.command(
@@ -83,6 +101,7 @@ def _click_main(argv):
         def command(args):
             sys.exit(runner(list(args)))  # click's way to return a code
 
+        command.passthrough = True
         return command
 
     @click.group(
@@ -98,7 +117,6 @@ Examples:
   kachecks spool list
 """,
     )
-    @click.version_option(__version__, prog_name="kachecks")
     def group():
         """Health checks, genhash and notifications for keepalived.
 
@@ -124,6 +142,7 @@ Examples:
         check.add_command(passthrough(name, text, f"kachecks check {name}",
                                       lambda args, name=name: _run_check(name, args)))
 
+    with_version(group)
     # standalone_mode: click reports its own errors and raises SystemExit,
     # which the guard turns into the code.
     group.main(args=argv, prog_name="kachecks", standalone_mode=True)

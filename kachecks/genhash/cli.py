@@ -78,6 +78,7 @@ OPTIONS = [
     Opt("verbose", "v", "verbose", FLAG,
         help="Dump headers, body and digest like keepalived's genhash -v."),
     Opt("help", "h", "help", FLAG, help="Show this help and exit."),
+    Opt("version", None, "version", FLAG, help="Print the version and exit."),
     Opt("hash", "H", "hash", metavar="ALGO", default="md5", convert=_hash,
         section="Additions", help="md5 (default), sha1 or sha256."),
     Opt("format", None, "format", metavar="FORMAT", default="plain", convert=_format,
@@ -113,7 +114,7 @@ Differences from keepalived's genhash (each one on purpose):
     carries the address actually connected to, as HTTP_GET would send it.
   - -h/--help prints this help on stdout and exits 0 (keepalived: usage
     on stderr, exit 1). A usage error prints one line on stderr, exit 1.
-  - Additions: -H/--hash, --format conf, several -s in one call.
+  - Additions: -H/--hash, --format conf, several -s in one call, --version.
 
 Exit status: 0 digest(s) printed (several servers: even if they differ);
 1 usage error or any server failed."""
@@ -140,6 +141,11 @@ def _main(argv, prog):
     if opts.help:
         out.write(argspec.render_help(f"{prog} -s ADDRESS -p PORT -u PATH [OPTIONS]",
                                       DESCRIPTION, OPTIONS, EPILOG).encode())
+        return ExitCode.OK
+    if opts.version:
+        from kachecks import __version__
+
+        out.write(f"{prog} {__version__}\n".encode())
         return ExitCode.OK
     for dest, flag in (("servers", "-s ADDRESS"), ("port", "-p PORT"), ("url", "-u PATH")):
         if not opts.__dict__[dest]:

@@ -96,6 +96,9 @@ def test_every_virtual_server_vip_and_vrid_is_the_reference_ones(helps):
             assert ADDRESS.findall(block) == [VIP], where
         for vrid in re.findall(r"virtual_router_id\s+(\d+)", text):
             assert vrid == VRID, where
+        # keepalived's names of a virtual server in notify arguments and FIFO lines
+        for address in re.findall(r"\bVS \[([\d.]+)\]|RS \[[\d.]+\]:\w+:\d+ \[([\d.]+)\]", text):
+            assert VIP in address, where
 
 
 def test_the_lab_is_the_reference_deployment():
