@@ -150,3 +150,61 @@ def every_command(run, executables):
 def long_options(help_text):
     """Every ``--option`` a --help text names (in its option lists, prose and examples)."""
     return set(LONG_OPTION.findall(help_text))
+
+
+OPTION_ENTRY = re.compile(r"^  (--?[A-Za-z0-9].*?)(?:\s{2,}\S.*)?$")
+VERBATIM_HEADING = re.compile(r"^(Examples?\b.*|keepalived\.conf\b.*|Differences\b.*):$")
+TYPOGRAPHY = str.maketrans({"\u2010": "-", "\u2011": "-", "\u2212": "-", "\u2018": "'",
+                            "\u2019": "'", "\u201c": '"', "\u201d": '"'})
+
+
+def option_entries(help_text):
+    """The option spellings of a --help's option lists: ``-s, -H, --server HOST``…"""
+    return [m.group(1) for m in map(OPTION_ENTRY.match, help_text.splitlines()) if m]
+
+
+def verbatim_lines(help_text):
+    """The lines of a --help's examples, keepalived.conf snippets and "Differences"
+    list, which a man page must keep line for line."""
+    lines = help_text.splitlines()
+    kept, heading_indent = [], None
+    for i, line in enumerate(lines):
+        depth = len(line) - len(line.lstrip())
+        if heading_indent is not None and line.strip() and depth <= heading_indent:
+            heading_indent = None
+        if heading_indent is not None and line.strip():
+            kept.append(" ".join(line.split()))
+        elif heading_indent is None and VERBATIM_HEADING.match(line.strip()):
+            following = next((l for l in lines[i + 1:] if l.strip()), "")
+            if len(following) - len(following.lstrip()) > depth:
+                heading_indent = depth
+    return kept
+
+
+def man_problems(help_text, man_text):
+    """What a rendered man page (``man -l`` output) lost of a --help text: an option
+    that is not an entry of its own, a verbatim line that was reflowed."""
+    shown = {" ".join(line.translate(TYPOGRAPHY).split()) for line in man_text.splitlines()}
+    problems = [f"option {o!r} is not an entry of its own" for o in option_entries(help_text)
+                if o not in shown and not any(s.startswith(o + " ") for s in shown if len(o) < 7)]
+    problems += [f"line {v!r} was not kept as it is" for v in verbatim_lines(help_text)
+                 if v not in shown]
+    return problems
+
+
+def man_page_of(words):
+    """The page documenting a command line: its executable's, except the checks'
+    ``kachecks check NAME``, which is ``kachecks-NAME(1)``."""
+    if len(words) == 3 and words[:2] == ["kachecks", "check"]:
+        return f"kachecks-{words[2]}"
+    return words[0]
+
+
+def render_man(page):
+    """``man -l PAGE`` as a person reads it on an 80-column terminal: (text, warnings)."""
+    import subprocess
+
+    done = subprocess.run(["man", "--warnings", "-E", "UTF-8", "-l", str(page)],
+                          capture_output=True, text=True, timeout=60,
+                          env={"MANWIDTH": "80", "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+    return done.stdout, done.stderr + ("" if done.returncode == 0 else f"exit {done.returncode}")
