@@ -5,14 +5,16 @@ The root is a throw-away overlay of a bare debootstrap of the release
 deployment's director namespace: lvs1 (192.168.8.100) on a bridge with web1
 and web2 (Apache serving /service.txt, slapd) and the mail relay (an SMTP sink
 writing an mbox). The guide's ``sh`` blocks run in order, unchanged, under
-``bash -e``; around them only the environment is set (apt says yes and reaches
-the mirror through a proxy, as the namespaces have no route out), and at each
-``<!-- test-install-guide: NAME -->`` marker a snippet stands in for systemd,
-which does not run in a root (keepalived is started with --vrrp: no IPVS here).
-Afterwards the mails that reached the relay are checked.
+``bash -e``; around them only the environment is set: apt says yes and reaches
+the mirror through a proxy (the namespaces have no route out), and ``systemctl``
+is harness/systemctl-standin, standing in for systemd, which is not PID 1 in a
+root. At each ``<!-- test-install-guide: NAME -->`` marker the test waits for
+what must be true by then. Afterwards the mails that reached the relay are
+checked.
 """
 
 import argparse
+import base64
 import mailbox
 import shlex
 import subprocess
@@ -35,58 +37,62 @@ HOSTS = {"lvs1": ref.HOSTS["lvs1"], "web1": ref.HOSTS["web1"], "web2": ref.HOSTS
          "relay": RELAY}
 VIP = ref.VIP
 
+SYSTEMCTL = REPO / "harness" / "systemctl-standin"
+
 WAIT = """\
 wait_until() {  # SECONDS WHAT COMMAND...: poll COMMAND until it succeeds
     local seconds=$1 what=$2; shift 2
     for _ in $(seq $((seconds * 4))); do "$@" > /dev/null 2>&1 && return 0; sleep 0.25; done
-    echo "test-install-guide: no $what after ${seconds}s" >&2; "$@" >&2 || true; return 1
+    echo "test-install-guide: no $what after ${seconds}s" >&2
+    "$@" >&2 || true; tail -n 30 /tmp/keepalived*.log >&2 || true
+    return 1
 }
 vip_up() { ip -brief address show dev eth0 | grep -q " VIP/"; }
 spool_empty() { kachecks spool list | grep -q "is empty"; }
-stop_keepalived() {
-    [ -s /run/keepalived.pid ] || return 0
-    local pid; pid=$(cat /run/keepalived.pid)
-    kill "$pid"
-    wait_until 20 "keepalived stopping" sh -c "! kill -0 $pid"
-}
-start_keepalived() {  # as systemd would, but VRRP only: no IPVS on this kernel
-    keepalived --vrrp -D --log-file=/tmp/keepalived.log -f /etc/keepalived/keepalived.conf
-    wait_until 30 "VIP on eth0" vip_up || { tail -n 30 /tmp/keepalived*.log >&2; return 1; }
-    wait_until 60 "mail delivered (spool empty)" spool_empty
-}
 """.replace("VIP", VIP)
 
-# What a marker stands for: systemd's part, and the checks of what should now be true.
+# At each marker: what must be true by then.
 MARKERS = {
-    "start-keepalived": "start_keepalived\n",
-    "restart-keepalived-as-keepalived_script": """\
-stop_keepalived
-start_keepalived
+    "director-running": """\
+wait_until 30 "VIP on lvs1's eth0" vip_up
+wait_until 60 "mail delivered (spool empty)" spool_empty
+""",
+    "checks-run-as-keepalived_script": """\
+wait_until 30 "VIP on lvs1's eth0" vip_up
 state_dir=/tmp/kachecks-$(id -u keepalived_script)
 wait_until 30 "check run as keepalived_script" sh -c "ls $state_dir/*.state"
 [ "$(stat -c %U "$state_dir")" = keepalived_script ]
+wait_until 60 "mail delivered (spool empty)" spool_empty
 """,
-    "stop-keepalived": "stop_keepalived\n",
 }
 
 AFTER = """\
 echo "=== test-install-guide: after the guide"
+systemctl stop keepalived
+systemctl stop kachecks-worker
 ! dpkg-query -W -f '${Status}' kachecks 2>/dev/null | grep -q installed
 [ ! -e /etc/kachecks ] && [ ! -e /var/spool/kachecks ] && [ ! -e /usr/bin/kachecks ]
 """
 
-APT = """\
+ENVIRONMENT = """\
 cat > /etc/apt/apt.conf.d/99test-install-guide <<'EOF'
 Acquire::http::Proxy "PROXY";
 APT::Get::Assume-Yes "true";
 EOF
 export DEBIAN_FRONTEND=noninteractive
+base64 -d > /usr/local/sbin/systemctl <<'EOF'
+STANDIN
+EOF
+chmod 755 /usr/local/sbin/systemctl
+hash -r
 """
 
 
 def script(guide_text, proxy_url):
     """The bash program for the root: environment, the guide's blocks, marker snippets."""
-    parts = ["set -e -o pipefail\n", APT.replace("PROXY", proxy_url), WAIT]
+    standin = base64.encodebytes(SYSTEMCTL.read_bytes()).decode()
+    environment = ENVIRONMENT.replace("PROXY", proxy_url).replace("STANDIN\n", standin)
+    parts = ["set -e -o pipefail\n", environment, WAIT]
     for kind, text in guide_steps(guide_text):
         if kind == "sh":
             first = text.strip().splitlines()[0]
