@@ -2,16 +2,11 @@
 
 Sources: a plain integer, a percentage of ``--weight``, or a HAProxy
 agent-check reply. A malformed value is a failure with a message, never a
-silent default (SPEC §2).
+silent default. Imported only by runs that read a weight.
 """
 
+from kachecks.checks.verdict import clamp
 from kachecks.errors import ProbeFailure
-
-MAX_WEIGHT = 253  # exit codes stop at 255
-
-
-def clamp(weight):
-    return max(0, min(MAX_WEIGHT, int(weight)))
 
 
 def parse_weight(text, base, source):
