@@ -10,8 +10,8 @@ import threading
 
 import pytest
 
-from tests.support.certs import pki
-from tests.support import slapd as lab
+from harness.peers import slapd as ldap_peer
+from harness.peers.certs import pki
 
 
 @pytest.fixture(scope="session")
@@ -21,13 +21,13 @@ def certs(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def slapd(certs):
-    with lab.Slapd(certs=certs) as server:
+    with ldap_peer.Slapd(certs=certs) as server:
         yield server
 
 
 @pytest.fixture
 def own_slapd(certs):
-    with lab.Slapd(certs=certs) as server:
+    with ldap_peer.Slapd(certs=certs) as server:
         yield server
 
 
@@ -35,7 +35,7 @@ def own_slapd(certs):
 def password_file(tmp_path):
     """Writes a password file with the given text and mode; returns its path."""
 
-    def make(text=lab.BIND_PASSWORD, mode=0o600, name="ldap.pw"):
+    def make(text=ldap_peer.BIND_PASSWORD, mode=0o600, name="ldap.pw"):
         path = tmp_path / name
         path.write_text(text + "\n")
         os.chmod(path, mode)
