@@ -45,11 +45,12 @@ def audit(path, run=True, config_id=None, keepalived=None, use_keepalived=True, 
     version = configtest.version(binary) if binary else None
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(configtest.run, binary, path, config_id, version) if binary else None
-        found = list(config.findings) + syntax.check(config)
+        typos, shadows = syntax.check(config)
+        found = list(config.findings) + typos
         found += local(config, scripts.Dialect(version), run, timeout)
         outcome = pending.result() if pending is not None else None
     if outcome is not None:
-        found += configtest.findings(outcome, config, found, syntax.since)
+        found += configtest.findings(outcome, config, found, syntax.since, shadows)
     return Report(config, ordered(found, config.files), outcome)
 
 

@@ -33,22 +33,22 @@ class Command:
 
 def is_kachecks_check(argv):
     """Whether ``argv`` runs a kachecks check (so the check's parser must accept it)."""
+    base = os.path.basename(argv[0]) if argv else ""
+    if not base.startswith("kachecks"):
+        return False  # most commands: no need to load the check table
     from kachecks.checks import registry
 
-    if not argv:
-        return False
-    base = os.path.basename(argv[0])
     return base.startswith(registry.EXECUTABLE_PREFIX) or (base == "kachecks" and argv[1:2] == ["check"])
 
 
 def parse(scripts):
     """(commands, findings): each kachecks check parsed by its own option table."""
-    from kachecks.checks import registry
-
     commands, findings = [], []
     for script in scripts:
         if script.keyword not in RUNNABLE or not is_kachecks_check(script.argv):
             continue
+        from kachecks.checks import registry
+
         try:
             check, args = registry.from_command(script.argv)
             target = check.parse(args)

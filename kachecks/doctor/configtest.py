@@ -26,6 +26,7 @@ _VERSION = re.compile(r"Keepalived v(\d+)\.(\d+)\.(\d+)")
 _UNKNOWN = re.compile(r"Unknown keyword '([^']*)'")
 _NOT_EXECUTABLE = re.compile(r"not executable|cannot be accessed|not found|could not find script|"
                              r"Cannot find script|Unable to access script", re.I)
+_INCLUDE = re.compile(r"config files? (missing|matched)|Some config files missing", re.I)
 _SECURITY = re.compile(r"SECURITY VIOLATION|Unsafe permissions|script_security|keepalived_script")
 
 
@@ -88,11 +89,13 @@ def run(binary, path, config_id=None, keepalived_version=None, timeout=TIMEOUT):
     return Outcome(binary, keepalived_version, proc.returncode, lines)
 
 
-def findings(outcome, config, ours, known=None):
+def findings(outcome, config, ours, known=None, shadows=()):
     """Findings for what keepalived -t said that ours do not already say.
 
     ``known``: a function keyword -> release that added it (or None), to
     explain an unknown keyword the installed keepalived is too old for.
+    ``shadows``: places where keepalived's complaints only follow from a
+    typo already reported (syntax.Shadow).
     """
     main = config.path
     name = f"keepalived {outcome.version_text} -t"
@@ -112,6 +115,8 @@ def findings(outcome, config, ours, known=None):
             file, number, message = main, None, line
         code, severity = _classify(message)
         if (file, number, code) in seen_at or (number is None and code in seen_codes):
+            continue
+        if code == "syntax" and any(shadow.covers(file, number) for shadow in shadows):
             continue
         unknown = _UNKNOWN.search(message)
         if unknown and known is not None:
@@ -137,7 +142,7 @@ def _classify(message):
         return "script-security", ERROR if "disabling" in message else WARNING
     if _NOT_EXECUTABLE.search(message) and "script" in message.lower():
         return "not-executable", ERROR
-    if message.startswith("WARNING"):
+    if message.startswith("WARNING") or _INCLUDE.search(message):
         return "syntax", WARNING
     return "syntax", ERROR
 

@@ -59,12 +59,13 @@ class ReadError(Exception):
 class Node:
     """One keyword line: ``keyword``, its ``args``, the ``raw`` line, where it is.
 
-    ``block`` is the list of nodes inside its ``{ … }``, or None without one.
-    ``raw`` is the line as keepalived hands it to a keyword handler (scripts
-    are split again from it, quotes and escapes honoured).
+    ``block`` is the list of nodes inside its ``{ … }``, or None without one;
+    ``end`` the (file, line) of its closing brace. ``raw`` is the line as
+    keepalived hands it to a keyword handler (scripts are split again from
+    it, quotes and escapes honoured).
     """
 
-    __slots__ = ("keyword", "args", "raw", "file", "line", "block")
+    __slots__ = ("keyword", "args", "raw", "file", "line", "block", "end")
 
     def __init__(self, keyword, args, raw, file, line, block=None):
         self.keyword = keyword
@@ -73,6 +74,7 @@ class Node:
         self.file = file
         self.line = line
         self.block = block
+        self.end = None
 
     def __repr__(self):
         return f"Node({self.keyword!r}, {self.args!r}, {self.file}:{self.line})"
@@ -357,7 +359,7 @@ class _Reader:
                 self.finding(path, number, f"{kind} {pattern}: no file matches")
             return
         for name in matches:
-            shown = name if os.path.isabs(name) or not directory else os.path.join(directory, name)
+            shown = os.path.normpath(name if os.path.isabs(name) else os.path.join(directory, name))
             self.names.setdefault(name, shown)
             self.names.setdefault(shown, shown)
             try:
@@ -542,7 +544,8 @@ class _Reader:
                     if not stack:
                         self.finding(path, number, "extra '}'")
                         continue
-                    _, current = stack.pop()
+                    closed, current = stack.pop()
+                    closed.end = (path, number)
                     last = None
                 else:
                     split = words(piece)

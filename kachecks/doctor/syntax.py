@@ -77,20 +77,48 @@ NEEDS_NAME = {"vrrp_instance": "a name", "vrrp_script": "a name", "virtual_serve
               "real_server": "an address and port", "vrrp_sync_group": "a name"}
 
 
+class Shadow:
+    """Where keepalived misreads the rest of a block after an unknown keyword with a block.
+
+    keepalived takes the unknown block's ``}`` for its parent's, so every
+    line up to the end of the top-level block lands one level too high;
+    what it then says there is a consequence of the one typo.
+    """
+
+    __slots__ = ("file", "line", "end")
+
+    def __init__(self, file, line, end):
+        self.file = file
+        self.line = line
+        self.end = end  # (file, line) of the top-level block's closing brace, or None
+
+    def covers(self, file, line):
+        if line is None:
+            return False
+        if self.end is not None and (file, line) == self.end:
+            return True
+        if file != self.file or line < self.line:
+            return False
+        return self.end is None or self.end[0] != file or line <= self.end[1]
+
+
 def check(config):
-    """syntax findings for the whole configuration."""
-    found = []
-    _walk(config.nodes, keywords.root(), "top level", found)
-    return found
+    """(syntax findings, Shadows) for the whole configuration."""
+    found, shadows = [], []
+    for top in config.nodes:
+        _walk([top], keywords.root(), "top level", found, shadows, top)
+    return found, shadows
 
 
-def _walk(nodes, table, where, found):
+def _walk(nodes, table, where, found, shadows, top):
     for node in nodes:
         if node.keyword == "{":
             continue  # an unexpected brace, already reported by the reader
         keyword = table.get(node.keyword)
         if keyword is None:
             found.append(at(node, ERROR, "syntax", _unknown(node.keyword, table, where)))
+            if node.block is not None:
+                shadows.append(Shadow(node.file, node.line, top.end))
             continue
         if node.keyword in NEEDS_NAME and not node.args:
             found.append(at(node, ERROR, "syntax", f"{node.keyword} needs {NEEDS_NAME[node.keyword]}"))
@@ -98,7 +126,7 @@ def _walk(nodes, table, where, found):
             if node.block is None:
                 found.append(at(node, ERROR, "syntax", f"{node.keyword} needs a {{ … }} block"))
             else:
-                _walk(node.block, keyword.block, node.keyword, found)
+                _walk(node.block, keyword.block, node.keyword, found, shadows, top)
         key = (where, node.keyword)
         if key in NEEDS_VALUE and not node.args:
             found.append(at(node, ERROR, "syntax", f"{node.keyword} needs a value"))
