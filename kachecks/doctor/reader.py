@@ -323,8 +323,9 @@ class _Reader:
         bad = _CONTROL.search(data.decode("latin-1"))
         if bad is not None:
             line = data.count(b"\n", 0, bad.start()) + 1
+            included = f" (included at {includer}:{include_line})" if includer else ""
             raise ReadError(f"binary data (byte 0x{ord(bad.group()):02x}): not a keepalived"
-                            " configuration file", path, line)
+                            f" configuration file{included}", path, line)
         self.files.append(path)
         self.stack.append(real)
         directory = os.path.dirname(path)
