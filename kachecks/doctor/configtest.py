@@ -27,7 +27,7 @@ _UNKNOWN = re.compile(r"Unknown keyword '([^']*)'")
 _NOT_EXECUTABLE = re.compile(r"not executable|cannot be accessed|not found|could not find script|"
                              r"Cannot find script|Unable to access script", re.I)
 _INCLUDE = re.compile(r"config files? (missing|matched)|Some config files missing", re.I)
-_SECURITY = re.compile(r"SECURITY VIOLATION|Unsafe permissions|script_security|keepalived_script")
+_SECURITY = re.compile(r"SECURITY VIOLATION|Unsafe permissions|insecure|script_security|keepalived_script")
 
 
 def find(explicit=None):
@@ -139,7 +139,7 @@ def findings(outcome, config, ours, known=None, shadows=()):
 
 def _classify(message):
     if _SECURITY.search(message):
-        return "script-security", ERROR if "disabling" in message else WARNING
+        return "script-security", ERROR if "disabling" in message.lower() else WARNING
     if _NOT_EXECUTABLE.search(message) and "script" in message.lower():
         return "not-executable", ERROR
     if message.startswith("WARNING") or _INCLUDE.search(message):
