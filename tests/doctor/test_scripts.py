@@ -196,7 +196,9 @@ def test_keepalived_t_agrees_and_is_not_repeated(doctor, write, tmp_path, bin_di
     assert "-t exit 5" in merged.stderr
     assert {(f["code"], f["line"]) for f in alone.findings} == {("script-security", 6),
                                                                 ("not-executable", 10)}
-    assert merged.findings == alone.findings  # keepalived says the same, without a line
+    # keepalived says the same, without a line (what it says of the interface is its own)
+    assert [f for f in merged.findings if f["code"] != "syntax"] == alone.findings
+    assert not [f for f in merged.findings if "script" in f["message"] and f not in alone.findings]
 
 
 @pytest.mark.parametrize("argv,said", [
