@@ -61,8 +61,9 @@ def parse(scripts):
 
 
 def _name(script):
-    return " ".join(script.argv[:3]) if os.path.basename(script.argv[0]) == "kachecks" else \
-        os.path.basename(script.argv[0])
+    """``kachecks-http`` or ``kachecks check http``, wherever installed."""
+    base = os.path.basename(script.argv[0])
+    return " ".join([base, *script.argv[1:3]]) if base == "kachecks" else base
 
 
 def settings(commands):
@@ -72,7 +73,7 @@ def settings(commands):
         script, target = command.script, command.target
         name = _name(script)
         if script.timeout is not None and script.timeout <= target.timeout:
-            findings.append(at(script.timeout_node or script.node, ERROR, "misc-timeout",
+            findings.append(at(script.node, ERROR, "misc-timeout",
                                f"{_timer(script)} is not more than {name} --timeout"
                                f" {target.timeout:g}: keepalived kills the check before it can"
                                " report, and a killed check is a failure"))
@@ -97,15 +98,49 @@ def settings(commands):
 
 
 def _timer(script):
+    """Which setting kills the script, and where it is written."""
     node = script.timeout_node
     if node is None:
-        default = "delay_loop" if script.keyword == "misc_path" else "interval"
-        return f"keepalived's default kill timer ({default}, {script.timeout:g} s)"
+        default = "the virtual server's delay_loop" if script.keyword == "misc_path" else "interval"
+        return f"the kill timer (keepalived's default: {default}, {script.timeout:g} s)"
+    where = f"line {node.line}" if node.file == script.node.file else f"{node.file}:{node.line}"
     if script.keyword == "misc_path" and node.keyword == "delay_loop":
-        return f"the kill timer (no misc_timeout: the virtual server's delay_loop {node.args[0]})"
+        return (f"the kill timer (no misc_timeout: the virtual server's delay_loop {node.args[0]},"
+                f" {where})")
     if script.keyword == "script" and node.keyword == "interval":
-        return f"the kill timer (no timeout: the vrrp_script's interval {node.args[0]})"
-    return f"{node.keyword} {node.args[0]}"
+        return f"the kill timer (no timeout: the vrrp_script's interval {node.args[0]}, {where})"
+    return f"{node.keyword} {node.args[0]} ({where})"
+
+
+class _Witness:
+    """A check whose probe remembers the failure it raised.
+
+    ``contract.evaluate`` turns a failure into ``Result(ok=False)`` with its
+    text only; where it happened (no answer at all, or a wrong one) decides
+    between unreachable and check-failed.
+    """
+
+    def __init__(self, check):
+        self.check = check
+        self.failure = None
+
+    def probe(self, target, deadline):
+        from kachecks.errors import ProbeFailure
+
+        try:
+            return self.check.probe(target, deadline)
+        except ProbeFailure as exc:
+            self.failure = exc
+            raise
+
+
+def unanswered(failure):
+    """Whether the peer never answered (as opposed to answering wrong)."""
+    if failure is None:
+        return False
+    if failure.phase in ("resolve", "connect"):
+        return True
+    return failure.reason == "timeout" and failure.phase in ("tls", "send", "wait")
 
 
 def run_all(commands):
@@ -115,14 +150,18 @@ def run_all(commands):
     from kachecks.checks import contract
 
     def one(command):
-        return contract.evaluate(command.check, command.target)
+        witness = _Witness(command.check)
+        return contract.evaluate(witness, command.target), witness.failure
 
     with ThreadPoolExecutor(max_workers=min(WORKERS, len(commands))) as pool:
-        results = list(pool.map(one, commands))
+        outcomes = list(pool.map(one, commands))
     findings = []
-    for command, result in zip(commands, results):
+    for command, (result, failure) in zip(commands, outcomes):
         if result.ok:
             continue
-        findings.append(at(command.script.node, ERROR, "check-failed",
-                           f"{_name(command.script)} {command.target.identity}: {result.reason}"))
+        text = f"{_name(command.script)} {command.target.identity}: {result.reason}"
+        if unanswered(failure):
+            findings.append(at(command.script.node, WARNING, "unreachable", text))
+        else:
+            findings.append(at(command.script.node, ERROR, "check-failed", text))
     return findings
