@@ -37,8 +37,9 @@ comments, quoting) and reports, for every check, script and notify:
                     path a non-root user can write to
   secret-on-argv    a password on a command line (visible in ps)
 
-One finding a line, FILE:LINE: error|warning: CODE: message. Exit 0 when
-there is no error, 1 otherwise (and when the file cannot be read)."""
+One finding a line, FILE:LINE: error|warning: CODE: message; a summary on
+stderr. Exit 0 when there is no error (warnings allowed), 1 otherwise, and 1
+when the file cannot be read or the command line is wrong."""
 
 EPILOG = """\
 \b
@@ -49,10 +50,10 @@ Examples:
   kachecks doctor -i lvs2     # as on director lvs2 (@lvs2 lines)
 
 \b
-A digest line that no longer matches, and what to paste instead:
-  keepalived.conf:50: error: digest-mismatch: HTTP_GET
-  http://192.168.8.101:80/service.txt serves md5 3a6e... now (19 B, status
-  200), not the configured 5f2b...; the line to paste: digest 3a6e..."""
+After a content deploy on web1 (one line, cut here):
+  /etc/keepalived/keepalived.conf:50: error: digest-mismatch: HTTP_GET
+    http://192.168.8.101:80/service.txt serves md5 3a6e... now (19 B, status
+    200), not the configured 5f2b...; the line to paste: digest 3a6e..."""
 
 
 class DoctorCommand(click.Command):
