@@ -15,35 +15,15 @@ import pytest
 
 from harness.checks import MD5_SERVER1, SERVER1
 from harness.peers import cli
-from harness.peers.keepalived import SCRIPT_SECURITY, Keepalived, secure_dir, secure_executables
+from harness.peers.keepalived import Keepalived, secure_dir, secure_executables, vrrp_config
 from harness.peers.netns import Network, wait_for
 
 WEB1 = "192.168.8.101"
-CONFIG = """\
-global_defs {{
-    router_id lvs1
-{security}}}
-
+TRACKED = "    track_script {\n        chk_web1\n    }\n"
+SCRIPT = """
 vrrp_script chk_web1 {{
     script "{check} --url http://{web}/service.txt --digest {digest} --timeout 2"
     interval 3
-    fall 1
-    rise 1
-}}
-
-vrrp_instance VI_1 {{
-    state BACKUP
-    interface eth0
-    virtual_router_id 51
-    priority 100
-    advert_int 1
-    nopreempt
-    virtual_ipaddress {{
-        192.168.8.142/32 dev eth0
-    }}
-    track_script {{
-        chk_web1
-    }}
 }}
 """
 
@@ -60,8 +40,9 @@ def test_the_doctor_leaves_keepalived_alone_and_foresees_its_fault(tmp_path):
         wait_for(lambda: net["lvs1"].run(["python3", "-c", "import socket; socket.create_connection"
                                           f"(('{WEB1}', 80), 1)"]).returncode == 0, 10, interval=0.1,
                  what="web1")
-        ka = Keepalived(net["lvs1"], tmp_path / "ka", CONFIG.format(
-            security=SCRIPT_SECURITY, check=f"{bindir}/kachecks-http", web=WEB1, digest=MD5_SERVER1))
+        config = vrrp_config("lvs1", 100, "192.168.8.142", vrid=51, instance_extra=TRACKED)
+        config += SCRIPT.format(check=f"{bindir}/kachecks-http", web=WEB1, digest=MD5_SERVER1)
+        ka = Keepalived(net["lvs1"], tmp_path / "ka", config)
         ka.start()
         script_line = 1 + ka.conf.read_text().splitlines().index(
             f'    script "{bindir}/kachecks-http --url http://{WEB1}/service.txt --digest {MD5_SERVER1}'
