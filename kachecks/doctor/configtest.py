@@ -24,8 +24,8 @@ TIMEOUT = 60.0
 _PLACE = re.compile(r"^\((?:(?P<file>.*): )?Line (?P<line>\d+)\) (?P<message>.*)$")
 _VERSION = re.compile(r"Keepalived v(\d+)\.(\d+)\.(\d+)")
 _UNKNOWN = re.compile(r"Unknown keyword '([^']*)'")
-_NOT_EXECUTABLE = re.compile(r"not executable|cannot be accessed|not found|could not find script|"
-                             r"Cannot find script|Unable to access script", re.I)
+_NOT_EXECUTABLE = re.compile(r"not executable|cannot be accessed|not found/accessible|could not find script"
+                             r"|Cannot find script|Unable to access script", re.I)
 _INCLUDE = re.compile(r"config files? (missing|matched)|Some config files missing", re.I)
 _SECURITY = re.compile(r"SECURITY VIOLATION|Unsafe permissions|insecure|script_security|keepalived_script")
 

@@ -107,7 +107,47 @@ def check(config):
     found, shadows = [], []
     for top in config.nodes:
         _walk([top], keywords.root(), "top level", found, shadows, top)
-    return found, shadows
+    return found + references(config), shadows
+
+
+# What a vrrp_instance / vrrp_sync_group tracks, and the top-level blocks that define it.
+TRACKED = {"track_script": ("vrrp_script",), "track_process": ("vrrp_track_process",),
+           "track_file": ("track_file", "vrrp_track_file")}
+
+
+def references(config):
+    """Tracked names no block defines before them: keepalived ignores those entries.
+
+    keepalived resolves a track_script (track_file, track_process) name
+    against the blocks read so far, so a vrrp_script defined further down
+    the file is as good as missing.
+    """
+    found = []
+    defined = {kind: {} for kind in TRACKED}
+    later = {kind: {} for kind in TRACKED}
+    for top in config.nodes:
+        for kind, blocks in TRACKED.items():
+            if top.keyword in blocks and top.args:
+                later[kind].setdefault(top.args[0], top)
+    for top in config.nodes:
+        for kind, blocks in TRACKED.items():
+            if top.keyword in blocks and top.args:
+                defined[kind][top.args[0]] = top
+        if top.keyword not in ("vrrp_instance", "vrrp_sync_group"):
+            continue
+        for kind in TRACKED:
+            for tracked in top.children(kind):
+                for entry in tracked.block or ():
+                    name = entry.keyword
+                    if name in defined[kind]:
+                        continue
+                    block = TRACKED[kind][0]
+                    there = later[kind].get(name)
+                    why = (f"its {there.keyword} comes only later ({there.file}:{there.line})"
+                           if there is not None else f"no {block} {name} is defined")
+                    found.append(at(entry, ERROR, "syntax",
+                                    f"{kind} {name}: {why}: keepalived ignores this entry"))
+    return found
 
 
 def _walk(nodes, table, where, found, shadows, top):

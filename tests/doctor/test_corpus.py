@@ -13,9 +13,10 @@ import pytest
 from kachecks.doctor import configtest, syntax
 
 MARKER = re.compile(r"expect(?:\((?P<id>[\w.-]+)\))?: (?P<severity>error|warning) (?P<code>[a-z-]+)")
-PLANTED = ["typos", "includes", "definitions", "braces"]
+PLANTED = ["typos", "includes", "definitions", "braces", "order"]
 KEEPALIVED = configtest.find()
 UNKNOWN = re.compile(r"^\((?:(?P<file>.*): )?Line (?P<line>\d+)\) Unknown keyword '(?P<word>[^']*)'$")
+NOT_TRACKED = re.compile(r"^\((?:(?P<file>.*): )?Line (?P<line>\d+)\) \(\w+\) track \w+ \S+ not found")
 
 
 def expected(directory, config_id):
@@ -97,3 +98,14 @@ def test_keepalived_t_messages_are_merged_without_repeating_ours(doctor, corpus)
     merged = [f for f in run.findings if f["message"].startswith("keepalived ")]
     assert all(f["code"] == "syntax" for f in merged)
     assert f"keepalived {'.'.join(map(str, configtest.version(KEEPALIVED)))} -t exit" in run.stderr
+
+
+@pytest.mark.skipif(KEEPALIVED is None, reason="keepalived is not installed")
+def test_tracked_names_defined_too_late_are_where_keepalived_t_finds_them(doctor, corpus):
+    directory = corpus / "order"
+    said = subprocess.run([KEEPALIVED, "-t", "-f", "keepalived.conf"], cwd=directory,
+                          capture_output=True, text=True, timeout=60)
+    theirs = {int(m["line"]) for line in (said.stdout + said.stderr).splitlines()
+              if (m := NOT_TRACKED.match(line.strip()))}
+    run = doctor("--no-run", "-f", "keepalived.conf", cwd=directory)
+    assert theirs and {f["line"] for f in run.findings} == theirs

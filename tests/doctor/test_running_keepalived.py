@@ -41,7 +41,8 @@ def test_the_doctor_leaves_keepalived_alone_and_foresees_its_fault(tmp_path):
                                           f"(('{WEB1}', 80), 1)"]).returncode == 0, 10, interval=0.1,
                  what="web1")
         config = vrrp_config("lvs1", 100, "192.168.8.142", vrid=51, instance_extra=TRACKED)
-        config += SCRIPT.format(check=f"{bindir}/kachecks-http", web=WEB1, digest=MD5_SERVER1)
+        script = SCRIPT.format(check=f"{bindir}/kachecks-http", web=WEB1, digest=MD5_SERVER1)
+        config = config.replace("\nvrrp_instance", script + "\nvrrp_instance", 1)  # defined first
         ka = Keepalived(net["lvs1"], tmp_path / "ka", config)
         ka.start()
         script_line = 1 + ka.conf.read_text().splitlines().index(
@@ -57,7 +58,7 @@ def test_the_doctor_leaves_keepalived_alone_and_foresees_its_fault(tmp_path):
                 return done.returncode, json.loads(done.stdout), done.stderr
 
             code, findings, said = doctor()
-            assert (code, findings) == (0, []), said
+            assert (code, findings) == (0, []), (said, findings)
             assert "-t exit 0" in said
             assert ka.running() and ka.proc.pid == pid and ka.state("VI_1") == "MASTER"
             assert "Reload" not in ka.output()[len(logged):]
