@@ -46,8 +46,17 @@ class CommandError(Exception):
     """keepalived cannot split this script line (it drops the script)."""
 
 
+_QUOTED_WORD = re.compile(r"""(?:'[^']*'|"[^"]*"|[^ \t\f\n\r\v'"])+""")
+_QUOTES = re.compile(r"'([^']*)'|" + r'"([^"]*)"')
+
+
 def split_command(text, escapes=True, hex_digits=2):
     """keepalived's alloc_strvec_quoted_escaped: words, '…'/"…" groups, C escapes."""
+    if "\\" not in text:  # the common case, without a character-by-character walk
+        found = _QUOTED_WORD.findall(text)
+        if not _QUOTED_WORD.sub("", text).strip(_BLANK):
+            return [_QUOTES.sub(lambda m: m.group(1) if m.group(1) is not None else m.group(2), w)
+                    for w in found]
     words = []
     i, n = 0, len(text)
     while True:
@@ -384,9 +393,14 @@ def insecure_components(path):
 
 
 def audit(scripts, users, config):
-    """not-executable and script-security findings for ``scripts``."""
+    """not-executable and script-security findings for ``scripts``.
+
+    A configuration runs the same few programs for every real server, so
+    each (program, user) is judged once.
+    """
     findings = []
     root_scripts = []
+    judged = {}
     for script in scripts:
         if script.argv is None:
             findings.append(at(script.node, ERROR, "not-executable", script.problem))
@@ -398,13 +412,13 @@ def audit(scripts, users, config):
         if who is None:
             findings.append(at(script.node, ERROR, "not-executable", f"{program}: {why}: {script.disabled}"))
             continue
-        resolved, problems = _program_findings(script, program, who)
-        findings += problems
-        if resolved is None:
-            continue
-        if who.uid == 0 or who.gid == 0 or _setid_root(resolved):
+        key = (program, who.uid, who.gid, who.name, who.how, script.disabled)
+        if key not in judged:
+            judged[key] = _judge(program, who, script.disabled, users.security)
+        as_root, problems = judged[key]
+        findings += [at(script.node, *problem) for problem in problems]
+        if as_root:
             root_scripts.append(script)
-            findings += _security_findings(script, program, resolved, users)
     if root_scripts and not users.security:
         first = root_scripts[0]
         findings.append(at(first.node, WARNING, "script-security",
@@ -414,69 +428,64 @@ def audit(scripts, users, config):
     return findings
 
 
-def _program_findings(script, program, who):
-    """(real path or None, findings) for the program of ``script``."""
-    findings = []
-    node = script.node
+def _judge(program, who, disabled, security):
+    """(runs as root?, [(severity, code, message)]) for ``program`` run by ``who``."""
+    problems = []
     if "/" not in program:
         found = find_program(program)
         if found is None:
-            return None, [at(node, ERROR, "not-executable",
-                             f"{program}: not found in keepalived's PATH ({SERVICE_PATH}):"
-                             " " + script.disabled)]
-        findings.append(at(node, WARNING, "not-executable",
-                           f"{program} is not a full path: keepalived finds {found} by path search;"
-                           " write the full path"))
+            return False, [(ERROR, "not-executable", f"{program}: not found in keepalived's PATH"
+                                                     f" ({SERVICE_PATH}): {disabled}")]
+        problems.append((WARNING, "not-executable", f"{program} is not a full path: keepalived finds"
+                                                    f" {found} by path search; write the full path"))
         program = found
     try:
         real = os.path.realpath(program, strict=True)
         st = os.stat(real)
     except OSError as exc:
-        return None, findings + [at(node, ERROR, "not-executable",
-                                    f"{program}: {exc.strerror}: {script.disabled}")]
+        return False, problems + [(ERROR, "not-executable", f"{program}: {exc.strerror}: {disabled}")]
     if not stat.S_ISREG(st.st_mode):
-        return None, findings + [at(node, ERROR, "not-executable",
-                                    f"{program} is not a regular file: {script.disabled}")]
+        return False, problems + [(ERROR, "not-executable", f"{program} is not a regular file: {disabled}")]
     if not can_execute(st, who):
-        return None, findings + [at(node, ERROR, "not-executable",
-                                    f"{program} is not executable by {who.name} ({who.uid}:{who.gid},"
-                                    f" {who.how}): {script.disabled}")]
+        return False, problems + [(ERROR, "not-executable",
+                                   f"{program} is not executable by {who.name} ({who.uid}:{who.gid},"
+                                   f" {who.how}): {disabled}")]
     problem = exec_problem(real)
     if problem is not None:
-        findings.append(at(node, ERROR, "not-executable", f"{program} {problem}"))
-    return real, findings
+        problems.append((ERROR, "not-executable", f"{program} {problem}"))
+    if not (who.uid == 0 or who.gid == 0 or _setid_root(st)):
+        return False, problems
+    bad = _insecure(program, real)
+    if bad:
+        listed = "; ".join(f"{c} {why}" for c, why in bad)
+        if security:
+            problems.append((ERROR, "script-security", f"{program} runs as root but {listed}: under"
+                                                       f" enable_script_security {disabled}"))
+        else:
+            problems.append((WARNING, "script-security",
+                             f"{program} runs as root but {listed}: anyone who can write there runs"
+                             " code as root (enable_script_security would disable it)"))
+    return True, problems
 
 
-def _setid_root(path):
-    st = os.stat(path)
+def _setid_root(st):
     return ((st.st_uid == 0 and st.st_mode & stat.S_ISUID and st.st_mode & stat.S_IXUSR)
             or (st.st_gid == 0 and st.st_mode & stat.S_ISGID and st.st_mode & stat.S_IXGRP))
 
 
-def _security_findings(script, program, real, users):
-    """Path components keepalived refuses for a script run as root."""
-    configured = program if os.path.isabs(program) else find_program(program)
-    # keepalived checks the configured name in the resolved directory, then the real file.
-    directory = os.path.dirname(real)
-    named = os.path.join(directory, os.path.basename(configured))
+def _insecure(program, real):
+    """Path components keepalived refuses for a script run as root: it checks the
+    configured name in the resolved directory (when that is the same file), then the file."""
+    named = os.path.join(os.path.dirname(real), os.path.basename(program))
     paths = [named if _same_file(named, real) else real]
     if paths[0] != real:
         paths.append(real)
     bad = []
     for path in paths:
-        for component, why in insecure_components(path):
-            if (component, why) not in bad:
-                bad.append((component, why))
-    if not bad:
-        return []
-    listed = "; ".join(f"{c} {why}" for c, why in bad)
-    if users.security:
-        return [at(script.node, ERROR, "script-security",
-                   f"{program} runs as root but {listed}: under enable_script_security"
-                   f" {script.disabled}")]
-    return [at(script.node, WARNING, "script-security",
-               f"{program} runs as root but {listed}: anyone who can write there runs code as root"
-               " (enable_script_security would disable it)")]
+        for problem in insecure_components(path):
+            if problem not in bad:
+                bad.append(problem)
+    return bad
 
 
 def _same_file(a, b):
