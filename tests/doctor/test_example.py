@@ -18,7 +18,8 @@ from harness.peers.keepalived import secure_dir
 from harness.peers.netns import cleanup, create_namespace
 from kachecks.doctor import configtest
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "packaging/debian/examples/keepalived.conf"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "packaging/debian/examples/keepalived.conf"
 EXECUTABLES = ("kachecks", "kachecks-http", "kachecks-tcp", "kachecks-ldap")
 PREFIX = f"kcdoc{os.getpid()}"
 
@@ -55,6 +56,17 @@ def test_the_shipped_example_is_clean_keepalived_t_included(director):
     assert "0 errors, 0 warnings" in stderr and "-t exit 0" in stderr
 
 
+@pytest.mark.skipif(configtest.find() is None, reason="keepalived is not installed")
+def test_the_readme_s_keepalived_conf_is_clean_too(director, tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(readme.split("### keepalived.conf, the reference deployment\n\n```\n", 1)[1]
+                    .split("```", 1)[0])
+    code, findings, stderr = director("--no-run", "-f", conf)
+    assert "virtual_server 192.168.8.142 80" in conf.read_text()
+    assert (code, findings) == (0, []), stderr
+
+
 def test_the_shipped_example_run_against_absent_servers_only_warns(director):
     """No real server answers in the namespace: a warning each, never an error."""
     code, findings, stderr = director("--no-keepalived", "-f", EXAMPLE)
@@ -66,11 +78,11 @@ def test_the_shipped_example_run_against_absent_servers_only_warns(director):
     assert all("192.168.8.10" in f["message"] for f in findings)
 
 
-def test_the_example_with_kachecks_missing_says_so(doctor):
-    """The same file on a director without kachecks: every program is missing."""
-    if all(os.path.exists(f"/usr/bin/{name}") for name in EXECUTABLES):
-        pytest.skip("kachecks is installed in /usr/bin here")
-    run = doctor("--no-run", "-f", EXAMPLE)
+def test_the_example_where_kachecks_is_not_installed_says_so(doctor, tmp_path):
+    """The same file with its programs where nothing is installed: every one is missing."""
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(EXAMPLE.read_text().replace("/usr/bin/", f"{tmp_path}/usr/bin/"))
+    run = doctor("--no-run", "-f", conf)
     assert run.code == 1
-    assert {f["code"] for f in run.findings} == {"not-executable"}
+    assert {(f["severity"], f["code"]) for f in run.findings} == {("error", "not-executable")}
     assert len(run.findings) == 10  # 5 checks and 5 notify lines
