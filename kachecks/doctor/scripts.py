@@ -20,11 +20,10 @@ from kachecks.doctor.findings import ERROR, WARNING, at
 SERVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SCRIPT_USER = "keepalived_script"
 
-# keyword -> (blocks it appears in, extra arguments keepalived appends)
 NOTIFY_KEYWORDS = ("notify", "notify_master", "notify_backup", "notify_fault", "notify_stop",
                    "notify_deleted", "notify_master_rx_lower_pri")
-FIFO_SCRIPTS = ("notify_fifo_script", "vrrp_notify_fifo_script", "lvs_notify_fifo_script")
-GLOBAL_SCRIPTS = FIFO_SCRIPTS + ("startup_script", "shutdown_script")
+GLOBAL_SCRIPTS = ("notify_fifo_script", "vrrp_notify_fifo_script", "lvs_notify_fifo_script",
+                  "startup_script", "shutdown_script")
 
 _SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "E": "\x1b", "f": "\f", "n": "\n", "r": "\r", "t": "\t",
                    "v": "\v"}
@@ -123,28 +122,24 @@ def _escape(text, i, word, hex_digits):
 class Script:
     """One program keepalived would run, and the settings it runs under.
 
-    ``keyword``: misc_path, script, notify_up… (on ``node``); ``owner``: the
-    block holding it (MISC_CHECK, vrrp_script, vrrp_instance…). ``argv`` is
+    ``keyword``: misc_path, script, notify_up… (on ``node``). ``argv`` is
     None when keepalived cannot split the line (``problem`` says why).
     ``user``: (user, group) given for this script, or None for the default.
     ``timeout``: seconds before keepalived kills it, with the node that set it.
     """
 
-    __slots__ = ("keyword", "node", "owner", "argv", "problem", "user", "timeout", "timeout_node",
-                 "dynamic", "appended")
+    __slots__ = ("keyword", "node", "argv", "problem", "user", "timeout", "timeout_node", "dynamic")
 
-    def __init__(self, keyword, node, owner, argv, problem=None, user=None, timeout=None,
-                 timeout_node=None, dynamic=None, appended=0):
+    def __init__(self, keyword, node, argv, problem=None, user=None, timeout=None,
+                 timeout_node=None, dynamic=None):
         self.keyword = keyword
         self.node = node
-        self.owner = owner
         self.argv = argv
         self.problem = problem
         self.user = user
         self.timeout = timeout
         self.timeout_node = timeout_node
         self.dynamic = dynamic  # MISC_CHECK: misc_dynamic given (None elsewhere)
-        self.appended = appended  # arguments keepalived appends (the generic notify: 4)
 
     @property
     def disabled(self):
@@ -197,17 +192,16 @@ def collect(config, dialect):
     """Every Script the configuration makes keepalived run, in file order."""
     found = []
 
-    def add(keyword, node, owner, **kw):
+    def add(keyword, node, **kw):
         argv, problem = script_argv(node, dialect)
-        found.append(Script(keyword, node, owner, argv, problem, **kw))
+        found.append(Script(keyword, node, argv, problem, **kw))
 
     for top in config.nodes:
         block = top.block or ()
         if top.keyword == "global_defs":
             for node in block:
                 if node.keyword in GLOBAL_SCRIPTS:
-                    add(node.keyword, node, node.keyword, user=_line_user(node, dialect, 2),
-                        appended=1 if node.keyword in FIFO_SCRIPTS else 0)
+                    add(node.keyword, node, user=_line_user(node, dialect, 2))
         elif top.keyword == "vrrp_script":
             node = top.child("script")
             if node is not None:
@@ -216,13 +210,12 @@ def collect(config, dialect):
                 timeout = seconds(top.value("timeout"))
                 if not timeout:
                     timeout, timeout_node = interval, top.child("interval")
-                add("script", node, "vrrp_script", user=_block_user(top), timeout=timeout,
+                add("script", node, user=_block_user(top), timeout=timeout,
                     timeout_node=timeout_node)
         elif top.keyword in ("vrrp_instance", "vrrp_sync_group"):
             for node in block:
                 if node.keyword in NOTIFY_KEYWORDS and node.args:
-                    add(node.keyword, node, top.keyword, user=_line_user(node, dialect, 2),
-                        appended=4 if node.keyword == "notify" else 0)
+                    add(node.keyword, node, user=_line_user(node, dialect, 2))
         elif top.keyword == "virtual_server":
             _collect_virtual_server(top, add, dialect)
     return found
@@ -233,12 +226,12 @@ def _collect_virtual_server(vs, add, dialect):
     delay_node = vs.child("delay_loop")
     for node in vs.block or ():
         if node.keyword in ("quorum_up", "quorum_down") and node.args:
-            add(node.keyword, node, "virtual_server", user=_line_user(node, dialect, 2))
+            add(node.keyword, node, user=_line_user(node, dialect, 2))
         if node.keyword != "real_server":
             continue
         for inner in node.block or ():
             if inner.keyword in ("notify_up", "notify_down") and inner.args:
-                add(inner.keyword, inner, "real_server", user=_line_user(inner, dialect, 2))
+                add(inner.keyword, inner, user=_line_user(inner, dialect, 2))
             elif inner.keyword == "MISC_CHECK":
                 path = inner.child("misc_path")
                 if path is None:
@@ -248,7 +241,7 @@ def _collect_virtual_server(vs, add, dialect):
                 if not timeout:
                     # keepalived: 0 or unset means the virtual server's delay_loop
                     timeout, timeout_node = delay_loop, delay_node
-                add("misc_path", path, "MISC_CHECK", user=_block_user(inner), timeout=timeout,
+                add("misc_path", path, user=_block_user(inner), timeout=timeout,
                     timeout_node=timeout_node, dynamic=inner.has("misc_dynamic"))
 
 

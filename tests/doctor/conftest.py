@@ -30,9 +30,12 @@ class Run:
         return f"Run(code={self.code}, stdout={self.stdout!r}, stderr={self.stderr!r})"
 
 
-def run_doctor(*args, cwd=None, as_json=True, keepalived=False, timeout=120, prefix=()):
-    """``kachecks doctor ARGS`` (``--json``, and ``--no-keepalived`` unless asked for)."""
-    argv = [*prefix, *cli.command("kachecks"), "doctor", *map(str, args)]
+def run_doctor(*args, cwd=None, as_json=True, keepalived=False, timeout=120, prefix=(), command=None):
+    """``kachecks doctor ARGS`` (``--json``, and ``--no-keepalived`` unless asked for).
+
+    ``command``: how to start kachecks (default: the console script under test).
+    """
+    argv = [*prefix, *(command or cli.command("kachecks")), "doctor", *map(str, args)]
     if as_json:
         argv.append("--json")
     if not keepalived:
@@ -44,7 +47,7 @@ def run_doctor(*args, cwd=None, as_json=True, keepalived=False, timeout=120, pre
 
 @pytest.fixture
 def doctor():
-    """doctor(*args, cwd=None, as_json=True, keepalived=False, prefix=()) -> Run."""
+    """doctor(*args, cwd=None, as_json=True, keepalived=False, prefix=(), command=None) -> Run."""
     return run_doctor
 
 
