@@ -82,14 +82,15 @@ def test_blocks_nest_and_every_node_keeps_its_line(write):
     assert config.nodes[1].end == (str(path), 8)
 
 
-def test_includes_are_relative_to_the_including_file_and_keep_their_own_lines(tmp_path, write):
+def test_includes_are_relative_to_the_including_file_and_keep_their_own_lines(tmp_path, write,
+                                                                            monkeypatch):
     write("etc/keepalived.conf", "global_defs {\n}\ninclude conf.d/*.conf\n")
     write("etc/conf.d/b.conf", "\n\nvrrp_script chk {\n  include ../scripts/chk.inc\n}\n")
     write("etc/conf.d/a.conf", "vrrp_instance VI_1 {\n}\n")
     write("etc/scripts/chk.inc", "# the script line\n  script /usr/bin/true\n")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    os.chdir(elsewhere)  # keepalived resolves includes from the file, not the cwd
+    monkeypatch.chdir(elsewhere)  # keepalived resolves includes from the file, not the cwd
     config = reader.read(str(tmp_path / "etc/keepalived.conf"), "lvs1")
     etc = tmp_path / "etc"
     assert config.files == [str(etc / "keepalived.conf"), str(etc / "conf.d/a.conf"),
