@@ -21,6 +21,7 @@ CLICK_COMMANDS = {
     "fifo": ("kachecks.notify.commands", "fifo"),
     "spool": ("kachecks.notify.commands", "spool"),
     "worker": ("kachecks.worker.server", "worker"),
+    "doctor": ("kachecks.doctor.cli", "doctor"),
 }
 
 
