@@ -11,8 +11,14 @@ Under --nagios, -w/-c ranges (the monitoring-plugins syntax) on the result's
 main figure turn a healthy run into WARNING or CRITICAL.
 """
 
-from kachecks.checks.weight import clamp
 from kachecks.status import ExitCode
+
+MAX_WEIGHT = ExitCode.DYNAMIC_MAX - ExitCode.DYNAMIC_BASE  # exit codes stop at 255
+
+
+def clamp(weight):
+    """A weight as --dynamic can report it: 0..MAX_WEIGHT."""
+    return max(0, min(MAX_WEIGHT, int(weight)))
 
 UP, DOWN, DRAIN = "UP", "DOWN", "DRAIN"
 
