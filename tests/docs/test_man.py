@@ -2,6 +2,7 @@
 every option an entry of its own, examples and snippets line for line."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,18 +20,21 @@ MAN_FROM_HELP = REPO / "packaging/debian/man-from-help"
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory):
     """name -> rendered text of each executable's page, built from this tree's --help."""
-    out = tmp_path_factory.mktemp("man")
-    rendered = {}
+    debian = tmp_path_factory.mktemp("debian")  # laid out as the package build has it
+    shutil.copytree(REPO / "packaging/debian/man-include", debian / "man-include")
+    out = debian / "man"
+    out.mkdir()
+    env = {**os.environ, "PATH": f"{bin_dir()}:{os.environ['PATH']}"}
     for name in executables():
-        page = out / f"{name}.1"
-        env = {**os.environ, "PATH": f"{bin_dir()}:{os.environ['PATH']}"}
-        with page.open("w") as f:
+        with (out / f"{name}.1").open("w") as f:
             subprocess.run([sys.executable, MAN_FROM_HELP, bin_dir() / name, "0.1.0",
-                            REPO / f"packaging/debian/man-include/{name}.h2m"],
+                            debian / f"man-include/{name}.h2m"],
                            stdout=f, check=True, env=env, timeout=120)
+    rendered = {}
+    for page in sorted(out.glob("*.1")):
         text, warnings = render_man(page)
-        assert warnings == "", (name, warnings)
-        rendered[name] = text
+        assert warnings == "", (page.name, warnings)
+        rendered[page.stem] = text
     return rendered
 
 
