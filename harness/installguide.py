@@ -60,7 +60,8 @@ wait_until 60 "mail delivered (spool empty)" spool_empty
     "checks-run-as-keepalived_script": """\
 wait_until 30 "VIP on lvs1's eth0" vip_up
 state_dir=/tmp/kachecks-$(id -u keepalived_script)
-wait_until 30 "check run as keepalived_script" sh -c "ls $state_dir/*.state"
+wait_until 30 "check run as keepalived_script" sh -c "ls $state_dir/*.state" \\
+    || { ls -ld "$state_dir" >&2; false; }
 [ "$(stat -c %U "$state_dir")" = keepalived_script ]
 wait_until 60 "mail delivered (spool empty)" spool_empty
 """,
