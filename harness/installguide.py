@@ -65,6 +65,28 @@ wait_until 30 "check run as keepalived_script" sh -c "ls $state_dir/*.state" \\
 [ "$(stat -c %U "$state_dir")" = keepalived_script ]
 wait_until 60 "mail delivered (spool empty)" spool_empty
 """,
+    # What `git pull` of the next release brings: the version one step up, everywhere.
+    "new-release": """\
+old=$(sed -n 's/^__version__ = "\\(.*\\)"$/\\1/p' kachecks/__init__.py)
+new=$old+guide1
+sed -i 's/^__version__ = .*/__version__ = "'"$new"'"/' kachecks/__init__.py
+sed -i '0,/^version = .*/s//version = "'"$new"'"/' pyproject.toml
+when=$(( $(dpkg-parsechangelog -l packaging/debian/changelog -S Timestamp) + 1 ))
+[ "$(date +%s)" -lt "$when" ] || when=$(date +%s)
+{
+    printf 'kachecks (%s) unstable; urgency=medium\\n\\n  * The next release.\\n\\n' "$new"
+    printf ' -- %s  %s\\n\\n' "$(dpkg-parsechangelog -l packaging/debian/changelog -S Maintainer)" \\
+        "$(date -R -u -d "@$when")"
+    cat packaging/debian/changelog
+} > /tmp/changelog
+mv /tmp/changelog packaging/debian/changelog
+""",
+    "upgraded": """\
+[ "$(dpkg-query -W -f '${Version}' kachecks)" = "$new" ]
+grep -q '^host = "RELAY"$' /etc/kachecks/kachecks.toml
+[ ! -e /etc/kachecks/kachecks.toml.dpkg-dist ]
+[ "$(stat -c %a /etc/kachecks/kachecks.toml)" = 640 ]
+""".replace("RELAY", RELAY),
 }
 
 AFTER = """\

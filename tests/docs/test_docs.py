@@ -118,7 +118,7 @@ def test_the_install_guide_is_commands_and_markers_in_order():
     steps = guide_steps((REPO / "docs/install.md").read_text())
     kinds = [kind for kind, _ in steps]
     assert [text for kind, text in steps if kind == "marker"] == [
-        "director-running", "checks-run-as-keepalived_script"]
+        "director-running", "checks-run-as-keepalived_script", "new-release", "upgraded"]
     commands = "".join(text for kind, text in steps if kind == "sh")
     order = ["apt-get update", "scripts/build-deb", "apt-get install ./packaging/out/",
              "/etc/kachecks/kachecks.toml", "keepalived -t", "systemctl restart keepalived",
