@@ -129,7 +129,7 @@ keepalived.conf (reference deployment, lvs1/lvs2):
 Examples:
   kachecks notify INSTANCE VI_1 MASTER 100
   kachecks notify GROUP G1 BACKUP 0
-  kachecks notify RS [192.168.8.101]:tcp:80 [192.168.8.100]:tcp:80 DOWN
+  kachecks notify RS [192.168.8.101]:tcp:80 [192.168.8.142]:tcp:80 DOWN
   kachecks notify --config /tmp/test.toml INSTANCE VI_1 FAULT 100
 
 Exit status: 0 once the event is spooled (delivery runs detached and
@@ -181,8 +181,8 @@ keepalived.conf (reference deployment):
 keepalived appends the FIFO path. Lines understood:
   INSTANCE "VI_1" MASTER 100
   GROUP "G1" BACKUP 0
-  VS [192.168.8.100]:tcp:80 UP
-  RS [192.168.8.101]:tcp:80 [192.168.8.100]:tcp:80 DOWN
+  VS [192.168.8.142]:tcp:80 UP
+  RS [192.168.8.101]:tcp:80 [192.168.8.142]:tcp:80 DOWN
   RS [192.168.8.101]:tcp:80 FWM 5 UP
 
 \b

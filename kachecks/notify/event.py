@@ -89,7 +89,7 @@ def _lvs(kind, rest, raw, source):
         name, vs = rest[0], " ".join(rest[1:-1]) or None
     else:
         if len(rest) < 2:
-            raise EventError("VS needs the virtual server and a STATE, e.g. VS [192.168.8.100]:tcp:80 UP")
+            raise EventError("VS needs the virtual server and a STATE, e.g. VS [192.168.8.142]:tcp:80 UP")
         name, vs = " ".join(rest[:-1]), None
     return make(kind, name, _state(rest[-1]), None, vs, raw, source)
 

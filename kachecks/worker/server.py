@@ -176,7 +176,7 @@ def _command():
 Examples:
   kachecks worker                                 # root-only socket
   kachecks worker --group keepalived_script       # for checks run as that user
-  KACHECKS_WORKER_SOCKET=/run/kachecks/worker.sock kachecks-ldap --uri ldap://192.168.8.111 ...
+  KACHECKS_WORKER_SOCKET=/run/kachecks/worker.sock kachecks-ldap --uri ldap://192.168.8.101 ...
 """)
     @click.option("--socket", "path", metavar="PATH", default=None,
                   help=f"listen here (default $KACHECKS_WORKER_SOCKET or {socket_path()})")
