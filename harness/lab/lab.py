@@ -128,7 +128,8 @@ class Lab(TornDown):
 
     # -- pieces ------------------------------------------------------------
     def use_secure_bindir(self):
-        """keepalived runs scripts only from a root-owned, non-writable path (interfaces §3.7).
+        """keepalived runs scripts only from a root-owned, non-writable path
+        (docs/reference.md, "Script security").
 
         A checkout elsewhere (a user's home, a group-writable CI workspace) gets
         one-line exec wrappers in the lab's own directory instead.

@@ -1,4 +1,4 @@
-"""``kachecks notify``, ``kachecks fifo`` and ``kachecks spool`` (SPEC §4).
+"""``kachecks notify``, ``kachecks fifo`` and ``kachecks spool`` (docs/notifications.md).
 
 ``notify`` runs in the process keepalived waits for (and SIGKILLs for STOP
 after 1 s): it parses, spools durably, logs, starts a detached deliverer and

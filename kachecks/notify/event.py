@@ -11,7 +11,7 @@ import time
 TYPES = ("INSTANCE", "GROUP", "RS", "VS")
 STATE_RE = re.compile(r"[A-Z][A-Z0-9_]*|\{UNKNOWN\}")
 
-# interfaces §5.3: the VRRP name is quoted and NOT escaped, so anchor the tail.
+# docs/reference.md, "FIFO lines": the VRRP name is quoted and NOT escaped, so anchor the tail.
 VRRP_LINE = re.compile(r'(INSTANCE|GROUP) "(.*)" (\S+) (-?\d+)')
 # RS <[ip]:proto:port> <vs> STATE ; <vs> may be "FWM 5" (5 tokens) or [grp]:port.
 RS_LINE = re.compile(r"RS (\[[^\]]*\]:\S+) (.+) (\S+)")
@@ -114,7 +114,7 @@ def from_argv(args):
 
 
 def from_fifo_line(line):
-    """One FIFO line (interfaces §5.3), without its newline or a trailing NUL."""
+    """One FIFO line (docs/reference.md, "FIFO lines"), without its newline or a trailing NUL."""
     line = line.rstrip("\r\n\0").rstrip("\n")
     match = VRRP_LINE.fullmatch(line)
     if match:

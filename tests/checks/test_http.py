@@ -1,4 +1,5 @@
-"""kachecks-http against real local servers: every test option, every failure (SPEC §2.1)."""
+"""kachecks-http against real local servers: every test option, every failure
+(docs/reference.md, "kachecks-http")."""
 
 import hashlib
 import subprocess

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.docs import anchors, broken_links, every_command, guide_steps, links, long_options
+from harness.docs import anchors, broken_links, every_command, guide_steps, links, long_options, slug
 from harness.entrypoints import names as executables
 from harness.lab import reference as lab
 from harness.peers.cli import run
@@ -136,3 +136,35 @@ def test_the_guide_installs_every_build_dependency():
     install = next(text for kind, text in guide_steps((REPO / "docs/install.md").read_text())
                    if kind == "sh" and "build-essential" in text)
     assert wanted | {"build-essential", "git"} <= set(install.split())
+
+
+CITATION = re.compile(r'(docs/[\w-]+\.md), "([^"]+)"(?:[^"\n]{0,20}? and "([^"]+)")?')
+SOURCES = ["kachecks", "tests", "harness", "scripts", "packaging", "docs", "README.md"]
+
+
+def source_texts():
+    for top in SOURCES:
+        path = REPO / top
+        for file in [path] if path.is_file() else sorted(path.rglob("*")):
+            if file.is_file() and file.suffix in ("", ".py", ".md", ".h2m", ".conf", ".cfg", ".toml"):
+                yield file, file.read_text(errors="replace")
+
+
+def test_code_and_docs_cite_only_what_the_repository_holds():
+    outside = ("SPEC " + "§", "interfaces " + "§", "keepalived-" + "interfaces.md", "../" + "shared")
+    found = [(str(f.relative_to(REPO)), word) for f, text in source_texts()
+             for word in outside if word in text]
+    assert found == []
+
+
+def test_every_cited_section_of_the_docs_exists():
+    cited = 0
+    for file, text in source_texts():
+        for match in CITATION.finditer(text):
+            page = REPO / match.group(1)
+            assert page.exists(), (file, match.group(0))
+            headings = anchors(page.read_text())
+            for title in filter(None, match.group(2, 3)):
+                cited += 1
+                assert slug(title) in headings, (str(file.relative_to(REPO)), match.group(0))
+    assert cited >= 20

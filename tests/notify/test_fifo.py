@@ -18,7 +18,8 @@ def fifo_path(tmp_path):
 
 
 class Keepalived:
-    """The writing side: O_RDWR|O_NONBLOCK, one write() per line (interfaces §5.4)."""
+    """The writing side: O_RDWR|O_NONBLOCK, one write() per line
+    (docs/reference.md, "FIFO lines")."""
 
     def __init__(self, path):
         self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
