@@ -471,8 +471,9 @@ def reference_tree():
 
 def csn(when, sid=1, count=0):
     """A CSN as slapd writes it: ``YYYYmmddHHMMSS.uuuuuuZ#count#sid#000000``."""
-    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(int(when)))
-    return f"{stamp}.{int(round(when % 1 * 1e6)) % 1000000:06d}Z#{count:06x}#{sid:03x}#000000"
+    seconds, micros = divmod(round(when * 1_000_000), 1_000_000)
+    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(seconds))
+    return f"{stamp}.{micros:06d}Z#{count:06x}#{sid:03x}#000000"
 
 
 def replicated_tree(sid=1, when=None):
