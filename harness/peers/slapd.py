@@ -317,14 +317,14 @@ class Slapd:
         return sorted(line.split(": ", 1)[1] for line in done.stdout.splitlines()
                       if line.startswith("contextCSN: "))
 
-    def write(self):
-        """Change one value on SERVERS_BASE; returns the CSN of that change.
+    def write(self, dn=SERVERS_BASE):
+        """Change the description of ``dn``; returns the CSN of that change.
 
         On a provider the change gets this server's ID; the CSN is its
         contextCSN value for that ID afterwards.
         """
         before = set(self.context_csn())
-        self.set_attribute(SERVERS_BASE, "description", f"changed at {time.time():.6f}")
+        self.set_attribute(dn, "description", f"changed at {time.time():.6f}")
         new = [csn for csn in self.context_csn() if csn not in before]
         if len(new) != 1:
             raise SlapdError(f"expected one new contextCSN value, got {new}")
@@ -541,9 +541,9 @@ class Replication:
         for server in self.servers:
             server.stop()
 
-    def write(self, provider=None):
-        """A change on ``provider`` (default: the first); returns its CSN."""
-        return (provider or self.providers[0]).write()
+    def write(self, provider=None, dn=SERVERS_BASE):
+        """A change of ``dn`` on ``provider`` (default: the first); returns its CSN."""
+        return (provider or self.providers[0]).write(dn)
 
     def wait_for(self, server, csn, within=10.0):
         server.has(csn, within)

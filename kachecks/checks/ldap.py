@@ -29,6 +29,8 @@ STARTTLS_OID = "1.3.6.1.4.1.1466.20037"
 DEFAULT_PORTS = {"ldap": 389, "ldaps": 636}
 LDAP3_SCOPES = {"base": "BASE", "one": "LEVEL", "sub": "SUBTREE"}
 
+CHANGES_LIMIT = 50  # entries a window search for changes a replica lacks may return
+
 # LDAP result codes (RFC 4511 §4.1.9) that get a message of their own.
 SIZE_LIMIT_EXCEEDED = 4
 REFERRAL = 10
@@ -388,7 +390,7 @@ def probe(target, deadline):
     With --provider, the replication freshness too (kachecks.checks.replication).
     """
     if target.providers:
-        return replication.probe(target, deadline, _probe, _read_context_csn)
+        return replication.probe(target, deadline, _probe, _read_context_csn, _changes)
     return _probe(target, deadline)
 
 
@@ -503,6 +505,22 @@ def _context_csn(session, conn):
         return base, []
     session.enter("contextCSN")
     return suffix, _read_attribute(session, conn, suffix, "contextCSN")[1]
+
+
+def _changes(server, deadline, dn, low, high):
+    """entryCSN values of entries under ``dn`` on ``server`` last changed between the
+    CSNs ``low`` and ``high`` (at most CHANGES_LIMIT: any one is evidence)."""
+    import ldap3
+
+    def read(session, conn):
+        session.enter("entryCSN search")
+        conn.search(dn, f"(&(entryCSN>={low})(entryCSN<={high}))", search_scope=ldap3.SUBTREE,
+                    attributes=["entryCSN"], size_limit=CHANGES_LIMIT,
+                    dereference_aliases=ldap3.DEREF_NEVER)
+        entries = [r for r in conn.response or () if r.get("type") == "searchResEntry"]
+        return [_text(v) for v in _values(entries, "entryCSN")]
+
+    return _run(_Session(server, deadline), read)
 
 
 def _read_attribute(session, conn, dn, attribute):

@@ -14,6 +14,13 @@ change. LTB's check_ldap_syncrepl_status reports ``provider CSN - consumer
 CSN`` instead, which calls a consumer a day behind during the 100 ms after
 the first write that follows a quiet day.
 
+The newest change alone cannot tell that quiet day from a consumer stopped
+for hours behind a provider that writes every second (its newest change is
+always young). When the checked server's own CSN of a SID is older than
+--max-lag, one more search asks the provider for entries changed between
+that CSN and ``now - --max-lag``: any such change it lacks is older than
+--max-lag, and its age becomes the figure.
+
 The checked server's contextCSN and each provider's are read on threads of
 their own while the check's search runs on the calling thread, every one
 under the run's single deadline: a provider costs no more than its slowest
@@ -171,17 +178,39 @@ class _Reader:
         return value
 
 
-def probe(target, deadline, search, read):
-    """The check's own ``search`` (a Result) and the freshness verdict folded into it.
+def probe(target, deadline, search, read, find):
+    """The check's own ``search`` (a Result) with the freshness verdict folded in.
 
-    ``read(server, deadline)`` -> (dn, contextCSN values) for the checked
-    server and for each of ``target.providers``.
+    ``read(server, deadline)`` -> (dn, contextCSN values), for the checked
+    server and each of ``target.providers``, all at once; then, only where
+    the contextCSNs cannot tell, ``find(provider, deadline, dn, low, high)``
+    -> entryCSN values of the provider's changes in that window.
     """
     readers = [_Reader(read, server, deadline) for server in (target, *target.providers)]
     result = search(target, deadline)  # a failure raises: the readers end by the deadline
     outcomes = [reader.outcome(deadline) for reader in readers]
-    return judge(target, result, outcomes[0], list(zip(target.providers, outcomes[1:])),
-                 time.time())
+    freshness = Freshness(target, outcomes[0], list(zip(target.providers, outcomes[1:])),
+                          time.time())
+    for provider, dn, low, high in freshness.windows():
+        try:
+            freshness.found(provider, find(provider, deadline, dn, low, high))
+        except ProbeFailure as exc:  # the contextCSNs' verdict stands
+            freshness.details.append(f"{url_of(provider)}: changes not searched: {exc}")
+    return freshness.judge(result)
+
+
+def judge(target, result, consumer, providers, now, changes=()):
+    """The Result of a run whose search gave ``result``, with its freshness judged.
+
+    ``consumer``: (dn, values) read from the checked server, or a
+    ProbeFailure; ``providers``: (provider target, (dn, values) or
+    ProbeFailure) pairs; ``now``: Unix time the staleness is measured at;
+    ``changes``: (provider target, entryCSN values) a window search found.
+    """
+    freshness = Freshness(target, consumer, providers, now)
+    for provider, values in changes:
+        freshness.found(provider, values)
+    return freshness.judge(result)
 
 
 # --- judging ---------------------------------------------------------------
@@ -199,26 +228,40 @@ def _limit(seconds):
     return f"{seconds:g} s"
 
 
+def csn_at(when, sid=0xFFF):
+    """The greatest CSN of server ``sid`` at Unix time ``when`` (a window's end)."""
+    seconds, micros = divmod(int(when * 1_000_000), 1_000_000)
+    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(seconds))
+    return f"{stamp}.{micros:06d}Z#ffffff#{sid:03x}#ffffff"
+
+
 class _Gap:
-    """A SID where the checked server lacks the provider's newest change."""
+    """A SID of a provider whose newest change the checked server lacks.
 
-    __slots__ = ("provider", "sid", "csn", "age", "missing")
+    ``have``: the checked server's newest CSN of that SID (None: missing);
+    ``age``: how long it has lacked a change, from the provider's newest
+    CSN, or from an older change a window search found.
+    """
 
-    def __init__(self, provider, sid, csn, age, missing):
-        self.provider, self.sid, self.csn, self.age, self.missing = (provider, sid, csn, age,
-                                                                     missing)
+    __slots__ = ("provider", "sid", "have", "age")
+
+    def __init__(self, provider, sid, have, age):
+        self.provider, self.sid, self.have, self.age = provider, sid, have, age
+
+    def lacks(self, csn):
+        return csn.sid == self.sid and (self.have is None or csn.order > self.have.order)
 
     def failure(self, max_lag):
-        if self.missing:
+        if self.have is None:
             return (f"SID {self.sid} missing: {self.provider} holds changes of SID {self.sid}"
-                    f" this server never received, the newest {_seconds(self.age)} old"
+                    f" this server never received, for {_seconds(self.age)}"
                     f" (max {_limit(max_lag)})")
         return (f"behind by {_seconds(self.age)} on SID {self.sid} of {self.provider}"
                 f" (max {_limit(max_lag)})")
 
     def pending(self, max_lag):
-        if self.missing:
-            return (f"SID {self.sid} of {self.provider} not here yet, {_seconds(self.age)} old"
+        if self.have is None:
+            return (f"SID {self.sid} of {self.provider} not here yet, for {_seconds(self.age)}"
                     f" (max {_limit(max_lag)})")
         return (f"{_seconds(self.age)} behind {self.provider} on SID {self.sid}"
                 f" (max {_limit(max_lag)})")
@@ -229,76 +272,138 @@ def _failure_word(exc):
     return "unreachable" if exc.reason == "unreachable" else "failed"
 
 
-def _failed(result, reason, details=()):
-    return Result(False, reason=reason, perfdata=result.perfdata,
-                  details=(*result.details, *details))
+class Freshness:
+    """The comparison of one run: the checked server's CSNs against each provider's."""
 
+    def __init__(self, target, consumer, providers, now):
+        self.target, self.now = target, now
+        self.failure = None  # why the checked server itself fails, or None
+        self.problems = []  # providers that could not be compared
+        self.compared = []  # (provider target, dn) of those that were
+        self.gaps = []
+        self.in_sync = set()
+        self.details = []
+        self.mine = self._mine(consumer)
+        if self.mine is None:
+            return
+        seen = set()
+        for provider, outcome in providers:
+            theirs = self._theirs(provider, outcome)
+            if theirs is None:
+                continue
+            seen.update(theirs)
+            for sid, csn in sorted(theirs.items()):
+                have = self.mine.get(sid)
+                if have is not None and have.order >= csn.order:
+                    self.in_sync.add(sid)
+                else:
+                    self.gaps.append(_Gap(url_of(provider), sid, have,
+                                          max(0.0, now - csn.seconds())))
+        if self.compared:
+            self.details += [f"SID {sid}: on this server only"
+                             for sid in sorted(set(self.mine) - seen)]
 
-def judge(target, result, consumer, providers, now):
-    """The Result of a run whose search gave ``result``, with its freshness judged.
+    def _mine(self, consumer):
+        if isinstance(consumer, ProbeFailure):
+            self.failure = f"cannot read contextCSN: {consumer}"
+            return None
+        dn, values = consumer
+        try:
+            mine = by_sid(values)
+        except ValueError as exc:
+            self.failure = f"malformed contextCSN on {dn}: {exc}"
+            return None
+        if not mine:
+            self.failure = (f"not a replica: no contextCSN on {dn or 'the root DSE'}"
+                            " (no syncrepl or syncprov there, or not readable by this bind)")
+            return None
+        self.details += [f"this server, {dn}: contextCSN {csn.text}" for csn in mine.values()]
+        return mine
 
-    ``consumer``: (dn, values) read from the checked server, or a
-    ProbeFailure; ``providers``: (provider target, (dn, values) or
-    ProbeFailure) pairs; ``now``: Unix time the staleness is measured at.
-    """
-    from kachecks.checks.result import Result
-
-    if not result.ok:
-        return result
-    if isinstance(consumer, ProbeFailure):
-        return _failed(result, f"cannot read contextCSN: {consumer}")
-    dn, values = consumer
-    try:
-        mine = by_sid(values)
-    except ValueError as exc:
-        return _failed(result, f"malformed contextCSN on {dn}: {exc}")
-    if not mine:
-        return _failed(result, f"not a replica: no contextCSN on {dn or 'the root DSE'}"
-                               " (no syncrepl or syncprov there, or not readable by this bind)")
-    details = [f"this server, {dn}: contextCSN {csn.text}" for csn in mine.values()]
-    problems, compared, gaps, in_sync, seen = [], [], [], set(), set()
-    for provider, outcome in providers:
+    def _theirs(self, provider, outcome):
         name = url_of(provider)
         if isinstance(outcome, ProbeFailure):
-            problems.append(f"provider {name} {_failure_word(outcome)}: {outcome}")
-            continue
-        their_dn, their_values = outcome
+            self.problems.append(f"provider {name} {_failure_word(outcome)}: {outcome}")
+            return None
+        dn, values = outcome
         try:
-            theirs = by_sid(their_values)
+            theirs = by_sid(values)
         except ValueError as exc:
-            problems.append(f"provider {name}: malformed contextCSN on {their_dn}: {exc}")
-            continue
+            self.problems.append(f"provider {name}: malformed contextCSN on {dn}: {exc}")
+            return None
         if not theirs:
-            problems.append(f"provider {name} has no contextCSN on {their_dn or 'the root DSE'}")
-            continue
-        compared.append(name)
-        seen.update(theirs)
-        for sid, csn in sorted(theirs.items()):
-            details.append(f"{name}, {their_dn}: contextCSN {csn.text}")
-            have = mine.get(sid)
-            if have is not None and have.order >= csn.order:
-                in_sync.add(sid)
+            self.problems.append(f"provider {name} has no contextCSN on {dn or 'the root DSE'}")
+            return None
+        self.compared.append((provider, dn))
+        self.details += [f"{name}, {dn}: contextCSN {csn.text}" for csn in theirs.values()]
+        return theirs
+
+    def windows(self):
+        """(provider, dn, low, high) to search for changes the contextCSNs cannot show.
+
+        A provider's newest change can be young while the checked server has
+        lacked an older one for long (a stopped consumer of a busy provider).
+        Where the server's own CSN of a SID is older than --max-lag, a change
+        of the provider between it (``low``) and ``now - --max-lag``
+        (``high``) is such a change. None is needed once a gap fails anyway;
+        a missing SID has no lower bound and is judged by its newest change.
+        """
+        horizon = self.now - self.target.max_lag
+        if any(gap.age >= self.target.max_lag for gap in self.gaps):
+            return []
+        out = []
+        for provider, dn in self.compared:
+            name = url_of(provider)
+            lows = [g.have for g in self.gaps if g.provider == name and g.have is not None
+                    and g.have.seconds() <= horizon]
+            if lows:
+                low = min(lows, key=lambda csn: csn.order)
+                out.append((provider, dn, low.text, csn_at(horizon)))
+        return out
+
+    def found(self, provider, values):
+        """entryCSN values of ``provider``'s changes in a window: each one the checked
+        server lacks ages its SID's gap."""
+        name = url_of(provider)
+        horizon = self.now - self.target.max_lag
+        for value in values:
+            try:
+                csn = parse_csn(value)
+            except ValueError:
                 continue
-            gaps.append(_Gap(name, sid, csn, max(0.0, now - csn.seconds()), have is None))
-    details += [f"SID {sid}: on this server only" for sid in sorted(set(mine) - seen) if compared]
-    if problems and target.provider_down == "fail":
-        return _failed(result, "; ".join(problems), details)
-    warning = "; ".join(filter(None, [result.warning, *problems]))
-    if not compared:
-        return Result(True, summary=result.summary,
-                      warning=f"{warning}; replication freshness not checked",
-                      perfdata=result.perfdata, details=(*result.details, *details), figure="lag")
-    worst = max(gaps, key=lambda gap: gap.age, default=None)
-    lag = worst.age if worst is not None else 0.0
-    perfdata = (*result.perfdata, ("lag", round(lag, 6), "s"))
-    if worst is not None and lag >= target.max_lag:
-        return Result(False, reason=worst.failure(target.max_lag), perfdata=perfdata,
-                      details=(*result.details, *details))
-    if worst is not None:
-        freshness = worst.pending(target.max_lag)
-    else:
-        sids = sorted(in_sync)
-        freshness = (f"in sync with {', '.join(compared)}"
-                     f" (SID{'s' if len(sids) > 1 else ''} {', '.join(sids)})")
-    return Result(True, summary=f"{result.summary}; {freshness}", warning=warning,
-                  perfdata=perfdata, details=(*result.details, *details), figure="lag")
+            for gap in self.gaps:
+                if gap.provider == name and gap.lacks(csn) and csn.seconds() <= horizon:
+                    gap.age = max(gap.age, self.now - csn.seconds())
+                    self.details.append(f"{name}: change {csn.text} of SID {csn.sid}"
+                                        " not on this server")
+
+    def judge(self, result):
+        """``result`` (the search's) with the freshness folded in."""
+        details = (*result.details, *self.details)
+        if not result.ok:
+            return result
+        if self.failure is not None:
+            return Result(False, reason=self.failure, perfdata=result.perfdata,
+                          details=details)
+        if self.problems and self.target.provider_down == "fail":
+            return Result(False, reason="; ".join(self.problems), perfdata=result.perfdata,
+                          details=details)
+        warning = "; ".join(filter(None, [result.warning, *self.problems]))
+        if not self.compared:
+            return Result(True, summary=result.summary,
+                          warning=f"{warning}; replication freshness not checked",
+                          perfdata=result.perfdata, details=details, figure="lag")
+        worst = max(self.gaps, key=lambda gap: gap.age, default=None)
+        lag = worst.age if worst is not None else 0.0
+        perfdata = (*result.perfdata, ("lag", round(lag, 6), "s"))
+        if worst is not None and lag >= self.target.max_lag:
+            return Result(False, reason=worst.failure(self.target.max_lag), perfdata=perfdata,
+                          details=details)
+        if worst is not None:
+            freshness = worst.pending(self.target.max_lag)
+        else:
+            sids = sorted(self.in_sync)
+            freshness = (f"in sync with {', '.join(url_of(p) for p, _ in self.compared)}"
+                         f" (SID{'s' if len(sids) > 1 else ''} {', '.join(sids)})")
+        return Result(True, summary=f"{result.summary}; {freshness}", warning=warning,
+                      perfdata=perfdata, details=details, figure="lag")

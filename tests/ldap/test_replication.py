@@ -60,6 +60,19 @@ def test_a_write_the_consumer_lacks_longer_than_max_lag_fails_with_the_lag(repli
     assert 1.2 <= float(found.group(1)) < 60 and found.group(2) == replication.providers[0].url
 
 
+def test_a_consumer_stopped_behind_a_busy_provider_is_stale_though_its_newest_change_is_young(
+        replication):
+    replication.write(dn=f"cn=ldap1,{ldap_peer.SERVERS_BASE}")
+    time.sleep(1.5)
+    replication.write(dn=f"cn=ldap2,{ldap_peer.SERVERS_BASE}")  # the provider is still busy
+    done = check(replication, "--max-lag", "1", "--verbose")
+    assert done.returncode == 1
+    found = BEHIND.fullmatch(done.stdout.splitlines()[0].removeprefix("LDAP FAIL - "))
+    assert found and float(found.group(1)) >= 1.5, done.stdout
+    assert re.search(r": change \S+#001#000000 of SID 001 not on this server$", done.stdout,
+                     re.MULTILINE), done.stdout
+
+
 def test_nagios_warning_and_critical_come_from_w_and_c_on_the_lag(replication):
     replication.write()
     time.sleep(1.2)
@@ -190,12 +203,12 @@ def test_a_server_id_the_consumer_never_received_fails_with_its_own_message(cert
         repl.wait_for(first, repl.write(second))
         young = check(repl, providers=[first])
         assert young.returncode == 0
-        assert f"; SID 002 of {first.url} not here yet, " in young.stdout, young.stdout
+        assert f"; SID 002 of {first.url} not here yet, for " in young.stdout, young.stdout
         time.sleep(1.2)
         done = check(repl, "--max-lag", "1", providers=[first])
     assert done.returncode == 1
     assert re.fullmatch(rf"LDAP FAIL - SID 002 missing: {re.escape(first.url)} holds changes of"
-                        r" SID 002 this server never received, the newest \d+\.\d s old"
+                        r" SID 002 this server never received, for \d+\.\d s"
                         r" \(max 1 s\)\n", done.stdout), done.stdout
 
 

@@ -111,10 +111,46 @@ def test_a_missing_server_id_fails_with_its_own_message_once_older_than_max_lag(
     provider = (BASE, [csn(now - 100), csn(now - 90, sid=2)])
     result = judge([csn(now - 100)], provider, now)
     assert result.reason == (f"SID 002 missing: {PROVIDER} holds changes of SID 002 this server"
-                             " never received, the newest 90.0 s old (max 60 s)")
+                             " never received, for 90.0 s (max 60 s)")
     young = judge([csn(now - 100)], (BASE, [csn(now - 100), csn(now - 2, sid=2)]), now)
-    assert young.ok and young.summary.endswith(f"; SID 002 of {PROVIDER} not here yet, 2.0 s old"
+    assert young.ok and young.summary.endswith(f"; SID 002 of {PROVIDER} not here yet, for 2.0 s"
                                                " (max 60 s)")
+
+
+def freshness(mine, theirs, now, *extra):
+    checked = target(*extra)
+    return checked, replication.Freshness(checked, (BASE, mine), [(checked.providers[0], theirs)],
+                                          now)
+
+
+def test_a_young_change_over_an_old_csn_asks_for_the_changes_in_between():
+    # The server's newest change of SID 001 is an hour old, the provider's 5 s:
+    # a quiet hour (fresh) or an hour without replication (stale); the CSNs cannot say.
+    now = 1_800_000_000.25
+    checked, judged = freshness([csn(now - 3600)], (BASE, [csn(now - 5)]), now)
+    assert judged.windows() == [(checked.providers[0], BASE, csn(now - 3600),
+                                 "20270115075900.250000Z#ffffff#fff#ffffff")]
+    quiet = judged.judge(SEARCH)
+    assert quiet.ok and lag(quiet) == pytest.approx(5)
+
+
+def test_a_change_older_than_max_lag_in_the_window_makes_the_server_stale():
+    now = time.time()
+    lost, other_sid, had = csn(now - 1800), csn(now - 1700, sid=2), csn(now - 3600)
+    result = replication.judge(target(), SEARCH, (BASE, [had, csn(now - 1600, sid=2)]),
+                               [(target().providers[0], (BASE, [csn(now - 5),
+                                                                csn(now - 1600, sid=2)]))],
+                               now, [(target().providers[0], [had, other_sid, lost])])
+    assert result.reason == f"behind by 1800.0 s on SID 001 of {PROVIDER} (max 60 s)"
+
+
+def test_no_window_is_searched_when_the_csns_decide():
+    now = time.time()
+    for mine, theirs in (([csn(now - 30)], [csn(now - 5)]),  # own CSN younger than max-lag
+                         ([csn(now - 3600)], [csn(now - 3600)]),  # in sync
+                         ([csn(now - 3600)], [csn(now - 61)]),  # already failing
+                         ([csn(now - 3600)], [csn(now - 3600), csn(now - 5, sid=2)])):  # missing
+        assert freshness(mine, (BASE, theirs), now)[1].windows() == [], (mine, theirs)
 
 
 def test_server_ids_only_the_checked_server_has_are_listed_not_judged():
