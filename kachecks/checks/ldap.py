@@ -15,7 +15,7 @@ ldap3 is imported only inside the probe and dominates the start-up cost.
 """
 
 from kachecks.argspec import FLAG, MULTI, Opt
-from kachecks.checks import replication, tlsopts
+from kachecks.checks import tlsopts
 from kachecks.checks.contract import Check, run
 from kachecks.checks.options import (Target, common, compile_option, fields_of, non_negative_int,
                                      port_number, positive_float)
@@ -25,6 +25,8 @@ from kachecks.errors import DeadlineExceeded, ProbeFailure, UsageError
 
 PASSWORD_ENV = "KACHECKS_LDAP_PASSWORD"
 PROVIDER_PASSWORD_ENV = "KACHECKS_LDAP_PROVIDER_PASSWORD"
+DEFAULT_MAX_LAG = 60.0  # seconds
+PROVIDER_DOWN = ("ok", "fail")
 STARTTLS_OID = "1.3.6.1.4.1.1466.20037"
 DEFAULT_PORTS = {"ldap": 389, "ldaps": 636}
 LDAP3_SCOPES = {"base": "BASE", "one": "LEVEL", "sub": "SUBTREE"}
@@ -101,7 +103,7 @@ OPTS = [
 
 
 def _provider_down(text):
-    if text not in replication.PROVIDER_DOWN:
+    if text not in PROVIDER_DOWN:
         raise ValueError(f"expected ok or fail, got {text!r}")
     return text
 
@@ -113,7 +115,7 @@ OPTS += [
              " (repeatable: multi-provider); ldap[s]://HOST[:PORT]", section=REPLICATION),
     Opt("max_lag", None, "max-lag", metavar="SECONDS", convert=positive_float,
         help="fail when this server lacks a provider change older than this"
-             f" (default {replication.DEFAULT_MAX_LAG:g})", section=REPLICATION),
+             f" (default {DEFAULT_MAX_LAG:g})", section=REPLICATION),
     Opt("provider_down", None, "provider-down", metavar="ok|fail", convert=_provider_down,
         help="a provider that cannot be read: ok (default: logged, freshness judged on the"
              " other providers or skipped) or fail", section=REPLICATION),
@@ -247,7 +249,7 @@ def _replication_fields(ns):
             if given is not None:
                 raise UsageError(f"{option} needs --provider")
     return {"providers": (), "warning": ns.warning, "critical": ns.critical,
-            "max_lag": replication.DEFAULT_MAX_LAG if ns.max_lag is None else ns.max_lag,
+            "max_lag": DEFAULT_MAX_LAG if ns.max_lag is None else ns.max_lag,
             "provider_down": ns.provider_down or "ok"}
 
 
@@ -390,6 +392,8 @@ def probe(target, deadline):
     With --provider, the replication freshness too (kachecks.checks.replication).
     """
     if target.providers:
+        from kachecks.checks import replication
+
         return replication.probe(target, deadline, _probe, _read_context_csn, _changes)
     return _probe(target, deadline)
 
@@ -485,6 +489,8 @@ def _context_csn(session, conn):
     One base-scope search when --base is the suffix of its database (the
     usual case); otherwise the root DSE's namingContexts say which is.
     """
+    from kachecks.checks import replication
+
     base = session.target.base
     if base:
         session.enter("contextCSN")

@@ -27,15 +27,12 @@ under the run's single deadline: a provider costs no more than its slowest
 round trips beside the search, and a stopped one no more than --timeout.
 """
 
-import threading
 import time
 
 from kachecks.checks.result import Result
 from kachecks.errors import ProbeFailure
 from kachecks.utctime import generalized_time
 
-PROVIDER_DOWN = ("ok", "fail")
-DEFAULT_MAX_LAG = 60.0
 # Seconds past the deadline a reader may take to report: its sockets time out
 # at the deadline, and the thread still has to build the exception.
 JOIN_GRACE = 0.2
@@ -155,6 +152,8 @@ class _Reader:
     __slots__ = ("thread", "box")
 
     def __init__(self, read, server, deadline):
+        import threading  # ~5 ms: only for runs with --provider (ldap3 has loaded it by then)
+
         self.box = []
         self.thread = threading.Thread(target=self._run, args=(read, server, deadline),
                                        name="kachecks contextCSN", daemon=True)
