@@ -160,10 +160,11 @@ Examples:
   # LDAPS with a password file (chmod 600)
   kachecks-ldap --uri ldaps://192.168.8.111 --bind-dn cn=monitor,dc=mysite,dc=mydmn,dc=org \\
       --password-file /etc/kachecks/ldap.pw --base dc=mysite,dc=mydmn,dc=org --scope base
-  # a consumer of two providers: fail when it lacks a change older than 30 s
+  # web2, a replica of web1: also fail when it lacks a change older than 30 s
+  # (repeat --provider for each provider of a multi-provider setup)
   kachecks-ldap --uri ldap://192.168.8.102 --base dc=mysite,dc=mydmn,dc=org \\
       --filter '(dc=mysite)' --expect o=mysite.mydmn.org \\
-      --provider ldap://192.168.8.101 --provider ldap://192.168.8.121 --max-lag 30
+      --provider ldap://192.168.8.101 --max-lag 30
   # Icinga/Nagios: WARNING beyond 5 s of lag, CRITICAL beyond 30 s
   kachecks-ldap --nagios --uri ldap://192.168.8.102 --base dc=mysite,dc=mydmn,dc=org \\
       --provider ldap://192.168.8.101 -w 5 -c 30 --max-lag 300"""

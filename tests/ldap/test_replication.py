@@ -20,7 +20,7 @@ def check(repl, *args, server=None, providers=None, env=None):
     if "--nagios" not in args:
         return ldap_check(*argv, env=env)
     done = cli.run("kachecks-ldap", *argv, env=env)
-    assert done.returncode in (0, 1, 2), (done.returncode, done.stdout, done.stderr)
+    assert done.returncode in (0, 1, 2, 3), (done.returncode, done.stdout, done.stderr)
     assert len(done.stdout.splitlines()) == 1 and not done.stderr, (done.stdout, done.stderr)
     return done
 
@@ -141,6 +141,18 @@ def test_a_provider_that_refuses_connections_is_skipped_by_default(replication, 
     assert done.returncode == 0
     assert (f"; provider {down} unreachable: server down: connection refused at"
             f" [127.0.0.1]:{unused_port}; replication freshness not checked") in done.stdout
+
+
+def test_under_nagios_a_provider_down_is_a_warning_and_unknown_with_thresholds(replication,
+                                                                             unused_port):
+    down = ["--provider-down", "ok", "--nagios"]
+    providers = [ldap_peer.Slapd(port=unused_port)]  # never started: connection refused
+    warning = check(replication, *down, providers=providers)
+    unknown = check(replication, *down, "-w", "5", providers=providers)
+    assert warning.returncode == 1 and warning.stdout.startswith("LDAP WARNING: 1 entry")
+    assert "replication freshness not checked | time=" in warning.stdout
+    assert unknown.returncode == 3 and unknown.stdout.startswith("LDAP UNKNOWN: 1 entry")
+    assert "; no lag figure to compare with -w/-c |" in unknown.stdout
 
 
 def test_a_server_that_is_not_a_replica_fails_saying_so(replication):
