@@ -2,9 +2,10 @@
 refreshOnly consumer whose lag the tests make and end, and multi-provider server IDs."""
 
 import re
+import signal
 import time
 
-from harness.checks import BASE, REFERENCE, ldap_check
+from harness.checks import BASE, REFERENCE, ldap_check, start_check, wait_for_unanswered_request
 from harness.peers import cli
 from harness.peers import slapd as ldap_peer
 
@@ -133,6 +134,20 @@ def test_a_stopped_provider_fails_the_check_with_provider_down_fail(replication)
     assert done.stdout == (f"LDAP FAIL - provider {replication.providers[0].url} unreachable:"
                            " TCP connection accepted but no LDAP answer within 1 s"
                            " (during contextCSN)\n")
+
+
+def test_sigterm_while_waiting_for_a_stopped_provider_ends_the_run_at_once(replication):
+    provider = replication.providers[0]
+    provider.pause()
+    running = start_check("--uri", replication.consumer.url, *REFERENCE,
+                          "--provider", provider.url, "--timeout", "20")
+    wait_for_unanswered_request(provider.port)
+    started = time.monotonic()
+    running.send_signal(signal.SIGTERM)
+    out, err = running.communicate(timeout=10)
+    assert time.monotonic() - started < SLACK
+    assert running.returncode == 1
+    assert out == "LDAP FAIL - terminated by SIGTERM\n", out + err
 
 
 def test_a_provider_that_refuses_connections_is_skipped_by_default(replication, unused_port):
