@@ -167,7 +167,7 @@ class _Reader:
 
     def outcome(self, deadline):
         """(dn, values), or the ProbeFailure that ended the read; other errors re-raised."""
-        self.thread.join(max(0.0, deadline.expires - time.monotonic()) + JOIN_GRACE)
+        self.thread.join(max(0.0, deadline.expires + JOIN_GRACE - time.monotonic()))
         if not self.box:
             return ProbeFailure(f"no answer within {deadline.timeout:g} s", "contextCSN",
                                 "unreachable")
