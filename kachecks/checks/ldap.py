@@ -12,6 +12,10 @@ behind an adapter whose every recv/sendall gets the socket timeout the
 deadline leaves. So the whole run, ldap3 calls included, is bounded by the
 deadline without signals, on any thread.
 ldap3 is imported only inside the probe and dominates the start-up cost.
+
+With --provider, the checked server's and the providers' contextCSN are
+read on connections of their own, beside the search, and judged by
+kachecks.checks.replication (replication freshness, per server ID).
 """
 
 from kachecks.argspec import FLAG, MULTI, Opt
