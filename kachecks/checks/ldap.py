@@ -279,10 +279,11 @@ def _with_providers(target, ns):
     for text in ns.providers:
         scheme, host, port = _provider_uri(text)
         starttls = ns.starttls and scheme == "ldap"
-        tls = tlsopts.fields(ns, scheme == "ldaps" or starttls, "ldaps:// or --starttls",
-                             default_sni=host)
+        # the TLS options serve the providers that speak TLS; a plain one ignores them
+        tls = tlsopts.fields(ns, True, "", default_sni=host)["tls"] \
+            if scheme == "ldaps" or starttls else None
         providers.append(LdapTarget(**dict(
-            fields, host=host, port=port, scheme=scheme, starttls=starttls, tls=tls["tls"],
+            fields, host=host, port=port, scheme=scheme, starttls=starttls, tls=tls,
             cert_min_days=None, bind_dn=bind_dn, password=password, expect=(),
             expect_regex=(), min_entries=0, warning=None, critical=None)))
     return LdapTarget(**dict(fields, providers=tuple(providers)))
@@ -483,7 +484,7 @@ def _read_context_csn(server, deadline):
     try:
         return _run(session, _context_csn)
     except ProbeFailure as exc:
-        if session.answered:
+        if session.answered or exc.reason in ("verify", "config"):  # it spoke; we refused
             raise
         raise ProbeFailure(str(exc), exc.phase, "unreachable") from None
 

@@ -150,6 +150,29 @@ def test_sigterm_while_waiting_for_a_stopped_provider_ends_the_run_at_once(repli
     assert out == "LDAP FAIL - terminated by SIGTERM\n", out + err
 
 
+def test_providers_over_ldaps_use_the_tls_options_and_plain_ones_ignore_them(replication):
+    provider = replication.providers[0]
+    verified = ["--ca-file", provider.ca_file, "--tls-verify"]
+    both = ldap_check("--uri", replication.consumer.ldaps_url, *REFERENCE, *verified,
+                      "--provider", provider.ldaps_url, "--provider-down", "fail")
+    plain = ldap_check("--uri", replication.consumer.ldaps_url, *REFERENCE, *verified,
+                       "--provider", provider.url, "--provider-down", "fail")
+    assert both.returncode == plain.returncode == 0, both.stdout + plain.stdout
+    assert both.stdout.rstrip().endswith(f"; in sync with {provider.ldaps_url} (SID 001)")
+    assert plain.stdout.rstrip().endswith(f"; in sync with {provider.url} (SID 001)")
+
+
+def test_a_provider_whose_certificate_fails_verification_failed_it_was_not_unreachable(
+        replication):
+    with ldap_peer.Slapd() as stranger:  # a certificate from another CA
+        done = ldap_check("--uri", replication.consumer.ldaps_url, *REFERENCE,
+                          "--ca-file", replication.consumer.ca_file,
+                          "--provider", stranger.ldaps_url)
+    assert done.returncode == 0
+    assert (f"; provider {stranger.ldaps_url} failed: certificate verification failed:"
+            in done.stdout), done.stdout
+
+
 def test_a_provider_that_refuses_connections_is_skipped_by_default(replication, unused_port):
     down = f"ldap://127.0.0.1:{unused_port}"
     done = ldap_check("--uri", replication.consumer.url, *REFERENCE, "--provider", down)
