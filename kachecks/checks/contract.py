@@ -87,16 +87,25 @@ def status_line(check, target, result, judged):
         text = f"{text}; {result.warning}" if text else result.warning
     if target.dynamic and judged.state == verdict.UP:
         text = f"{text}, weight {judged.code - ExitCode.DYNAMIC_BASE}"
+    if judged.note:
+        text = f"{text}; {judged.note}"
     if target.nagios:
-        perf = " ".join(_perf(label, value, unit) for label, value, unit in result.perfdata)
+        limits = verdict.thresholds(target)
+        perf = " ".join(_perf(label, value, unit, limits if label == result.figure else None)
+                        for label, value, unit in result.perfdata)
         return f"{check.name} {judged.word}: {text}" + (f" | {perf}" if perf else "")
     return f"{check.name} {judged.word} - {text}"
 
 
-def _perf(label, value, unit):
+def _perf(label, value, unit, limits=None):
+    """``time=0.004s``; the main figure, when -w/-c are given, ``lag=0.8s;1;5;0;``."""
     if isinstance(value, float):
         value = f"{value:.6f}".rstrip("0").rstrip(".")
-    return f"{label}={value}{unit}"
+    text = ""
+    if limits is not None and any(limits):
+        warn, crit = (r.text if r else "" for r in limits)
+        text = f";{warn};{crit};0;"
+    return f"{label}={value}{unit}{text}"
 
 
 def remembered_state(result, judged):

@@ -13,6 +13,7 @@ import time
 
 from kachecks.errors import ProbeFailure, os_error_text
 from kachecks.net.connect import Stream
+from kachecks.utctime import generalized_time
 
 
 class TLSOptions:
@@ -151,20 +152,4 @@ def _asn1_time(tag, text):
         text = str(1900 + year if year >= 50 else 2000 + year) + text[2:]
     elif tag != 0x18:  # GeneralizedTime YYYYMMDDHHMMSSZ
         raise ValueError("not a time")
-    days = _days_since_epoch(int(text[0:4]), int(text[4:6]), int(text[6:8]))
-    return days * 86400 + int(text[8:10]) * 3600 + int(text[10:12]) * 60 + int(text[12:14])
-
-
-def _days_since_epoch(year, month, day):
-    """Days from 1970-01-01 to a proleptic Gregorian date.
-
-    calendar.timegm would do, but ``calendar`` imports datetime and locale:
-    ~2 ms on every TLS check run, for one subtraction.
-    """
-    if not 1 <= month <= 12 or not 1 <= day <= 31:
-        raise ValueError("bad date")
-    year -= month <= 2
-    era, year_of_era = divmod(year, 400)
-    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
-    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
-    return era * 146097 + day_of_era - 719468
+    return generalized_time(text)
