@@ -25,6 +25,7 @@ CLICK_COMMANDS = {
     "fifo": ("kachecks.notify.commands", "fifo"),
     "spool": ("kachecks.notify.commands", "spool"),
     "worker": ("kachecks.worker.server", "worker"),
+    "agent": ("kachecks.agent.cli", "agent"),
 }
 
 

@@ -1,0 +1,443 @@
+"""The resident agent: every check on its schedule, in-process, into its track file.
+
+One main thread owns all state. It sleeps in ``select()`` on a wake-up pipe
+until the next run is due; probe threads (kachecks.agent.pool) post their
+Result to a queue and write one byte to the pipe; signals arrive through the
+same pipe (``signal.set_wakeup_fd``). So judging, rise/fall, track-file
+writes, metrics and status happen in one place, in order, without locks, and
+a run that hangs only ever holds its own thread.
+
+Scheduling follows HAProxy and Envoy: first runs spread evenly over the
+interval, each next run ``interval`` ±5 % after the previous one was due (no
+slow drift, no lock-step with other periodic work), never two runs of one check
+at once. A run that has not returned ``GRACE`` seconds after its deadline is
+counted as a failure at once, and the check stays down while that probe is
+stuck; its late result is thrown away.
+
+Fail-closed: SIGTERM/SIGINT write 0 to every track file before exiting 0;
+SIGHUP reloads (a broken file is logged and the running set kept; checks whose
+name, command and file are unchanged keep their state).
+"""
+
+import heapq
+import os
+import queue
+import random
+import select
+import signal
+import sys
+import time
+
+from kachecks import syslogger
+from kachecks.agent import config as configuration
+from kachecks.agent import health as healths
+from kachecks.agent import seam, stats, status, trackfile
+from kachecks.agent.pool import Pool
+from kachecks.checks.result import Result
+
+JITTER = 0.05  # +-5 % of the interval on each run
+GRACE = 0.5  # seconds past a run's timeout before the agent stops waiting for it
+STATUS_PERIOD = 1.0  # seconds between status-file rewrites while results come in
+IDENT = "kachecks-agent"
+PROCESS_NAME = b"kachecks-agent"  # what keepalived's vrrp_track_process looks for
+
+
+def set_process_name(name=PROCESS_NAME):
+    """prctl(PR_SET_NAME): /proc/PID/comm becomes ``name`` (keepalived sees the change)."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(15, name, 0, 0, 0) != 0:  # 15 = PR_SET_NAME
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NAME) failed")
+
+
+class Runner:
+    """One configured check's schedule, published state and last result."""
+
+    __slots__ = ("spec", "health", "stats", "slot", "due", "run", "inflight", "stuck", "result",
+                 "latency", "lateness", "error", "removed")
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.health = healths.Health()
+        self.stats = stats.CheckStats()
+        self.slot = 0  # bumps on each (re)schedule: older heap entries are void
+        self.due = None
+        self.run = 0  # bumps on each dispatch: names the run a result belongs to
+        self.inflight = None  # monotonic start of the run in flight, None when idle
+        self.stuck = False  # that run outlived its deadline and was already counted
+        self.result = None
+        self.latency = None
+        self.lateness = None
+        self.error = None  # why the track file could not be written, or None
+        self.removed = False
+
+
+class Log:
+    """Syslog (ident kachecks-agent), and stderr too when it is a terminal."""
+
+    def __init__(self, echo=None):
+        self.echo = sys.stderr.isatty() if echo is None else echo
+
+    def __call__(self, message, priority=syslogger.LOG_INFO):
+        syslogger.send(IDENT, message, priority)
+        if self.echo:
+            sys.stderr.write(f"kachecks agent: {message}\n")
+            sys.stderr.flush()
+
+
+class Agent:
+    def __init__(self, cfg, log=None, notifier=None, rng=None, clock=time.monotonic):
+        self.cfg = cfg
+        self.log = log or Log()
+        self.notifier = notifier
+        self.rng = rng or random.Random()
+        self.clock = clock
+        self.runners = {}
+        self.pool = Pool()
+        self.results = queue.SimpleQueue()
+        self.lateness = stats.Histogram(stats.LATENESS_BUCKETS)
+        self.heap = []  # (due, sequence, runner, runner.slot when scheduled)
+        self.deadlines = []  # (monotonic deadline, sequence, runner, run number)
+        self.sequence = 0
+        self.signals = []
+        self.wake_r = self.wake_w = None
+        self.endpoint = None
+        self.started = time.time()
+        self.status_due = 0.0
+        self.status_dirty = True
+        self.watchdog_due = 0.0
+        self.written = set()  # every track file this agent has written (for zero)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def run(self):
+        """Run until SIGTERM/SIGINT; return 0 (files zeroed) or raise on a bug."""
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        previous = {sig: signal.signal(sig, self._on_signal)
+                    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+        old_wakeup = signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        try:
+            trackfile.ensure_dir(self.cfg.track_dir)
+            self._start_metrics()
+            self._install(self.cfg.checks, first=True)
+            count = len(self.cfg.checks)
+            self.log(f"started: {count} check{'s' * (count != 1)} from {self.cfg.path},"
+                     f" track files in {self.cfg.track_dir}", syslogger.LOG_NOTICE)
+            self._notify("READY=1")
+            self._loop()
+        finally:
+            signal.set_wakeup_fd(old_wakeup)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self._shutdown()
+        return 0
+
+    def _on_signal(self, signum, frame):
+        self.signals.append(signum)
+
+    def _loop(self):
+        while True:
+            now = self.clock()
+            wake = min(self.heap[0][0] if self.heap else now + 60,
+                       self.deadlines[0][0] if self.deadlines else now + 60,
+                       self.status_due if self.status_dirty else now + 60,
+                       self.watchdog_due if self._watchdog() else now + 60)
+            if wake > now:
+                try:
+                    select.select([self.wake_r], [], [], wake - now)
+                except InterruptedError:
+                    pass
+                self._drain_pipe()
+            while self.signals:
+                signum = self.signals.pop(0)
+                if signum == signal.SIGHUP:
+                    self.reload()
+                else:
+                    name = "SIGTERM" if signum == signal.SIGTERM else "SIGINT"
+                    self.log(f"{name}: stopping; every track file set to 0", syslogger.LOG_NOTICE)
+                    return
+            self._collect()
+            now = self.clock()
+            self._dispatch_due(now)
+            self._expire_stuck(now)
+            self._housekeeping(now)
+
+    def _shutdown(self):
+        """Fail closed: 0 in every file this agent wrote or manages, final status."""
+        self._notify("STOPPING=1")
+        paths = self.written | {r.spec.file for r in self.runners.values()}
+        for path, error in trackfile.zero(sorted(paths)):
+            self.log(f"could not set {path} to 0: {error}", syslogger.LOG_ERR)
+        with stats.LOCK:
+            for runner in self.runners.values():
+                runner.health.up, runner.health.value = None, 0
+                runner.health.display = None
+        self._write_status(state="stopped")
+        self._stop_metrics(wait=False)
+        self.pool.close()
+        # The wake-up pipe stays open: a probe still running in a daemon thread must
+        # never write its byte into a descriptor number reused for something else.
+
+    def _drain_pipe(self):
+        try:
+            while os.read(self.wake_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _wake(self):
+        try:
+            os.write(self.wake_w, b"\0")
+        except (BlockingIOError, OSError):
+            pass  # full: the main thread is already due to wake; closed: stopping
+
+    # ------------------------------------------------------------------ configuration
+
+    def _install(self, specs, first=False):
+        """Start runners for ``specs`` not running yet; first runs spread over the interval."""
+        fresh = [s for s in specs if s.identity not in self.runners]
+        now = self.clock()
+        for index, spec in enumerate(fresh):
+            runner = Runner(spec)
+            self.runners[spec.identity] = runner
+            self._schedule(runner, now + spec.interval * index / max(1, len(fresh)))
+        return fresh
+
+    def reload(self):
+        """SIGHUP: the new configuration, or the old one kept with one log line."""
+        self._notify("RELOADING=1")
+        try:
+            cfg = configuration.load(self.cfg.path)
+        except configuration.ConfigError as exc:
+            self.log(f"reload failed, running configuration kept: {exc}", syslogger.LOG_ERR)
+            self._notify("READY=1")
+            return False
+        wanted = {spec.identity: spec for spec in cfg.checks}
+        removed = [r for key, r in self.runners.items() if key not in wanted]
+        for runner in removed:
+            runner.removed = True
+            del self.runners[runner.spec.identity]
+        kept = 0
+        for key, runner in self.runners.items():
+            spec = wanted[key]
+            if spec.interval != runner.spec.interval:
+                self._schedule(runner, min(runner.due, self.clock() + spec.interval))
+            runner.spec = spec  # same name, command and file: rise/fall/interval may change
+            kept += 1
+        added = self._install(cfg.checks)
+        if cfg.track_dir != self.cfg.track_dir:
+            trackfile.ensure_dir(cfg.track_dir)
+        stale = [r.spec.file for r in removed]
+        for path, error in trackfile.zero(stale):
+            self.log(f"could not set {path} to 0: {error}", syslogger.LOG_ERR)
+        metrics_moved = cfg.metrics != self.cfg.metrics
+        self.cfg = cfg
+        if metrics_moved:
+            self._stop_metrics()
+            self._start_metrics()
+        self.status_dirty = True
+        self.log(f"reloaded {cfg.path}: {len(added)} added, {len(removed)} removed"
+                 f" (track files set to 0), {kept} kept", syslogger.LOG_NOTICE)
+        self._notify("READY=1")
+        return True
+
+    # ------------------------------------------------------------------ scheduling
+
+    def _schedule(self, runner, due):
+        runner.due = due
+        runner.slot += 1
+        self.sequence += 1
+        heapq.heappush(self.heap, (due, self.sequence, runner, runner.slot))
+
+    def _next_due(self, runner, now):
+        step = runner.spec.interval * (1 + self.rng.uniform(-JITTER, JITTER))
+        due = runner.due + step
+        if due <= now:  # far behind (stopped, suspended): re-spread, do not burst
+            due = now + step * self.rng.random()
+        return due
+
+    def _dispatch_due(self, now):
+        heap = self.heap
+        while heap and heap[0][0] <= now:
+            due, _, runner, slot = heapq.heappop(heap)
+            if runner.removed or slot != runner.slot:
+                continue  # rescheduled or removed since
+            self._schedule(runner, self._next_due(runner, now))
+            if runner.inflight is not None:
+                # the previous run is stuck past its deadline: no overlap, still a failure
+                self._complete(runner, Result(False, reason=self._stuck_reason(runner, now)),
+                               runner.inflight, now)
+                continue
+            runner.run += 1
+            runner.inflight = now
+            runner.stuck = False
+            self.sequence += 1
+            heapq.heappush(self.deadlines, (now + runner.spec.timeout + GRACE, self.sequence,
+                                            runner, runner.run))
+            self.pool.submit(self._probe, runner, runner.run, runner.spec, due)
+
+    def _probe(self, runner, run, spec, due):
+        """In a pool thread: one run, its Result posted to the main thread."""
+        started = self.clock()
+        try:
+            result = seam.evaluate(spec.check, spec.target)
+        except BaseException as exc:  # noqa: BLE001 - never leave the run unanswered
+            result = Result(False, reason=f"internal error: {type(exc).__name__}: {exc}")
+        self.results.put((runner, run, result, started, self.clock(), due))
+        self._wake()
+
+    def _stuck_reason(self, runner, now):
+        return (f"timeout after {runner.spec.timeout:g} s: the probe has not returned"
+                f" ({now - runner.inflight:.1f} s)")
+
+    def _expire_stuck(self, now):
+        deadlines = self.deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _, _, runner, run = heapq.heappop(deadlines)
+            if runner.removed or run != runner.run or runner.inflight is None or runner.stuck:
+                continue
+            runner.stuck = True
+            self._complete(runner, Result(False, reason=self._stuck_reason(runner, now)),
+                           runner.inflight, now)
+
+    def _collect(self):
+        while True:
+            try:
+                runner, run, result, started, finished, due = self.results.get_nowait()
+            except queue.Empty:
+                return
+            with stats.LOCK:
+                self.lateness.observe(max(0.0, started - due))
+            runner.lateness = started - due
+            runner.inflight = None  # one run in flight per check: this is it
+            if runner.stuck:
+                runner.stuck = False
+                continue  # already counted as a timeout; its late result is void
+            if not runner.removed:
+                self._complete(runner, result, started, finished)
+
+    # ------------------------------------------------------------------ results
+
+    def _complete(self, runner, result, started, finished):
+        spec = runner.spec
+        judged = seam.judge(result, spec.target)
+        now = time.time()
+        with stats.LOCK:
+            changed, previous = runner.health.observe(judged, spec.dynamic, spec.rise, spec.fall,
+                                                      now)
+            runner.stats.runs += 1
+            runner.stats.failures += not result.ok
+            runner.stats.duration.observe(finished - started)
+            runner.stats.transitions += changed and previous is not None
+        runner.result = result
+        runner.latency = finished - started
+        self._publish(runner)
+        if changed:
+            self._report(runner, result, judged, previous)
+        self.status_dirty = True
+
+    def _publish(self, runner):
+        path = runner.spec.file
+        try:
+            trackfile.write(path, runner.health.value)
+        except OSError as exc:
+            error = exc.strerror or str(exc)
+            if runner.error != error:
+                self.log(f"check {runner.spec.name}: cannot write {path}: {error}",
+                         syslogger.LOG_ERR)
+            runner.error = error
+            return
+        self.written.add(path)
+        if runner.error is not None:
+            self.log(f"check {runner.spec.name}: {path} written again", syslogger.LOG_NOTICE)
+            runner.error = None
+
+    def _report(self, runner, result, judged, previous):
+        spec = runner.spec
+        if spec.target.quiet or (previous is None and runner.health.display == healths.UP):
+            return  # --quiet, or the first result being the expected one: nothing to say
+        priority = syslogger.LOG_NOTICE if runner.health.up else syslogger.LOG_WARNING
+        message = seam.syslog_message(spec.check, spec.target, result, judged)
+        self.log(f"check {spec.name}: {message}", priority)
+
+    # ------------------------------------------------------------------ status, systemd
+
+    def summary(self):
+        runners = list(self.runners.values())
+        up = sum(1 for r in runners if r.health.up)
+        return f"{len(runners)} checks, {up} up"
+
+    def _housekeeping(self, now):
+        if self.status_dirty and now >= self.status_due:
+            self._write_status()
+            self.status_due = now + STATUS_PERIOD
+            self._notify_status()
+        if self._watchdog() and now >= self.watchdog_due:
+            self._notify("WATCHDOG=1")
+            self.watchdog_due = now + self.notifier.watchdog
+
+    def _watchdog(self):
+        return self.notifier is not None and self.notifier.watchdog is not None
+
+    def _notify(self, *lines):
+        if self.notifier is not None:
+            self.notifier.send(*lines)
+            if lines == ("READY=1",):
+                self._notify_status()
+
+    def _notify_status(self):
+        if self.notifier is not None:
+            self.notifier.status(self.summary())
+
+    def document(self, state="running"):
+        checks = []
+        for runner in self.runners.values():
+            result, spec = runner.result, runner.spec
+            checks.append({
+                "name": spec.name, "file": spec.file, "target": spec.target.identity,
+                "state": runner.health.display, "up": bool(runner.health.up),
+                "value": runner.health.value,
+                "since": runner.health.since, "latency": runner.latency,
+                "reason": (result.summary if result.ok else result.reason) if result else None,
+                "runs": runner.stats.runs, "failed_runs": runner.stats.failures,
+                "error": runner.error,
+            })
+        return {"version": status.VERSION, "pid": os.getpid(), "state": state,
+                "started": self.started, "written": time.time(), "config": self.cfg.path,
+                "track_dir": self.cfg.track_dir, "checks": checks,
+                "files": sorted(self.written | {r.spec.file for r in self.runners.values()})}
+
+    def _write_status(self, state="running"):
+        self.status_dirty = False
+        try:
+            status.write(self.cfg.status_file, self.document(state))
+        except OSError as exc:
+            self.log(f"cannot write {self.cfg.status_file}: {exc.strerror or exc}",
+                     syslogger.LOG_ERR)
+
+    # ------------------------------------------------------------------ metrics
+
+    def _metric_source(self):
+        return list(self.runners.values()), self.lateness
+
+    def _start_metrics(self):
+        if self.cfg.metrics is None:
+            return
+        from kachecks.agent import metrics
+
+        if not metrics.available():
+            self.log(f"no metrics endpoint: {metrics.MISSING} (set [agent] metrics = \"\" to"
+                     " silence this)", syslogger.LOG_WARNING)
+            return
+        try:
+            self.endpoint = metrics.Endpoint(self.cfg.metrics, self._metric_source)
+        except OSError as exc:
+            host, port = self.cfg.metrics
+            self.log(f"no metrics endpoint: cannot listen on {host}:{port}:"
+                     f" {exc.strerror or exc}", syslogger.LOG_ERR)
+
+    def _stop_metrics(self, wait=True):
+        if self.endpoint is not None:
+            self.endpoint.close(wait)
+            self.endpoint = None
