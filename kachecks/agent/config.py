@@ -7,6 +7,7 @@ and the key, so ``kachecks agent --check-config`` and a SIGHUP reload can say
 exactly what to fix.
 """
 
+import json
 import os
 import re
 
@@ -91,7 +92,7 @@ def parse(data, path):
                 for key, default in DEFAULTS.items()}
     track_dir = _text("track_dir", agent.get("track_dir", DEFAULT_TRACK_DIR), where)
     if not os.path.isabs(track_dir):
-        raise ConfigError(f"{where} track_dir: must be an absolute path, not {track_dir!r}")
+        raise ConfigError(f"{where} track_dir: must be an absolute path, not {_show(track_dir)}")
     metrics = _address(agent.get("metrics", DEFAULT_METRICS), where)
     tables = data.get("check", [])
     if isinstance(tables, dict) or not isinstance(tables, list):
@@ -118,7 +119,7 @@ def _check(table, number, defaults, track_dir, path):
     if name is None:
         raise ConfigError(f"{where}: name: missing (the track file's name and the metric label)")
     if not isinstance(name, str) or not NAME.match(name):
-        raise ConfigError(f"{where}: name: {name!r} must be 1-64 letters, digits, '.', '_' or"
+        raise ConfigError(f"{where}: name: {_show(name)} must be 1-64 letters, digits, '.', '_' or"
                           " '-', starting with a letter or digit")
     values = {key: _number(key, table.get(key, defaults[key]), where, colon=True)
               for key in DEFAULTS}
@@ -138,7 +139,7 @@ def _check(table, number, defaults, track_dir, path):
                           f" interval ({values['interval']:g} s): a check never overlaps itself")
     file = table.get("file", name)
     if not isinstance(file, str) or not file or file.endswith("/"):
-        raise ConfigError(f"{where}: file: must be a file name or path, not {file!r}")
+        raise ConfigError(f"{where}: file: must be a file name or path, not {_show(file)}")
     file = os.path.normpath(os.path.join(track_dir, file))
     return CheckSpec(name, [*head, *args], check, target, values["interval"], values["rise"],
                      values["fall"], file)
@@ -146,6 +147,14 @@ def _check(table, number, defaults, track_dir, path):
 
 def _seconds(value):
     return f"{value:g}"
+
+
+def _show(value):
+    """A value as it is spelt in TOML (true, "5s"), for messages."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def _unknown(table, keys, where, joiner=""):
@@ -159,18 +168,18 @@ def _number(key, value, where, colon=False):
     if key in ("rise", "fall"):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT:
             raise ConfigError(f"{where}{sep} {key}: must be a whole number of results from 1 to"
-                              f" {MAX_COUNT}, not {value!r}")
+                              f" {MAX_COUNT}, not {_show(value)}")
         return value
     if (isinstance(value, bool) or not isinstance(value, (int, float)) or value != value
             or not 0 < value <= MAX_INTERVAL):
         raise ConfigError(f"{where}{sep} {key}: must be a number of seconds above 0 (at most"
-                          f" {MAX_INTERVAL:g}), not {value!r}")
+                          f" {MAX_INTERVAL:g}), not {_show(value)}")
     return float(value)
 
 
 def _text(key, value, where):
     if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where} {key}: must be a non-empty string, not {value!r}")
+        raise ConfigError(f"{where} {key}: must be a non-empty string, not {_show(value)}")
     return value
 
 
@@ -186,7 +195,7 @@ def _argv(value, where):
         raise ConfigError(f'{where}: command: missing (a misc_path line, e.g. "kachecks-http'
                           ' --url http://192.168.8.101/service.txt --digest …")')
     else:
-        raise ConfigError(f"{where}: command: must be a string or a list of strings, not {value!r}")
+        raise ConfigError(f"{where}: command: must be a string or a list of strings, not {_show(value)}")
     if not argv:
         raise ConfigError(f"{where}: command: empty")
     return argv
@@ -195,7 +204,7 @@ def _argv(value, where):
 def _address(value, where):
     """``"HOST:PORT"`` or ``"[V6]:PORT"`` -> (host, port); ``""`` -> None (no endpoint)."""
     if not isinstance(value, str):
-        raise ConfigError(f"{where} metrics: must be \"HOST:PORT\" or \"\", not {value!r}")
+        raise ConfigError(f"{where} metrics: must be \"HOST:PORT\" or \"\", not {_show(value)}")
     if value == "":
         return None
     host, colon, port = value.rpartition(":")
@@ -205,5 +214,5 @@ def _address(value, where):
         host = ""  # a bare IPv6 address: ambiguous without brackets
     if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
         raise ConfigError(f"{where} metrics: must be \"HOST:PORT\" (\"[::1]:PORT\" for IPv6)"
-                          f" or \"\" for none, not {value!r}")
+                          f" or \"\" for none, not {_show(value)}")
     return host, int(port)

@@ -120,7 +120,7 @@ class Agent:
         try:
             trackfile.ensure_dir(self.cfg.track_dir)
             self._start_metrics()
-            self._install(self.cfg.checks, first=True)
+            self._install(self.cfg.checks)
             count = len(self.cfg.checks)
             self.log(f"started: {count} check{'s' * (count != 1)} from {self.cfg.path},"
                      f" track files in {self.cfg.track_dir}", syslogger.LOG_NOTICE)
@@ -194,7 +194,7 @@ class Agent:
 
     # ------------------------------------------------------------------ configuration
 
-    def _install(self, specs, first=False):
+    def _install(self, specs):
         """Start runners for ``specs`` not running yet; first runs spread over the interval."""
         fresh = [s for s in specs if s.identity not in self.runners]
         now = self.clock()
@@ -399,6 +399,7 @@ class Agent:
                 "state": runner.health.display, "up": bool(runner.health.up),
                 "value": runner.health.value,
                 "since": runner.health.since, "latency": runner.latency,
+                "lateness": runner.lateness,
                 "reason": (result.summary if result.ok else result.reason) if result else None,
                 "runs": runner.stats.runs, "failed_runs": runner.stats.failures,
                 "error": runner.error,

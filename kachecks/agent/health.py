@@ -43,13 +43,13 @@ class Health:
             self.up = False
         elif not self.up and healthy and self.successes >= rise:
             self.up = True
-        if not self.up:
-            self.value, display = 0, (DRAIN if judged.state == DRAIN else DOWN)
-        elif healthy:
+        if self.up and healthy:
             self.value = value  # a weight change while up applies at once
             display = DRAIN if judged.state == DRAIN else UP
+        elif not self.up and not healthy:
+            self.value, display = 0, (DRAIN if judged.state == DRAIN else DOWN)
         else:
-            display = self.display  # failing, but fewer than ``fall`` times: unchanged
+            display = self.display  # fewer than ``fall`` failures or ``rise`` successes yet
         previous = self.display
         if display == previous:
             return False, previous

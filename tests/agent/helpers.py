@@ -1,0 +1,133 @@
+"""The agent as keepalived's directors run it: a separate ``kachecks agent`` process."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from tests.support import cli
+
+SERVER1 = b"hello from Server 1\n"
+SERVER2 = b"Hello from Server2\n"
+MD5_SERVER1 = "5f2b4547f41470dc3e293e7267461575"
+MD5_SERVER2 = "fe020663a9ac3e61b71f6921d423251d"
+
+
+def agent_toml(checks, track_dir, metrics="", **agent):
+    """kachecks.toml text: ``checks`` is a list of dicts (name, command, …)."""
+    # JSON strings, numbers, booleans and lists of them are valid TOML values
+    lines = ["[agent]", f"track_dir = {json.dumps(str(track_dir))}",
+             f"metrics = {json.dumps(metrics)}"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in agent.items()]
+    for check in checks:
+        lines.append("\n[[check]]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in check.items()]
+    return "\n".join(lines) + "\n"
+
+
+def run_agent_cli(*args, **kw):
+    return cli.run("kachecks", "agent", *args, **kw)
+
+
+class AgentProcess:
+    """``kachecks agent --config FILE`` in the background; files and status at hand."""
+
+    def __init__(self, workdir, checks, metrics="", env=None, argv_prefix=(), **agent):
+        self.dir = Path(workdir)
+        self.track = self.dir / "track"
+        self.config = self.dir / "kachecks.toml"
+        self.config.write_text(agent_toml(checks, self.track, metrics, **agent))
+        self.log = self.dir / "agent.log"
+        self.env = env
+        self.argv_prefix = list(argv_prefix)
+        self.proc = None
+
+    def argv(self):
+        return [*self.argv_prefix, *cli.command("kachecks"), "agent", "--config", str(self.config)]
+
+    def start(self):
+        env = dict(os.environ, **(self.env or {}))
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, env=env)
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def rewrite(self, checks, metrics="", **agent):
+        self.config.write_text(agent_toml(checks, self.track, metrics, **agent))
+
+    def value(self, name):
+        """The track file's text, or None while it does not exist."""
+        try:
+            return (self.track / name).read_text()
+        except FileNotFoundError:
+            return None
+
+    def wait_value(self, name, text, timeout=10.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.value(name) == text:
+                return time.monotonic()
+            self.assert_running()
+            time.sleep(0.01)
+        raise AssertionError(f"{name}: wanted {text!r}, have {self.value(name)!r}\n{self.output()}")
+
+    def status(self):
+        return json.loads((self.track / ".kachecks-agent.json").read_text())
+
+    def wait_status(self, predicate, timeout=10.0, what="status"):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                document = self.status()
+                if predicate(document):
+                    return document
+            except (FileNotFoundError, ValueError):
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}\n{self.output()}")
+
+    def check(self, name):
+        for entry in self.status()["checks"]:
+            if entry["name"] == name:
+                return entry
+        raise KeyError(name)
+
+    def assert_running(self):
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"agent exited {self.proc.returncode}\n{self.output()}")
+
+    def send(self, sig):
+        self.proc.send_signal(sig)
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+            raise AssertionError(f"agent ignored {sig!r}\n{self.output()}") from None
+
+    def output(self):
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def http_check(name, server, digest=MD5_SERVER1, extra="", **keys):
+    command = f"kachecks-http --url http://{server.address}/service.txt --digest {digest} {extra}"
+    return {"name": name, "command": command.strip(), **keys}
