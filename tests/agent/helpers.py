@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -34,18 +35,22 @@ def run_agent_cli(*args, **kw):
 class AgentProcess:
     """``kachecks agent --config FILE`` in the background; files and status at hand."""
 
-    def __init__(self, workdir, checks, metrics="", env=None, argv_prefix=(), **agent):
+    def __init__(self, workdir, checks, metrics="", env=None, preamble=None, **agent):
         self.dir = Path(workdir)
         self.track = self.dir / "track"
         self.config = self.dir / "kachecks.toml"
         self.config.write_text(agent_toml(checks, self.track, metrics, **agent))
         self.log = self.dir / "agent.log"
         self.env = env
-        self.argv_prefix = list(argv_prefix)
+        self.preamble = preamble  # Python run before kachecks' main() in the agent's process
         self.proc = None
 
     def argv(self):
-        return [*self.argv_prefix, *cli.command("kachecks"), "agent", "--config", str(self.config)]
+        tail = ["agent", "--config", str(self.config)]
+        if self.preamble is None:
+            return [*cli.command("kachecks"), *tail]
+        code = f"{self.preamble}\nimport sys\nfrom kachecks.cli import main\nsys.exit(main())"
+        return [sys.executable, "-c", code, *tail]
 
     def start(self):
         env = dict(os.environ, **(self.env or {}))
