@@ -1,8 +1,8 @@
-"""Fixtures of the agent tests (helpers live in tests/agent/helpers.py)."""
+"""Fixtures of the agent tests (the agent driver is harness.peers.agent)."""
 
 import pytest
 
-from tests.agent.helpers import AgentProcess
+from harness.peers.agent import AgentProcess
 
 
 @pytest.fixture

@@ -2,10 +2,11 @@
 
 import pytest
 
+from harness.checks import MD5_SERVER1
+from harness.peers.agent import agent_toml, run_agent_cli
 from kachecks.agent import command, config
 from kachecks.errors import UsageError
 from kachecks.notify import config as notify_config
-from tests.agent.helpers import MD5_SERVER1, agent_toml, run_agent_cli
 
 URL = "http://192.168.8.101/service.txt"
 GOOD = f"kachecks-http --url {URL} --digest {MD5_SERVER1}"

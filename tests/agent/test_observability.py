@@ -9,9 +9,10 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.agent.helpers import MD5_SERVER2, SERVER1, SERVER2, http_check
-from tests.conftest import free_port
-from tests.support.rawhttp import RawHTTPServer, http_response
+from harness.checks import MD5_SERVER2, SERVER1, SERVER2
+from harness.peers.agent import http_check
+from harness.peers.ports import free_port
+from harness.peers.rawhttp import RawHTTPServer, http_response
 
 
 @pytest.fixture
@@ -184,7 +185,7 @@ def test_the_shipped_unit_is_type_notify_with_fail_closed_stop_post(tmp_path):
     import subprocess
     from pathlib import Path
 
-    from tests.support import cli
+    from harness.peers import cli
 
     shipped = Path(__file__).resolve().parents[2] / "packaging/debian/kachecks.kachecks-agent.service"
     text = shipped.read_text()

@@ -11,9 +11,9 @@ import random
 
 import pytest
 
+from harness.peers.agent import agent_toml
 from kachecks.agent import config, daemon, trackfile
 from kachecks.checks.result import Result
-from tests.agent.helpers import agent_toml
 
 GOOD = "kachecks-http --url http://192.168.8.101/service.txt --digest 5f2b4547f41470dc3e293e7267461575"
 

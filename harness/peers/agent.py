@@ -1,4 +1,11 @@
-"""The agent as keepalived's directors run it: a separate ``kachecks agent`` process."""
+"""``kachecks agent`` as a director runs it: a separate process, its config, files and status.
+
+    with AgentProcess(workdir, [http_check("web1", server)], interval=1, timeout=0.5) as agent:
+        agent.wait_value("web1", "1\n")
+        agent.status()["checks"][0]["state"]      # what `kachecks agent status` reads
+
+For the tests and the bench (agent CPU per check).
+"""
 
 import json
 import os
@@ -8,24 +15,17 @@ import sys
 import time
 from pathlib import Path
 
-from tests.support import cli
+from harness.checks import MD5_SERVER1
+from harness.config import toml_text
+from harness.peers import cli
 
-SERVER1 = b"hello from Server 1\n"
-SERVER2 = b"Hello from Server2\n"
-MD5_SERVER1 = "5f2b4547f41470dc3e293e7267461575"
-MD5_SERVER2 = "fe020663a9ac3e61b71f6921d423251d"
+STATUS_FILE = ".kachecks-agent.json"  # beside the track files
 
 
 def agent_toml(checks, track_dir, metrics="", **agent):
     """kachecks.toml text: ``checks`` is a list of dicts (name, command, …)."""
-    # JSON strings, numbers, booleans and lists of them are valid TOML values
-    lines = ["[agent]", f"track_dir = {json.dumps(str(track_dir))}",
-             f"metrics = {json.dumps(metrics)}"]
-    lines += [f"{key} = {json.dumps(value)}" for key, value in agent.items()]
-    for check in checks:
-        lines.append("\n[[check]]")
-        lines += [f"{key} = {json.dumps(value)}" for key, value in check.items()]
-    return "\n".join(lines) + "\n"
+    return toml_text({"agent": {"track_dir": str(track_dir), "metrics": metrics, **agent},
+                      "check": list(checks)})
 
 
 def run_agent_cli(*args, **kw):
@@ -83,7 +83,7 @@ class AgentProcess:
         raise AssertionError(f"{name}: wanted {text!r}, have {self.value(name)!r}\n{self.output()}")
 
     def status(self):
-        return json.loads((self.track / ".kachecks-agent.json").read_text())
+        return json.loads((self.track / STATUS_FILE).read_text())
 
     def wait_status(self, predicate, timeout=10.0, what="status"):
         end = time.monotonic() + timeout
@@ -134,5 +134,6 @@ class AgentProcess:
 
 
 def http_check(name, server, digest=MD5_SERVER1, extra="", **keys):
+    """A [[check]] of web1's page on ``server`` (anything with an ``address``)."""
     command = f"kachecks-http --url http://{server.address}/service.txt --digest {digest} {extra}"
     return {"name": name, "command": command.strip(), **keys}
