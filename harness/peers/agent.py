@@ -35,7 +35,8 @@ def run_agent_cli(*args, **kw):
 class AgentProcess:
     """``kachecks agent --config FILE`` in the background; files and status at hand."""
 
-    def __init__(self, workdir, checks, metrics="", env=None, preamble=None, **agent):
+    def __init__(self, workdir, checks, metrics="", env=None, preamble=None, launch=None,
+                 **agent):
         self.dir = Path(workdir)
         self.track = self.dir / "track"
         self.config = self.dir / "kachecks.toml"
@@ -43,14 +44,15 @@ class AgentProcess:
         self.log = self.dir / "agent.log"
         self.env = env
         self.preamble = preamble  # Python run before kachecks' main() in the agent's process
+        self.launch = launch or (lambda argv: argv)  # e.g. a Namespace's argv: run it there
         self.proc = None
 
     def argv(self):
         tail = ["agent", "--config", str(self.config)]
         if self.preamble is None:
-            return [*cli.command("kachecks"), *tail]
+            return self.launch([*cli.command("kachecks"), *tail])
         code = f"{self.preamble}\nimport sys\nfrom kachecks.cli import main\nsys.exit(main())"
-        return [sys.executable, "-c", code, *tail]
+        return self.launch([sys.executable, "-c", code, *tail])
 
     def start(self):
         env = dict(os.environ, **(self.env or {}))
