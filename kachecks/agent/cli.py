@@ -1,7 +1,8 @@
 """``kachecks agent`` and its subcommands: run, --check-config, conf, status, zero.
 
-Every failure is one line on stderr and exit 1: a configuration error names
-the file, the check and the key; nothing prints a traceback.
+Every failure is one line on stderr and exit 1 (kachecks.runtime's guard): a
+configuration error names the file, the check and the key; nothing prints a
+traceback. click's own usage errors are made one line and exit 1 here too.
 """
 
 import os
@@ -12,42 +13,16 @@ import click
 from kachecks.agent import config as configuration
 from kachecks.agent import status as statuses
 from kachecks.agent import trackfile
+from kachecks.errors import KachecksError
+from kachecks.runtime import guarded
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 NOT_RUNNING = 3  # `kachecks agent status` when no agent runs (LSB "program is not running")
 CONFIG_HELP = "TOML configuration [default: $KACHECKS_CONFIG or /etc/kachecks/kachecks.toml]."
 
 
-class Failed(Exception):
-    """One line for stderr, then exit ``code``."""
-
-    def __init__(self, message, code=1):
-        super().__init__(message)
-        self.code = code
-
-
-def guarded(prog, action):
-    """Run ``action()``; its int is the exit code; Failed and bugs become one line."""
-    try:
-        return action()
-    except Failed as exc:
-        click.echo(f"{prog}: {exc}", err=True)
-        return exc.code
-    except configuration.ConfigError as exc:
-        click.echo(f"{prog}: {exc}", err=True)
-        return 1
-    except Exception as exc:  # noqa: BLE001 - one line, never a traceback
-        click.echo(f"{prog}: internal error: {type(exc).__name__}: {exc}{_where(exc)}", err=True)
-        return 1
-
-
-def _where(exc):
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    if tb is None:
-        return ""
-    return f" (at {os.path.basename(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno})"
+class Failed(KachecksError):
+    """What a subcommand could not do, for one line on stderr."""
 
 
 def _usage_error(ctx, exc):
@@ -120,8 +95,8 @@ def agent(ctx, config_path, check_config):
         return
     prog = "kachecks agent"
     if check_config:
-        sys.exit(guarded(prog, lambda: _check_config(config_path)))
-    sys.exit(guarded(prog, lambda: _run(config_path)))
+        sys.exit(guarded(_check_config, config_path, prog=prog))
+    sys.exit(guarded(_run, config_path, prog=prog))
 
 
 def _check_config(path):
@@ -170,7 +145,7 @@ def conf(ctx, config_path):
         click.echo(blocks.render(configuration.load(_config_path(ctx, config_path))), nl=False)
         return 0
 
-    sys.exit(guarded("kachecks agent conf", action))
+    sys.exit(guarded(action, prog="kachecks agent conf"))
 
 
 @agent.command(context_settings=CONTEXT, epilog="""\b
@@ -187,25 +162,22 @@ def status(ctx, config_path):
         except configuration.ConfigError as exc:  # status is read-only: show it anyway
             click.echo(f"kachecks agent status: warning: {exc}", err=True)
             status_file = os.path.join(_fallback_track_dir(path), configuration.STATUS_FILE)
-        document = _read_status(status_file)
+        try:
+            document = statuses.read(status_file)
+        except FileNotFoundError:
+            click.echo(f"kachecks agent status: no agent status in {status_file}: the agent has"
+                       " not run with this configuration", err=True)
+            return NOT_RUNNING
+        except OSError as exc:
+            raise Failed(f"cannot read {status_file}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise Failed(f"{status_file}: not a kachecks agent status file ({exc})") from None
         alive = statuses.agent_alive(document)
         for line in statuses.render(document, alive=alive):
             click.echo(line)
         return 0 if alive else NOT_RUNNING
 
-    sys.exit(guarded("kachecks agent status", action))
-
-
-def _read_status(path):
-    try:
-        return statuses.read(path)
-    except FileNotFoundError:
-        raise Failed(f"no agent status in {path}: the agent has not run with this"
-                     " configuration", NOT_RUNNING) from None
-    except OSError as exc:
-        raise Failed(f"cannot read {path}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise Failed(f"{path}: not a kachecks agent status file ({exc})") from None
+    sys.exit(guarded(action, prog="kachecks agent status"))
 
 
 @agent.command(context_settings=CONTEXT, epilog="""\b
@@ -249,7 +221,7 @@ def zero(ctx, config_path):
             raise Failed(f"{problem} (zeroed the {len(set(files))} files the last agent wrote)")
         return 1 if failed else 0
 
-    sys.exit(guarded("kachecks agent zero", action))
+    sys.exit(guarded(action, prog="kachecks agent zero"))
 
 
 def _fallback_track_dir(path):

@@ -12,7 +12,7 @@ import os
 import re
 
 from kachecks.agent import command as commands
-from kachecks.agent import seam
+from kachecks.checks import registry
 from kachecks.errors import UsageError
 from kachecks.notify import config as tomlfile
 from kachecks.notify.config import ConfigError
@@ -125,10 +125,13 @@ def _check(table, number, defaults, track_dir, path):
               for key in DEFAULTS}
     argv = _argv(table.get("command"), where)
     try:
-        check, args = seam.from_command(argv)
+        check, args = registry.from_command(argv)
         head = argv[:len(argv) - len(args)]
         # [agent]/[[check]] timeout is a default: the command's own --timeout wins, as in misc_path
-        target = seam.parse(check, ["--timeout", _seconds(values["timeout"]), *args])
+        ns = check.namespace(["--timeout", _seconds(values["timeout"]), *args])
+        if ns.help or ns.version:
+            raise UsageError("--help and --version do not run a check")
+        target = check.build(ns)
     except UsageError as exc:
         raise ConfigError(f"{where}: command: {exc}") from None
     if target.nagios:

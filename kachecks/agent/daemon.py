@@ -31,8 +31,9 @@ import time
 from kachecks import syslogger
 from kachecks.agent import config as configuration
 from kachecks.agent import health as healths
-from kachecks.agent import seam, stats, status, trackfile
+from kachecks.agent import stats, status, trackfile
 from kachecks.agent.pool import Pool
+from kachecks.checks import contract, verdict
 from kachecks.checks.result import Result
 
 JITTER = 0.05  # +-5 % of the interval on each run
@@ -281,7 +282,7 @@ class Agent:
         """In a pool thread: one run, its Result posted to the main thread."""
         started = self.clock()
         try:
-            result = seam.evaluate(spec.check, spec.target)
+            result = contract.evaluate(spec.check, spec.target)
         except BaseException as exc:  # noqa: BLE001 - never leave the run unanswered
             result = Result(False, reason=f"internal error: {type(exc).__name__}: {exc}")
         self.results.put((runner, run, result, started, self.clock(), due))
@@ -321,7 +322,7 @@ class Agent:
 
     def _complete(self, runner, result, started, finished):
         spec = runner.spec
-        judged = seam.judge(result, spec.target)
+        judged = verdict.judge(result, spec.target)
         now = time.time()
         with stats.LOCK:
             changed, previous = runner.health.observe(judged, spec.dynamic, spec.rise, spec.fall,
@@ -358,7 +359,7 @@ class Agent:
         if spec.target.quiet or (previous is None and runner.health.display == healths.UP):
             return  # --quiet, or the first result being the expected one: nothing to say
         priority = syslogger.LOG_NOTICE if runner.health.up else syslogger.LOG_WARNING
-        message = seam.syslog_message(spec.check, spec.target, result, judged)
+        message = contract.syslog_message(spec.check, spec.target, result, judged)
         self.log(f"check {spec.name}: {message}", priority)
 
     # ------------------------------------------------------------------ status, systemd

@@ -11,6 +11,7 @@ so a drained check stays up with weight 0, and a down one is 0.
 """
 
 from kachecks.checks import verdict
+from kachecks.status import ExitCode
 
 UP, DOWN, DRAIN = verdict.UP, verdict.DOWN, verdict.DRAIN
 
@@ -60,7 +61,7 @@ class Health:
 def _observation(judged, dynamic):
     """(healthy, value if healthy, immediate) for one run's Verdict."""
     if judged.state == UP:
-        return True, (judged.code - 2 if dynamic else 1), False
+        return True, (judged.code - ExitCode.DYNAMIC_BASE if dynamic else 1), False
     if judged.state == DRAIN:
         return (True, 0, False) if dynamic else (False, 0, True)
     return False, 0, False

@@ -8,6 +8,8 @@ import os
 import re
 import tomllib
 
+from kachecks.errors import KachecksError
+
 DEFAULT_PATH = "/etc/kachecks/kachecks.toml"
 DEFAULT_SPOOL = "/var/spool/kachecks"
 
@@ -69,7 +71,7 @@ UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 AGENT_SECTIONS = ("agent", "check")
 
 
-class ConfigError(ValueError):
+class ConfigError(KachecksError, ValueError):
     """One line for people, naming the file and the key."""
 
 

@@ -51,7 +51,7 @@ def test_the_commands_own_timeout_wins_over_the_tables(tmp_path):
     ({"name": "web1", "command": ""}, {}, "check 'web1': command: empty"),
     ({"name": "web1", "command": 7}, {}, "check 'web1': command: must be a string or a list"),
     ({"name": "web1", "command": "/bin/true"}, {},
-     "check 'web1': command: /bin/true is not a kachecks check"),
+     "check 'web1': command: not a kachecks check command: /bin/true"),
     ({"name": "web1", "command": "kachecks-http --url"}, {},
      "check 'web1': command: Missing parameter for option --url"),
     ({"name": "web1", "command": "kachecks-http --digest 123 --url " + URL}, {},

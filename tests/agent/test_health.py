@@ -3,7 +3,7 @@
 import pytest
 
 from kachecks.agent.health import DOWN, DRAIN, UP, Health
-from kachecks.checks import verdict
+from kachecks.checks import registry, verdict
 from kachecks.checks.result import Result
 
 OK = Result(True, summary="200 OK")
@@ -11,12 +11,17 @@ FAIL = Result(False, reason="md5 mismatch")
 DRAINED = Result(True, summary="drained by /etc/kachecks/drain-web1", drain=True, weight=0)
 
 
+def target(*args):
+    return registry.load("http").parse(["--url", "http://192.168.8.101/service.txt", *args])
+
+
 def feed(results, rise=1, fall=1, dynamic=False, weight=1):
     """[(display, value)] after each result."""
     health = Health()
     seen = []
+    options = target(*(["--dynamic"] if dynamic else []), "--weight", str(weight))
     for i, result in enumerate(results):
-        judged = verdict.judge(result, dynamic=dynamic, default_weight=weight)
+        judged = verdict.judge(result, options)
         health.observe(judged, dynamic, rise, fall, now=i)
         seen.append((health.display, health.value))
     return seen
@@ -65,6 +70,7 @@ def test_a_dynamic_drain_stays_up_with_weight_0():
 ])
 def test_observe_reports_only_changes_of_what_is_published(results, changes):
     health = Health()
-    got = [health.observe(verdict.judge(r), False, 1, 1, now=i) for i, r in enumerate(results)]
+    got = [health.observe(verdict.judge(r, target()), False, 1, 1, now=i)
+           for i, r in enumerate(results)]
     assert got == changes
     assert health.since == max(i for i, (changed, _) in enumerate(changes) if changed)
