@@ -36,7 +36,7 @@ class AgentProcess:
     """``kachecks agent --config FILE`` in the background; files and status at hand."""
 
     def __init__(self, workdir, checks, metrics="", env=None, preamble=None, launch=None,
-                 **agent):
+                 command=None, **agent):
         self.dir = Path(workdir)
         self.track = self.dir / "track"
         self.config = self.dir / "kachecks.toml"
@@ -45,12 +45,13 @@ class AgentProcess:
         self.env = env
         self.preamble = preamble  # Python run before kachecks' main() in the agent's process
         self.launch = launch or (lambda argv: argv)  # e.g. a Namespace's argv: run it there
+        self.command = list(command or cli.command("kachecks"))  # how to run `kachecks`
         self.proc = None
 
     def argv(self):
         tail = ["agent", "--config", str(self.config)]
         if self.preamble is None:
-            return self.launch([*cli.command("kachecks"), *tail])
+            return self.launch([*self.command, *tail])
         code = f"{self.preamble}\nimport sys\nfrom kachecks.cli import main\nsys.exit(main())"
         return self.launch([sys.executable, "-c", code, *tail])
 

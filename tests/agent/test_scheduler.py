@@ -59,10 +59,10 @@ def make_agent(tmp_path):
 
 
 def post(agent, run, ok=True, started=None, finished=None):
+    """What the probe thread does when its run ends."""
     runner, number, _, due = run
     result = Result(ok, summary="200 OK") if ok else Result(False, reason="md5 mismatch")
-    agent.results.put((runner, number, result, started or due, finished or due + 0.001, due))
-    agent._collect()
+    agent.finish(runner, number, result, started or due, finished or due + 0.001, due)
 
 
 def test_first_runs_are_spread_evenly_over_the_interval(make_agent):
@@ -77,7 +77,7 @@ def test_next_runs_keep_the_interval_within_5_percent_jitter_and_do_not_drift(ma
     starts = []
     for _ in range(400):
         clock.now = runner.due
-        agent._dispatch_due(clock.now)
+        agent.tick(clock.now)
         run = agent.pool.runs[-1]
         starts.append(run[3])
         post(agent, run)
@@ -92,28 +92,28 @@ def test_a_probe_that_never_returns_fails_at_its_deadline_and_is_never_overlappe
     (runner,) = agent.runners.values()
     path = runner.spec.file
     clock.now = runner.due
-    agent._dispatch_due(clock.now)
+    agent.tick(clock.now)
     post(agent, agent.pool.runs[0])  # healthy first
     assert open(path).read() == "1\n"
     clock.now = runner.due
-    agent._dispatch_due(clock.now)  # this one hangs
+    agent.tick(clock.now)  # this one hangs
     assert len(agent.pool.runs) == 2
     clock.now += 1 + daemon.GRACE - 0.01
-    agent._expire_stuck(clock.now)
+    agent.tick(clock.now)
     assert open(path).read() == "1\n"  # still within its timeout + grace
     clock.now += 0.02
-    agent._expire_stuck(clock.now)
+    agent.tick(clock.now)
     assert open(path).read() == "0\n"
     assert runner.result.reason.startswith("timeout after 1 s: the probe has not returned")
     for _ in range(3):  # due again while stuck: no second run, one more failure each time
         clock.now = runner.due
-        agent._dispatch_due(clock.now)
+        agent.tick(clock.now)
     assert len(agent.pool.runs) == 2
     assert runner.stats.runs == 5 and runner.stats.failures == 4
     post(agent, agent.pool.runs[1])  # the late answer is void…
     assert open(path).read() == "0\n" and runner.stats.runs == 5
     clock.now = runner.due
-    agent._dispatch_due(clock.now)  # …and the next run starts afresh
+    agent.tick(clock.now)  # …and the next run starts afresh
     assert len(agent.pool.runs) == 3
     post(agent, agent.pool.runs[2])
     assert open(path).read() == "1\n"
@@ -126,11 +126,11 @@ def test_a_probe_that_never_returns_fails_at_its_deadline_and_is_never_overlappe
 def test_a_scheduler_far_behind_respreads_instead_of_bursting(make_agent):
     agent, clock, _ = make_agent(count=4, interval=2, timeout=1)
     clock.now += 60  # the agent was stopped (SIGSTOP, a frozen VM) for a minute
-    agent._dispatch_due(clock.now)
+    agent.tick(clock.now)
     assert len(agent.pool.runs) == 4  # each check once, now
     for run in agent.pool.runs:
         post(agent, run, started=clock.now)
     dues = [r.due - clock.now for r in agent.runners.values()]
     assert all(0 <= d <= 2 * 1.05 for d in dues), dues
-    agent._dispatch_due(clock.now)
+    agent.tick(clock.now)
     assert len(agent.pool.runs) == 4
