@@ -9,9 +9,11 @@ test, with the installed keepalived (2.2.7 on Debian 12, 2.3.3 on Debian 13).
 """
 
 import os
+import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -156,5 +158,50 @@ def test_the_printed_blocks_pass_keepalived_config_test(tmp_path, agent_factory)
         conf.write_text(config.replace("weight 0 reverse", "weight 0 reversed", 1))
         proc = ns.run([KEEPALIVED, "-t", "-f", conf])
         assert proc.returncode != 0 and "reversed" in proc.stderr
+    finally:
+        subprocess.run(["ip", "netns", "del", ns.name], check=False)
+
+
+def migrated(conf, blocks):
+    """The shipped reference keepalived.conf after docs/agent.md's migration steps."""
+    top, _, _ = sections(blocks)
+    conf = re.sub(r"^vrrp_script chk_web1 \{.*?^\}\n", "", conf, flags=re.M | re.S)
+    conf = conf.replace("vrrp_instance VI_1 {", top + "\nvrrp_instance VI_1 {", 1)
+    conf = conf.replace("    track_script {\n        chk_web1\n    }\n",
+                        "    track_process {\n        kachecks_agent\n    }\n"
+                        "    track_file {\n        web1 weight 20 noreverse\n    }\n")
+    names = {"192.168.8.101 80": "web1", "192.168.8.102 80": "web2",
+             "192.168.8.101 389": "ldap1", "192.168.8.102 389": "ldap2"}
+    for server, name in names.items():
+        conf = re.sub(rf"(real_server {server} \{{\n        weight 1\n)        MISC_CHECK \{{\n"
+                      r".*?\n        \}\n",
+                      rf"\1        FILE_CHECK {{\n            track_file {name}\n        }}\n",
+                      conf, count=1, flags=re.S)
+    return conf
+
+
+def test_the_documented_migration_of_the_reference_deployment_passes_keepalived_t(
+        tmp_path, agent_factory):
+    root = Path(__file__).resolve().parents[2]
+    doc = (root / "docs" / "agent.md").read_text()
+    checks_toml = doc.split("**1. Describe the checks", 1)[1].split("```toml\n", 1)[1].split(
+        "```", 1)[0]
+    agent = agent_factory([])
+    # the documented [agent] keys join the test's own [agent] table (its track_dir)
+    agent.config.write_text(agent.config.read_text() + checks_toml.replace("[agent]\n", "", 1))
+    agent.track.mkdir()
+    proc = run_agent_cli("conf", "--config", agent.config)
+    assert proc.returncode == 0, proc.stderr
+    reference = (root / "packaging/debian/examples/keepalived.conf").read_text()
+    conf = migrated(reference, proc.stdout)
+    assert "MISC_CHECK" not in conf and "vrrp_script" not in conf and conf.count("FILE_CHECK") == 4
+    assert conf.count("track_file ldap2 {") == 1 and "web1 weight 20 noreverse" in conf
+    path = tmp_path / "keepalived.conf"
+    path.write_text(conf)
+    ns = create_namespace(f"{BASE}-mig-{os.getpid()}")
+    try:
+        ns.ip("link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
+        done = ns.run([KEEPALIVED, "-t", "-f", path])
+        assert done.returncode == 0, done.stderr + conf
     finally:
         subprocess.run(["ip", "netns", "del", ns.name], check=False)
