@@ -245,3 +245,36 @@ def test_zero_after_a_crash_sets_every_file_the_agent_wrote_to_0(agent_factory, 
     assert (proc.returncode, proc.stderr) == (0, "")
     assert agent.value("web1") == agent.value("web2") == "0\n"
     assert run_agent_cli("status", "--config", agent.config).returncode == 3
+
+
+def test_a_drain_file_takes_effect_at_once_and_a_dynamic_check_stays_up_at_weight_0(
+        agent_factory, web, tmp_path):
+    drain = tmp_path / "drain-web1"
+    plain = http_check("web1", web, extra=f"--drain-file {drain}", fall=5)
+    dynamic = http_check("web1-weight", web, extra=f"--drain-file {drain} --dynamic --weight 7",
+                         fall=5)
+    agent = agent_factory([plain, dynamic], interval=0.3, timeout=0.2)
+    with agent:
+        agent.wait_value("web1", "1\n")
+        agent.wait_value("web1-weight", "7\n")
+        drain.touch()
+        agent.wait_value("web1", "0\n", timeout=0.3 * 1.05 + 1)  # fall 5 does not delay it
+        agent.wait_value("web1-weight", "0\n", timeout=0.3 * 1.05 + 1)
+        document = agent.wait_status(lambda d: all(c["state"] == "DRAIN" for c in d["checks"]))
+        assert [c["up"] for c in document["checks"]] == [False, True]
+        assert document["checks"][0]["reason"] == f"drained by {drain}"
+        drain.unlink()
+        agent.wait_value("web1", "1\n")
+        agent.wait_value("web1-weight", "7\n")
+
+
+def test_status_still_reads_when_the_configuration_is_broken(agent_factory, web):
+    agent = agent_factory([http_check("web1", web)], interval=0.3, timeout=0.2)
+    with agent:
+        agent.wait_status(lambda d: d["checks"][0]["state"] == "UP")
+        agent.config.write_text(agent.config.read_text() + "\n[[check]]\nname = 'x'\n")
+        proc = run_agent_cli("status", "--config", agent.config)
+    assert proc.returncode == 0
+    assert proc.stderr.startswith("kachecks agent status: warning: ") and "command: missing" \
+        in proc.stderr
+    assert proc.stdout.splitlines()[2].split()[:2] == ["web1", "UP"]

@@ -58,6 +58,8 @@ def test_the_commands_own_timeout_wins_over_the_tables(tmp_path):
      "check 'web1': command: --digest: '123' is not an md5"),
     ({"name": "web1", "command": "kachecks-http -s 192.168.8.101 --nagios"}, {},
      "check 'web1': command: --nagios has no meaning here"),
+    ({"name": "web1", "command": "kachecks-http --help"}, {},
+     "check 'web1': command: --help and --version do not run a check"),
     ({"name": "web1", "command": "kachecks-http 'unterminated"}, {},
      "check 'web1': command: missing terminating ' in command"),
     ({"name": "web1", "command": GOOD, "interval": "5s"}, {},
@@ -165,3 +167,18 @@ def test_command_strings_split_like_keepalived_splits_misc_path(line, argv):
 def test_command_strings_keepalived_would_refuse_are_refused(line):
     with pytest.raises(UsageError):
         command.split(line)
+
+
+def test_conf_asks_for_the_address_of_a_real_server_named_by_host_name(tmp_path):
+    path = write(tmp_path, [{"name": "web1", "command": "kachecks-http --url"
+                             " http://web1.mysite.mydmn.org/service.txt"},
+                            {"name": "web1-tcp", "command": "kachecks-tcp web1.mysite.mydmn.org:80"}])
+    proc = run_agent_cli("conf", "--config", path)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert "#    real_server for web1.mysite.mydmn.org port 80: write its IP address here\n" \
+           "    real_server ADDRESS 80 {\n        weight 1\n        FILE_CHECK {\n" \
+           "            track_file web1\n        }\n        FILE_CHECK {\n" \
+           "            track_file web1-tcp\n        }\n    }\n" in text
+    assert f"track_file web1 {{\n    file {tmp_path}/track/web1\n    weight 0 reverse\n" \
+           "    init_file 0\n}\n" in text
