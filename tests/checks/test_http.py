@@ -289,7 +289,7 @@ def test_memory_stays_flat_on_a_large_body():
 
 def test_body_watch_finds_matches_across_reads_and_forgets_old_bytes():
     from kachecks.checks.bodywatch import WINDOW, BodyWatch
-    from kachecks.checks.patterns import compile_option
+    from kachecks.checks.options import compile_option
 
     watch = BodyWatch(regex=compile_option("--regex", "split-here"),
                       weight_regex=compile_option("--weight-regex", r"w=(\d+);", needs_group=True))
