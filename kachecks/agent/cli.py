@@ -118,6 +118,17 @@ def _run(path):
     from kachecks.agent import daemon, systemd
 
     cfg = configuration.load(path)
+    try:
+        other = statuses.read(cfg.status_file)
+    except (OSError, ValueError):
+        other = None
+    if other is not None and statuses.agent_alive(other):
+        raise Failed(f"another kachecks agent (pid {other['pid']}) writes the track files in"
+                     f" {cfg.track_dir}")
+    try:
+        trackfile.ensure_dir(cfg.track_dir)
+    except OSError as exc:
+        raise Failed(f"cannot create {cfg.track_dir}: {exc.strerror or exc}") from None
     daemon.set_process_name()
     return daemon.Agent(cfg, notifier=systemd.Notifier()).run()
 

@@ -115,6 +115,7 @@ class Agent:
         self.started = time.time()
         self.status_due = 0.0
         self.status_dirty = True
+        self.status_error = None
         self.watchdog_due = 0.0
         self.written = set()  # every track file this agent has written (for zero)
 
@@ -229,8 +230,13 @@ class Agent:
             self._notify("READY=1")
             return False
         wanted = {spec.identity: spec for spec in cfg.checks}
-        if cfg.track_dir != self.cfg.track_dir:
+        try:
             trackfile.ensure_dir(cfg.track_dir)
+        except OSError as exc:
+            self.log(f"reload failed, running configuration kept: cannot create"
+                     f" {cfg.track_dir}: {exc.strerror or exc}", syslogger.LOG_ERR)
+            self._notify("READY=1")
+            return False
         with stats.LOCK:
             removed = [r for key, r in self.runners.items() if key not in wanted]
             for runner in removed:
@@ -455,8 +461,12 @@ class Agent:
         try:
             status.write(self.cfg.status_file, self.document(state))
         except OSError as exc:
-            self.log(f"cannot write {self.cfg.status_file}: {exc.strerror or exc}",
-                     syslogger.LOG_ERR)
+            error = f"cannot write {self.cfg.status_file}: {exc.strerror or exc}"
+            if error != self.status_error:  # once, not every second
+                self.log(error, syslogger.LOG_ERR)
+            self.status_error = error
+        else:
+            self.status_error = None
 
     # ------------------------------------------------------------------ metrics
 

@@ -278,3 +278,26 @@ def test_status_still_reads_when_the_configuration_is_broken(agent_factory, web)
     assert proc.stderr.startswith("kachecks agent status: warning: ") and "command: missing" \
         in proc.stderr
     assert proc.stdout.splitlines()[2].split()[:2] == ["web1", "UP"]
+
+
+def test_a_second_agent_on_the_same_track_files_refuses_to_start(agent_factory, web):
+    agent = agent_factory([http_check("web1", web)], interval=0.3, timeout=0.2)
+    with agent:
+        agent.wait_status(lambda d: d["checks"][0]["state"] == "UP")
+        proc = run_agent_cli("--config", agent.config, timeout=10)
+        assert proc.returncode == 1
+        assert proc.stderr == (f"kachecks agent: another kachecks agent (pid {agent.pid}) writes"
+                               f" the track files in {agent.track}\n")
+        agent.assert_running()
+        assert agent.value("web1") == "1\n"
+
+
+def test_an_unusable_track_directory_is_one_line_and_exit_1(agent_factory, web, tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    agent = agent_factory([http_check("web1", web)])
+    agent.config.write_text(agent.config.read_text().replace(str(agent.track),
+                                                             str(blocker / "track")))
+    proc = run_agent_cli("--config", agent.config, timeout=10)
+    assert (proc.returncode, proc.stderr) == (
+        1, f"kachecks agent: cannot create {blocker}/track: Not a directory\n")
