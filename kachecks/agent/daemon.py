@@ -225,18 +225,14 @@ class Agent:
         self._notify("RELOADING=1")
         try:
             cfg = configuration.load(self.cfg.path)
-        except configuration.ConfigError as exc:
-            self.log(f"reload failed, running configuration kept: {exc}", syslogger.LOG_ERR)
+            trackfile.ensure_dir(cfg.track_dir)
+        except (configuration.ConfigError, OSError) as exc:
+            why = exc if isinstance(exc, configuration.ConfigError) else \
+                f"cannot create {cfg.track_dir}: {exc.strerror or exc}"
+            self.log(f"reload failed, running configuration kept: {why}", syslogger.LOG_ERR)
             self._notify("READY=1")
             return False
         wanted = {spec.identity: spec for spec in cfg.checks}
-        try:
-            trackfile.ensure_dir(cfg.track_dir)
-        except OSError as exc:
-            self.log(f"reload failed, running configuration kept: cannot create"
-                     f" {cfg.track_dir}: {exc.strerror or exc}", syslogger.LOG_ERR)
-            self._notify("READY=1")
-            return False
         with stats.LOCK:
             removed = [r for key, r in self.runners.items() if key not in wanted]
             for runner in removed:
@@ -295,11 +291,11 @@ class Agent:
             if runner.removed or slot != runner.slot:
                 continue  # rescheduled or removed since
             self._schedule(runner, self._next_due(runner, now))
-            if runner.inflight is not None:
-                # the previous run is stuck past its deadline: no overlap, still a failure
-                self._complete(runner, Result(False, reason=self._stuck_reason(runner, now)),
-                               runner.inflight, now, messages)
-                continue
+            if runner.inflight is not None:  # never two runs of one check at once
+                if runner.stuck:  # past its deadline: one more failure, the file rewritten
+                    self._complete(runner, Result(False, reason=self._stuck_reason(runner, now)),
+                                   runner.inflight, now, messages)
+                continue  # else slow but within its deadline: its own result will count
             runner.run += 1
             runner.inflight = now
             runner.stuck = False

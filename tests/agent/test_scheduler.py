@@ -134,3 +134,19 @@ def test_a_scheduler_far_behind_respreads_instead_of_bursting(make_agent):
     assert all(0 <= d <= 2 * 1.05 for d in dues), dues
     agent.tick(clock.now)
     assert len(agent.pool.runs) == 4
+
+
+def test_a_run_still_within_its_deadline_when_the_next_is_due_is_left_alone(make_agent):
+    agent, clock, lines = make_agent(count=1, interval=1, timeout=0.9)
+    (runner,) = agent.runners.values()
+    clock.now = runner.due
+    agent.tick(clock.now)
+    first = agent.pool.runs[0]
+    clock.now = runner.due  # due again after ~1 s; the run may take 0.9 s + 0.5 s grace
+    agent.tick(clock.now)
+    assert len(agent.pool.runs) == 1 and runner.stats.runs == 0  # skipped, not failed
+    post(agent, first, finished=clock.now)  # its own result is the one that counts
+    assert runner.stats.runs == 1 and runner.health.display == "UP"
+    clock.now = runner.due
+    agent.tick(clock.now)
+    assert len(agent.pool.runs) == 2
