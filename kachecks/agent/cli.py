@@ -126,9 +126,9 @@ def _run(path):
         raise Failed(f"another kachecks agent (pid {other['pid']}) writes the track files in"
                      f" {cfg.track_dir}")
     try:
-        trackfile.ensure_dir(cfg.track_dir)
+        trackfile.prepare(cfg.track_dir, cfg.files)
     except OSError as exc:
-        raise Failed(f"cannot create {cfg.track_dir}: {exc.strerror or exc}") from None
+        raise Failed(f"cannot use {cfg.track_dir}: {exc.strerror or exc}") from None
     daemon.set_process_name()
     return daemon.Agent(cfg, notifier=systemd.Notifier()).run()
 
@@ -209,20 +209,22 @@ def zero(ctx, config_path):
         problem = None
         try:
             cfg = configuration.load(path)
-            track_dir, files = cfg.track_dir, [spec.file for spec in cfg.checks]
+            track_dir, files = cfg.track_dir, cfg.files
         except configuration.ConfigError as exc:
             problem, track_dir, files = exc, _fallback_track_dir(path), []
         status_file = os.path.join(track_dir, configuration.STATUS_FILE)
         document = None
         try:
-            document = statuses.read(status_file)
+            if not trackfile.unsafe(track_dir):  # a list anybody could write is not trusted
+                document = statuses.read(status_file)
         except (OSError, ValueError):
             pass
         if document is not None:
             if statuses.agent_alive(document):
                 raise Failed(f"the agent (pid {document['pid']}) is running; stop it first"
                              " (systemctl stop kachecks-agent)")
-            files += [f for f in document.get("files", []) if isinstance(f, str)]
+            files += [f for f in document.get("files", []) if isinstance(f, str)
+                      and os.path.isabs(f) and trackfile.looks_like_ours(f)]
         failed = trackfile.zero(sorted(set(files)))
         for failed_path, error in failed:
             click.echo(f"kachecks agent zero: could not set {failed_path} to 0: {error}", err=True)

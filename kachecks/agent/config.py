@@ -21,7 +21,7 @@ DEFAULT_TRACK_DIR = "/run/kachecks/track"
 DEFAULT_METRICS = "127.0.0.1:9662"
 STATUS_FILE = ".kachecks-agent.json"  # in track_dir; never a check's name (no leading dot)
 
-# key -> (default, lowest allowed, whether the lowest is excluded)
+# [agent] defaults of every [[check]]; a [[check]] may set its own
 DEFAULTS = {"interval": 5.0, "timeout": 3.0, "rise": 1, "fall": 1}
 AGENT_KEYS = ("track_dir", "metrics", *DEFAULTS)
 CHECK_KEYS = ("name", "command", "file", *DEFAULTS)
@@ -70,6 +70,11 @@ class AgentConfig:
     @property
     def status_file(self):
         return os.path.join(self.track_dir, STATUS_FILE)
+
+    @property
+    def files(self):
+        """Every check's track file."""
+        return [spec.file for spec in self.checks]
 
 
 def load(path=None):
@@ -126,7 +131,6 @@ def _check(table, number, defaults, track_dir, path):
     argv = _argv(table.get("command"), where)
     try:
         check, args = registry.from_command(argv)
-        head = argv[:len(argv) - len(args)]
         # [agent]/[[check]] timeout is a default: the command's own --timeout wins, as in misc_path
         ns = check.namespace(["--timeout", _seconds(values["timeout"]), *args])
         if ns.help or ns.version:
@@ -144,7 +148,7 @@ def _check(table, number, defaults, track_dir, path):
     if not isinstance(file, str) or not file or file.endswith("/"):
         raise ConfigError(f"{where}: file: must be a file name or path, not {_show(file)}")
     file = os.path.normpath(os.path.join(track_dir, file))
-    return CheckSpec(name, [*head, *args], check, target, values["interval"], values["rise"],
+    return CheckSpec(name, argv, check, target, values["interval"], values["rise"],
                      values["fall"], file)
 
 

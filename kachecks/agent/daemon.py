@@ -128,7 +128,7 @@ class Agent:
                     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
         old_wakeup = signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
         try:
-            trackfile.ensure_dir(self.cfg.track_dir)
+            trackfile.prepare(self.cfg.track_dir, self.cfg.files)
             self._start_metrics()
             self._install(self.cfg.checks)
             count = len(self.cfg.checks)
@@ -225,10 +225,10 @@ class Agent:
         self._notify("RELOADING=1")
         try:
             cfg = configuration.load(self.cfg.path)
-            trackfile.ensure_dir(cfg.track_dir)
+            trackfile.prepare(cfg.track_dir, cfg.files)
         except (configuration.ConfigError, OSError) as exc:
             why = exc if isinstance(exc, configuration.ConfigError) else \
-                f"cannot create {cfg.track_dir}: {exc.strerror or exc}"
+                f"cannot use {cfg.track_dir}: {exc.strerror or exc}"
             self.log(f"reload failed, running configuration kept: {why}", syslogger.LOG_ERR)
             self._notify("READY=1")
             return False

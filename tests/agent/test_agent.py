@@ -1,5 +1,6 @@
 """The running agent against real loopback peers: files, signals, reload, syslog, status."""
 
+import json
 import os
 import re
 import signal
@@ -241,9 +242,15 @@ def test_zero_after_a_crash_sets_every_file_the_agent_wrote_to_0(agent_factory, 
         agent.rewrite([http_check("web1", web)])  # edited, never reloaded
         agent.stop(signal.SIGKILL)
     assert agent.value("web1") == agent.value("web2") == "1\n"  # a crash leaves them stale
+    document = agent.status()
+    bystander = agent.dir / "not-a-track-file"
+    bystander.write_text("precious\n")
+    document["files"].append(str(bystander))  # listed, but not a number: never touched
+    (agent.track / ".kachecks-agent.json").write_text(json.dumps(document))
     proc = run_agent_cli("zero", "--config", agent.config)
     assert (proc.returncode, proc.stderr) == (0, "")
     assert agent.value("web1") == agent.value("web2") == "0\n"
+    assert bystander.read_text() == "precious\n"
     assert run_agent_cli("status", "--config", agent.config).returncode == 3
 
 
@@ -292,7 +299,7 @@ def test_a_second_agent_on_the_same_track_files_refuses_to_start(agent_factory, 
         assert agent.value("web1") == "1\n"
 
 
-def test_an_unusable_track_directory_is_one_line_and_exit_1(agent_factory, web, tmp_path):
+def test_an_unusable_or_unsafe_track_directory_is_one_line_and_exit_1(agent_factory, web, tmp_path):
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
     agent = agent_factory([http_check("web1", web)])
@@ -300,4 +307,12 @@ def test_an_unusable_track_directory_is_one_line_and_exit_1(agent_factory, web, 
                                                              str(blocker / "track")))
     proc = run_agent_cli("--config", agent.config, timeout=10)
     assert (proc.returncode, proc.stderr) == (
-        1, f"kachecks agent: cannot create {blocker}/track: Not a directory\n")
+        1, f"kachecks agent: cannot use {blocker}/track: Not a directory\n")
+    agent.track.mkdir()
+    agent.track.chmod(0o777)  # anybody could write "1" for a dead server
+    agent.config.write_text(agent.config.read_text().replace(str(blocker / "track"),
+                                                             str(agent.track)))
+    proc = run_agent_cli("--config", agent.config, timeout=10)
+    assert (proc.returncode, proc.stderr) == (
+        1, f"kachecks agent: cannot use {agent.track}: {agent.track} is writable by its group"
+           " or others (mode 0777): keepalived would believe files that others write\n")

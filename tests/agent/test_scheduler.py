@@ -46,7 +46,7 @@ def make_agent(tmp_path):
         path = tmp_path / "kachecks.toml"
         path.write_text(agent_toml(checks, tmp_path / "track"))
         cfg = config.load(str(path))
-        trackfile.ensure_dir(cfg.track_dir)
+        trackfile.prepare(cfg.track_dir)
         lines = []
         clock = Clock()
         agent = daemon.Agent(cfg, log=lambda message, priority=0: lines.append(message),
