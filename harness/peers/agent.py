@@ -56,6 +56,8 @@ class AgentProcess:
         return self.launch([sys.executable, "-c", code, *tail])
 
     def start(self):
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError(f"agent already running (pid {self.proc.pid})")
         env = dict(os.environ, **(self.env or {}))
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=log,

@@ -1,7 +1,6 @@
 """The running agent against real loopback peers: files, signals, reload, syslog, status."""
 
 import json
-import os
 import re
 import signal
 import stat
@@ -41,12 +40,8 @@ def test_track_files_follow_the_peer_on_every_result(agent_factory, web):
 
 
 def test_files_are_replaced_atomically_with_their_own_mode_whatever_the_umask(agent_factory, web):
-    agent = agent_factory([http_check("web1", web)], interval=0.2, timeout=0.1)
-    old = os.umask(0o177)  # what keepalived gives its scripts
-    try:
-        agent.start()
-    finally:
-        os.umask(old)
+    agent = agent_factory([http_check("web1", web)], interval=0.2, timeout=0.1,
+                          preamble="import os; os.umask(0o177)")  # keepalived's scripts' umask
     with agent:
         agent.wait_value("web1", "1\n")
         seen = set()
