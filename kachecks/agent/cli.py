@@ -6,7 +6,6 @@ traceback. click's own usage errors are made one line and exit 1 here too.
 """
 
 import os
-import sys
 
 import click
 
@@ -25,9 +24,17 @@ class Failed(KachecksError):
     """What a subcommand could not do, for one line on stderr."""
 
 
+class OneLineUsageError(click.ClickException):
+    """click's usage error as one line and exit 1 (click's own: a usage block, exit 2)."""
+
+    exit_code = 1
+
+    def show(self, file=None):
+        click.echo(self.message, err=True)
+
+
 def _usage_error(ctx, exc):
-    click.echo(f"{ctx.command_path}: {exc.format_message()} (see --help)", err=True)
-    sys.exit(1)
+    raise OneLineUsageError(f"{ctx.command_path}: {exc.format_message()} (see --help)") from None
 
 
 class OneLineCommand(click.Command):
@@ -95,8 +102,8 @@ def agent(ctx, config_path, check_config):
         return
     prog = "kachecks agent"
     if check_config:
-        sys.exit(guarded(_check_config, config_path, prog=prog))
-    sys.exit(guarded(_run, config_path, prog=prog))
+        return guarded(_check_config, config_path, prog=prog)
+    return guarded(_run, config_path, prog=prog)
 
 
 def _check_config(path):
@@ -156,7 +163,7 @@ def conf(ctx, config_path):
         click.echo(blocks.render(configuration.load(_config_path(ctx, config_path))), nl=False)
         return 0
 
-    sys.exit(guarded(action, prog="kachecks agent conf"))
+    return guarded(action, prog="kachecks agent conf")
 
 
 @agent.command(context_settings=CONTEXT, epilog="""\b
@@ -188,7 +195,7 @@ def status(ctx, config_path):
             click.echo(line)
         return 0 if alive else NOT_RUNNING
 
-    sys.exit(guarded(action, prog="kachecks agent status"))
+    return guarded(action, prog="kachecks agent status")
 
 
 @agent.command(context_settings=CONTEXT, epilog="""\b
@@ -234,7 +241,7 @@ def zero(ctx, config_path):
             raise Failed(f"{problem} (zeroed the {len(set(files))} files the last agent wrote)")
         return 1 if failed else 0
 
-    sys.exit(guarded(action, prog="kachecks agent zero"))
+    return guarded(action, prog="kachecks agent zero")
 
 
 def _fallback_track_dir(path):

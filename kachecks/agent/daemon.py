@@ -183,8 +183,7 @@ class Agent:
             paths = self.written | {r.spec.file for r in self.runners.values()}
             failed = trackfile.zero(sorted(paths))
             for runner in self.runners.values():
-                runner.health.up, runner.health.value = None, 0
-                runner.health.display = None
+                runner.health.up, runner.health.value = False, 0
         for path, error in failed:
             self.log(f"could not set {path} to 0: {error}", syslogger.LOG_ERR)
         self._write_status(state="stopped")

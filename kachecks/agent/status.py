@@ -65,10 +65,12 @@ def render(document, now=None, alive=True):
                 f" {_ago(now - written)} ago ({document.get('state', 'unknown')})")
     lines = [head]
     rows = [("CHECK", "STATE", "VALUE", "SINCE", "LATENCY", "LAST RESULT")]
+    stopped = document.get("state") == "stopped"  # files zeroed by the agent or `zero`
     for c in checks:
         since = c.get("since")
         rows.append((
-            c.get("name", "?"), c.get("state") or "PENDING", str(c.get("value", 0)),
+            c.get("name", "?"), "STOPPED" if stopped else c.get("state") or "PENDING",
+            str(c.get("value", 0)),
             f"{_stamp(since)} ({_ago(now - since)})" if since else "-",
             f"{c['latency'] * 1000:.1f} ms" if c.get("latency") is not None else "-",
             _last(c),

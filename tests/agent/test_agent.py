@@ -100,6 +100,7 @@ def test_stop_signals_set_every_file_to_0_and_exit_0(agent_factory, web, sig):
     proc = run_agent_cli("status", "--config", agent.config)
     assert proc.returncode == 3
     assert proc.stdout.startswith(f"kachecks agent is not running; last status from pid {agent.pid}")
+    assert [line.split()[1:3] for line in proc.stdout.splitlines()[2:]] == [["STOPPED", "0"]] * 3
 
 
 def test_the_process_names_itself_for_vrrp_track_process(agent_factory, web):
