@@ -11,8 +11,8 @@ import json
 import os
 import re
 
-from kachecks.agent import command as commands
 from kachecks.checks import registry
+from kachecks.doctor.scripts import CommandError, split_command
 from kachecks.errors import UsageError
 from kachecks.notify import config as tomlfile
 from kachecks.notify.config import ConfigError
@@ -193,8 +193,8 @@ def _text(key, value, where):
 def _argv(value, where):
     if isinstance(value, str):
         try:
-            argv = commands.split(value)
-        except UsageError as exc:
+            argv = split_command(value)  # exactly as keepalived splits misc_path (>= 2.3.2)
+        except CommandError as exc:
             raise ConfigError(f"{where}: command: {exc}") from None
     elif isinstance(value, list) and all(isinstance(word, str) for word in value):
         argv = list(value)

@@ -4,8 +4,7 @@ import pytest
 
 from harness.checks import MD5_SERVER1
 from harness.peers.agent import agent_toml, run_agent_cli
-from kachecks.agent import command, config
-from kachecks.errors import UsageError
+from kachecks.agent import config
 from kachecks.notify import config as notify_config
 
 URL = "http://192.168.8.101/service.txt"
@@ -61,7 +60,7 @@ def test_the_commands_own_timeout_wins_over_the_tables(tmp_path):
     ({"name": "web1", "command": "kachecks-http --help"}, {},
      "check 'web1': command: --help and --version do not run a check"),
     ({"name": "web1", "command": "kachecks-http 'unterminated"}, {},
-     "check 'web1': command: missing terminating ' in command"),
+     "check 'web1': command: missing terminating ' in"),
     ({"name": "web1", "command": GOOD, "interval": "5s"}, {},
      "check 'web1': interval: must be a number of seconds above 0 (at most 86400), not \"5s\""),
     ({"name": "web1", "command": GOOD, "interval": 0}, {}, "check 'web1': interval: must be"),
@@ -148,25 +147,37 @@ def test_notify_reads_a_file_that_also_configures_the_agent(tmp_path):
     assert config.load(str(path)).checks[0].name == "web1"
 
 
+HOST = "192.168.8.101:6379"
+
+
 @pytest.mark.parametrize("line, argv", [
     ("/usr/bin/kachecks-http --url http://192.168.8.101/ --regex 'hello from'",
      ["/usr/bin/kachecks-http", "--url", "http://192.168.8.101/", "--regex", "hello from"]),
-    ('kachecks-tcp --send "PING\\r\\n" --expect +PONG h:1',
-     ["kachecks-tcp", "--send", "PING\r\n", "--expect", "+PONG", "h:1"]),
-    ("a 'b\\tc' d\\ e", ["a", "b\tc", "d e"]),           # escapes even inside single quotes
-    ("a\\x41\\101\\cA\\E\\q", ["aAA\x01\x1bq"]),          # hex, octal, control, ESC, other
-    ("a\\xg", ["axg"]),                                   # \x without hex digits is x
-    ("  a   b\t", ["a", "b"]),
-    ("x''y \"\"", ["xy", ""]),                            # empty quotes make (part of) a word
+    (f'kachecks-tcp --send "PING\\r\\n" --expect PONG {HOST}',
+     ["kachecks-tcp", "--send", "PING\r\n", "--expect", "PONG", HOST]),
+    (f"kachecks-tcp {HOST} --send 'b\\tc' --expect d\\ e",  # escapes even inside '…'
+     ["kachecks-tcp", HOST, "--send", "b\tc", "--expect", "d e"]),
+    (f"kachecks-tcp {HOST} --send a\\x41\\101\\cA\\E\\q",  # hex, octal, control, ESC, other
+     ["kachecks-tcp", HOST, "--send", "aAA\x01\x1bq"]),
+    (f"kachecks-tcp {HOST} --send a\\xg", ["kachecks-tcp", HOST, "--send", "axg"]),
+    (f"  kachecks-tcp   {HOST}\t", ["kachecks-tcp", HOST]),
+    (f"kachecks-tcp {HOST} --send x''y", ["kachecks-tcp", HOST, "--send", "xy"]),
 ])
-def test_command_strings_split_like_keepalived_splits_misc_path(line, argv):
-    assert command.split(line) == argv
+def test_command_strings_split_like_keepalived_splits_misc_path(tmp_path, line, argv):
+    cfg = config.load(str(write(tmp_path, [{"name": "c", "command": line}])))
+    assert list(cfg.checks[0].argv) == argv
 
 
-@pytest.mark.parametrize("line", ["a 'b", 'a "b', "a\\"])
-def test_command_strings_keepalived_would_refuse_are_refused(line):
-    with pytest.raises(UsageError):
-        command.split(line)
+@pytest.mark.parametrize("line, message", [
+    (f"kachecks-tcp '{HOST}", "missing terminating '"),
+    (f'kachecks-tcp "{HOST}', 'missing terminating "'),
+    (f"kachecks-tcp {HOST} \\", "missing escape character at the end"),
+])
+def test_command_strings_keepalived_would_refuse_are_refused(tmp_path, line, message):
+    path = write(tmp_path, [{"name": "c", "command": line}])
+    proc = run_agent_cli("--check-config", "--config", path)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"kachecks agent: {path}: check 'c': command: {message}")
 
 
 def test_conf_asks_for_the_address_of_a_real_server_named_by_host_name(tmp_path):
