@@ -62,6 +62,7 @@ def _config_path(ctx, path):
 
 
 @click.group(name="agent", cls=OneLineGroup, invoke_without_command=True, context_settings=CONTEXT,
+             short_help="Run the checks without a fork, into keepalived track files.",
              epilog="""\b
 Examples:
   kachecks agent --check-config            # validate [agent] and every [[check]]
