@@ -11,8 +11,10 @@ forked rows. Track files live on tmpfs, as /run does on a Debian director.
 The resident-set row runs 1,000 HTTP checks for two intervals and reads VmHWM.
 """
 
+import contextlib
 import hashlib
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -92,13 +94,18 @@ def _runs(agent):
     return sum(c["runs"] for c in agent.status()["checks"])
 
 
-def _agent(row, command, env, checks=None, interval=None):
+@contextlib.contextmanager
+def _agent(row, command, env, checks=None):
+    """A running agent for ``row`` in a work directory of its own, removed afterwards."""
     workdir = tempfile.mkdtemp(prefix="kachecks-bench-agent-",
                                dir=TMPFS if os.path.isdir(TMPFS) else None)
     checks = checks or [{"name": f"c{i}", "command": row.commands} for i in range(row.count)]
-    interval = interval or row.interval
-    return AgentProcess(workdir, checks, env=env, command=command, interval=interval,
-                        timeout=min(2.0, interval * 0.8))
+    try:
+        with AgentProcess(workdir, checks, env=env, command=command, interval=row.interval,
+                          timeout=min(2.0, row.interval * 0.8)) as agent:
+            yield agent
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _round(row, command, env, window):
