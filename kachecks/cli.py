@@ -22,6 +22,7 @@ CLICK_COMMANDS = {
     "fifo": ("kachecks.notify.commands", "fifo"),
     "spool": ("kachecks.notify.commands", "spool"),
     "worker": ("kachecks.worker.server", "worker"),
+    "agent": ("kachecks.agent.cli", "agent"),
     "doctor": ("kachecks.doctor.cli", "doctor"),
 }
 
