@@ -279,7 +279,8 @@ def machine(launcher, interpreter):
     except OSError:
         pass
     revision = _version(["git", "-C", launcher.tree, "describe", "--always", "--dirty"])
-    where = (f"dev tree {launcher.tree} at {revision}, wrappers like the .deb's,"
+    # the commit, not the checkout's path: the table is published
+    where = (f"source tree at {revision}, wrappers like the .deb's,"
              " PYTHONPATH=tree"
              if launcher.dev else f"installed executables in {launcher.bin_dir}"
              f" (kachecks {_deb_version('kachecks')})")
