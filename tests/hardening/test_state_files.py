@@ -145,7 +145,7 @@ def test_a_state_directory_is_created_with_its_mode_whatever_the_umask(
     monkeypatch.setenv("KACHECKS_STATE_DIR", str(created))
     run_times(1, down_check(unused_port), preexec_fn=lambda: os.umask(0o177))
     mode = stat.S_IMODE(os.stat(created).st_mode)
-    assert mode == (0o755 if os.geteuid() == 0 else 0o700), oct(mode)
+    assert mode == (0o750 if os.geteuid() == 0 else 0o700), oct(mode)
 
 
 @pytest.fixture
