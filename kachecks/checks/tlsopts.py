@@ -15,11 +15,12 @@ SNI_NAME_OPT = Opt("sni_name", None, "sni-name", metavar="NAME",
 def validate(ns):
     if ns.client_key and not ns.client_cert:
         raise UsageError("--client-key needs --client-cert")
-    # Early and clear, before any traffic: each file is a regular file of sane size.
-    from kachecks.net.tls import checked_files
+    if ns.ca_file or ns.client_cert or ns.client_key:
+        # Early and clear, before any traffic: each is a regular file of sane size.
+        from kachecks.net.tls import checked_files
 
-    with checked_files(ns.ca_file, ns.client_cert, ns.client_key):
-        pass
+        with checked_files(ns.ca_file, ns.client_cert, ns.client_key):
+            pass
 
 
 def uses_tls_options(ns):

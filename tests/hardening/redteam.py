@@ -1,0 +1,200 @@
+"""The check-side red-team trials, with figures: ``python -m tests.hardening.redteam``.
+
+Not a test (pytest does not collect it): random timings cannot give a
+pass/fail that holds on a loaded machine, so this prints counts instead.
+
+  signals   N checks, each sent SIGTERM, SIGINT or SIGHUP at a random time in
+            the first WINDOW ms after exec; counts exit codes, deaths by
+            signal and tracebacks; also how many landed before the
+            interpreter ran any of our code (measured on a bare interpreter).
+  files     FIFO, /dev/zero and an 8 GiB sparse file as --password-file /
+            --ca-file: time to exit.
+  state     world-writable state directory with planted *.state.<pid>.tmp
+            links, *.state -> /dev/zero, a squatted /tmp/kachecks-<uid>.
+
+Options: --bin DIR (executables; default as tests/support/cli.py finds them),
+--trials N (200), --window MS (50).
+"""
+
+import argparse
+import collections
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT", signal.SIGHUP: "SIGHUP"}
+
+
+def _mute_peer():
+    """A peer that accepts and never answers; returns its port."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)
+    held = []
+
+    def accept():
+        while True:
+            conn, _ = sock.accept()
+            held.append(conn)
+
+    threading.Thread(target=accept, daemon=True).start()
+    return sock.getsockname()[1]
+
+
+def _env(state):
+    env = dict(os.environ)
+    env.update(KACHECKS_STATE_DIR=state, KACHECKS_SYSLOG_SOCKET="/nonexistent",
+               KACHECKS_WORKER_SOCKET="/nonexistent")
+    return env
+
+
+def signals(bin_dir, trials, window, env):
+    port = _mute_peer()
+    outcomes = collections.Counter()
+    command = [str(bin_dir / "kachecks-tcp"), f"127.0.0.1:{port}", "--expect", "never",
+               "--timeout", "10"]
+    for _ in range(trials):
+        signum = random.choice(list(NAMES))
+        delay = random.uniform(0, window / 1000)
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        time.sleep(delay)
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=30)
+        text = (out + err).decode("utf-8", "replace")
+        if proc.returncode < 0:
+            outcome = f"died by {signal.Signals(-proc.returncode).name}"
+        else:
+            outcome = f"exit {proc.returncode}"
+        if "Traceback" in text or "Fatal Python error" in text:
+            outcome += " with traceback"
+        outcomes[(NAMES[signum], outcome)] += 1
+    print(f"signals: {trials} trials, random time in the first {window} ms after exec")
+    for (name, outcome), count in sorted(outcomes.items()):
+        print(f"  {name:8} {outcome:30} {count}")
+    bare = _bare_interpreter_window(trials, window, env)
+    print(f"  a bare interpreter whose first line catches the signals dies in {bare} of"
+          f" {trials} such trials: the part no Python code can cover")
+
+
+def _bare_interpreter_window(trials, window, env):
+    code = ("import _signal\nfor s in (1, 2, 15): _signal.signal(s, lambda *a: None)\n"
+            "import time\ntime.sleep(0.2)\n")
+    deaths = 0
+    for _ in range(trials):
+        proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+        time.sleep(random.uniform(0, window / 1000))
+        proc.send_signal(random.choice(list(NAMES)))
+        deaths += proc.wait(timeout=10) < 0
+    return deaths
+
+
+def files(bin_dir, env, scratch):
+    port = _mute_peer()
+    fifo = scratch / "fifo"
+    os.mkfifo(fifo, 0o600)
+    sparse = scratch / "sparse"
+    with open(sparse, "wb") as handle:
+        handle.truncate(8 << 30)
+    os.chmod(sparse, 0o600)
+    print("files: --timeout 1; seconds to exit, exit code")
+    for label, path in (("FIFO", fifo), ("/dev/zero", "/dev/zero"), ("8 GiB sparse", sparse)):
+        for option, extra in (("--password-file", ["--user", "monitor"]), ("--ca-file", [])):
+            url = f"http{'s' if option == '--ca-file' else ''}://127.0.0.1:{port}/"
+            started = time.monotonic()
+            try:
+                proc = subprocess.run([str(bin_dir / "kachecks-http"), "--url", url, *extra, option,
+                                       str(path), "--timeout", "1"], capture_output=True,
+                                      env=env, timeout=30)
+                code = proc.returncode
+            except subprocess.TimeoutExpired:
+                code = "still running after 30 s"
+            print(f"  {label:13} {option:16} {time.monotonic() - started:6.2f} s  {code}")
+
+
+def state(bin_dir, env, scratch):
+    # A port that refuses until we listen on it: the same command goes DOWN, then UP.
+    flip = socket.socket()
+    flip.bind(("127.0.0.1", 0))
+    check = [str(bin_dir / "kachecks-tcp"), f"127.0.0.1:{flip.getsockname()[1]}",
+             "--timeout", "1", "--quiet"]
+    shared = scratch / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    victim = scratch / "victim"
+    victim.write_text("a root-owned file\n")
+    run_env = dict(env, KACHECKS_STATE_DIR=str(shared), TMPDIR=str(scratch / "tmp"))
+    os.mkdir(scratch / "tmp", 0o700)
+    subprocess.run(check, env=run_env, capture_output=True)  # DOWN
+    created = sorted(os.listdir(shared))
+    last = int(Path("/proc/sys/kernel/ns_last_pid").read_text())
+    planted = 0
+    for name in created:  # the attacker's links at the next pids' temporary names
+        for pid in range(last + 1, last + 300):
+            os.symlink(victim, shared / f"{name}.{pid}.tmp")
+            planted += 1
+    flip.listen(8)
+    subprocess.run(check, env=run_env, capture_output=True)  # UP: the state file is rewritten
+    flip.close()
+    print(f"state: world-writable dir: files the check created there: {created or 'none'};"
+          f" {planted} links planted; victim now {victim.read_text()!r}")
+    own = scratch / "own"
+    own.mkdir(mode=0o700)
+    run_env = dict(env, KACHECKS_STATE_DIR=str(own))
+    subprocess.run(check, env=run_env, capture_output=True)
+    for name in os.listdir(own):
+        os.unlink(own / name)
+        os.symlink("/dev/zero", own / name)
+    started = time.monotonic()
+    proc = subprocess.run(check, env=run_env, capture_output=True)
+    print(f"state: *.state -> /dev/zero: exit {proc.returncode} in"
+          f" {time.monotonic() - started:.2f} s")
+    squatted = scratch / "tmp2"
+    squatted.mkdir(mode=0o700)
+    (squatted / f"kachecks-{os.geteuid()}").mkdir(mode=0o777)
+    os.chmod(squatted / f"kachecks-{os.geteuid()}", 0o777)
+    log = scratch / "log.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(log))
+    sock.setblocking(False)
+    run_env = dict(env, KACHECKS_STATE_DIR=str(victim), TMPDIR=str(squatted),
+                   KACHECKS_SYSLOG_SOCKET=str(log))
+    run_env.pop("XDG_RUNTIME_DIR", None)
+    for _ in range(5):
+        subprocess.run(check[:-1], env=run_env, capture_output=True)  # refused: DOWN each time
+    lines = 0
+    while True:
+        try:
+            sock.recv(65536)
+            lines += 1
+        except BlockingIOError:
+            break
+    sock.close()
+    print(f"state: squatted /tmp/kachecks-<uid>: 5 failing runs logged {lines} DOWN line(s)")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bin", type=Path,
+                        default=Path(os.environ.get("KACHECKS_BIN_DIR") or Path(sys.executable).parent))
+    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--window", type=float, default=50)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        state_dir = scratch / "state"
+        state_dir.mkdir()
+        env = _env(str(state_dir))
+        signals(args.bin, args.trials, args.window, env)
+        files(args.bin, env, scratch)
+        state(args.bin, env, scratch)
+
+
+if __name__ == "__main__":
+    main()
