@@ -1,6 +1,7 @@
-"""Options every check shares (SPEC §2), declared once for all three."""
+"""Options every check shares, declared once for all three, and their Target fields."""
 
 from kachecks.argspec import FLAG, MULTI, Opt
+from kachecks.errors import UsageError
 
 
 def positive_float(text):
@@ -72,5 +73,16 @@ TLS_OPTS = [
              " (fails only with --nagios, as WARNING)", section=TLS),
 ]
 
-__all__ = ["COMMON_OPTS", "TLS_OPTS", "FLAG", "MULTI", "Opt", "positive_float",
+# Options that only steer one command-line run; not fields of a Target.
+RUN_ONLY = ("help", "version")
+
+
+def common(ns):
+    """The Target fields of the common options (kachecks.checks.target.Target)."""
+    if ns.dynamic and ns.nagios:
+        raise UsageError("--dynamic and --nagios exclude each other")
+    return {opt.dest: getattr(ns, opt.dest) for opt in COMMON_OPTS if opt.dest not in RUN_ONLY}
+
+
+__all__ = ["COMMON_OPTS", "common", "TLS_OPTS", "FLAG", "MULTI", "Opt", "positive_float",
            "non_negative_int", "port_number"]

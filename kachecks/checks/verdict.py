@@ -1,4 +1,4 @@
-"""Where a check decides its exit code (SPEC §2).
+"""Where a check decides its exit code (docs/checks.md, "Exit codes").
 
 keepalived reads nothing but the exit code, so this table is the product:
 
@@ -9,43 +9,52 @@ keepalived reads nothing but the exit code, so this table is the product:
 """
 
 from kachecks.checks.weight import clamp
-
-NAGIOS_OK, NAGIOS_WARNING, NAGIOS_CRITICAL, NAGIOS_UNKNOWN = 0, 1, 2, 3
+from kachecks.status import ExitCode
 
 UP, DOWN, DRAIN = "UP", "DOWN", "DRAIN"
 
 
 class Verdict:
+    """``code``: the exit code; ``word``: after the check name ("HTTP OK", "HTTP
+    CRITICAL"); ``state``: UP / DOWN / DRAIN, remembered to log transitions only."""
+
     __slots__ = ("code", "word", "state")
 
     def __init__(self, code, word, state):
-        self.code = code
-        self.word = word  # shown after the check name: "HTTP OK", "HTTP CRITICAL"
-        self.state = state  # UP / DOWN / DRAIN, remembered to log transitions only
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "word", word)
+        object.__setattr__(self, "state", state)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Verdict is immutable")
+
+    def __repr__(self):
+        return f"Verdict({self.code}, {self.word!r}, {self.state!r})"
 
 
-def judge(result, nagios=False, dynamic=False, default_weight=1):
-    """The Verdict for a probe's Result under the chosen mode."""
+def judge(result, target):
+    """The Verdict for a probe's Result under the target's mode (--nagios, --dynamic)."""
+    nagios, dynamic = target.nagios, target.dynamic
     if not result.ok:
         if nagios:
-            return Verdict(NAGIOS_CRITICAL, "CRITICAL", DOWN)
-        return Verdict(1, "FAIL", DOWN)
+            return Verdict(ExitCode.NAGIOS_CRITICAL, "CRITICAL", DOWN)
+        return Verdict(ExitCode.FAILURE, "FAIL", DOWN)
     if result.drain:
         if nagios:
-            return Verdict(NAGIOS_WARNING, "WARNING", DRAIN)
-        return Verdict(2 if dynamic else 1, "DRAIN", DRAIN)
+            return Verdict(ExitCode.NAGIOS_WARNING, "WARNING", DRAIN)
+        return Verdict(ExitCode.DYNAMIC_BASE if dynamic else ExitCode.FAILURE, "DRAIN", DRAIN)
     if nagios:
         if result.warning:
-            return Verdict(NAGIOS_WARNING, "WARNING", UP)
-        return Verdict(NAGIOS_OK, "OK", UP)
+            return Verdict(ExitCode.NAGIOS_WARNING, "WARNING", UP)
+        return Verdict(ExitCode.NAGIOS_OK, "OK", UP)
     if dynamic:
-        weight = default_weight if result.weight is None else result.weight
-        return Verdict(2 + clamp(weight), "OK", UP)
-    return Verdict(0, "OK", UP)
+        weight = target.weight if result.weight is None else result.weight
+        return Verdict(ExitCode.DYNAMIC_BASE + clamp(weight), "OK", UP)
+    return Verdict(ExitCode.OK, "OK", UP)
 
 
 def error_verdict(nagios=False):
     """Bad command line, unreadable file, internal error: never 2 outside --nagios."""
     if nagios:
-        return Verdict(NAGIOS_UNKNOWN, "UNKNOWN", DOWN)
-    return Verdict(1, "ERROR", DOWN)
+        return Verdict(ExitCode.NAGIOS_UNKNOWN, "UNKNOWN", DOWN)
+    return Verdict(ExitCode.FAILURE, "ERROR", DOWN)

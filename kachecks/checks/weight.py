@@ -6,8 +6,9 @@ silent default (SPEC §2).
 """
 
 from kachecks.errors import ProbeFailure
+from kachecks.status import ExitCode
 
-MAX_WEIGHT = 253  # exit codes stop at 255
+MAX_WEIGHT = ExitCode.DYNAMIC_MAX - ExitCode.DYNAMIC_BASE  # exit codes stop at 255
 
 
 def clamp(weight):

@@ -11,6 +11,8 @@ import time
 from kachecks import argspec
 from kachecks.argspec import FLAG, MULTI, Opt
 from kachecks.errors import ProbeFailure, UsageError
+from kachecks.http.request import protocol_mode
+from kachecks.status import ExitCode
 
 DEFAULT_TIMEOUT = 5
 _C_SPACE = " \t\n\v\f\r"
@@ -38,9 +40,10 @@ def _unsigned(what):
 
 
 def _protocol(text):
-    if text not in ("1.0", "1.0c", "1.0C", "1.1"):
-        raise UsageError(f"invalid HTTP protocol version '{text}'")
-    return text
+    try:
+        return protocol_mode(text)
+    except ValueError:
+        raise UsageError(f"invalid HTTP protocol version '{text}'") from None
 
 
 def _hash(text):
@@ -118,22 +121,11 @@ Exit status: 0 digest(s) printed (several servers: even if they differ);
 
 def main(argv=None, prog=None):
     """Entry point; returns the exit code, never raises."""
+    from kachecks.runtime import guarded
+
     prog = prog or "kachecks genhash"
-    out = sys.stdout.buffer
-    try:
-        return _main(sys.argv[1:] if argv is None else list(argv), prog, out)
-    except UsageError as exc:
-        _error(str(exc))
-    except KeyboardInterrupt:
-        _error("interrupted")
-    except Exception as exc:  # never a traceback: one line, exit 1
-        _error(f"{prog}: internal error: {type(exc).__name__}: {exc}")
-    finally:
-        try:
-            out.flush()
-        except OSError:
-            pass
-    return 1
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return guarded(_main, argv, prog, prog=prog, bare_usage=True)
 
 
 def _error(line):
@@ -142,12 +134,13 @@ def _error(line):
     sys.stderr.flush()
 
 
-def _main(argv, prog, out):
+def _main(argv, prog):
+    out = sys.stdout.buffer
     opts = argspec.parse(OPTIONS, argv)
     if opts.help:
         out.write(argspec.render_help(f"{prog} -s ADDRESS -p PORT -u PATH [OPTIONS]",
                                       DESCRIPTION, OPTIONS, EPILOG).encode())
-        return 0
+        return ExitCode.OK
     for dest, flag in (("servers", "-s ADDRESS"), ("port", "-p PORT"), ("url", "-u PATH")):
         if not opts.__dict__[dest]:
             raise UsageError(f"missing {flag} (see {prog} --help)")
@@ -161,7 +154,7 @@ def _main(argv, prog, out):
     if len(results) > 1:
         verdict = _agreement(results)
         out.write((f"# {verdict}" if opts.format == "conf" else verdict).encode())
-    return 0 if all(digest for _server, digest in results) else 1
+    return ExitCode.OK if all(digest for _server, digest in results) else ExitCode.FAILURE
 
 
 def _one(server, opts, out):

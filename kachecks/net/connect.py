@@ -7,13 +7,14 @@ bare interpreter), which every forked check would pay every delay_loop.
 Every failure is a ProbeFailure whose ``phase`` is ``resolve`` or
 ``connect`` and whose ``reason`` is a stable keyword (``refused``,
 ``unreachable``, ``resolve``, ``bind``, ``fwmark``, ``error``; running out
-of time is a DeadlineExceeded)
-so callers such as genhash can map it to keepalived's own wording.
+of time is a DeadlineExceeded), so callers such as genhash can map it to
+keepalived's own wording.
 """
 
 import _socket
 
 from kachecks.errors import DeadlineExceeded, ProbeFailure
+from kachecks.net.stream import Stream
 
 _ERRNO_TEXT = {
     111: ("refused", "connection refused"),  # ECONNREFUSED
@@ -22,13 +23,6 @@ _ERRNO_TEXT = {
     99: ("error", "cannot assign requested address"),  # EADDRNOTAVAIL
     104: ("error", "connection reset"),  # ECONNRESET
 }
-
-
-def failure(message, phase, reason):
-    """A ProbeFailure carrying a ``reason`` keyword (see module docstring)."""
-    exc = ProbeFailure(message, phase)
-    exc.reason = reason
-    return exc
 
 
 def parse_literal(host):
@@ -66,7 +60,7 @@ def resolve(host, port, deadline, family=0):
     if literal is not None:
         fam, addr = literal
         if family and fam != family:
-            raise failure(f"{host} is not an IPv{4 if family == _socket.AF_INET else 6} address",
+            raise ProbeFailure(f"{host} is not an IPv{4 if family == _socket.AF_INET else 6} address",
                           "resolve", "resolve")
         return [(fam, (addr, port) if fam == _socket.AF_INET else (addr, port, 0, 0))]
     return _resolve_name(host, port, deadline, family)
@@ -93,13 +87,13 @@ def _resolve_name(host, port, deadline, family):
     result = box[0]
     if isinstance(result, Exception):
         detail = result.args[1] if len(result.args) > 1 else str(result)
-        raise failure(f"cannot resolve {host}: {detail}", "resolve", "resolve")
+        raise ProbeFailure(f"cannot resolve {host}: {detail}", "resolve", "resolve")
     seen = []
     for fam, _type, _proto, _name, sockaddr in result:
         if (fam, sockaddr) not in seen:
             seen.append((fam, sockaddr))
     if not seen:
-        raise failure(f"cannot resolve {host}: no address", "resolve", "resolve")
+        raise ProbeFailure(f"cannot resolve {host}: no address", "resolve", "resolve")
     return seen
 
 
@@ -140,17 +134,14 @@ def _connect_one(family, sockaddr, deadline, bind, fwmark):
             try:
                 sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_MARK, int(fwmark))
             except OSError as exc:
-                raise failure(f"cannot set fwmark {fwmark}: {exc.strerror}", "connect", "fwmark") from None
+                raise ProbeFailure(f"cannot set fwmark {fwmark}: {exc.strerror}", "connect", "fwmark") from None
         if bind:
             _bind(sock, family, bind)
-        sock.settimeout(deadline.remaining("connect"))
         try:
-            sock.connect(sockaddr)
-        except TimeoutError:
-            raise deadline.expired_in("connect") from None
+            Stream(sock, deadline).bounded("connect", sock.connect, sockaddr)
         except OSError as exc:
             reason, text = _ERRNO_TEXT.get(exc.errno, ("error", exc.strerror or str(exc)))
-            raise failure(text, "connect", reason) from None
+            raise ProbeFailure(text, "connect", reason) from None
         return sock
     except BaseException:
         sock.close()
@@ -161,9 +152,9 @@ def _bind(sock, family, bind):
     literal = parse_literal(bind)
     if literal is None or literal[0] != family:
         version = 4 if family == _socket.AF_INET else 6
-        raise failure(f"bind address {bind} is not an IPv{version} literal", "connect", "bind")
+        raise ProbeFailure(f"bind address {bind} is not an IPv{version} literal", "connect", "bind")
     address = (literal[1], 0) if family == _socket.AF_INET else (literal[1], 0, 0, 0)
     try:
         sock.bind(address)
     except OSError as exc:
-        raise failure(f"cannot bind to {bind}: {exc.strerror}", "connect", "bind") from None
+        raise ProbeFailure(f"cannot bind to {bind}: {exc.strerror}", "connect", "bind") from None

@@ -1,0 +1,94 @@
+"""The one guard every entry point runs through.
+
+keepalived (and systemd, and an administrator's shell) acts on the exit
+code, so whatever escapes a command — a usage error, a bug, Ctrl-C, a
+closed stdout — ends here as one line on stderr and a defined code, never a
+traceback. Entry points return their code; only ``__main__``-level code
+(the console-script wrappers, ``python -m kachecks``) calls ``sys.exit``.
+"""
+
+import os
+import sys
+
+from kachecks.errors import KachecksError, UsageError
+from kachecks.status import ExitCode
+
+
+def guarded(func, *args, prog, error_code=ExitCode.FAILURE, bare_usage=False, report=None,
+            **kwargs):
+    """``func(*args, **kwargs)``'s exit code, or ``error_code`` after one line on stderr.
+
+    ``bare_usage``: a UsageError prints its message alone (genhash speaks
+    keepalived's words); otherwise lines start with ``prog: ``. ``report``
+    also receives each error line (e.g. to copy it to syslog).
+    """
+    try:
+        code = func(*args, **kwargs)
+        code = ExitCode.OK if code is None else code
+    except SystemExit as exc:  # a library (click) that exits on its own
+        code = exc.code
+        if code is None:
+            code = ExitCode.OK
+        elif not isinstance(code, int):
+            _say(f"{prog}: {code}", report)
+            code = error_code
+    except UsageError as exc:
+        _say(str(exc) if bare_usage else f"{prog}: {exc}", report)
+        code = error_code
+    except KachecksError as exc:
+        _say(f"{prog}: {exc}", report)
+        code = error_code
+    except KeyboardInterrupt:
+        _say(f"{prog}: interrupted", report)
+        code = error_code
+    except BrokenPipeError:
+        _detach_stdout()
+        _say(f"{prog}: write error: output closed", report)
+        code = error_code
+    except Exception as exc:  # a bug still ends as a defined code
+        _say(f"{prog}: internal error: {type(exc).__name__}: {exc}", report)
+        code = error_code
+    return _flushed(code, prog, error_code, report)
+
+
+def _flushed(code, prog, error_code, report):
+    """Flush stdout here, so lost output is one line and a code, not a message
+    at interpreter exit. Output lost after a success is a failure (as in
+    coreutils); after a failure, that failure was already said."""
+    if sys.stdout is None:  # started with stdout closed
+        return code
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError) as exc:
+        _detach_stdout()
+        if code != ExitCode.OK:
+            return code
+        _say(f"{prog}: write error: {getattr(exc, 'strerror', None) or exc}", report)
+        return error_code
+    return code
+
+
+def _detach_stdout():
+    # Python flushes sys.stdout again at exit; point it at /dev/null so
+    # that flush cannot print "Exception ignored ... BrokenPipeError".
+    if sys.stdout is None:
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def _say(line, report):
+    try:
+        sys.stderr.write(line.rstrip("\n") + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    if report is not None:
+        try:
+            report(line)
+        except Exception:
+            pass
