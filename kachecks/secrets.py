@@ -14,6 +14,7 @@ import os
 import stat
 
 from kachecks.errors import UsageError
+from kachecks.files import read_regular
 
 # A password file is a line of text; anything bigger is the wrong file.
 MAX_PASSWORD_FILE = 64 * 1024
@@ -21,8 +22,6 @@ MAX_PASSWORD_FILE = 64 * 1024
 
 def read_password_file(path):
     """The password in ``path``, refusing files others can read or group can write."""
-    from kachecks.files import read_regular
-
     def private(info):
         mode = stat.S_IMODE(info.st_mode)
         if mode & (stat.S_IRWXO | stat.S_IWGRP | stat.S_IXGRP):

@@ -17,14 +17,15 @@ ldap3 is imported only inside the probe and dominates the start-up cost.
 from kachecks.argspec import FLAG, MULTI, Opt
 from kachecks.checks import tlsopts
 from kachecks.checks.contract import Check, run
-from kachecks.checks.options import common, non_negative_int, port_number
+from kachecks.checks.options import common, integer, port_number
 from kachecks.checks.result import Result
 from kachecks.checks.target import Target
-from kachecks.errors import DeadlineExceeded, ProbeFailure, UsageError
+from kachecks.errors import DeadlineExceeded, KachecksError, ProbeFailure, UsageError
 
 PASSWORD_ENV = "KACHECKS_LDAP_PASSWORD"
 STARTTLS_OID = "1.3.6.1.4.1.1466.20037"
 DEFAULT_PORTS = {"ldap": 389, "ldaps": 636}
+MAX_ENTRIES = 2**31 - 1  # LDAP counts are 32-bit integers
 LDAP3_SCOPES = {"base": "BASE", "one": "LEVEL", "sub": "SUBTREE"}
 
 # LDAP result codes (RFC 4511 §4.1.9) that get a message of their own.
@@ -91,7 +92,7 @@ OPTS = [
     Opt("expect_regex", None, "expect-regex", kind=MULTI, metavar="ATTR=RE",
         convert=_regex_expectation,
         help="a value of ATTR on a returned entry must match RE (repeatable)", section=LDAP),
-    Opt("min_entries", None, "min-entries", metavar="N", default=1, convert=non_negative_int,
+    Opt("min_entries", None, "min-entries", metavar="N", default=1, convert=integer(0, MAX_ENTRIES),
         help="fewest entries the search must return", section=LDAP),
     tlsopts.SNI_NAME_OPT,
     *tlsopts.TLS_OPTS,
@@ -327,8 +328,6 @@ def _search(session):
                     search_scope=getattr(ldap3, LDAP3_SCOPES[target.scope]),
                     attributes=attributes, dereference_aliases=ldap3.DEREF_NEVER)
         session.answered = True
-        session.enter("judge")
-        result = _judge_search(session, conn.result, conn.response or [])
     except LDAPInvalidFilterError as exc:
         raise UsageError(f"--filter {target.filter!r}: {exc}") from None
     except LDAPCommunicationError as exc:
@@ -337,6 +336,13 @@ def _search(session):
                            session.phase) from None
     except LDAPException as exc:
         raise ProbeFailure(f"{session.phase} failed: {_ldap3_reason(exc)}", session.phase) from None
+    except KachecksError:
+        raise
+    except Exception as exc:  # ldap3's decoder tripping over what the server sent
+        raise ProbeFailure(f"malformed LDAP reply during {session.phase}"
+                           f" ({type(exc).__name__}: {exc})", session.phase) from None
+    session.enter("judge")
+    result = _judge_search(session, conn.result or {}, conn.response or [])
     try:
         conn.unbind()
     except Exception:  # the verdict is in; a failing goodbye changes nothing

@@ -19,6 +19,9 @@ one line is logged.
 
 import os
 
+from kachecks.files import UnusableFile, open_regular, read_bounded
+from kachecks.http.digests import new as new_hash
+
 SYSTEM_DIR = "/run/kachecks"
 MAX_STATE = 64  # bytes; "UP WARNING" is the longest state
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -102,8 +105,6 @@ def open_state_dir():
 def file_name(identity):
     """A file name for ``identity`` (a check's program and arguments): readable, and
     different for every identity (a digest of the exact words)."""
-    from kachecks.http.digests import new as new_hash
-
     words = [identity] if isinstance(identity, str) else list(identity)
     exact = "\0".join(words).encode("utf-8", "surrogateescape")
     readable = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_"
@@ -129,8 +130,6 @@ def swap(identity, new_state):
 
 
 def _read(name, directory):
-    from kachecks.files import UnusableFile, open_regular, read_bounded
-
     try:
         fd, _info = open_regular(name, "state file", MAX_STATE, follow=False, dir_fd=directory)
     except UnusableFile:
