@@ -16,7 +16,7 @@ from kachecks.checks.verdict import judge
 from kachecks.deadline import Deadline
 from kachecks.errors import DeadlineExceeded, UsageError
 from kachecks.status import ExitCode
-from tests.support.rawhttp import RawHTTPServer, http_response
+from harness.peers.rawhttp import RawHTTPServer, http_response
 
 PAGE = b"hello from Server 1\n"
 PAGE_MD5 = hashlib.md5(PAGE).hexdigest()

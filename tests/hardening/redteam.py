@@ -88,7 +88,8 @@ def _bare_interpreter_window(trials, window, env):
             "import time\ntime.sleep(0.2)\n")
     deaths = 0
     for _ in range(trials):
-        proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+        proc = subprocess.Popen([sys.executable, "-c", code], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(random.uniform(0, window / 1000))
         proc.send_signal(random.choice(list(NAMES)))
         deaths += proc.wait(timeout=10) < 0
@@ -153,7 +154,7 @@ def state(bin_dir, env, scratch):
         os.symlink("/dev/zero", own / name)
     started = time.monotonic()
     proc = subprocess.run(check, env=run_env, capture_output=True)
-    print(f"state: *.state -> /dev/zero: exit {proc.returncode} in"
+    print(f"state: *.state -> /dev/zero (peer down): exit {proc.returncode} in"
           f" {time.monotonic() - started:.2f} s")
     squatted = scratch / "tmp2"
     squatted.mkdir(mode=0o700)

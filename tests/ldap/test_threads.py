@@ -8,8 +8,8 @@ from kachecks.checks import registry
 from kachecks.checks.contract import evaluate
 from kachecks.deadline import Deadline
 from kachecks.errors import ProbeFailure
-from tests.ldap.helpers import REFERENCE
-from tests.support import slapd as lab
+from harness.checks import REFERENCE
+from harness.peers import slapd as ldap_peer
 
 SLACK = 1.0
 
@@ -31,11 +31,11 @@ def test_a_listener_that_never_speaks_fails_inside_the_timeout(silent_listener, 
     ([], "search"),
     (["--starttls"], "starttls"),
     (["--ldaps"], "tls"),
-    (["--bind-dn", lab.BIND_DN], "bind"),
+    (["--bind-dn", ldap_peer.BIND_DN], "bind"),
 ])
 def test_paused_slapd_fails_inside_the_timeout_naming_the_phase(own_slapd, monkeypatch,
                                                                  in_thread, extra, phase):
-    monkeypatch.setenv("KACHECKS_LDAP_PASSWORD", lab.BIND_PASSWORD)
+    monkeypatch.setenv("KACHECKS_LDAP_PASSWORD", ldap_peer.BIND_PASSWORD)
     url = own_slapd.ldaps_url if extra == ["--ldaps"] else own_slapd.url
     extra = [] if extra == ["--ldaps"] else extra
     own_slapd.pause()
@@ -58,4 +58,4 @@ def test_reference_check_from_several_threads_at_once(slapd):
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: evaluate(check, target), range(4), timeout=30))
     assert len(results) == 4 and all(r.ok for r in results), results
-    assert all(f"o={lab.ORGANIZATION}" in r.summary for r in results)
+    assert all(f"o={ldap_peer.ORGANIZATION}" in r.summary for r in results)

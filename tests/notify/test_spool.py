@@ -4,8 +4,8 @@ import os
 import signal
 import time
 
+from harness.peers.smtp import SmtpSink
 from kachecks.notify import spool as store
-from tests.support.smtp import SmtpSink
 
 
 def test_relay_down_notify_returns_at_once_and_flush_delivers_each_later(notifier, unused_port):
