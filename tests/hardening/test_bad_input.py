@@ -8,12 +8,11 @@ garbage is the peer's failure (CRITICAL under --nagios), not ours.
 
 import base64
 import os
-import socket
-import threading
 
 import pytest
 
-from tests.hardening.conftest import assert_clean, one_line, spawn
+from harness.peers.hostile import FakeLDAP
+from harness.redteam import assert_clean, single_line, spawn
 
 # -- kachecks check <name> -----------------------------------------------------------
 
@@ -26,7 +25,7 @@ def test_kachecks_check_with_an_unknown_check_is_a_usage_error_exit_1(args):
     finished = spawn("kachecks", *args)
     assert finished.returncode == 1, finished
     assert_clean(finished)
-    line = one_line(finished.stderr)
+    line = single_line(finished.stderr)
     assert "http" in line and "tcp" in line and "ldap" in line, line  # names the choices
     if len(args) > 1:
         assert args[1] in line
@@ -58,7 +57,7 @@ def test_control_characters_in_the_request_are_refused_before_connecting(listene
     finished = spawn(*[word.format(port=listener.port) for word in command])
     assert finished.returncode == 1, finished
     assert_clean(finished)
-    assert one_line(finished.stderr), finished
+    assert single_line(finished.stderr), finished
     assert listener.connections() == 0
 
 
@@ -93,7 +92,7 @@ def test_out_of_range_numbers_are_usage_errors_naming_the_option(listener, args,
     assert finished.returncode == (3 if nagios else 1), finished
     assert_clean(finished)
     assert "internal error" not in finished.output, finished
-    line = one_line(finished.stdout if nagios else finished.stderr)
+    line = single_line(finished.stdout if nagios else finished.stderr)
     assert option in line, line
     assert listener.connections() == 0
 
@@ -124,7 +123,7 @@ def test_genhash_numbers_are_range_checked_in_keepalived_words(listener, option,
     finished = spawn("kachecks", "genhash", "-s", "127.0.0.1", "-p", listener.port, "-u", "/",
                      option, value)
     assert finished.returncode == 1, finished
-    assert one_line(finished.stderr).startswith(f"{words} '{value}'"), finished
+    assert single_line(finished.stderr).startswith(f"{words} '{value}'"), finished
     assert listener.connections() == 0
 
 
@@ -157,48 +156,17 @@ MALFORMED = {
 }
 
 
-class FakeLDAP:
-    """Answers the first request on each connection with the given bytes."""
-
-    def __init__(self, reply):
-        self.reply = reply
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(5)
-                try:
-                    request = conn.recv(65536)
-                    message_id = request[4] if request[2:3] == b"\x02" else 1
-                    conn.sendall(self.reply(message_id))
-                    conn.recv(65536)  # the unbind, or EOF
-                except OSError:
-                    pass
-
-
 @pytest.mark.parametrize("reply", list(MALFORMED))
 @pytest.mark.parametrize("nagios", [False, True], ids=["plain", "nagios"])
 def test_a_malformed_ldap_reply_is_a_probe_failure(reply, nagios):
-    server = FakeLDAP(MALFORMED[reply])
-    try:
+    with FakeLDAP(MALFORMED[reply]) as server:
         finished = spawn("kachecks-ldap", "--uri", f"ldap://127.0.0.1:{server.port}",
                          "--base", "dc=mysite,dc=mydmn,dc=org", "--timeout", "3",
                          *(("--nagios",) if nagios else ()))
-    finally:
-        server.sock.close()
     assert finished.returncode == (2 if nagios else 1), finished
     assert_clean(finished)
     assert "internal error" not in finished.output, finished
-    line = one_line(finished.stdout)
+    line = single_line(finished.stdout)
     assert line.startswith("LDAP CRITICAL: " if nagios else "LDAP FAIL - "), line
     assert "malformed" in line, line
 
@@ -236,5 +204,5 @@ def test_an_unusable_password_file_is_refused_with_the_reason(tmp_path, listener
     finished = spawn("kachecks-ldap", "--uri", f"ldap://127.0.0.1:{listener.port}",
                      "--bind-dn", "cn=monitor,dc=mysite,dc=mydmn,dc=org", "--password-file", path)
     assert finished.returncode == 1, finished
-    assert words in one_line(finished.stderr), finished
+    assert words in single_line(finished.stderr), finished
     assert listener.connections() == 0

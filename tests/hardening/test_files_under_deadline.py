@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from tests.hardening.conftest import assert_clean, spawn
+from harness.redteam import assert_clean, spawn
 
 TIMEOUT = 1
 WITHIN = 5  # seconds: --timeout plus generous room for a loaded machine, far below a hang

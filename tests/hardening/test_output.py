@@ -12,8 +12,8 @@ import subprocess
 
 import pytest
 
-from tests.hardening.conftest import assert_clean, spawn
-from tests.support import cli
+from harness.redteam import assert_clean, spawn
+from harness.peers import cli
 
 
 def _closed_stdout():

@@ -19,8 +19,8 @@ import time
 
 import pytest
 
-from tests.hardening.conftest import assert_clean, spawn
-from tests.support import cli
+from harness.redteam import assert_clean, spawn
+from harness.peers import cli
 
 HOOK = '''\
 import os

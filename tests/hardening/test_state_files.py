@@ -13,7 +13,8 @@ import stat
 
 import pytest
 
-from tests.hardening.conftest import assert_clean, spawn
+from harness.peers.syslog import SyslogSink
+from harness.redteam import assert_clean, spawn
 
 NOBODY = 65534
 
@@ -149,36 +150,14 @@ def test_a_state_directory_is_created_with_its_mode_whatever_the_umask(
 
 
 @pytest.fixture
-def nobody_world():
-    """Directories a non-root script_user can use: a home for state and a syslog socket."""
-    import socket
-    import tempfile
-
+def nobody_world(open_dir):
+    """A home for state and a syslog socket that a non-root script_user can use."""
     assert os.geteuid() == 0, "needs root to run a check as another user"
-    top = tempfile.mkdtemp(prefix="kachecks-nobody-")
-    os.chmod(top, 0o755)
-    home = os.path.join(top, "home")
-    os.mkdir(home, 0o700)
+    home = open_dir / "home"
+    home.mkdir(mode=0o700)
     os.chown(home, NOBODY, NOBODY)
-    log_path = os.path.join(top, "log.sock")
-    log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    log.bind(log_path)
-    os.chmod(log_path, 0o777)
-    log.setblocking(False)
-
-    def messages():
-        out = []
-        while True:
-            try:
-                out.append(log.recv(65536).decode("utf-8", "replace"))
-            except BlockingIOError:
-                return out
-
-    yield home, log_path, messages
-    log.close()
-    import shutil
-
-    shutil.rmtree(top)
+    with SyslogSink(open_dir / "log.sock", mode=0o777) as log:
+        yield str(home), log.path, log.messages
 
 
 def _as_nobody_with_keepalived_umask():

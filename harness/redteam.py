@@ -1,18 +1,23 @@
-"""The check-side red-team trials, with figures: ``python -m tests.hardening.redteam``.
+"""Red-team attacks on the check executables: what the tests run, and the trials' figures.
 
-Not a test (pytest does not collect it): random timings cannot give a
-pass/fail that holds on a loaded machine, so this prints counts instead.
+``spawn`` runs an executable as keepalived would (a fresh process, the real
+console script; ``KACHECKS_BIN_DIR=/usr/bin`` for the installed package) and
+says how it ended; ``assert_clean`` is what every attack must leave: no
+traceback, no interpreter complaint.
+
+``python -m harness.redteam`` repeats the trials and prints counts, since
+random timings give no pass/fail that holds on a loaded machine:
 
   signals   N checks, each sent SIGTERM, SIGINT or SIGHUP at a random time in
             the first WINDOW ms after exec; counts exit codes, deaths by
-            signal and tracebacks; also how many landed before the
-            interpreter ran any of our code (measured on a bare interpreter).
+            signal and tracebacks; and how often a bare interpreter whose first
+            line catches the signals still dies (the part no Python code covers).
   files     FIFO, /dev/zero and an 8 GiB sparse file as --password-file /
             --ca-file: time to exit.
   state     world-writable state directory with planted *.state.<pid>.tmp
             links, *.state -> /dev/zero, a squatted /tmp/kachecks-<uid>.
 
-Options: --bin DIR (executables; default as tests/support/cli.py finds them),
+Options: --bin DIR (executables; default as harness.peers.cli finds them),
 --trials N (200), --window MS (50).
 """
 
@@ -25,28 +30,76 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
+from harness.peers import cli
+from harness.peers.hostile import Mute
+from harness.peers.syslog import SyslogSink
+
 NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT", signal.SIGHUP: "SIGHUP"}
+TRACEBACK_MARKS = ("Traceback", "Fatal Python error", "Exception ignored")
 
 
-def _mute_peer():
-    """A peer that accepts and never answers; returns its port."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(1024)
-    held = []
+class Finished:
+    """How a spawned executable ended: code, text output, wall time."""
 
-    def accept():
-        while True:
-            conn, _ = sock.accept()
-            held.append(conn)
+    def __init__(self, returncode, stdout, stderr, elapsed):
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+        self.elapsed = elapsed
 
-    threading.Thread(target=accept, daemon=True).start()
-    return sock.getsockname()[1]
+    @property
+    def output(self):
+        return self.stdout + self.stderr
 
+    def __repr__(self):
+        return (f"Finished(rc={self.returncode}, {self.elapsed:.2f} s, stdout={self.stdout!r},"
+                f" stderr={self.stderr!r})")
+
+
+def spawn(name, *args, env=None, stdout=subprocess.PIPE, preexec_fn=None, timeout=20):
+    """Run executable ``name`` to the end and say how it ended; AssertionError if it
+    is still running after ``timeout`` seconds (it is killed).
+
+    ``env`` adds to this process's environment; a value of None removes that variable.
+    """
+    full_env = dict(os.environ)
+    for key, value in (env or {}).items():
+        if value is None:
+            full_env.pop(key, None)
+        else:
+            full_env[key] = str(value)
+    started = time.monotonic()
+    proc = subprocess.Popen(cli.command(name) + [str(a) for a in args], stdin=subprocess.DEVNULL,
+                            stdout=stdout, stderr=subprocess.PIPE, env=full_env,
+                            preexec_fn=preexec_fn)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise AssertionError(f"{name} {' '.join(map(str, args))} still running after"
+                             f" {timeout} s") from None
+    return Finished(proc.returncode, (out or b"").decode("utf-8", "replace"),
+                    err.decode("utf-8", "replace"), time.monotonic() - started)
+
+
+def assert_clean(finished):
+    """No traceback, no interpreter complaint: at most plain one-line messages."""
+    for mark in TRACEBACK_MARKS:
+        assert mark not in finished.output, finished
+
+
+def single_line(text):
+    """The one line of ``text``, asserting there is exactly one."""
+    lines = text.splitlines()
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+# -- the trials ---------------------------------------------------------------------
 
 def _env(state):
     env = dict(os.environ)
@@ -55,8 +108,8 @@ def _env(state):
     return env
 
 
-def signals(bin_dir, trials, window, env):
-    port = _mute_peer()
+def signals(bin_dir, trials, window, env, mute):
+    port = mute.port
     outcomes = collections.Counter()
     command = [str(bin_dir / "kachecks-tcp"), f"127.0.0.1:{port}", "--expect", "never",
                "--timeout", "10"]
@@ -96,8 +149,8 @@ def _bare_interpreter_window(trials, window, env):
     return deaths
 
 
-def files(bin_dir, env, scratch):
-    port = _mute_peer()
+def files(bin_dir, env, scratch, mute):
+    port = mute.port
     fifo = scratch / "fifo"
     os.mkfifo(fifo, 0o600)
     sparse = scratch / "sparse"
@@ -160,30 +213,20 @@ def state(bin_dir, env, scratch):
     squatted.mkdir(mode=0o700)
     (squatted / f"kachecks-{os.geteuid()}").mkdir(mode=0o777)
     os.chmod(squatted / f"kachecks-{os.geteuid()}", 0o777)
-    log = scratch / "log.sock"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(log))
-    sock.setblocking(False)
-    run_env = dict(env, KACHECKS_STATE_DIR=str(victim), TMPDIR=str(squatted),
-                   KACHECKS_SYSLOG_SOCKET=str(log))
-    run_env.pop("XDG_RUNTIME_DIR", None)
-    for _ in range(5):
-        subprocess.run(check[:-1], env=run_env, capture_output=True)  # refused: DOWN each time
-    lines = 0
-    while True:
-        try:
-            sock.recv(65536)
-            lines += 1
-        except BlockingIOError:
-            break
-    sock.close()
+    with SyslogSink(scratch / "log.sock") as log:
+        run_env = dict(env, KACHECKS_STATE_DIR=str(victim), TMPDIR=str(squatted),
+                       KACHECKS_SYSLOG_SOCKET=log.path)
+        run_env.pop("XDG_RUNTIME_DIR", None)
+        for _ in range(5):
+            subprocess.run(check[:-1], env=run_env, capture_output=True)  # refused: DOWN each time
+        lines = len(log.messages())
     print(f"state: squatted /tmp/kachecks-<uid>: 5 failing runs logged {lines} DOWN line(s)")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin", type=Path,
-                        default=Path(os.environ.get("KACHECKS_BIN_DIR") or Path(sys.executable).parent))
+                        default=cli.bin_dir())
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--window", type=float, default=50)
     args = parser.parse_args(argv)
@@ -192,8 +235,9 @@ def main(argv=None):
         state_dir = scratch / "state"
         state_dir.mkdir()
         env = _env(str(state_dir))
-        signals(args.bin, args.trials, args.window, env)
-        files(args.bin, env, scratch)
+        with Mute() as mute:
+            signals(args.bin, args.trials, args.window, env, mute)
+            files(args.bin, env, scratch, mute)
         state(args.bin, env, scratch)
 
 
