@@ -9,7 +9,6 @@ allows, read with that bound. What a regular file on a local disk costs is
 then bounded; the check's watchdog bounds the rest.
 """
 
-import errno
 import os
 import stat
 
@@ -35,7 +34,7 @@ def open_regular(path, what, limit, follow=True, dir_fd=None):
     try:
         fd = os.open(path, flags, dir_fd=dir_fd)
     except OSError as exc:
-        if exc.errno == errno.ELOOP and not follow:
+        if not follow and _is_link(path, dir_fd):  # O_NOFOLLOW's ELOOP
             raise UnusableFile(f"{named} is a symbolic link", path) from None
         raise UnusableFile(f"cannot read {named}: {exc.strerror}", path) from None
     try:
@@ -80,6 +79,13 @@ def read_bounded(fd, limit, path):
         if size > limit:
             raise UnusableFile(f"{path} grew past the {limit} bytes allowed", path)
         chunks.append(chunk)
+
+
+def _is_link(path, dir_fd):
+    try:
+        return stat.S_ISLNK(os.lstat(path, dir_fd=dir_fd).st_mode)
+    except OSError:
+        return False
 
 
 def _kind(mode):

@@ -17,10 +17,10 @@ are read with a bound: what another user or an accident leaves there
 one line is logged.
 """
 
+import _md5  # built into every CPython; hashlib would load OpenSSL for a file name
 import os
 
 from kachecks.files import UnusableFile, open_regular, read_bounded
-from kachecks.http.digests import new as new_hash
 
 SYSTEM_DIR = "/run/kachecks"
 MAX_STATE = 64  # bytes; "UP WARNING" is the longest state
@@ -109,9 +109,7 @@ def file_name(identity):
     exact = "\0".join(words).encode("utf-8", "surrogateescape")
     readable = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_"
                        for c in " ".join(words))[:80]
-    digest = new_hash("md5", fast_start=True)
-    digest.update(exact)
-    return f"{readable}-{digest.hexdigest()}.state"
+    return f"{readable}-{_md5.md5(exact).hexdigest()}.state"
 
 
 def swap(identity, new_state):
