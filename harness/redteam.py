@@ -18,7 +18,8 @@ random timings give no pass/fail that holds on a loaded machine:
             links, *.state -> /dev/zero, a squatted /tmp/kachecks-<uid>.
 
 Options: --bin DIR (executables; default as harness.peers.cli finds them),
---trials N (200), --window MS (50).
+--trials N (200), --window MS (50), --block (start each check through
+``env --block-signal=HUP,INT,TERM``, as a wrapper could, to see what that buys).
 """
 
 import argparse
@@ -108,11 +109,14 @@ def _env(state):
     return env
 
 
-def signals(bin_dir, trials, window, env, mute):
+BLOCK = ["/usr/bin/env", "--block-signal=HUP,INT,TERM"]
+
+
+def signals(bin_dir, trials, window, env, mute, block=False):
     port = mute.port
     outcomes = collections.Counter()
-    command = [str(bin_dir / "kachecks-tcp"), f"127.0.0.1:{port}", "--expect", "never",
-               "--timeout", "10"]
+    command = [*(BLOCK if block else []), str(bin_dir / "kachecks-tcp"), f"127.0.0.1:{port}",
+               "--expect", "never", "--timeout", "10"]
     for _ in range(trials):
         signum = random.choice(list(NAMES))
         delay = random.uniform(0, window / 1000)
@@ -128,7 +132,8 @@ def signals(bin_dir, trials, window, env, mute):
         if "Traceback" in text or "Fatal Python error" in text:
             outcome += " with traceback"
         outcomes[(NAMES[signum], outcome)] += 1
-    print(f"signals: {trials} trials, random time in the first {window} ms after exec")
+    print(f"signals: {trials} trials, random time in the first {window} ms after exec"
+          + (" (started through env --block-signal)" if block else ""))
     for (name, outcome), count in sorted(outcomes.items()):
         print(f"  {name:8} {outcome:30} {count}")
     bare = _bare_interpreter_window(trials, window, env)
@@ -229,6 +234,7 @@ def main(argv=None):
                         default=cli.bin_dir())
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--window", type=float, default=50)
+    parser.add_argument("--block", action="store_true")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
@@ -236,7 +242,7 @@ def main(argv=None):
         state_dir.mkdir()
         env = _env(str(state_dir))
         with Mute() as mute:
-            signals(args.bin, args.trials, args.window, env, mute)
+            signals(args.bin, args.trials, args.window, env, mute, args.block)
             files(args.bin, env, scratch, mute)
         state(args.bin, env, scratch)
 

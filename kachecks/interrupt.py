@@ -12,7 +12,9 @@ process that does not finish reporting within ``GRACE`` seconds.
 
 What no Python code can cover: a signal in the first milliseconds after
 exec, while the interpreter itself starts, ends the process by the signal
-(keepalived counts that as a failure too).
+(keepalived counts that as a failure too) — unless whatever starts the
+process blocks these signals across the exec (``env --block-signal=HUP,INT,TERM``):
+``install()`` unblocks them, and one that came meanwhile is handled then.
 """
 
 import _signal  # not ``signal``: its IntEnum wrappers import enum (~4 ms per forked check)
@@ -40,6 +42,7 @@ def install():
     """Catch the terminating signals from now on (call before heavy imports)."""
     for signum in SIGNALS:
         _signal.signal(signum, _on_signal)
+    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, SIGNALS)  # pending ones arrive now
 
 
 def _on_signal(signum, frame):

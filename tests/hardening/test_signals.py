@@ -123,6 +123,25 @@ def test_a_signal_while_other_entry_points_load_exits_1(signal_hook, mute, signu
     _assert_terminated(finished, signum)
 
 
+def _block_terminating_signals():
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+
+
+@pytest.mark.parametrize("signum", SIGNALS, ids=SIGNAL_IDS)
+def test_a_signal_held_back_while_the_interpreter_starts_is_handled_once_it_can_be(mute, signum):
+    """What a starter that blocks the signals across exec (env --block-signal) gets:
+    even a signal sent at once, before any Python runs, ends in exit 1 and one line."""
+    proc = subprocess.Popen(cli.command("kachecks-tcp") + [f"127.0.0.1:{mute.port}", "--expect",
+                                                           "never", "--timeout", "20"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_block_terminating_signals)
+    os.kill(proc.pid, signum)
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 1, (out, err)
+    assert "Traceback" not in out + err
+    assert f"terminated by {signal.Signals(signum).name}" in out + err
+
+
 def _mid_probe(mute):
     proc = subprocess.Popen(cli.command("kachecks-tcp") + [f"127.0.0.1:{mute.port}", "--expect",
                                                            "never", "--timeout", "20"],
