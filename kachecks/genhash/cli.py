@@ -74,7 +74,7 @@ OPTIONS = [
     Opt("protocol", "P", "protocol", metavar="VERSION", default="1.0", convert=_protocol,
         help="HTTP mode: 1.0, 1.0c (1.0 with Connection: close) or 1.1 (default 1.0)."),
     Opt("timeout", "t", "timeout", metavar="SECONDS", default=DEFAULT_TIMEOUT,
-        convert=_unsigned("timeout", 1, MAX_SECONDS, " seconds"),
+        convert=_unsigned("timeout", 0, MAX_SECONDS, " seconds"),
         help="Total time for the whole fetch, whole seconds (default 5)."),
     Opt("fwmark", "m", "fwmark", metavar="MARK", convert=_unsigned("fwmark", 0, MAX_FWMARK),
         help="Set SO_MARK on the socket (needs CAP_NET_ADMIN)."),
@@ -116,6 +116,9 @@ Differences from keepalived's genhash (each one on purpose):
     carries the address actually connected to, as HTTP_GET would send it.
   - -h/--help prints this help on stdout and exits 0 (keepalived: usage
     on stderr, exit 1). A usage error prints one line on stderr, exit 1.
+  - -t above 86400, -m beyond 32 bits, and a control character in -u or -V
+    are usage errors (keepalived wraps the numbers and sends the bytes).
+  - A digest that cannot be printed (stdout closed, disk full) exits 1.
   - Additions: -H/--hash, --format conf, several -s in one call.
 
 Exit status: 0 digest(s) printed (several servers: even if they differ);
