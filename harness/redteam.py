@@ -136,17 +136,25 @@ def signals(bin_dir, trials, window, env, mute, block=False):
           + (" (started through env --block-signal)" if block else ""))
     for (name, outcome), count in sorted(outcomes.items()):
         print(f"  {name:8} {outcome:30} {count}")
-    bare = _bare_interpreter_window(trials, window, env)
+    python = _interpreter(bin_dir / "kachecks-tcp")
+    bare = _bare_interpreter_window([*(BLOCK if block else []), python], trials, window, env)
     print(f"  a bare interpreter whose first line catches the signals dies in {bare} of"
-          f" {trials} such trials: the part no Python code can cover")
+          f" {trials} such trials ({python}): the part no Python code can cover")
 
 
-def _bare_interpreter_window(trials, window, env):
+def _interpreter(script):
+    """The interpreter a script's ``#!`` line names (the same start-up as the check's)."""
+    with open(script) as handle:
+        return handle.readline()[2:].split()[0]
+
+
+def _bare_interpreter_window(interpreter, trials, window, env):
     code = ("import _signal\nfor s in (1, 2, 15): _signal.signal(s, lambda *a: None)\n"
+            "_signal.pthread_sigmask(_signal.SIG_UNBLOCK, (1, 2, 15))\n"
             "import time\ntime.sleep(0.2)\n")
     deaths = 0
     for _ in range(trials):
-        proc = subprocess.Popen([sys.executable, "-c", code], env=env,
+        proc = subprocess.Popen([*interpreter, "-c", code], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(random.uniform(0, window / 1000))
         proc.send_signal(random.choice(list(NAMES)))

@@ -26,8 +26,8 @@ from kachecks.checks.options import COMMON_OPTS, common
 from kachecks.checks.result import Result
 from kachecks.checks.target import Target
 from kachecks.deadline import Deadline
-from kachecks.errors import ProbeFailure, UsageError
-from kachecks.runtime import guarded, show
+from kachecks.errors import OutputLost, ProbeFailure, UsageError
+from kachecks.runtime import StrictOutput, guarded, show
 from kachecks.status import ExitCode
 
 # Seconds past --timeout after which a C-level watchdog ends the process with
@@ -141,8 +141,6 @@ def _run(check, argv, prog):
         ns = check.namespace(argv)
         nagios = ns.nagios
         if ns.help or ns.version:
-            from kachecks.runtime import StrictOutput
-
             out = StrictOutput()
             out.write(_help_or_version(check, prog, ns).encode())
             out.flush()
@@ -155,6 +153,8 @@ def _run(check, argv, prog):
         result = evaluate(check, target, deadline)
     except UsageError as exc:
         return _fail_early(check, prog, str(exc), nagios, usage=True)
+    except OutputLost:  # --help/--version with nowhere to print: the guard says so
+        raise
     except interrupt.Stop as stop:
         if target is None:
             return _stopped_early(check, prog, argv, ns, stop)

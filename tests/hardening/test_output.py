@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from harness.redteam import assert_clean, spawn
+from harness.redteam import assert_clean, single_line, spawn
 from harness.peers import cli
 
 
@@ -80,3 +80,12 @@ def test_genhash_with_lost_stdout_says_so_in_one_line_and_exits_1(web, output, a
     assert_clean(finished)
     assert len(finished.stderr.splitlines()) == 1, finished
     assert "write error" in finished.stderr, finished
+
+
+@pytest.mark.parametrize("output", list(OUTPUTS))
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_a_checks_help_that_cannot_be_printed_is_one_write_error_line(output, flag):
+    finished = _spawn_with(output, "kachecks-tcp", flag)
+    assert finished.returncode == 1, finished
+    assert_clean(finished)
+    assert single_line(finished.stderr).startswith("kachecks-tcp: write error: "), finished
