@@ -115,11 +115,16 @@ def test_a_signal_while_reporting_a_healthy_result_exits_1(signal_hook, web, sig
     (("kachecks-http", "--url", "http://127.0.0.1:{port}/"), "kachecks.checks.http"),
     (("kachecks", "check", "http", "--url", "http://127.0.0.1:{port}/"), "kachecks.checks.http"),
     (("kachecks", "check", "tcp", "127.0.0.1:{port}", "--expect", "never"), "kachecks.argspec"),
-], ids=["kachecks-http", "kachecks check http", "kachecks check tcp"])
-def test_a_signal_while_other_entry_points_load_exits_1(signal_hook, mute, signum, check, where):
+    (("kachecks", "genhash", "-s", "127.0.0.1", "-p", "{port}", "-u", "/"),
+     "kachecks.genhash.cli"),
+    (("kachecks", "genhash", "-s", "127.0.0.1", "-p", "{port}", "-u", "/"),
+     "audit:socket.connect"),
+], ids=["kachecks-http", "kachecks check http", "kachecks check tcp", "genhash loading",
+        "genhash connecting"])
+def test_a_signal_in_the_other_forked_commands_exits_1(signal_hook, mute, signum, check, where):
     signal_hook(where, signum)
     args = [word.format(port=mute.port) for word in check]
-    finished = spawn(*args, "--timeout", "20")
+    finished = spawn(*args, "-t" if "genhash" in args else "--timeout", "20")
     _assert_terminated(finished, signum)
 
 
