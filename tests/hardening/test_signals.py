@@ -65,7 +65,9 @@ def signal_hook(tmp_path, monkeypatch):
     hook_dir = tmp_path / "hook"
     hook_dir.mkdir()
     (hook_dir / "sitecustomize.py").write_text(HOOK)
-    monkeypatch.setenv("PYTHONPATH", str(hook_dir))
+    # before what is already there: pass 2 of scripts/test finds kachecks by PYTHONPATH
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(hook_dir), *filter(None, [os.environ.get("PYTHONPATH")])]))
 
     def at(where, signum):
         monkeypatch.setenv("KACHECKS_TEST_SIGNAL_AT", where)
