@@ -10,6 +10,7 @@ import sys
 from kachecks import __version__
 from kachecks.checks import registry
 from kachecks.errors import UsageError
+from kachecks.status import ExitCode
 
 # Subcommands that keep their own getopt-style parser (kachecks.argspec).
 # name -> (module, one-line help); the checks are kachecks.checks.registry's.
@@ -22,6 +23,7 @@ CLICK_COMMANDS = {
     "fifo": ("kachecks.notify.commands", "fifo"),
     "spool": ("kachecks.notify.commands", "spool"),
     "worker": ("kachecks.worker.server", "worker"),
+    "doctor": ("kachecks.doctor.cli", "doctor"),
 }
 
 
@@ -93,7 +95,7 @@ def _click_main(argv):
         )
         @click.argument("args", nargs=-1, type=click.UNPROCESSED)
         def command(args):
-            sys.exit(runner(list(args)))  # click's way to return a code
+            return runner(list(args))
 
         return command
 
@@ -136,7 +138,14 @@ Examples:
         check.add_command(passthrough(name, text, f"kachecks check {name}",
                                       lambda args, name=name: _run_check(name, args)))
 
-    # standalone_mode: click reports its own errors and raises SystemExit,
-    # which the guard turns into the code.
-    group.main(args=argv, prog_name="kachecks", standalone_mode=True)
-    return 0
+    # Not standalone: click returns the command's code instead of exiting; its
+    # own usage errors are shown here, with click's exit code.
+    try:
+        code = group.main(args=argv, prog_name="kachecks", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        return ExitCode.FAILURE
+    return code if isinstance(code, int) else ExitCode.OK

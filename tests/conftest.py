@@ -38,6 +38,23 @@ def unused_port():
 
 
 @pytest.fixture
+def open_dir():
+    """A directory other users can traverse (pytest's tmp_path is root-only)."""
+    path = Path(tempfile.mkdtemp(prefix="kachecks-worker-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def worker(open_dir, monkeypatch):
+    """A running `kachecks worker` that this test's checks are handed to."""
+    with Worker(cli.command("kachecks"), open_dir / "worker.sock") as running:
+        monkeypatch.setenv("KACHECKS_WORKER_SOCKET", str(running.socket))
+        yield running
+
+
+@pytest.fixture
 def in_thread():
     """Runs a callable on a non-main thread (no signal handlers there, as in a resident
     process); returns (its value or the exception it raised, seconds it took)."""
@@ -62,20 +79,3 @@ def in_thread():
         return box[0], box[1]
 
     return run
-
-
-@pytest.fixture
-def open_dir():
-    """A directory other users can traverse (pytest's tmp_path is root-only)."""
-    path = Path(tempfile.mkdtemp(prefix="kachecks-worker-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def worker(open_dir, monkeypatch):
-    """A running `kachecks worker` that this test's checks are handed to."""
-    with Worker(cli.command("kachecks"), open_dir / "worker.sock") as running:
-        monkeypatch.setenv("KACHECKS_WORKER_SOCKET", str(running.socket))
-        yield running

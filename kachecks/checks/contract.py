@@ -22,9 +22,8 @@ import sys
 
 from kachecks import argspec, interrupt
 from kachecks.checks import state, verdict
-from kachecks.checks.options import COMMON_OPTS, common
+from kachecks.checks.options import COMMON_OPTS, Target, common
 from kachecks.checks.result import Result
-from kachecks.checks.target import Target
 from kachecks.deadline import Deadline
 from kachecks.errors import OutputLost, ProbeFailure, UsageError
 from kachecks.runtime import StrictOutput, guarded, show

@@ -11,10 +11,8 @@ import sys
 from kachecks.argspec import FLAG, MULTI, Opt
 from kachecks.checks import tlsopts
 from kachecks.checks.contract import Check, run
-from kachecks.checks.options import common, integer, port_number, seconds
-from kachecks.checks.patterns import compile_option
+from kachecks.checks.options import Target, common, compile_option, integer, port_number, seconds
 from kachecks.checks.result import Result
-from kachecks.checks.target import Target
 from kachecks.errors import ProbeFailure, UsageError
 from kachecks.http.request import protocol_mode, request_text
 
@@ -310,6 +308,9 @@ def _judge_regex(target, watch):
 
 
 def _weight(target, response, watch):
+    """The weight the response reports (--weight-header/--weight-regex), or None."""
+    if not target.weight_header and target.weight_regex is None:
+        return None
     from kachecks.checks.weight import parse_weight
 
     weight = None

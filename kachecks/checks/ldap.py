@@ -17,9 +17,8 @@ ldap3 is imported only inside the probe and dominates the start-up cost.
 from kachecks.argspec import FLAG, MULTI, Opt
 from kachecks.checks import tlsopts
 from kachecks.checks.contract import Check, run
-from kachecks.checks.options import common, integer, port_number
+from kachecks.checks.options import Target, common, compile_option, integer, port_number
 from kachecks.checks.result import Result
-from kachecks.checks.target import Target
 from kachecks.errors import DeadlineExceeded, KachecksError, ProbeFailure, UsageError
 
 PASSWORD_ENV = "KACHECKS_LDAP_PASSWORD"
@@ -61,8 +60,6 @@ def _expectation(text):
 
 
 def _regex_expectation(text):
-    from kachecks.checks.patterns import compile_option
-
     attr, pattern = _split_assertion(text, "RE")
     return attr, compile_option("--expect-regex", pattern)
 
@@ -261,7 +258,7 @@ class _BoundedSocket:
     __slots__ = ("sock", "session", "stream")
 
     def __init__(self, sock, session):
-        from kachecks.net.stream import Stream
+        from kachecks.net.connect import Stream
 
         self.sock = sock
         self.session = session

@@ -11,10 +11,8 @@ import time
 from kachecks.argspec import FLAG, Opt
 from kachecks.checks import tlsopts
 from kachecks.checks.contract import Check, run
-from kachecks.checks.options import common, integer, port_number, seconds
-from kachecks.checks.patterns import compile_option
+from kachecks.checks.options import Target, common, compile_option, integer, port_number, seconds
 from kachecks.checks.result import Result
-from kachecks.checks.target import Target
 from kachecks.errors import ProbeFailure, UsageError
 
 TARGET = "Target and exchange"
@@ -139,7 +137,6 @@ def build(ns):
 def probe(target, deadline):
     """Connect and talk to ``target``: a Result, or ProbeFailure naming the failed test."""
     from kachecks.net import connect as net
-    from kachecks.net.stream import Stream
 
     started = time.monotonic()
     sock, family, sockaddr = net.connect(target.host, target.port, deadline, bind=target.bind,
@@ -153,14 +150,14 @@ def probe(target, deadline):
         if target.proxy:
             from kachecks.net import proxy
 
-            Stream(sock, deadline).send(proxy.header(target.proxy, sock, family), "proxy")
+            net.Stream(sock, deadline).send(proxy.header(target.proxy, sock, family), "proxy")
         if target.tls is not None:
             from kachecks.net import tls
 
             sock = tls.wrap(sock, family, target.tls, deadline)
             notes.append(sock.version() or "TLS")
             warning = tlsopts.expiry_warning(target.cert_min_days, tls.peer_cert_days_left(sock))
-        stream = Stream(sock, deadline, over_tls=target.tls is not None)
+        stream = net.Stream(sock, deadline, over_tls=target.tls is not None)
         if target.payload:
             stream.send(target.payload)
         reply = _read(stream, target, patterns) if (patterns or target.agent) else b""

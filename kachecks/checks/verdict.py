@@ -8,8 +8,14 @@ keepalived reads nothing but the exit code, so this table is the product:
   --nagios   0 OK / 1 WARN   1 WARN    2 CRITICAL; 3 UNKNOWN for usage/internal errors
 """
 
-from kachecks.checks.weight import clamp
 from kachecks.status import ExitCode
+
+MAX_WEIGHT = ExitCode.DYNAMIC_MAX - ExitCode.DYNAMIC_BASE  # exit codes stop at 255
+
+
+def clamp(weight):
+    """A weight as --dynamic can report it: 0..MAX_WEIGHT."""
+    return max(0, min(MAX_WEIGHT, int(weight)))
 
 UP, DOWN, DRAIN = "UP", "DOWN", "DRAIN"
 

@@ -17,7 +17,6 @@ from kachecks.errors import DeadlineExceeded
 from kachecks.http.request import build_request, host_header
 from kachecks.http.response import HEADER_LIMIT, ResponseReader, find_header
 from kachecks.net import connect as net
-from kachecks.net.stream import Stream
 
 READ_SIZE = 4095  # keepalived reads at most MAX_BUFFER_LENGTH - 1 bytes
 
@@ -74,7 +73,7 @@ def fetch(host, port, path, deadline, *, protocol="1.0", vhost=None, tls=None,
             cert_days = tlsmod.peer_cert_days_left(sock)
         host_value = host_header(sockaddr[0], sockaddr[1], fam == _socket.AF_INET6, vhost)
         request = build_request(path, host_value, protocol, extra_headers)
-        stream = Stream(sock, deadline, over_tls=tls is not None)
+        stream = net.Stream(sock, deadline, over_tls=tls is not None)
         stream.send(request)
         mark = _lap(timings, "send", mark)
         reader = ResponseReader(algorithms, fast_start, observer, on_body, body_prefix)
@@ -119,11 +118,12 @@ def _read_to_eof(stream, reader, body_read_size, timings, mark):
         _lap(timings, phase, mark)
 
 
-# keepalived's genhash wording per stage (check_http.c / check_ssl.c timeout_epilog).
+# keepalived's genhash wording per stage (check_http.c / check_ssl.c timeout_epilog), as
+# keepalived >= 2.2.8 words it: 2.2.7 (Debian 12) said "HTTP_CHECK - network unreachable".
 _KEEPALIVED_TEXT = {
     ("connect", "refused"): "Connection failed",
     ("connect", "timeout"): "Timeout connecting",
-    ("connect", "unreachable"): "HTTP_CHECK - network unreachable",
+    ("connect", "unreachable"): "HTTP/SSL_CHECK - network unreachable",
     ("connect", "error"): "Error connecting",
     ("tls", "timeout"): "Timeout connecting",
     ("tls", "error"): "SSL handshake/communication error connecting to",

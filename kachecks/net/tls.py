@@ -5,14 +5,14 @@ imported only when a handshake is made, so plain-HTTP runs never load them.
 The default is keepalived's SSL_GET: any TLS version the system OpenSSL
 policy allows, no certificate verification, no SNI unless a name is given,
 no close_notify on close. Ragged EOFs are not suppressed here:
-kachecks.net.stream turns them into an end of stream it can tell from a
+kachecks.net.connect.Stream turns them into an end of stream it can tell from a
 clean one (keepalived hashes anyway but skips its verbose digest dump).
 """
 
 import time
 
 from kachecks.errors import ProbeFailure, os_error_text
-from kachecks.net.stream import Stream
+from kachecks.net.connect import Stream
 
 
 class TLSOptions:

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from harness.peers.rawhttp import RawHTTPServer, http_response
 from kachecks.checks import registry
 from kachecks.checks.contract import evaluate, status_line, syslog_message
 from kachecks.checks.verdict import judge
 from kachecks.deadline import Deadline
 from kachecks.errors import DeadlineExceeded, UsageError
 from kachecks.status import ExitCode
-from harness.peers.rawhttp import RawHTTPServer, http_response
 
 PAGE = b"hello from Server 1\n"
 PAGE_MD5 = hashlib.md5(PAGE).hexdigest()

@@ -5,9 +5,8 @@ import time
 
 from kachecks.argspec import Opt
 from kachecks.checks.contract import Check, run
-from kachecks.checks.options import common
+from kachecks.checks.options import Target, common
 from kachecks.checks.result import Result
-from kachecks.checks.target import Target
 from kachecks.errors import ProbeFailure, UsageError
 
 
