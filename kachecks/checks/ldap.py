@@ -21,11 +21,11 @@ kachecks.checks.replication (replication freshness, per server ID).
 from kachecks.argspec import FLAG, MULTI, Opt
 from kachecks.checks import tlsopts
 from kachecks.checks.contract import Check, run
-from kachecks.checks.options import (Target, common, compile_option, fields_of, non_negative_int,
-                                     port_number, positive_float)
+from kachecks.checks.options import (Target, common, compile_option, fields_of, integer,
+                                     port_number, seconds)
 from kachecks.checks.result import Result
 from kachecks.checks.verdict import Range
-from kachecks.errors import DeadlineExceeded, ProbeFailure, UsageError
+from kachecks.errors import DeadlineExceeded, KachecksError, ProbeFailure, UsageError
 
 PASSWORD_ENV = "KACHECKS_LDAP_PASSWORD"
 PROVIDER_PASSWORD_ENV = "KACHECKS_LDAP_PROVIDER_PASSWORD"
@@ -33,6 +33,7 @@ DEFAULT_MAX_LAG = 60.0  # seconds
 PROVIDER_DOWN = ("ok", "fail")
 STARTTLS_OID = "1.3.6.1.4.1.1466.20037"
 DEFAULT_PORTS = {"ldap": 389, "ldaps": 636}
+MAX_ENTRIES = 2**31 - 1  # LDAP counts are 32-bit integers
 LDAP3_SCOPES = {"base": "BASE", "one": "LEVEL", "sub": "SUBTREE"}
 
 CHANGES_LIMIT = 50  # entries a window search for changes a replica lacks may return
@@ -99,7 +100,7 @@ OPTS = [
     Opt("expect_regex", None, "expect-regex", kind=MULTI, metavar="ATTR=RE",
         convert=_regex_expectation,
         help="a value of ATTR on a returned entry must match RE (repeatable)", section=LDAP),
-    Opt("min_entries", None, "min-entries", metavar="N", default=1, convert=non_negative_int,
+    Opt("min_entries", None, "min-entries", metavar="N", default=1, convert=integer(0, MAX_ENTRIES),
         help="fewest entries the search must return", section=LDAP),
     tlsopts.SNI_NAME_OPT,
     *tlsopts.TLS_OPTS,
@@ -117,7 +118,7 @@ OPTS += [
     Opt("providers", None, "provider", kind=MULTI, metavar="URI",
         help="also compare this server's contextCSN with this provider's, per server ID"
              " (repeatable: multi-provider); ldap[s]://HOST[:PORT]", section=REPLICATION),
-    Opt("max_lag", None, "max-lag", metavar="SECONDS", convert=positive_float,
+    Opt("max_lag", None, "max-lag", metavar="SECONDS", convert=seconds,
         help="fail when this server lacks a provider change older than this"
              f" (default {DEFAULT_MAX_LAG:g})", section=REPLICATION),
     Opt("provider_down", None, "provider-down", metavar="ok|fail", convert=_provider_down,
@@ -453,8 +454,6 @@ def _search(session, read=None):
                     search_scope=getattr(ldap3, LDAP3_SCOPES[target.scope]),
                     attributes=attributes, dereference_aliases=ldap3.DEREF_NEVER)
         session.answered = True
-        session.enter("judge")
-        result = _judge_search(session, conn.result, conn.response or [])
     except LDAPInvalidFilterError as exc:
         raise UsageError(f"--filter {target.filter!r}: {exc}") from None
     except LDAPCommunicationError as exc:
@@ -463,7 +462,13 @@ def _search(session, read=None):
                            session.phase) from None
     except LDAPException as exc:
         raise ProbeFailure(f"{session.phase} failed: {_ldap3_reason(exc)}", session.phase) from None
-    return _goodbye(conn, result)
+    except KachecksError:
+        raise
+    except Exception as exc:  # ldap3's decoder tripping over what the server sent
+        raise ProbeFailure(f"malformed LDAP reply during {session.phase}"
+                           f" ({type(exc).__name__}: {exc})", session.phase) from None
+    session.enter("judge")
+    return _goodbye(conn, _judge_search(session, conn.result or {}, conn.response or []))
 
 
 def _goodbye(conn, result):

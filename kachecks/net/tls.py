@@ -39,8 +39,18 @@ def _failure(message, reason):
     return ProbeFailure(message, "tls", reason)
 
 
+# CA bundles are a few hundred kB; a larger file is the wrong file (or a sparse trap).
+MAX_TLS_FILE = 16 << 20
+
+
 def client_context(options):
-    """An ``ssl.SSLContext`` for ``options`` (raises ProbeFailure on bad files)."""
+    """An ``ssl.SSLContext`` for ``options`` (raises ProbeFailure on bad files).
+
+    OpenSSL opens files by name and would block on a FIFO or read /dev/zero
+    forever, so each file is first opened here without blocking and checked
+    (kachecks.files); OpenSSL then reads that very file through
+    /proc/self/fd.
+    """
     import ssl
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -51,7 +61,8 @@ def client_context(options):
         ctx.check_hostname = bool(options.sni)
         try:
             if options.ca_file:
-                ctx.load_verify_locations(cafile=options.ca_file)
+                with checked_files(options.ca_file) as (cafile,):
+                    ctx.load_verify_locations(cafile=cafile)
             else:
                 ctx.load_default_certs()
         except (OSError, ssl.SSLError) as exc:
@@ -63,11 +74,51 @@ def client_context(options):
     # Versions and ciphers: the system OpenSSL policy, as for keepalived's TLS_method().
     if options.cert_file:
         try:
-            ctx.load_cert_chain(options.cert_file, options.key_file)
+            with checked_files(options.cert_file, options.key_file) as (certfile, keyfile):
+                # An encrypted key fails here instead of prompting on the terminal.
+                ctx.load_cert_chain(certfile, keyfile, password=b"")
         except (OSError, ssl.SSLError) as exc:
             raise _failure(f"cannot load client certificate {options.cert_file}: "
                            f"{os_error_text(exc)}", "config") from None
     return ctx
+
+
+class checked_files:
+    """``with checked_files(a, b) as (a2, b2)``: paths OpenSSL may open safely (None stays None).
+
+    Raises kachecks.files.UnusableFile (a usage error) for a FIFO, device,
+    directory or oversized file.
+    """
+
+    def __init__(self, *paths):
+        self.paths = paths
+        self.fds = []
+
+    def __enter__(self):
+        import os
+
+        from kachecks.files import open_regular
+
+        proc = os.path.isdir("/proc/self/fd")
+        opened = []
+        try:
+            for path in self.paths:
+                if path is None:
+                    opened.append(None)
+                    continue
+                fd, _info = open_regular(path, "", MAX_TLS_FILE)
+                self.fds.append(fd)
+                opened.append(f"/proc/self/fd/{fd}" if proc else path)
+        except BaseException:
+            self.__exit__()
+            raise
+        return opened
+
+    def __exit__(self, *exc):
+        import os
+
+        while self.fds:
+            os.close(self.fds.pop())
 
 
 def wrap(raw_sock, family, options, deadline, context=None):
