@@ -135,6 +135,49 @@ def _store(opt, raw, values, flag):
         values[opt.dest] = value
 
 
+# -- number converters ---------------------------------------------------------
+# What a converter accepts is what the program can use: a timeout no socket or
+# timer takes (1e10, inf, nan) is a usage error here, not an OverflowError later.
+
+MIN_SECONDS = 0.001
+MAX_SECONDS = 86400  # a day: longer than any check or fetch could mean to wait
+MAX_FWMARK = 0xFFFFFFFF  # SO_MARK is 32 bits
+
+
+def seconds(text):
+    """A number of seconds from MIN_SECONDS to MAX_SECONDS (``2``, ``0.5``, ``1e-1``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not MIN_SECONDS <= value <= MAX_SECONDS:  # nan fails both
+        raise ValueError(f"expected a positive number of seconds, {MIN_SECONDS:g} to"
+                         f" {MAX_SECONDS}, got {text!r}")
+    return value
+
+
+def decimal(text):
+    """An int from ASCII decimal digits with an optional sign, like strtol (not ``1_000``)."""
+    body = text.strip()
+    digits = body[1:] if body[:1] in "+-" else body
+    if not (digits.isascii() and digits.isdigit()):
+        raise ValueError(f"expected an integer, got {text!r}")
+    return int(body)
+
+
+def integer(low, high):
+    """A converter: a decimal integer from ``low`` to ``high``."""
+    kind = {0: "a non-negative integer", 1: "a positive integer"}.get(low, f"an integer from {low}")
+
+    def convert(text):
+        value = decimal(text)
+        if not low <= value <= high:
+            raise ValueError(f"expected {kind} up to {high}, got {text!r}")
+        return value
+
+    return convert
+
+
 def render_help(usage, description, opts, epilog=""):
     """``--help`` text: usage, description, options grouped by section, epilog."""
     lines = [f"Usage: {usage}", ""]

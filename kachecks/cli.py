@@ -9,6 +9,7 @@ import sys
 
 from kachecks import __version__
 from kachecks.checks import registry
+from kachecks.errors import UsageError
 from kachecks.status import ExitCode
 
 # Subcommands that keep their own getopt-style parser (kachecks.argspec).
@@ -22,6 +23,7 @@ CLICK_COMMANDS = {
     "fifo": ("kachecks.notify.commands", "fifo"),
     "spool": ("kachecks.notify.commands", "spool"),
     "worker": ("kachecks.worker.server", "worker"),
+    "agent": ("kachecks.agent.cli", "agent"),
     "doctor": ("kachecks.doctor.cli", "doctor"),
 }
 
@@ -39,16 +41,27 @@ def _run_check(name, args):
 
 def main(argv=None):
     """Entry point of ``kachecks``; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["check"] or (argv and argv[0] in FAST_COMMANDS):
+        # Forked like the check executables: catch SIGTERM/SIGINT/SIGHUP before
+        # anything heavy loads (kachecks.interrupt).
+        from kachecks import interrupt
+
+        interrupt.install()
     from kachecks.runtime import guarded
 
-    argv = sys.argv[1:] if argv is None else list(argv)
     return guarded(_dispatch, argv, prog="kachecks")
 
 
 def _dispatch(argv):
     if argv and argv[0] in FAST_COMMANDS:
         return _run_module(FAST_COMMANDS[argv[0]][0], argv[1:], f"kachecks {argv[0]}")
-    if len(argv) >= 2 and argv[0] == "check" and argv[1] in registry.CHECKS:
+    if argv[:1] == ["check"] and argv[1:2] not in (["-h"], ["--help"]):
+        # Never click's usage code 2 here: keepalived's misc_dynamic reads 2 as healthy.
+        if len(argv) < 2:
+            raise UsageError(f"kachecks check needs a check: {', '.join(registry.CHECKS)}"
+                             " (see kachecks check --help)")
+        registry.module(argv[1])  # UsageError naming the known checks
         return _run_check(argv[1], argv[2:])
     return _click_main(argv)
 

@@ -26,7 +26,7 @@ UP, DOWN, DRAIN = "UP", "DOWN", "DRAIN"
 class Verdict:
     """``code``: the exit code; ``word``: after the check name ("HTTP OK", "HTTP
     CRITICAL"); ``state``: UP / DOWN / DRAIN, remembered to log transitions only;
-    ``note``: why a threshold changed the word ("time 1.2s outside 0:1"), else ""."""
+    ``note``: why a threshold changed the word ("lag 75.2s outside 60"), else ""."""
 
     __slots__ = ("code", "word", "state", "note")
 
@@ -74,16 +74,22 @@ def error_verdict(nagios=False):
     return Verdict(ExitCode.FAILURE, "ERROR", DOWN)
 
 
+def thresholds(target):
+    """(warning, critical): the target's -w/-c Ranges (common options), None where not given."""
+    return target.warning, target.critical
+
+
 def _thresholds(result, target):
     """The Verdict when -c or -w judges the main figure out of bounds, else None."""
-    if target.critical is None and target.warning is None:
+    warning, critical = thresholds(target)
+    if critical is None and warning is None:
         return None
     value = result.figure_value()
     if value is None:
         return Verdict(ExitCode.NAGIOS_UNKNOWN, "UNKNOWN", UP,
                        f"no {result.figure} figure to compare with -w/-c")
-    for limit, code, word in ((target.critical, ExitCode.NAGIOS_CRITICAL, "CRITICAL"),
-                              (target.warning, ExitCode.NAGIOS_WARNING, "WARNING")):
+    for limit, code, word in ((critical, ExitCode.NAGIOS_CRITICAL, "CRITICAL"),
+                              (warning, ExitCode.NAGIOS_WARNING, "WARNING")):
         if limit is not None and limit.alerts(value):
             return Verdict(code, word, UP, f"{result.figure} {_number(value)}"
                            f"{result.figure_unit()} {limit.describe()}")

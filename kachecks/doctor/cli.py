@@ -1,7 +1,6 @@
 """``kachecks doctor``: the command line around kachecks.doctor.audit."""
 
 import json
-import sys
 
 import click
 
@@ -87,8 +86,8 @@ class DoctorCommand(click.Command):
 @click.option("--no-keepalived", is_flag=True, help="Do not run keepalived -t.")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
 def doctor(path, no_run, as_json, config_id, timeout, keepalived, no_keepalived, quiet):
-    sys.exit(main(path, run=not no_run, as_json=as_json, config_id=config_id, timeout=timeout,
-                  keepalived=keepalived, use_keepalived=not no_keepalived, quiet=quiet))
+    return main(path, run=not no_run, as_json=as_json, config_id=config_id, timeout=timeout,
+                 keepalived=keepalived, use_keepalived=not no_keepalived, quiet=quiet)
 
 
 def main(path, run=True, as_json=False, config_id=None, timeout=None, keepalived=None,

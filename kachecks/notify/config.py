@@ -8,6 +8,8 @@ import os
 import re
 import tomllib
 
+from kachecks.errors import KachecksError
+
 DEFAULT_PATH = "/etc/kachecks/kachecks.toml"
 DEFAULT_SPOOL = "/var/spool/kachecks"
 
@@ -65,7 +67,11 @@ DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
 UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-class ConfigError(ValueError):
+# Tables of the same file that `kachecks agent` owns and validates ([agent], [[check]]).
+AGENT_SECTIONS = ("agent", "check")
+
+
+class ConfigError(KachecksError, ValueError):
     """One line for people, naming the file and the key."""
 
 
@@ -147,8 +153,11 @@ def parse(data, where="configuration"):
     """Validate a parsed TOML dict (missing keys get defaults)."""
     out = {}
     for section, value in data.items():
+        if section in AGENT_SECTIONS:
+            continue
         if section not in SCHEMA:
-            raise ConfigError(f"{where}: unknown section [{section}] (known: {', '.join(SCHEMA)})")
+            known = ", ".join((*SCHEMA, *AGENT_SECTIONS))
+            raise ConfigError(f"{where}: unknown section [{section}] (known: {known})")
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: {section} must be a [{section}] table")
     for section, keys in SCHEMA.items():
@@ -170,21 +179,21 @@ def parse(data, where="configuration"):
     return out
 
 
-def load(path=None, overrides=None):
-    """Read the file (``--config``, ``$KACHECKS_CONFIG`` or the default) and apply overrides.
+def read(path=None):
+    """(path, parsed TOML) of ``--config``, ``$KACHECKS_CONFIG`` or the default file.
 
     A missing file is an error only when it was asked for explicitly; the
-    default path missing means built-in defaults (local relay, root@localhost).
+    default path missing reads as an empty file (built-in defaults).
     """
     explicit = path or os.environ.get("KACHECKS_CONFIG")
     path = explicit or DEFAULT_PATH
     try:
         with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+            return path, tomllib.load(handle)
     except FileNotFoundError:
         if explicit:
             raise ConfigError(f"{path}: configuration file not found") from None
-        data = {}
+        return path, {}
     except PermissionError:
         raise ConfigError(f"{path}: cannot read configuration file (permission denied)") from None
     except IsADirectoryError:
@@ -195,6 +204,14 @@ def load(path=None, overrides=None):
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read configuration file: {exc.strerror}") from None
+
+
+def load(path=None, overrides=None):
+    """Read the file (see ``read``) and apply overrides: the validated Config.
+
+    Without a file, the defaults: local relay, root@localhost.
+    """
+    path, data = read(path)
     for dotted, value in (overrides or {}).items():
         if value is None or value == ():
             continue
