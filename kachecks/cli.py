@@ -56,7 +56,7 @@ def main(argv=None):
 def _dispatch(argv):
     if argv and argv[0] in FAST_COMMANDS:
         return _run_module(FAST_COMMANDS[argv[0]][0], argv[1:], f"kachecks {argv[0]}")
-    if argv[:1] == ["check"] and argv[1:2] not in (["-h"], ["--help"]):
+    if argv[:1] == ["check"] and argv[1:2] not in (["-h"], ["--help"], ["--version"]):
         # Never click's usage code 2 here: keepalived's misc_dynamic reads 2 as healthy.
         if len(argv) < 2:
             raise UsageError(f"kachecks check needs a check: {', '.join(registry.CHECKS)}"

@@ -106,7 +106,7 @@ def common(ns):
     if ns.dynamic and ns.nagios:
         raise UsageError("--dynamic and --nagios exclude each other")
     if (ns.warning or ns.critical) and not ns.nagios:
-        raise UsageError("-w/-c judge the response time for Icinga/Nagios: they need --nagios")
+        raise UsageError("-w/-c are Icinga/Nagios thresholds: they need --nagios")
     return {opt.dest: getattr(ns, opt.dest) for opt in COMMON_OPTS if opt.dest not in RUN_ONLY}
 
 

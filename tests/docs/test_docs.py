@@ -90,7 +90,7 @@ def test_every_address_is_one_of_the_reference_deployments(helps):
 
 def test_every_virtual_server_vip_and_vrid_is_the_reference_ones(helps):
     for where, text in texts(helps):
-        for address in re.findall(r"virtual_server\s+(\S+)", text):
+        for address in re.findall(r"virtual_server\s+(\d+\.\d+\.\d+\.\d+)", text):
             assert address == VIP, where
         for block in re.findall(r"virtual_ipaddress\s*\{([^}]*)\}", text):
             assert ADDRESS.findall(block) == [VIP], where
