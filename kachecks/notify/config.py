@@ -8,6 +8,8 @@ import os
 import re
 import tomllib
 
+from kachecks.errors import UsageError
+
 DEFAULT_PATH = "/etc/kachecks/kachecks.toml"
 DEFAULT_SPOOL = "/var/spool/kachecks"
 
@@ -60,12 +62,11 @@ SCHEMA = {
 }
 CHOICES = {("smtp", "security"): ("starttls", "tls", "none"), ("webhook", "format"): ("json", "slack")}
 DURATIONS = ("expire", "retry_for")
-TEMPLATE_FIELDS = ("host", "time", "type", "name", "vs", "state", "previous", "priority", "prio", "raw", "id")
 DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw]?)")
 UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-class ConfigError(ValueError):
+class ConfigError(UsageError):
     """One line for people, naming the file and the key."""
 
 
@@ -81,11 +82,13 @@ def duration(value, where):
 
 def template_error(template):
     """None if ``template`` renders with the event fields, else why not."""
-    sample = dict.fromkeys(TEMPLATE_FIELDS, "x")
+    from kachecks.notify import event
+
+    known = event.fields(event.sample())
     try:
-        template.format(**sample)
+        template.format(**known)
     except KeyError as exc:
-        return f"unknown field {{{exc.args[0]}}} (known: {', '.join(TEMPLATE_FIELDS)})"
+        return f"unknown field {{{exc.args[0]}}} (known: {', '.join(known)})"
     except (ValueError, IndexError) as exc:
         return f"invalid template: {exc}"
     return None

@@ -4,33 +4,25 @@ One process delivers at a time (the spool lock), so each event is sent once
 in practice; a crash between "accepted" and "removed" re-sends the same batch
 with the same Message-ID (at-least-once). Whoever releases the lock looks at
 incoming/ again, so an event spooled while the lock was busy is never
-stranded.
+stranded. Running this detached from keepalived is kachecks.notify.detach's job.
 """
 
 import os
 import signal
 import time
 
-from kachecks import syslogger
 from kachecks.notify import spool
+from kachecks.notify.channels import CHANNELS, DeliveryError, sender
 from kachecks.notify.event import describe, key
+from kachecks.notify.log import LOG_ERR, LOG_WARNING, log
 
 MAX_BACKOFF = 60.0
-
-
-class DeliveryError(Exception):
-    """This batch was not accepted; it stays in the spool for a retry."""
 
 
 def message_id(first_id, count, domain):
     """Stable for a batch: the same events always get the same Message-ID."""
     suffix = f"+{count}" if count > 1 else ""
     return f"<{first_id}{suffix}.kachecks@{domain}>"
-
-
-def log(message, priority=syslogger.LOG_INFO):
-    """Every notifier line goes to syslog as kachecks-notify (daemon facility)."""
-    syslogger.send("kachecks-notify", message, priority)
 
 
 def _event_ns(name):
@@ -52,11 +44,6 @@ class Deliverer:
         while not self.stop and time.monotonic() < end:
             time.sleep(min(0.05, max(0.0, end - time.monotonic())))
 
-    def senders(self):
-        from kachecks.notify import mail, webhook
-
-        return {"mail": mail.send, "webhook": webhook.send}
-
     # -- steps ----------------------------------------------------------------
     def fan_out(self):
         """incoming/ -> one copy per channel (none: the syslog line was the delivery)."""
@@ -67,7 +54,7 @@ class Deliverer:
             path = os.path.join(self.root, "incoming", name)
             event = spool.read_json(path)
             if not isinstance(event, dict) or "id" not in event:
-                log(f"unreadable spool file {path} moved to expired/", syslogger.LOG_ERR)
+                log(f"unreadable spool file {path} moved to expired/", LOG_ERR)
                 os.replace(path, os.path.join(self.root, "expired", name + ".bad"))
                 continue
             for channel in self.cfg.channels():
@@ -96,7 +83,7 @@ class Deliverer:
             os.replace(path, os.path.join(self.root, "expired", f"{name[:-5]}.{channel}.json"))
             log(f"expired undelivered by {channel} after {self.cfg.spool['expire']:g} s, "
                 f"kept in {self.root}/expired: {describe(event) if event else name} "
-                f"(event {name[:-5]}, raw {event.get('raw', '')!r})", syslogger.LOG_ERR)
+                f"(event {name[:-5]}, raw {event.get('raw', '')!r})", LOG_ERR)
             if event:
                 expired.append(event)
         if expired:
@@ -148,7 +135,7 @@ class Deliverer:
             except DeliveryError as exc:
                 self.errors[channel] = str(exc)
                 log(f"{channel} delivery failed, {len(spool.names(self.root, channel))} event(s) "
-                    f"kept in spool for retry: {exc}", syslogger.LOG_WARNING)
+                    f"kept in spool for retry: {exc}", LOG_WARNING)
                 return False
             self.remember(channel, events)
             for path in paths:
@@ -163,15 +150,14 @@ class Deliverer:
 
     def drain(self):
         """Deliver everything possible; back off and retry while lingering."""
-        senders = self.senders()
         failures = 0
         while True:
             self.fan_out()
             ok = True
-            for channel in spool.CHANNELS:
+            for channel in CHANNELS:
                 self.expire(channel)
                 if channel in self.cfg.channels():
-                    ok = self.deliver(channel, senders[channel]) and ok
+                    ok = self.deliver(channel, sender(channel)) and ok
             if ok:
                 if not spool.names(self.root, "incoming"):
                     return True
@@ -183,7 +169,7 @@ class Deliverer:
             self.sleep(delay)
 
     def pending(self):
-        return sum(len(spool.names(self.root, c)) for c in ("incoming",) + spool.CHANNELS)
+        return spool.count(self.root)
 
 
 def run(cfg, linger=False, wait_lock=0.0):
@@ -212,60 +198,3 @@ def run(cfg, linger=False, wait_lock=0.0):
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-
-
-def hand_over(cfg):
-    """Ask a lingering deliverer to stop backing off and release the lock."""
-    pid = spool.Lock(cfg.spool_dir).holder()
-    if pid and pid != os.getpid():
-        try:
-            os.kill(pid, signal.SIGUSR1)
-        except OSError:
-            pass
-
-
-def kick(cfg):
-    """Start a detached deliverer unless one is running (it will see our event)."""
-    try:
-        busy = spool.Lock(cfg.spool_dir).busy()
-    except OSError as exc:
-        log(f"cannot take the spool lock in {cfg.spool_dir} ({exc.strerror}); "
-            "events stay in the spool", syslogger.LOG_WARNING)
-        return
-    if not busy:
-        spawn(cfg)
-
-
-def spawn(cfg):
-    """Deliver in a detached grandchild (own session and process group).
-
-    keepalived SIGKILLs the process group of a STOP notify after 1 s; the
-    grandchild is not in it, and is not waited for by anybody.
-    """
-    try:
-        pid = os.fork()
-    except OSError as exc:
-        log(f"cannot start delivery ({exc.strerror}); events stay in the spool", syslogger.LOG_WARNING)
-        return
-    if pid:
-        os.waitpid(pid, 0)
-        return
-    code = 0
-    try:
-        os.setsid()
-        if os.fork():
-            os._exit(0)
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        os.closerange(3, 4096)
-        os.chdir("/")
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_DFL)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        run(cfg, linger=True)
-    except BaseException as exc:  # a detached process has nobody to report to but syslog
-        log(f"delivery process failed: {type(exc).__name__}: {exc}", syslogger.LOG_ERR)
-        code = 1
-    finally:
-        os._exit(code)

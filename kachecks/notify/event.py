@@ -8,6 +8,8 @@ import os
 import re
 import time
 
+from kachecks.errors import UsageError
+
 TYPES = ("INSTANCE", "GROUP", "RS", "VS")
 STATE_RE = re.compile(r"[A-Z][A-Z0-9_]*|\{UNKNOWN\}")
 
@@ -18,7 +20,7 @@ RS_LINE = re.compile(r"RS (\[[^\]]*\]:\S+) (.+) (\S+)")
 VS_LINE = re.compile(r"VS (.+) (\S+)")
 
 
-class EventError(ValueError):
+class EventError(UsageError):
     """Input that is not a keepalived event; the message is one line for people."""
 
 
@@ -134,8 +136,23 @@ def describe(event):
     return text
 
 
+def public(event):
+    """What a receiver is told (the webhook's ``events``): every field but ``source``."""
+    shown = {k: v for k, v in event.items() if k != "source"}
+    shown["previous"] = event.get("previous")
+    return shown
+
+
+def sample():
+    """A typical event: what templates are tried on when the configuration is loaded."""
+    return make("INSTANCE", "VI_1", "MASTER", 100, raw='INSTANCE "VI_1" MASTER 100', source="fifo")
+
+
 def fields(event):
-    """Template fields for ``mail.subject`` / ``mail.body`` (see docs/notifications.md)."""
+    """Template fields for ``mail.subject`` / ``mail.body`` (see docs/notifications.md).
+
+    The one list of them: the configuration checks templates against these keys.
+    """
     prio = event.get("priority")
     stamp = time.localtime(event["time"])
     return {

@@ -14,13 +14,14 @@ import select
 import signal
 import stat
 
-from kachecks import syslogger
+from kachecks.errors import KachecksError
 from kachecks.notify import spool
+from kachecks.notify.log import LOG_INFO
 
 IDLE_AFTER_TERM = 10.0
 
 
-class FifoError(Exception):
+class FifoError(KachecksError):
     """The FIFO cannot be opened: one line for people."""
 
 
@@ -35,7 +36,7 @@ def read(path, spool_dir, on_line, log):
 
     def on_term(signum, frame):
         if not terminated:
-            log("SIGTERM: reading on until keepalived closes the FIFO", syslogger.LOG_INFO)
+            log("SIGTERM: reading on until keepalived closes the FIFO", LOG_INFO)
         terminated.append(signum)
 
     signal.signal(signal.SIGTERM, on_term)

@@ -20,11 +20,17 @@ import json
 import os
 import time
 
+from kachecks.errors import KachecksError
+from kachecks.notify.channels import CHANNELS
+from kachecks.notify.event import describe
+from kachecks.notify.log import LOG_WARNING, log
+
 SUBDIRS = ("tmp", "incoming", "expired")
-CHANNELS = ("mail", "webhook")
+QUEUES = ("incoming",) + CHANNELS  # events not yet delivered
+EVERYWHERE = QUEUES + ("expired",)
 
 
-class SpoolError(OSError):
+class SpoolError(KachecksError):
     """The spool cannot be written: the one failure `kachecks notify` reports."""
 
 
@@ -88,6 +94,17 @@ def names(root, sub):
         return []
 
 
+def walk(root, wheres=EVERYWHERE):
+    """``(where, name, path)`` of every event file in ``wheres``, each oldest first."""
+    for where in wheres:
+        for name in names(root, where):
+            yield where, name, os.path.join(root, where, name)
+
+
+def count(root, wheres=QUEUES):
+    return sum(1 for _ in walk(root, wheres))
+
+
 def remove(path):
     try:
         os.unlink(path)
@@ -149,3 +166,34 @@ class Lock:
                 os.ftruncate(self.fd, 0)
             os.close(self.fd)
             self.fd = None
+
+
+def listing(root):
+    """``(where, event or None, name)`` for ``kachecks spool list``: queued, then expired.
+
+    ``where`` is the queue, or ``expired:<queue>`` for an event given up on.
+    """
+    for where, name, path in walk(root):
+        event = read_json(path)
+        if where == "expired":
+            where = "expired:" + name[:-5].rsplit(".", 1)[-1]
+        yield where, event if isinstance(event, dict) and event.get("type") else None, name
+
+
+def purge(root, wheres, wait):
+    """Remove every event in ``wheres`` under the lock, logging each; None if the lock stayed busy."""
+    lock = Lock(root)
+    if not lock.acquire(wait=wait, record=False):  # not a deliverer: no SIGUSR1 for us
+        return None
+    removed = 0
+    try:
+        for where, name, path in walk(root, wheres):
+            event = read_json(path) or {}
+            remove(path)
+            removed += 1
+            log(f"purged from {where}: {describe(event) if event.get('type') else name}", LOG_WARNING)
+        for where in wheres:
+            remove(os.path.join(root, where, ".batch"))
+    finally:
+        lock.release()
+    return removed

@@ -9,7 +9,7 @@ import email.utils
 from email.message import EmailMessage
 
 from kachecks.errors import UsageError
-from kachecks.notify.deliver import DeliveryError
+from kachecks.notify.channels import DeliveryError
 from kachecks.notify.event import fields
 from kachecks.secrets import read_password_file
 
