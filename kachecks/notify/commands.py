@@ -75,12 +75,21 @@ class Group(Guarded, click.Group):
     pass
 
 
-def config_options(func):
-    """--config and the overrides shared by every notify command."""
+def spool_options(func):
+    """--config and --spool-dir: all `spool list` and `purge` need."""
     options = [
         click.option("--config", "config_path", metavar="FILE",
                      help="TOML configuration [default: $KACHECKS_CONFIG or /etc/kachecks/kachecks.toml]."),
         click.option("--spool-dir", metavar="DIR", help="Spool directory (overrides [spool] dir)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def config_options(func):
+    """--config, --spool-dir and the delivery overrides: for the commands that deliver."""
+    options = [
         click.option("--smtp-host", metavar="HOST", help="Mail relay (overrides [smtp] host)."),
         click.option("--smtp-port", type=int, metavar="PORT", help="Relay port (overrides [smtp] port)."),
         click.option("--security", type=click.Choice(["starttls", "tls", "none"]),
@@ -93,7 +102,7 @@ def config_options(func):
     ]
     for option in reversed(options):
         func = option(func)
-    return func
+    return spool_options(func)
 
 
 def overrides(opts):
@@ -110,6 +119,30 @@ def load_config(opts):
     return configuration.load(opts.get("config_path"), overrides(opts))
 
 
+def spool_dir(opts):
+    """``--spool-dir``, else ``[spool] dir`` even from a configuration broken elsewhere."""
+    return opts.get("spool_dir") or configuration.spool_dir(opts.get("config_path"))
+
+
+def fallback_spool_dir(opts):
+    """Where an event goes while the configuration is broken: never nowhere."""
+    try:
+        return spool_dir(opts)
+    except configuration.ConfigError:
+        return configuration.DEFAULT_SPOOL
+
+
+def warn_from_address(prog, cfg):
+    """A mail.from the relay would reject is said when the FIFO reader starts, not at 3 a.m."""
+    if "mail" in cfg.channels() and not cfg.mail["from"]:
+        from kachecks.notify.channels import DeliveryError, mail
+
+        try:
+            mail.from_address(cfg)
+        except DeliveryError as exc:
+            warn(prog, f"{exc}; mail stays in the spool")
+
+
 def warn_password_file(prog, cfg):
     """A bad password file is found now, not hours later by the deliverer."""
     path = cfg.smtp["password_file"]
@@ -118,39 +151,50 @@ def warn_password_file(prog, cfg):
     try:
         read_password_file(path)
     except UsageError as exc:
-        click.echo(f"{prog}: warning: smtp.password_file: {exc}; mail stays in the spool", err=True)
-        log(f"{prog}: smtp.password_file: {exc}", LOG_ERR)
+        warn(prog, f"smtp.password_file: {exc}; mail stays in the spool")
 
 
-def spool_event(spool_dir, evt, note=""):
-    """Spool durably first, then log; CommandFailure if the event is not on disk."""
+def warn(prog, message):
+    click.echo(f"{prog}: warning: {message}", err=True)
+    log(f"{prog}: {message}", LOG_ERR)
+
+
+def accept(prog, evt, root, cfg):
+    """Spool durably, log, then make sure a deliverer runs (none while ``cfg`` is None: broken).
+
+    CommandFailure only if the event is not on disk; even without channels a
+    deliverer runs, to empty incoming/.
+    """
     try:
-        store.put(spool_dir, evt)
+        with store.Spool(root) as spool:
+            spool.put(evt)
+            note = "" if cfg else ", not delivered until the configuration is fixed"
+            log(f"event {events.describe(evt)} (from {evt['source']}, spooled as {evt['id']}{note})",
+                LOG_NOTICE)
+            if cfg:
+                try:
+                    detach.kick(spool, cfg)
+                except store.SpoolError as exc:
+                    warn(prog, f"{exc}; the event stays in the spool")
     except store.SpoolError as exc:
         raise CommandFailure(f"{exc} — event NOT queued: {events.describe(evt)}") from None
-    log(f"event {events.describe(evt)} (from {evt['source']}, spooled as {evt['id']}{note})", LOG_NOTICE)
-
-
-def accept(evt, cfg):
-    """Spool, then make sure a deliverer runs (even without channels: it empties incoming/)."""
-    spool_event(cfg.spool_dir, evt)
-    detach.kick(cfg)
 
 
 def queue_event(prog, event_args, opts):
-    """``kachecks notify``: the event is on disk before anything can go wrong with the rest."""
+    """``kachecks notify``: the event is on disk before the configuration is even validated."""
     evt = events.from_argv(event_args)
     try:
-        cfg = load_config(opts)
+        cfg, problem = load_config(opts), None
     except configuration.ConfigError as exc:  # a broken config must not lose the event
-        spool_dir = opts.get("spool_dir") or configuration.DEFAULT_SPOOL
-        try:
-            spool_event(spool_dir, evt, ", not delivered until the configuration is fixed")
-        except CommandFailure as failure:
-            raise CommandFailure(f"{exc} — {failure}") from None
-        raise CommandFailure(f"{exc} — event kept in {spool_dir}; fix it, then run "
-                             "`kachecks spool flush`") from None
-    accept(evt, cfg)
+        cfg, problem = None, exc
+    root = cfg.spool_dir if cfg else fallback_spool_dir(opts)
+    try:
+        accept(prog, evt, root, cfg)
+    except CommandFailure as failure:
+        raise CommandFailure(f"{problem} — {failure}" if problem else str(failure)) from None
+    if problem:
+        raise CommandFailure(f"{problem} — event kept in {root}; fix it, then run "
+                             "`kachecks spool flush`")
     warn_password_file(prog, cfg)
     return ExitCode.OK
 
@@ -220,15 +264,27 @@ Examples:
 
 
 def read_fifo(prog, fifo_path, opts):
-    """``kachecks fifo``: spool every line until keepalived closes the FIFO."""
+    """``kachecks fifo``: spool every line until keepalived closes the FIFO.
+
+    With a broken configuration the lines are still spooled (not delivered):
+    keepalived does not wait for this reader, and what it does not read is lost.
+    """
     from kachecks.notify import fifo as reader
 
-    cfg = load_config(opts)
-    warn_password_file(prog, cfg)
+    try:
+        cfg, problem = load_config(opts), None
+    except configuration.ConfigError as exc:
+        cfg, problem = None, exc
+        _report(f"{prog}: {exc} — events are kept in the spool until it is fixed")
+        click.echo(f"{prog}: {exc} — events are kept in the spool until it is fixed", err=True)
+    root = cfg.spool_dir if cfg else fallback_spool_dir(opts)
+    if cfg:
+        warn_password_file(prog, cfg)
+        warn_from_address(prog, cfg)
 
     def on_line(line):
         try:
-            accept(events.from_fifo_line(line), cfg)
+            accept(prog, events.from_fifo_line(line), root, cfg)
         except events.EventError as exc:
             click.echo(f"{prog}: skipped: {exc}", err=True)
             log(f"{prog}: skipped: {exc}", LOG_WARNING)
@@ -238,8 +294,8 @@ def read_fifo(prog, fifo_path, opts):
         except Exception as exc:  # the reader must outlive any one event
             log(f"{prog}: {line[:200]!r}: {type(exc).__name__}: {exc}", LOG_ERR)
 
-    reader.read(fifo_path, cfg.spool_dir, on_line, log)
-    return ExitCode.OK
+    reader.read(fifo_path, root, on_line, log)
+    return ExitCode.FAILURE if problem else ExitCode.OK
 
 
 @click.command(cls=Command, context_settings=CONTEXT, epilog=FIFO_EPILOG,
@@ -292,13 +348,15 @@ def _age(seconds):
 
 def list_spool(opts):
     """``kachecks spool list``: one line per event, oldest first per queue."""
-    root, now, count = load_config(opts).spool_dir, time.time(), 0
-    for where, evt, name in store.listing(root):
-        evt = evt or {}
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(evt.get("time", 0)))
-        text = events.describe(evt) if evt else "(unreadable)"
-        click.echo(f"{where:<16} {when}  {_age(now - evt.get('time', now)):>6}  {text}  "
-                   f"[{evt.get('id', name)}]")
+    root, now, count = spool_dir(opts), time.time(), 0
+    for where, evt, name, problem in store.listing(root):
+        if evt:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(evt["time"]))
+            click.echo(f"{where:<16} {when}  {_age(now - evt['time']):>6}  {events.describe(evt)}  "
+                       f"[{evt['id']}]")
+        else:
+            click.echo(f"{where:<16} {'-':<19}  {'-':>6}  (not an event: {problem})  "
+                       f"[{events.clean(name)}]")
         count += 1
     if not count:
         click.echo(f"spool {root} is empty")
@@ -311,7 +369,7 @@ Example (lvs1, relay down since 04:19):
   mail             2026-11-26 04:19:40    12s  INSTANCE VI_1 MASTER prio 100  [1795666780…]
   expired:mail     2026-11-23 02:10:05    3.1d  RS [192.168.8.101]:tcp:80 DOWN  […]
 """)
-@config_options
+@spool_options
 def list_(**opts):
     """Show queued and expired events, oldest first, one per line."""
     return list_spool(opts)
@@ -320,14 +378,14 @@ def list_(**opts):
 def flush_spool(prog, opts):
     """``kachecks spool flush``: one delivery attempt; 1 if events remain."""
     cfg = load_config(opts)
-    detach.hand_over(cfg)
+    detach.hand_over(cfg.spool_dir)
     try:
         result = deliver.run(cfg, linger=False, wait_lock=cfg.smtp["timeout"] + 30)
     except OSError as exc:
         raise CommandFailure(f"spool {cfg.spool_dir}: {exc.strerror or exc}") from None
     if result is None:
         raise CommandFailure(f"another delivery is still running on {cfg.spool_dir}; try again later")
-    left = result.pending()
+    left = result.left
     click.echo(f"delivered {result.delivered} event(s), {left} still queued")
     for channel, error in result.errors.items():
         click.echo(f"{prog}: {channel}: {error}", err=True)
@@ -346,15 +404,18 @@ def flush(ctx, **opts):
     return flush_spool(ctx.command_path, opts)
 
 
+PURGE_WAIT = 90.0  # a deliverer asked to hand over finishes its current attempt first
+
+
 def purge_spool(expired_only, opts):
     """``kachecks spool purge``: remove events under the lock, each one logged."""
-    cfg = load_config(opts)
-    detach.hand_over(cfg)
+    root = spool_dir(opts)
+    detach.hand_over(root)
     wheres = ("expired",) if expired_only else store.EVERYWHERE
-    removed = store.purge(cfg.spool_dir, wheres, wait=cfg.smtp["timeout"] + 30)
+    removed = store.purge(root, wheres, wait=PURGE_WAIT)
     if removed is None:
-        raise CommandFailure(f"another delivery is still running on {cfg.spool_dir}; try again later")
-    click.echo(f"purged {removed} event(s) from {cfg.spool_dir}")
+        raise CommandFailure(f"another delivery is still running on {root}; try again later")
+    click.echo(f"purged {removed} event(s) from {root}")
     return ExitCode.OK
 
 
@@ -363,7 +424,7 @@ Examples:
   kachecks spool purge --expired   # after reading them with `kachecks spool list`
   kachecks spool purge             # everything, queued events too
 """)
-@config_options
+@spool_options
 @click.option("--expired", "expired_only", is_flag=True, help="Remove only expired events.")
 def purge(expired_only, **opts):
     """Remove events from the spool (each one is logged to syslog)."""

@@ -13,9 +13,10 @@ from kachecks.notify import deliver, spool
 from kachecks.notify.log import LOG_ERR, LOG_WARNING, log
 
 
-def hand_over(cfg):
+def hand_over(root):
     """Ask a lingering deliverer to stop backing off and release the lock."""
-    pid = spool.Lock(cfg.spool_dir).holder()
+    with spool.Spool(root) as opened:
+        pid = opened.lock().holder()
     if pid and pid != os.getpid():
         try:
             os.kill(pid, signal.SIGUSR1)
@@ -23,15 +24,12 @@ def hand_over(cfg):
             pass
 
 
-def kick(cfg):
-    """Start a detached deliverer unless one is running (it will see our event)."""
-    try:
-        busy = spool.Lock(cfg.spool_dir).busy()
-    except OSError as exc:
-        log(f"cannot take the spool lock in {cfg.spool_dir} ({exc.strerror}); "
-            "events stay in the spool", LOG_WARNING)
-        return
-    if not busy:
+def kick(opened, cfg):
+    """Start a detached deliverer unless one is running (it will see our event).
+
+    SpoolError if the lock cannot be used (the events stay in the spool).
+    """
+    if not opened.lock().busy():
         spawn(cfg)
 
 

@@ -1,4 +1,4 @@
-"""Every argv and FIFO line form keepalived produces (interfaces §5.1–5.3)."""
+"""Every argv and FIFO line form keepalived produces (2.2.7 up to its master branch)."""
 
 import os
 import time

@@ -36,7 +36,7 @@ def lab(tmp_path):
 
 
 def wrapper(directory):
-    """keepalived runs scripts as root only from root-owned, 0755 paths (interfaces §3.7)."""
+    """keepalived runs scripts as root only from root-owned paths no one else can write."""
     kachecks = " ".join(command("kachecks"))
     return write_script(Path(directory) / "kachecks",
                         f'#!/bin/sh\nexec {kachecks} "$@"\n')
