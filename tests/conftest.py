@@ -1,8 +1,15 @@
 """Fixtures every test area shares; area-specific ones live in tests/<area>/conftest.py."""
 
+import shutil
 import socket
+import tempfile
+from pathlib import Path
 
 import pytest
+
+from harness.peers import cli
+from harness.peers.ports import free_port
+from harness.peers.worker import Worker
 
 
 @pytest.fixture(autouse=True)
@@ -38,12 +45,23 @@ def syslog_socket(tmp_path, monkeypatch):
     sock.close()
 
 
-def free_port(family=socket.AF_INET, host="127.0.0.1"):
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def unused_port():
     return free_port()
+
+
+@pytest.fixture
+def open_dir():
+    """A directory other users can traverse (pytest's tmp_path is root-only)."""
+    path = Path(tempfile.mkdtemp(prefix="kachecks-worker-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def worker(open_dir, monkeypatch):
+    """A running `kachecks worker` that this test's checks are handed to."""
+    with Worker(cli.command("kachecks"), open_dir / "worker.sock") as running:
+        monkeypatch.setenv("KACHECKS_WORKER_SOCKET", str(running.socket))
+        yield running

@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from tests.checks.conftest import http, one_line, tcp
-from tests.support import cli
-from tests.support.netns import create_namespace, wait_for
-from tests.support.rawhttp import RawHTTPServer, http_response
+from harness.checks import http, one_line, tcp
+from harness.peers import cli
+from harness.peers.netns import create_namespace, wait_for
+from harness.peers.rawhttp import RawHTTPServer, http_response
 
 BLACK_HOLE = "198.51.100.7"  # routed inside the namespace into a link that drops every packet
 

@@ -6,10 +6,10 @@ import subprocess
 import pytest
 from werkzeug import Response
 
-from tests.checks.conftest import (MD5_SERVER1, MD5_SERVER2, SERVER1, SERVER2, VHOST, http,
+from harness.checks import (MD5_SERVER1, MD5_SERVER2, SERVER1, SERVER2, VHOST, http,
                                    one_line)
-from tests.support import cli
-from tests.support.rawhttp import RawHTTPServer, body_stream, http_response
+from harness.peers import cli
+from harness.peers.rawhttp import RawHTTPServer, body_stream, http_response
 
 
 @pytest.fixture

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.checks.conftest import MD5_SERVER1, MD5_SERVER2, SERVER1, SERVER2, http
-from tests.support import cli
-from tests.support.keepalived import (KEEPALIVED, SCRIPT_SECURITY, Keepalived, config_test,
+from harness.checks import MD5_SERVER1, MD5_SERVER2, SERVER1, SERVER2, http
+from harness.peers import cli
+from harness.peers.keepalived import (KEEPALIVED, SCRIPT_SECURITY, Keepalived, config_test,
                                      secure_dir, secure_executables)
-from tests.support.netns import Network, create_namespace, wait_for
-from tests.support.rawhttp import RawHTTPServer, http_response
+from harness.peers.netns import Network, create_namespace, wait_for
+from harness.peers.rawhttp import RawHTTPServer, http_response
 
 WEB1 = "192.168.8.101"
 CHECKS = ("kachecks-http", "kachecks-tcp")

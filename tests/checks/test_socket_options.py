@@ -5,10 +5,10 @@ import subprocess
 
 import pytest
 
-from tests.checks.conftest import one_line, tcp
-from tests.support import cli
-from tests.support.netns import create_namespace
-from tests.support.rawhttp import RawHTTPServer
+from harness.checks import one_line, tcp
+from harness.peers import cli
+from harness.peers.netns import create_namespace
+from harness.peers.rawhttp import RawHTTPServer
 
 MARK = 7
 

@@ -4,10 +4,10 @@ import socket
 
 import pytest
 
+from harness.checks import one_line, tcp
+from harness.peers.rawhttp import RawHTTPServer
 from kachecks.checks import escapes
 from kachecks.errors import UsageError
-from tests.checks.conftest import one_line, tcp
-from tests.support.rawhttp import RawHTTPServer
 
 
 def banner_server(reply, **kw):
@@ -172,7 +172,7 @@ def test_bad_c_escapes_are_usage_errors(text):
 
 
 def test_kachecks_check_tcp_is_the_same_check():
-    from tests.support import cli
+    from harness.peers import cli
 
     with banner_server(b"up 50%\n") as srv:
         proc = cli.run("kachecks", "check", "tcp", f"127.0.0.1:{srv.port}", "--agent",

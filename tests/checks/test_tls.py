@@ -2,8 +2,8 @@
 
 import pytest
 
-from tests.checks.conftest import MD5_SERVER1, SERVER1, VHOST, http, one_line, tcp
-from tests.support.rawhttp import RawHTTPServer, http_response
+from harness.checks import MD5_SERVER1, SERVER1, VHOST, http, one_line, tcp
+from harness.peers.rawhttp import RawHTTPServer, http_response
 
 NO_VERIFY = []
 SYSTEM = ["--tls-verify"]

@@ -1,7 +1,7 @@
 """The `kachecks` group: version, help, lazy dispatch."""
 
+from harness.peers.cli import run
 from kachecks import __version__
-from tests.support.cli import run
 
 
 def test_version():

@@ -4,8 +4,8 @@ import hashlib
 
 import pytest
 
-from tests.genhash.conftest import run_ours, without_usecs
-from tests.support.rawhttp import RawHTTPServer, http_response
+from harness.peers.genhash import run_ours, without_usecs
+from harness.peers.rawhttp import RawHTTPServer, http_response
 
 SERVER1 = b"hello from Server 1\n"
 SERVER2 = b"Hello from Server2\n"

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from tests.genhash.conftest import run_ours, without_usecs
-from tests.support.rawhttp import RawHTTPServer, body_stream, http_response
+from harness.peers.genhash import run_ours, without_usecs
+from harness.peers.rawhttp import RawHTTPServer, body_stream, http_response
 
 SERVER1 = b"hello from Server 1\n"
 SERVER2 = b"Hello from Server2\n"

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from tests.genhash.conftest import KEEPALIVED_GENHASH, ours_command, run_ours, without_usecs
-from tests.support.rawhttp import DroppingListener, RawHTTPServer
+from harness.peers.genhash import KEEPALIVED_GENHASH, ours_command, run_ours, without_usecs
+from harness.peers.rawhttp import DroppingListener, RawHTTPServer
 
 
 def one_line_failure(result):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.support.netns import cleanup_stale
+from harness.peers.netns import cleanup_stale
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,6 +1,6 @@
 """End to end: the reference deployment in namespaces fails over and mails the admins.
 
-The same scenario as ``scripts/lab`` (tests/lab/scenario.py), run once; each test
+The same scenario as ``scripts/lab`` (harness/lab/scenario.py), run once; each test
 asserts one aspect of its outcome.
 """
 
@@ -8,10 +8,10 @@ import hashlib
 
 import pytest
 
-from tests.lab import reference as ref
-from tests.lab import scenario
-from tests.lab.lab import Lab
-from tests.support.netns import namespaces, run_prefix
+from harness.lab import reference as ref
+from harness.lab import scenario
+from harness.lab.lab import Lab
+from harness.peers.netns import namespaces, run_prefix
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.support.keepalived import (
+from harness.peers.keepalived import (
     Keepalived,
     config_test,
     insecure_components,
@@ -15,7 +15,7 @@ from tests.support.keepalived import (
     vrrp_config,
     write_script,
 )
-from tests.support.netns import (
+from harness.peers.netns import (
     Network,
     cleanup,
     cleanup_stale,

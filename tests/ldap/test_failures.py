@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from tests.ldap.helpers import BASE, REFERENCE, ldap_check, start_check, wait_for_unanswered_request
-from tests.support import slapd as lab
+from harness.checks import BASE, REFERENCE, ldap_check, start_check, wait_for_unanswered_request
+from harness.peers import slapd as ldap_peer
 
 # Deadline bound the issue asks for: a check with --timeout T ends within T + this.
 SLACK = 1.0
@@ -19,10 +19,10 @@ def test_server_down_is_connection_refused(unused_port):
 
 
 def test_invalid_credentials(slapd, password_file):
-    done = ldap_check("--uri", slapd.url, *REFERENCE, "--bind-dn", lab.BIND_DN,
+    done = ldap_check("--uri", slapd.url, *REFERENCE, "--bind-dn", ldap_peer.BIND_DN,
                       "--password-file", password_file("not the password"))
     assert done.returncode == 1
-    assert done.stdout == f"LDAP FAIL - invalid credentials for {lab.BIND_DN}\n"
+    assert done.stdout == f"LDAP FAIL - invalid credentials for {ldap_peer.BIND_DN}\n"
 
 
 def test_unknown_bind_dn_is_invalid_credentials_too(slapd, password_file):
@@ -40,17 +40,17 @@ def test_no_such_base_names_the_nearest_existing_entry(slapd):
 
 
 def test_referral_is_reported_not_followed(slapd):
-    done = ldap_check("--uri", slapd.url, "--base", lab.REFERRAL_DN)
+    done = ldap_check("--uri", slapd.url, "--base", ldap_peer.REFERRAL_DN)
     assert done.returncode == 1
-    assert done.stdout == (f"LDAP FAIL - referral for {lab.REFERRAL_DN} to {lab.REFERRAL_URL}??sub"
+    assert done.stdout == (f"LDAP FAIL - referral for {ldap_peer.REFERRAL_DN} to {ldap_peer.REFERRAL_URL}??sub"
                            " (referrals are not followed)\n")
 
 
 def test_size_limit_exceeded(slapd):
-    done = ldap_check("--uri", slapd.url, "--base", lab.BULK_BASE)
+    done = ldap_check("--uri", slapd.url, "--base", ldap_peer.BULK_BASE)
     assert done.returncode == 1
-    assert done.stdout.startswith(f"LDAP FAIL - size limit exceeded after {lab.SIZE_LIMIT} entries"
-                                  f" under {lab.BULK_BASE}")
+    assert done.stdout.startswith(f"LDAP FAIL - size limit exceeded after {ldap_peer.SIZE_LIMIT} entries"
+                                  f" under {ldap_peer.BULK_BASE}")
 
 
 def test_a_listener_that_never_speaks_fails_inside_the_timeout(silent_listener):
@@ -83,12 +83,12 @@ def test_a_server_dripping_its_answer_is_cut_at_the_deadline(dripping_server):
     ([], "search"),
     (["--starttls"], "starttls"),
     (["--ldaps"], "tls"),
-    (["--bind-dn", lab.BIND_DN], "bind"),
+    (["--bind-dn", ldap_peer.BIND_DN], "bind"),
 ])
 def test_paused_slapd_fails_inside_the_timeout_naming_the_phase(own_slapd, extra, phase):
     url = own_slapd.ldaps_url if extra == ["--ldaps"] else own_slapd.url
     extra = [] if extra == ["--ldaps"] else extra
-    env = {"KACHECKS_LDAP_PASSWORD": lab.BIND_PASSWORD}
+    env = {"KACHECKS_LDAP_PASSWORD": ldap_peer.BIND_PASSWORD}
     own_slapd.pause()
     started = time.monotonic()
     done = ldap_check("--uri", url, *REFERENCE, *extra, "--timeout", "1", env=env)

@@ -1,13 +1,13 @@
-"""slapd inside a network namespace, the way the lab runs it (tests/support/slapd.py prefix)."""
+"""slapd inside a network namespace, the way the lab runs it (harness/peers/slapd.py prefix)."""
 
 import subprocess
 import uuid
 
 import pytest
 
-from tests.ldap.helpers import REFERENCE
-from tests.support import cli
-from tests.support import slapd as lab
+from harness.checks import REFERENCE
+from harness.peers import cli
+from harness.peers import slapd as ldap_peer
 
 pytestmark = pytest.mark.netns
 
@@ -26,7 +26,7 @@ def namespace():
 def test_slapd_in_a_namespace_answers_there_and_only_there(namespace, certs, unused_port):
     """Not port 389: the host may run Debian's own slapd there."""
     inside = ["ip", "netns", "exec", namespace]
-    with lab.Slapd(prefix=inside, port=unused_port, tls_port=unused_port + 1, certs=certs) as server:
+    with ldap_peer.Slapd(prefix=inside, port=unused_port, tls_port=unused_port + 1, certs=certs) as server:
         there = subprocess.run(inside + cli.command("kachecks-ldap") + ["--uri", server.url,
                                                                        *REFERENCE],
                                capture_output=True, text=True, timeout=30)
@@ -34,7 +34,7 @@ def test_slapd_in_a_namespace_answers_there_and_only_there(namespace, certs, unu
         here = cli.run("kachecks-ldap", "--uri", server.url, *REFERENCE)
         assert here.returncode == 1
         assert "connection refused" in here.stdout
-        server.set_attribute(lab.BASE, "o", "changed.mydmn.org")  # admin helpers work across
+        server.set_attribute(ldap_peer.BASE, "o", "changed.mydmn.org")  # admin helpers work across
         again = subprocess.run(inside + cli.command("kachecks-ldap") + ["--uri", server.url,
                                                                        *REFERENCE],
                                capture_output=True, text=True, timeout=30)
@@ -44,5 +44,5 @@ def test_slapd_in_a_namespace_answers_there_and_only_there(namespace, certs, unu
 
 
 def test_slapd_in_a_namespace_defaults_to_the_standard_ports():
-    server = lab.Slapd(prefix=["ip", "netns", "exec", "kcld-unused"])
+    server = ldap_peer.Slapd(prefix=["ip", "netns", "exec", "kcld-unused"])
     assert (server.port, server.tls_port) == (389, 636)

@@ -1,8 +1,8 @@
 """The reference deployment's MISC_CHECK against a real slapd (SPEC §0, §2.3)."""
 
-from tests.ldap.helpers import BASE, REFERENCE, ldap_check
-from tests.support import cli
-from tests.support import slapd as lab
+from harness.checks import BASE, REFERENCE, ldap_check
+from harness.peers import cli
+from harness.peers import slapd as ldap_peer
 
 
 def test_reference_check_passes_then_fails_naming_the_value_found_once_o_changes(own_slapd):
@@ -16,7 +16,7 @@ def test_reference_check_passes_then_fails_naming_the_value_found_once_o_changes
     assert failed.stdout == ("LDAP FAIL - o=mysite.mydmn.org not found:"
                              " found o: 'othersite.mydmn.org'\n")
 
-    own_slapd.set_attribute(BASE, "o", lab.ORGANIZATION)
+    own_slapd.set_attribute(BASE, "o", ldap_peer.ORGANIZATION)
     assert ldap_check("--uri", own_slapd.url, *REFERENCE).returncode == 0
 
 

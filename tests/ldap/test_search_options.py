@@ -4,10 +4,10 @@ import socket
 
 import pytest
 
-from tests.ldap.helpers import BASE, ldap_check
-from tests.support import slapd as lab
+from harness.checks import BASE, ldap_check
+from harness.peers import slapd as ldap_peer
 
-SERVERS = lab.SERVERS_BASE
+SERVERS = ldap_peer.SERVERS_BASE
 
 
 def passes(slapd, *args):
@@ -22,8 +22,8 @@ def fails(slapd, *args):
     return done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("scope, entries", [("base", 1), ("one", lab.SERVER_COUNT),
-                                            ("sub", lab.SERVER_COUNT + 1)])
+@pytest.mark.parametrize("scope, entries", [("base", 1), ("one", ldap_peer.SERVER_COUNT),
+                                            ("sub", ldap_peer.SERVER_COUNT + 1)])
 def test_scope_decides_how_many_entries_are_counted(slapd, scope, entries):
     out = passes(slapd, "--base", SERVERS, "--scope", scope, "--min-entries", entries)
     assert out.startswith(f"LDAP OK - {entries} entr")
@@ -31,7 +31,7 @@ def test_scope_decides_how_many_entries_are_counted(slapd, scope, entries):
 
 
 def test_default_scope_is_subtree_and_default_filter_matches_everything(slapd):
-    assert passes(slapd, "--base", SERVERS, "--min-entries", lab.SERVER_COUNT + 1)
+    assert passes(slapd, "--base", SERVERS, "--min-entries", ldap_peer.SERVER_COUNT + 1)
 
 
 def test_filter_without_parentheses_is_accepted_like_ldapsearch(slapd):
@@ -94,32 +94,32 @@ def test_verbose_lists_phases_entries_and_unfollowed_references(slapd):
     lines = done.stdout.splitlines()
     assert lines[0].startswith("LDAP OK - 1 entry")
     assert f"entry: {BASE}" in lines
-    assert f"referral not followed: {lab.REFERRAL_URL}??sub" in lines
+    assert f"referral not followed: {ldap_peer.REFERRAL_URL}??sub" in lines
     assert any(line.startswith("search: ") for line in lines)
 
 
 def test_anonymous_cannot_read_what_the_bind_user_can(slapd, password_file):
-    out = fails(slapd, "--base", lab.PRIVATE_BASE, "--filter", "(cn=secret)")
-    assert out == f"LDAP FAIL - no such base {lab.PRIVATE_BASE}\n"  # slapd hides it from anonymous
-    out = passes(slapd, "--base", lab.PRIVATE_BASE, "--filter", "(cn=secret)",
-                 "--bind-dn", lab.BIND_DN, "--password-file", password_file())
+    out = fails(slapd, "--base", ldap_peer.PRIVATE_BASE, "--filter", "(cn=secret)")
+    assert out == f"LDAP FAIL - no such base {ldap_peer.PRIVATE_BASE}\n"  # slapd hides it from anonymous
+    out = passes(slapd, "--base", ldap_peer.PRIVATE_BASE, "--filter", "(cn=secret)",
+                 "--bind-dn", ldap_peer.BIND_DN, "--password-file", password_file())
     assert out.startswith("LDAP OK - 1 entry")
 
 
 def test_password_may_come_from_the_environment(slapd):
-    env = {"KACHECKS_LDAP_PASSWORD": lab.BIND_PASSWORD}
-    done = ldap_check("--uri", slapd.url, "--base", lab.PRIVATE_BASE, "--filter", "(cn=secret)",
-                      "--bind-dn", lab.BIND_DN, env=env)
+    env = {"KACHECKS_LDAP_PASSWORD": ldap_peer.BIND_PASSWORD}
+    done = ldap_check("--uri", slapd.url, "--base", ldap_peer.PRIVATE_BASE, "--filter", "(cn=secret)",
+                      "--bind-dn", ldap_peer.BIND_DN, env=env)
     assert done.returncode == 0, done.stdout
 
 
 def test_password_file_with_mode_0640_is_accepted(slapd, password_file):
-    assert passes(slapd, "--base", lab.PRIVATE_BASE, "--bind-dn", lab.BIND_DN,
+    assert passes(slapd, "--base", ldap_peer.PRIVATE_BASE, "--bind-dn", ldap_peer.BIND_DN,
                   "--password-file", password_file(mode=0o640))
 
 
 def test_ipv6_literal_uri(certs):
-    with lab.Slapd(host="::1", certs=certs) as server:
+    with ldap_peer.Slapd(host="::1", certs=certs) as server:
         assert server.url.startswith("ldap://[::1]:")
         done = ldap_check("--uri", server.url, "--base", BASE, "--filter", "(dc=mysite)",
                           "--expect", "o=mysite.mydmn.org")

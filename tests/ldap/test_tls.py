@@ -2,9 +2,9 @@
 
 import pytest
 
-from tests.ldap.helpers import BASE, REFERENCE, ldap_check
-from tests.support.certs import pki
-from tests.support import slapd as lab
+from harness.checks import BASE, REFERENCE, ldap_check
+from harness.peers import slapd as ldap_peer
+from harness.peers.certs import pki
 
 
 def uri_for(slapd, mode):
@@ -46,15 +46,15 @@ def test_sni_name_is_the_name_verified(slapd):
 
 def test_bind_password_travels_inside_starttls(slapd, password_file):
     done = ldap_check("--uri", slapd.url, "--starttls", "--ca-file", slapd.ca_file,
-                      "--bind-dn", lab.BIND_DN, "--password-file", password_file(),
-                      "--base", lab.PRIVATE_BASE, "--filter", "(cn=secret)")
+                      "--bind-dn", ldap_peer.BIND_DN, "--password-file", password_file(),
+                      "--base", ldap_peer.PRIVATE_BASE, "--filter", "(cn=secret)")
     assert done.returncode == 0, done.stdout
 
 
 @pytest.fixture(scope="module")
 def demanding_slapd(certs):
     """slapd that refuses TLS clients without a certificate from the test CA."""
-    with lab.Slapd(certs=certs, verify_client="demand") as server:
+    with ldap_peer.Slapd(certs=certs, verify_client="demand") as server:
         yield server
 
 

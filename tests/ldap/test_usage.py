@@ -2,9 +2,9 @@
 
 import pytest
 
-from tests.ldap.helpers import BASE, REFERENCE, ldap_check
-from tests.support import cli
-from tests.support import slapd as lab
+from harness.checks import BASE, REFERENCE, ldap_check
+from harness.peers import cli
+from harness.peers import slapd as ldap_peer
 
 URI = "ldap://127.0.0.1:9"  # never reached: every case fails before connecting
 
@@ -37,7 +37,7 @@ def usage_error(*args, env=None):
      "cannot read /nonexistent: No such file or directory"),
     (["--uri", "ldaps://127.0.0.1", "--client-key", "/etc/hostname"],
      "--client-key needs --client-cert"),
-    (["--uri", URI, "--bind-dn", lab.BIND_DN], "--bind-dn needs --password-file FILE or"),
+    (["--uri", URI, "--bind-dn", ldap_peer.BIND_DN], "--bind-dn needs --password-file FILE or"),
     (["--uri", URI, "--password-file", "/etc/hostname"], "--password-file needs --bind-dn"),
     (["--uri", URI, "--no-such-option"], "Unknown option --no-such-option"),
     (["--uri", URI, "stray"], "Unexpected argument(s): stray"),
@@ -51,29 +51,29 @@ def test_invalid_filter_is_a_usage_error(slapd):
 
 
 def test_missing_password_file(tmp_path):
-    err = usage_error("--uri", URI, "--bind-dn", lab.BIND_DN,
+    err = usage_error("--uri", URI, "--bind-dn", ldap_peer.BIND_DN,
                       "--password-file", tmp_path / "missing.pw")
     assert "cannot read password file" in err and "No such file or directory" in err
 
 
 def test_password_file_readable_by_others_is_refused_saying_why(password_file):
     path = password_file(mode=0o644)
-    err = usage_error("--uri", URI, "--bind-dn", lab.BIND_DN, "--password-file", path)
+    err = usage_error("--uri", URI, "--bind-dn", ldap_peer.BIND_DN, "--password-file", path)
     assert f"password file {path} has mode 0644" in err
 
 
 def test_empty_password_file_is_refused_not_an_anonymous_bind(password_file):
-    err = usage_error("--uri", URI, "--bind-dn", lab.BIND_DN,
+    err = usage_error("--uri", URI, "--bind-dn", ldap_peer.BIND_DN,
                       "--password-file", password_file(text=""))
     assert "is empty" in err
 
 
 def test_password_from_file_wins_over_environment_and_never_shows(slapd, password_file):
-    done = ldap_check("--uri", slapd.url, *REFERENCE, "--bind-dn", lab.BIND_DN,
+    done = ldap_check("--uri", slapd.url, *REFERENCE, "--bind-dn", ldap_peer.BIND_DN,
                       "--password-file", password_file(), "--verbose",
                       env={"KACHECKS_LDAP_PASSWORD": "wrong"})
     assert done.returncode == 0, done.stdout
-    assert lab.BIND_PASSWORD not in done.stdout + done.stderr
+    assert ldap_peer.BIND_PASSWORD not in done.stdout + done.stderr
 
 
 def test_help_shows_the_reference_check_and_exits_zero():

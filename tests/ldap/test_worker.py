@@ -2,9 +2,8 @@
 
 import time
 
-from tests.ldap.helpers import BASE, REFERENCE, ldap_check
-from tests.support import slapd as lab
-from tests.worker.test_worker import open_dir, worker  # noqa: F401 - fixtures
+from harness.checks import BASE, REFERENCE, ldap_check
+from harness.peers import slapd as ldap_peer
 
 IN_PROCESS = {"KACHECKS_WORKER_SOCKET": "/nonexistent/worker.sock"}
 
@@ -32,7 +31,7 @@ def test_deadline_holds_in_the_worker_against_a_paused_slapd(worker, own_slapd):
 
 
 def test_insecure_password_file_is_refused_in_the_worker_too(worker, slapd, password_file):
-    args = ["--uri", slapd.url, *REFERENCE, "--bind-dn", lab.BIND_DN,
+    args = ["--uri", slapd.url, *REFERENCE, "--bind-dn", ldap_peer.BIND_DN,
             "--password-file", password_file(mode=0o644)]
     delegated, local = ldap_check(*args), ldap_check(*args, env=IN_PROCESS)
     assert delegated.returncode == local.returncode == 1

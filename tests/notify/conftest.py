@@ -11,29 +11,10 @@ import time
 
 import pytest
 
+from harness.config import toml_text
+from harness.peers.cli import run
+from harness.peers.smtp import SmtpSink
 from kachecks.notify import spool as store
-from tests.support.cli import run
-from tests.support.smtp import SmtpSink
-
-
-def toml_value(value):
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
-
-
-def toml_text(sections):
-    out = []
-    for section, values in sections.items():
-        out.append(f"[{section}]")
-        out.extend(f"{key} = {toml_value(value)}" for key, value in values.items())
-        out.append("")
-    return "\n".join(out)
 
 
 class Notifier:

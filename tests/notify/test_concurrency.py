@@ -4,7 +4,7 @@ import os
 import signal
 import subprocess
 
-from tests.support.cli import command
+from harness.peers.cli import command
 
 
 def test_200_notify_processes_at_once_deliver_200_events_exactly_once(notifier, relay):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.support.cli import command
+from harness.peers.cli import command
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.config import toml_text
+from harness.peers.cli import command, run
 from kachecks.notify import event as events
 from kachecks.notify import fifo as reader
-from tests.notify.conftest import toml_text
-from tests.support.cli import command, run
 
 VICTIM_TEXT = "root's precious file\n"
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.notify.conftest import toml_text
-from tests.support.cli import command
-from tests.support.keepalived import Keepalived, secure_dir, vrrp_config, write_script
-from tests.support.netns import Network, wait_for
+from harness.config import toml_text
+from harness.peers.cli import command
+from harness.peers.keepalived import Keepalived, secure_dir, vrrp_config, write_script
+from harness.peers.netns import Network, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -71,7 +71,7 @@ def test_failover_and_shutdown_mail_every_transition_in_order_from_both_paths(la
     mbox_path = base / "mail.mbox"
     port = 2525
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    lab["mail"].start([sys.executable, "-m", "tests.support.smtp", "--host", HOSTS["mail"],
+    lab["mail"].start([sys.executable, "-m", "harness.peers.smtp", "--host", HOSTS["mail"],
                        "--port", port, "--mbox", mbox_path], log=base / "smtp.log", env=env,
                       cwd=Path(__file__).resolve().parents[2])
     wait_for(lambda: "SMTP sink on" in (base / "smtp.log").read_text(), 20, what="the SMTP sink")

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from tests.support.cli import command
-from tests.support.smtp import SmtpSink
+from harness.peers.cli import command
+from harness.peers.smtp import SmtpSink
 
 
 def test_generic_notify_mail_has_readable_subject_headers_and_body(notifier, relay):

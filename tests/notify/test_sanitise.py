@@ -5,7 +5,7 @@ import os
 import subprocess
 
 from kachecks.notify import event as events
-from tests.support.cli import command
+from harness.peers.cli import command
 
 ADMIN = ["admin@lvs.example.org"]
 

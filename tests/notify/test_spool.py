@@ -4,7 +4,7 @@ import os
 import signal
 import time
 
-from tests.support.smtp import SmtpSink
+from harness.peers.smtp import SmtpSink
 
 
 def test_relay_down_notify_returns_at_once_and_flush_delivers_each_later(notifier, unused_port):

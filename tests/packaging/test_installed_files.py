@@ -7,8 +7,9 @@ import stat
 import subprocess
 from pathlib import Path
 
-from tests.packaging.conftest import PACKAGE, executables
-from tests.support.cli import run
+from harness.debian import PACKAGE
+from harness.entrypoints import names as executables
+from harness.peers.cli import run
 
 DEBIAN_LIBRARIES = {"python3-click", "python3-requests", "python3-ldap3", "python3-aiosmtplib"}
 CONFFILE = Path("/etc/kachecks/kachecks.toml")

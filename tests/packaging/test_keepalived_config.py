@@ -13,8 +13,8 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support.keepalived import KEEPALIVED
-from tests.support.netns import cleanup, create_namespace
+from harness.peers.keepalived import KEEPALIVED
+from harness.peers.netns import cleanup, create_namespace
 
 EXAMPLE = Path("/usr/share/doc/kachecks/examples/keepalived.conf")
 SCRIPT_LINE = re.compile(r'^\s*(?:misc_path|script|notify\w*)\s+"([^"]+)"', re.M)

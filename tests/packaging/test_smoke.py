@@ -5,8 +5,8 @@ import subprocess
 
 import pytest
 
-from tests.support.cli import run
-from tests.support.rawhttp import RawHTTPServer, http_response
+from harness.peers.cli import run
+from harness.peers.rawhttp import RawHTTPServer, http_response
 
 SERVER1_MD5 = "5f2b4547f41470dc3e293e7267461575"
 SERVER2_MD5 = "fe020663a9ac3e61b71f6921d423251d"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from tests.support.cli import run
-from tests.support.slapd import BASE, ORGANIZATION, Slapd
+from harness.peers.cli import run
+from harness.peers.slapd import BASE, ORGANIZATION, Slapd
 
 
 @pytest.fixture(scope="module")

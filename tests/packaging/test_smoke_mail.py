@@ -2,8 +2,8 @@
 
 import time
 
-from tests.support.cli import run
-from tests.support.smtp import SmtpSink
+from harness.peers.cli import run
+from harness.peers.smtp import SmtpSink
 
 
 def test_notify_mails_the_state_change(installed, tmp_path):

@@ -3,49 +3,20 @@
 import os
 import pwd
 import re
-import shutil
 import signal
 import socket
 import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
+from harness.peers import certs, cli
+from harness.peers.rawhttp import RawHTTPServer, http_response
 from kachecks.worker.client import MAGIC, delegate, encode_request
 from kachecks.worker.server import decode_request
-from tests.support import certs, cli
-from tests.support.rawhttp import RawHTTPServer, http_response
 
 BODY = b"hello from Server 1\n"
 MD5 = "5f2b4547f41470dc3e293e7267461575"
-
-
-@pytest.fixture
-def open_dir():
-    """A directory other users can traverse (pytest's tmp_path is root-only)."""
-    path = Path(tempfile.mkdtemp(prefix="kachecks-worker-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def worker(open_dir, monkeypatch):
-    path = open_dir / "worker.sock"
-    proc = subprocess.Popen(cli.command("kachecks") + ["worker", "--socket", str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 15
-    while not path.exists():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "worker did not listen within 15 s"
-        time.sleep(0.05)
-    monkeypatch.setenv("KACHECKS_WORKER_SOCKET", str(path))
-    yield proc
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")

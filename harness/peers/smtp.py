@@ -9,7 +9,7 @@
 storing a message and answering 250 (to lose the answer on purpose). Standalone, it is a sink
 writing an mbox file::
 
-    python3 -m tests.support.smtp --port 2525 --mbox /tmp/mail.mbox [--starttls] [--auth USER:PASSWORD]
+    python3 -m harness.peers.smtp --port 2525 --mbox /tmp/mail.mbox [--starttls] [--auth USER:PASSWORD]
 """
 
 import argparse
@@ -24,8 +24,8 @@ import time
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from tests.conftest import free_port
-from tests.support.certs import pki
+from harness.peers.ports import free_port
+from harness.peers.certs import pki
 
 
 class _Handler:
@@ -140,7 +140,7 @@ class SmtpSink:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python3 -m tests.support.smtp",
+    parser = argparse.ArgumentParser(prog="python3 -m harness.peers.smtp",
                                      description="Tiny SMTP sink writing an mbox file.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=2525)

@@ -1,6 +1,6 @@
 """The reference deployment brought up in namespaces, and taken down whatever happens.
 
-``Lab`` builds the hosts of tests.lab.reference on one bridge, starts Apache on
+``Lab`` builds the hosts of harness.lab.reference on one bridge, starts Apache on
 web1/web2, slapd on ldap1, the SMTP sink on the client, a small responder on each
 director (it says which director owns the VIP: there is no IPVS to forward to the
 real servers), computes the digests with ``kachecks genhash``, writes and validates
@@ -15,18 +15,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.lab import reference as ref
-from tests.lab.apache import Apache
-from tests.lab.timeline import LogSource, MailboxSource, SyslogSource, Timeline, Watcher
-from tests.support import cli
-from tests.support.keepalived import (
+from harness.lab import reference as ref
+from harness.lab.apache import Apache
+from harness.lab.timeline import LogSource, MailboxSource, SyslogSource, Timeline, Watcher
+from harness.peers import cli
+from harness.peers.keepalived import (
     Keepalived,
     config_test,
     secure_dir,
     secure_executables,
 )
-from tests.support.netns import Network, TornDown, namespaces, wait_for
-from tests.support.slapd import Slapd
+from harness.peers.netns import Network, TornDown, namespaces, wait_for
+from harness.peers.slapd import Slapd
 
 PYTHON = sys.executable  # the venv: the SMTP sink needs aiosmtpd
 REPO = Path(__file__).resolve().parents[2]
@@ -154,7 +154,7 @@ class Lab(TornDown):
         self.mailbox = self.workdir / "client" / "mailbox"
         secure_dir(self.mailbox.parent)
         sink = self.net["client"].start(
-            [PYTHON, "-m", "tests.support.smtp", "--host", ref.SMTP_HOST, "--port", ref.SMTP_PORT,
+            [PYTHON, "-m", "harness.peers.smtp", "--host", ref.SMTP_HOST, "--port", ref.SMTP_PORT,
              "--mbox", self.mailbox],
             log=self.workdir / "client" / "smtp.log", cwd=REPO,
             env={"PYTHONPATH": REPO})

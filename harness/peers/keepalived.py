@@ -91,7 +91,7 @@ def config_test(conf):
 
 
 class Keepalived:
-    """One keepalived (VRRP only) in namespace ``ns`` (a tests.support.netns.Namespace).
+    """One keepalived (VRRP only) in namespace ``ns`` (a harness.peers.netns.Namespace).
 
     ``env`` is added to keepalived's environment, which its scripts inherit unchanged
     (interfaces §3.6): the way to hand KACHECKS_* settings to checks and notifiers.

@@ -7,8 +7,8 @@ instances run side by side and nothing touches /etc/apache2.
 import sys
 from pathlib import Path
 
-from tests.support.keepalived import secure_dir
-from tests.support.netns import wait_for
+from harness.peers.keepalived import secure_dir
+from harness.peers.netns import wait_for
 
 APACHE = "/usr/sbin/apache2"
 MODULES = Path("/usr/lib/apache2/modules")

@@ -31,8 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.conftest import free_port
-from tests.support import certs
+from harness.peers.ports import free_port
+from harness.peers import certs
 
 SLAPD = "/usr/sbin/slapd"
 SLAPADD = "/usr/sbin/slapadd"
@@ -73,7 +73,7 @@ class SlapdError(RuntimeError):
 class Slapd:
     """One slapd process with the reference tree; see the module docstring.
 
-    ``certs``: a dict from tests.support.certs.pki (made in the directory if None).
+    ``certs``: a dict from harness.peers.certs.pki (made in the directory if None).
     ``verify_client``: slapd's TLSVerifyClient (never, allow, try, demand).
     ``host``/``port``/``tls_port``: where to listen (free loopback ports by
     default; 389 and 636 when ``prefix`` runs slapd in a namespace of its own).

@@ -4,6 +4,8 @@ Addresses follow the original write-up (192.168.8.0/24, directors at .100, real
 servers at .101/.102, VIP .142); they exist only inside the lab's namespaces.
 """
 
+from harness.config import toml_text
+
 HOSTS = {
     "client": "192.168.8.10",
     "lvs1": "192.168.8.100",
@@ -133,16 +135,8 @@ def virtual_servers(bindir, digests):
 
 def kachecks_toml(director, spool_dir):
     """The notifier's configuration on ``director``: mail the sink on the client, no TLS."""
-    return (
-        "[smtp]\n"
-        f'host = "{SMTP_HOST}"\n'
-        f"port = {SMTP_PORT}\n"
-        'security = "none"\n'
-        "timeout = 5\n\n"
-        "[mail]\n"
-        f'from = "keepalived@{director}.mydmn.org"\n'
-        f'to = ["{MAIL_TO}"]\n\n'
-        "[spool]\n"
-        f'dir = "{spool_dir}"\n'
-        "batch_window = 0\n"
-    )
+    return toml_text({
+        "smtp": {"host": SMTP_HOST, "port": SMTP_PORT, "security": "none", "timeout": 5},
+        "mail": {"from": f"keepalived@{director}.mydmn.org", "to": [MAIL_TO]},
+        "spool": {"dir": str(spool_dir), "batch_window": 0},
+    })

@@ -16,9 +16,9 @@ import signal
 import sys
 import time
 
-from tests.lab import reference as ref
-from tests.lab.lab import Lab
-from tests.lab.timeline import Timeline
+from harness.lab import reference as ref
+from harness.lab.lab import Lab
+from harness.lab.timeline import Timeline
 
 CORRUPTED = "hello from Server 1 -- defaced\n"
 # lvs1 (priority 100) watching lvs2 (50): without nopreempt it takes over after the

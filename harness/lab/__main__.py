@@ -1,0 +1,5 @@
+import sys
+
+from harness.lab.scenario import main
+
+sys.exit(main())
