@@ -8,16 +8,13 @@ before click is imported; the click group only lists them for ``--help``.
 import sys
 
 from kachecks import __version__
+from kachecks.checks import registry
+from kachecks.status import ExitCode
 
 # Subcommands that keep their own getopt-style parser (kachecks.argspec).
-# name -> (module, one-line help)
+# name -> (module, one-line help); the checks are kachecks.checks.registry's.
 FAST_COMMANDS = {
     "genhash": ("kachecks.genhash.cli", "keepalived-genhash-compatible digest of a URL."),
-}
-CHECKS = {
-    "http": ("kachecks.checks.http", "HTTP/HTTPS check (same as kachecks-http)."),
-    "tcp": ("kachecks.checks.tcp", "TCP / TLS / agent check (same as kachecks-tcp)."),
-    "ldap": ("kachecks.checks.ldap", "LDAP bind + search check (same as kachecks-ldap)."),
 }
 # Subcommands written with click, imported only when invoked: name -> (module, attr).
 CLICK_COMMANDS = {
@@ -33,6 +30,12 @@ def _run_module(module, args, prog):
     return mod.main(args, prog=prog)
 
 
+def _run_check(name, args):
+    from kachecks.checks.contract import run
+
+    return run(registry.load(name), args, f"kachecks check {name}")
+
+
 def main(argv=None):
     """Entry point of ``kachecks``; returns the exit code."""
     from kachecks.runtime import guarded
@@ -44,8 +47,8 @@ def main(argv=None):
 def _dispatch(argv):
     if argv and argv[0] in FAST_COMMANDS:
         return _run_module(FAST_COMMANDS[argv[0]][0], argv[1:], f"kachecks {argv[0]}")
-    if len(argv) >= 2 and argv[0] == "check" and argv[1] in CHECKS:
-        return _run_module(CHECKS[argv[1]][0], argv[2:], f"kachecks check {argv[1]}")
+    if len(argv) >= 2 and argv[0] == "check" and argv[1] in registry.CHECKS:
+        return _run_check(argv[1], argv[2:])
     return _click_main(argv)
 
 
@@ -69,7 +72,7 @@ def _click_main(argv):
                 return getattr(mod, attr)
             return super().get_command(ctx, name)
 
-    def passthrough(name, module, help_text, prog):
+    def passthrough(name, help_text, prog, runner):
         @click.command(
             name=name,
             help=f"{help_text}\n\nRun `{prog} --help` for its options.",
@@ -79,7 +82,7 @@ def _click_main(argv):
         )
         @click.argument("args", nargs=-1, type=click.UNPROCESSED)
         def command(args):
-            sys.exit(_run_module(module, list(args), prog))  # click's way to return a code
+            return runner(list(args))
 
         return command
 
@@ -105,17 +108,31 @@ Examples:
         """
 
     for name, (module, text) in FAST_COMMANDS.items():
-        group.add_command(passthrough(name, module, text, f"kachecks {name}"))
+        prog = f"kachecks {name}"
+        group.add_command(passthrough(name, text, prog, lambda args, module=module, prog=prog:
+                                      _run_module(module, args, prog)))
 
-    @group.group(name="check", short_help="Run a check (http, tcp, ldap).")
+    names = ", ".join(registry.CHECKS)
+    executables = ", ".join(registry.executable(name) for name in registry.CHECKS)
+
+    @group.group(name="check", short_help=f"Run a check ({names}).",
+                 help=f"Run one of the health checks; same options and exit codes as the "
+                      f"{executables} executables.")
     def check():
-        """Run one of the health checks; same options and exit codes as
-        the kachecks-http, kachecks-tcp and kachecks-ldap executables."""
+        pass
 
-    for name, (module, text) in CHECKS.items():
-        check.add_command(passthrough(name, module, text, f"kachecks check {name}"))
+    for name, text in registry.SUMMARIES.items():
+        check.add_command(passthrough(name, text, f"kachecks check {name}",
+                                      lambda args, name=name: _run_check(name, args)))
 
-    # standalone_mode: click reports its own errors and raises SystemExit,
-    # which the guard turns into the code.
-    group.main(args=argv, prog_name="kachecks", standalone_mode=True)
-    return 0
+    # Not standalone: click returns the command's code instead of exiting; its
+    # own usage errors are shown here, with click's exit code.
+    try:
+        code = group.main(args=argv, prog_name="kachecks", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        return ExitCode.FAILURE
+    return code if isinstance(code, int) else ExitCode.OK

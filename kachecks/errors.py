@@ -1,7 +1,9 @@
-"""The few exception types that cross module boundaries.
+"""The few exception types that cross module boundaries, with their fields declared.
 
-Every failure a check can meet is one of these, so the guarded entry point
-(kachecks.checks.contract) can map it to an exit code without guessing.
+Every failure a check can meet is one of these, so the verdict and the
+guard (kachecks.runtime) map it to an exit code without guessing, and
+genhash maps a ProbeFailure's ``phase``/``reason``/``over_tls`` to
+keepalived's own words without reading attributes nobody declared.
 """
 
 
@@ -16,18 +18,30 @@ class UsageError(KachecksError):
 class ProbeFailure(KachecksError):
     """The peer was reached (or not) and is unhealthy.
 
-    ``phase`` names where it happened (resolve, connect, tls, send, read,
+    ``phase``: where it happened (resolve, connect, tls, send, wait, read,
     status, digest...), so the message can say it.
+    ``reason``: a stable keyword for the cause where callers branch on it
+    (net.connect: refused, unreachable, resolve, bind, fwmark, error;
+    net.tls: handshake, verify, config; timeout for DeadlineExceeded).
+    ``over_tls``: the exchange was inside TLS (keepalived words some TLS
+    failures differently).
     """
 
-    def __init__(self, message, phase=None):
+    def __init__(self, message, phase=None, reason=None, over_tls=False):
         super().__init__(message)
         self.phase = phase
+        self.reason = reason
+        self.over_tls = over_tls
 
 
 class DeadlineExceeded(ProbeFailure):
     """The total --timeout ran out during ``phase``."""
 
-    def __init__(self, phase, timeout):
-        super().__init__(f"timeout after {timeout:g} s during {phase}", phase)
+    def __init__(self, phase, timeout, over_tls=False):
+        super().__init__(f"timeout after {timeout:g} s during {phase}", phase, "timeout", over_tls)
         self.timeout = timeout
+
+
+def os_error_text(exc):
+    """The short cause of an OSError/SSLError: OpenSSL's reason, else strerror."""
+    return getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)

@@ -65,3 +65,30 @@ def worker(open_dir, monkeypatch):
     with Worker(cli.command("kachecks"), open_dir / "worker.sock") as running:
         monkeypatch.setenv("KACHECKS_WORKER_SOCKET", str(running.socket))
         yield running
+
+
+@pytest.fixture
+def in_thread():
+    """Runs a callable on a non-main thread (no signal handlers there, as in a resident
+    process); returns (its value or the exception it raised, seconds it took)."""
+    import threading
+    import time
+
+    def run(func, within=30):
+        box = []
+
+        def body():
+            started = time.monotonic()
+            try:
+                box.append(func())
+            except BaseException as exc:  # handed back to the test
+                box.append(exc)
+            box.append(time.monotonic() - started)
+
+        thread = threading.Thread(target=body)
+        thread.start()
+        thread.join(within)
+        assert not thread.is_alive(), f"still running after {within} s"
+        return box[0], box[1]
+
+    return run

@@ -1,5 +1,5 @@
-"""The health checks keepalived forks: http, tcp, ldap.
+"""The health checks keepalived forks: http, tcp, ldap (see registry.CHECKS).
 
-Each probe module only probes; ``contract`` runs it under the exit-code
-contract of SPEC §2 and ``verdict`` decides the exit code.
+Each check module parses its options into a frozen Target and probes it;
+``contract`` evaluates and reports, ``verdict`` decides the exit code.
 """

@@ -1,32 +1,31 @@
 """Regular expressions and a size limit over a streamed body, in bounded memory.
 
-The body is never kept whole (SPEC §2.1: memory stays flat): each pattern
+The body is never kept whole (memory stays flat whatever its size): each pattern
 is searched in a sliding window that keeps the last WINDOW bytes, so a
 match up to WINDOW bytes long is found wherever it lies in the body.
 """
 
-from kachecks.checks.patterns import compile_option
 from kachecks.errors import ProbeFailure
 
 WINDOW = 65536
 
 
 class BodyWatch:
-    """``feed`` every body chunk; then read ``regex_found`` and ``weight_text``."""
+    """One body's watch: ``feed`` every chunk; then read ``regex_found`` and ``weight_text``.
+
+    ``regex``/``weight_regex``: compiled bytes patterns (kachecks.checks.patterns)
+    or None. A new BodyWatch per exchange: it keeps that body's state.
+    """
 
     def __init__(self, regex=None, weight_regex=None, max_body=None):
-        self.regex = compile_option("--regex", regex)
-        self.weight_regex = compile_option("--weight-regex", weight_regex, needs_group=True)
+        self.regex = regex
+        self.weight_regex = weight_regex
         self.max_body = max_body
-        self.restart()
-
-    def restart(self):
         self.window = bytearray()
         self.size = 0
         self.regex_found = False
         self.weight_text = None  # first capture group of --weight-regex, decoded
-        self._weight_done = self.weight_regex is None
-        return self
+        self._weight_done = weight_regex is None
 
     def feed(self, data):
         self.size += len(data)

@@ -1,13 +1,20 @@
-"""The one guarded entry point every check runs through (SPEC §2).
+"""How a check runs: evaluate (any thread), judge, summarise; and the forked run.
 
-keepalived acts on nothing but the exit code, so everything that can go
-wrong — a bad option, an unreadable password file, a peer that hangs, a
-SIGTERM from ``misc_timeout``, a bug — must end here as a defined code:
-never a traceback, never 2..255 unless ``--dynamic`` (or ``--nagios``).
+Layers, each with one job:
 
-A check module supplies a ``Check``: its options, its help text, a
-``probe(ns, deadline) -> Result`` that raises ``ProbeFailure``/``UsageError``
-when it must, and a ``target(ns)`` naming the peer for logs and state.
+- ``Check.parse(args)`` -> a frozen Target (raises UsageError; never prints).
+- ``Check.probe(target, deadline)`` -> Result (raises ProbeFailure /
+  DeadlineExceeded; never prints, never exits, no signals).
+- ``evaluate(check, target)`` -> Result: drain file, deadline, probe,
+  failures as ``Result(ok=False)``. Thread-safe; what a resident process
+  (or a test) calls.
+- ``verdict.judge(result, target)`` -> Verdict: the exit code.
+- ``status_line`` / ``syslog_message``: the texts a person reads.
+- ``run(check, argv, prog)``: the forked executable keepalived starts:
+  signals, watchdog, printing, state file, syslog, hand-over to the worker,
+  all under the guard (kachecks.runtime) so that anything that goes wrong
+  still ends as a defined code: never a traceback, never 2..255 unless
+  ``--dynamic`` (or ``--nagios``).
 """
 
 import _signal as signal  # the ``signal`` module imports enum: ~4 ms per forked check
@@ -16,10 +23,12 @@ import sys
 
 from kachecks import argspec
 from kachecks.checks import state, verdict
-from kachecks.checks.options import COMMON_OPTS
+from kachecks.checks.options import COMMON_OPTS, Target, common
 from kachecks.checks.result import Result
-from kachecks.errors import DeadlineExceeded, ProbeFailure, UsageError
+from kachecks.deadline import Deadline
+from kachecks.errors import ProbeFailure, UsageError
 from kachecks.runtime import guarded
+from kachecks.status import ExitCode
 
 # Seconds past --timeout after which a C-level watchdog ends the process with
 # exit 1 even if Python code is stuck in a call that ignores the deadline.
@@ -27,26 +36,83 @@ WATCHDOG_GRACE = 0.5
 
 
 class Check:
-    """Static description of one check executable."""
+    """Static description of one check: its options, how to parse and probe."""
 
-    __slots__ = ("name", "prog", "opts", "usage", "description", "epilog", "probe", "target",
-                 "validate", "positionals", "delegate")
+    __slots__ = ("name", "prog", "opts", "usage", "description", "epilog", "build", "probe",
+                 "positionals", "delegate")
 
-    def __init__(self, name, prog, opts, usage, description, epilog, probe, target,
-                 validate=None, positionals=0, delegate=None):
+    def __init__(self, name, prog, opts, usage, description, epilog, build, probe,
+                 positionals=0, delegate=None):
         self.name = name  # "HTTP": first word of the status line
         self.prog = prog  # "kachecks-http": syslog ident
         self.opts = list(opts) + COMMON_OPTS
         self.usage = usage
         self.description = description
         self.epilog = epilog
-        self.probe = probe
-        self.target = target  # ns -> "[192.168.8.101]:80" for logs and state identity
-        self.validate = validate  # ns -> None, raises UsageError on inconsistent options
+        self.build = build  # Namespace -> Target, raises UsageError on inconsistent options
+        self.probe = probe  # (Target, Deadline) -> Result
         self.positionals = positionals  # non-option arguments allowed (kachecks-tcp HOST:PORT)
         # argv -> True when this run is worth handing to `kachecks worker` (expensive imports)
         self.delegate = delegate
 
+    def namespace(self, args):
+        """The parsed options (``help``/``version`` included), or UsageError."""
+        return argspec.parse(self.opts, args, self.positionals)
+
+    def parse(self, args):
+        """The frozen Target for these arguments (no program name), or UsageError."""
+        return self.build(self.namespace(args))
+
+
+def evaluate(check, target):
+    """Probe ``target`` within its --timeout; failures become ``Result(ok=False)``.
+
+    Never prints, installs no signal handler, shares nothing between calls:
+    callable from any thread. A UsageError the probe finds (an option only
+    the server's library can reject) passes through.
+    """
+    if target.drain_file and os.path.exists(target.drain_file):
+        return Result(True, summary=f"drained by {target.drain_file}", drain=True, weight=0)
+    deadline = Deadline(target.timeout)
+    try:
+        return check.probe(target, deadline)
+    except ProbeFailure as exc:
+        return Result(False, reason=str(exc), perfdata=(("time", deadline.elapsed(), "s"),))
+
+
+def status_line(check, target, result, judged):
+    """The one stdout line: ``HTTP OK - …`` or, with --nagios, ``HTTP OK: … | perfdata``."""
+    text = result.summary if result.ok else result.reason
+    if result.ok and result.warning:
+        text = f"{text}; {result.warning}" if text else result.warning
+    if target.dynamic and judged.state == verdict.UP:
+        text = f"{text}, weight {judged.code - ExitCode.DYNAMIC_BASE}"
+    if target.nagios:
+        perf = " ".join(_perf(label, value, unit) for label, value, unit in result.perfdata)
+        return f"{check.name} {judged.word}: {text}" + (f" | {perf}" if perf else "")
+    return f"{check.name} {judged.word} - {text}"
+
+
+def _perf(label, value, unit):
+    if isinstance(value, float):
+        value = f"{value:.6f}".rstrip("0").rstrip(".")
+    return f"{label}={value}{unit}"
+
+
+def remembered_state(result, judged):
+    """What the state file keeps: UP, DOWN, DRAIN, or ``UP WARNING``."""
+    return judged.state + (" WARNING" if result.ok and result.warning else "")
+
+
+def syslog_message(check, target, result, judged):
+    """The syslog line for a state change: ``[192.168.8.101]:80 DOWN: md5 mismatch …``."""
+    why = result.reason if judged.state == verdict.DOWN else result.summary
+    if result.ok and result.warning:
+        why = f"{why}; WARNING: {result.warning}"
+    return f"{target.identity} {judged.state}: {why}"
+
+
+# --- the forked executable ---------------------------------------------------
 
 class Terminated(ProbeFailure):
     """SIGTERM/SIGINT arrived (keepalived's misc_timeout): report and exit 1."""
@@ -102,93 +168,65 @@ def _run(check, argv, prog):
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     nagios = "--nagios" in argv
-    ns = None
+    ns = target = None
     try:
-        ns = argspec.parse(check.opts, argv, check.positionals)
+        ns = check.namespace(argv)
         nagios = ns.nagios
         if ns.help:
             sys.stdout.write(argspec.render_help(f"{prog} {check.usage}", check.description,
                                                  check.opts, check.epilog))
-            return 0
+            return ExitCode.OK
         if ns.version:
             from kachecks import __version__
 
             sys.stdout.write(f"{prog} {__version__}\n")
-            return 0
-        if ns.dynamic and ns.nagios:
-            raise UsageError("--dynamic and --nagios exclude each other")
-        if check.validate is not None:
-            check.validate(ns)
-        _arm_watchdog(ns.timeout + WATCHDOG_GRACE)
-        result = _probe(check, ns)
+            return ExitCode.OK
+        target = check.build(ns)
+        _arm_watchdog(target.timeout + WATCHDOG_GRACE)
+        result = evaluate(check, target)
     except UsageError as exc:
         return _fail_early(check, prog, str(exc), nagios, usage=True)
     except Terminated as exc:
-        if ns is None:
+        target = target or _peerless(ns)
+        if target is None:
             return _fail_early(check, prog, str(exc), nagios)
         result = Result(False, reason=str(exc))
     except Exception as exc:  # the contract: any bug still ends as a defined code
         return _fail_early(check, prog, f"internal error: {type(exc).__name__}: {exc}", nagios)
     try:
-        return _report(check, ns, result, f"{prog} {' '.join(argv)}")
+        return _report(check, target, result, f"{prog} {' '.join(argv)}")
     except Terminated:
-        return verdict.judge(Result(False), nagios=nagios).code
+        return verdict.judge(Result(False), target).code
     except Exception as exc:
         return _fail_early(check, prog, f"internal error: {type(exc).__name__}: {exc}", nagios)
 
 
-def _probe(check, ns):
-    if ns.drain_file and os.path.exists(ns.drain_file):
-        return Result(True, summary=f"drained by {ns.drain_file}", drain=True, weight=0)
-    from kachecks.deadline import Deadline
-
-    deadline = Deadline(ns.timeout)
+def _peerless(ns):
+    """A Target of the common options alone, to report a signal that came while
+    the check's own options were still being validated (None if they are unusable)."""
+    if ns is None:
+        return None
     try:
-        return check.probe(ns, deadline)
-    except DeadlineExceeded as exc:
-        return Result(False, reason=str(exc), perfdata=(("time", deadline.elapsed(), "s"),))
-    except ProbeFailure as exc:
-        return Result(False, reason=str(exc), perfdata=(("time", deadline.elapsed(), "s"),))
+        return Target(host=None, port=None, **common(ns))
+    except UsageError:
+        return None
 
 
-def _status_line(check, ns, result, judged):
-    text = result.summary if result.ok else result.reason
-    if result.ok and result.warning:
-        text = f"{text}; {result.warning}" if text else result.warning
-    if ns.dynamic and judged.state == verdict.UP:
-        text = f"{text}, weight {judged.code - 2}"
-    if ns.nagios:
-        perf = " ".join(_perf(label, value, unit) for label, value, unit in result.perfdata)
-        return f"{check.name} {judged.word}: {text}" + (f" | {perf}" if perf else "")
-    return f"{check.name} {judged.word} - {text}"
-
-
-def _perf(label, value, unit):
-    if isinstance(value, float):
-        value = f"{value:.6f}".rstrip("0").rstrip(".")
-    return f"{label}={value}{unit}"
-
-
-def _report(check, ns, result, identity):
-    judged = verdict.judge(result, nagios=ns.nagios, dynamic=ns.dynamic,
-                           default_weight=ns.weight)
-    lines = [_status_line(check, ns, result, judged)]
-    if ns.verbose:
+def _report(check, target, result, identity):
+    judged = verdict.judge(result, target)
+    lines = [status_line(check, target, result, judged)]
+    if target.verbose:
         lines.extend(result.details)
         _note_worker(lines)
     sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
-    warned = result.ok and bool(result.warning)
-    remembered = judged.state + (" WARNING" if warned else "")
+    remembered = remembered_state(result, judged)
     previous = state.swap(identity, remembered)
-    if previous != remembered and not ns.quiet:
+    if previous != remembered and not target.quiet:
         from kachecks import syslogger
 
-        why = result.reason if judged.state == verdict.DOWN else result.summary
-        if warned:
-            why = f"{why}; WARNING: {result.warning}"
         priority = syslogger.LOG_NOTICE if remembered == verdict.UP else syslogger.LOG_WARNING
-        syslogger.send(check.prog, f"{check.target(ns)} {judged.state}: {why}", priority)
+        syslogger.send(check.prog, syslog_message(check, target, result, judged), priority)
     return judged.code
 
 

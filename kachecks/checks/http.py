@@ -1,4 +1,4 @@
-"""``kachecks-http``: keepalived's HTTP_GET/SSL_GET as a MISC_CHECK (SPEC §2.1).
+"""``kachecks-http``: keepalived's HTTP_GET/SSL_GET as a MISC_CHECK (docs/checks.md).
 
 The exchange is kachecks.http.fetch, the same engine as ``kachecks
 genhash``, so a digest genhash prints is a digest this check accepts.
@@ -11,21 +11,16 @@ import sys
 from kachecks.argspec import FLAG, MULTI, Opt
 from kachecks.checks import tlsopts
 from kachecks.checks.contract import Check, run
-from kachecks.checks.options import non_negative_int, port_number, positive_float
+from kachecks.checks.options import (Target, common, compile_option, non_negative_int,
+                                     port_number, positive_float)
 from kachecks.checks.result import Result
 from kachecks.errors import ProbeFailure, UsageError
+from kachecks.http.request import protocol_mode
 
 TARGET = "Target and request"
 TESTS = "Tests (all must pass)"
 WEIGHT = "Dynamic weight (misc_dynamic) and drain"
 PASSWORD_ENV = "KACHECKS_HTTP_PASSWORD"
-PROTOCOLS = ("1.0", "1.0c", "1.0C", "1.1")
-
-
-def protocol(text):
-    if text not in PROTOCOLS:
-        raise ValueError(f"expected 1.0, 1.0c or 1.1, got {text!r}")
-    return text
 
 
 def status_list(text):
@@ -64,7 +59,7 @@ OPTS = [
         section=TARGET),
     Opt("virtualhost", "V", "virtualhost", metavar="NAME",
         help="Host header value (default: IP:PORT, like keepalived)", section=TARGET),
-    Opt("http_protocol", "P", "http-protocol", metavar="VERSION", default="1.0", convert=protocol,
+    Opt("http_protocol", "P", "http-protocol", metavar="VERSION", default="1.0", convert=protocol_mode,
         help="1.0, 1.0c (1.0 + Connection: close) or 1.1, as keepalived's http_protocol",
         section=TARGET),
     Opt("header", None, "header", kind=MULTI, metavar="'NAME: VALUE'",
@@ -144,20 +139,35 @@ keepalived.conf:
 """
 
 
-def validate(ns):
-    _target(ns)
+class HttpTarget(Target):
+    """One HTTP(S) exchange and its tests.
+
+    ``tls``: kachecks.net.tls.TLSOptions or None for plain HTTP; ``vhost``:
+    the Host header (None: address:port); ``headers``: extra request lines,
+    Basic auth included; ``status``: accepted ranges; ``digests``: any one
+    may match; ``regex``/``weight_regex``: the option texts, compiled in
+    ``regex_pattern``/``weight_pattern``.
+    """
+
+    __slots__ = ("path", "tls", "cert_min_days", "protocol", "vhost", "headers", "status",
+                 "digests", "regex", "regex_pattern", "regex_no_match", "max_latency",
+                 "max_body", "weight_header", "weight_regex", "weight_pattern")
+
+
+def build(ns):
+    """The HttpTarget for parsed options; UsageError when they do not fit together."""
+    base = common(ns)
+    host, port, path, use_tls = _peer(ns)
     if ns.regex_no_match and ns.regex is None:
         raise UsageError("--regex-no-match needs --regex")
     if ns.sni and ns.sni_name:
         raise UsageError("--sni and --sni-name exclude each other")
-    ns.sni_value = ns.sni_name
+    sni = ns.sni_name
     if ns.sni:
         if ns.virtualhost is None:
             raise UsageError("--sni sends the virtual host: give --virtualhost NAME or use --sni-name")
-        ns.sni_value = ns.virtualhost
-    if not ns.tls and (tlsopts.uses_tls_options(ns) or ns.sni_value):
-        raise UsageError("TLS options need an https:// URL or -S")
-    tlsopts.validate(ns)
+        sni = ns.virtualhost
+    tls = tlsopts.fields(ns, use_tls, "an https:// URL or -S", sni)
     headers = []
     for line in ns.header:
         name, colon, value = line.partition(":")
@@ -168,42 +178,48 @@ def validate(ns):
         raise UsageError("--password-file needs --user")
     if ns.user is not None:
         headers.append(_basic_auth(ns.user, ns.password_file))
-    ns.extra_headers = headers
-    ns.watch = _compile(ns)
+    return HttpTarget(
+        **base, **tls, host=host, port=port, path=path, protocol=ns.http_protocol,
+        vhost=ns.virtualhost, headers=tuple(headers), status=ns.status,
+        digests=tuple(ns.digest), regex=ns.regex,
+        regex_pattern=compile_option("--regex", ns.regex), regex_no_match=ns.regex_no_match,
+        max_latency=ns.max_latency, max_body=ns.max_body, weight_header=ns.weight_header,
+        weight_regex=ns.weight_regex,
+        weight_pattern=compile_option("--weight-regex", ns.weight_regex, needs_group=True))
 
 
-def _target(ns):
+def _peer(ns):
+    """(host, port, path, tls) from --url, or from genhash's -s/-p/-u/-S."""
     url = ns.url
     if url and url.split("://", 1)[0].lower() in ("http", "https") and "://" in url:
         if ns.server:
             raise UsageError("give either --url http[s]://… or -s/-p/-u, not both")
         scheme, rest = url.split("://", 1)
         authority, slash, path = rest.partition("/")
-        ns.path = slash + path if slash else "/"
+        path = slash + path if slash else "/"
         from kachecks.net.connect import split_hostport
 
         try:
             host, port = split_hostport(authority)
         except ValueError:
             raise UsageError(f"bad port in URL {url!r}") from None
-        ns.tls = scheme.lower() == "https" or ns.use_ssl
+        use_tls = scheme.lower() == "https" or ns.use_ssl
         if port is None:
-            port = ns.port or (443 if ns.tls else 80)
+            port = ns.port or (443 if use_tls else 80)
         elif ns.port and ns.port != port:
             raise UsageError("the URL and -p name different ports")
     else:
         if not ns.server:
             raise UsageError("no target: give --url http[s]://HOST[:PORT]/PATH or -s HOST -p PORT -u PATH")
         host, path = ns.server, url or "/"
-        ns.tls = ns.use_ssl
-        port = ns.port or (443 if ns.tls else 80)
-        ns.path = path
+        use_tls = ns.use_ssl
+        port = ns.port or (443 if use_tls else 80)
     if not host:
         raise UsageError(f"no host in URL {url!r}")
     if not 1 <= port <= 65535:
         raise UsageError(f"port must be 1-65535, got {port}")
-    ns.host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    ns.port = port
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    return host, port, path, use_tls
 
 
 def _basic_auth(user, password_file):
@@ -218,51 +234,40 @@ def _basic_auth(user, password_file):
     return "Authorization: Basic " + token.decode("ascii")
 
 
-def _compile(ns):
-    if ns.regex is None and ns.weight_regex is None and ns.max_body is None:
-        return None
-    from kachecks.checks.bodywatch import BodyWatch
-
-    return BodyWatch(ns.regex, ns.weight_regex, ns.max_body)
-
-
-def target(ns):
-    return f"[{getattr(ns, 'host', None) or ns.server or '?'}]:{getattr(ns, 'port', None) or '?'}"
-
-
-def probe(ns, deadline):
+def probe(target, deadline):
+    """One exchange with ``target``: a Result, or ProbeFailure naming the failed test."""
     from kachecks.http.digests import algorithm_for_hex
     from kachecks.http.fetch import fetch
 
-    algorithms = tuple(sorted({algorithm_for_hex(d) for d in ns.digest})) or ("md5",)
-    watch = ns.watch.restart() if ns.watch is not None else None
+    algorithms = tuple(sorted({algorithm_for_hex(d) for d in target.digests})) or ("md5",)
+    watch = None
+    if target.regex_pattern or target.weight_pattern or target.max_body is not None:
+        from kachecks.checks.bodywatch import BodyWatch
+
+        watch = BodyWatch(target.regex_pattern, target.weight_pattern, target.max_body)
     response = fetch(
-        ns.host, ns.port, ns.path, deadline, protocol=ns.http_protocol, vhost=ns.virtualhost,
-        tls=tlsopts.tls_options(ns, ns.sni_value) if ns.tls else None, bind=ns.bind,
-        fwmark=ns.fwmark, algorithms=algorithms, fast_start=True,
-        extra_headers=ns.extra_headers, on_body=watch.feed if watch else None)
+        target.host, target.port, target.path, deadline, protocol=target.protocol,
+        vhost=target.vhost, tls=target.tls, bind=target.bind, fwmark=target.fwmark,
+        algorithms=algorithms, fast_start=True, extra_headers=target.headers,
+        on_body=watch.feed if watch else None)
     elapsed = response.timings["total"]
     size = response.body_length
     perfdata = (("time", round(elapsed, 6), "s"), ("size", size, "B"))
     details = _details(response)
-
-    def fail(message, phase):
-        raise ProbeFailure(message, phase)
-
     if not response.header_complete:
-        fail("no HTTP header end (CRLFCRLF) within 4095 bytes", "header")
+        raise ProbeFailure("no HTTP header end (CRLFCRLF) within 4095 bytes", "header")
     status = f"{response.status} {response.reason}".strip()
-    if not any(low <= response.status <= high for low, high in ns.status):
-        fail(f"status {status} not in {_ranges(ns.status)}", "status")
+    if not any(low <= response.status <= high for low, high in target.status):
+        raise ProbeFailure(f"status {status} not in {_ranges(target.status)}", "status")
     notes = [status]
-    if ns.digest:
-        notes.append(_judge_digest(ns.digest, response.digests))
-    if ns.regex is not None:
-        notes.append(_judge_regex(ns, watch))
-    if ns.max_latency is not None and elapsed > ns.max_latency:
-        fail(f"latency {elapsed:.3f} s over {ns.max_latency:g} s", "latency")
-    weight = _weight(ns, response, watch)
-    warning = tlsopts.expiry_warning(ns, response.cert_days_left)
+    if target.digests:
+        notes.append(_judge_digest(target.digests, response.digests))
+    if target.regex is not None:
+        notes.append(_judge_regex(target, watch))
+    if target.max_latency is not None and elapsed > target.max_latency:
+        raise ProbeFailure(f"latency {elapsed:.3f} s over {target.max_latency:g} s", "latency")
+    weight = _weight(target, response, watch)
+    warning = tlsopts.expiry_warning(target.cert_min_days, response.cert_days_left)
     notes.append(f"{size} B in {elapsed:.3f} s")
     return Result(True, summary=", ".join(notes), weight=weight, warning=warning,
                   perfdata=perfdata, details=details)
@@ -293,29 +298,32 @@ def _judge_digest(wanted, got):
     raise ProbeFailure(f"digest mismatch (got {have}, want {want})", "digest")
 
 
-def _judge_regex(ns, watch):
+def _judge_regex(target, watch):
     found = watch.regex_found
-    if found and ns.regex_no_match:
-        raise ProbeFailure(f"body matches '{ns.regex}' (--regex-no-match)", "regex")
-    if not found and not ns.regex_no_match:
-        raise ProbeFailure(f"body does not match '{ns.regex}'", "regex")
-    return f"regex '{ns.regex}' {'absent' if ns.regex_no_match else 'matches'}"
+    if found and target.regex_no_match:
+        raise ProbeFailure(f"body matches '{target.regex}' (--regex-no-match)", "regex")
+    if not found and not target.regex_no_match:
+        raise ProbeFailure(f"body does not match '{target.regex}'", "regex")
+    return f"regex '{target.regex}' {'absent' if target.regex_no_match else 'matches'}"
 
 
-def _weight(ns, response, watch):
+def _weight(target, response, watch):
+    """The weight the response reports (--weight-header/--weight-regex), or None."""
+    if not target.weight_header and target.weight_regex is None:
+        return None
     from kachecks.checks.weight import parse_weight
 
     weight = None
-    if ns.weight_header:
-        value = response.header(ns.weight_header)
+    if target.weight_header:
+        value = response.header(target.weight_header)
         if value is None:
-            raise ProbeFailure(f"no {ns.weight_header} header in the response", "weight")
-        weight = parse_weight(value, ns.weight, f"header {ns.weight_header}")
-    if ns.weight_regex is not None:
+            raise ProbeFailure(f"no {target.weight_header} header in the response", "weight")
+        weight = parse_weight(value, target.weight, f"header {target.weight_header}")
+    if target.weight_regex is not None:
         if watch.weight_text is None:
-            raise ProbeFailure(f"--weight-regex '{ns.weight_regex}' found no weight in the body",
+            raise ProbeFailure(f"--weight-regex '{target.weight_regex}' found no weight in the body",
                                "weight")
-        weight = parse_weight(watch.weight_text, ns.weight, "--weight-regex")
+        weight = parse_weight(watch.weight_text, target.weight, "--weight-regex")
     return weight
 
 
@@ -332,7 +340,7 @@ def _details(response):
 
 
 CHECK = Check(name="HTTP", prog="kachecks-http", opts=OPTS, usage=USAGE, description=DESCRIPTION,
-              epilog=EPILOG, probe=probe, target=target, validate=validate,
+              epilog=EPILOG, build=build, probe=probe,
               # ssl costs more than the check itself: a warm worker saves it
               delegate=lambda argv: "-S" in argv or any("https://" in a for a in argv))
 

@@ -1,4 +1,4 @@
-"""kachecks-ldap: bind and search an LDAP server (SPEC §2.3).
+"""kachecks-ldap: bind and search an LDAP server (docs/ldap.md).
 
 Replaces the ``ldapsearch … | grep "^o: …$"`` MISC_CHECK: the password
 never reaches argv, and every way the server can be unhealthy (down, mute,
@@ -7,17 +7,17 @@ size limit) has its own one-line message.
 
 ldap3 encodes and decodes the protocol, but the socket is ours
 (kachecks.net.connect and kachecks.net.tls, as for the other checks: --bind,
---fwmark, TLS options, expiry warning), handed to ldap3 already connected;
-the whole run, ldap3 calls included, is bounded by a SIGALRM at the deadline.
+--fwmark, TLS options, expiry warning), handed to ldap3 already connected
+behind an adapter whose every recv/sendall gets the socket timeout the
+deadline leaves. So the whole run, ldap3 calls included, is bounded by the
+deadline without signals, on any thread.
 ldap3 is imported only inside the probe and dominates the start-up cost.
 """
-
-import _signal as signal  # not ``signal``: its IntEnum wrappers import enum (~4 ms)
 
 from kachecks.argspec import FLAG, MULTI, Opt
 from kachecks.checks import tlsopts
 from kachecks.checks.contract import Check, run
-from kachecks.checks.options import non_negative_int, port_number
+from kachecks.checks.options import Target, common, compile_option, non_negative_int, port_number
 from kachecks.checks.result import Result
 from kachecks.errors import DeadlineExceeded, ProbeFailure, UsageError
 
@@ -59,8 +59,6 @@ def _expectation(text):
 
 
 def _regex_expectation(text):
-    from kachecks.checks.patterns import compile_option
-
     attr, pattern = _split_assertion(text, "RE")
     return attr, compile_option("--expect-regex", pattern)
 
@@ -147,38 +145,42 @@ def parse_uri(text):
     return scheme, host, port
 
 
-def validate(ns):
-    """Options that only make sense together; the password and TLS files are read here."""
+class LdapTarget(Target):
+    """One bind-and-search.
+
+    ``scheme``: ldap or ldaps; ``tls``: kachecks.net.tls.TLSOptions for
+    ldaps:// and --starttls, else None; ``password``: read from the file or
+    the environment at parse time (None: anonymous); ``expect``: (attr,
+    value) pairs; ``expect_regex``: (attr, compiled pattern) pairs.
+    """
+
+    __slots__ = ("scheme", "starttls", "tls", "cert_min_days", "bind_dn", "password", "base",
+                 "scope", "filter", "expect", "expect_regex", "min_entries")
+
+
+def build(ns):
+    """The LdapTarget for parsed options; the password and TLS files are read here."""
+    base = common(ns)
     if not ns.uri:
         raise UsageError("--uri is required")
-    ns.scheme, ns.host, ns.port = parse_uri(ns.uri)
-    if ns.starttls and ns.scheme == "ldaps":
+    scheme, host, port = parse_uri(ns.uri)
+    if ns.starttls and scheme == "ldaps":
         raise UsageError("--starttls is for ldap:// URIs; ldaps:// is TLS already")
     if ns.password_file and not ns.bind_dn:
         raise UsageError("--password-file needs --bind-dn")
-    ns.password = None
+    password = None
     if ns.bind_dn:
         from kachecks.secrets import password_from
 
-        ns.password = password_from(ns.password_file, PASSWORD_ENV)
-        if ns.password is None:
+        password = password_from(ns.password_file, PASSWORD_ENV)
+        if password is None:
             raise UsageError(f"--bind-dn needs --password-file FILE or ${PASSWORD_ENV}")
-    ns.tls = ns.scheme == "ldaps" or ns.starttls
-    if not ns.tls and (tlsopts.uses_tls_options(ns) or ns.sni_name):
-        raise UsageError("TLS options need ldaps:// or --starttls")
-    tlsopts.validate(ns)
-
-
-def target(ns):
-    return f"[{ns.host}]:{ns.port}"
-
-
-class _Expired(BaseException):
-    """SIGALRM at the deadline. A BaseException, so ldap3's ``except Exception`` lets it by."""
-
-
-def _on_alarm(signum, frame):
-    raise _Expired
+    tls = tlsopts.fields(ns, scheme == "ldaps" or ns.starttls, "ldaps:// or --starttls",
+                         ns.sni_name, default_sni=host)
+    return LdapTarget(**base, **tls, host=host, port=port, scheme=scheme, starttls=ns.starttls,
+                      bind_dn=ns.bind_dn, password=password, base=ns.base, scope=ns.scope,
+                      filter=ns.filter, expect=tuple(ns.expect),
+                      expect_regex=tuple(ns.expect_regex), min_entries=ns.min_entries)
 
 
 # net.connect failure reasons that are about this host, not the server.
@@ -188,8 +190,8 @@ LOCAL_REASONS = ("bind", "fwmark", "resolve")
 class _Session:
     """One probe run: phase bookkeeping, the connection and the TLS handshakes."""
 
-    def __init__(self, ns, deadline):
-        self.ns = ns
+    def __init__(self, target, deadline):
+        self.target = target
         self.deadline = deadline
         self.phase = "start"
         self.answered = False  # any LDAP (or TLS) answer seen: tells "mute" from "slow"
@@ -198,6 +200,7 @@ class _Session:
         self.family = None
 
     def enter(self, phase):
+        self.deadline.remaining(self.phase)  # the phase that ends used up the time: name it
         now = self.deadline.elapsed()
         if self.times:
             self.times[-1] = (self.times[-1][0], now - self.times[-1][1])
@@ -205,33 +208,33 @@ class _Session:
         self.phase = phase
 
     def connect(self):
-        """A connected socket (TLS already for ldaps://) and the address that answered."""
+        """A connected socket for ldap3 (TLS already for ldaps://) and the address that answered."""
         from kachecks.net import connect as net
 
         self.enter("connect")
         try:
-            sock, self.family, sockaddr = net.connect(self.ns.host, self.ns.port, self.deadline,
-                                                      bind=self.ns.bind, fwmark=self.ns.fwmark)
+            sock, self.family, sockaddr = net.connect(self.target.host, self.target.port,
+                                                      self.deadline, bind=self.target.bind,
+                                                      fwmark=self.target.fwmark)
         except DeadlineExceeded:
             raise
         except ProbeFailure as exc:
-            if getattr(exc, "reason", None) in LOCAL_REASONS:
+            if exc.reason in LOCAL_REASONS:
                 raise
-            raise ProbeFailure(f"server down: {exc} at {target(self.ns)}", "connect") from None
-        sock.settimeout(None)  # from here on, SIGALRM bounds every call
-        if self.ns.scheme == "ldaps":
+            raise ProbeFailure(f"server down: {exc} at {self.target.identity}",
+                               "connect") from None
+        if self.target.scheme == "ldaps":
             sock = self.handshake(sock)
-        return sock, sockaddr
+        return _BoundedSocket(sock, self), sockaddr
 
     def handshake(self, sock):
         from kachecks.net import tls
 
         self.enter("tls")
-        options = tlsopts.tls_options(self.ns, self.ns.sni_name or self.ns.host)
-        wrapped = tls.wrap(sock, self.family, options, self.deadline)
-        wrapped.settimeout(None)
+        wrapped = tls.wrap(sock, self.family, self.target.tls, self.deadline)
         self.answered = True
-        self.warning = tlsopts.expiry_warning(self.ns, tls.peer_cert_days_left(wrapped))
+        self.warning = tlsopts.expiry_warning(self.target.cert_min_days,
+                                              tls.peer_cert_days_left(wrapped))
         return wrapped
 
     def expired(self, phase):
@@ -242,35 +245,61 @@ class _Session:
         return DeadlineExceeded(phase, self.deadline.timeout)
 
 
-def probe(ns, deadline):
-    session = _Session(ns, deadline)
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, deadline.remaining("start"))
+class _BoundedSocket:
+    """The socket ldap3 is handed: recv/sendall run under the deadline.
+
+    ldap3 sets no timeout of its own on an adopted socket, so a mute server
+    would block it forever; here each call gets what the deadline leaves and
+    raises DeadlineExceeded (not an OSError: ldap3 lets it through) when it
+    runs out. Other socket errors reach ldap3 as before, which reports them.
+    """
+
+    __slots__ = ("sock", "session", "stream")
+
+    def __init__(self, sock, session):
+        from kachecks.net.connect import Stream
+
+        self.sock = sock
+        self.session = session
+        self.stream = Stream(sock, session.deadline)
+
+    def recv(self, size):
+        return self.stream.bounded(self.session.phase, self.sock.recv, size)
+
+    def sendall(self, data):
+        return self.stream.bounded(self.session.phase, self.sock.sendall, data)
+
+    def shutdown(self, how):
+        self.sock.shutdown(how)
+
+    def close(self):
+        self.sock.close()
+
+    def fileno(self):
+        return self.sock.fileno()
+
+
+def probe(target, deadline):
+    """Bind and search ``target``: a Result, or ProbeFailure saying what is wrong."""
+    session = _Session(target, deadline)
     try:
-        try:
-            return _search(session)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-    except _Expired:  # also when it fires just before the timer is disarmed
-        raise session.expired(session.phase) from None
-    except DeadlineExceeded as exc:  # a socket timeout inside net.connect / net.tls
+        return _search(session)
+    except DeadlineExceeded as exc:
         raise session.expired(exc.phase or session.phase) from None
-    finally:
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _search(session):
-    ns = session.ns
+    target = session.target
     session.enter("ldap3 import")
     import ldap3
     from ldap3.core.exceptions import LDAPCommunicationError, LDAPException, LDAPInvalidFilterError
 
     sock, sockaddr = session.connect()
     # A literal address, so ldap3 never calls the resolver itself; it never connects either:
-    server = ldap3.Server(sockaddr[0], port=ns.port, get_info=ldap3.NONE)
+    server = ldap3.Server(sockaddr[0], port=target.port, get_info=ldap3.NONE)
     conn = ldap3.Connection(
-        server, user=ns.bind_dn, password=ns.password,
-        authentication=ldap3.SIMPLE if ns.bind_dn else ldap3.ANONYMOUS,
+        server, user=target.bind_dn, password=target.password,
+        authentication=ldap3.SIMPLE if target.bind_dn else ldap3.ANONYMOUS,
         auto_referrals=False, read_only=True, check_names=False, raise_exceptions=False,
         return_empty_attributes=False)
 
@@ -281,22 +310,24 @@ def _search(session):
     conn.strategy._open_socket = adopt_socket
     try:
         conn.open(read_server_info=False)
-        if ns.starttls:
+        if target.starttls:
             _start_tls(session, conn)
-        if ns.bind_dn:
+        if target.bind_dn:
             session.enter("bind")
             conn.bind()
             session.answered = True
-            _judge_bind(ns, conn.result)
+            _judge_bind(target, conn.result)
         session.enter("search")
-        attributes = sorted({a for a, _ in ns.expect + ns.expect_regex}) or [ldap3.NO_ATTRIBUTES]
-        conn.search(ns.base, ns.filter, search_scope=getattr(ldap3, LDAP3_SCOPES[ns.scope]),
+        attributes = (sorted({a for a, _ in target.expect + target.expect_regex})
+                      or [ldap3.NO_ATTRIBUTES])
+        conn.search(target.base, target.filter,
+                    search_scope=getattr(ldap3, LDAP3_SCOPES[target.scope]),
                     attributes=attributes, dereference_aliases=ldap3.DEREF_NEVER)
         session.answered = True
         session.enter("judge")
         result = _judge_search(session, conn.result, conn.response or [])
     except LDAPInvalidFilterError as exc:
-        raise UsageError(f"--filter {ns.filter!r}: {exc}") from None
+        raise UsageError(f"--filter {target.filter!r}: {exc}") from None
     except LDAPCommunicationError as exc:
         what = "no LDAP answer, connection closed" if not session.answered else "connection lost"
         raise ProbeFailure(f"{what} during {session.phase}: {_ldap3_reason(exc)}",
@@ -322,7 +353,7 @@ def _start_tls(session, conn):
     outcome = conn.result or {}
     if outcome.get("result") != 0:
         raise ProbeFailure(f"StartTLS refused: {_describe(outcome)}", "starttls")
-    conn.socket = session.handshake(conn.socket)
+    conn.socket = _BoundedSocket(session.handshake(conn.socket.sock), session)
 
 
 def _describe(outcome):
@@ -331,20 +362,20 @@ def _describe(outcome):
     return f"{text}: {message}" if message else text
 
 
-def _judge_bind(ns, outcome):
+def _judge_bind(target, outcome):
     code = outcome.get("result")
     if code == INVALID_CREDENTIALS:
-        raise ProbeFailure(f"invalid credentials for {ns.bind_dn}", "bind")
+        raise ProbeFailure(f"invalid credentials for {target.bind_dn}", "bind")
     if code != 0:
-        raise ProbeFailure(f"bind as {ns.bind_dn} failed: {_describe(outcome)}", "bind")
+        raise ProbeFailure(f"bind as {target.bind_dn} failed: {_describe(outcome)}", "bind")
 
 
 def _judge_search(session, outcome, response):
-    ns = session.ns
+    target = session.target
     entries = [r for r in response if r.get("type") == "searchResEntry"]
     references = [u for r in response if r.get("type") == "searchResRef" for u in r.get("uri", ())]
     code = outcome.get("result")
-    base = ns.base or "the root DSE"
+    base = target.base or "the root DSE"
     if code == REFERRAL:
         urls = ", ".join(outcome.get("referrals") or ()) or "no URL"
         raise ProbeFailure(f"referral for {base} to {urls} (referrals are not followed)", "search")
@@ -354,21 +385,21 @@ def _judge_search(session, outcome, response):
         raise ProbeFailure(f"no such base {base}{hint}", "search")
     if code == SIZE_LIMIT_EXCEEDED:
         raise ProbeFailure(f"size limit exceeded after {len(entries)} entries under {base}"
-                           f" with {ns.filter}: narrow --base/--filter/--scope", "search")
+                           f" with {target.filter}: narrow --base/--filter/--scope", "search")
     if code != 0:
         raise ProbeFailure(f"search under {base} failed: {_describe(outcome)}", "search")
-    if len(entries) < ns.min_entries:
+    if len(entries) < target.min_entries:
         refs = f", {len(references)} referral(s) not followed" if references else ""
-        raise ProbeFailure(f"too few entries: {len(entries)} < {ns.min_entries} under {base}"
-                           f" with {ns.filter}{refs}", "search")
+        raise ProbeFailure(f"too few entries: {len(entries)} < {target.min_entries} under {base}"
+                           f" with {target.filter}{refs}", "search")
     found = []
-    for attr, value in ns.expect:
+    for attr, value in target.expect:
         values = _values(entries, attr)
         if value.encode("utf-8", "surrogateescape") not in values:
             raise ProbeFailure(f"{attr}={value} not found: {_found(attr, values, entries)}",
                                "expect")
         found.append(f"{attr}={value}")
-    for attr, regex in ns.expect_regex:
+    for attr, regex in target.expect_regex:
         values = _values(entries, attr)
         match = next((v for v in values if regex.search(v)), None)
         if match is None:
@@ -412,8 +443,8 @@ def _found(attr, values, entries):
 
 
 CHECK = Check(name="LDAP", prog="kachecks-ldap", opts=OPTS, usage=USAGE,
-              description=DESCRIPTION, epilog=EPILOG, probe=probe, target=target,
-              validate=validate, delegate=lambda argv: True)  # ldap3: ~75 ms to import
+              description=DESCRIPTION, epilog=EPILOG, build=build, probe=probe,
+              delegate=lambda argv: True)  # ldap3: ~75 ms to import
 
 
 def main(argv=None, prog=None):

@@ -1,6 +1,14 @@
-"""Options every check shares (SPEC §2), declared once for all three."""
+"""Options every check shares, declared once for all three, and the Target they make.
+
+A check's ``parse(args)`` turns a command line into a Target subclass
+(HttpTarget, TcpTarget, LdapTarget) once; its ``probe(target, deadline)``
+only reads it. Frozen, so one target can be probed again and again, from
+any thread, and what was validated is what runs. No dataclasses: that
+import costs milliseconds per forked check.
+"""
 
 from kachecks.argspec import FLAG, MULTI, Opt
+from kachecks.errors import UsageError
 
 
 def positive_float(text):
@@ -22,6 +30,25 @@ def fwmark_value(text):
     if value > 0xFFFFFFFF:
         raise ValueError(f"a firewall mark is 32 bits, got {text!r}")
     return value
+
+
+def compile_option(option, text, needs_group=False):
+    """``text`` (a user's regular expression) as a compiled bytes pattern, None for None.
+
+    Patterns run over raw bytes (bodies, banners); ``re`` is imported only by
+    runs that use one; bad syntax is one clear usage error.
+    """
+    if text is None:
+        return None
+    import re
+
+    try:
+        pattern = re.compile(text.encode("utf-8", "surrogateescape"), re.MULTILINE)
+    except re.error as exc:
+        raise UsageError(f"{option}: bad regular expression: {exc}") from None
+    if needs_group and pattern.groups < 1:
+        raise UsageError(f"{option} needs a capture group, e.g. 'weight=(\\d+)'")
+    return pattern
 
 
 def port_number(text):
@@ -72,5 +99,61 @@ TLS_OPTS = [
              " (fails only with --nagios, as WARNING)", section=TLS),
 ]
 
-__all__ = ["COMMON_OPTS", "TLS_OPTS", "FLAG", "MULTI", "Opt", "positive_float",
-           "non_negative_int", "port_number"]
+# Options that only steer one command-line run; not fields of a Target.
+RUN_ONLY = ("help", "version")
+
+
+def common(ns):
+    """The Target fields of the common options."""
+    if ns.dynamic and ns.nagios:
+        raise UsageError("--dynamic and --nagios exclude each other")
+    return {opt.dest: getattr(ns, opt.dest) for opt in COMMON_OPTS if opt.dest not in RUN_ONLY}
+
+
+_FIELDS = {}
+
+
+def fields_of(cls):
+    """Every field of a Target class, base fields first."""
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = tuple(name for klass in reversed(cls.__mro__)
+                      for name in getattr(klass, "__slots__", ()))
+        _FIELDS[cls] = names
+    return names
+
+
+class Target:
+    """The peer and the common options (COMMON_OPTS) of one check run; frozen.
+
+    Subclasses add their fields as ``__slots__``; every field is given by
+    keyword, none is optional, none can change afterwards.
+    """
+
+    __slots__ = ("host", "port") + tuple(o.dest for o in COMMON_OPTS if o.dest not in RUN_ONLY)
+
+    def __init__(self, **fields):
+        for name in fields_of(type(self)):
+            try:
+                object.__setattr__(self, name, fields.pop(name))
+            except KeyError:
+                raise TypeError(f"{type(self).__name__} needs {name}") from None
+        if fields:
+            raise TypeError(f"{type(self).__name__} has no field {', '.join(sorted(fields))}")
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    __delattr__ = __setattr__
+
+    @property
+    def identity(self):
+        """``[192.168.8.101]:80``: the peer, as logs and syslog name it."""
+        return f"[{self.host or '?'}]:{self.port or '?'}"
+
+    def __repr__(self):  # never the fields: a target may hold a password
+        return f"{type(self).__name__}({self.identity})"
+
+
+__all__ = ["COMMON_OPTS", "TLS_OPTS", "Target", "common", "compile_option", "FLAG", "MULTI", "Opt",
+           "positive_float", "non_negative_int", "port_number"]

@@ -1,4 +1,4 @@
-"""``kachecks-tcp``: connect, optionally PROXY header, TLS, send, expect, agent (SPEC §2.2).
+"""``kachecks-tcp``: connect, optionally PROXY header, TLS, send, expect, agent (docs/checks.md).
 
 The probe reads only as much as its tests need: until every pattern has
 matched (--expect, --weight-regex) or the agent line is complete, or EOF,
@@ -8,11 +8,12 @@ matched (--expect, --weight-regex) or the agent line is complete, or EOF,
 import sys
 import time
 
+from kachecks.argspec import FLAG, Opt
 from kachecks.checks import tlsopts
 from kachecks.checks.contract import Check, run
-from kachecks.checks.options import non_negative_int, port_number, positive_float
+from kachecks.checks.options import (Target, common, compile_option, non_negative_int,
+                                     port_number, positive_float)
 from kachecks.checks.result import Result
-from kachecks.argspec import FLAG, Opt
 from kachecks.errors import ProbeFailure, UsageError
 
 TARGET = "Target and exchange"
@@ -83,148 +84,133 @@ keepalived.conf:
 """
 
 
-def validate(ns):
+class TcpTarget(Target):
+    """One TCP exchange: [PROXY header] [TLS] [send] [read until the tests are answered].
+
+    ``proxy``: PROXY protocol version to send first (0: none); ``tls``:
+    kachecks.net.tls.TLSOptions or None; ``payload``: bytes to send (escapes
+    decoded) or None; ``expect``/``weight_regex``: the option texts, compiled
+    in ``expect_pattern``/``weight_pattern``.
+    """
+
+    __slots__ = ("proxy", "tls", "cert_min_days", "payload", "expect", "expect_pattern",
+                 "weight_regex", "weight_pattern", "agent", "max_bytes", "max_latency")
+
+
+def build(ns):
+    """The TcpTarget for parsed options; UsageError when they do not fit together."""
+    base = common(ns)
+    host, port = ns.host, ns.port
     if ns.args:
-        if ns.host or ns.port:
+        if host or port:
             raise UsageError("give either HOST:PORT or --host/--port, not both")
         from kachecks.net.connect import split_hostport
 
         try:
-            ns.host, ns.port = split_hostport(ns.args[0])
+            host, port = split_hostport(ns.args[0])
         except ValueError:
             raise UsageError(f"bad HOST:PORT {ns.args[0]!r}") from None
-        if ns.port is None:
+        if port is None:
             raise UsageError(f"{ns.args[0]!r} has no port: use HOST:PORT")
-        if not 1 <= ns.port <= 65535:
-            raise UsageError(f"port must be 1-65535, got {ns.port}")
-    if not ns.host:
+        if not 1 <= port <= 65535:
+            raise UsageError(f"port must be 1-65535, got {port}")
+    if not host:
         raise UsageError("no target: give --host HOST --port PORT or HOST:PORT")
-    if ns.port is None:
+    if port is None:
         raise UsageError("--port is required")
     if ns.proxy_v1 and ns.proxy_v2:
         raise UsageError("--proxy-v1 and --proxy-v2 exclude each other")
-    if not ns.tls and (tlsopts.uses_tls_options(ns) or ns.sni_name):
-        raise UsageError("TLS options need --tls")
-    tlsopts.validate(ns)
-    ns.payload = None
+    tls = tlsopts.fields(ns, ns.tls, "--tls", ns.sni_name)
+    payload = None
     if ns.send is not None:
         from kachecks.checks import escapes
 
-        ns.payload = escapes.decode(ns.send)
-    ns.patterns = _compile(ns)
+        payload = escapes.decode(ns.send)
+    return TcpTarget(
+        **base, **tls, host=host, port=port, proxy=1 if ns.proxy_v1 else 2 if ns.proxy_v2 else 0,
+        payload=payload, expect=ns.expect, expect_pattern=compile_option("--expect", ns.expect),
+        weight_regex=ns.weight_regex,
+        weight_pattern=compile_option("--weight-regex", ns.weight_regex, needs_group=True),
+        agent=ns.agent, max_bytes=ns.max_bytes, max_latency=ns.max_latency)
 
 
-def _compile(ns):
-    from kachecks.checks.patterns import compile_option
-
-    patterns = {"expect": compile_option("--expect", ns.expect),
-                "weight_regex": compile_option("--weight-regex", ns.weight_regex, needs_group=True)}
-    return {key: pattern for key, pattern in patterns.items() if pattern is not None}
-
-
-def target(ns):
-    host = ns.host or "?"
-    return f"[{host}]:{ns.port}"
-
-
-def probe(ns, deadline):
+def probe(target, deadline):
+    """Connect and talk to ``target``: a Result, or ProbeFailure naming the failed test."""
     from kachecks.net import connect as net
 
     started = time.monotonic()
-    sock, family, sockaddr = net.connect(ns.host, ns.port, deadline, bind=ns.bind,
-                                         fwmark=ns.fwmark)
+    sock, family, sockaddr = net.connect(target.host, target.port, deadline, bind=target.bind,
+                                         fwmark=target.fwmark)
     where = net.format_address(family, sockaddr)
     connected = time.monotonic() - started
     notes = [f"{where} connected in {connected:.3f} s"]
     warning = ""
+    patterns = tuple(p for p in (target.expect_pattern, target.weight_pattern) if p is not None)
     try:
-        if ns.proxy_v1 or ns.proxy_v2:
+        if target.proxy:
             from kachecks.net import proxy
 
-            _send(sock, proxy.header(1 if ns.proxy_v1 else 2, sock, family), deadline, "proxy")
-        if ns.tls:
+            net.Stream(sock, deadline).send(proxy.header(target.proxy, sock, family), "proxy")
+        if target.tls is not None:
             from kachecks.net import tls
 
-            sock = tls.wrap(sock, family, tlsopts.tls_options(ns, ns.sni_name), deadline)
+            sock = tls.wrap(sock, family, target.tls, deadline)
             notes.append(sock.version() or "TLS")
-            warning = tlsopts.expiry_warning(ns, tls.peer_cert_days_left(sock))
-        if ns.payload:
-            _send(sock, ns.payload, deadline, "send")
-        reply = _read(sock, ns, deadline) if (ns.patterns or ns.agent) else b""
+            warning = tlsopts.expiry_warning(target.cert_min_days, tls.peer_cert_days_left(sock))
+        stream = net.Stream(sock, deadline, over_tls=target.tls is not None)
+        if target.payload:
+            stream.send(target.payload)
+        reply = _read(stream, target, patterns) if (patterns or target.agent) else b""
     finally:
         sock.close()
     elapsed = time.monotonic() - started
     weight, drain = None, False
-    if "expect" in ns.patterns:
-        if not ns.patterns["expect"].search(reply):
-            raise ProbeFailure(f"{where}: expect '{ns.expect}' not found in {_show(reply)}",
+    if target.expect_pattern is not None:
+        if not target.expect_pattern.search(reply):
+            raise ProbeFailure(f"{where}: expect '{target.expect}' not found in {_show(reply)}",
                                "expect")
-        notes.append(f"expect '{ns.expect}' matched")
-    if ns.agent:
+        notes.append(f"expect '{target.expect}' matched")
+    if target.agent:
         from kachecks.checks.weight import parse_agent_reply
 
         line = reply.split(b"\n", 1)[0].decode("utf-8", "replace").strip()
-        weight, drain = parse_agent_reply(line, ns.weight)
+        weight, drain = parse_agent_reply(line, target.weight)
         notes.append(f"agent {line!r}")
-    if "weight_regex" in ns.patterns:
-        weight = _regex_weight(ns, reply)
-    if ns.max_latency is not None and elapsed > ns.max_latency:
-        raise ProbeFailure(f"{where}: latency {elapsed:.3f} s over {ns.max_latency:g} s", "latency")
+    if target.weight_pattern is not None:
+        weight = _regex_weight(target, reply)
+    if target.max_latency is not None and elapsed > target.max_latency:
+        raise ProbeFailure(f"{where}: latency {elapsed:.3f} s over {target.max_latency:g} s",
+                           "latency")
     notes[0] = f"{where} answered in {elapsed:.3f} s" if reply else notes[0]
     return Result(True, summary=", ".join(notes), weight=weight, drain=drain, warning=warning,
                   perfdata=(("time", round(elapsed, 6), "s"), ("size", len(reply), "B")),
                   details=(f"received: {_show(reply)}",) if reply else ())
 
 
-def _regex_weight(ns, reply):
+def _regex_weight(target, reply):
     from kachecks.checks.weight import parse_weight
 
-    found = ns.patterns["weight_regex"].search(reply)
+    found = target.weight_pattern.search(reply)
     if not found or found.group(1) is None:
-        raise ProbeFailure(f"--weight-regex '{ns.weight_regex}' found no weight", "weight")
-    return parse_weight(found.group(1).decode("utf-8", "replace"), ns.weight, "--weight-regex")
+        raise ProbeFailure(f"--weight-regex '{target.weight_regex}' found no weight", "weight")
+    return parse_weight(found.group(1).decode("utf-8", "replace"), target.weight, "--weight-regex")
 
 
-def _send(sock, data, deadline, phase):
-    try:
-        sock.settimeout(deadline.remaining(phase))
-        sock.sendall(data)
-    except TimeoutError:
-        raise deadline.expired_in(phase) from None
-    except OSError as exc:
-        raise ProbeFailure(f"{phase} failed: {exc.strerror or exc}", phase) from None
-
-
-def _read(sock, ns, deadline):
+def _read(stream, target, patterns):
     """Bytes until every pattern matched / the agent line ended, EOF, --max-bytes."""
     buf = bytearray()
-    eof_errors = _ssl_eof() if ns.tls else ()
-    while len(buf) < ns.max_bytes and not _satisfied(ns, buf):
-        try:
-            sock.settimeout(deadline.remaining("read"))
-            chunk = sock.recv(min(4096, ns.max_bytes - len(buf)))
-        except TimeoutError:
-            raise deadline.expired_in("read") from None
-        except eof_errors:
-            break
-        except OSError as exc:
-            raise ProbeFailure(f"read failed: {exc.strerror or exc}", "read") from None
+    while len(buf) < target.max_bytes and not _satisfied(target, patterns, buf):
+        chunk = stream.recv(min(4096, target.max_bytes - len(buf)))
         if not chunk:
             break
         buf += chunk
     return bytes(buf)
 
 
-def _satisfied(ns, buf):
-    if ns.agent and b"\n" not in buf:
+def _satisfied(target, patterns, buf):
+    if target.agent and b"\n" not in buf:
         return False
-    return all(pattern.search(buf) for pattern in ns.patterns.values())
-
-
-def _ssl_eof():
-    import ssl
-
-    return (ssl.SSLEOFError, ssl.SSLZeroReturnError)
+    return all(pattern.search(buf) for pattern in patterns)
 
 
 def _show(data, limit=60):
@@ -235,7 +221,7 @@ def _show(data, limit=60):
 
 
 CHECK = Check(name="TCP", prog="kachecks-tcp", opts=OPTS, usage=USAGE, description=DESCRIPTION,
-              epilog=EPILOG, probe=probe, target=target, validate=validate, positionals=1,
+              epilog=EPILOG, build=build, probe=probe, positionals=1,
               delegate=lambda argv: "--tls" in argv)  # ssl costs more than the check
 
 

@@ -1,4 +1,4 @@
-"""Where a check decides its exit code (SPEC §2).
+"""Where a check decides its exit code (docs/checks.md, "Exit codes").
 
 keepalived reads nothing but the exit code, so this table is the product:
 
@@ -8,23 +8,39 @@ keepalived reads nothing but the exit code, so this table is the product:
   --nagios   0 OK / 1 WARN   1 WARN    2 CRITICAL; 3 UNKNOWN for usage/internal errors
 """
 
-from kachecks.checks.weight import clamp
 from kachecks.status import ExitCode
+
+MAX_WEIGHT = ExitCode.DYNAMIC_MAX - ExitCode.DYNAMIC_BASE  # exit codes stop at 255
+
+
+def clamp(weight):
+    """A weight as --dynamic can report it: 0..MAX_WEIGHT."""
+    return max(0, min(MAX_WEIGHT, int(weight)))
 
 UP, DOWN, DRAIN = "UP", "DOWN", "DRAIN"
 
 
 class Verdict:
+    """``code``: the exit code; ``word``: after the check name ("HTTP OK", "HTTP
+    CRITICAL"); ``state``: UP / DOWN / DRAIN, remembered to log transitions only."""
+
     __slots__ = ("code", "word", "state")
 
     def __init__(self, code, word, state):
-        self.code = code
-        self.word = word  # shown after the check name: "HTTP OK", "HTTP CRITICAL"
-        self.state = state  # UP / DOWN / DRAIN, remembered to log transitions only
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "word", word)
+        object.__setattr__(self, "state", state)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Verdict is immutable")
+
+    def __repr__(self):
+        return f"Verdict({self.code}, {self.word!r}, {self.state!r})"
 
 
-def judge(result, nagios=False, dynamic=False, default_weight=1):
-    """The Verdict for a probe's Result under the chosen mode."""
+def judge(result, target):
+    """The Verdict for a probe's Result under the target's mode (--nagios, --dynamic)."""
+    nagios, dynamic = target.nagios, target.dynamic
     if not result.ok:
         if nagios:
             return Verdict(ExitCode.NAGIOS_CRITICAL, "CRITICAL", DOWN)
@@ -38,7 +54,7 @@ def judge(result, nagios=False, dynamic=False, default_weight=1):
             return Verdict(ExitCode.NAGIOS_WARNING, "WARNING", UP)
         return Verdict(ExitCode.NAGIOS_OK, "OK", UP)
     if dynamic:
-        weight = default_weight if result.weight is None else result.weight
+        weight = target.weight if result.weight is None else result.weight
         return Verdict(ExitCode.DYNAMIC_BASE + clamp(weight), "OK", UP)
     return Verdict(ExitCode.OK, "OK", UP)
 

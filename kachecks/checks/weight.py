@@ -2,17 +2,11 @@
 
 Sources: a plain integer, a percentage of ``--weight``, or a HAProxy
 agent-check reply. A malformed value is a failure with a message, never a
-silent default (SPEC §2).
+silent default. Imported only by runs that read a weight.
 """
 
+from kachecks.checks.verdict import clamp
 from kachecks.errors import ProbeFailure
-from kachecks.status import ExitCode
-
-MAX_WEIGHT = ExitCode.DYNAMIC_MAX - ExitCode.DYNAMIC_BASE  # exit codes stop at 255
-
-
-def clamp(weight):
-    return max(0, min(MAX_WEIGHT, int(weight)))
 
 
 def parse_weight(text, base, source):

@@ -11,6 +11,7 @@ import time
 from kachecks import argspec
 from kachecks.argspec import FLAG, MULTI, Opt
 from kachecks.errors import ProbeFailure, UsageError
+from kachecks.http.request import protocol_mode
 from kachecks.status import ExitCode
 
 DEFAULT_TIMEOUT = 5
@@ -39,9 +40,10 @@ def _unsigned(what):
 
 
 def _protocol(text):
-    if text not in ("1.0", "1.0c", "1.0C", "1.1"):
-        raise UsageError(f"invalid HTTP protocol version '{text}'")
-    return text
+    try:
+        return protocol_mode(text)
+    except ValueError:
+        raise UsageError(f"invalid HTTP protocol version '{text}'") from None
 
 
 def _hash(text):

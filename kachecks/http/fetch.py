@@ -73,10 +73,11 @@ def fetch(host, port, path, deadline, *, protocol="1.0", vhost=None, tls=None,
             cert_days = tlsmod.peer_cert_days_left(sock)
         host_value = host_header(sockaddr[0], sockaddr[1], fam == _socket.AF_INET6, vhost)
         request = build_request(path, host_value, protocol, extra_headers)
-        _send(sock, request, deadline, tls is not None)
+        stream = net.Stream(sock, deadline, over_tls=tls is not None)
+        stream.send(request)
         mark = _lap(timings, "send", mark)
         reader = ResponseReader(algorithms, fast_start, observer, on_body, body_prefix)
-        clean = _read_to_eof(sock, reader, deadline, tls is not None, body_read_size, timings, mark)
+        clean = _read_to_eof(stream, reader, body_read_size, timings, mark)
     finally:
         sock.close()
     timings["total"] = sum(timings.values())
@@ -96,54 +97,19 @@ def _lap(timings, phase, mark):
     return now
 
 
-def _failure(message, phase, reason, over_tls):
-    exc = net.failure(message, phase, reason)
-    exc.over_tls = over_tls
-    return exc
-
-
-def _send(sock, request, deadline, over_tls):
-    try:
-        sock.settimeout(deadline.remaining("send"))
-        sock.sendall(request)
-    except TimeoutError:
-        raise _expired(deadline, "send", over_tls) from None
-    except OSError as exc:
-        raise _failure(f"cannot send request: {exc.strerror or exc}", "send", "error", over_tls) from None
-
-
-def _expired(deadline, phase, over_tls):
-    exc = deadline.expired_in(phase)
-    exc.over_tls = over_tls
-    return exc
-
-
-def _read_to_eof(sock, reader, deadline, over_tls, body_read_size, timings, mark):
+def _read_to_eof(stream, reader, body_read_size, timings, mark):
     """Read until EOF into ``reader``; True when the peer closed cleanly."""
     buf = bytearray(max(body_read_size, HEADER_LIMIT))
     view = memoryview(buf)
-    recv_into = sock.recv_into
     phase = "wait"
     try:
         while True:
             want = reader.room(body_read_size if reader.header_complete else READ_SIZE)
             if want <= 0:
                 return True  # keepalived reads 0 bytes: taken as EOF
-            try:
-                sock.settimeout(deadline.remaining(phase))
-                got = recv_into(view, want)
-            except TimeoutError:
-                raise _expired(deadline, phase, over_tls) from None
-            except DeadlineExceeded as exc:
-                exc.over_tls = over_tls
-                raise
-            except OSError as exc:
-                if over_tls and _ragged_eof(exc):
-                    return False
-                message = f"read error: {getattr(exc, 'reason', None) or exc.strerror or exc}"
-                raise _failure(message, phase, "error", over_tls) from None
+            got = stream.recv_into(view, want, phase)
             if not got:
-                return True
+                return not stream.ragged
             if phase == "wait":
                 mark = _lap(timings, "wait", mark)
                 phase = "read"
@@ -152,21 +118,12 @@ def _read_to_eof(sock, reader, deadline, over_tls, body_read_size, timings, mark
         _lap(timings, phase, mark)
 
 
-def _ragged_eof(exc):
-    """A TLS peer closed TCP without close_notify (keepalived hashes anyway).
-
-    Python >= 3.11.4 raises SSLEOFError; Debian's 3.11.2 a plain SSLError.
-    """
-    import ssl
-
-    return isinstance(exc, ssl.SSLEOFError) or getattr(exc, "reason", None) == "UNEXPECTED_EOF_WHILE_READING"
-
-
-# keepalived's genhash wording per stage (check_http.c / check_ssl.c timeout_epilog).
+# keepalived's genhash wording per stage (check_http.c / check_ssl.c timeout_epilog), as
+# keepalived >= 2.2.8 words it: 2.2.7 (Debian 12) said "HTTP_CHECK - network unreachable".
 _KEEPALIVED_TEXT = {
     ("connect", "refused"): "Connection failed",
     ("connect", "timeout"): "Timeout connecting",
-    ("connect", "unreachable"): "HTTP_CHECK - network unreachable",
+    ("connect", "unreachable"): "HTTP/SSL_CHECK - network unreachable",
     ("connect", "error"): "Error connecting",
     ("tls", "timeout"): "Timeout connecting",
     ("tls", "error"): "SSL handshake/communication error connecting to",
@@ -186,12 +143,12 @@ _KEEPALIVED_TLS_READ = {
 
 def keepalived_message(exc):
     """keepalived genhash's line for this failure, or None (no equivalent, e.g. resolve)."""
-    reason = "timeout" if isinstance(exc, DeadlineExceeded) else getattr(exc, "reason", "error")
+    reason = "timeout" if isinstance(exc, DeadlineExceeded) else exc.reason or "error"
     if exc.phase == "tls" and reason != "timeout":
         reason = "error"
     if exc.phase == "connect" and reason not in ("refused", "timeout", "unreachable"):
         reason = "error"
     key = (exc.phase, reason)
-    if getattr(exc, "over_tls", False) and key in _KEEPALIVED_TLS_READ:
+    if exc.over_tls and key in _KEEPALIVED_TLS_READ:
         return _KEEPALIVED_TLS_READ[key]
     return _KEEPALIVED_TEXT.get(key)

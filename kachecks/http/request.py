@@ -8,6 +8,7 @@ the same bytes, or a digest computed by one would not match the other's
 
 GET_BUFFER_LENGTH = 2048  # snprintf buffer: at most 2047 bytes go out
 
+# keepalived's http_protocol modes, for genhash -P and kachecks-http -P alike.
 PROTOCOLS = {
     # mode: (minor version digit, Connection: close?)
     "1.0": (b"0", False),
@@ -15,6 +16,13 @@ PROTOCOLS = {
     "1.0C": (b"0", True),
     "1.1": (b"1", True),
 }
+
+
+def protocol_mode(text):
+    """``text`` if it is one of PROTOCOLS, else ValueError (an option converter)."""
+    if text not in PROTOCOLS:
+        raise ValueError(f"expected 1.0, 1.0c or 1.1, got {text!r}")
+    return text
 
 
 def host_header(ip, port, ipv6=False, vhost=None):

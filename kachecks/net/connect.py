@@ -1,19 +1,29 @@
-"""Resolve and connect within one Deadline; source address, SO_MARK, IPv6.
+"""Sockets within one Deadline: resolve, connect (source address, SO_MARK,
+IPv6), then every later call through a Stream (handshake, send, receive).
 
 Built on ``_socket`` rather than ``socket``: ``import socket`` pulls enum,
 selectors and friends and costs about 5 ms of CPU at start-up (45 % of a
 bare interpreter), which every forked check would pay every delay_loop.
 
-Every failure is a ProbeFailure whose ``phase`` is ``resolve`` or
+Every connect failure is a ProbeFailure whose ``phase`` is ``resolve`` or
 ``connect`` and whose ``reason`` is a stable keyword (``refused``,
 ``unreachable``, ``resolve``, ``bind``, ``fwmark``, ``error``; running out
-of time is a DeadlineExceeded)
-so callers such as genhash can map it to keepalived's own wording.
+of time is a DeadlineExceeded), so callers such as genhash can map it to
+keepalived's own wording.
+
+A Stream is the only place a socket call meets the deadline: each call
+gets the socket timeout the deadline leaves, so a peer that accepts and
+never answers, or drips one byte a second, costs at most the deadline, on
+any thread (no signals). A TLS peer that closes TCP without close_notify
+(a "ragged EOF", as many servers and keepalived's own SSL_GET peers do)
+ends the stream like EOF and sets ``ragged``. Python 3.11.4+ raises
+SSLEOFError for it, Debian 12's 3.11.2 a plain SSLError whose reason says
+so: both are recognised here, and nowhere else.
 """
 
 import _socket
 
-from kachecks.errors import DeadlineExceeded, ProbeFailure
+from kachecks.errors import DeadlineExceeded, ProbeFailure, os_error_text
 
 _ERRNO_TEXT = {
     111: ("refused", "connection refused"),  # ECONNREFUSED
@@ -22,13 +32,6 @@ _ERRNO_TEXT = {
     99: ("error", "cannot assign requested address"),  # EADDRNOTAVAIL
     104: ("error", "connection reset"),  # ECONNRESET
 }
-
-
-def failure(message, phase, reason):
-    """A ProbeFailure carrying a ``reason`` keyword (see module docstring)."""
-    exc = ProbeFailure(message, phase)
-    exc.reason = reason
-    return exc
 
 
 def parse_literal(host):
@@ -66,7 +69,7 @@ def resolve(host, port, deadline, family=0):
     if literal is not None:
         fam, addr = literal
         if family and fam != family:
-            raise failure(f"{host} is not an IPv{4 if family == _socket.AF_INET else 6} address",
+            raise ProbeFailure(f"{host} is not an IPv{4 if family == _socket.AF_INET else 6} address",
                           "resolve", "resolve")
         return [(fam, (addr, port) if fam == _socket.AF_INET else (addr, port, 0, 0))]
     return _resolve_name(host, port, deadline, family)
@@ -93,13 +96,13 @@ def _resolve_name(host, port, deadline, family):
     result = box[0]
     if isinstance(result, Exception):
         detail = result.args[1] if len(result.args) > 1 else str(result)
-        raise failure(f"cannot resolve {host}: {detail}", "resolve", "resolve")
+        raise ProbeFailure(f"cannot resolve {host}: {detail}", "resolve", "resolve")
     seen = []
     for fam, _type, _proto, _name, sockaddr in result:
         if (fam, sockaddr) not in seen:
             seen.append((fam, sockaddr))
     if not seen:
-        raise failure(f"cannot resolve {host}: no address", "resolve", "resolve")
+        raise ProbeFailure(f"cannot resolve {host}: no address", "resolve", "resolve")
     return seen
 
 
@@ -140,17 +143,14 @@ def _connect_one(family, sockaddr, deadline, bind, fwmark):
             try:
                 sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_MARK, int(fwmark))
             except OSError as exc:
-                raise failure(f"cannot set fwmark {fwmark}: {exc.strerror}", "connect", "fwmark") from None
+                raise ProbeFailure(f"cannot set fwmark {fwmark}: {exc.strerror}", "connect", "fwmark") from None
         if bind:
             _bind(sock, family, bind)
-        sock.settimeout(deadline.remaining("connect"))
         try:
-            sock.connect(sockaddr)
-        except TimeoutError:
-            raise deadline.expired_in("connect") from None
+            Stream(sock, deadline).bounded("connect", sock.connect, sockaddr)
         except OSError as exc:
             reason, text = _ERRNO_TEXT.get(exc.errno, ("error", exc.strerror or str(exc)))
-            raise failure(text, "connect", reason) from None
+            raise ProbeFailure(text, "connect", reason) from None
         return sock
     except BaseException:
         sock.close()
@@ -161,9 +161,68 @@ def _bind(sock, family, bind):
     literal = parse_literal(bind)
     if literal is None or literal[0] != family:
         version = 4 if family == _socket.AF_INET else 6
-        raise failure(f"bind address {bind} is not an IPv{version} literal", "connect", "bind")
+        raise ProbeFailure(f"bind address {bind} is not an IPv{version} literal", "connect", "bind")
     address = (literal[1], 0) if family == _socket.AF_INET else (literal[1], 0, 0, 0)
     try:
         sock.bind(address)
     except OSError as exc:
-        raise failure(f"cannot bind to {bind}: {exc.strerror}", "connect", "bind") from None
+        raise ProbeFailure(f"cannot bind to {bind}: {exc.strerror}", "connect", "bind") from None
+
+
+class Stream:
+    """A connected socket (plain or TLS) and the deadline its I/O runs under."""
+
+    __slots__ = ("sock", "deadline", "over_tls", "ragged")
+
+    def __init__(self, sock, deadline, over_tls=False):
+        self.sock = sock
+        self.deadline = deadline
+        self.over_tls = over_tls
+        self.ragged = False  # the TLS peer closed without close_notify
+
+    def bounded(self, phase, call, *args):
+        """``call(*args)`` with the socket timeout the deadline leaves; expiry raises
+        DeadlineExceeded, other OSErrors pass through untouched."""
+        try:
+            self.sock.settimeout(self.deadline.remaining(phase))
+            return call(*args)
+        except (TimeoutError, DeadlineExceeded):
+            raise DeadlineExceeded(phase, self.deadline.timeout, self.over_tls) from None
+
+    def send(self, data, phase="send"):
+        """Send all of ``data``."""
+        try:
+            self.bounded(phase, self.sock.sendall, data)
+        except OSError as exc:
+            raise ProbeFailure(f"send error: {os_error_text(exc)}", phase, "error",
+                               self.over_tls) from None
+
+    def recv_into(self, view, size, phase="read"):
+        """Bytes received into ``view`` (at most ``size``); 0 at EOF, clean or ragged."""
+        return self._recv(phase, self.sock.recv_into, view, size) or 0
+
+    def recv(self, size, phase="read"):
+        """Up to ``size`` bytes; b"" at EOF, clean or ragged."""
+        return self._recv(phase, self.sock.recv, size) or b""
+
+    def _recv(self, phase, call, *args):
+        try:
+            return self.bounded(phase, call, *args)
+        except OSError as exc:
+            if self.over_tls and _tls_eof(exc, self):
+                return None
+            raise ProbeFailure(f"read error: {os_error_text(exc)}", phase, "error",
+                               self.over_tls) from None
+
+
+def _tls_eof(exc, stream):
+    """True when ``exc`` is the TLS peer closing (noting a ragged close on ``stream``)."""
+    import ssl  # loaded already: the stream is over TLS
+
+    if isinstance(exc, ssl.SSLZeroReturnError):  # close_notify: a clean end
+        return True
+    if (isinstance(exc, ssl.SSLEOFError)
+            or getattr(exc, "reason", None) == "UNEXPECTED_EOF_WHILE_READING"):
+        stream.ragged = True
+        return True
+    return False

@@ -4,18 +4,19 @@ Importing this module is cheap: ``ssl`` (and ``socket``, which it needs) are
 imported only when a handshake is made, so plain-HTTP runs never load them.
 The default is keepalived's SSL_GET: any TLS version the system OpenSSL
 policy allows, no certificate verification, no SNI unless a name is given,
-no close_notify on close. Ragged EOFs are not suppressed: readers get an
-``ssl.SSLEOFError`` (a plain SSLError on Python 3.11.2) and decide
-(keepalived hashes anyway but skips its verbose digest dump).
+no close_notify on close. Ragged EOFs are not suppressed here:
+kachecks.net.connect.Stream turns them into an end of stream it can tell from a
+clean one (keepalived hashes anyway but skips its verbose digest dump).
 """
 
 import time
 
-from kachecks.net.connect import failure
+from kachecks.errors import ProbeFailure, os_error_text
+from kachecks.net.connect import Stream
 
 
 class TLSOptions:
-    """What the handshake should do; every field optional.
+    """What the handshake should do; every field optional; immutable.
 
     ``verify``: check the chain against the system store (or ``ca_file``,
     which implies verification); the hostname checked is ``sni``.
@@ -25,15 +26,16 @@ class TLSOptions:
     __slots__ = ("verify", "ca_file", "cert_file", "key_file", "sni")
 
     def __init__(self, verify=False, ca_file=None, cert_file=None, key_file=None, sni=None):
-        self.verify = bool(verify or ca_file)
-        self.ca_file = ca_file
-        self.cert_file = cert_file
-        self.key_file = key_file
-        self.sni = sni
+        for name, value in (("verify", bool(verify or ca_file)), ("ca_file", ca_file),
+                            ("cert_file", cert_file), ("key_file", key_file), ("sni", sni)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("TLSOptions is immutable")
 
 
 def _failure(message, reason):
-    return failure(message, "tls", reason)
+    return ProbeFailure(message, "tls", reason)
 
 
 def client_context(options):
@@ -52,7 +54,8 @@ def client_context(options):
             else:
                 ctx.load_default_certs()
         except (OSError, ssl.SSLError) as exc:
-            raise _failure(f"cannot load CA file {options.ca_file}: {_reason(exc)}", "config") from None
+            raise _failure(f"cannot load CA file {options.ca_file}: {os_error_text(exc)}",
+                           "config") from None
     else:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -61,13 +64,9 @@ def client_context(options):
         try:
             ctx.load_cert_chain(options.cert_file, options.key_file)
         except (OSError, ssl.SSLError) as exc:
-            raise _failure(f"cannot load client certificate {options.cert_file}: {_reason(exc)}",
-                           "config") from None
+            raise _failure(f"cannot load client certificate {options.cert_file}: "
+                           f"{os_error_text(exc)}", "config") from None
     return ctx
-
-
-def _reason(exc):
-    return getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
 
 
 def wrap(raw_sock, family, options, deadline, context=None):
@@ -84,15 +83,12 @@ def wrap(raw_sock, family, options, deadline, context=None):
     try:
         tls = ctx.wrap_socket(sock, server_hostname=options.sni or None,
                               do_handshake_on_connect=False, suppress_ragged_eofs=False)
-        tls.settimeout(deadline.remaining("tls"))
         try:
-            tls.do_handshake()
-        except TimeoutError:
-            raise deadline.expired_in("tls") from None
+            Stream(tls, deadline).bounded("tls", tls.do_handshake)
         except ssl.SSLCertVerificationError as exc:
             raise _failure(f"certificate verification failed: {exc.verify_message}", "verify") from None
         except (ssl.SSLError, OSError) as exc:
-            raise _failure(f"TLS handshake failed: {_reason(exc)}", "handshake") from None
+            raise _failure(f"TLS handshake failed: {os_error_text(exc)}", "handshake") from None
         return tls
     except BaseException:
         sock.close()

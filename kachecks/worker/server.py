@@ -17,15 +17,18 @@ import socket
 import struct
 import sys
 
+from kachecks.http import digests
 from kachecks.worker import client
 from kachecks.worker.client import MAGIC, socket_path
 
 # Only these modules may be run: a request names one, never arbitrary code.
 CHECK_MODULES = ("kachecks.checks.http", "kachecks.checks.tcp", "kachecks.checks.ldap")
-# Everything the checks import lazily, so a child pays for none of it.
-PRELOAD = ("ssl", "ldap3", "hashlib", "_md5", "_sha1", "_sha256", "re", "base64", "binascii",
-           "faulthandler", "encodings.idna", "kachecks.syslogger", "kachecks.deadline",
-           "kachecks.net.connect", "kachecks.net.tls", "kachecks.http.fetch") + CHECK_MODULES
+# Everything the checks import lazily, so a child pays for none of it (the hash
+# modules are whichever digests.new(fast_start=True) uses: _sha256 is _sha2 on 3.12+).
+PRELOAD = ("ssl", "ldap3", "hashlib",
+           *(type(digests.new(name, fast_start=True)).__module__ for name in digests.ALGORITHMS),
+           "re", "base64", "binascii", "faulthandler", "encodings.idna", "kachecks.syslogger",
+           "kachecks.deadline", "kachecks.net.connect", "kachecks.net.tls", "kachecks.http.fetch") + CHECK_MODULES
 
 def decode_request(payload):
     """(module, prog, cwd, env, argv) from the client's bytes, or ValueError."""

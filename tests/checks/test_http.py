@@ -289,8 +289,10 @@ def test_memory_stays_flat_on_a_large_body():
 
 def test_body_watch_finds_matches_across_reads_and_forgets_old_bytes():
     from kachecks.checks.bodywatch import WINDOW, BodyWatch
+    from kachecks.checks.options import compile_option
 
-    watch = BodyWatch(regex="split-here", weight_regex=r"w=(\d+);")
+    watch = BodyWatch(regex=compile_option("--regex", "split-here"),
+                      weight_regex=compile_option("--weight-regex", r"w=(\d+);", needs_group=True))
     for chunk in (b"x" * 3 * WINDOW, b"...spl", b"it-here... w=4", b"2; w=7;"):
         watch.feed(chunk)
     assert watch.regex_found and watch.weight_text == "42"

@@ -5,20 +5,30 @@ import time
 
 from kachecks.argspec import Opt
 from kachecks.checks.contract import Check, run
+from kachecks.checks.options import Target, common
 from kachecks.checks.result import Result
 from kachecks.errors import ProbeFailure, UsageError
 
 
-def probe(ns, deadline):
-    behave = ns.behave
-    if ns.behave_file:  # same argv, changing behaviour: one check identity across runs
-        with open(ns.behave_file) as handle:
+class SampleTarget(Target):
+    __slots__ = ("behave", "behave_file", "found_weight")
+
+
+def build(ns):
+    return SampleTarget(**common(ns), host="192.0.2.1", port=80, behave=ns.behave,
+                        behave_file=ns.behave_file, found_weight=ns.found_weight)
+
+
+def probe(target, deadline):
+    behave = target.behave
+    if target.behave_file:  # same argv, changing behaviour: one check identity across runs
+        with open(target.behave_file) as handle:
             behave = handle.read().strip()
     if behave == "ok":
         return Result(True, summary="all good", perfdata=(("time", 0.25, "s"),),
                       details=("detail line",))
     if behave == "weight":
-        return Result(True, summary="weighted", weight=ns.found_weight)
+        return Result(True, summary="weighted", weight=target.found_weight)
     if behave == "warn":
         return Result(True, summary="fine", warning="certificate expires in 3 days")
     if behave == "fail":
@@ -41,7 +51,7 @@ CHECK = Check(
           Opt("behave_file", None, "behave-file", help="read the behaviour from this file"),
           Opt("found_weight", None, "found-weight", default=None, convert=int, help="weight")],
     usage="[OPTIONS]", description="test check", epilog="",
-    probe=probe, target=lambda ns: "[192.0.2.1]:80",
+    build=build, probe=probe,
 )
 
 if __name__ == "__main__":

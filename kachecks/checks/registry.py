@@ -1,0 +1,61 @@
+"""The checks kachecks ships: one table, and how to find a check from a command line.
+
+``kachecks check NAME``, the ``kachecks-NAME`` executables (pyproject.toml's
+console scripts, which a test keeps equal to this table) and anything that
+must recognise a keepalived ``misc_path``/``script`` line all read CHECKS.
+Importing this module imports no check: ``load`` does, for one.
+"""
+
+import os
+
+from kachecks.errors import UsageError
+
+# check name -> module defining CHECK (a kachecks.checks.contract.Check)
+CHECKS = {
+    "http": "kachecks.checks.http",
+    "tcp": "kachecks.checks.tcp",
+    "ldap": "kachecks.checks.ldap",
+}
+# check name -> one line for `kachecks check --help`
+SUMMARIES = {
+    "http": "HTTP/HTTPS check (same as kachecks-http).",
+    "tcp": "TCP / TLS / agent check (same as kachecks-tcp).",
+    "ldap": "LDAP bind + search check (same as kachecks-ldap).",
+}
+EXECUTABLE_PREFIX = "kachecks-"
+
+
+def executable(name):
+    """``kachecks-http`` for ``http``."""
+    return EXECUTABLE_PREFIX + name
+
+
+def module(name):
+    """The module defining check ``name``, or UsageError."""
+    try:
+        return CHECKS[name]
+    except KeyError:
+        raise UsageError(f"no check {name!r} (known: {', '.join(CHECKS)})") from None
+
+
+def load(name):
+    """The Check of check ``name`` (imports its module), or UsageError."""
+    path = module(name)
+    return __import__(path, fromlist=["CHECK"]).CHECK
+
+
+def from_command(argv):
+    """``(CHECK, args)`` for a check's command line, as keepalived's misc_path holds it.
+
+    ``argv[0]`` may be ``kachecks-http`` wherever installed
+    (``/usr/bin/kachecks-http``, ``/opt/x/bin/kachecks-http``), or ``kachecks``
+    followed by ``check http``. Anything else is a UsageError.
+    """
+    if not argv:
+        raise UsageError("empty command line")
+    base = os.path.basename(argv[0])
+    if base.startswith(EXECUTABLE_PREFIX) and base[len(EXECUTABLE_PREFIX):] in CHECKS:
+        return load(base[len(EXECUTABLE_PREFIX):]), list(argv[1:])
+    if base == "kachecks" and len(argv) >= 3 and argv[1] == "check":
+        return load(argv[2]), list(argv[3:])
+    raise UsageError(f"not a kachecks check command: {argv[0]}")
