@@ -51,7 +51,7 @@ class Guarded:
             return []
 
     def invoke(self, ctx):
-        ctx.exit(guarded(self._invoke, ctx, prog=self.prog(ctx), report=_report))
+        return guarded(self._invoke, ctx, prog=self.prog(ctx), report=_report)
 
     def _invoke(self, ctx):
         if _BAD_USAGE in ctx.meta:
@@ -60,7 +60,7 @@ class Guarded:
             return super().invoke(ctx)
         except click.UsageError as exc:  # a group's unknown subcommand
             raise UsageError(f"{exc.format_message()} (see --help)") from None
-        except click.exceptions.Exit as exc:  # a subcommand's code, already guarded
+        except click.exceptions.Exit as exc:  # a subcommand's --help
             return exc.exit_code
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
