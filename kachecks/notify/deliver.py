@@ -229,7 +229,7 @@ class Deliverer:
 
     def drain(self):
         """Deliver everything possible; back off and retry while lingering."""
-        self.spool.sweep_tmp()
+        self.spool.tidy()
         failures = 0
         while True:
             self.fan_out()

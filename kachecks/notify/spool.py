@@ -179,6 +179,9 @@ class Spool:
             fd = os.open(name, _FILE, dir_fd=fd)
         except FileNotFoundError:
             return None
+        except PermissionError as exc:  # not garbage: ours to fix, not to set aside
+            raise SpoolError(f"cannot read {self.path(sub, events.clean(name))}: {exc.strerror} "
+                             "(see docs/notifications.md for a spool shared with a group)") from None
         except OSError as exc:
             raise BadFile(_why(exc)) from None
         try:
@@ -276,11 +279,14 @@ class Spool:
         log(f"set aside {self.path(sub, events.clean(name))} as {self.path('expired', dest)}: {reason}",
             LOG_ERR)
 
-    def sweep_tmp(self, now=None):
-        """Left-overs of a writer killed between create and rename (SIGKILL, power loss).
-
-        A complete event bound for incoming/ is recovered; anything else is removed.
+    def tidy(self, now=None):
+        """What a deliverer does first: every subdirectory there, with the spool's group
+        permissions (an administrator may have shared the spool since they were made), and
+        the left-overs of writers killed between create and rename (SIGKILL, power loss):
+        a complete event bound for incoming/ is recovered, anything else removed.
         """
+        for sub in SUBDIRS:
+            self.dir(sub)
         now = time.time() if now is None else now
         tmp = self.dir("tmp")
         for name in os.listdir(tmp):

@@ -272,3 +272,35 @@ def test_non_root_notify_under_keepalived_umask_shares_the_spool_with_root(share
         else:
             assert info.st_mode & 0o777 in (0o640, 0o600), (path, oct(info.st_mode))
             assert info.st_gid == 65534, path
+
+
+def test_root_only_spool_shared_later_is_usable_by_the_notify_user_after_one_flush(shared_dir, relay):
+    """The upgrade path in docs/notifications.md: chgrp + chmod 2770, then `spool flush` once."""
+    import subprocess
+
+    spool = shared_dir / "spool"
+    config = shared_dir / "kachecks.toml"
+    config.write_text(toml_text({
+        "smtp": {"host": "127.0.0.1", "port": relay.port, "security": "none", "timeout": 5},
+        "mail": {"to": ["admin@lvs.example.org"], "from": "kachecks@lvs1.example.org"},
+        "spool": {"dir": str(spool), "batch_window": 0, "retry_for": "20s"}}))
+    os.chown(config, 0, 65534)
+    config.chmod(0o640)
+    env = dict(os.environ, KACHECKS_CONFIG=str(config))
+    kachecks = command("kachecks")
+    assert subprocess.run(kachecks + ["notify", "INSTANCE", "VI_1", "BACKUP", "100"], env=env,
+                          timeout=30).returncode == 0
+    relay.wait_for(1)
+    assert subprocess.run(kachecks + ["spool", "flush"], env=env, timeout=30).returncode == 0
+    assert spool.stat().st_mode & 0o7777 == 0o750  # as root made it
+
+    for path in [spool, *spool.rglob("*")]:  # chgrp -R kachecks /var/spool/kachecks
+        os.chown(path, 0, 65534, follow_symlinks=False)
+    spool.chmod(0o2770)
+    assert subprocess.run(kachecks + ["spool", "flush"], env=env, timeout=30).returncode == 0
+    for sub in ("tmp", "incoming", "mail", "webhook", "expired"):
+        assert (spool / sub).stat().st_mode & 0o7777 == 0o2770, sub
+    result = subprocess.run(kachecks + ["notify", "INSTANCE", "VI_1", "MASTER", "100"], env=env,
+                            capture_output=True, text=True, timeout=30, preexec_fn=as_nobody)
+    assert result.returncode == 0 and result.stderr == ""
+    assert "VI_1: BACKUP -> MASTER" in relay.wait_for(2)[1]["Subject"]  # root's states were read
