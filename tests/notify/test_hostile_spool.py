@@ -9,6 +9,7 @@ events from being delivered.
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -207,6 +208,18 @@ def shared_dir():
     shutil.rmtree(path)
 
 
+def shared_config(shared_dir, relay, spool):
+    """A kachecks.toml root:nogroup 0640 (readable by the notify user); the env naming it."""
+    config = shared_dir / "kachecks.toml"
+    config.write_text(toml_text({
+        "smtp": {"host": "127.0.0.1", "port": relay.port, "security": "none", "timeout": 5},
+        "mail": {"to": ["admin@lvs.example.org"], "from": "kachecks@lvs1.example.org"},
+        "spool": {"dir": str(spool), "batch_window": 0, "retry_for": "20s"}}))
+    os.chown(config, 0, 65534)
+    config.chmod(0o640)
+    return dict(os.environ, KACHECKS_CONFIG=str(config))
+
+
 def as_nobody():
     os.setgroups([])
     os.setgid(65534)
@@ -216,20 +229,11 @@ def as_nobody():
 
 def test_non_root_notify_under_keepalived_umask_shares_the_spool_with_root(shared_dir, relay):
     """Spool root:nogroup 2770 as docs/notifications.md says; nobody notifies, root flushes."""
-    import subprocess
-
     spool = shared_dir / "spool"
     spool.mkdir()
     os.chown(spool, 0, 65534)
     spool.chmod(0o2770)
-    config = shared_dir / "kachecks.toml"
-    config.write_text(toml_text({
-        "smtp": {"host": "127.0.0.1", "port": relay.port, "security": "none", "timeout": 5},
-        "mail": {"to": ["admin@lvs.example.org"], "from": "kachecks@lvs1.example.org"},
-        "spool": {"dir": str(spool), "batch_window": 0, "retry_for": "20s"}}))
-    os.chown(config, 0, 65534)
-    config.chmod(0o640)
-    env = dict(os.environ, KACHECKS_CONFIG=str(config))
+    env = shared_config(shared_dir, relay, spool)
 
     def notify(state, user):
         return subprocess.run(command("kachecks") + ["notify", "INSTANCE", "VI_1", state, "100"],
@@ -276,17 +280,8 @@ def test_non_root_notify_under_keepalived_umask_shares_the_spool_with_root(share
 
 def test_root_only_spool_shared_later_is_usable_by_the_notify_user_after_one_flush(shared_dir, relay):
     """The upgrade path in docs/notifications.md: chgrp + chmod 2770, then `spool flush` once."""
-    import subprocess
-
     spool = shared_dir / "spool"
-    config = shared_dir / "kachecks.toml"
-    config.write_text(toml_text({
-        "smtp": {"host": "127.0.0.1", "port": relay.port, "security": "none", "timeout": 5},
-        "mail": {"to": ["admin@lvs.example.org"], "from": "kachecks@lvs1.example.org"},
-        "spool": {"dir": str(spool), "batch_window": 0, "retry_for": "20s"}}))
-    os.chown(config, 0, 65534)
-    config.chmod(0o640)
-    env = dict(os.environ, KACHECKS_CONFIG=str(config))
+    env = shared_config(shared_dir, relay, spool)
     kachecks = command("kachecks")
     assert subprocess.run(kachecks + ["notify", "INSTANCE", "VI_1", "BACKUP", "100"], env=env,
                           timeout=30).returncode == 0
