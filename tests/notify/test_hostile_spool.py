@@ -20,6 +20,7 @@ from harness.config import toml_text
 from harness.peers.cli import command, run
 from kachecks.notify import event as events
 from kachecks.notify import fifo as reader
+from kachecks.notify import spool as store
 
 VICTIM_TEXT = "root's precious file\n"
 
@@ -205,6 +206,11 @@ def shared_dir():
     path = Path(tempfile.mkdtemp(prefix="kachecks-shared-"))
     path.chmod(0o755)
     yield path
+    spool, end = store.Spool.existing(str(path / "spool")), time.monotonic() + 20
+    if spool:
+        with spool:  # a deliverer may still be finishing
+            while spool.lock().busy() and time.monotonic() < end:
+                time.sleep(0.05)
     shutil.rmtree(path)
 
 
