@@ -179,7 +179,7 @@ class Deliverer:
 
     def deliver(self, channel, send):
         """Send batches in order until the queue is empty (True) or one fails (False)."""
-        while self.queue(channel):
+        while not self.stop and self.queue(channel):
             names, msgid, previous = self.batch(channel)
             events, sent = [], []
             for name in names:

@@ -47,6 +47,7 @@ STALE_TMP = 600.0  # a writer needs milliseconds between create and rename
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a planted FIFO must not block us
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+_GONE = object()  # a file that is not there (JSON null is something else: not an event)
 
 
 class SpoolError(KachecksError):
@@ -170,15 +171,15 @@ class Spool:
             return []
         return sorted(n for n in os.listdir(fd) if n.endswith(".json") and not n.startswith("."))
 
-    def read(self, sub, name):
-        """The JSON value in ``sub/name``; None if it is not there; BadFile if it is not sane."""
+    def read(self, sub, name, missing=None):
+        """The JSON value in ``sub/name``; ``missing`` if it is not there; BadFile if it is not sane."""
         fd = self.dir(sub, create=False)
         if fd is None:
-            return None
+            return missing
         try:
             fd = os.open(name, _FILE, dir_fd=fd)
         except FileNotFoundError:
-            return None
+            return missing
         except PermissionError as exc:  # not garbage: ours to fix, not to set aside
             raise SpoolError(f"cannot read {self.path(sub, events.clean(name))}: {exc.strerror} "
                              "(see docs/notifications.md for a spool shared with a group)") from None
@@ -207,8 +208,8 @@ class Spool:
             stem = stem.rsplit(".", 1)[0]
         if not events.ID_RE.fullmatch(stem):
             raise BadFile("not an event file name")
-        obj = self.read(sub, name)
-        if obj is None:
+        obj = self.read(sub, name, missing=_GONE)
+        if obj is _GONE:
             return None
         try:
             return events.check(obj, stem)
@@ -448,7 +449,10 @@ def listing(root):
     with spool:
         for where in EVERYWHERE:
             for name in spool.names(where):
-                label = where if where != "expired" else "expired:" + name[:-5].rsplit(".", 1)[-1]
+                label = where
+                if where == "expired":  # <name>.<queue>.json, as set_aside() names them
+                    queue = name[:-5].rsplit(".", 1)[-1]
+                    label += f":{queue}" if queue in QUEUES else ""
                 try:
                     yield label, spool.event(where, name), name, None
                 except BadFile as exc:

@@ -8,6 +8,7 @@ events from being delivered.
 
 import json
 import os
+import random
 import shutil
 import subprocess
 import tempfile
@@ -127,7 +128,10 @@ def garbage(notifier, sub):
     (where / f"{old_id(50, 6)}.json").write_bytes(b"\x80\x81 not JSON")
     (where / f"{old_id(50, 7)}.json").write_text("[" * 100000)
     (where / f"{old_id(50, 8)}.json").write_text(json.dumps(dict(good, id=old_id(50, 9))))  # wrong id
-    return 9
+    (where / f"{old_id(50, 10)}.json").write_text("null")
+    huge_int = old_id(50, 11)
+    (where / f"{huge_int}.json").write_text(json.dumps(dict(good, id=huge_int, time=10**400)))
+    return 11
 
 
 def test_spool_garbage_is_set_aside_and_never_blocks_later_events(notifier, relay, syslog_all):
@@ -148,9 +152,9 @@ def test_spool_garbage_is_set_aside_and_never_blocks_later_events(notifier, rela
     logs = syslog_all()
     assert logs.count("set aside ") == planted
     for reason in ("not an event file name", "not a usable event: no valid type",
-                   "not a usable event: no valid time (inf)", "a directory", "a symbolic link",
+                   "not a usable event: no valid time (inf)", "not a usable event: no valid time (1000", "a directory", "a symbolic link",
                    "not a regular file", "not JSON (UnicodeDecodeError)", "not JSON (RecursionError)",
-                   "is not the file's name"):
+                   "is not the file's name", "not a usable event: not a JSON object"):
         assert reason in logs, reason
 
     listing = notifier.kachecks("spool", "list")
@@ -305,3 +309,38 @@ def test_root_only_spool_shared_later_is_usable_by_the_notify_user_after_one_flu
                             capture_output=True, text=True, timeout=30, preexec_fn=as_nobody)
     assert result.returncode == 0 and result.stderr == ""
     assert "VI_1: BACKUP -> MASTER" in relay.wait_for(2)[1]["Subject"]  # root's states were read
+
+
+def random_json(rng, depth=0):
+    pick = rng.randrange(9 if depth < 3 else 6)
+    return [lambda: rng.randrange(-2**70, 2**70), lambda: rng.uniform(-1e30, 1e30), lambda: None,
+            lambda: rng.random() < 0.5, lambda: "".join(chr(rng.randrange(0, 0x3000)) for _ in range(9)),
+            lambda: 10 ** rng.randrange(300, 400),
+            lambda: [random_json(rng, depth + 1) for _ in range(3)],
+            lambda: {"k": random_json(rng, depth + 1)},
+            lambda: float(rng.choice(["nan", "inf", "-inf"]))][pick]()
+
+
+def test_random_spool_files_never_stop_delivery_or_print_a_traceback(notifier, relay):
+    """300 seeded random files (events with a random field, bytes, names) in every queue."""
+    rng = random.Random(1511)
+    notifier.configure(relay)
+    make_spool(notifier)
+    for i in range(300):
+        sub = rng.choice(["incoming", "mail", "webhook", "expired"])
+        event = events.make("INSTANCE", f"FUZZ_{i}", "MASTER", 1)
+        name = rng.choice([event["id"], old_id(30, i),
+                           os.fsdecode(rng.randbytes(8)).replace("/", "_").replace("\0", "_")])
+        event["id"] = name if rng.random() < 0.7 else event["id"]
+        event[rng.choice(list(event))] = random_json(rng)
+        data = rng.choice([json.dumps(event).encode("utf-8", "surrogatepass"), rng.randbytes(40)])
+        (notifier.spool / sub / f"{name}.json").write_bytes(data)
+    for args in (("spool", "list"), ("notify", "INSTANCE", "VI_1", "MASTER", "100")):
+        result = notifier.kachecks(*args)
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+    notifier.wait_idle()
+    flushed = notifier.kachecks("spool", "flush")
+    assert flushed.returncode in (0, 1) and "Traceback" not in flushed.stderr
+    assert "internal error" not in flushed.stderr
+    assert any("VI_1: UNKNOWN -> MASTER (prio 100)" in m["Subject"] for m in relay.messages)
+    assert notifier.queued(("incoming", "mail")) == []
