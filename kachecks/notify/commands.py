@@ -44,6 +44,9 @@ class Guarded:
         return ctx.command_path if ctx else f"kachecks {self.name}"
 
     def parse_args(self, ctx, args):
+        if not args and getattr(self, "no_args_is_help", False) and not ctx.resilient_parsing:
+            click.echo(ctx.get_help(), color=ctx.color)  # `kachecks spool`: help, exit 0 (click 8.2+
+            ctx.exit()                                    # would call it a usage error, exit 2)
         try:
             return super().parse_args(ctx, args)
         except click.UsageError as exc:

@@ -95,6 +95,13 @@ def test_spool_list_and_purge_need_no_valid_delivery_settings(notifier, tmp_path
     assert flushed.returncode == 1 and "unknown key smtp.hots" in one_line(flushed)
 
 
+def test_spool_without_a_subcommand_shows_its_help(notifier):
+    result = notifier.kachecks("spool")
+    assert result.returncode == 0 and result.stderr == ""
+    assert "Usage: kachecks spool" in result.stdout
+    assert all(f"  {sub} " in result.stdout for sub in ("flush", "list", "purge"))
+
+
 @pytest.mark.parametrize("sub", ["list", "purge"])
 def test_spool_list_and_purge_help_offers_only_their_own_options(notifier, sub):
     text = notifier.kachecks("spool", sub, "--help").stdout
