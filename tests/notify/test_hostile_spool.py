@@ -218,6 +218,15 @@ def shared_dir():
     shutil.rmtree(path)
 
 
+def shared_kachecks(shared_dir):
+    """The ``kachecks`` launcher, copied where user nobody can run it (the one under test may
+    sit in a root-only directory)."""
+    launcher = shared_dir / "kachecks"
+    shutil.copy(command("kachecks")[0], launcher)
+    launcher.chmod(0o755)
+    return [str(launcher)]
+
+
 def shared_config(shared_dir, relay, spool):
     """A kachecks.toml root:nogroup 0640 (readable by the notify user); the env naming it."""
     config = shared_dir / "kachecks.toml"
@@ -244,9 +253,10 @@ def test_non_root_notify_under_keepalived_umask_shares_the_spool_with_root(share
     os.chown(spool, 0, 65534)
     spool.chmod(0o2770)
     env = shared_config(shared_dir, relay, spool)
+    kachecks = shared_kachecks(shared_dir)
 
     def notify(state, user):
-        return subprocess.run(command("kachecks") + ["notify", "INSTANCE", "VI_1", state, "100"],
+        return subprocess.run(kachecks + ["notify", "INSTANCE", "VI_1", state, "100"],
                               capture_output=True, text=True, env=env, timeout=30,
                               preexec_fn=as_nobody if user == "nobody" else None)
 
@@ -266,14 +276,14 @@ def test_non_root_notify_under_keepalived_umask_shares_the_spool_with_root(share
         "VI_1: UNKNOWN -> BACKUP (prio 100)", "VI_1: BACKUP -> MASTER (prio 100)",
         "VI_1: MASTER -> FAULT (prio 100)"]
 
-    procs = [subprocess.Popen(command("kachecks") + ["notify", "INSTANCE", f"VI_{i}", "BACKUP", "50"],
+    procs = [subprocess.Popen(kachecks + ["notify", "INSTANCE", f"VI_{i}", "BACKUP", "50"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
                               preexec_fn=as_nobody) for i in range(20)]
     for proc in procs:
         assert proc.wait(timeout=60) == 0, proc.stderr.read()
         proc.stderr.close()
     settled(23)
-    flushed = subprocess.run(command("kachecks") + ["spool", "flush"], capture_output=True, text=True,
+    flushed = subprocess.run(kachecks + ["spool", "flush"], capture_output=True, text=True,
                              env=env, timeout=60)
     assert flushed.returncode == 0 and "0 still queued" in flushed.stdout, flushed.stderr
     assert len(relay.messages) == 23
@@ -292,7 +302,7 @@ def test_root_only_spool_shared_later_is_usable_by_the_notify_user_after_one_flu
     """The upgrade path in docs/notifications.md: chgrp + chmod 2770, then `spool flush` once."""
     spool = shared_dir / "spool"
     env = shared_config(shared_dir, relay, spool)
-    kachecks = command("kachecks")
+    kachecks = shared_kachecks(shared_dir)
     assert subprocess.run(kachecks + ["notify", "INSTANCE", "VI_1", "BACKUP", "100"], env=env,
                           timeout=30).returncode == 0
     relay.wait_for(1)
