@@ -13,10 +13,12 @@ def toml_value(value):
 
 
 def toml_text(sections):
-    """``{"smtp": {"port": 25}}`` -> ``[smtp]\\nport = 25\\n``."""
+    """``{"smtp": {"port": 25}}`` -> ``[smtp]\\nport = 25\\n``; a list of tables is an array
+    of tables: ``{"check": [{"name": "web1"}]}`` -> ``[[check]]\\nname = "web1"\\n``."""
     out = []
     for section, values in sections.items():
-        out.append(f"[{section}]")
-        out.extend(f"{key} = {toml_value(value)}" for key, value in values.items())
-        out.append("")
+        for table in values if isinstance(values, list) else [values]:
+            out.append(f"[[{section}]]" if isinstance(values, list) else f"[{section}]")
+            out.extend(f"{key} = {toml_value(value)}" for key, value in table.items())
+            out.append("")
     return "\n".join(out)

@@ -8,7 +8,11 @@ import types
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ENTRY_POINTS = REPO / "packaging" / "debian" / "entry-points"
+# packaging/debian in the repository; debian/ in the source tree the package is built
+# from, where autopkgtest runs tests/packaging (scripts/build-deb --source).
+ENTRY_POINTS = next((p for p in (REPO / "packaging" / "debian" / "entry-points",
+                                 REPO / "debian" / "entry-points") if p.exists()),
+                    REPO / "packaging" / "debian" / "entry-points")
 
 
 def _entry_points():

@@ -18,6 +18,7 @@ METADATA = frozenset({"importlib.metadata", "importlib_metadata", "pkg_resources
 NEVER = METADATA | {
     "click", "requests", "urllib3", "asyncio", "logging", "dataclasses", "typing",
     "argparse", "email", "http.client",
+    "kachecks.agent", "prometheus_client",  # the resident agent's, never a forked check's
 }
 LDAP_CLIENTS = frozenset({"ldap3", "pyasn1"})
 TLS = frozenset({"ssl", "_ssl"})  # OpenSSL only when TLS is used

@@ -1,7 +1,6 @@
 """Fixtures every test area shares; area-specific ones live in tests/<area>/conftest.py."""
 
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import pytest
 
 from harness.peers import cli
 from harness.peers.ports import free_port
+from harness.peers.syslog import SyslogSink
 from harness.peers.worker import Worker
 
 
@@ -27,22 +27,9 @@ def isolated_runtime(tmp_path, monkeypatch):
 @pytest.fixture
 def syslog_socket(tmp_path, monkeypatch):
     """A datagram socket standing in for /dev/log; returns a function reading messages."""
-    path = tmp_path / "log.sock"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(path))
-    sock.setblocking(False)
-    monkeypatch.setenv("KACHECKS_SYSLOG_SOCKET", str(path))
-
-    def messages():
-        out = []
-        while True:
-            try:
-                out.append(sock.recv(65536).decode("utf-8", "replace"))
-            except BlockingIOError:
-                return out
-
-    yield messages
-    sock.close()
+    with SyslogSink(tmp_path / "log.sock") as sink:
+        monkeypatch.setenv("KACHECKS_SYSLOG_SOCKET", sink.path)
+        yield sink.messages
 
 
 @pytest.fixture

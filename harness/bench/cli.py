@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 
+from harness.bench import agent as agent_rows
 from harness.bench.measure import REPO, Launcher, build_commands, machine, measure, validate
 from harness.bench.render import render, write_doc
 from harness.bench.servers import CgroupWorker, Servers
@@ -60,6 +61,12 @@ def parse_args(argv):
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     parser.add_argument("--no-worker", action="store_true",
                         help="leave out the rows handed to `kachecks worker`")
+    parser.add_argument("--no-agent", action="store_true",
+                        help="leave out the `kachecks agent` rows (CPU per check run in-process)")
+    parser.add_argument("--agent-rounds", type=int, default=5,
+                        help="rounds per agent row, a fresh agent each (default 5)")
+    parser.add_argument("--agent-window", type=float, default=6.0,
+                        help="seconds measured per agent round (default 6)")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -108,7 +115,8 @@ def run(args, argv, workdir):
         try:
             commands = build_commands(launcher, servers, interpreter, worker_skip)
             if args.only:
-                commands = [c for c in commands if c.kind == "floor"
+                compared = set() if args.no_agent else agent_rows.peers(args.only)
+                commands = [c for c in commands if c.kind == "floor" or c.label in compared
                             or any(word in c.label for word in args.only)]
             for c in commands:
                 # in-process rows must not reach a worker, not even an installed one
@@ -125,5 +133,31 @@ def run(args, argv, workdir):
         finally:
             if worker is not None:
                 worker.stop()
+        agent_lines = [] if args.no_agent else run_agent(args, launcher, servers, commands, env)
         return render(commands, args.runs, machine(launcher, interpreter), started,
-                      time.monotonic() - clock, argv, worker_counted, worker_rss)
+                      time.monotonic() - clock, argv, worker_counted, worker_rss) + \
+            "".join(line + "\n" for line in agent_lines)
+
+
+def run_agent(args, launcher, servers, commands, env):
+    """The agent rows, measured after the forked ones against the same peers."""
+    from harness.peers.rawhttp import http_response
+    from harness.peers.responder import Responder
+
+    missing = launcher.missing("kachecks.agent.daemon")
+    agent_env = dict(env, KACHECKS_WORKER_SOCKET=os.path.join(env["KACHECKS_STATE_DIR"],
+                                                               "no-worker.sock"))
+    command = launcher.argv("kachecks")
+    with Responder(http_response(agent_rows.SMALL_BODY)) as web:
+        https_port = servers.https.server_address[1]
+        rows = agent_rows.build_rows(servers, f"http://{web.address}/small",
+                                     f"https://127.0.0.1:{https_port}/small", args.only)
+        if not rows:
+            return []
+        for row in rows:
+            row.skip = row.skip or missing
+        agent_rows.measure(rows, command, agent_env, args.agent_rounds, args.agent_window,
+                           sys.stderr.isatty())
+    rss = None if missing else agent_rows.resident_set(command, agent_env)
+    by_label = {c.label: c for c in commands}
+    return agent_rows.render(rows, by_label, args.agent_rounds, args.agent_window, rss)

@@ -30,8 +30,9 @@ class Command:
     """One row of the table: an argv and what it must exit with to count."""
 
     def __init__(self, label, argv, peer=None, expect=0, kind="check", body=0, skip=None,
-                 worker=False, env=None):
+                 worker=False, env=None, over=None):
         self.label = label
+        self.over = over  # label of the row this one adds to (its extra cost is noted)
         self.extra_env = env or {}
         self.argv = argv
         self.worker = worker  # handed to `kachecks worker`: its CPU counts too
@@ -127,14 +128,22 @@ def build_commands(launcher, servers, floor_python, worker_skip):
         rows.append(Command("check_ldap", [], kind="c", skip=ldap))
         rows.append(Command("kachecks-ldap ldaps", [], skip=ldap))
         rows.append(Command("check_ldap --ssl", [], kind="c", skip=ldap))
+        rows.append(Command("kachecks-ldap --provider", [], skip=ldap))
     else:
         slapd, search = ldap, REFERENCE
+        fresh = ["--provider", servers.provider.url]
         rows += [
             Command("kachecks-ldap", launcher.argv("kachecks-ldap", "--uri", slapd.url, *search),
                     peer="check_ldap", skip=ldap_miss),
             Command("kachecks-ldap, worker", launcher.argv(
                 "kachecks-ldap", "--uri", slapd.url, *search), peer="check_ldap",
                 skip=ldap_miss or worker_skip, worker=True),
+            Command("kachecks-ldap --provider", launcher.argv(
+                "kachecks-ldap", "--uri", slapd.url, *search, *fresh), peer="check_ldap",
+                skip=ldap_miss, over="kachecks-ldap"),
+            Command("kachecks-ldap --provider, worker", launcher.argv(
+                "kachecks-ldap", "--uri", slapd.url, *search, *fresh), peer="check_ldap",
+                skip=ldap_miss or worker_skip, worker=True, over="kachecks-ldap, worker"),
             Command("check_ldap", [plug + "check_ldap", "-H", slapd.host, "-p", str(slapd.port),
                                    "-b", BASE, "-3"], kind="c"),
             Command("kachecks-ldap ldaps", launcher.argv("kachecks-ldap", "--uri", slapd.ldaps_url,
@@ -270,7 +279,8 @@ def machine(launcher, interpreter):
     except OSError:
         pass
     revision = _version(["git", "-C", launcher.tree, "describe", "--always", "--dirty"])
-    where = (f"dev tree {launcher.tree} at {revision}, wrappers like the .deb's,"
+    # the commit, not the checkout's path: the table is published
+    where = (f"source tree at {revision}, wrappers like the .deb's,"
              " PYTHONPATH=tree"
              if launcher.dev else f"installed executables in {launcher.bin_dir}"
              f" (kachecks {_deb_version('kachecks')})")

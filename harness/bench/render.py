@@ -78,6 +78,13 @@ def render(commands, runs, info, started, elapsed, argv, worker_counted=True, wo
         if c.failures:
             notes.append(f"- `{c.label}`: {c.failures} of {runs} runs exited otherwise "
                          f"than {c.expect}")
+        base = by_label.get(c.over)
+        if base is not None and base.samples:
+            extra = [statistics.median(s[i] for s in c.samples)
+                     - statistics.median(s[i] for s in base.samples) for i in (0, 1)]
+            notes.append(f"- `{c.label}`: {extra[0] * 1000:+.1f} ms CPU, {extra[1] * 1000:+.1f} ms"
+                         f" wall against `{base.label}` (difference of the medians, same"
+                         " server)")
     big = [c for c in commands if c.body]
     if big:
         lines += ["", "Large body (throughput = body bytes / wall time; 1 MB = 10⁶ bytes):",

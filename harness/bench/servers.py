@@ -1,8 +1,9 @@
 """The local peers the bench measures against, all on loopback, and the worker it hands runs to.
 
 A threaded HTTP server (a 1 KiB page and a large streamed body), the same over TLS, a
-TCP listener that accepts and closes, slapd with the reference tree, and `kachecks
-worker` in a cgroup of its own.
+TCP listener that accepts and closes, slapd with the reference tree (a syncrepl
+consumer, beside its provider, so that `--provider` runs against the same server as
+plain ones), and `kachecks worker` in a cgroup of its own.
 """
 
 import http.server
@@ -14,7 +15,7 @@ import time
 
 from harness.peers import certs
 from harness.peers.netns import TornDown
-from harness.peers.slapd import Slapd
+from harness.peers.slapd import Replication
 from harness.peers.worker import Worker
 
 SMALL_BODY = b"<html><body>kachecks bench page: " + b"ok " * 300 + b"</body></html>\n"
@@ -98,25 +99,30 @@ def start_tcp():
 
 
 class Servers(TornDown):
-    """Every peer of one bench run; ``ldap`` is a Slapd, or why none runs (a string)."""
+    """Every peer of one bench run; ``ldap`` is a Slapd (a consumer of ``provider``), or
+    why none runs (a string)."""
 
     def __init__(self, big_size, workdir):
         self.big_size = big_size
         self.workdir = workdir
-        self.http = self.https = self.tcp = self.ldap = None
+        self.http = self.https = self.tcp = self.ldap = self.provider = None
+        self.replication = None
 
     def up(self):
         self.http = start_http(self.big_size)
         self.https = start_https(self.workdir)
         self.tcp = start_tcp()
         try:
-            self.ldap = Slapd().start()
+            self.replication = Replication().start()
+            self.ldap, self.provider = self.replication.consumer, self.replication.providers[0]
         except Exception as exc:  # no slapd: the other rows still count
+            self.replication = None
             self.ldap = f"slapd not started: {type(exc).__name__}: {exc}"[:160]
 
     def down(self):
-        if isinstance(self.ldap, Slapd):
-            self.ldap.stop()
+        if self.replication is not None:
+            self.replication.stop()
+        self.replication = self.provider = None
         for server in (self.http, self.https):
             if server is not None:
                 server.shutdown()

@@ -1,4 +1,4 @@
-"""``kachecks notify``, ``kachecks fifo`` and ``kachecks spool``: options, help, exit codes.
+"""``kachecks notify``, ``kachecks fifo`` and ``kachecks spool`` (docs/notifications.md).
 
 Each click callback returns the exit code of a CLI helper; every command runs
 through the one guard (kachecks.runtime.guarded), which turns a failure into
@@ -220,7 +220,7 @@ keepalived.conf (reference deployment, lvs1/lvs2):
 Examples:
   kachecks notify INSTANCE VI_1 MASTER 100
   kachecks notify GROUP G1 BACKUP 0
-  kachecks notify RS [192.168.8.101]:tcp:80 [192.168.8.100]:tcp:80 DOWN
+  kachecks notify RS [192.168.8.101]:tcp:80 [192.168.8.142]:tcp:80 DOWN
   kachecks notify --config /tmp/test.toml INSTANCE VI_1 FAULT 100
 
 Exit status: 0 once the event is spooled (delivery runs detached and
@@ -255,8 +255,8 @@ keepalived.conf (reference deployment):
 keepalived appends the FIFO path. Lines understood:
   INSTANCE "VI_1" MASTER 100
   GROUP "G1" BACKUP 0
-  VS [192.168.8.100]:tcp:80 UP
-  RS [192.168.8.101]:tcp:80 [192.168.8.100]:tcp:80 DOWN
+  VS [192.168.8.142]:tcp:80 UP
+  RS [192.168.8.101]:tcp:80 [192.168.8.142]:tcp:80 DOWN
   RS [192.168.8.101]:tcp:80 FWM 5 UP
 
 \b

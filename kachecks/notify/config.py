@@ -84,7 +84,11 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 BODY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # a body may have lines and tabs
 
 
-class ConfigError(UsageError):
+# Tables of the same file that `kachecks agent` owns and validates ([agent], [[check]]).
+AGENT_SECTIONS = ("agent", "check")
+
+
+class ConfigError(UsageError, ValueError):
     """One line for people, naming the file and the key."""
 
 
@@ -205,8 +209,11 @@ def parse(data, where="configuration"):
     """Validate a parsed TOML dict (missing keys get defaults)."""
     out = {}
     for section, value in data.items():
+        if section in AGENT_SECTIONS:
+            continue
         if section not in SCHEMA:
-            raise ConfigError(f"{where}: unknown section [{section}] (known: {', '.join(SCHEMA)})")
+            known = ", ".join((*SCHEMA, *AGENT_SECTIONS))
+            raise ConfigError(f"{where}: unknown section [{section}] (known: {known})")
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: {section} must be a [{section}] table")
     for section, keys in SCHEMA.items():
@@ -230,10 +237,10 @@ def parse(data, where="configuration"):
 
 
 def read(path=None):
-    """``(path, TOML dict)`` from ``--config``, ``$KACHECKS_CONFIG`` or the default path.
+    """(path, parsed TOML) of ``--config``, ``$KACHECKS_CONFIG`` or the default file.
 
     A missing file is an error only when it was asked for explicitly; the
-    default path missing means built-in defaults (local relay, root@localhost).
+    default path missing reads as an empty file (built-in defaults).
     """
     explicit = path or os.environ.get("KACHECKS_CONFIG")
     path = explicit or DEFAULT_PATH
@@ -282,7 +289,10 @@ def spool_dir(path=None):
 
 
 def load(path=None, overrides=None):
-    """The validated configuration, with the command-line overrides applied."""
+    """Read the file (see ``read``) and apply overrides: the validated Config.
+
+    Without a file, the defaults: local relay, root@localhost.
+    """
     path, data = read(path)
     for dotted, value in (overrides or {}).items():
         if value is None or value == ():

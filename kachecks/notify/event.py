@@ -19,7 +19,7 @@ MAX_TEXT = 1024  # per field: a name longer than this is cut, so an event file s
 # What must not reach a mail header, a syslog line or a terminal as is.
 UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
-# The VRRP name is quoted and NOT escaped by keepalived, so anchor the tail.
+# docs/reference.md, "FIFO lines": the VRRP name is quoted and NOT escaped, so anchor the tail.
 VRRP_LINE = re.compile(r'(INSTANCE|GROUP) "(.*)" (\S+) (-?\d+)')
 # RS <[ip]:proto:port> <vs> STATE ; <vs> may be "FWM 5" (5 tokens) or [grp]:port.
 RS_LINE = re.compile(r"RS (\[[^\]]*\]:\S+) (.+) (\S+)")
@@ -167,7 +167,7 @@ def _lvs(kind, rest, raw, source):
         name, vs = rest[0], " ".join(rest[1:-1]) or None
     else:
         if len(rest) < 2:
-            raise EventError("VS needs the virtual server and a STATE, e.g. VS [192.168.8.100]:tcp:80 UP")
+            raise EventError("VS needs the virtual server and a STATE, e.g. VS [192.168.8.142]:tcp:80 UP")
         name, vs = " ".join(rest[:-1]), None
     return make(kind, name, _state(rest[-1]), None, vs, raw, source)
 
@@ -192,7 +192,7 @@ def from_argv(args):
 
 
 def from_fifo_line(line):
-    """One FIFO line (see docs/notifications.md), without its newline or a trailing NUL."""
+    """One FIFO line (docs/reference.md, "FIFO lines"), without its newline or a trailing NUL."""
     line = line.rstrip("\r\n\0").rstrip("\n")
     match = VRRP_LINE.fullmatch(line)
     if match:

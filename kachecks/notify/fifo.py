@@ -1,4 +1,4 @@
-"""The FIFO reading loop behind ``kachecks fifo``.
+"""The FIFO reading loop behind ``kachecks fifo`` (docs/reference.md, "FIFO lines").
 
 keepalived SIGTERMs the FIFO script's process group *before* writing the STOP
 lines, so SIGTERM only means "keepalived is going": read on until EOF (all

@@ -28,7 +28,8 @@ CHECK_MODULES = ("kachecks.checks.http", "kachecks.checks.tcp", "kachecks.checks
 PRELOAD = ("ssl", "ldap3", "hashlib",
            *(type(digests.new(name, fast_start=True)).__module__ for name in digests.ALGORITHMS),
            "re", "base64", "binascii", "faulthandler", "encodings.idna", "kachecks.syslogger",
-           "kachecks.deadline", "kachecks.net.connect", "kachecks.net.tls", "kachecks.http.fetch") + CHECK_MODULES
+           "kachecks.deadline", "kachecks.net.connect", "kachecks.net.tls", "kachecks.http.fetch",
+           "kachecks.checks.replication") + CHECK_MODULES
 
 def decode_request(payload):
     """(module, prog, cwd, env, argv) from the client's bytes, or ValueError."""
@@ -176,7 +177,7 @@ def _command():
 Examples:
   kachecks worker                                 # root-only socket
   kachecks worker --group keepalived_script       # for checks run as that user
-  KACHECKS_WORKER_SOCKET=/run/kachecks/worker.sock kachecks-ldap --uri ldap://192.168.8.111 ...
+  KACHECKS_WORKER_SOCKET=/run/kachecks/worker.sock kachecks-ldap --uri ldap://192.168.8.101 ...
 """)
     @click.option("--socket", "path", metavar="PATH", default=None,
                   help=f"listen here (default $KACHECKS_WORKER_SOCKET or {socket_path()})")

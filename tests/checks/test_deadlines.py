@@ -1,4 +1,5 @@
-"""The total deadline and SIGTERM: a check never outlives --timeout or misc_timeout (SPEC §2)."""
+"""The total deadline and SIGTERM: a check never outlives --timeout or misc_timeout
+(docs/reference.md, "The check contract")."""
 
 import os
 import signal

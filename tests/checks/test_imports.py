@@ -1,4 +1,5 @@
-"""Start-up imports only what the requested path needs (SPEC §2: start-up cost is a feature)."""
+"""Start-up imports only what the requested path needs
+(docs/reference.md, "The check contract": start-up cost)."""
 
 import pytest
 

@@ -1,4 +1,5 @@
-"""kachecks-tcp against real local servers: connect, send/expect, agent, PROXY (SPEC §2.2)."""
+"""kachecks-tcp against real local servers: connect, send/expect, agent, PROXY
+(docs/reference.md, "kachecks-tcp")."""
 
 import socket
 

@@ -5,6 +5,7 @@ tests that modify data or hurt the server take ``own_slapd``.
 """
 
 import os
+import time
 
 import pytest
 
@@ -64,3 +65,41 @@ def dripping_server():
     answer = bytes.fromhex("300c020101650702010004000400")
     with RawHTTPServer(answer, drip=0.2, read_request="once") as server:
         yield f"ldap://{server.address}"
+
+
+# --- replication (kachecks-ldap --provider) -------------------------------------
+
+@pytest.fixture(scope="module")
+def replicas(certs):
+    """A provider (server ID 1), its refreshOnly consumer and a server that is no replica,
+    all loaded with a tree written a day ago (a quiet day, then the tests' writes)."""
+    with ldap_peer.Replication(providers=1, certs=certs, plain=True,
+                               written=time.time() - 86400) as repl:
+        yield repl
+
+
+@pytest.fixture(scope="module")
+def two_providers(certs):
+    """Two multi-provider servers (server IDs 1 and 2) and a consumer of the first."""
+    with ldap_peer.Replication(providers=2, certs=certs) as repl:
+        yield repl
+
+
+def _running_in_sync(repl):
+    if not repl.in_sync():
+        repl.catch_up()
+    yield repl
+    for provider in repl.providers:
+        provider.resume()
+
+
+@pytest.fixture
+def replication(replicas):
+    """``replicas`` with every provider running and the consumer in sync with it."""
+    yield from _running_in_sync(replicas)
+
+
+@pytest.fixture
+def multi_provider(two_providers):
+    """``two_providers`` running, the consumer in sync with both."""
+    yield from _running_in_sync(two_providers)

@@ -1,4 +1,5 @@
-"""The reference deployment's MISC_CHECK against a real slapd (SPEC §0, §2.3)."""
+"""The reference deployment's MISC_CHECK against a real slapd
+(docs/reference.md, "The reference deployment" and "kachecks-ldap")."""
 
 from harness.checks import BASE, REFERENCE, ldap_check
 from harness.peers import cli

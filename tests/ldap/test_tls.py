@@ -1,4 +1,5 @@
-"""StartTLS and LDAPS against slapd with a CA the tests made (SPEC §2.1 TLS options)."""
+"""StartTLS and LDAPS against slapd with a CA the tests made
+(docs/reference.md, "Options every check shares": TLS)."""
 
 import pytest
 

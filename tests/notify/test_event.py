@@ -1,4 +1,5 @@
-"""Every argv and FIFO line form keepalived produces (2.2.7 up to its master branch)."""
+"""Every argv and FIFO line form keepalived produces
+(docs/reference.md, "Notify arguments" and "FIFO lines")."""
 
 import os
 import time

@@ -19,7 +19,8 @@ def fifo_path(tmp_path):
 
 
 class Keepalived:
-    """The writing side as keepalived opens it: O_RDWR|O_NONBLOCK, one write() per line."""
+    """The writing side: O_RDWR|O_NONBLOCK, one write() per line
+    (docs/reference.md, "FIFO lines")."""
 
     def __init__(self, path):
         self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)

@@ -36,7 +36,8 @@ def lab(tmp_path):
 
 
 def wrapper(directory):
-    """keepalived runs scripts as root only from root-owned paths no one else can write."""
+    """keepalived runs scripts as root only from root-owned, 0755 paths
+    (docs/reference.md, "Script security")."""
     kachecks = " ".join(command("kachecks"))
     return write_script(Path(directory) / "kachecks",
                         f'#!/bin/sh\nexec {kachecks} "$@"\n')

@@ -1,11 +1,13 @@
-"""Tests of the installed Debian package; collected only under scripts/test-deb.
+"""Tests of the installed Debian package; collected only with KACHECKS_DEB_TESTS=1.
 
-scripts/test-deb builds the package, installs it and runs this directory
-with KACHECKS_DEB_TESTS=1, KACHECKS_DEB (the .deb it installed) and
-KACHECKS_DEB_NEXT (the same package one version up, for the upgrade test).
-Without KACHECKS_DEB_TESTS=1 nothing here is collected (the dev suite must
-not touch the system's packages); with it, a package that is not installed
-is a failure, never a skip.
+Two runners set it. autopkgtest runs packaging/debian/tests/control (every test
+here but the life cycle) against the package it installed, as Debian's CI
+does; scripts/test-deb runs that through ``autopkgtest … -- null`` with
+KACHECKS_DEB (the .deb it built), then the life cycle test itself with
+KACHECKS_DEB_NEXT (the same package one version up) too. Without
+KACHECKS_DEB_TESTS=1 nothing here is collected (the dev suite must not touch
+the system's packages); with it, a package that is not installed is a
+failure, never a skip.
 """
 
 import os
@@ -39,13 +41,14 @@ def next_deb():
 
 
 @pytest.fixture
-def installed(deb, monkeypatch):
-    """The package is installed at the built version; executables come from /usr/bin."""
+def installed(monkeypatch):
+    """The package is installed (at the built version, when KACHECKS_DEB names the
+    .deb); executables come from /usr/bin."""
     version = installed_version()
-    assert version == deb_version(deb), (
-        f"{PACKAGE} {deb_version(deb)} must be installed (scripts/test-deb installs it), "
-        f"found {version or 'none'}"
-    )
+    assert version, f"{PACKAGE} must be installed (autopkgtest or scripts/test-deb installs it)"
+    if os.environ.get("KACHECKS_DEB"):
+        built = deb_version(_deb_from_env("KACHECKS_DEB"))
+        assert version == built, f"{PACKAGE} {built} must be installed, found {version}"
     monkeypatch.setenv("KACHECKS_BIN_DIR", "/usr/bin")
     monkeypatch.delenv("PYTHONPATH", raising=False)
     return version

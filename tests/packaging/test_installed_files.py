@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from harness.debian import PACKAGE
+from harness.docs import every_command, man_page_of, man_problems, render_man
 from harness.entrypoints import names as executables
 from harness.peers.cli import run
 
@@ -121,6 +122,23 @@ def test_man_pages_render_without_warnings(installed):
                               capture_output=True, text=True, env={"MANWIDTH": "80", "PATH": "/usr/bin:/bin"})
         assert done.returncode == 0 and done.stderr == "", (name, done.stderr)
         assert "Traceback" not in done.stdout, name
+
+
+def test_man_pages_keep_every_option_and_example_of_every_command(installed):
+    """`man -l` output: each option an entry of its own, examples line for line."""
+    rendered = {}
+    lost = {}
+    for words in every_command(run, executables()):
+        page = man_page_of(words)
+        if page not in rendered:
+            text, warnings = render_man(f"/usr/share/man/man1/{page}.1.gz")
+            assert warnings == "", (page, warnings)
+            rendered[page] = text
+        problems = man_problems(run(*words, "--help").stdout, rendered[page])
+        if problems:
+            lost[" ".join(words)] = problems
+    assert len(rendered) == len(executables())
+    assert lost == {}
 
 
 def test_every_doc_path_the_package_mentions_exists(installed):

@@ -1,4 +1,4 @@
-"""The start-up budget cannot silently regress (issue 8, SPEC §1).
+"""The start-up budget cannot silently regress (issue 8; docs/reference.md, "The check contract").
 
 keepalived forks every check each delay_loop, so what a check imports is
 what it costs. Each check path runs here as keepalived runs it, through
