@@ -162,39 +162,42 @@ def warn(prog, message):
     log(f"{prog}: {message}", LOG_ERR)
 
 
-def accept(prog, evt, root, cfg):
-    """Spool durably, log, then make sure a deliverer runs (none while ``cfg`` is None: broken).
-
-    CommandFailure only if the event is not on disk; even without channels a
-    deliverer runs, to empty incoming/.
-    """
+def put(evt, root):
+    """Spool ``evt`` durably; the open Spool, or CommandFailure if the event is not on disk."""
     try:
-        with store.Spool(root) as spool:
+        spool = store.Spool(root)
+        try:
             spool.put(evt)
-            note = "" if cfg else ", not delivered until the configuration is fixed"
-            log(f"event {events.describe(evt)} (from {evt['source']}, spooled as {evt['id']}{note})",
-                LOG_NOTICE)
-            if cfg:
-                try:
-                    detach.kick(spool, cfg)
-                except store.SpoolError as exc:
-                    warn(prog, f"{exc}; the event stays in the spool")
+        except BaseException:
+            spool.close()
+            raise
     except store.SpoolError as exc:
         raise CommandFailure(f"{exc} — event NOT queued: {events.describe(evt)}") from None
+    return spool
+
+
+def announce(prog, evt, spool, cfg):
+    """Log the spooled event, then make sure a deliverer runs (none while ``cfg`` is None:
+    the configuration is broken). Even without channels a deliverer runs, to empty incoming/."""
+    note = "" if cfg else ", not delivered until the configuration is fixed"
+    log(f"event {events.describe(evt)} (from {evt['source']}, spooled as {evt['id']}{note})", LOG_NOTICE)
+    if cfg:
+        try:
+            detach.kick(spool, cfg)
+        except store.SpoolError as exc:
+            warn(prog, f"{exc}; the event stays in the spool")
 
 
 def queue_event(prog, event_args, opts):
     """``kachecks notify``: the event is on disk before the configuration is even validated."""
     evt = events.from_argv(event_args)
-    try:
-        cfg, problem = load_config(opts), None
-    except configuration.ConfigError as exc:  # a broken config must not lose the event
-        cfg, problem = None, exc
-    root = cfg.spool_dir if cfg else fallback_spool_dir(opts)
-    try:
-        accept(prog, evt, root, cfg)
-    except CommandFailure as failure:
-        raise CommandFailure(f"{problem} — {failure}" if problem else str(failure)) from None
+    root = fallback_spool_dir(opts)  # what the configuration names, as far as it can be read
+    with put(evt, root) as spool:
+        try:
+            cfg, problem = load_config(opts), None
+        except configuration.ConfigError as exc:
+            cfg, problem = None, exc
+        announce(prog, evt, spool, cfg)
     if problem:
         raise CommandFailure(f"{problem} — event kept in {root}; fix it, then run "
                              "`kachecks spool flush`")
@@ -287,7 +290,9 @@ def read_fifo(prog, fifo_path, opts):
 
     def on_line(line):
         try:
-            accept(prog, events.from_fifo_line(line), root, cfg)
+            evt = events.from_fifo_line(line)
+            with put(evt, root) as spool:
+                announce(prog, evt, spool, cfg)
         except events.EventError as exc:
             click.echo(f"{prog}: skipped: {exc}", err=True)
             log(f"{prog}: skipped: {exc}", LOG_WARNING)
