@@ -176,3 +176,18 @@ def test_fifo_line_without_newline_is_skipped_in_bounded_memory(notifier, relay,
     assert subjects(msgs) == ["VI_1: UNKNOWN -> BACKUP (prio 100)", "VI_1: BACKUP -> MASTER (prio 100)"]
     assert grown < 8 * 1024, f"the reader grew by {grown} KiB"
     assert "skipped a line longer than 65536 bytes" in syslog_all()
+
+
+def test_broken_configuration_still_spools_every_fifo_line(notifier, fifo_path):
+    """keepalived does not wait for the reader: what it does not read is lost."""
+    notifier.config.write_text(f'[smtp]\nport = "25"\n[spool]\ndir = "{notifier.spool}"\n')
+    with Reading(fifo_path) as session:
+        session.keepalived.write('INSTANCE "VI_1" MASTER 100', 'GROUP "G1" MASTER 0')
+        for _ in range(200):
+            if len(notifier.queued()) == 2:
+                break
+            time.sleep(0.05)
+    assert session.reader.returncode == 1
+    assert session.err.count("\n") == 1 and "smtp.port must be an integer" in session.err
+    assert "events are kept in the spool until it is fixed" in session.err
+    assert len(notifier.queued(("incoming",))) == 2
