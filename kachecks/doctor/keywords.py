@@ -85,10 +85,10 @@ virtual_server:
     HTTP_GET:
       alpha bind_if bind_port bindto connect_ip connect_port connect_timeout
       delay_before_retry delay_loop enable_sni fast_recovery fwmark http_protocol
-      log_all_failures nb_get_retry retry sni_name@dev tls_compliant@2.2.8
+      log_all_failures nb_get_retry retry sni_name@dev
       url:
         digest path regex regex_max_offset regex_min_offset regex_no_match regex_options
-        regex_stack status_code tls_compliant@2.2.8 virtualhost
+        regex_stack status_code virtualhost
       virtualhost warmup
     inhibit_on_failure lthreshold lvs_method
     MISC_CHECK:
@@ -107,7 +107,14 @@ virtual_server:
         delay_before_retry delay_loop fwmark log_all_failures retry warmup
       log_all_failures retry warmup
     snmp_name
-    SSL_GET=HTTP_GET
+    SSL_GET:
+      alpha bind_if bind_port bindto connect_ip connect_port connect_timeout
+      delay_before_retry delay_loop enable_sni fast_recovery fwmark http_protocol
+      log_all_failures nb_get_retry retry sni_name@dev tls_compliant@2.2.8
+      url:
+        digest path regex regex_max_offset regex_min_offset regex_no_match regex_options
+        regex_stack status_code tls_compliant@2.2.8 virtualhost
+      virtualhost warmup
     TCP_CHECK:
       alpha bind_if bind_port bindto connect_ip connect_port connect_timeout
       delay_before_retry delay_loop fwmark log_all_failures retry warmup

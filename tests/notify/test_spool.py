@@ -5,7 +5,6 @@ import signal
 import time
 
 from harness.peers.smtp import SmtpSink
-from kachecks.notify import spool as store
 
 
 def test_relay_down_notify_returns_at_once_and_flush_delivers_each_later(notifier, unused_port):
@@ -112,7 +111,7 @@ def test_mail_taken_by_the_relay_but_unconfirmed_is_resent_with_the_same_message
 
     def kill_deliverer():
         if not killed:
-            pid = store.Lock(str(notifier.spool)).holder()
+            pid = notifier.holder()
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
 
