@@ -4,11 +4,20 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from harness.checks import REFERENCE
 from kachecks.checks import registry
 from kachecks.checks.contract import evaluate
 
 SLACK = 1.0
+
+
+@pytest.fixture(autouse=True, scope="module")
+def ldap3_loaded():
+    """These tests time a stopped provider, not ldap3's first import (a cold cache compiles
+    it, over a second on a loaded machine): a resident agent pays that once, so do we."""
+    import ldap3  # noqa: F401
 
 
 def target_for(repl, *extra):
