@@ -17,14 +17,19 @@ MULTI = "multi"  # one argument; every occurrence is kept, in order
 
 
 class Opt:
-    """One option: its spellings, its kind, how to convert its argument."""
+    """One option: its spellings, its kind, how to convert its argument.
 
-    __slots__ = ("dest", "short", "long", "kind", "metavar", "help", "default", "convert", "section")
+    ``aliases``: more one-letter spellings (another tool's: check_http's ``-H``).
+    """
+
+    __slots__ = ("dest", "short", "long", "kind", "metavar", "help", "default", "convert", "section",
+                 "aliases")
 
     def __init__(self, dest, short=None, long=None, kind=VALUE, metavar="VALUE",
-                 help="", default=None, convert=None, section="Options"):
+                 help="", default=None, convert=None, section="Options", aliases=""):
         self.dest = dest
         self.short = short
+        self.aliases = aliases
         self.long = long
         self.kind = kind
         self.metavar = metavar
@@ -36,7 +41,7 @@ class Opt:
         self.section = section
 
     def spelling(self):
-        names = [f"-{self.short}"] if self.short else []
+        names = [f"-{letter}" for letter in (self.short or "") + self.aliases]
         if self.long:
             names.append(f"--{self.long}")
         text = ", ".join(names)
@@ -60,7 +65,7 @@ def parse(opts, argv, positionals=0):
     ``positionals`` is how many non-option arguments are allowed (-1: any).
     Raises UsageError with a one-line message.
     """
-    by_short = {o.short: o for o in opts if o.short}
+    by_short = {letter: o for o in opts for letter in (o.short or "") + o.aliases}
     by_long = {o.long: o for o in opts if o.long}
     values = {o.dest: (list(o.default) if o.kind == MULTI else o.default) for o in opts}
     args = []
@@ -128,6 +133,49 @@ def _store(opt, raw, values, flag):
         values[opt.dest].append(value)
     else:
         values[opt.dest] = value
+
+
+# -- number converters ---------------------------------------------------------
+# What a converter accepts is what the program can use: a timeout no socket or
+# timer takes (1e10, inf, nan) is a usage error here, not an OverflowError later.
+
+MIN_SECONDS = 0.001
+MAX_SECONDS = 86400  # a day: longer than any check or fetch could mean to wait
+MAX_FWMARK = 0xFFFFFFFF  # SO_MARK is 32 bits
+
+
+def seconds(text):
+    """A number of seconds from MIN_SECONDS to MAX_SECONDS (``2``, ``0.5``, ``1e-1``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not MIN_SECONDS <= value <= MAX_SECONDS:  # nan fails both
+        raise ValueError(f"expected a positive number of seconds, {MIN_SECONDS:g} to"
+                         f" {MAX_SECONDS}, got {text!r}")
+    return value
+
+
+def decimal(text):
+    """An int from ASCII decimal digits with an optional sign, like strtol (not ``1_000``)."""
+    body = text.strip()
+    digits = body[1:] if body[:1] in "+-" else body
+    if not (digits.isascii() and digits.isdigit()):
+        raise ValueError(f"expected an integer, got {text!r}")
+    return int(body)
+
+
+def integer(low, high):
+    """A converter: a decimal integer from ``low`` to ``high``."""
+    kind = {0: "a non-negative integer", 1: "a positive integer"}.get(low, f"an integer from {low}")
+
+    def convert(text):
+        value = decimal(text)
+        if not low <= value <= high:
+            raise ValueError(f"expected {kind} up to {high}, got {text!r}")
+        return value
+
+    return convert
 
 
 def render_help(usage, description, opts, epilog=""):

@@ -9,6 +9,8 @@ import sys
 
 from kachecks import __version__
 from kachecks.checks import registry
+from kachecks.errors import UsageError
+from kachecks.status import ExitCode
 
 # Subcommands that keep their own getopt-style parser (kachecks.argspec).
 # name -> (module, one-line help); the checks are kachecks.checks.registry's.
@@ -21,6 +23,8 @@ CLICK_COMMANDS = {
     "fifo": ("kachecks.notify.commands", "fifo"),
     "spool": ("kachecks.notify.commands", "spool"),
     "worker": ("kachecks.worker.server", "worker"),
+    "agent": ("kachecks.agent.cli", "agent"),
+    "doctor": ("kachecks.doctor.cli", "doctor"),
 }
 
 
@@ -37,16 +41,27 @@ def _run_check(name, args):
 
 def main(argv=None):
     """Entry point of ``kachecks``; returns the exit code."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["check"] or (argv and argv[0] in FAST_COMMANDS):
+        # Forked like the check executables: catch SIGTERM/SIGINT/SIGHUP before
+        # anything heavy loads (kachecks.interrupt).
+        from kachecks import interrupt
+
+        interrupt.install()
     from kachecks.runtime import guarded
 
-    argv = sys.argv[1:] if argv is None else list(argv)
     return guarded(_dispatch, argv, prog="kachecks")
 
 
 def _dispatch(argv):
     if argv and argv[0] in FAST_COMMANDS:
         return _run_module(FAST_COMMANDS[argv[0]][0], argv[1:], f"kachecks {argv[0]}")
-    if len(argv) >= 2 and argv[0] == "check" and argv[1] in registry.CHECKS:
+    if argv[:1] == ["check"] and argv[1:2] not in (["-h"], ["--help"], ["--version"]):
+        # Never click's usage code 2 here: keepalived's misc_dynamic reads 2 as healthy.
+        if len(argv) < 2:
+            raise UsageError(f"kachecks check needs a check: {', '.join(registry.CHECKS)}"
+                             " (see kachecks check --help)")
+        registry.module(argv[1])  # UsageError naming the known checks
         return _run_check(argv[1], argv[2:])
     return _click_main(argv)
 
@@ -68,8 +83,26 @@ def _click_main(argv):
             if name in self.lazy:
                 module, attr = self.lazy[name]
                 mod = __import__(module, fromlist=[attr])
-                return getattr(mod, attr)
+                return with_version(getattr(mod, attr))
             return super().get_command(ctx, name)
+
+    def print_version(ctx, _param, value):
+        if value and not ctx.resilient_parsing:
+            click.echo(f"{ctx.command_path} {__version__}")
+            ctx.exit()
+
+    def with_version(command):
+        """``--version`` on a command and its subcommands: ``PROG VERSION``, one format
+        for every executable and subcommand (the argspec ones print the same)."""
+        if getattr(command, "passthrough", False):
+            return command  # genhash and the checks answer --version themselves
+        if not any("--version" in getattr(p, "opts", ()) for p in command.params):
+            command.params.append(click.Option(
+                ["--version"], is_flag=True, expose_value=False, is_eager=True,
+                callback=print_version, help="Show the version and exit."))
+        for sub in getattr(command, "commands", {}).values():
+            with_version(sub)
+        return command
 
     def passthrough(name, help_text, prog, runner):
         @click.command(
@@ -81,8 +114,9 @@ def _click_main(argv):
         )
         @click.argument("args", nargs=-1, type=click.UNPROCESSED)
         def command(args):
-            sys.exit(runner(list(args)))  # click's way to return a code
+            return runner(list(args))
 
+        command.passthrough = True
         return command
 
     @click.group(
@@ -98,7 +132,6 @@ Examples:
   kachecks spool list
 """,
     )
-    @click.version_option(__version__, prog_name="kachecks")
     def group():
         """Health checks, genhash and notifications for keepalived.
 
@@ -124,7 +157,15 @@ Examples:
         check.add_command(passthrough(name, text, f"kachecks check {name}",
                                       lambda args, name=name: _run_check(name, args)))
 
-    # standalone_mode: click reports its own errors and raises SystemExit,
-    # which the guard turns into the code.
-    group.main(args=argv, prog_name="kachecks", standalone_mode=True)
-    return 0
+    with_version(group)
+    # Not standalone: click returns the command's code instead of exiting; its
+    # own usage errors are shown here, with click's exit code.
+    try:
+        code = group.main(args=argv, prog_name="kachecks", standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        return ExitCode.FAILURE
+    return code if isinstance(code, int) else ExitCode.OK

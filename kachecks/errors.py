@@ -20,6 +20,13 @@ class WorkerError(KachecksError):
     code, or one the check cannot return): the outcome is unknown, an error."""
 
 
+class OutputLost(KachecksError):
+    """Standard output cannot take what a command exists to print (closed,
+    full disk, broken pipe). Only such commands raise it (genhash prints a
+    digest); a check's status line is best effort: its exit code is its
+    output."""
+
+
 class ProbeFailure(KachecksError):
     """The peer was reached (or not) and is unhealthy.
 

@@ -10,21 +10,34 @@ traceback. Entry points return their code; only ``__main__``-level code
 import os
 import sys
 
-from kachecks.errors import KachecksError, UsageError
+from kachecks import interrupt
+from kachecks.errors import KachecksError, OutputLost, UsageError, os_error_text
 from kachecks.status import ExitCode
 
 
 def guarded(func, *args, prog, error_code=ExitCode.FAILURE, bare_usage=False, report=None,
-            **kwargs):
+            stoppable=False, **kwargs):
     """``func(*args, **kwargs)``'s exit code, or ``error_code`` after one line on stderr.
 
     ``bare_usage``: a UsageError prints its message alone (genhash speaks
     keepalived's words); otherwise lines start with ``prog: ``. ``report``
     also receives each error line (e.g. to copy it to syslog).
+    ``stoppable``: a terminating signal (kachecks.interrupt, installed by the
+    entry point) raises ``interrupt.Stop`` inside ``func``, which may report
+    it; one that escapes is ``prog: terminated by SIGTERM``.
     """
     try:
-        code = func(*args, **kwargs)
+        try:
+            if stoppable:
+                interrupt.arm()
+            code = func(*args, **kwargs)
+        finally:
+            if stoppable:
+                interrupt.disarm()
         code = ExitCode.OK if code is None else code
+    except interrupt.Stop as exc:
+        _say(f"{prog}: {exc}", report)
+        code = error_code
     except SystemExit as exc:  # a library (click) that exits on its own
         code = exc.code
         if code is None:
@@ -63,30 +76,71 @@ def _flushed(code, prog, error_code, report):
         _detach_stdout()
         if code != ExitCode.OK:
             return code
-        _say(f"{prog}: write error: {getattr(exc, 'strerror', None) or exc}", report)
+        _say(f"{prog}: write error: {os_error_text(exc)}", report)
         return error_code
     return code
 
 
 def _detach_stdout():
-    # Python flushes sys.stdout again at exit; point it at /dev/null so
-    # that flush cannot print "Exception ignored ... BrokenPipeError".
-    if sys.stdout is None:
+    _detach(sys.stdout)
+
+
+def _detach(stream):
+    # Python flushes sys.stdout/stderr again at exit; point the descriptor at
+    # /dev/null so that flush cannot print "Exception ignored ... BrokenPipeError".
+    if stream is None:
         return
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, stream.fileno())
         os.close(devnull)
     except (OSError, ValueError):
         pass
 
 
-def _say(line, report):
+def show(text, stream=None):
+    """Write ``text`` for a person on ``stream`` (default stdout), best effort.
+
+    False when it could not be written (closed, full disk, broken pipe): the
+    stream is then pointed at /dev/null. What a command decides (a check's
+    exit code) never depends on it.
+    """
+    stream = sys.stdout if stream is None else stream
+    if stream is None:  # the process was started with it closed
+        return False
     try:
-        sys.stderr.write(line.rstrip("\n") + "\n")
-        sys.stderr.flush()
+        stream.write(text)
+        stream.flush()
+        return True
     except (OSError, ValueError):
-        pass
+        _detach(stream)
+        return False
+
+
+class StrictOutput:
+    """Binary stdout for a command whose output is its product (genhash's digest):
+    a failed write or flush raises OutputLost, which the guard reports."""
+
+    def __init__(self):
+        if sys.stdout is None:
+            raise OutputLost("write error: standard output is closed")
+        self._stream = sys.stdout.buffer
+
+    def write(self, data):
+        try:
+            return self._stream.write(data)
+        except (OSError, ValueError) as exc:
+            raise OutputLost(f"write error: {os_error_text(exc)}") from None
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except (OSError, ValueError) as exc:
+            raise OutputLost(f"write error: {os_error_text(exc)}") from None
+
+
+def _say(line, report):
+    show(line.rstrip("\n") + "\n", sys.stderr)
     if report is not None:
         try:
             report(line)

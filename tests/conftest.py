@@ -1,10 +1,15 @@
 """Fixtures every test area shares; area-specific ones live in tests/<area>/conftest.py."""
 
-import socket
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
+from harness.peers import cli
 from harness.peers.ports import free_port
+from harness.peers.syslog import SyslogSink
+from harness.peers.worker import Worker
 
 
 @pytest.fixture(autouse=True)
@@ -22,27 +27,31 @@ def isolated_runtime(tmp_path, monkeypatch):
 @pytest.fixture
 def syslog_socket(tmp_path, monkeypatch):
     """A datagram socket standing in for /dev/log; returns a function reading messages."""
-    path = tmp_path / "log.sock"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(path))
-    sock.setblocking(False)
-    monkeypatch.setenv("KACHECKS_SYSLOG_SOCKET", str(path))
-
-    def messages():
-        out = []
-        while True:
-            try:
-                out.append(sock.recv(65536).decode("utf-8", "replace"))
-            except BlockingIOError:
-                return out
-
-    yield messages
-    sock.close()
+    with SyslogSink(tmp_path / "log.sock") as sink:
+        monkeypatch.setenv("KACHECKS_SYSLOG_SOCKET", sink.path)
+        yield sink.messages
 
 
 @pytest.fixture
 def unused_port():
     return free_port()
+
+
+@pytest.fixture
+def open_dir():
+    """A directory other users can traverse (pytest's tmp_path is root-only)."""
+    path = Path(tempfile.mkdtemp(prefix="kachecks-worker-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def worker(open_dir, monkeypatch):
+    """A running `kachecks worker` that this test's checks are handed to."""
+    with Worker(cli.command("kachecks"), open_dir / "worker.sock") as running:
+        monkeypatch.setenv("KACHECKS_WORKER_SOCKET", str(running.socket))
+        yield running
 
 
 @pytest.fixture

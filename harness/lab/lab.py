@@ -1,7 +1,7 @@
 """The reference deployment brought up in namespaces, and taken down whatever happens.
 
 ``Lab`` builds the hosts of harness.lab.reference on one bridge, starts Apache on
-web1/web2, slapd on ldap1, the SMTP sink on the client, a small responder on each
+web1/web2 (and slapd on both), the SMTP sink on the client, a small responder on each
 director (it says which director owns the VIP: there is no IPVS to forward to the
 real servers), computes the digests with ``kachecks genhash``, writes and validates
 both keepalived.conf files and starts keepalived on lvs1 then lvs2.
@@ -72,7 +72,7 @@ class Lab(TornDown):
         self.watcher = Watcher(self.timeline)
         self.web = {}
         self.keepalived = {}
-        self.slapd = None
+        self.slapd = {}
         self.mailbox = None
         self.mail_source = None
         self.digests = {}
@@ -102,7 +102,7 @@ class Lab(TornDown):
         self.start_smtp()
         self.start_responders()
         self.wait_reachable("lvs1", [(ref.HOSTS[h], 80) for h in ref.WEB_SERVERS]
-                            + [(ref.HOSTS["ldap1"], 389)])
+                            + [(ref.HOSTS[h], 389) for h in ref.LDAP_SERVERS])
         self.compute_digests()
         self.write_configs()
         self.start_director("lvs1")
@@ -117,8 +117,8 @@ class Lab(TornDown):
             self.note("tearing down: keepalived, servers, namespaces")
         for k in self.keepalived.values():
             k.stop()
-        if self.slapd is not None:
-            self.slapd.stop()
+        for slapd in self.slapd.values():
+            slapd.stop()
         if self.net is not None:
             self.net.down()
         self.watcher.stop()
@@ -128,7 +128,8 @@ class Lab(TornDown):
 
     # -- pieces ------------------------------------------------------------
     def use_secure_bindir(self):
-        """keepalived runs scripts only from a root-owned, non-writable path (interfaces §3.7).
+        """keepalived runs scripts only from a root-owned, non-writable path
+        (docs/reference.md, "Script security").
 
         A checkout elsewhere (a user's home, a group-writable CI workspace) gets
         one-line exec wrappers in the lab's own directory instead.
@@ -145,10 +146,10 @@ class Lab(TornDown):
             self.note(f"apache2 serves /service.txt = {ref.SERVICE_TXT[host]!r}", host)
 
     def start_ldap(self):
-        ns = self.net["ldap1"]
-        self.slapd = Slapd(host=ref.HOSTS["ldap1"], port=389, tls_port=636,
-                           prefix=ns.argv([])).start()
-        self.note(f"slapd serves {ref.LDAP_BASE} (o: mysite.mydmn.org)", "ldap1")
+        for host in ref.LDAP_SERVERS:
+            self.slapd[host] = Slapd(host=ref.HOSTS[host], port=389, tls_port=636,
+                                     prefix=self.net[host].argv([])).start()
+            self.note(f"slapd serves {ref.LDAP_BASE} (o: mysite.mydmn.org)", host)
 
     def start_smtp(self):
         self.mailbox = self.workdir / "client" / "mailbox"

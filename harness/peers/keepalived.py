@@ -4,11 +4,11 @@ Each instance gets its own directory (config, pid files, log), so several coexis
 one machine. keepalived runs in the foreground (``-n``), logs to the console
 (``-l -D``, captured into ``keepalived.log``) and only runs VRRP (``--vrrp``): this
 kernel has no IPVS, so the LVS checker cannot run; its configuration is validated
-with ``keepalived -t`` instead (exit codes: reference interfaces §8).
+with ``keepalived -t`` instead (exit codes: docs/reference.md, "keepalived -t").
 
 keepalived refuses scripts whose path is not root-owned and 0755-ish all the way up
-(interfaces §3.7); ``secure_dir`` makes a directory (and its parents under a test's tmp
-dir) acceptable.
+(docs/reference.md, "Script security"); ``secure_dir`` makes a directory (and its
+parents under a test's tmp dir) acceptable.
 """
 
 import os
@@ -42,7 +42,8 @@ def secure_dir(path):
 
 
 def insecure_components(path):
-    """Components of ``path`` keepalived's script security would refuse (interfaces §3.7).
+    """Components of ``path`` keepalived's script security would refuse
+    (docs/reference.md, "Script security").
 
     Each must be owned by root and, unless it is a sticky directory, writable by
     neither group (unless group 0) nor others.
@@ -94,7 +95,8 @@ class Keepalived:
     """One keepalived (VRRP only) in namespace ``ns`` (a harness.peers.netns.Namespace).
 
     ``env`` is added to keepalived's environment, which its scripts inherit unchanged
-    (interfaces §3.6): the way to hand KACHECKS_* settings to checks and notifiers.
+    (docs/reference.md, "How keepalived runs scripts"): the way to hand KACHECKS_*
+    settings to checks and notifiers.
     """
 
     def __init__(self, ns, workdir, config_text, env=None):

@@ -24,6 +24,7 @@ from pathlib import Path
 SWITCH = "sw"
 BRIDGE = "br0"
 IFACE = "eth0"
+CLONE_NEWNET = 0x40000000  # sched.h; os.CLONE_NEWNET from Python 3.12
 
 
 def _ip(*args, check=True):
@@ -205,6 +206,35 @@ def create_namespace(name):
     ns = Namespace(name)
     ns.ip("link", "set", "lo", "up")
     return ns
+
+
+def made_in(name, factory):
+    """``factory()`` called with this thread in network namespace ``name`` (an ``ip netns``
+    name), then back in its own: the sockets it creates belong to ``name``, wherever
+    they are used from."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    target = os.open(f"/run/netns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _setns(target)
+        try:
+            return factory()
+        finally:
+            _setns(own)
+    finally:
+        os.close(own)
+        os.close(target)
+
+
+def _setns(fd):
+    if hasattr(os, "setns"):  # Python >= 3.12
+        os.setns(fd, os.CLONE_NEWNET)
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
 
 
 def wait_for(predicate, timeout, interval=0.05, what="condition"):

@@ -111,6 +111,11 @@ class RawHTTPServer:
         """``host:port`` or ``[v6]:port``, as the Host header would say."""
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
+    @property
+    def url(self):
+        """The reference page on this server: ``https://127.0.0.1:PORT/service.txt``."""
+        return f"{'https' if self._tls else 'http'}://{self.address}/service.txt"
+
     # internals -----------------------------------------------------------
     def _tls_context(self):
         import ssl

@@ -20,7 +20,24 @@ Start-up is bounded (``start_timeout``) and fails with slapd's own log;
         ldap.url            # ldap://127.0.0.1:PORT
         ldap.set_attribute(ldap.BASE, "o", "other.example")
         ldap.pause(); ldap.resume(); ldap.kill()
+
+Replication (syncprov, syncrepl, serverID) for the freshness checks:
+``Replication`` starts a provider (or two multi-provider ones, server IDs 1
+and 2) and a consumer of the first, all loaded with the same tree, the same
+entryUUIDs and CSNs, so they start in sync. The consumer's syncrepl is
+refreshOnly with an interval of a day: it refreshes when it starts and
+never again, so a provider write is a lag the test controls, and
+``catch_up()`` (a consumer restart) ends it.
+
+    with Replication(providers=2) as repl:
+        csn = repl.write(repl.providers[1])   # a change of SID 002
+        repl.wait_for(repl.providers[0], csn) # multi-provider: the other has it too
+        repl.consumer.context_csn()            # still without SID 002
+        repl.catch_up()
 """
+
+import functools
+import glob
 
 import os
 import shutil
@@ -37,7 +54,8 @@ from harness.peers import certs
 SLAPD = "/usr/sbin/slapd"
 SLAPADD = "/usr/sbin/slapadd"
 SCHEMA_DIR = Path("/etc/ldap/schema")
-MODULE_DIR = Path("/usr/lib/ldap")
+# Where distributions put slapd's dynamic modules; the package's file list is asked first.
+MODULE_DIRS = ("/usr/lib/ldap", "/usr/lib/*/ldap", "/usr/lib*/openldap", "/usr/libexec/openldap")
 
 BASE = "dc=mysite,dc=mydmn,dc=org"
 ORGANIZATION = "mysite.mydmn.org"
@@ -52,6 +70,7 @@ PRIVATE_BASE = f"ou=private,{BASE}"
 REFERRAL_DN = f"ou=elsewhere,{BASE}"
 REFERRAL_URL = "ldap://ldap.elsewhere.invalid/ou=elsewhere,dc=mydmn,dc=org"
 SIZE_LIMIT = 10  # the server's; BULK_BASE holds more entries than this
+REFRESH_INTERVAL = "01:00:00:00"  # a refreshOnly consumer's: dd:hh:mm:ss, longer than any test
 
 
 def _is_ip(host):
@@ -79,13 +98,20 @@ class Slapd:
     default; 389 and 636 when ``prefix`` runs slapd in a namespace of its own).
     The certificate made when ``certs`` is None names ``host`` too.
     ``listen_urls``: overrides the TCP listeners entirely.
+
+    Replication: ``server_id`` (slapd's serverID), ``syncprov`` (a provider),
+    ``consume`` (provider URLs this server replicates from, syncrepl as the
+    providers' root DN; a provider that also consumes is multi-provider),
+    ``refresh`` (refreshOnly, every REFRESH_INTERVAL, or refreshAndPersist)
+    and ``tree`` (the LDIF to load, default reference_tree()).
     """
 
     BASE = BASE
 
     def __init__(self, host="127.0.0.1", port=None, tls_port=None, listen_urls=None,
                  prefix=(), certs=None, verify_client="never", size_limit=SIZE_LIMIT,
-                 start_timeout=10.0):
+                 start_timeout=10.0, server_id=None, syncprov=False, consume=(),
+                 refresh="refreshOnly", tree=None):
         self.host = host
         self.prefix = list(prefix)
         if self.prefix and port is None and tls_port is None:  # a namespace of our own
@@ -98,6 +124,11 @@ class Slapd:
         self.verify_client = verify_client
         self.size_limit = size_limit
         self.start_timeout = start_timeout
+        self.server_id = server_id
+        self.syncprov = syncprov
+        self.consume = list(consume)
+        self.refresh = refresh
+        self.tree = tree
         self.dir = None
         self.process = None
 
@@ -170,7 +201,22 @@ class Slapd:
                               capture_output=True, text=True, timeout=30)
         if load.returncode != 0:
             raise SlapdError(f"slapadd failed: {load.stderr.strip()}")
-        with open(self.dir / "slapd.log", "wb") as log:
+        return self._run("wb")
+
+    def restart(self):
+        """Stop and start again on the same ports with the same database.
+
+        A refreshOnly consumer refreshes when it starts: this is how a test
+        lets it catch up.
+        """
+        self._reap()
+        if not self._run("ab"):
+            raise SlapdError(f"slapd did not restart within {self.start_timeout:g} s;"
+                             f" log:\n{self.log[-3000:]}")
+
+    def _run(self, log_mode):
+        conf = str(self.dir / "slapd.conf")
+        with open(self.dir / "slapd.log", log_mode) as log:
             self.process = subprocess.Popen(
                 [*self.prefix, SLAPD, "-d", "0", "-f", conf,
                  "-h", " ".join([*self.listen_urls, self.ldapi_url])],
@@ -260,16 +306,54 @@ class Slapd:
         lines += [f"{attribute}: {v}" for v in values]
         self.modify("\n".join(lines) + "\n")
 
+    def context_csn(self):
+        """The contextCSN values on BASE (over ldapi, as the root DN), sorted."""
+        done = subprocess.run(
+            ["ldapsearch", "-x", "-LLL", "-o", "ldif-wrap=no", "-H", self.ldapi_url,
+             "-D", ROOT_DN, "-w", ROOT_PASSWORD, "-b", BASE, "-s", "base", "contextCSN"],
+            capture_output=True, text=True, timeout=10)
+        if done.returncode != 0:
+            raise SlapdError(f"ldapsearch failed ({done.returncode}): {done.stderr.strip()}")
+        return sorted(line.split(": ", 1)[1] for line in done.stdout.splitlines()
+                      if line.startswith("contextCSN: "))
+
+    def write(self, dn=SERVERS_BASE):
+        """Change the description of ``dn``; returns the CSN of that change.
+
+        On a provider the change gets this server's ID; the CSN is its
+        contextCSN value for that ID afterwards.
+        """
+        before = set(self.context_csn())
+        self.set_attribute(dn, "description", f"changed at {time.time():.6f}")
+        new = [csn for csn in self.context_csn() if csn not in before]
+        if len(new) != 1:
+            raise SlapdError(f"expected one new contextCSN value, got {new}")
+        return new[0]
+
+    def has(self, csn, within=10.0):
+        """Wait until this server holds ``csn`` (its SID's contextCSN at least as new)."""
+        sid = csn.split("#")[2]
+        deadline = time.monotonic() + within
+        while True:
+            mine = [c for c in self.context_csn() if c.split("#")[2] == sid]
+            if mine and mine[0] >= csn:  # fixed-width fields: text order is CSN order
+                return
+            if time.monotonic() > deadline:
+                raise SlapdError(f"{self.url} has {mine or 'no CSN'} for SID {sid},"
+                                 f" not {csn}, after {within:g} s")
+            time.sleep(0.05)
+
     # -- configuration ---------------------------------------------------
     def _write_config(self):
         c = self.certs
         schemas = "\n".join(f"include {SCHEMA_DIR / n}.schema"
                             for n in ("core", "cosine", "inetorgperson"))
+        modules = module_config("back_mdb", *(["syncprov"] if self.syncprov else []))
+        server_id = f"serverID {self.server_id}\n" if self.server_id is not None else ""
         (self.dir / "slapd.conf").write_text(f"""\
 {schemas}
-modulepath {MODULE_DIR}
-moduleload back_mdb
-pidfile {self.dir}/slapd.pid
+{modules}
+{server_id}pidfile {self.dir}/slapd.pid
 argsfile {self.dir}/slapd.args
 loglevel none
 sizelimit {self.size_limit}
@@ -287,8 +371,65 @@ directory {self.dir}/db
 access to attrs=userPassword by anonymous auth by * none
 access to dn.subtree="{PRIVATE_BASE}" by users read by * none
 access to * by * read
-""")
-        (self.dir / "data.ldif").write_text(reference_tree())
+{self._replication_config()}""")
+        (self.dir / "data.ldif").write_text(self.tree if self.tree is not None
+                                            else reference_tree())
+
+    def _replication_config(self):
+        lines = []
+        for rid, url in enumerate(self.consume, 1):
+            interval = f" interval={REFRESH_INTERVAL}" if self.refresh == "refreshOnly" else ""
+            lines.append(f'syncrepl rid={rid:03d} provider={url} type={self.refresh}{interval}'
+                         f' searchbase="{BASE}" bindmethod=simple binddn="{ROOT_DN}"'
+                         f' credentials={ROOT_PASSWORD} retry="1 +" timeout=5')
+        if self.syncprov and self.consume:
+            lines.append("multiprovider on")
+        if self.syncprov:
+            lines.append("overlay syncprov")
+        return "".join(line + "\n" for line in lines)
+
+
+@functools.lru_cache(maxsize=None)
+def _static_modules():
+    """Backends and overlays built into this slapd (``slapd -VVV`` lists them)."""
+    out = subprocess.run([SLAPD, "-VVV"], capture_output=True, text=True, timeout=10)
+    names, listing = set(), False
+    for line in (out.stdout + out.stderr).splitlines():
+        if line.startswith("Included static"):
+            listing = True
+        elif listing and line.startswith((" ", "\t")) and line.strip():
+            names.add(line.strip())
+        else:
+            listing = False
+    return names
+
+
+@functools.lru_cache(maxsize=None)
+def _module_dir(module):
+    """The directory holding slapd module ``module`` (back_mdb, syncprov)."""
+    files = subprocess.run(["dpkg-query", "-L", "slapd"], capture_output=True, text=True,
+                           timeout=20).stdout.splitlines() if shutil.which("dpkg-query") else []
+    candidates = [f for f in files if os.path.basename(f) in (f"{module}.la", f"{module}.so")]
+    for pattern in MODULE_DIRS:
+        candidates += glob.glob(f"{pattern}/{module}.la") + glob.glob(f"{pattern}/{module}.so")
+    for path in candidates:
+        if os.path.exists(path):
+            return os.path.dirname(path)
+    raise SlapdError(f"no slapd module {module} (looked in slapd's file list and {MODULE_DIRS})")
+
+
+def module_config(*modules):
+    """``modulepath``/``moduleload`` lines for what this slapd does not have built in."""
+    static = _static_modules()
+    lines = []
+    for module in modules:
+        if module.removeprefix("back_") in static:
+            continue
+        folder = _module_dir(module)
+        if f"modulepath {folder}" not in lines:
+            lines.append(f"modulepath {folder}")
+        lines.append(f"moduleload {module}")
+    return "\n".join(lines)
 
 
 def _die_with_parent():
@@ -326,3 +467,98 @@ def reference_tree():
     entries.append(f"dn: {REFERRAL_DN}\nobjectClass: referral\nobjectClass: extensibleObject\n"
                    f"ou: elsewhere\nref: {REFERRAL_URL}\n")
     return "\n".join(entries)
+
+
+def csn(when, sid=1, count=0):
+    """A CSN as slapd writes it: ``YYYYmmddHHMMSS.uuuuuuZ#count#sid#000000``."""
+    seconds, micros = divmod(round(when * 1_000_000), 1_000_000)
+    stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime(seconds))
+    return f"{stamp}.{micros:06d}Z#{count:06x}#{sid:03x}#000000"
+
+
+def replicated_tree(sid=1, when=None):
+    """reference_tree() as written by server ``sid`` at ``when``: every entry with its
+    entryUUID and entryCSN, the suffix with the contextCSN, so that servers loaded with
+    it start in sync."""
+    import uuid
+
+    when = time.time() if when is None else when
+    entries = []
+    for count, entry in enumerate(reference_tree().split("\n\n")):
+        dn = entry.split("\n", 1)[0].removeprefix("dn: ")
+        entries.append(entry.rstrip("\n") + f"\nentryUUID: {uuid.uuid5(uuid.NAMESPACE_X500, dn)}"
+                       f"\nentryCSN: {csn(when, sid, count)}\n")
+    entries[0] += f"contextCSN: {csn(when, sid, len(entries) - 1)}\n"
+    return "\n".join(entries)
+
+
+class Replication:
+    """Provider(s) and a consumer on loopback; see the module docstring.
+
+    ``providers``: 1 (server ID 1) or 2 (multi-provider, IDs 1 and 2, each
+    consuming the other with refreshAndPersist). ``consumer`` replicates from
+    ``providers[0]`` (refreshOnly, once at start). ``plain`` is a server with
+    the same tree and no replication at all (not a replica), when asked for.
+    ``written``: Unix time of the tree's CSNs (default now; a day ago makes
+    the first write a quiet day's first).
+    """
+
+    def __init__(self, providers=1, certs=None, plain=False, written=None):
+        if providers not in (1, 2):
+            raise ValueError("one provider or two (multi-provider)")
+        tree = replicated_tree(sid=1, when=written)
+        ports = [(free_port(), free_port()) for _ in range(providers + 1)]
+        urls = [f"ldap://127.0.0.1:{port}" for port, _ in ports]
+        self.providers = [
+            Slapd(port=port, tls_port=tls_port, certs=certs, server_id=i + 1, syncprov=True,
+                  consume=[u for u in urls[:providers] if u != urls[i]],
+                  refresh="refreshAndPersist", tree=tree)
+            for i, (port, tls_port) in enumerate(ports[:providers])]
+        self.consumer = Slapd(port=ports[-1][0], tls_port=ports[-1][1], certs=certs,
+                              consume=[urls[0]], tree=tree)
+        self.plain = Slapd(certs=certs) if plain else None
+
+    @property
+    def servers(self):
+        return [*self.providers, self.consumer, *([self.plain] if self.plain else [])]
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def start(self):
+        try:
+            for server in self.servers:
+                server.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self):
+        for server in self.servers:
+            server.stop()
+
+    def write(self, provider=None, dn=SERVERS_BASE):
+        """A change of ``dn`` on ``provider`` (default: the first); returns its CSN."""
+        return (provider or self.providers[0]).write(dn)
+
+    def wait_for(self, server, csn, within=10.0):
+        server.has(csn, within)
+
+    def in_sync(self):
+        """The consumer holds every provider's contextCSN values (and nothing older)."""
+        mine = set(self.consumer.context_csn())
+        return all(set(provider.context_csn()) <= mine for provider in self.providers)
+
+    def catch_up(self, within=10.0):
+        """Restart the consumer, so that it refreshes; wait until it holds every
+        provider's contextCSN."""
+        for provider in self.providers:
+            provider.resume()  # a paused provider would make the refresh wait
+        wanted = {c for provider in self.providers for c in provider.context_csn()}
+        self.consumer.restart()
+        for value in wanted:
+            self.consumer.has(value, within)

@@ -17,17 +17,16 @@ Layers, each with one job:
   ``--dynamic`` (or ``--nagios``).
 """
 
-import _signal as signal  # the ``signal`` module imports enum: ~4 ms per forked check
 import os
 import sys
 
-from kachecks import argspec
+from kachecks import argspec, interrupt
 from kachecks.checks import state, verdict
 from kachecks.checks.options import COMMON_OPTS, Target, common
 from kachecks.checks.result import Result
 from kachecks.deadline import Deadline
-from kachecks.errors import ProbeFailure, UsageError, WorkerError
-from kachecks.runtime import guarded
+from kachecks.errors import OutputLost, ProbeFailure, UsageError, WorkerError
+from kachecks.runtime import StrictOutput, guarded, show
 from kachecks.status import ExitCode
 
 # Seconds past --timeout after which a C-level watchdog ends the process with
@@ -64,16 +63,17 @@ class Check:
         return self.build(self.namespace(args))
 
 
-def evaluate(check, target):
+def evaluate(check, target, deadline=None):
     """Probe ``target`` within its --timeout; failures become ``Result(ok=False)``.
 
     Never prints, installs no signal handler, shares nothing between calls:
     callable from any thread. A UsageError the probe finds (an option only
-    the server's library can reject) passes through.
+    the server's library can reject) passes through. ``deadline``: one
+    already running (the forked run starts it before reading option files).
     """
     if target.drain_file and os.path.exists(target.drain_file):
         return Result(True, summary=f"drained by {target.drain_file}", drain=True, weight=0)
-    deadline = Deadline(target.timeout)
+    deadline = deadline or Deadline(target.timeout)
     try:
         return check.probe(target, deadline)
     except ProbeFailure as exc:
@@ -87,16 +87,25 @@ def status_line(check, target, result, judged):
         text = f"{text}; {result.warning}" if text else result.warning
     if target.dynamic and judged.state == verdict.UP:
         text = f"{text}, weight {judged.code - ExitCode.DYNAMIC_BASE}"
+    if judged.note:
+        text = f"{text}; {judged.note}"
     if target.nagios:
-        perf = " ".join(_perf(label, value, unit) for label, value, unit in result.perfdata)
+        limits = verdict.thresholds(target)
+        perf = " ".join(_perf(label, value, unit, limits if label == result.figure else None)
+                        for label, value, unit in result.perfdata)
         return f"{check.name} {judged.word}: {text}" + (f" | {perf}" if perf else "")
     return f"{check.name} {judged.word} - {text}"
 
 
-def _perf(label, value, unit):
+def _perf(label, value, unit, limits=None):
+    """``time=0.004s``; the main figure, when -w/-c are given, ``lag=0.8s;1;5;0;``."""
     if isinstance(value, float):
         value = f"{value:.6f}".rstrip("0").rstrip(".")
-    return f"{label}={value}{unit}"
+    text = ""
+    if limits is not None and any(limits):
+        warn, crit = (r.text if r else "" for r in limits)
+        text = f";{warn};{crit};0;"
+    return f"{label}={value}{unit}{text}"
 
 
 def remembered_state(result, judged):
@@ -114,100 +123,97 @@ def syslog_message(check, target, result, judged):
 
 # --- the forked executable ---------------------------------------------------
 
-class Terminated(ProbeFailure):
-    """SIGTERM/SIGINT arrived (keepalived's misc_timeout): report and exit 1."""
-
-    def __init__(self, signum):
-        name = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT"}.get(signum, f"signal {signum}")
-        super().__init__(f"terminated by {name}", "signal")
-
-
-# Seconds a terminated check may take to report before the watchdog ends it.
-TERMINATE_GRACE = 0.3
-
-_watchdog_sink = []
-
-
-def _on_signal(signum, frame):
-    # A second signal must not be caught again, and reporting must be quick.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    _arm_watchdog(TERMINATE_GRACE)
-    raise Terminated(signum)
-
-
-def _arm_watchdog(seconds):
-    """Hard backstop: _exit(1) from a C thread if the run outlives ``seconds``.
-
-    faulthandler's watchdog needs no Python thread and fires even while the
-    main thread is stuck in C (a resolver call, a library ignoring timeouts);
-    its traceback goes to /dev/null: the contract promises none on screen.
-    """
-    import faulthandler
-
-    if not _watchdog_sink:
-        _watchdog_sink.append(open(os.devnull, "w"))  # noqa: SIM115 - lives until exit
-    faulthandler.dump_traceback_later(seconds, exit=True, file=_watchdog_sink[0])
-
-
 def run(check, argv=None, prog=None):
-    """Parse, probe, judge, report; return the exit code. Never raises."""
+    """Parse, probe, judge, report; return the exit code. Never raises.
+
+    The console scripts install kachecks.interrupt before the check's modules
+    load; ``install()`` here covers ``python -m`` and the worker's children.
+    """
+    interrupt.install()
     argv = sys.argv[1:] if argv is None else list(argv)
     prog = prog or check.prog
     error_code = verdict.error_verdict("--nagios" in argv).code
-    return guarded(_run, check, argv, prog, prog=prog, error_code=error_code)
+    return guarded(_run, check, argv, prog, prog=prog, error_code=error_code, stoppable=True)
 
 
 def _run(check, argv, prog):
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
     nagios = "--nagios" in argv
     ns = target = None
     try:
         ns = check.namespace(argv)
         nagios = ns.nagios
-        if ns.help:
-            sys.stdout.write(argspec.render_help(f"{prog} {check.usage}", check.description,
-                                                 check.opts, check.epilog))
+        if ns.help or ns.version:
+            out = StrictOutput()
+            out.write(_help_or_version(check, prog, ns).encode())
+            out.flush()
             return ExitCode.OK
-        if ns.version:
-            from kachecks import __version__
-
-            sys.stdout.write(f"{prog} {__version__}\n")
-            return ExitCode.OK
-        code = _delegated(check, ns, argv, prog)
+        # One deadline from here: a worker slow to take the run, and the files the
+        # options name, are under it too; the watchdog ends whatever still ignores it.
+        deadline = Deadline(ns.timeout)
+        code = _delegated(check, ns, argv, prog, deadline)
         if code is not None:
             return code
+        interrupt.watchdog(ns.timeout - deadline.elapsed() + WATCHDOG_GRACE)
         target = check.build(ns)
-        _arm_watchdog(target.timeout + WATCHDOG_GRACE)
-        result = evaluate(check, target)
+        result = evaluate(check, target, deadline)
     except UsageError as exc:
         return _fail_early(check, prog, str(exc), nagios, usage=True)
-    except Terminated as exc:
-        target = target or _peerless(ns)
+    except OutputLost:  # --help/--version with nowhere to print: the guard says so
+        raise
+    except interrupt.Stop as stop:
         if target is None:
-            return _fail_early(check, prog, str(exc), nagios)
-        result = Result(False, reason=str(exc))
-    except WorkerError as exc:
+            return _stopped_early(check, prog, argv, ns, stop)
+        result = Result(False, reason=str(stop))
+    except WorkerError as exc:  # the worker took the run and broke the protocol
         return _fail_early(check, prog, str(exc), nagios)
     except Exception as exc:  # the contract: any bug still ends as a defined code
         return _fail_early(check, prog, f"internal error: {type(exc).__name__}: {exc}", nagios)
     try:
-        return _report(check, target, result, f"{prog} {' '.join(argv)}")
-    except Terminated:
+        return _report(check, target, result, [prog, *argv])
+    except interrupt.Stop:
         return verdict.judge(Result(False), target).code
     except Exception as exc:
         return _fail_early(check, prog, f"internal error: {type(exc).__name__}: {exc}", nagios)
 
 
-def _delegated(check, ns, argv, prog):
-    """This run's exit code from `kachecks worker`, or None to run it here."""
+def _delegated(check, ns, argv, prog, deadline):
+    """This run's exit code from `kachecks worker`, or None to run it here.
+
+    Stop (a signal before the worker's child took the run) and WorkerError
+    (it took the run, then broke the protocol) pass through.
+    """
     if check.delegate is None or not check.delegate(argv):
         return None
     from kachecks.worker import client
 
     return client.delegate(check.prog, prog, argv, verdict.possible_codes(ns.nagios, ns.dynamic),
-                           ns.timeout + WATCHDOG_GRACE)
+                           ns.timeout + WATCHDOG_GRACE, deadline)
+
+
+def _help_or_version(check, prog, ns):
+    if ns.help:
+        return argspec.render_help(f"{prog} {check.usage}", check.description, check.opts,
+                                   check.epilog)
+    from kachecks import __version__
+
+    return f"{prog} {__version__}\n"
+
+
+def _stopped_early(check, prog, argv, ns, stop):
+    """A signal before the target was built: the status line from the common
+    options if they parse, without state or syslog (there is no peer to name)."""
+    if ns is None:
+        try:
+            ns = check.namespace(argv)
+        except UsageError:
+            return _fail_early(check, prog, str(stop), "--nagios" in argv)
+    target = _peerless(ns)
+    if target is None:
+        return _fail_early(check, prog, str(stop), ns.nagios)
+    result = Result(False, reason=str(stop))
+    judged = verdict.judge(result, target)
+    show(status_line(check, target, result, judged) + "\n")
+    return judged.code
 
 
 def _peerless(ns):
@@ -221,16 +227,17 @@ def _peerless(ns):
         return None
 
 
-def _report(check, target, result, identity):
+def _report(check, target, result, command):
+    """Print the status line (best effort: a lost stdout changes no exit code),
+    remember the state of ``command`` (program and arguments), log a change."""
     judged = verdict.judge(result, target)
     lines = [status_line(check, target, result, judged)]
     if target.verbose:
         lines.extend(result.details)
         _note_worker(lines)
-    sys.stdout.write("\n".join(lines) + "\n")
-    sys.stdout.flush()
+    show("\n".join(lines) + "\n")
     remembered = remembered_state(result, judged)
-    previous = state.swap(identity, remembered)
+    previous = state.swap(command, remembered)
     if previous != remembered and not target.quiet:
         from kachecks import syslogger
 
@@ -251,12 +258,8 @@ def _fail_early(check, prog, message, nagios, usage=False):
     """Usage and internal errors: one line, exit 1 (UNKNOWN 3 under --nagios)."""
     judged = verdict.error_verdict(nagios)
     if nagios:
-        sys.stdout.write(f"{check.name} {judged.word}: {message}\n")
+        show(f"{check.name} {judged.word}: {message}\n")
     else:
         hint = f" (see {prog} --help)" if usage else ""
-        sys.stderr.write(f"{prog}: error: {message}{hint}\n")
-    try:
-        sys.stdout.flush()
-    except Exception:
-        pass
+        show(f"{prog}: error: {message}{hint}\n", sys.stderr)
     return judged.code

@@ -11,16 +11,16 @@ import sys
 from kachecks.argspec import FLAG, MULTI, Opt
 from kachecks.checks import tlsopts
 from kachecks.checks.contract import Check, run
-from kachecks.checks.options import (Target, common, compile_option, non_negative_int,
-                                     port_number, positive_float)
+from kachecks.checks.options import Target, common, compile_option, integer, port_number, seconds
 from kachecks.checks.result import Result
 from kachecks.errors import ProbeFailure, UsageError
-from kachecks.http.request import protocol_mode
+from kachecks.http.request import protocol_mode, request_text
 
 TARGET = "Target and request"
 TESTS = "Tests (all must pass)"
 WEIGHT = "Dynamic weight (misc_dynamic) and drain"
 PASSWORD_ENV = "KACHECKS_HTTP_PASSWORD"
+MAX_BODY = 1 << 40  # --max-body: bytes
 
 
 def status_list(text):
@@ -48,16 +48,17 @@ def hex_digest(text):
 
 
 OPTS = [
-    Opt("url", "u", "url", metavar="URL|PATH",
+    Opt("url", "u", "url", metavar="URL|PATH", convert=request_text,
         help="http[s]://HOST[:PORT]/PATH, or with -s/-p (genhash spelling) just the PATH",
         section=TARGET),
-    Opt("server", "s", "server", metavar="HOST", help="server address (genhash -s)",
-        section=TARGET),
+    Opt("server", "s", "server", metavar="HOST", aliases="H", section=TARGET,
+        help="server address (genhash -s; -H as check_http spells it, while -I stays"
+             " genhash's --sni, not an address)"),
     Opt("port", "p", "port", metavar="PORT", convert=port_number,
         help="server port (genhash -p; default 80, 443 with TLS)", section=TARGET),
     Opt("use_ssl", "S", "use-ssl", kind=FLAG, help="use TLS (genhash -S; implied by https://)",
         section=TARGET),
-    Opt("virtualhost", "V", "virtualhost", metavar="NAME",
+    Opt("virtualhost", "V", "virtualhost", metavar="NAME", convert=request_text,
         help="Host header value (default: IP:PORT, like keepalived)", section=TARGET),
     Opt("http_protocol", "P", "http-protocol", metavar="VERSION", default="1.0", convert=protocol_mode,
         help="1.0, 1.0c (1.0 + Connection: close) or 1.1, as keepalived's http_protocol",
@@ -78,9 +79,9 @@ OPTS = [
         section=TESTS),
     Opt("regex_no_match", None, "regex-no-match", kind=FLAG,
         help="invert --regex: the body must NOT match", section=TESTS),
-    Opt("max_latency", None, "max-latency", metavar="SECONDS", convert=positive_float,
+    Opt("max_latency", None, "max-latency", metavar="SECONDS", convert=seconds,
         help="fail when the whole exchange takes longer", section=TESTS),
-    Opt("max_body", None, "max-body", metavar="BYTES", convert=non_negative_int,
+    Opt("max_body", None, "max-body", metavar="BYTES", convert=integer(0, MAX_BODY),
         help="fail (and stop reading) when the body is larger", section=TESTS),
     Opt("sni", "I", "sni", kind=FLAG, help="send the virtual host as SNI (genhash -I)",
         section=tlsopts.TLS),
@@ -126,8 +127,8 @@ keepalived.conf:
   real_server 192.168.8.101 80 {
       weight 1
       MISC_CHECK {
-          misc_path "/usr/bin/kachecks-http --url http://192.168.8.101/service.txt --digest 5f2b4547f41470dc3e293e7267461575 --timeout 3"
-          misc_timeout 5
+          misc_path "/usr/bin/kachecks-http --url http://192.168.8.101/service.txt --digest 5f2b4547f41470dc3e293e7267461575 --timeout 2"
+          misc_timeout 3
       }
   }
   vrrp_script chk_web {

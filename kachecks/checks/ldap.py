@@ -12,19 +12,30 @@ behind an adapter whose every recv/sendall gets the socket timeout the
 deadline leaves. So the whole run, ldap3 calls included, is bounded by the
 deadline without signals, on any thread.
 ldap3 is imported only inside the probe and dominates the start-up cost.
+
+With --provider, the checked server's and the providers' contextCSN are
+read on connections of their own, beside the search, and judged by
+kachecks.checks.replication (replication freshness, per server ID).
 """
 
 from kachecks.argspec import FLAG, MULTI, Opt
 from kachecks.checks import tlsopts
 from kachecks.checks.contract import Check, run
-from kachecks.checks.options import Target, common, compile_option, non_negative_int, port_number
+from kachecks.checks.options import (Target, common, compile_option, fields_of, integer,
+                                     port_number, seconds)
 from kachecks.checks.result import Result
-from kachecks.errors import DeadlineExceeded, ProbeFailure, UsageError
+from kachecks.errors import DeadlineExceeded, KachecksError, ProbeFailure, UsageError
 
 PASSWORD_ENV = "KACHECKS_LDAP_PASSWORD"
+PROVIDER_PASSWORD_ENV = "KACHECKS_LDAP_PROVIDER_PASSWORD"
+DEFAULT_MAX_LAG = 60.0  # seconds
+PROVIDER_DOWN = ("ok", "fail")
 STARTTLS_OID = "1.3.6.1.4.1.1466.20037"
 DEFAULT_PORTS = {"ldap": 389, "ldaps": 636}
+MAX_ENTRIES = 2**31 - 1  # LDAP counts are 32-bit integers
 LDAP3_SCOPES = {"base": "BASE", "one": "LEVEL", "sub": "SUBTREE"}
+
+CHANGES_LIMIT = 50  # entries a window search for changes a replica lacks may return
 
 # LDAP result codes (RFC 4511 §4.1.9) that get a message of their own.
 SIZE_LIMIT_EXCEEDED = 4
@@ -66,8 +77,8 @@ def _regex_expectation(text):
 LDAP = "LDAP"
 OPTS = [
     Opt("uri", "H", "uri", metavar="URI",
-        help="server: ldap://HOST[:PORT] or ldaps://HOST[:PORT] (HOST a name, IPv4 or [IPv6])",
-        section=LDAP),
+        help="server: ldap://HOST[:PORT] or ldaps://HOST[:PORT] (HOST a name, IPv4 or [IPv6]);"
+             " a bare HOST (check_ldap's -H) means ldap://HOST", section=LDAP),
     Opt("starttls", "Z", "starttls", kind=FLAG, help="upgrade ldap:// with StartTLS before binding",
         section=LDAP),
     Opt("bind_dn", "D", "bind-dn", metavar="DN",
@@ -88,13 +99,39 @@ OPTS = [
     Opt("expect_regex", None, "expect-regex", kind=MULTI, metavar="ATTR=RE",
         convert=_regex_expectation,
         help="a value of ATTR on a returned entry must match RE (repeatable)", section=LDAP),
-    Opt("min_entries", None, "min-entries", metavar="N", default=1, convert=non_negative_int,
+    Opt("min_entries", None, "min-entries", metavar="N", default=1, convert=integer(0, MAX_ENTRIES),
         help="fewest entries the search must return", section=LDAP),
     tlsopts.SNI_NAME_OPT,
     *tlsopts.TLS_OPTS,
 ]
 
-USAGE = "--uri ldap[s]://HOST[:PORT] [--base DN] [--filter F] [--expect ATTR=VALUE] [OPTIONS]"
+
+def _provider_down(text):
+    if text not in PROVIDER_DOWN:
+        raise ValueError(f"expected ok or fail, got {text!r}")
+    return text
+
+
+REPLICATION = "Replication freshness (syncrepl consumers)"
+OPTS += [
+    Opt("providers", None, "provider", kind=MULTI, metavar="URI",
+        help="also compare this server's contextCSN with this provider's, per server ID"
+             " (repeatable: multi-provider); ldap[s]://HOST[:PORT]", section=REPLICATION),
+    Opt("max_lag", None, "max-lag", metavar="SECONDS", convert=seconds,
+        help="fail when this server lacks a provider change older than this"
+             f" (default {DEFAULT_MAX_LAG:g})", section=REPLICATION),
+    Opt("provider_down", None, "provider-down", metavar="ok|fail", convert=_provider_down,
+        help="a provider that cannot be read: ok (default: logged, freshness judged on the"
+             " other providers or skipped) or fail", section=REPLICATION),
+    Opt("provider_bind_dn", None, "provider-bind-dn", metavar="DN",
+        help="bind to the providers as DN (default: as --bind-dn, with its password)",
+        section=REPLICATION),
+    Opt("provider_password_file", None, "provider-password-file", metavar="FILE",
+        help=f"the providers' bind password (or ${PROVIDER_PASSWORD_ENV})", section=REPLICATION),
+]
+
+USAGE = ("--uri ldap[s]://HOST[:PORT] [--base DN] [--filter F] [--expect ATTR=VALUE]"
+         " [--provider URI] [OPTIONS]")
 DESCRIPTION = """\
 Bind to an LDAP server (anonymously, or as --bind-dn with the password from a
 file or the environment, never argv), search, and judge what comes back.
@@ -102,23 +139,42 @@ Exit 0 when healthy, 1 otherwise (2+weight with --dynamic), for keepalived's
 MISC_CHECK and vrrp_script. Referrals are never followed: a referral answer,
 a size-limit error, invalid credentials, a missing base, too few entries, a
 missing value and a server that accepts TCP but never answers LDAP each fail
-with their own message."""
+with their own message.
+
+With --provider, a syncrepl consumer must also be fresh: for every server ID
+a provider holds, this server's contextCSN must be as new, or the provider's
+newest change it lacks younger than --max-lag. A provider that cannot be
+read is logged and skipped (--provider-down fail: a failure), so a provider
+outage does not empty the pool."""
 EPILOG = """\
 Examples:
   # the reference deployment's MISC_CHECK (replaces ldapsearch | grep)
-  kachecks-ldap --uri ldap://192.168.8.111 --base dc=mysite,dc=mydmn,dc=org \\
+  kachecks-ldap --uri ldap://192.168.8.101 --base dc=mysite,dc=mydmn,dc=org \\
       --filter '(dc=mysite)' --expect o=mysite.mydmn.org
   # StartTLS, verified against a CA, bound as a monitoring user
   KACHECKS_LDAP_PASSWORD=… kachecks-ldap --uri ldap://ldap1.mydmn.org --starttls \\
       --ca-file /etc/ssl/certs/mydmn-ca.pem --bind-dn uid=monitor,ou=people,dc=mysite,dc=mydmn,dc=org \\
       --base ou=people,dc=mysite,dc=mydmn,dc=org --filter '(uid=*)' --min-entries 10
   # LDAPS with a password file (chmod 600)
-  kachecks-ldap --uri ldaps://192.168.8.111 --bind-dn cn=monitor,dc=mysite,dc=mydmn,dc=org \\
-      --password-file /etc/kachecks/ldap.pw --base dc=mysite,dc=mydmn,dc=org --scope base"""
+  kachecks-ldap --uri ldaps://192.168.8.101 --bind-dn cn=monitor,dc=mysite,dc=mydmn,dc=org \\
+      --password-file /etc/kachecks/ldap.pw --base dc=mysite,dc=mydmn,dc=org --scope base
+  # web2, a replica of web1: also fail when it lacks a change older than 30 s
+  # (repeat --provider for each provider of a multi-provider setup)
+  kachecks-ldap --uri ldap://192.168.8.102 --base dc=mysite,dc=mydmn,dc=org \\
+      --filter '(dc=mysite)' --expect o=mysite.mydmn.org \\
+      --provider ldap://192.168.8.101 --max-lag 30
+  # Icinga/Nagios: WARNING beyond 5 s of lag, CRITICAL beyond 30 s
+  kachecks-ldap --nagios --uri ldap://192.168.8.102 --base dc=mysite,dc=mydmn,dc=org \\
+      --provider ldap://192.168.8.101 -w 5 -c 30 --max-lag 300"""
 
 
 def parse_uri(text):
-    """``ldap[s]://HOST[:PORT]`` -> (scheme, host, port); HOST may be ``[v6]``."""
+    """``ldap[s]://HOST[:PORT]`` -> (scheme, host, port); HOST may be ``[v6]``.
+
+    A bare host name or address (check_ldap's ``-H HOST``) is ``ldap://HOST``.
+    """
+    if "/" not in text and not text.count(":") > 1 and not text.startswith("["):
+        text = f"ldap://{text}"
     scheme, sep, rest = text.partition("://")
     scheme = scheme.lower()
     if not sep or scheme not in DEFAULT_PORTS:
@@ -155,7 +211,9 @@ class LdapTarget(Target):
     """
 
     __slots__ = ("scheme", "starttls", "tls", "cert_min_days", "bind_dn", "password", "base",
-                 "scope", "filter", "expect", "expect_regex", "min_entries")
+                 "scope", "filter", "expect", "expect_regex", "min_entries",
+                 # replication freshness: ``providers`` are LdapTargets to read contextCSN from
+                 "providers", "max_lag", "provider_down")
 
 
 def build(ns):
@@ -177,10 +235,62 @@ def build(ns):
             raise UsageError(f"--bind-dn needs --password-file FILE or ${PASSWORD_ENV}")
     tls = tlsopts.fields(ns, scheme == "ldaps" or ns.starttls, "ldaps:// or --starttls",
                          ns.sni_name, default_sni=host)
-    return LdapTarget(**base, **tls, host=host, port=port, scheme=scheme, starttls=ns.starttls,
-                      bind_dn=ns.bind_dn, password=password, base=ns.base, scope=ns.scope,
-                      filter=ns.filter, expect=tuple(ns.expect),
-                      expect_regex=tuple(ns.expect_regex), min_entries=ns.min_entries)
+    target = LdapTarget(**base, **tls, host=host, port=port, scheme=scheme,
+                        starttls=ns.starttls, bind_dn=ns.bind_dn, password=password,
+                        base=ns.base, scope=ns.scope, filter=ns.filter, expect=tuple(ns.expect),
+                        expect_regex=tuple(ns.expect_regex), min_entries=ns.min_entries,
+                        **_replication_fields(ns))
+    return _with_providers(target, ns)
+
+
+def _replication_fields(ns):
+    if not ns.providers:
+        for given, option in ((ns.max_lag, "--max-lag"), (ns.provider_down, "--provider-down"),
+                              (ns.provider_bind_dn, "--provider-bind-dn"),
+                              (ns.provider_password_file, "--provider-password-file")):
+            if given is not None:
+                raise UsageError(f"{option} needs --provider")
+    return {"providers": (),
+            "max_lag": DEFAULT_MAX_LAG if ns.max_lag is None else ns.max_lag,
+            "provider_down": ns.provider_down or "ok"}
+
+
+def _with_providers(target, ns):
+    """``target`` with its --provider targets: same search base and options, their own
+    address, TLS (ldaps://, or --starttls) and bind (--provider-bind-dn, or the same)."""
+    if not ns.providers:
+        return target
+    bind_dn, password = target.bind_dn, target.password
+    if ns.provider_bind_dn or ns.provider_password_file:
+        from kachecks.secrets import password_from
+
+        bind_dn = ns.provider_bind_dn or target.bind_dn
+        if not bind_dn:
+            raise UsageError("--provider-password-file needs --provider-bind-dn or --bind-dn")
+        password = password_from(ns.provider_password_file, PROVIDER_PASSWORD_ENV)
+        if password is None:
+            raise UsageError(f"--provider-bind-dn needs --provider-password-file FILE or"
+                             f" ${PROVIDER_PASSWORD_ENV}")
+    fields = {name: getattr(target, name) for name in fields_of(LdapTarget)}
+    providers = []
+    for text in ns.providers:
+        scheme, host, port = _provider_uri(text)
+        starttls = ns.starttls and scheme == "ldap"
+        # the TLS options serve the providers that speak TLS; a plain one ignores them
+        tls = tlsopts.fields(ns, True, "", default_sni=host)["tls"] \
+            if scheme == "ldaps" or starttls else None
+        providers.append(LdapTarget(**dict(
+            fields, host=host, port=port, scheme=scheme, starttls=starttls, tls=tls,
+            cert_min_days=None, bind_dn=bind_dn, password=password, expect=(),
+            expect_regex=(), min_entries=0, warning=None, critical=None)))
+    return LdapTarget(**dict(fields, providers=tuple(providers)))
+
+
+def _provider_uri(text):
+    try:
+        return parse_uri(text)
+    except UsageError as exc:  # parse_uri speaks of --uri
+        raise UsageError(str(exc).replace("--uri", "--provider")) from None
 
 
 # net.connect failure reasons that are about this host, not the server.
@@ -280,15 +390,29 @@ class _BoundedSocket:
 
 
 def probe(target, deadline):
-    """Bind and search ``target``: a Result, or ProbeFailure saying what is wrong."""
-    session = _Session(target, deadline)
+    """Bind and search ``target``: a Result, or ProbeFailure saying what is wrong.
+
+    With --provider, the replication freshness too (kachecks.checks.replication).
+    """
+    if target.providers:
+        from kachecks.checks import replication
+
+        return replication.probe(target, deadline, _probe, _read_context_csn, _changes)
+    return _probe(target, deadline)
+
+
+def _probe(target, deadline):
+    return _run(_Session(target, deadline))
+
+
+def _run(session, read=None):
     try:
-        return _search(session)
+        return _search(session, read)
     except DeadlineExceeded as exc:
         raise session.expired(exc.phase or session.phase) from None
 
 
-def _search(session):
+def _search(session, read=None):
     target = session.target
     session.enter("ldap3 import")
     import ldap3
@@ -317,6 +441,8 @@ def _search(session):
             conn.bind()
             session.answered = True
             _judge_bind(target, conn.result)
+        if read is not None:  # a contextCSN read (kachecks.checks.replication), not the search
+            return _goodbye(conn, read(session, conn))
         session.enter("search")
         attributes = (sorted({a for a, _ in target.expect + target.expect_regex})
                       or [ldap3.NO_ATTRIBUTES])
@@ -324,8 +450,6 @@ def _search(session):
                     search_scope=getattr(ldap3, LDAP3_SCOPES[target.scope]),
                     attributes=attributes, dereference_aliases=ldap3.DEREF_NEVER)
         session.answered = True
-        session.enter("judge")
-        result = _judge_search(session, conn.result, conn.response or [])
     except LDAPInvalidFilterError as exc:
         raise UsageError(f"--filter {target.filter!r}: {exc}") from None
     except LDAPCommunicationError as exc:
@@ -334,11 +458,93 @@ def _search(session):
                            session.phase) from None
     except LDAPException as exc:
         raise ProbeFailure(f"{session.phase} failed: {_ldap3_reason(exc)}", session.phase) from None
+    except KachecksError:
+        raise
+    except Exception as exc:  # ldap3's decoder tripping over what the server sent
+        raise ProbeFailure(f"malformed LDAP reply during {session.phase}"
+                           f" ({type(exc).__name__}: {exc})", session.phase) from None
+    session.enter("judge")
+    return _goodbye(conn, _judge_search(session, conn.result or {}, conn.response or []))
+
+
+def _goodbye(conn, result):
+    """Unbind and return ``result``."""
     try:
         conn.unbind()
     except Exception:  # the verdict is in; a failing goodbye changes nothing
         pass
     return result
+
+
+def _read_context_csn(server, deadline):
+    """(dn, contextCSN values) of ``server``, for kachecks.checks.replication.
+
+    A server that never answered raises ProbeFailure with reason "unreachable".
+    """
+    session = _Session(server, deadline)
+    try:
+        return _run(session, _context_csn)
+    except ProbeFailure as exc:
+        if session.answered or exc.reason in ("verify", "config"):  # it spoke; we refused
+            raise
+        raise ProbeFailure(str(exc), exc.phase, "unreachable") from None
+
+
+def _context_csn(session, conn):
+    """(dn, values): contextCSN of --base, else of the naming context holding it.
+
+    One base-scope search when --base is the suffix of its database (the
+    usual case); otherwise the root DSE's namingContexts say which is.
+    """
+    from kachecks.checks import replication
+
+    base = session.target.base
+    if base:
+        session.enter("contextCSN")
+        _, values = _read_attribute(session, conn, base, "contextCSN")
+        if values:
+            return base, values
+    session.enter("root DSE")
+    found, contexts = _read_attribute(session, conn, "", "namingContexts")
+    if not found:
+        raise ProbeFailure(f"cannot read the root DSE: {_describe(conn.result or {})}",
+                           "root DSE")
+    suffix = replication.naming_context(base, contexts)
+    if suffix is None:
+        listed = ", ".join(contexts) or "none"
+        what = f"holds {base}" if base else "to choose without --base"
+        raise ProbeFailure(f"no naming context {what} (namingContexts: {listed})", "root DSE")
+    if base and replication.same_dn(suffix, base):
+        return base, []
+    session.enter("contextCSN")
+    return suffix, _read_attribute(session, conn, suffix, "contextCSN")[1]
+
+
+def _changes(server, deadline, dn, low, high):
+    """entryCSN values of entries under ``dn`` on ``server`` last changed between the
+    CSNs ``low`` and ``high`` (at most CHANGES_LIMIT: any one is evidence)."""
+    import ldap3
+
+    def read(session, conn):
+        session.enter("entryCSN search")
+        conn.search(dn, f"(&(entryCSN>={low})(entryCSN<={high}))", search_scope=ldap3.SUBTREE,
+                    attributes=["entryCSN"], size_limit=CHANGES_LIMIT,
+                    dereference_aliases=ldap3.DEREF_NEVER)
+        entries = [r for r in conn.response or () if r.get("type") == "searchResEntry"]
+        return [_text(v) for v in _values(entries, "entryCSN")]
+
+    return _run(_Session(server, deadline), read)
+
+
+def _read_attribute(session, conn, dn, attribute):
+    """(entry found, values of ``attribute`` as text) of a base-scope read of ``dn``."""
+    import ldap3
+
+    conn.search(dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=[attribute],
+                dereference_aliases=ldap3.DEREF_NEVER)
+    session.answered = True
+    entries = [r for r in conn.response or () if r.get("type") == "searchResEntry"]
+    return bool(entries), [_text(v) for v in _values(entries, attribute)]
 
 
 def _ldap3_reason(exc):

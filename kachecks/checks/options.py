@@ -7,27 +7,19 @@ any thread, and what was validated is what runs. No dataclasses: that
 import costs milliseconds per forked check.
 """
 
-from kachecks.argspec import FLAG, MULTI, Opt
+from kachecks.argspec import FLAG, MAX_FWMARK, MULTI, Opt, decimal, integer, seconds
+from kachecks.checks.verdict import Range
 from kachecks.errors import UsageError
 
-
-def positive_float(text):
-    value = float(text)
-    if not value > 0 or value != value or value == float("inf"):
-        raise ValueError(f"expected a positive number of seconds, got {text!r}")
-    return value
-
-
-def non_negative_int(text):
-    value = int(text, 10)
-    if value < 0:
-        raise ValueError(f"expected a non-negative integer, got {text!r}")
-    return value
+MAX_WEIGHT_BASE = 65535  # keepalived's real_server weight range
+MAX_DAYS = 36500
 
 
 def fwmark_value(text):
-    value = non_negative_int(text)
-    if value > 0xFFFFFFFF:
+    value = decimal(text)
+    if value < 0:
+        raise ValueError(f"expected a non-negative integer, got {text!r}")
+    if value > MAX_FWMARK:
         raise ValueError(f"a firewall mark is 32 bits, got {text!r}")
     return value
 
@@ -52,7 +44,7 @@ def compile_option(option, text, needs_group=False):
 
 
 def port_number(text):
-    value = int(text, 10)
+    value = decimal(text)
     if not 1 <= value <= 65535:
         raise ValueError(f"port must be 1-65535, got {text!r}")
     return value
@@ -63,7 +55,7 @@ DYNAMIC = "Dynamic weight (misc_dynamic) and drain"
 TLS = "TLS"
 
 COMMON_OPTS = [
-    Opt("timeout", "t", "timeout", metavar="SECONDS", default=5.0, convert=positive_float,
+    Opt("timeout", "t", "timeout", metavar="SECONDS", default=5.0, convert=seconds,
         help="deadline for the whole run: resolve, connect, TLS, request, read", section=COMMON),
     Opt("bind", None, "bind", metavar="ADDR", help="source address to connect from", section=COMMON),
     Opt("fwmark", None, "fwmark", metavar="N", convert=fwmark_value,
@@ -72,12 +64,18 @@ COMMON_OPTS = [
     Opt("verbose", "v", "verbose", kind=FLAG, help="print details after the status line", section=COMMON),
     Opt("nagios", None, "nagios", kind=FLAG,
         help="monitoring-plugin exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN", section=COMMON),
+    Opt("warning", "w", "warning", metavar="RANGE", convert=Range,
+        help="with --nagios: WARNING when the main figure is outside RANGE (10, 10:, ~:10,"
+             " 10:20; @10:20 for inside): the response time in seconds, or the replication"
+             " lag with kachecks-ldap --provider", section=COMMON),
+    Opt("critical", "c", "critical", metavar="RANGE", convert=Range,
+        help="with --nagios: CRITICAL when that figure is outside RANGE", section=COMMON),
     Opt("help", "h", "help", kind=FLAG, help="show this help and exit", section=COMMON),
     Opt("version", None, "version", kind=FLAG, help="print the version and exit", section=COMMON),
     Opt("dynamic", None, "dynamic", kind=FLAG,
         help="exit 2+weight when healthy, for MISC_CHECK misc_dynamic (1 still means down)",
         section=DYNAMIC),
-    Opt("weight", None, "weight", metavar="N", default=1, convert=non_negative_int,
+    Opt("weight", None, "weight", metavar="N", default=1, convert=integer(0, MAX_WEIGHT_BASE),
         help="weight when healthy, and the base of percentages (default 1)", section=DYNAMIC),
     Opt("drain_file", None, "drain-file", metavar="PATH",
         help="while PATH exists report drain: exit 2 with --dynamic (weight 0), else 1",
@@ -94,7 +92,7 @@ TLS_OPTS = [
         section=TLS),
     Opt("client_key", None, "client-key", metavar="FILE", help="client private key (PEM)",
         section=TLS),
-    Opt("cert_min_days", None, "cert-min-days", metavar="N", convert=non_negative_int,
+    Opt("cert_min_days", None, "cert-min-days", metavar="N", convert=integer(0, MAX_DAYS),
         help="log a warning when the server certificate expires within N days"
              " (fails only with --nagios, as WARNING)", section=TLS),
 ]
@@ -107,6 +105,8 @@ def common(ns):
     """The Target fields of the common options."""
     if ns.dynamic and ns.nagios:
         raise UsageError("--dynamic and --nagios exclude each other")
+    if (ns.warning or ns.critical) and not ns.nagios:
+        raise UsageError("-w/-c are Icinga/Nagios thresholds: they need --nagios")
     return {opt.dest: getattr(ns, opt.dest) for opt in COMMON_OPTS if opt.dest not in RUN_ONLY}
 
 
@@ -156,4 +156,4 @@ class Target:
 
 
 __all__ = ["COMMON_OPTS", "TLS_OPTS", "Target", "common", "compile_option", "FLAG", "MULTI", "Opt",
-           "positive_float", "non_negative_int", "port_number"]
+           "seconds", "integer", "port_number"]

@@ -3,12 +3,15 @@
 ``kachecks check NAME``, the ``kachecks-NAME`` executables (pyproject.toml's
 console scripts, which a test keeps equal to this table) and anything that
 must recognise a keepalived ``misc_path``/``script`` line all read CHECKS.
-Importing this module imports no check: ``load`` does, for one.
+Importing this module imports nothing of kachecks: ``load`` imports one check.
+
+``http()``, ``tcp()`` and ``ldap()`` are the executables' entry points. They
+catch the terminating signals (kachecks.interrupt) before the check's own
+modules load, so a SIGTERM in the first milliseconds still ends in exit 1 and
+one line, not death by the signal.
 """
 
 import os
-
-from kachecks.errors import UsageError
 
 # check name -> module defining CHECK (a kachecks.checks.contract.Check)
 CHECKS = {
@@ -35,6 +38,8 @@ def module(name):
     try:
         return CHECKS[name]
     except KeyError:
+        from kachecks.errors import UsageError
+
         raise UsageError(f"no check {name!r} (known: {', '.join(CHECKS)})") from None
 
 
@@ -51,6 +56,9 @@ def from_command(argv):
     (``/usr/bin/kachecks-http``, ``/opt/x/bin/kachecks-http``), or ``kachecks``
     followed by ``check http``. Anything else is a UsageError.
     """
+    from kachecks.errors import UsageError
+
+    argv = _without_signal_blocking_env(argv)
     if not argv:
         raise UsageError("empty command line")
     base = os.path.basename(argv[0])
@@ -59,3 +67,39 @@ def from_command(argv):
     if base == "kachecks" and len(argv) >= 3 and argv[1] == "check":
         return load(argv[2]), list(argv[3:])
     raise UsageError(f"not a kachecks check command: {argv[0]}")
+
+
+def _without_signal_blocking_env(argv):
+    """``env --block-signal=HUP,INT,TERM CMD …`` is ``CMD …`` (docs/checks.md: how an
+    administrator closes the interpreter's start-up window); env with any other
+    option or a variable is not a check's command line."""
+    if not argv or os.path.basename(argv[0]) != "env":
+        return argv
+    rest = list(argv[1:])
+    while rest and rest[0].startswith("--block-signal"):
+        rest.pop(0)
+    return rest if len(rest) < len(argv) - 1 else argv
+
+
+def _main(name):
+    from kachecks import interrupt
+
+    interrupt.install()
+    from kachecks.checks.contract import run
+
+    return run(load(name))
+
+
+def http():
+    """``kachecks-http``."""
+    return _main("http")
+
+
+def tcp():
+    """``kachecks-tcp``."""
+    return _main("tcp")
+
+
+def ldap():
+    """``kachecks-ldap``."""
+    return _main("ldap")

@@ -12,12 +12,15 @@ class Result:
     ``warning``  degraded but not failed (certificate expiring): logged; WARNING under --nagios
     ``perfdata`` tuple of (label, value, unit) for --nagios
     ``details``  extra lines printed with --verbose
+    ``figure``   the label of the main figure in ``perfdata``, the one -w/-c judge:
+                 "time" (seconds) unless a probe reports something else ("lag")
     """
 
-    __slots__ = ("ok", "summary", "reason", "weight", "drain", "warning", "perfdata", "details")
+    __slots__ = ("ok", "summary", "reason", "weight", "drain", "warning", "perfdata", "details",
+                 "figure")
 
     def __init__(self, ok, summary="", reason="", weight=None, drain=False, warning="",
-                 perfdata=(), details=()):
+                 perfdata=(), details=(), figure="time"):
         object.__setattr__(self, "ok", bool(ok))
         object.__setattr__(self, "summary", summary)
         object.__setattr__(self, "reason", reason)
@@ -26,9 +29,17 @@ class Result:
         object.__setattr__(self, "warning", warning)
         object.__setattr__(self, "perfdata", tuple(perfdata))
         object.__setattr__(self, "details", tuple(details))
+        object.__setattr__(self, "figure", figure)
 
     def __setattr__(self, name, value):
         raise AttributeError("Result is immutable")
+
+    def figure_value(self):
+        """The main figure's value, or None when the probe did not report it."""
+        return next((value for label, value, _unit in self.perfdata if label == self.figure), None)
+
+    def figure_unit(self):
+        return next((unit for label, _value, unit in self.perfdata if label == self.figure), "")
 
     def __repr__(self):
         return (f"Result(ok={self.ok}, summary={self.summary!r}, reason={self.reason!r}, "

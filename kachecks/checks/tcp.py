@@ -11,17 +11,17 @@ import time
 from kachecks.argspec import FLAG, Opt
 from kachecks.checks import tlsopts
 from kachecks.checks.contract import Check, run
-from kachecks.checks.options import (Target, common, compile_option, non_negative_int,
-                                     port_number, positive_float)
+from kachecks.checks.options import Target, common, compile_option, integer, port_number, seconds
 from kachecks.checks.result import Result
 from kachecks.errors import ProbeFailure, UsageError
 
 TARGET = "Target and exchange"
 WEIGHT = "Dynamic weight (misc_dynamic) and drain"
+MAX_BYTES = 1 << 30  # --max-bytes: what the probe may hold in memory
 
 OPTS = [
-    Opt("host", "H", "host", metavar="HOST", help="IPv4/IPv6 literal or name to connect to",
-        section=TARGET),
+    Opt("host", "H", "host", metavar="HOST", aliases="I", section=TARGET,
+        help="IPv4/IPv6 literal or name to connect to (-H, -I: check_tcp's spellings)"),
     Opt("port", "p", "port", metavar="PORT", convert=port_number, help="TCP port", section=TARGET),
     Opt("send", None, "send", metavar="STRING",
         help="send STRING after connecting; C escapes work: \\r \\n \\t \\0 \\xHH \\NNN \\\\",
@@ -29,10 +29,10 @@ OPTS = [
     Opt("expect", "e", "expect", metavar="RE",
         help="regular expression the reply must match (read until match, EOF, --max-bytes"
              " or the deadline)", section=TARGET),
-    Opt("max_bytes", None, "max-bytes", metavar="N", default=16384, convert=non_negative_int,
+    Opt("max_bytes", None, "max-bytes", metavar="N", default=16384, convert=integer(1, MAX_BYTES),
         help="read at most N bytes when looking for --expect/--weight-regex/agent reply",
         section=TARGET),
-    Opt("max_latency", None, "max-latency", metavar="SECONDS", convert=positive_float,
+    Opt("max_latency", None, "max-latency", metavar="SECONDS", convert=seconds,
         help="fail when the whole exchange takes longer", section=TARGET),
     Opt("proxy_v1", None, "proxy-v1", kind=FLAG,
         help="send a PROXY protocol v1 header first (text: PROXY TCP4 …)", section=TARGET),
@@ -76,8 +76,8 @@ EPILOG = r"""Examples (reference deployment):
 keepalived.conf:
   real_server 192.168.8.101 80 {
       MISC_CHECK {
-          misc_path "/usr/bin/kachecks-tcp --host 192.168.8.101 --port 9777 --agent --dynamic --weight 10"
-          misc_timeout 5
+          misc_path "/usr/bin/kachecks-tcp --host 192.168.8.101 --port 9777 --agent --dynamic --weight 10 --timeout 2"
+          misc_timeout 3
           misc_dynamic
       }
   }

@@ -34,13 +34,12 @@ def fields(ns, enabled, needs, sni=None, default_sni=None):
 def _check_files(ns):
     if ns.client_key and not ns.client_cert:
         raise UsageError("--client-key needs --client-cert")
-    for path in (ns.ca_file, ns.client_cert, ns.client_key):
-        if path:
-            try:
-                with open(path, "rb"):
-                    pass
-            except OSError as exc:
-                raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    if ns.ca_file or ns.client_cert or ns.client_key:
+        # Early and clear, before any traffic: each is a regular file of sane size.
+        from kachecks.net.tls import checked_files
+
+        with checked_files(ns.ca_file, ns.client_cert, ns.client_key):
+            pass
 
 
 def _uses_tls_options(ns):

@@ -1,4 +1,4 @@
-"""Where a check decides its exit code (docs/checks.md, "Exit codes").
+"""Where a check decides its exit code (docs/reference.md, "Exit codes").
 
 keepalived reads nothing but the exit code, so this table is the product:
 
@@ -6,6 +6,9 @@ keepalived reads nothing but the exit code, so this table is the product:
   plain      0               1         1
   --dynamic  2 + weight      2         1      (2 would mean "healthy, weight 0")
   --nagios   0 OK / 1 WARN   1 WARN    2 CRITICAL; 3 UNKNOWN for usage/internal errors
+
+Under --nagios, -w/-c ranges (the monitoring-plugins syntax) on the result's
+main figure turn a healthy run into WARNING or CRITICAL.
 """
 
 from kachecks.status import ExitCode
@@ -22,14 +25,16 @@ UP, DOWN, DRAIN = "UP", "DOWN", "DRAIN"
 
 class Verdict:
     """``code``: the exit code; ``word``: after the check name ("HTTP OK", "HTTP
-    CRITICAL"); ``state``: UP / DOWN / DRAIN, remembered to log transitions only."""
+    CRITICAL"); ``state``: UP / DOWN / DRAIN, remembered to log transitions only;
+    ``note``: why a threshold changed the word ("lag 75.2s outside 60"), else ""."""
 
-    __slots__ = ("code", "word", "state")
+    __slots__ = ("code", "word", "state", "note")
 
-    def __init__(self, code, word, state):
+    def __init__(self, code, word, state, note=""):
         object.__setattr__(self, "code", code)
         object.__setattr__(self, "word", word)
         object.__setattr__(self, "state", state)
+        object.__setattr__(self, "note", note)
 
     def __setattr__(self, name, value):
         raise AttributeError("Verdict is immutable")
@@ -50,6 +55,9 @@ def judge(result, target):
             return Verdict(ExitCode.NAGIOS_WARNING, "WARNING", DRAIN)
         return Verdict(ExitCode.DYNAMIC_BASE if dynamic else ExitCode.FAILURE, "DRAIN", DRAIN)
     if nagios:
+        breached = _thresholds(result, target)
+        if breached is not None:
+            return breached
         if result.warning:
             return Verdict(ExitCode.NAGIOS_WARNING, "WARNING", UP)
         return Verdict(ExitCode.NAGIOS_OK, "OK", UP)
@@ -73,3 +81,69 @@ def error_verdict(nagios=False):
     if nagios:
         return Verdict(ExitCode.NAGIOS_UNKNOWN, "UNKNOWN", DOWN)
     return Verdict(ExitCode.FAILURE, "ERROR", DOWN)
+
+
+def thresholds(target):
+    """(warning, critical): the target's -w/-c Ranges (common options), None where not given."""
+    return target.warning, target.critical
+
+
+def _thresholds(result, target):
+    """The Verdict when -c or -w judges the main figure out of bounds, else None."""
+    warning, critical = thresholds(target)
+    if critical is None and warning is None:
+        return None
+    value = result.figure_value()
+    if value is None:
+        return Verdict(ExitCode.NAGIOS_UNKNOWN, "UNKNOWN", UP,
+                       f"no {result.figure} figure to compare with -w/-c")
+    for limit, code, word in ((critical, ExitCode.NAGIOS_CRITICAL, "CRITICAL"),
+                              (warning, ExitCode.NAGIOS_WARNING, "WARNING")):
+        if limit is not None and limit.alerts(value):
+            return Verdict(code, word, UP, f"{result.figure} {_number(value)}"
+                           f"{result.figure_unit()} {limit.describe()}")
+    return None
+
+
+def _number(value):
+    return f"{value:.6f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+
+
+class Range:
+    """A monitoring-plugins threshold range: ``10``, ``10:``, ``~:10``, ``10:20``, ``@10:20``.
+
+    It alerts when the value lies outside start..end (inside, with ``@``); ``text``
+    is what the user wrote, echoed in the performance data.
+    """
+
+    __slots__ = ("text", "start", "end", "inside")
+
+    def __init__(self, text):
+        body = text.strip()
+        inside = body.startswith("@")
+        body = body[1:] if inside else body
+        low, _, high = body.rpartition(":") if ":" in body else ("0", "", body)
+        try:
+            start = float("-inf") if low == "~" else float(low or "0")
+            end = float(high) if high else float("inf")
+        except ValueError:
+            raise ValueError(f"{text!r} is not a range (10, 10:, ~:10, 10:20, @10:20)") from None
+        if not body or not (low or high) or start != start or end != end:
+            raise ValueError(f"{text!r} is not a range (10, 10:, ~:10, 10:20, @10:20)")
+        if start > end:
+            raise ValueError(f"{text!r} is not a range: its start is above its end")
+        for name, value in (("text", text), ("start", start), ("end", end), ("inside", inside)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Range is immutable")
+
+    def alerts(self, value):
+        within = self.start <= value <= self.end
+        return within if self.inside else not within
+
+    def describe(self):
+        return f"{'inside' if self.inside else 'outside'} {self.text.lstrip('@')}"
+
+    def __repr__(self):
+        return f"Range({self.text!r})"

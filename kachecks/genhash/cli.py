@@ -9,9 +9,9 @@ import sys
 import time
 
 from kachecks import argspec
-from kachecks.argspec import FLAG, MULTI, Opt
+from kachecks.argspec import FLAG, MAX_FWMARK, MAX_SECONDS, MULTI, Opt
 from kachecks.errors import ProbeFailure, UsageError
-from kachecks.http.request import protocol_mode
+from kachecks.http.request import protocol_mode, request_text
 from kachecks.status import ExitCode
 
 DEFAULT_TIMEOUT = 5
@@ -27,13 +27,16 @@ def _port(text):
     return int(body)
 
 
-def _unsigned(what):
-    """keepalived's -t/-m rule: blanks, then decimal digits only, no sign."""
+def _unsigned(what, low, high, unit=""):
+    """keepalived's -t/-m rule (blanks, then decimal digits only, no sign), within
+    ``low``..``high``: keepalived wraps what does not fit; we refuse it."""
 
     def convert(text):
         body = text.lstrip(" \t")
         if not (body.isascii() and body.isdigit()):
             raise UsageError(f"invalid {what} '{text}'")
+        if not low <= int(body) <= high:
+            raise UsageError(f"invalid {what} '{text}' ({low} to {high}{unit})")
         return int(body)
 
     return convert
@@ -62,22 +65,23 @@ OPTIONS = [
     Opt("servers", "s", "server", MULTI, "ADDRESS", convert=str,
         help="Server to fetch from: IPv4/IPv6 literal or host name; repeat for several."),
     Opt("port", "p", "port", metavar="PORT", convert=_port, help="TCP port (1-65535)."),
-    Opt("url", "u", "url", metavar="PATH",
+    Opt("url", "u", "url", metavar="PATH", convert=request_text,
         help="Request target, sent verbatim (the last -u wins)."),
     Opt("ssl", "S", "use-ssl", FLAG, help="Use TLS (no certificate verification, like SSL_GET)."),
     Opt("sni", "I", "use-sni", FLAG, help="Send SNI in the TLS handshake, with the -V name."),
-    Opt("vhost", "V", "use-virtualhost", metavar="NAME",
+    Opt("vhost", "V", "use-virtualhost", metavar="NAME", convert=request_text,
         help="Host header value (default: address:port)."),
     Opt("protocol", "P", "protocol", metavar="VERSION", default="1.0", convert=_protocol,
         help="HTTP mode: 1.0, 1.0c (1.0 with Connection: close) or 1.1 (default 1.0)."),
     Opt("timeout", "t", "timeout", metavar="SECONDS", default=DEFAULT_TIMEOUT,
-        convert=_unsigned("timeout"),
+        convert=_unsigned("timeout", 0, MAX_SECONDS, " seconds"),
         help="Total time for the whole fetch, whole seconds (default 5)."),
-    Opt("fwmark", "m", "fwmark", metavar="MARK", convert=_unsigned("fwmark"),
+    Opt("fwmark", "m", "fwmark", metavar="MARK", convert=_unsigned("fwmark", 0, MAX_FWMARK),
         help="Set SO_MARK on the socket (needs CAP_NET_ADMIN)."),
     Opt("verbose", "v", "verbose", FLAG,
         help="Dump headers, body and digest like keepalived's genhash -v."),
     Opt("help", "h", "help", FLAG, help="Show this help and exit."),
+    Opt("version", None, "version", FLAG, help="Print the version and exit."),
     Opt("hash", "H", "hash", metavar="ALGO", default="md5", convert=_hash,
         section="Additions", help="md5 (default), sha1 or sha256."),
     Opt("format", None, "format", metavar="FORMAT", default="plain", convert=_format,
@@ -113,7 +117,10 @@ Differences from keepalived's genhash (each one on purpose):
     carries the address actually connected to, as HTTP_GET would send it.
   - -h/--help prints this help on stdout and exits 0 (keepalived: usage
     on stderr, exit 1). A usage error prints one line on stderr, exit 1.
-  - Additions: -H/--hash, --format conf, several -s in one call.
+  - -t above 86400, -m beyond 32 bits, and a control character in -u or -V
+    are usage errors (keepalived wraps the numbers and sends the bytes).
+  - A digest that cannot be printed (stdout closed, disk full) exits 1.
+  - Additions: -H/--hash, --format conf, several -s in one call, --version.
 
 Exit status: 0 digest(s) printed (several servers: even if they differ);
 1 usage error or any server failed."""
@@ -125,21 +132,29 @@ def main(argv=None, prog=None):
 
     prog = prog or "kachecks genhash"
     argv = sys.argv[1:] if argv is None else list(argv)
-    return guarded(_main, argv, prog, prog=prog, bare_usage=True)
+    return guarded(_main, argv, prog, prog=prog, bare_usage=True, stoppable=True)
 
 
-def _error(line):
-    sys.stdout.flush()
+def _error(line, out):
+    out.flush()  # what was printed so far comes first
     sys.stderr.write(line.rstrip("\n") + "\n")
     sys.stderr.flush()
 
 
 def _main(argv, prog):
-    out = sys.stdout.buffer
+    from kachecks.runtime import StrictOutput
+
     opts = argspec.parse(OPTIONS, argv)
+    out = StrictOutput()  # the digest is the product: failing to print it is the failure
     if opts.help:
         out.write(argspec.render_help(f"{prog} -s ADDRESS -p PORT -u PATH [OPTIONS]",
                                       DESCRIPTION, OPTIONS, EPILOG).encode())
+        out.flush()
+        return ExitCode.OK
+    if opts.version:
+        from kachecks import __version__
+
+        out.write(f"{prog} {__version__}\n".encode())
         return ExitCode.OK
     for dest, flag in (("servers", "-s ADDRESS"), ("port", "-p PORT"), ("url", "-u PATH")):
         if not opts.__dict__[dest]:
@@ -154,6 +169,7 @@ def _main(argv, prog):
     if len(results) > 1:
         verdict = _agreement(results)
         out.write((f"# {verdict}" if opts.format == "conf" else verdict).encode())
+    out.flush()
     return ExitCode.OK if all(digest for _server, digest in results) else ExitCode.FAILURE
 
 
@@ -179,7 +195,7 @@ def _one(server, opts, out):
     except ProbeFailure as exc:
         text = keepalived_message(exc)
         detail = f"{_label(server, opts)}: {exc}"
-        _error(f"{text} ({detail})" if text else detail)
+        _error(f"{text} ({detail})" if text else detail, out)
         if dump:
             out.write(response_time_line(url, _usecs(started)))
         return None
@@ -188,7 +204,7 @@ def _one(server, opts, out):
     digest = response.digests[opts.hash]
     if not response.header_complete:
         _error(f"no data received from remote webserver ({_label(server, opts)}: "
-               "no end of HTTP header within 4095 bytes)")
+               "no end of HTTP header within 4095 bytes)", out)
         digest = None
     elif opts.format != "conf":
         suffix = f"  {server}" if len(opts.servers) > 1 else ""

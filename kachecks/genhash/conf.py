@@ -2,7 +2,10 @@
 
 For each server: an HTTP_GET (or SSL_GET) block with the url, digest and
 the options given to genhash, then the MISC_CHECK running kachecks-http
-with the same request, so either checker can be chosen.
+with the same request, so either checker can be chosen. The MISC_CHECK's
+``--timeout`` is genhash's ``-t`` and its ``misc_timeout`` one second more:
+keepalived kills a check at misc_timeout, and a check that times out first
+says why (docs/reference.md, "MISC_CHECK").
 """
 
 KACHECKS_HTTP = "/usr/bin/kachecks-http"
@@ -36,8 +39,9 @@ def _misc_check(server, digest, opts):
         args += ["--http-protocol", opts.protocol.lower()]
     if opts.fwmark is not None:
         args += ["--fwmark", str(opts.fwmark)]
-    args += ["--digest", digest]
-    return ["MISC_CHECK {", f'    misc_path "{" ".join(args)}"', "}"]
+    args += ["--digest", digest, "--timeout", str(opts.timeout)]
+    return ["MISC_CHECK {", f'    misc_path "{" ".join(args)}"',
+            f"    misc_timeout {opts.timeout + 1}", "}"]
 
 
 def render(results, opts):

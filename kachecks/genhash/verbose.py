@@ -1,4 +1,5 @@
-"""genhash -v: keepalived's banners and dumps, in keepalived's order (§1.7).
+"""genhash -v: keepalived's banners and dumps, in keepalived's order
+(docs/genhash.md: identical to keepalived's -v but the response time).
 
 An observer for kachecks.http.response.ResponseReader, writing bytes to a
 binary stream as each read arrives, exactly as check_http.c prints them.

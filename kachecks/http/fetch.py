@@ -118,11 +118,12 @@ def _read_to_eof(stream, reader, body_read_size, timings, mark):
         _lap(timings, phase, mark)
 
 
-# keepalived's genhash wording per stage (check_http.c / check_ssl.c timeout_epilog).
+# keepalived's genhash wording per stage (check_http.c / check_ssl.c timeout_epilog), as
+# keepalived >= 2.2.8 words it: 2.2.7 (Debian 12) said "HTTP_CHECK - network unreachable".
 _KEEPALIVED_TEXT = {
     ("connect", "refused"): "Connection failed",
     ("connect", "timeout"): "Timeout connecting",
-    ("connect", "unreachable"): "HTTP_CHECK - network unreachable",
+    ("connect", "unreachable"): "HTTP/SSL_CHECK - network unreachable",
     ("connect", "error"): "Error connecting",
     ("tls", "timeout"): "Timeout connecting",
     ("tls", "error"): "SSL handshake/communication error connecting to",

@@ -25,6 +25,17 @@ def protocol_mode(text):
     return text
 
 
+def request_text(text):
+    """``text`` if it can go into the request line or Host header unchanged, else
+    ValueError (an option converter). A control character would make it another
+    request than keepalived's: CR/LF start a new header line."""
+    bad = next((c for c in text if ord(c) < 32 or ord(c) == 127), None)
+    if bad is not None:
+        raise ValueError(f"control character {bad!r} in {text!r}: the request would not be"
+                         " keepalived's")
+    return text
+
+
 def host_header(ip, port, ipv6=False, vhost=None):
     """The Host value: the vhost verbatim (no port), else ``ip:port`` / ``[v6]:port``."""
     if vhost is not None:

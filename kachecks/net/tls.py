@@ -13,6 +13,7 @@ import time
 
 from kachecks.errors import ProbeFailure, os_error_text
 from kachecks.net.connect import Stream
+from kachecks.utctime import generalized_time
 
 
 class TLSOptions:
@@ -38,8 +39,18 @@ def _failure(message, reason):
     return ProbeFailure(message, "tls", reason)
 
 
+# CA bundles are a few hundred kB; a larger file is the wrong file (or a sparse trap).
+MAX_TLS_FILE = 16 << 20
+
+
 def client_context(options):
-    """An ``ssl.SSLContext`` for ``options`` (raises ProbeFailure on bad files)."""
+    """An ``ssl.SSLContext`` for ``options`` (raises ProbeFailure on bad files).
+
+    OpenSSL opens files by name and would block on a FIFO or read /dev/zero
+    forever, so each file is first opened here without blocking and checked
+    (kachecks.files); OpenSSL then reads that very file through
+    /proc/self/fd.
+    """
     import ssl
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -50,7 +61,8 @@ def client_context(options):
         ctx.check_hostname = bool(options.sni)
         try:
             if options.ca_file:
-                ctx.load_verify_locations(cafile=options.ca_file)
+                with checked_files(options.ca_file) as (cafile,):
+                    ctx.load_verify_locations(cafile=cafile)
             else:
                 ctx.load_default_certs()
         except (OSError, ssl.SSLError) as exc:
@@ -62,11 +74,51 @@ def client_context(options):
     # Versions and ciphers: the system OpenSSL policy, as for keepalived's TLS_method().
     if options.cert_file:
         try:
-            ctx.load_cert_chain(options.cert_file, options.key_file)
+            with checked_files(options.cert_file, options.key_file) as (certfile, keyfile):
+                # An encrypted key fails here instead of prompting on the terminal.
+                ctx.load_cert_chain(certfile, keyfile, password=b"")
         except (OSError, ssl.SSLError) as exc:
             raise _failure(f"cannot load client certificate {options.cert_file}: "
                            f"{os_error_text(exc)}", "config") from None
     return ctx
+
+
+class checked_files:
+    """``with checked_files(a, b) as (a2, b2)``: paths OpenSSL may open safely (None stays None).
+
+    Raises kachecks.files.UnusableFile (a usage error) for a FIFO, device,
+    directory or oversized file.
+    """
+
+    def __init__(self, *paths):
+        self.paths = paths
+        self.fds = []
+
+    def __enter__(self):
+        import os
+
+        from kachecks.files import open_regular
+
+        proc = os.path.isdir("/proc/self/fd")
+        opened = []
+        try:
+            for path in self.paths:
+                if path is None:
+                    opened.append(None)
+                    continue
+                fd, _info = open_regular(path, "", MAX_TLS_FILE)
+                self.fds.append(fd)
+                opened.append(f"/proc/self/fd/{fd}" if proc else path)
+        except BaseException:
+            self.__exit__()
+            raise
+        return opened
+
+    def __exit__(self, *exc):
+        import os
+
+        while self.fds:
+            os.close(self.fds.pop())
 
 
 def wrap(raw_sock, family, options, deadline, context=None):
@@ -151,20 +203,4 @@ def _asn1_time(tag, text):
         text = str(1900 + year if year >= 50 else 2000 + year) + text[2:]
     elif tag != 0x18:  # GeneralizedTime YYYYMMDDHHMMSSZ
         raise ValueError("not a time")
-    days = _days_since_epoch(int(text[0:4]), int(text[4:6]), int(text[6:8]))
-    return days * 86400 + int(text[8:10]) * 3600 + int(text[10:12]) * 60 + int(text[12:14])
-
-
-def _days_since_epoch(year, month, day):
-    """Days from 1970-01-01 to a proleptic Gregorian date.
-
-    calendar.timegm would do, but ``calendar`` imports datetime and locale:
-    ~2 ms on every TLS check run, for one subtraction.
-    """
-    if not 1 <= month <= 12 or not 1 <= day <= 31:
-        raise ValueError("bad date")
-    year -= month <= 2
-    era, year_of_era = divmod(year, 400)
-    day_of_year = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
-    day_of_era = year_of_era * 365 + year_of_era // 4 - year_of_era // 100 + day_of_year
-    return era * 146097 + day_of_era - 719468
+    return generalized_time(text)

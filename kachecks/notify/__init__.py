@@ -1,1 +1,1 @@
-"""State-change notifications: spool first, deliver detached (SPEC §4)."""
+"""State-change notifications: spool first, deliver detached (docs/notifications.md)."""

@@ -1,60 +1,98 @@
-"""``kachecks notify``, ``kachecks fifo`` and ``kachecks spool`` (SPEC §4).
+"""``kachecks notify``, ``kachecks fifo`` and ``kachecks spool`` (docs/notifications.md).
 
-``notify`` runs in the process keepalived waits for (and SIGKILLs for STOP
-after 1 s): it parses, spools durably, logs, starts a detached deliverer and
-returns. asyncio, aiosmtplib and requests are imported only by the deliverer.
+Each click callback returns the exit code of a CLI helper; every command runs
+through the one guard (kachecks.runtime.guarded), which turns a failure into
+one line on stderr and in syslog. ``notify`` runs in the process keepalived
+waits for (and SIGKILLs for STOP after 1 s): it parses, spools durably, logs,
+starts a detached deliverer and returns. asyncio, aiosmtplib and requests are
+imported only by the deliverer.
 """
 
-import os
-import sys
 import time
 
 import click
 
-from kachecks import syslogger
-from kachecks.errors import UsageError
+from kachecks.errors import KachecksError, UsageError
 from kachecks.notify import config as configuration
-from kachecks.notify import deliver, event as events
+from kachecks.notify import detach, deliver, event as events
 from kachecks.notify import spool as store
-from kachecks.notify.deliver import log
+from kachecks.notify.log import LOG_ERR, LOG_NOTICE, LOG_WARNING, log
+from kachecks.runtime import guarded
 from kachecks.secrets import read_password_file
+from kachecks.status import ExitCode
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+_BAD_USAGE = "kachecks.notify.bad_usage"
 
 
-def fail(prog, message, code=1):
-    """One line on stderr and in syslog, then exit ``code``."""
-    click.echo(f"{prog}: {message}", err=True)
-    log(f"{prog}: {message}", syslogger.LOG_ERR)
-    sys.exit(code)
+class CommandFailure(KachecksError):
+    """What a command could not do, said in one line (the guard adds the program name)."""
 
 
-class OneLineCommand(click.Command):
-    """Usage mistakes and unusable files give one line and exit 1 (no traceback, no exit 2)."""
+def _report(line):
+    log(line, LOG_ERR)
+
+
+class Guarded:
+    """Parsing and running both go through the guard: one line and exit 1, never exit 2.
+
+    click reports usage mistakes itself (exit 2); they are kept until
+    ``invoke`` so the guard says them like any other error.
+    """
 
     def prog(self, ctx):
         return ctx.command_path if ctx else f"kachecks {self.name}"
 
     def parse_args(self, ctx, args):
+        if not args and getattr(self, "no_args_is_help", False) and not ctx.resilient_parsing:
+            click.echo(ctx.get_help(), color=ctx.color)  # `kachecks spool`: help, exit 0 (click 8.2+
+            ctx.exit()                                    # would call it a usage error, exit 2)
         try:
             return super().parse_args(ctx, args)
         except click.UsageError as exc:
-            fail(self.prog(ctx), f"{exc.format_message()} (see --help)")
+            ctx.meta[_BAD_USAGE] = f"{exc.format_message()} (see --help)"
+            return []
 
     def invoke(self, ctx):
+        return guarded(self._invoke, ctx, prog=self.prog(ctx), report=_report)
+
+    def _invoke(self, ctx):
+        if _BAD_USAGE in ctx.meta:
+            raise UsageError(ctx.meta[_BAD_USAGE])
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # a group's unknown subcommand
+            raise UsageError(f"{exc.format_message()} (see --help)") from None
+        except click.exceptions.Exit as exc:  # a subcommand's --help
+            return exc.exit_code
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
-            fail(self.prog(ctx), f"{where}{exc.strerror or exc}")
+            raise CommandFailure(f"{where}{exc.strerror or exc}") from None
 
 
-def config_options(func):
-    """--config and the overrides shared by every notify command."""
+class Command(Guarded, click.Command):
+    pass
+
+
+class Group(Guarded, click.Group):
+    pass
+
+
+def spool_options(func):
+    """--config and --spool-dir: all `spool list` and `purge` need."""
     options = [
         click.option("--config", "config_path", metavar="FILE",
                      help="TOML configuration [default: $KACHECKS_CONFIG or /etc/kachecks/kachecks.toml]."),
         click.option("--spool-dir", metavar="DIR", help="Spool directory (overrides [spool] dir)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def config_options(func):
+    """--config, --spool-dir and the delivery overrides: for the commands that deliver."""
+    options = [
         click.option("--smtp-host", metavar="HOST", help="Mail relay (overrides [smtp] host)."),
         click.option("--smtp-port", type=int, metavar="PORT", help="Relay port (overrides [smtp] port)."),
         click.option("--security", type=click.Choice(["starttls", "tls", "none"]),
@@ -67,25 +105,45 @@ def config_options(func):
     ]
     for option in reversed(options):
         func = option(func)
-    return func
+    return spool_options(func)
 
 
-def load_config(prog, opts, on_error=None):
-    """The validated config; on error one line, ``on_error(spool_dir, message)``, exit 1."""
-    overrides = {
-        "spool.dir": opts.pop("spool_dir"), "smtp.host": opts.pop("smtp_host"),
-        "smtp.port": opts.pop("smtp_port"), "smtp.security": opts.pop("security"),
-        "mail.to": opts.pop("mail_to"), "webhook.url": opts.pop("webhook_url"),
-        "spool.batch_window": opts.pop("batch_window"),
+def overrides(opts):
+    """The command-line options as ``section.key`` overrides of the file."""
+    return {
+        "spool.dir": opts.get("spool_dir"), "smtp.host": opts.get("smtp_host"),
+        "smtp.port": opts.get("smtp_port"), "smtp.security": opts.get("security"),
+        "mail.to": opts.get("mail_to"), "webhook.url": opts.get("webhook_url"),
+        "spool.batch_window": opts.get("batch_window"),
     }
-    path = opts.pop("config_path")
+
+
+def load_config(opts):
+    return configuration.load(opts.get("config_path"), overrides(opts))
+
+
+def spool_dir(opts):
+    """``--spool-dir``, else ``[spool] dir`` even from a configuration broken elsewhere."""
+    return opts.get("spool_dir") or configuration.spool_dir(opts.get("config_path"))
+
+
+def fallback_spool_dir(opts):
+    """Where an event goes while the configuration is broken: never nowhere."""
     try:
-        return configuration.load(path, overrides)
-    except configuration.ConfigError as exc:
-        message = str(exc)
-        if on_error:
-            message = on_error(overrides["spool.dir"] or configuration.DEFAULT_SPOOL, message)
-        fail(prog, message)
+        return spool_dir(opts)
+    except configuration.ConfigError:
+        return configuration.DEFAULT_SPOOL
+
+
+def warn_from_address(prog, cfg):
+    """A mail.from the relay would reject is said when the FIFO reader starts, not at 3 a.m."""
+    if "mail" in cfg.channels() and not cfg.mail["from"]:
+        from kachecks.notify.channels import DeliveryError, mail
+
+        try:
+            mail.from_address(cfg)
+        except DeliveryError as exc:
+            warn(prog, f"{exc}; mail stays in the spool")
 
 
 def warn_password_file(prog, cfg):
@@ -96,19 +154,55 @@ def warn_password_file(prog, cfg):
     try:
         read_password_file(path)
     except UsageError as exc:
-        click.echo(f"{prog}: warning: smtp.password_file: {exc}; mail stays in the spool", err=True)
-        log(f"{prog}: smtp.password_file: {exc}", syslogger.LOG_ERR)
+        warn(prog, f"smtp.password_file: {exc}; mail stays in the spool")
 
 
-def accept(prog, evt, cfg):
-    """Spool durably first, then log, then make sure a deliverer runs."""
+def warn(prog, message):
+    click.echo(f"{prog}: warning: {message}", err=True)
+    log(f"{prog}: {message}", LOG_ERR)
+
+
+def put(evt, root):
+    """Spool ``evt`` durably; the open Spool, or CommandFailure if the event is not on disk."""
     try:
-        store.put(cfg.spool_dir, evt)
+        spool = store.Spool(root)
+        try:
+            spool.put(evt)
+        except BaseException:
+            spool.close()
+            raise
     except store.SpoolError as exc:
-        fail(prog, f"{exc} — event NOT queued: {events.describe(evt)}")
-    log(f"event {events.describe(evt)} (from {evt['source']}, spooled as {evt['id']})",
-        syslogger.LOG_NOTICE)
-    deliver.kick(cfg)  # even without channels: the deliverer empties incoming/
+        raise CommandFailure(f"{exc} — event NOT queued: {events.describe(evt)}") from None
+    return spool
+
+
+def announce(prog, evt, spool, cfg):
+    """Log the spooled event, then make sure a deliverer runs (none while ``cfg`` is None:
+    the configuration is broken). Even without channels a deliverer runs, to empty incoming/."""
+    note = "" if cfg else ", not delivered until the configuration is fixed"
+    log(f"event {events.describe(evt)} (from {evt['source']}, spooled as {evt['id']}{note})", LOG_NOTICE)
+    if cfg:
+        try:
+            detach.kick(spool, cfg)
+        except store.SpoolError as exc:
+            warn(prog, f"{exc}; the event stays in the spool")
+
+
+def queue_event(prog, event_args, opts):
+    """``kachecks notify``: the event is on disk before the configuration is even validated."""
+    evt = events.from_argv(event_args)
+    root = fallback_spool_dir(opts)  # what the configuration names, as far as it can be read
+    with put(evt, root) as spool:
+        try:
+            cfg, problem = load_config(opts), None
+        except configuration.ConfigError as exc:
+            cfg, problem = None, exc
+        announce(prog, evt, spool, cfg)
+    if problem:
+        raise CommandFailure(f"{problem} — event kept in {root}; fix it, then run "
+                             "`kachecks spool flush`")
+    warn_password_file(prog, cfg)
+    return ExitCode.OK
 
 
 NOTIFY_EPILOG = """\b
@@ -129,7 +223,7 @@ keepalived.conf (reference deployment, lvs1/lvs2):
 Examples:
   kachecks notify INSTANCE VI_1 MASTER 100
   kachecks notify GROUP G1 BACKUP 0
-  kachecks notify RS [192.168.8.101]:tcp:80 [192.168.8.100]:tcp:80 DOWN
+  kachecks notify RS [192.168.8.101]:tcp:80 [192.168.8.142]:tcp:80 DOWN
   kachecks notify --config /tmp/test.toml INSTANCE VI_1 FAULT 100
 
 Exit status: 0 once the event is spooled (delivery runs detached and
@@ -137,11 +231,12 @@ retries on its own), 1 if it could not be spooled or the input is invalid.
 """
 
 
-@click.command(cls=OneLineCommand, context_settings=CONTEXT, epilog=NOTIFY_EPILOG,
+@click.command(cls=Command, context_settings=CONTEXT, epilog=NOTIFY_EPILOG,
                short_help="Queue one keepalived state change for mail/webhook.")
 @config_options
 @click.argument("event_args", nargs=-1, metavar="TYPE NAME STATE [PRIORITY]")
-def notify(event_args, **opts):
+@click.pass_context
+def notify(ctx, event_args, **opts):
     """Queue one keepalived state change and deliver it in the background.
 
     TYPE is INSTANCE, GROUP, RS or VS; STATE is a keepalived state (MASTER,
@@ -151,25 +246,7 @@ def notify(event_args, **opts):
     The event is written to the spool (fsync) before anything else, so
     keepalived's SIGKILL of STOP scripts cannot lose it.
     """
-    prog = "kachecks notify"
-    try:
-        evt = events.from_argv(event_args)
-    except events.EventError as exc:
-        fail(prog, str(exc))
-
-    def keep_event(spool_dir, message):
-        """A broken config must not lose the event: spool it where we can, deliver later."""
-        try:
-            store.put(spool_dir, evt)
-        except store.SpoolError:
-            return f"{message} — event NOT queued: {events.describe(evt)}"
-        log(f"event {events.describe(evt)} (from notify, spooled as {evt['id']}, not delivered "
-            "until the configuration is fixed)", syslogger.LOG_NOTICE)
-        return f"{message} — event kept in {spool_dir}; fix it, then run `kachecks spool flush`"
-
-    cfg = load_config(prog, opts, on_error=keep_event)
-    accept(prog, evt, cfg)
-    warn_password_file(prog, cfg)
+    return queue_event(ctx.command_path, event_args, opts)
 
 
 FIFO_EPILOG = """\b
@@ -181,8 +258,8 @@ keepalived.conf (reference deployment):
 keepalived appends the FIFO path. Lines understood:
   INSTANCE "VI_1" MASTER 100
   GROUP "G1" BACKUP 0
-  VS [192.168.8.100]:tcp:80 UP
-  RS [192.168.8.101]:tcp:80 [192.168.8.100]:tcp:80 DOWN
+  VS [192.168.8.142]:tcp:80 UP
+  RS [192.168.8.101]:tcp:80 [192.168.8.142]:tcp:80 DOWN
   RS [192.168.8.101]:tcp:80 FWM 5 UP
 
 \b
@@ -192,11 +269,49 @@ Examples:
 """
 
 
-@click.command(cls=OneLineCommand, context_settings=CONTEXT, epilog=FIFO_EPILOG,
+def read_fifo(prog, fifo_path, opts):
+    """``kachecks fifo``: spool every line until keepalived closes the FIFO.
+
+    With a broken configuration the lines are still spooled (not delivered):
+    keepalived does not wait for this reader, and what it does not read is lost.
+    """
+    from kachecks.notify import fifo as reader
+
+    try:
+        cfg, problem = load_config(opts), None
+    except configuration.ConfigError as exc:
+        cfg, problem = None, exc
+        _report(f"{prog}: {exc} — events are kept in the spool until it is fixed")
+        click.echo(f"{prog}: {exc} — events are kept in the spool until it is fixed", err=True)
+    root = cfg.spool_dir if cfg else fallback_spool_dir(opts)
+    if cfg:
+        warn_password_file(prog, cfg)
+        warn_from_address(prog, cfg)
+
+    def on_line(line):
+        try:
+            evt = events.from_fifo_line(line)
+            with put(evt, root) as spool:
+                announce(prog, evt, spool, cfg)
+        except events.EventError as exc:
+            click.echo(f"{prog}: skipped: {exc}", err=True)
+            log(f"{prog}: skipped: {exc}", LOG_WARNING)
+        except KachecksError as exc:  # could not spool this one: say so, keep reading
+            click.echo(f"{prog}: {exc}", err=True)
+            _report(f"{prog}: {exc}")
+        except Exception as exc:  # the reader must outlive any one event
+            log(f"{prog}: {line[:200]!r}: {type(exc).__name__}: {exc}", LOG_ERR)
+
+    reader.read(fifo_path, root, on_line, log)
+    return ExitCode.FAILURE if problem else ExitCode.OK
+
+
+@click.command(cls=Command, context_settings=CONTEXT, epilog=FIFO_EPILOG,
                short_help="Read keepalived's notify FIFO (notify_fifo_script).")
 @config_options
 @click.argument("fifo_path", metavar="FIFO")
-def fifo(fifo_path, **opts):
+@click.pass_context
+def fifo(ctx, fifo_path, **opts):
     """Read state changes from keepalived's notify FIFO until EOF.
 
     Each line is spooled and delivered like `kachecks notify`. A malformed
@@ -205,30 +320,7 @@ def fifo(fifo_path, **opts):
     lost. Started twice on one FIFO, the second waits and takes over when the
     first exits.
     """
-    from kachecks.notify import fifo as reader
-
-    prog = "kachecks fifo"
-    cfg = load_config(prog, opts)
-    warn_password_file(prog, cfg)
-
-    def on_line(line):
-        try:
-            evt = events.from_fifo_line(line)
-        except events.EventError as exc:
-            click.echo(f"{prog}: skipped: {exc}", err=True)
-            log(f"{prog}: skipped: {exc}", syslogger.LOG_WARNING)
-            return
-        try:
-            accept(prog, evt, cfg)
-        except SystemExit:  # could not spool: already said and logged; keep reading
-            pass
-        except Exception as exc:  # the reader must outlive any one event
-            log(f"{prog}: {events.describe(evt)}: {type(exc).__name__}: {exc}", syslogger.LOG_ERR)
-
-    try:
-        reader.read(fifo_path, cfg.spool_dir, on_line, log)
-    except (reader.FifoError, store.SpoolError) as exc:
-        fail(prog, str(exc))
+    return read_fifo(ctx.command_path, fifo_path, opts)
 
 
 SPOOL_EPILOG = """\b
@@ -240,7 +332,7 @@ Examples:
 """
 
 
-@click.group(context_settings=CONTEXT, epilog=SPOOL_EPILOG,
+@click.group(cls=Group, context_settings=CONTEXT, epilog=SPOOL_EPILOG,
              short_help="List, flush or purge undelivered notifications.")
 def spool_group():
     """Undelivered notifications in the spool (/var/spool/kachecks).
@@ -262,83 +354,89 @@ def _age(seconds):
     return f"{seconds:.0f}s"
 
 
-@spool_group.command(name="list", cls=OneLineCommand, context_settings=CONTEXT, epilog="""\b
+def list_spool(opts):
+    """``kachecks spool list``: one line per event, oldest first per queue."""
+    root, now, count = spool_dir(opts), time.time(), 0
+    for where, evt, name, problem in store.listing(root):
+        if evt:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(evt["time"]))
+            click.echo(f"{where:<16} {when}  {_age(now - evt['time']):>6}  {events.describe(evt)}  "
+                       f"[{evt['id']}]")
+        else:
+            click.echo(f"{where:<16} {'-':<19}  {'-':>6}  (not an event: {problem})  "
+                       f"[{events.clean(name)}]")
+        count += 1
+    if not count:
+        click.echo(f"spool {root} is empty")
+    return ExitCode.OK
+
+
+@spool_group.command(name="list", cls=Command, context_settings=CONTEXT, epilog="""\b
 Example (lvs1, relay down since 04:19):
   $ kachecks spool list
   mail             2026-11-26 04:19:40    12s  INSTANCE VI_1 MASTER prio 100  [1795666780…]
   expired:mail     2026-11-23 02:10:05    3.1d  RS [192.168.8.101]:tcp:80 DOWN  […]
 """)
-@config_options
+@spool_options
 def list_(**opts):
     """Show queued and expired events, oldest first, one per line."""
-    cfg = load_config("kachecks spool list", opts)
-    root, now, count = cfg.spool_dir, time.time(), 0
-    for where in ("incoming",) + store.CHANNELS + ("expired",):
-        for name in store.names(root, where):
-            evt = store.read_json(os.path.join(root, where, name)) or {}
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(evt.get("time", 0)))
-            label = where if where != "expired" else "expired:" + name[:-5].rsplit(".", 1)[-1]
-            text = events.describe(evt) if evt.get("type") else "(unreadable)"
-            click.echo(f"{label:<16} {when}  {_age(now - evt.get('time', now)):>6}  {text}  [{evt.get('id', name)}]")
-            count += 1
-    if not count:
-        click.echo(f"spool {root} is empty")
+    return list_spool(opts)
 
 
-@spool_group.command(cls=OneLineCommand, context_settings=CONTEXT, epilog="""\b
+def flush_spool(prog, opts):
+    """``kachecks spool flush``: one delivery attempt; 1 if events remain."""
+    cfg = load_config(opts)
+    detach.hand_over(cfg.spool_dir)
+    try:
+        result = deliver.run(cfg, linger=False, wait_lock=cfg.smtp["timeout"] + 30)
+    except OSError as exc:
+        raise CommandFailure(f"spool {cfg.spool_dir}: {exc.strerror or exc}") from None
+    if result is None:
+        raise CommandFailure(f"another delivery is still running on {cfg.spool_dir}; try again later")
+    left = result.left
+    click.echo(f"delivered {result.delivered} event(s), {left} still queued")
+    for channel, error in result.errors.items():
+        click.echo(f"{prog}: {channel}: {error}", err=True)
+    return ExitCode.FAILURE if left else ExitCode.OK
+
+
+@spool_group.command(cls=Command, context_settings=CONTEXT, epilog="""\b
 Examples:
   kachecks spool flush                  # what the systemd timer runs
   kachecks spool flush --smtp-host 192.168.8.25 --security none
 """)
 @config_options
-def flush(**opts):
+@click.pass_context
+def flush(ctx, **opts):
     """Deliver queued events now (one attempt; exit 1 if some remain)."""
-    prog = "kachecks spool flush"
-    cfg = load_config(prog, opts)
-    deliver.hand_over(cfg)
-    try:
-        result = deliver.run(cfg, linger=False, wait_lock=cfg.smtp["timeout"] + 30)
-    except OSError as exc:
-        fail(prog, f"spool {cfg.spool_dir}: {exc.strerror or exc}")
-    if result is None:
-        fail(prog, f"another delivery is still running on {cfg.spool_dir}; try again later")
-    left = result.pending()
-    click.echo(f"delivered {result.delivered} event(s), {left} still queued")
-    for channel, error in result.errors.items():
-        click.echo(f"{prog}: {channel}: {error}", err=True)
-    sys.exit(1 if left else 0)
+    return flush_spool(ctx.command_path, opts)
 
 
-@spool_group.command(cls=OneLineCommand, context_settings=CONTEXT, epilog="""\b
+PURGE_WAIT = 90.0  # a deliverer asked to hand over finishes its current attempt first
+
+
+def purge_spool(expired_only, opts):
+    """``kachecks spool purge``: remove events under the lock, each one logged."""
+    root = spool_dir(opts)
+    detach.hand_over(root)
+    wheres = ("expired",) if expired_only else store.EVERYWHERE
+    removed = store.purge(root, wheres, wait=PURGE_WAIT)
+    if removed is None:
+        raise CommandFailure(f"another delivery is still running on {root}; try again later")
+    click.echo(f"purged {removed} event(s) from {root}")
+    return ExitCode.OK
+
+
+@spool_group.command(cls=Command, context_settings=CONTEXT, epilog="""\b
 Examples:
   kachecks spool purge --expired   # after reading them with `kachecks spool list`
   kachecks spool purge             # everything, queued events too
 """)
-@config_options
+@spool_options
 @click.option("--expired", "expired_only", is_flag=True, help="Remove only expired events.")
 def purge(expired_only, **opts):
     """Remove events from the spool (each one is logged to syslog)."""
-    prog = "kachecks spool purge"
-    cfg = load_config(prog, opts)
-    root = cfg.spool_dir
-    deliver.hand_over(cfg)
-    lock = store.Lock(root)
-    if not lock.acquire(wait=cfg.smtp["timeout"] + 30, record=False):  # not a deliverer: no SIGUSR1
-        fail(prog, f"another delivery is still running on {root}; try again later")
-    removed = 0
-    try:
-        for where in (("expired",) if expired_only else ("incoming",) + store.CHANNELS + ("expired",)):
-            for name in store.names(root, where):
-                path = os.path.join(root, where, name)
-                evt = store.read_json(path) or {}
-                store.remove(path)
-                removed += 1
-                log(f"purged from {where}: {events.describe(evt) if evt.get('type') else name}",
-                    syslogger.LOG_WARNING)
-            store.remove(os.path.join(root, where, ".batch"))
-    finally:
-        lock.release()
-    click.echo(f"purged {removed} event(s) from {root}")
+    return purge_spool(expired_only, opts)
 
 
 spool = spool_group  # the name kachecks/cli.py loads

@@ -4,22 +4,25 @@ One process delivers at a time (the spool lock), so each event is sent once
 in practice; a crash between "accepted" and "removed" re-sends the same batch
 with the same Message-ID (at-least-once). Whoever releases the lock looks at
 incoming/ again, so an event spooled while the lock was busy is never
-stranded.
+stranded. Nothing in the spool can block the queue: a file that is not a
+usable event, or an event no channel can ever send as it is, is set aside to
+expired/ with a log line. Running this detached from keepalived is
+kachecks.notify.detach's job.
 """
 
-import os
+import re
 import signal
 import time
 
-from kachecks import syslogger
-from kachecks.notify import spool
-from kachecks.notify.event import describe, key
+from kachecks.notify import spool as store
+from kachecks.notify.channels import CHANNELS, DeliveryError, sender
+from kachecks.notify.event import ID_RE, STATE_RE, describe, key
+from kachecks.notify.log import LOG_ERR, LOG_WARNING, log
 
 MAX_BACKOFF = 60.0
-
-
-class DeliveryError(Exception):
-    """This batch was not accepted; it stays in the spool for a retry."""
+BATCH = ".batch"
+STATES = ".states.json"
+MESSAGE_ID = re.compile(r"<[^\s<>]{1,300}>")
 
 
 def message_id(first_id, count, domain):
@@ -28,22 +31,18 @@ def message_id(first_id, count, domain):
     return f"<{first_id}{suffix}.kachecks@{domain}>"
 
 
-def log(message, priority=syslogger.LOG_INFO):
-    """Every notifier line goes to syslog as kachecks-notify (daemon facility)."""
-    syslogger.send("kachecks-notify", message, priority)
-
-
 def _event_ns(name):
     return int(name.split("-", 1)[0])
 
 
 class Deliverer:
-    def __init__(self, cfg, linger=False):
+    def __init__(self, cfg, spool, linger=False):
         self.cfg = cfg
-        self.root = cfg.spool_dir
+        self.spool = spool
         self.linger_until = time.monotonic() + (cfg.spool["retry_for"] if linger else 0)
         self.stop = False
         self.delivered = 0
+        self.left = None  # events still queued when run() returned
         self.errors = {}
 
     def sleep(self, seconds):
@@ -52,55 +51,95 @@ class Deliverer:
         while not self.stop and time.monotonic() < end:
             time.sleep(min(0.05, max(0.0, end - time.monotonic())))
 
-    def senders(self):
-        from kachecks.notify import mail, webhook
+    # -- reading the queues, setting aside what is not an event -----------------
+    def queue(self, sub):
+        """Event names waiting in ``sub``, oldest first; any other file there is set aside."""
+        names = []
+        for name in self.spool.names(sub):
+            if ID_RE.fullmatch(name[:-5]):
+                names.append(name)
+            else:
+                self.spool.discard(sub, name, "not an event file name")
+        return names
 
-        return {"mail": mail.send, "webhook": webhook.send}
+    def load(self, sub, name):
+        """The event in ``sub/name``, or None (gone, or set aside because it is no event)."""
+        try:
+            return self.spool.event(sub, name)
+        except store.BadFile as exc:
+            self.spool.discard(sub, name, str(exc))
+            return None
+
+    def record(self, channel, name):
+        """``.states.json`` or ``.batch`` as a dict; a damaged one counts as absent (and is said)."""
+        try:
+            value = self.spool.read(channel, name)
+        except store.BadFile as exc:
+            value = exc
+        if value is None or isinstance(value, dict):
+            return value or {}
+        log(f"ignoring damaged {self.spool.path(channel, name)}: {value}", LOG_WARNING)
+        self.spool.remove(channel, name)
+        return {}
 
     # -- steps ----------------------------------------------------------------
     def fan_out(self):
         """incoming/ -> one copy per channel (none: the syslog line was the delivery)."""
-        incoming = spool.names(self.root, "incoming")
-        if not incoming:
-            return
-        for name in incoming:
-            path = os.path.join(self.root, "incoming", name)
-            event = spool.read_json(path)
-            if not isinstance(event, dict) or "id" not in event:
-                log(f"unreadable spool file {path} moved to expired/", syslogger.LOG_ERR)
-                os.replace(path, os.path.join(self.root, "expired", name + ".bad"))
+        moved = False
+        for name in self.queue("incoming"):
+            event = self.load("incoming", name)
+            if event is None:
                 continue
             for channel in self.cfg.channels():
-                spool.write_json(self.root, os.path.join(self.root, channel, name), event)
-            spool.remove(path)
-        spool.fsync_dir(os.path.join(self.root, "incoming"))
+                self.spool.write(channel, name, event)
+            self.spool.remove("incoming", name)
+            moved = True
+        if moved:
+            self.spool.sync("incoming")
 
     def states(self, channel):
-        return spool.read_json(os.path.join(self.root, channel, ".states.json"), {})
+        """Instance key -> ``{"state": …, "event": …, "time": …}``, the last known state of each."""
+        return {instance: entry for instance, entry in self.record(channel, STATES).items()
+                if isinstance(entry, dict) and isinstance(entry.get("state"), str)
+                and STATE_RE.fullmatch(entry["state"])}
+
+    def previous_states(self, channel):
+        """Instance key -> last known state, for ``{previous}``."""
+        return {instance: entry["state"] for instance, entry in self.states(channel).items()}
 
     def remember(self, channel, events):
         """Last known state per instance, once events are done with (sent or expired)."""
         states = self.states(channel)
         for event in events:
             states[key(event)] = {"state": event["state"], "event": event["id"], "time": event["time"]}
-        spool.write_json(self.root, os.path.join(self.root, channel, ".states.json"), states)
+        self.spool.write(channel, STATES, states)
 
     def expire(self, channel):
         limit = time.time() - self.cfg.spool["expire"]
         expired = []
-        for name in spool.names(self.root, channel):
+        for name in self.queue(channel):
             if _event_ns(name) / 1e9 >= limit:
                 break
-            path = os.path.join(self.root, channel, name)
-            event = spool.read_json(path, {})
-            os.replace(path, os.path.join(self.root, "expired", f"{name[:-5]}.{channel}.json"))
+            event = self.load(channel, name)
+            if event is None:
+                continue
+            dest = self.spool.set_aside(channel, name)
             log(f"expired undelivered by {channel} after {self.cfg.spool['expire']:g} s, "
-                f"kept in {self.root}/expired: {describe(event) if event else name} "
-                f"(event {name[:-5]}, raw {event.get('raw', '')!r})", syslogger.LOG_ERR)
-            if event:
-                expired.append(event)
+                f"kept as {self.spool.path('expired', dest)}: {describe(event)} "
+                f"(event {name[:-5]}, raw {event['raw']!r})", LOG_ERR)
+            expired.append(event)
         if expired:
             self.remember(channel, expired)
+
+    def saved_batch(self, channel, first):
+        """The recorded batch if it still starts with ``first``, else None."""
+        saved = self.record(channel, BATCH)
+        names, msgid, previous = saved.get("names"), saved.get("message_id"), saved.get("previous")
+        if not (isinstance(names, list) and names and names[0] == first and isinstance(msgid, str)
+                and MESSAGE_ID.fullmatch(msgid) and isinstance(previous, dict)):
+            return None
+        previous = {n: p for n, p in previous.items() if isinstance(p, str) and STATE_RE.fullmatch(p)}
+        return [n for n in names if isinstance(n, str)], msgid, previous
 
     def batch(self, channel):
         """The next batch: file names, Message-ID, previous state of each.
@@ -108,72 +147,99 @@ class Deliverer:
         Decided once and recorded in ``.batch`` before the first attempt, so a
         retry (even after a crash) sends the very same message.
         """
-        pending = spool.names(self.root, channel)
-        batch_path = os.path.join(self.root, channel, ".batch")
-        saved = spool.read_json(batch_path)
-        if saved and saved.get("names") and saved["names"][0] == pending[0]:
-            names = [n for n in saved["names"] if n in set(pending)]
-            return names, saved["message_id"], saved.get("previous", {})
+        pending = self.queue(channel)
+        saved = self.saved_batch(channel, pending[0])
+        if saved:
+            names, msgid, previous = saved
+            waiting = set(pending)
+            return [n for n in names if n in waiting], msgid, previous
         end_ns = _event_ns(pending[0]) + int(self.cfg.spool["batch_window"] * 1e9)
         wait = end_ns / 1e9 - time.time()
         if wait > 0:
             self.sleep(wait)
             self.fan_out()
-            pending = spool.names(self.root, channel)
-        names = [n for n in pending if _event_ns(n) <= end_ns]
-        states, previous, host = self.states(channel), {}, "localhost"
+            pending = self.queue(channel)
+        return self.decide(channel, [n for n in pending if _event_ns(n) <= end_ns])
+
+    def decide(self, channel, names):
+        """Record ``names`` as the batch to send (Message-ID and previous states fixed now)."""
+        states, previous, host, kept = self.previous_states(channel), {}, "localhost", []
         for name in names:
-            event = spool.read_json(os.path.join(self.root, channel, name), {})
+            event = self.load(channel, name)
             if event:
-                previous[name] = states.get(key(event), {}).get("state")
-                states[key(event)] = {"state": event["state"]}
-                host = event.get("host", host)
-        msgid = message_id(names[0][:-5], len(names), host)
-        spool.write_json(self.root, batch_path, {"names": names, "message_id": msgid, "previous": previous})
-        return names, msgid, previous
+                previous[name] = states.get(key(event))
+                states[key(event)] = event["state"]
+                host = event["host"]
+                kept.append(name)
+        if not kept:
+            return [], None, {}
+        msgid = message_id(kept[0][:-5], len(kept), host)
+        self.spool.write(channel, BATCH, {"names": kept, "message_id": msgid, "previous": previous})
+        return kept, msgid, previous
 
     def deliver(self, channel, send):
         """Send batches in order until the queue is empty (True) or one fails (False)."""
-        while spool.names(self.root, channel):
+        while not self.stop and self.queue(channel):
             names, msgid, previous = self.batch(channel)
-            paths = [os.path.join(self.root, channel, n) for n in names]
-            events = []
-            for name, path in zip(names, paths):
-                event = spool.read_json(path)
+            events, sent = [], []
+            for name in names:
+                event = self.load(channel, name)
                 if event:
                     event["previous"] = previous.get(name)
                     events.append(event)
+                    sent.append(name)
+            if not events:
+                self.spool.remove(channel, BATCH)
+                continue
             try:
                 send(events, self.cfg, msgid)
             except DeliveryError as exc:
                 self.errors[channel] = str(exc)
-                log(f"{channel} delivery failed, {len(spool.names(self.root, channel))} event(s) "
-                    f"kept in spool for retry: {exc}", syslogger.LOG_WARNING)
+                log(f"{channel} delivery failed, {len(self.queue(channel))} event(s) "
+                    f"kept in spool for retry: {exc}", LOG_WARNING)
                 return False
+            except Exception as exc:  # not the relay's answer: this content cannot go as it is
+                self.unsendable(channel, sent, exc)
+                continue
             self.remember(channel, events)
-            for path in paths:
-                spool.remove(path)
-            spool.remove(os.path.join(self.root, channel, ".batch"))
-            spool.fsync_dir(os.path.join(self.root, channel))
+            for name in sent:
+                self.spool.remove(channel, name)
+            self.spool.remove(channel, BATCH)
+            self.spool.sync(channel)
             self.delivered += len(events)
             self.errors.pop(channel, None)
             more = f" (+{len(events) - 1} more)" if len(events) > 1 else ""
             log(f"delivered by {channel} {msgid}: {describe(events[0])}{more}")
         return True
 
+    def unsendable(self, channel, names, exc):
+        """A batch the channel failed on for a reason retrying cannot cure.
+
+        The first event is tried alone next; alone, it is set aside so that
+        the events after it still go out.
+        """
+        why = f"{type(exc).__name__}: {exc}"[:300]
+        if len(names) > 1:
+            log(f"{channel}: batch {names[0][:-5]} +{len(names) - 1} could not be sent ({why}); "
+                "sending its events one by one", LOG_WARNING)
+            self.decide(channel, names[:1])
+        else:
+            self.spool.remove(channel, BATCH)
+            self.spool.discard(channel, names[0], f"{channel} cannot send it ({why})")
+
     def drain(self):
         """Deliver everything possible; back off and retry while lingering."""
-        senders = self.senders()
+        self.spool.tidy()
         failures = 0
         while True:
             self.fan_out()
             ok = True
-            for channel in spool.CHANNELS:
+            for channel in CHANNELS:
                 self.expire(channel)
                 if channel in self.cfg.channels():
-                    ok = self.deliver(channel, senders[channel]) and ok
+                    ok = self.deliver(channel, sender(channel)) and ok
             if ok:
-                if not spool.names(self.root, "incoming"):
+                if not self.queue("incoming"):
                     return True
                 continue
             failures += 1
@@ -182,90 +248,33 @@ class Deliverer:
                 return False
             self.sleep(delay)
 
-    def pending(self):
-        return sum(len(spool.names(self.root, c)) for c in ("incoming",) + spool.CHANNELS)
-
 
 def run(cfg, linger=False, wait_lock=0.0):
     """Deliver under the spool lock. Returns the Deliverer, or None if another holds the lock."""
-    deliverer = Deliverer(cfg, linger)
+    with store.Spool(cfg.spool_dir) as spool:
+        deliverer = Deliverer(cfg, spool, linger)
 
-    def stop(signum, frame):
-        deliverer.stop = True
+        def stop(signum, frame):
+            deliverer.stop = True
 
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGUSR1)}
-    lock = spool.Lock(cfg.spool_dir)
-    try:
-        ran = False
-        while True:
-            if not lock.acquire(wait_lock, lambda: deliverer.stop):
-                return deliverer if ran else None
-            ran = True
-            try:
-                deliverer.drain()
-            finally:
-                lock.release()
-            # An event spooled while we held the lock found it busy: take it.
-            if deliverer.stop or not spool.names(cfg.spool_dir, "incoming"):
-                return deliverer
-            wait_lock = 0.0
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def hand_over(cfg):
-    """Ask a lingering deliverer to stop backing off and release the lock."""
-    pid = spool.Lock(cfg.spool_dir).holder()
-    if pid and pid != os.getpid():
+        previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGUSR1)}
+        lock = spool.lock()
         try:
-            os.kill(pid, signal.SIGUSR1)
-        except OSError:
-            pass
-
-
-def kick(cfg):
-    """Start a detached deliverer unless one is running (it will see our event)."""
-    try:
-        busy = spool.Lock(cfg.spool_dir).busy()
-    except OSError as exc:
-        log(f"cannot take the spool lock in {cfg.spool_dir} ({exc.strerror}); "
-            "events stay in the spool", syslogger.LOG_WARNING)
-        return
-    if not busy:
-        spawn(cfg)
-
-
-def spawn(cfg):
-    """Deliver in a detached grandchild (own session and process group).
-
-    keepalived SIGKILLs the process group of a STOP notify after 1 s; the
-    grandchild is not in it, and is not waited for by anybody.
-    """
-    try:
-        pid = os.fork()
-    except OSError as exc:
-        log(f"cannot start delivery ({exc.strerror}); events stay in the spool", syslogger.LOG_WARNING)
-        return
-    if pid:
-        os.waitpid(pid, 0)
-        return
-    code = 0
-    try:
-        os.setsid()
-        if os.fork():
-            os._exit(0)
-        devnull = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(devnull, fd)
-        os.closerange(3, 4096)
-        os.chdir("/")
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_DFL)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        run(cfg, linger=True)
-    except BaseException as exc:  # a detached process has nobody to report to but syslog
-        log(f"delivery process failed: {type(exc).__name__}: {exc}", syslogger.LOG_ERR)
-        code = 1
-    finally:
-        os._exit(code)
+            ran = False
+            while True:
+                if not lock.acquire(wait_lock, lambda: deliverer.stop):
+                    deliverer.left = store.count(spool)
+                    return deliverer if ran else None
+                ran = True
+                try:
+                    deliverer.drain()
+                finally:
+                    lock.release()
+                # An event spooled while we held the lock found it busy: take it.
+                if deliverer.stop or not spool.names("incoming"):
+                    deliverer.left = store.count(spool)
+                    return deliverer
+                wait_lock = 0.0
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)

@@ -8,17 +8,25 @@ import os
 import re
 import time
 
-TYPES = ("INSTANCE", "GROUP", "RS", "VS")
-STATE_RE = re.compile(r"[A-Z][A-Z0-9_]*|\{UNKNOWN\}")
+from kachecks.errors import UsageError
 
-# interfaces §5.3: the VRRP name is quoted and NOT escaped, so anchor the tail.
+TYPES = ("INSTANCE", "GROUP", "RS", "VS")
+STATE_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}|\{UNKNOWN\}")
+ID_RE = re.compile(r"\d{19}-\d{7,10}-[0-9a-f]{6}")  # what new_id() makes; also the spool file name
+HOST_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,252}")
+SOURCES = ("notify", "fifo")
+MAX_TEXT = 1024  # per field: a name longer than this is cut, so an event file stays small
+# What must not reach a mail header, a syslog line or a terminal as is.
+UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+# docs/reference.md, "FIFO lines": the VRRP name is quoted and NOT escaped, so anchor the tail.
 VRRP_LINE = re.compile(r'(INSTANCE|GROUP) "(.*)" (\S+) (-?\d+)')
 # RS <[ip]:proto:port> <vs> STATE ; <vs> may be "FWM 5" (5 tokens) or [grp]:port.
 RS_LINE = re.compile(r"RS (\[[^\]]*\]:\S+) (.+) (\S+)")
 VS_LINE = re.compile(r"VS (.+) (\S+)")
 
 
-class EventError(ValueError):
+class EventError(UsageError):
     """Input that is not a keepalived event; the message is one line for people."""
 
 
@@ -45,20 +53,87 @@ def process_start_ns():
         return time.time_ns()
 
 
-def make(kind, name, state, priority=None, vs=None, raw="", source="notify"):
-    now_ns = process_start_ns() if source == "notify" else time.time_ns()
+def clean(text):
+    """``text`` made safe for a mail header, a syslog line and JSON.
+
+    Bytes that are not UTF-8 (a Latin-1 keepalived.conf) become U+FFFD;
+    control characters (CR, LF…) are written as escapes (``\\r``), so
+    nothing can start a header line of its own; over MAX_TEXT is cut.
+    """
+    try:
+        raw = text.encode("utf-8", "surrogateescape")  # argv bytes that were not UTF-8
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "surrogatepass")  # a lone surrogate from a JSON file
+    text = UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"),
+                      raw.decode("utf-8", "replace"))
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "…"
+
+
+def _record(event_id, when, host, kind, name, vs, state, priority, raw, source):
+    """The one shape of an event, with every text field cleaned."""
     return {
-        "id": new_id(now_ns),
-        "time": now_ns / 1e9,
-        "host": os.uname().nodename,
+        "id": event_id,
+        "time": when,
+        "host": host,
         "type": kind,
-        "name": name,
-        "vs": vs,
+        "name": clean(name),
+        "vs": clean(vs) if vs else None,
         "state": state,
         "priority": priority,
-        "raw": raw,
+        "raw": clean(raw),
         "source": source,
     }
+
+
+def make(kind, name, state, priority=None, vs=None, raw="", source="notify"):
+    now_ns = process_start_ns() if source == "notify" else time.time_ns()
+    return _record(new_id(now_ns), now_ns / 1e9, os.uname().nodename, kind, name, vs, state,
+                   priority, raw, source)
+
+
+def check(obj, expected_id=None):
+    """A spooled event as a clean dict, or EventError naming what is wrong with it.
+
+    The spool may hold anything (an older version's files, a hand-made file,
+    a directory): only what passes here reaches a template or a channel.
+    """
+    if not isinstance(obj, dict):
+        raise EventError("not a JSON object")
+    event_id = obj.get("id")
+    if not (isinstance(event_id, str) and ID_RE.fullmatch(event_id)):
+        raise EventError(f"no valid id ({_short(event_id)})")
+    if expected_id is not None and event_id != expected_id:
+        raise EventError(f"id {event_id} is not the file's name")
+    kind, state, name = obj.get("type"), obj.get("state"), obj.get("name")
+    if kind not in TYPES:
+        raise EventError(f"no valid type ({_short(kind)})")
+    if not (isinstance(state, str) and STATE_RE.fullmatch(state)):
+        raise EventError(f"no valid state ({_short(state)})")
+    if not (isinstance(name, str) and name):
+        raise EventError(f"no valid name ({_short(name)})")
+    when = obj.get("time")
+    if not (_number(when, float) and 0 < when < 2**35):  # also false for nan, inf and 10**400
+        raise EventError(f"no valid time ({_short(when)})")
+    host = obj.get("host")
+    if not (isinstance(host, str) and HOST_RE.fullmatch(host)):
+        raise EventError(f"no valid host ({_short(host)})")
+    priority, vs, raw = obj.get("priority"), obj.get("vs"), obj.get("raw", "")
+    if priority is not None and not (_number(priority, int) and abs(priority) < 2**31):
+        raise EventError(f"no valid priority ({_short(priority)})")
+    if not (vs is None or isinstance(vs, str)) or not isinstance(raw, str):
+        raise EventError("vs or raw is not text")
+    source = obj.get("source") if obj.get("source") in SOURCES else "notify"
+    return _record(event_id, float(when), host, kind, name, vs, state, priority, raw, source)
+
+
+def _number(value, kind):
+    """An int (or, for float, an int or float) that is not a bool."""
+    allowed = (int, float) if kind is float else (int,)
+    return isinstance(value, allowed) and not isinstance(value, bool)
+
+
+def _short(value):
+    return clean(repr(value))[:40]
 
 
 def key(event):
@@ -70,15 +145,18 @@ def key(event):
 def _state(word):
     state = word.upper()
     if not STATE_RE.fullmatch(state):
-        raise EventError(f"invalid STATE {word!r} (expected MASTER, BACKUP, FAULT, STOP, UP, DOWN…)")
+        raise EventError(f"invalid STATE {clean(word)[:40]!r} (expected MASTER, BACKUP, FAULT, STOP, UP, DOWN…)")
     return state
 
 
 def _priority(word):
     try:
-        return int(word)
+        priority = int(word) if len(word) <= 12 else None
     except ValueError:
-        raise EventError(f"invalid PRIORITY {word!r} (expected a number)") from None
+        priority = None
+    if priority is None or abs(priority) >= 2**31:
+        raise EventError(f"invalid PRIORITY {clean(word)[:40]!r} (expected a number)")
+    return priority
 
 
 def _lvs(kind, rest, raw, source):
@@ -89,7 +167,7 @@ def _lvs(kind, rest, raw, source):
         name, vs = rest[0], " ".join(rest[1:-1]) or None
     else:
         if len(rest) < 2:
-            raise EventError("VS needs the virtual server and a STATE, e.g. VS [192.168.8.100]:tcp:80 UP")
+            raise EventError("VS needs the virtual server and a STATE, e.g. VS [192.168.8.142]:tcp:80 UP")
         name, vs = " ".join(rest[:-1]), None
     return make(kind, name, _state(rest[-1]), None, vs, raw, source)
 
@@ -102,28 +180,28 @@ def from_argv(args):
         raise EventError("missing arguments: TYPE NAME STATE [PRIORITY]")
     kind = args[0].upper()
     if kind not in TYPES:
-        raise EventError(f"unknown TYPE {args[0]!r} (expected INSTANCE, GROUP, RS or VS)")
+        raise EventError(f"unknown TYPE {clean(args[0])[:40]!r} (expected INSTANCE, GROUP, RS or VS)")
     if kind in ("RS", "VS"):
         return _lvs(kind, args[1:], raw, "notify")
     if len(args) < 3:
         raise EventError(f"missing arguments after {kind}: NAME STATE [PRIORITY]")
     if len(args) > 4:
-        raise EventError(f"too many arguments: {raw!r} (expected TYPE NAME STATE [PRIORITY])")
+        raise EventError(f"too many arguments: {clean(raw)[:200]!r} (expected TYPE NAME STATE [PRIORITY])")
     priority = _priority(args[3]) if len(args) == 4 else None
     return make(kind, args[1], _state(args[2]), priority, None, raw, "notify")
 
 
 def from_fifo_line(line):
-    """One FIFO line (interfaces §5.3), without its newline or a trailing NUL."""
+    """One FIFO line (docs/reference.md, "FIFO lines"), without its newline or a trailing NUL."""
     line = line.rstrip("\r\n\0").rstrip("\n")
     match = VRRP_LINE.fullmatch(line)
     if match:
         kind, name, state, prio = match.groups()
-        return make(kind, name, _state(state), int(prio), None, line, "fifo")
+        return make(kind, name, _state(state), _priority(prio), None, line, "fifo")
     for kind, pattern in (("RS", RS_LINE), ("VS", VS_LINE)):
         if line.startswith(kind + " ") and pattern.fullmatch(line):
             return _lvs(kind, line[len(kind) + 1:].split(" "), line, "fifo")
-    raise EventError(f"malformed FIFO line {line[:200]!r}")
+    raise EventError(f"malformed FIFO line {clean(line)[:200]!r}")
 
 
 def describe(event):
@@ -134,8 +212,23 @@ def describe(event):
     return text
 
 
+def public(event):
+    """What a receiver is told (the webhook's ``events``): every field but ``source``."""
+    shown = {k: v for k, v in event.items() if k != "source"}
+    shown["previous"] = event.get("previous")
+    return shown
+
+
+def sample():
+    """A typical event: what templates are tried on when the configuration is loaded."""
+    return make("INSTANCE", "VI_1", "MASTER", 100, raw='INSTANCE "VI_1" MASTER 100', source="fifo")
+
+
 def fields(event):
-    """Template fields for ``mail.subject`` / ``mail.body`` (see docs/notifications.md)."""
+    """Template fields for ``mail.subject`` / ``mail.body`` (see docs/notifications.md).
+
+    The one list of them: the configuration checks templates against these keys.
+    """
     prio = event.get("priority")
     stamp = time.localtime(event["time"])
     return {

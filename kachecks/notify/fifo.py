@@ -1,4 +1,4 @@
-"""The FIFO reading loop behind ``kachecks fifo`` (interfaces §5.4).
+"""The FIFO reading loop behind ``kachecks fifo`` (docs/reference.md, "FIFO lines").
 
 keepalived SIGTERMs the FIFO script's process group *before* writing the STOP
 lines, so SIGTERM only means "keepalived is going": read on until EOF (all
@@ -14,17 +14,19 @@ import select
 import signal
 import stat
 
-from kachecks import syslogger
+from kachecks.errors import KachecksError
 from kachecks.notify import spool
+from kachecks.notify.log import LOG_INFO, LOG_WARNING
 
 IDLE_AFTER_TERM = 10.0
+MAX_LINE = 65536  # keepalived's lines are a few hundred bytes; a longer one is skipped
 
 
-class FifoError(Exception):
+class FifoError(KachecksError):
     """The FIFO cannot be opened: one line for people."""
 
 
-def _lock_name(path):
+def lock_name(path):
     """One reader per FIFO: the lock is named after the FIFO's real path."""
     return f".fifo-{hashlib.sha1(os.path.realpath(path).encode()).hexdigest()[:16]}.lock"
 
@@ -35,7 +37,7 @@ def read(path, spool_dir, on_line, log):
 
     def on_term(signum, frame):
         if not terminated:
-            log("SIGTERM: reading on until keepalived closes the FIFO", syslogger.LOG_INFO)
+            log("SIGTERM: reading on until keepalived closes the FIFO", LOG_INFO)
         terminated.append(signum)
 
     signal.signal(signal.SIGTERM, on_term)
@@ -47,25 +49,60 @@ def read(path, spool_dir, on_line, log):
     if stat.S_ISDIR(mode):
         raise FifoError(f"cannot read FIFO {path}: it is a directory")
 
-    spool.ensure(spool_dir)
-    lock = spool.Lock(spool_dir, _lock_name(path))
-    if not lock.acquire(wait=float("inf"), should_stop=lambda: bool(terminated)):
-        return  # terminated while another reader had the FIFO: nothing of ours to drain
-    try:
+    with spool.Spool(spool_dir) as opened:
+        lock = opened.lock(lock_name(path))
+        if not lock.acquire(wait=float("inf"), should_stop=lambda: bool(terminated)):
+            return  # terminated while another reader had the FIFO: nothing of ours to drain
         try:
-            fd = os.open(path, os.O_RDONLY)  # waits for keepalived's O_RDWR open
-        except OSError as exc:
-            raise FifoError(f"cannot read FIFO {path}: {exc.strerror}") from None
-        try:
-            _loop(fd, on_line, terminated)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # waits for keepalived's O_RDWR open
+            except OSError as exc:
+                raise FifoError(f"cannot read FIFO {path}: {exc.strerror}") from None
+            try:
+                _loop(fd, Lines(on_line, lambda: log(f"{path}: skipped a line longer than {MAX_LINE} "
+                                                     "bytes", LOG_WARNING)), terminated)
+            finally:
+                os.close(fd)
         finally:
-            os.close(fd)
-    finally:
-        lock.release()
+            lock.release()
 
 
-def _loop(fd, on_line, terminated):
-    pending = b""
+class Lines:
+    """Bytes in, ``on_line(text)`` out: linear in the input, at most MAX_LINE bytes held."""
+
+    def __init__(self, on_line, on_too_long):
+        self.on_line = on_line
+        self.on_too_long = on_too_long
+        self.pending = bytearray()
+        self.skipping = False  # inside a line already reported as too long
+
+    def feed(self, data):
+        start = 0
+        while True:
+            end = data.find(b"\n", start)
+            piece = data[start:] if end < 0 else data[start:end]
+            if not self.skipping:
+                if len(self.pending) + len(piece) > MAX_LINE:
+                    self.pending.clear()
+                    self.skipping = True
+                    self.on_too_long()
+                else:
+                    self.pending += piece
+            if end < 0:
+                return
+            if not self.skipping:
+                _one(bytes(self.pending), self.on_line)
+            self.pending.clear()
+            self.skipping = False
+            start = end + 1
+
+    def close(self):
+        if not self.skipping:
+            _one(bytes(self.pending), self.on_line)
+        self.pending.clear()
+
+
+def _loop(fd, lines, terminated):
     idle = 0.0
     while True:
         try:
@@ -83,11 +120,8 @@ def _loop(fd, on_line, terminated):
         data = os.read(fd, 65536)
         if not data:
             break
-        pending += data
-        *lines, pending = pending.split(b"\n")
-        for raw in lines:
-            _one(raw, on_line)
-    _one(pending, on_line)
+        lines.feed(data)
+    lines.close()
 
 
 def _one(raw, on_line):

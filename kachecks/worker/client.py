@@ -19,7 +19,7 @@ Protocol (SOCK_SEQPACKET, one message each):
   client -> worker  MAGIC, check, prog, env, argv (NUL-separated) + fds 0, 1, 2, cwd
   worker -> client  b"P<pid>": child <pid> is ready, in our context;  b"X<why>": declined
   client -> worker  b"G": run it (a client that gave up hangs up instead: nothing runs)
-  client -> worker  b"S<signum>": we got SIGTERM/SIGINT, stop as you would have
+  client -> worker  b"S<signum>": we got SIGTERM/SIGINT/SIGHUP, stop as you would have
   worker -> client  b"C<code>": the check's exit code
 """
 
@@ -27,28 +27,23 @@ import _signal
 import os
 import stat
 import sys
+import time
 
+from kachecks import interrupt
 from kachecks.errors import WorkerError
 
 DEFAULT_SOCKET = "/run/kachecks/worker.sock"
 MAGIC = b"KAW2"
-SIGNALS = (_signal.SIGTERM, _signal.SIGINT)
-# Seconds the worker has to start the check once we connect; after that we run it.
+# Seconds the worker has to start the check once we connect (and never past the
+# check's own deadline); after that we run it ourselves.
 START_TIMEOUT = 1.0
 # Seconds past the check's own bound (its --timeout and watchdog) before we give up on it.
 REPORT_SLACK = 0.5
-# Seconds a signalled check has to report (its own watchdog ends it after 0.3 s).
-STOP_GRACE = 0.45
+# Seconds a signalled check has to report: a third of our own watchdog's grace is
+# left for us to report the signal ourselves (the child's watchdog ends it too).
+STOP_GRACE = interrupt.GRACE * 2 / 3
 IN_WORKER = []  # the worker's pid, inside a worker's child
 NOTES = []  # why the worker did not run this check, for --verbose
-
-
-class Interrupted(BaseException):
-    """SIGTERM/SIGINT while the run was with the worker."""
-
-    def __init__(self, signum):
-        super().__init__(signum)
-        self.signum = signum
 
 
 def socket_path():
@@ -97,13 +92,16 @@ def unsafe_directory(path, uid):
         directory, own = os.path.dirname(directory), False
 
 
-def delegate(check, prog, argv, codes, within):
+def delegate(check, prog, argv, codes, within, deadline):
     """Exit code of the run in the worker, or None to run it in-process.
 
     ``check``: the executable's name (``kachecks-http``); ``codes``: the exit
     codes this run may end with; ``within``: seconds the run may take once
-    started (its --timeout and watchdog grace). Raises WorkerError when the
-    worker took the run and then broke the protocol.
+    started (its --timeout and watchdog grace); ``deadline``: the check's own,
+    which a worker slow to take the run must not eat. Raises WorkerError when
+    the worker took the run and then broke the protocol, and interrupt.Stop
+    for a signal that came before it took the run (or that it did not report
+    in time): the check reports that as it would in-process.
     """
     if IN_WORKER:
         return None
@@ -121,30 +119,24 @@ def delegate(check, prog, argv, codes, within):
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
     except OSError:
         return None
-    previous = [_signal.signal(signum, _interrupted) for signum in SIGNALS]
     try:
-        return _delegate(sock, path, encode_request(check, prog, argv), codes, within)
-    except Interrupted as exc:
-        signum = exc.signum
+        start_by = time.monotonic() + min(START_TIMEOUT, deadline.expires - time.monotonic())
+        return _delegate(sock, path, encode_request(check, prog, argv), codes, within, start_by)
     finally:
         sock.close()
-        for signum_, handler in zip(SIGNALS, previous):
-            _signal.signal(signum_, handler)
-    _signal.raise_signal(signum)  # the check's own handler reports it, as in-process
-    return None
+        # whatever ended the hand-over (a Stop just after blocking them), signals flow again
+        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, interrupt.SIGNALS)
 
 
-def _interrupted(signum, frame):
-    for other in SIGNALS:  # a second signal ends us at once, as in-process
-        _signal.signal(other, _signal.SIG_DFL)
-    raise Interrupted(signum)
-
-
-def _delegate(sock, path, request, codes, within):
+def _delegate(sock, path, request, codes, within, start_by):
     import _socket
 
+    def start_timeout():
+        sock.settimeout(max(start_by - time.monotonic(), 0.001))
+
+    signals = list(interrupt.SIGNALS)
     try:
-        sock.settimeout(START_TIMEOUT)
+        start_timeout()
         sock.connect(path)
         _pid, uid, _gid = _peer(sock)
         if uid not in (0, os.geteuid()):
@@ -153,25 +145,27 @@ def _delegate(sock, path, request, codes, within):
         cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2, cwd))
+            start_timeout()
             sock.sendmsg([request], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
         finally:
             os.close(cwd)
+        start_timeout()
         child = _ready(sock.recv(256))
         if child is None:
             return None
         # Until b"G" the child runs nothing (if we hang up, it never will); a signal must
         # not fall between sending it and knowing that the check now runs there.
-        _signal.pthread_sigmask(_signal.SIG_BLOCK, SIGNALS)
+        _signal.pthread_sigmask(_signal.SIG_BLOCK, signals)
         sock.send(b"G")
     except OSError:  # no worker, a full one, a silent one: the check runs here
-        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, SIGNALS)
+        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, signals)
         return None
     try:
-        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, SIGNALS)
+        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, signals)  # a pending one raises Stop
         sock.settimeout(within + REPORT_SLACK)
         reply = sock.recv(64)
-    except Interrupted as exc:
-        return _stop(sock, child, exc, codes)
+    except interrupt.Stop as stop:
+        return _stop(sock, child, stop, codes)
     except OSError:
         _ask_to_stop(sock, _signal.SIGTERM)
         raise WorkerError(f"no exit code from kachecks worker (child {child}) within"
@@ -202,17 +196,18 @@ def _ask_to_stop(sock, signum):
         pass
 
 
-def _stop(sock, child, interrupted, codes):
+def _stop(sock, child, stop, codes):
     """We were signalled while the child ran: pass it on, and let the child report
-    (its status line, its code); if it cannot in time, the signal is ours to report."""
-    _ask_to_stop(sock, interrupted.signum)
+    (its status line, its code); if it cannot in time, the signal is ours to report.
+    Further signals are only recorded (kachecks.interrupt raises Stop once)."""
+    _ask_to_stop(sock, stop.signum)
     try:
         sock.settimeout(STOP_GRACE)
         reply = sock.recv(64)
     except OSError:
         reply = b""
     if reply[:1] != b"C":
-        raise interrupted
+        raise stop
     return _exit_code(reply, child, codes)
 
 

@@ -30,6 +30,7 @@ import struct
 import sys
 import time
 
+from kachecks import interrupt
 from kachecks.checks import contract, registry
 from kachecks.worker import client
 from kachecks.worker.client import MAGIC, socket_path
@@ -109,7 +110,7 @@ def listen(path, group=None):
 
 
 def serve(sock):
-    """Accept and fork until SIGTERM."""
+    """Accept and fork until SIGTERM (which raises Stopped)."""
     children = set()
 
     def reap(signum, frame):
@@ -351,6 +352,7 @@ def _run(conn, fds, name, prog, env, argv):
     os.environb.clear()
     os.environb.update(env)
     client.IN_WORKER.append(os.getppid())  # no second hand-over, and --verbose says where
+    interrupt.install()  # a signal passed on from here is the check's to report
     _signals_from(conn)
     code = contract.run(registry.load(name), argv, prog)
     sys.stdout.flush()
@@ -370,7 +372,7 @@ def _signals_from(conn):
         except OSError:
             message = b""
         wanted = int(message[1:]) if message[:1] == b"S" and message[1:].isdigit() else 0
-        if wanted in (signal.SIGTERM, signal.SIGINT) or not message:
+        if wanted in interrupt.SIGNALS or not message:
             os.kill(os.getpid(), wanted or signal.SIGTERM)
 
     signal.signal(signal.SIGIO, on_io)
@@ -432,16 +434,25 @@ def main(path=None, group=None):
     except OSError as exc:
         sys.stderr.write(f"kachecks worker: {exc}\n")
         return 1
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    signal.signal(signal.SIGTERM, _stop_serving)
     try:
         announce(path, loaded)
         serve(sock)
+    except Stopped:
+        return 0
     finally:
         try:
             os.unlink(path)
         except OSError:
             pass
-    return 0
+
+
+class Stopped(BaseException):
+    """SIGTERM to the worker: stop accepting (runs under way end on their own)."""
+
+
+def _stop_serving(signum, frame):
+    raise Stopped()
 
 
 def __getattr__(name):
@@ -457,9 +468,9 @@ def _command():
     @click.command(name="worker", epilog="""\b
 Examples:
   kachecks worker                                 # root-only socket
-  kachecks worker --group kachecks-check --socket /run/kachecks-worker/worker.sock
-                       # for checks run as that group, with KACHECKS_WORKER_SOCKET set
-  kachecks-ldap --uri ldap://192.168.8.111 ... --verbose   # "(run by kachecks worker N)"
+  kachecks worker --group keepalived_script --socket /run/kachecks-worker/worker.sock
+                       # for checks run as that user, with KACHECKS_WORKER_SOCKET set
+  kachecks-ldap --uri ldap://192.168.8.101 ... --verbose   # "(run by kachecks worker N)"
 """)
     @click.option("--socket", "path", metavar="PATH", default=None,
                   help=f"listen here (default $KACHECKS_WORKER_SOCKET or {socket_path()});"
@@ -485,6 +496,6 @@ Examples:
                 gid = grp.getgrnam(group).gr_gid
             except KeyError:
                 raise click.BadParameter(f"no such group {group!r}", param_hint="--group")
-        sys.exit(main(path, gid))
+        return main(path, gid)
 
     return worker

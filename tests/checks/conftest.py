@@ -1,32 +1,11 @@
-"""Fixtures for the check executables: runners, a PKI, the reference pages."""
+"""Fixtures for the check executables: a PKI, password files."""
 
 import os
 
 import pytest
 
-from harness.peers import certs, cli
-
-SERVER1 = b"hello from Server 1\n"
-SERVER2 = b"Hello from Server2\n"
-MD5_SERVER1 = "5f2b4547f41470dc3e293e7267461575"
-MD5_SERVER2 = "fe020663a9ac3e61b71f6921d423251d"
-VHOST = "www.mysite.mydmn.org"
-
-
-def http(*args, **kw):
-    """Run kachecks-http as keepalived would: a fresh process."""
-    return cli.run("kachecks-http", *args, **kw)
-
-
-def tcp(*args, **kw):
-    return cli.run("kachecks-tcp", *args, **kw)
-
-
-def one_line(proc):
-    """The status line, asserting it is the only stdout line."""
-    lines = proc.stdout.splitlines()
-    assert len(lines) == 1, proc.stdout + proc.stderr
-    return lines[0]
+from harness.checks import VHOST
+from harness.peers import certs
 
 
 @pytest.fixture(scope="session")

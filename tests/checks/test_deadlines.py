@@ -1,4 +1,5 @@
-"""The total deadline and SIGTERM: a check never outlives --timeout or misc_timeout (SPEC §2)."""
+"""The total deadline and SIGTERM: a check never outlives --timeout or misc_timeout
+(docs/reference.md, "The check contract")."""
 
 import os
 import signal
@@ -7,7 +8,7 @@ import time
 
 import pytest
 
-from tests.checks.conftest import http, one_line, tcp
+from harness.checks import http, one_line, tcp
 from harness.peers import cli
 from harness.peers.netns import create_namespace, wait_for
 from harness.peers.rawhttp import RawHTTPServer, http_response

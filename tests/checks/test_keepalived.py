@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.checks.conftest import MD5_SERVER1, MD5_SERVER2, SERVER1, SERVER2, http
+from harness.checks import MD5_SERVER1, MD5_SERVER2, SERVER1, SERVER2, http
 from harness.peers import cli
 from harness.peers.keepalived import (KEEPALIVED, SCRIPT_SECURITY, Keepalived, config_test,
                                      secure_dir, secure_executables)
@@ -29,7 +29,7 @@ def bindir(tmp_path_factory):
     """Where keepalived finds the checks: theirs, or exec wrappers on a path it accepts.
 
     keepalived refuses scripts on a path that is not root-owned and write-protected
-    all the way up (interfaces §3.7); a CI checkout may not be.
+    all the way up (docs/reference.md, "Script security"); a CI checkout may not be.
     """
     directory, _ = secure_executables(cli.bin_dir(), CHECKS, tmp_path_factory.mktemp("bin"))
     return str(directory)

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from tests.checks.conftest import one_line, tcp
+from harness.checks import one_line, tcp
 from harness.peers import cli
 from harness.peers.netns import create_namespace
 from harness.peers.rawhttp import RawHTTPServer

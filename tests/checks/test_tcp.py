@@ -1,13 +1,14 @@
-"""kachecks-tcp against real local servers: connect, send/expect, agent, PROXY (SPEC §2.2)."""
+"""kachecks-tcp against real local servers: connect, send/expect, agent, PROXY
+(docs/reference.md, "kachecks-tcp")."""
 
 import socket
 
 import pytest
 
+from harness.checks import one_line, tcp
+from harness.peers.rawhttp import RawHTTPServer
 from kachecks.checks import escapes
 from kachecks.errors import UsageError
-from tests.checks.conftest import one_line, tcp
-from harness.peers.rawhttp import RawHTTPServer
 
 
 def banner_server(reply, **kw):

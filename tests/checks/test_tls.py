@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.checks.conftest import MD5_SERVER1, SERVER1, VHOST, http, one_line, tcp
+from harness.checks import MD5_SERVER1, SERVER1, VHOST, http, one_line, tcp
 from harness.peers.rawhttp import RawHTTPServer, http_response
 
 NO_VERIFY = []

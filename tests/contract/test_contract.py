@@ -1,4 +1,4 @@
-"""The exit-code contract of SPEC §2, pinned on a sample check."""
+"""The exit-code contract (docs/reference.md, "Exit codes"), pinned on a sample check."""
 
 import os
 import signal

@@ -1,7 +1,7 @@
 """The `kachecks` group: version, help, lazy dispatch."""
 
-from kachecks import __version__
 from harness.peers.cli import run
+from kachecks import __version__
 
 
 def test_version():

@@ -1,10 +1,11 @@
 """kachecks genhash's additions and help: -H, --format conf, several -s, --help."""
 
 import hashlib
+import re
 
 import pytest
 
-from tests.genhash.conftest import run_ours, without_usecs
+from harness.peers.genhash import run_ours, without_usecs
 from harness.peers.rawhttp import RawHTTPServer, http_response
 
 SERVER1 = b"hello from Server 1\n"
@@ -66,8 +67,19 @@ def test_format_conf_prints_http_get_block_and_misc_check():
     text = result.stdout.decode()
     assert (f"HTTP_GET {{\n    url {{\n        path /service.txt\n        digest {MD5_1}\n"
             f"        virtualhost www.mysite.mydmn.org\n    }}\n    http_protocol 1.1\n}}\n") in text
-    assert (f'misc_path "/usr/bin/kachecks-http -s 127.0.0.1 -p {srv.port} -u /service.txt '
-            f'--virtualhost www.mysite.mydmn.org --http-protocol 1.1 --digest {MD5_1}"') in text
+    assert (f'MISC_CHECK {{\n    misc_path "/usr/bin/kachecks-http -s 127.0.0.1 -p {srv.port} '
+            f'-u /service.txt --virtualhost www.mysite.mydmn.org --http-protocol 1.1 '
+            f'--digest {MD5_1} --timeout 5"\n    misc_timeout 6\n}}\n') in text
+
+
+def test_format_conf_keeps_the_check_timeout_below_misc_timeout():
+    with RawHTTPServer(http_response(SERVER1)) as srv:
+        result = run_ours("--format", "conf", "-t", "2", "-s", "127.0.0.1", "-p", srv.port,
+                          "-u", "/service.txt")
+    assert result.returncode == 0
+    text = result.stdout.decode()
+    timeout = re.search(r'misc_path "[^"]* --timeout (\d+)"\n    misc_timeout (\d+)\n', text)
+    assert timeout.groups() == ("2", "3"), text
 
 
 def test_format_conf_with_tls_and_sha256_uses_only_kachecks_http(tls_cert):
@@ -77,7 +89,7 @@ def test_format_conf_with_tls_and_sha256_uses_only_kachecks_http(tls_cert):
     text = result.stdout.decode()
     assert "HTTP_GET" not in text and "SSL_GET" not in text
     assert "md5 only" in text
-    assert f"-u /service.txt -S --digest {hashlib.sha256(SERVER2).hexdigest()}\"" in text
+    assert f"-u /service.txt -S --digest {hashlib.sha256(SERVER2).hexdigest()} --timeout 5\"" in text
 
 
 def test_help_is_complete_with_examples_and_deviations():

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.genhash.conftest import run_ours, without_usecs
+from harness.peers.genhash import run_ours, without_usecs
 from harness.peers.rawhttp import RawHTTPServer, body_stream, http_response
 
 SERVER1 = b"hello from Server 1\n"

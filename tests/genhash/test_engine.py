@@ -4,12 +4,12 @@ import hashlib
 
 import pytest
 
+from harness.peers.certs import self_signed
+from harness.peers.rawhttp import RawHTTPServer, http_response
 from kachecks.deadline import Deadline
 from kachecks.errors import DeadlineExceeded, ProbeFailure
 from kachecks.http.fetch import Response, fetch, keepalived_message
 from kachecks.net.tls import TLSOptions
-from harness.peers.certs import self_signed
-from harness.peers.rawhttp import RawHTTPServer, http_response
 
 BODY = b"hello from Server 1\n"
 

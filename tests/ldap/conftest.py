@@ -5,13 +5,13 @@ tests that modify data or hurt the server take ``own_slapd``.
 """
 
 import os
-import socket
-import threading
+import time
 
 import pytest
 
-from harness.peers.certs import pki
 from harness.peers import slapd as ldap_peer
+from harness.peers.certs import pki
+from harness.peers.rawhttp import DroppingListener, RawHTTPServer
 
 
 @pytest.fixture(scope="session")
@@ -46,50 +46,60 @@ def password_file(tmp_path):
 
 @pytest.fixture
 def silent_listener():
-    """A TCP port whose backlog accepts connections and never says a word."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(16)
-        yield f"ldap://127.0.0.1:{sock.getsockname()[1]}"
+    """A TCP port that accepts connections and never says a word."""
+    with RawHTTPServer(hang=True) as server:
+        yield f"ldap://{server.address}"
 
 
 @pytest.fixture
 def dropping_listener():
-    """A port that drops SYNs: its one-slot accept queue is already full."""
-    with socket.socket() as sock, socket.socket() as filler:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(0)
-        filler.connect(sock.getsockname())
-        yield f"ldap://127.0.0.1:{sock.getsockname()[1]}"
+    """A port that drops SYNs: its accept queue is already full."""
+    with DroppingListener() as listener:
+        yield f"ldap://127.0.0.1:{listener.port}"
 
 
 @pytest.fixture
 def dripping_server():
-    """Answers any request with a search result, one byte every 0.2 s, for at most 10 s."""
-    done = threading.Event()
-    sock = socket.create_server(("127.0.0.1", 0))
+    """Answers any request with a search result, one byte every 0.2 s."""
     # LDAPMessage(id 1, SearchResultDone(success, "", "")): a reply a client would accept.
     answer = bytes.fromhex("300c020101650702010004000400")
+    with RawHTTPServer(answer, drip=0.2, read_request="once") as server:
+        yield f"ldap://{server.address}"
 
-    def serve():
-        sock.settimeout(10)
-        try:
-            peer, _ = sock.accept()
-        except OSError:
-            return
-        with peer:
-            peer.recv(4096)
-            for byte in answer:
-                if done.wait(0.2):
-                    return
-                try:
-                    peer.sendall(bytes([byte]))
-                except OSError:
-                    return
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"ldap://127.0.0.1:{sock.getsockname()[1]}"
-    done.set()
-    sock.close()
-    thread.join(timeout=5)
+# --- replication (kachecks-ldap --provider) -------------------------------------
+
+@pytest.fixture(scope="module")
+def replicas(certs):
+    """A provider (server ID 1), its refreshOnly consumer and a server that is no replica,
+    all loaded with a tree written a day ago (a quiet day, then the tests' writes)."""
+    with ldap_peer.Replication(providers=1, certs=certs, plain=True,
+                               written=time.time() - 86400) as repl:
+        yield repl
+
+
+@pytest.fixture(scope="module")
+def two_providers(certs):
+    """Two multi-provider servers (server IDs 1 and 2) and a consumer of the first."""
+    with ldap_peer.Replication(providers=2, certs=certs) as repl:
+        yield repl
+
+
+def _running_in_sync(repl):
+    if not repl.in_sync():
+        repl.catch_up()
+    yield repl
+    for provider in repl.providers:
+        provider.resume()
+
+
+@pytest.fixture
+def replication(replicas):
+    """``replicas`` with every provider running and the consumer in sync with it."""
+    yield from _running_in_sync(replicas)
+
+
+@pytest.fixture
+def multi_provider(two_providers):
+    """``two_providers`` running, the consumer in sync with both."""
+    yield from _running_in_sync(two_providers)

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tests.ldap.helpers import BASE, REFERENCE, ldap_check, start_check, wait_for_unanswered_request
+from harness.checks import BASE, REFERENCE, ldap_check, start_check, wait_for_unanswered_request
 from harness.peers import slapd as ldap_peer
 
 # Deadline bound the issue asks for: a check with --timeout T ends within T + this.

@@ -1,7 +1,7 @@
 """ldap3 (and ssl, logging… which it drags in) load only when a search really runs."""
 
-from tests.checks.test_imports import NEVER, PLAIN_EXTRA, imported
-from tests.ldap.helpers import REFERENCE
+from harness.checks import REFERENCE
+from harness.imports import HEAVY, LDAP3_BRINGS, PLAIN_EXTRA, imported
 
 MODULE = "kachecks.checks.ldap"
 
@@ -12,12 +12,11 @@ def test_help_and_usage_errors_import_neither_ldap3_nor_ssl():
         code, names = imported(MODULE, argv)
         assert code in (0, 1), argv
         assert MODULE in names
-        assert not names & (NEVER | PLAIN_EXTRA), (argv, names & (NEVER | PLAIN_EXTRA))
+        assert not names & (HEAVY | PLAIN_EXTRA), (argv, names & (HEAVY | PLAIN_EXTRA))
 
 
 def test_a_search_imports_ldap3_and_nothing_else_heavy(slapd):
     code, names = imported(MODULE, ["--uri", slapd.url, *REFERENCE, "-q"])
     assert code == 0
     assert "ldap3" in names
-    ldap3_brings = {"ldap3", "logging", "dataclasses", "ssl", "socket", "re", "base64"}
-    assert not names & (NEVER - ldap3_brings), names & (NEVER - ldap3_brings)
+    assert not names & (HEAVY - LDAP3_BRINGS), names & (HEAVY - LDAP3_BRINGS)

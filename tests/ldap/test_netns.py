@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from tests.ldap.helpers import REFERENCE
+from harness.checks import REFERENCE
 from harness.peers import cli
 from harness.peers import slapd as ldap_peer
 

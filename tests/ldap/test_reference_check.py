@@ -1,6 +1,7 @@
-"""The reference deployment's MISC_CHECK against a real slapd (SPEC §0, §2.3)."""
+"""The reference deployment's MISC_CHECK against a real slapd
+(docs/reference.md, "The reference deployment" and "kachecks-ldap")."""
 
-from tests.ldap.helpers import BASE, REFERENCE, ldap_check
+from harness.checks import BASE, REFERENCE, ldap_check
 from harness.peers import cli
 from harness.peers import slapd as ldap_peer
 

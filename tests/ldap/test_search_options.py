@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from tests.ldap.helpers import BASE, ldap_check
+from harness.checks import BASE, ldap_check
 from harness.peers import slapd as ldap_peer
 
 SERVERS = ldap_peer.SERVERS_BASE

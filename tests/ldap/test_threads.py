@@ -4,12 +4,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from harness.checks import REFERENCE
+from harness.peers import slapd as ldap_peer
 from kachecks.checks import registry
 from kachecks.checks.contract import evaluate
 from kachecks.deadline import Deadline
 from kachecks.errors import ProbeFailure
-from tests.ldap.helpers import REFERENCE
-from harness.peers import slapd as ldap_peer
 
 SLACK = 1.0
 

@@ -1,10 +1,11 @@
-"""StartTLS and LDAPS against slapd with a CA the tests made (SPEC §2.1 TLS options)."""
+"""StartTLS and LDAPS against slapd with a CA the tests made
+(docs/reference.md, "Options every check shares": TLS)."""
 
 import pytest
 
-from tests.ldap.helpers import BASE, REFERENCE, ldap_check
-from harness.peers.certs import pki
+from harness.checks import BASE, REFERENCE, ldap_check
 from harness.peers import slapd as ldap_peer
+from harness.peers.certs import pki
 
 
 def uri_for(slapd, mode):

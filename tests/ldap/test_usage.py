@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.ldap.helpers import BASE, REFERENCE, ldap_check
+from harness.checks import BASE, REFERENCE, ldap_check
 from harness.peers import cli
 from harness.peers import slapd as ldap_peer
 

@@ -2,9 +2,8 @@
 
 import time
 
-from tests.ldap.helpers import BASE, REFERENCE, ldap_check
+from harness.checks import BASE, REFERENCE, ldap_check
 from harness.peers import slapd as ldap_peer
-from tests.worker.fixtures import open_dir, worker  # noqa: F401 - fixtures
 
 IN_PROCESS = {"KACHECKS_WORKER_SOCKET": "/nonexistent/worker.sock"}
 

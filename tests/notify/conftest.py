@@ -6,33 +6,15 @@ stops any that is still backing off, by the pid recorded in the spool lock.
 
 import os
 import signal
+import threading
 import time
 
 import pytest
 
-from kachecks.notify import spool as store
+from harness.config import toml_text
 from harness.peers.cli import run
 from harness.peers.smtp import SmtpSink
-
-
-def toml_value(value):
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
-
-
-def toml_text(sections):
-    out = []
-    for section, values in sections.items():
-        out.append(f"[{section}]")
-        out.extend(f"{key} = {toml_value(value)}" for key, value in values.items())
-        out.append("")
-    return "\n".join(out)
+from kachecks.notify import spool as store
 
 
 class Notifier:
@@ -69,14 +51,35 @@ class Notifier:
     def kachecks(self, *args, **kwargs):
         return run("kachecks", *args, **kwargs)
 
-    def queued(self, where=("incoming", "mail", "webhook")):
-        return [n for sub in where for n in store.names(str(self.spool), sub)]
+    def queued(self, where=store.QUEUES):
+        spool = store.Spool.existing(str(self.spool))
+        if spool is None:
+            return []
+        with spool:
+            return [n for sub in where for n in spool.names(sub)]
+
+    def holder(self):
+        """Pid of the deliverer holding the spool lock, or None (also when a test broke the spool)."""
+        try:
+            spool = store.Spool.existing(str(self.spool))
+            if spool is None:
+                return None
+            with spool:
+                return spool.lock().holder()
+        except store.SpoolError:
+            return None
+
+    def busy(self):
+        spool = store.Spool.existing(str(self.spool))
+        if spool is None:
+            return False
+        with spool:
+            return spool.lock().busy()
 
     def wait_idle(self, timeout=20.0):
         """Until no deliverer holds the spool lock."""
-        lock = store.Lock(str(self.spool))
         end = time.monotonic() + timeout
-        while lock.busy():
+        while self.busy():
             assert time.monotonic() < end, "a deliverer is still running"
             time.sleep(0.05)
 
@@ -89,7 +92,7 @@ class Notifier:
         self.wait_idle(max(1.0, end - time.monotonic()))
 
     def stop_deliverer(self):
-        pid = store.Lock(str(self.spool)).holder() if self.spool.exists() else None
+        pid = self.holder()
         if pid:
             try:
                 os.kill(pid, signal.SIGTERM)
@@ -103,6 +106,28 @@ def notifier(tmp_path, monkeypatch):
     n = Notifier(tmp_path, monkeypatch)
     yield n
     n.stop_deliverer()
+
+
+@pytest.fixture
+def syslog_all(syslog_socket):
+    """Every syslog line, read as it comes: the socket holds only a few before dropping more."""
+    lines, done = [], threading.Event()
+
+    def drain():
+        while not done.is_set():
+            lines.extend(syslog_socket())
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=drain, daemon=True)
+    thread.start()
+
+    def text():
+        time.sleep(0.05)
+        return "\n".join(lines)
+
+    yield text
+    done.set()
+    thread.join()
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
 """Bad input: one clear line (stderr and syslog), exit 1, never a traceback."""
 
+import os
+
 import pytest
 
 
@@ -40,6 +42,16 @@ def test_unknown_option_is_one_line_and_exit_1(notifier):
     ("[mail]\nsubject = \"{hostname} {state}\"\n", "mail.subject: unknown field {hostname}"),
     ("[spool]\nexpire = \"3 days\"\n", "spool.expire: invalid duration '3 days'"),
     ("[mails]\nto = []\n", "unknown section [mails]"),
+    ("[spool]\nbatch_window = nan\n", "spool.batch_window must be 0 or more and at most 3600 seconds, not nan"),
+    ("[spool]\nbatch_window = inf\n", "spool.batch_window must be 0 or more and at most 3600 seconds, not inf"),
+    ("[smtp]\ntimeout = nan\n", "smtp.timeout must be more than 0 and at most 3600 seconds, not nan"),
+    ("[smtp]\ntimeout = -1\n", "smtp.timeout must be more than 0 and at most 3600 seconds, not -1"),
+    ("[webhook]\ntimeout = inf\n", "webhook.timeout must be more than 0 and at most 3600 seconds, not inf"),
+    ("[spool]\nexpire = 0\n", "spool.expire must be more than 0 and at most 31622400 seconds, not 0"),
+    ('[mail]\nsubject = "{name:>99999999999}"\n', "mail.subject: {name:>99999999999}: width or precision over 1000"),
+    ('[mail]\nbody = "{name.__class__}"\n', "mail.body: unknown field {name.__class__}"),
+    ("[mail]\nto = []\n", "mail.to is empty: name at least one address, or set mail.enabled = false"),
+    ('[mail]\nfrom = "kachecks@lvs1\\r\\nBcc: x@evil.example"\n', "mail.from holds a control character"),
 ])
 def test_invalid_config_names_the_key_and_keeps_the_event(notifier, text, message):
     notifier.config.write_text(text)
@@ -50,6 +62,52 @@ def test_invalid_config_names_the_key_and_keeps_the_event(notifier, text, messag
     assert message in line
     assert line.endswith(f"event kept in {notifier.spool}; fix it, then run `kachecks spool flush`")
     assert len(notifier.queued()) == 1
+
+
+def test_invalid_command_line_value_keeps_the_event(notifier):
+    result = notifier.notify("--batch-window", "nan", "INSTANCE", "VI_1", "MASTER", "100")
+    assert result.returncode == 1
+    assert "spool.batch_window must be 0 or more and at most 3600 seconds, not nan" in one_line(result)
+    assert len(notifier.queued()) == 1
+
+
+def test_config_broken_elsewhere_keeps_the_event_in_the_configured_spool(notifier, tmp_path):
+    spool = tmp_path / "configured-spool"
+    notifier.config.write_text(f'[smtp]\nport = "25"\n[spool]\ndir = "{spool}"\n')
+    result = notifier.notify("INSTANCE", "VI_1", "MASTER", "100")
+    assert result.returncode == 1
+    assert one_line(result).endswith(f"event kept in {spool}; fix it, then run `kachecks spool flush`")
+    assert len(os.listdir(spool / "incoming")) == 1
+
+
+def test_spool_list_and_purge_need_no_valid_delivery_settings(notifier, tmp_path):
+    notifier.configure(spool={"retry_for": 0})
+    assert notifier.notify("INSTANCE", "VI_1", "MASTER", "100").returncode == 0
+    notifier.wait_idle()
+    notifier.config.write_text(f'[smtp]\nport = "25"\nhots = 1\n[spool]\ndir = "{notifier.spool}"\n')
+    for args in ((), ("--spool-dir", notifier.spool)):
+        listing = notifier.kachecks("spool", "list", *args)
+        assert listing.returncode == 0 and listing.stderr == ""
+        assert "INSTANCE VI_1 MASTER prio 100" in listing.stdout
+    purged = notifier.kachecks("spool", "purge", "--spool-dir", notifier.spool)
+    assert purged.returncode == 0 and "purged 1 event(s)" in purged.stdout
+    flushed = notifier.kachecks("spool", "flush")  # delivering does need them
+    assert flushed.returncode == 1 and "unknown key smtp.hots" in one_line(flushed)
+
+
+def test_spool_without_a_subcommand_shows_its_help(notifier):
+    result = notifier.kachecks("spool")
+    assert result.returncode == 0 and result.stderr == ""
+    assert "Usage: kachecks spool" in result.stdout
+    assert all(f"  {sub} " in result.stdout for sub in ("flush", "list", "purge"))
+
+
+@pytest.mark.parametrize("sub", ["list", "purge"])
+def test_spool_list_and_purge_help_offers_only_their_own_options(notifier, sub):
+    text = notifier.kachecks("spool", sub, "--help").stdout
+    assert "--config FILE" in text and "--spool-dir DIR" in text
+    for option in ("--smtp-host", "--smtp-port", "--security", "--to", "--webhook-url", "--batch-window"):
+        assert option not in text, option
 
 
 def test_config_that_cannot_be_read(notifier, tmp_path):

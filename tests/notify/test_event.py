@@ -1,4 +1,5 @@
-"""Every argv and FIFO line form keepalived produces (interfaces §5.1–5.3)."""
+"""Every argv and FIFO line form keepalived produces
+(docs/reference.md, "Notify arguments" and "FIFO lines")."""
 
 import os
 import time

@@ -3,6 +3,7 @@
 import os
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -18,7 +19,8 @@ def fifo_path(tmp_path):
 
 
 class Keepalived:
-    """The writing side: O_RDWR|O_NONBLOCK, one write() per line (interfaces §5.4)."""
+    """The writing side: O_RDWR|O_NONBLOCK, one write() per line
+    (docs/reference.md, "FIFO lines")."""
 
     def __init__(self, path):
         self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
@@ -38,6 +40,23 @@ def start_reader(fifo_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+class Reading:
+    """``with Reading(fifo)``: a `kachecks fifo` reader and keepalived's end; leaving closes
+    keepalived's end, so the reader sees EOF and exits (its stdout and stderr are kept)."""
+
+    def __init__(self, fifo_path):
+        self.reader = start_reader(fifo_path)
+        self.keepalived = Keepalived(fifo_path)
+        self.out = self.err = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.keepalived.close()
+        self.out, self.err = self.reader.communicate(timeout=20)
+
+
 def wait_log(syslog_socket, text, timeout=15):
     """Syslog text so far, once ``text`` is in it."""
     logs, end = "", time.monotonic() + timeout
@@ -55,19 +74,15 @@ def subjects(msgs):
 def test_every_fifo_line_form_is_delivered_and_a_malformed_line_is_skipped(
         notifier, relay, fifo_path, syslog_socket):
     notifier.configure(relay)
-    reader = start_reader(fifo_path)
-    keepalived = Keepalived(fifo_path)
-    try:
-        keepalived.write('GROUP "G1" BACKUP 0', 'INSTANCE "VI_1" BACKUP 100', "this is not an event",
-                         'INSTANCE "VI_1" MASTER 100', "VS [192.168.8.100]:tcp:80 UP",
-                         "RS [192.168.8.101]:tcp:80 [192.168.8.100]:tcp:80 DOWN",
-                         "RS [192.168.8.102]:tcp:80 FWM 5 UP")
+    with Reading(fifo_path) as session:
+        session.keepalived.write('GROUP "G1" BACKUP 0', 'INSTANCE "VI_1" BACKUP 100', "this is not an event",
+                                 'INSTANCE "VI_1" MASTER 100', "VS [192.168.8.100]:tcp:80 UP",
+                                 "RS [192.168.8.101]:tcp:80 [192.168.8.100]:tcp:80 DOWN",
+                                 "RS [192.168.8.102]:tcp:80 FWM 5 UP")
         logs = wait_log(syslog_socket, "malformed FIFO line")  # read early: a full socket drops
         msgs = relay.wait_for(6)
-    finally:
-        keepalived.close()
-    out, err = reader.communicate(timeout=20)
-    assert reader.returncode == 0
+    err = session.err
+    assert session.reader.returncode == 0
     assert subjects(msgs) == [
         "G1: UNKNOWN -> BACKUP (prio 0)", "VI_1: UNKNOWN -> BACKUP (prio 100)",
         "VI_1: BACKUP -> MASTER (prio 100)", "[192.168.8.100]:tcp:80: UNKNOWN -> UP",
@@ -80,20 +95,15 @@ def test_every_fifo_line_form_is_delivered_and_a_malformed_line_is_skipped(
 def test_reader_keeps_reading_after_sigterm_so_stop_lines_arrive(notifier, relay, fifo_path):
     """keepalived SIGTERMs the FIFO script first, then writes the STOP lines, then closes."""
     notifier.configure(relay)
-    reader = start_reader(fifo_path)
-    keepalived = Keepalived(fifo_path)
-    try:
-        keepalived.write('INSTANCE "VI_1" MASTER 100')
+    with Reading(fifo_path) as session:
+        session.keepalived.write('INSTANCE "VI_1" MASTER 100')
         relay.wait_for(1)
-        reader.send_signal(signal.SIGTERM)
+        session.reader.send_signal(signal.SIGTERM)
         time.sleep(0.3)
-        assert reader.poll() is None
-        keepalived.write('INSTANCE "VI_1" STOP 100', 'GROUP "G1" STOP 0')
+        assert session.reader.poll() is None
+        session.keepalived.write('INSTANCE "VI_1" STOP 100', 'GROUP "G1" STOP 0')
         msgs = relay.wait_for(3)
-    finally:
-        keepalived.close()
-    reader.communicate(timeout=20)
-    assert reader.returncode == 0
+    assert session.reader.returncode == 0
     assert subjects(msgs)[1:] == ["VI_1: MASTER -> STOP (prio 100)", "G1: UNKNOWN -> STOP (prio 0)"]
 
 
@@ -127,3 +137,57 @@ def test_fifo_that_does_not_exist_is_one_line_and_exit_1(notifier, tmp_path):
     result = notifier.kachecks("fifo", str(tmp_path / "missing.fifo"))
     assert result.returncode == 1
     assert result.stderr == f"kachecks fifo: cannot read FIFO {tmp_path / 'missing.fifo'}: No such file or directory\n"
+
+
+def test_hostile_names_from_the_fifo_are_sanitised_and_delivered(notifier, relay, fifo_path):
+    notifier.configure(relay)
+    with Reading(fifo_path) as session:
+        fd = session.keepalived.fd
+        os.write(fd, b'INSTANCE "VI_\xe9\r\nTo: x@evil.example" MASTER 100\n')  # the LF ends a line
+        os.write(fd, b'INSTANCE "VI_\xe9\rBcc: x@evil.example" MASTER 100\n')
+        session.keepalived.write('INSTANCE "VI_2" BACKUP 50')
+        msgs = relay.wait_for(2)
+    assert subjects(msgs) == ["VI_\ufffd\\rBcc: x@evil.example: UNKNOWN -> MASTER (prio 100)",
+                              "VI_2: UNKNOWN -> BACKUP (prio 50)"]
+    assert [envelope[1] for envelope in relay.envelopes] == [["admin@lvs.example.org"]] * 2
+
+
+def vm_high_water_kib(pid):
+    with open(f"/proc/{pid}/status") as handle:
+        return next(int(line.split()[1]) for line in handle if line.startswith("VmHWM:"))
+
+
+def test_fifo_line_without_newline_is_skipped_in_bounded_memory(notifier, relay, fifo_path, syslog_all):
+    """32 MiB with no newline (a writer gone wrong) must neither pile up nor swallow the next line."""
+    notifier.configure(relay)
+    with Reading(fifo_path) as session:
+        keepalived = session.keepalived
+        keepalived.write('INSTANCE "VI_1" BACKUP 100')
+        relay.wait_for(1)
+        baseline = vm_high_water_kib(session.reader.pid)
+        os.set_blocking(keepalived.fd, True)
+        chunk = b"x" * (1 << 20)
+        writer = threading.Thread(target=lambda: [os.write(keepalived.fd, chunk) for _ in range(32)])
+        writer.start()
+        writer.join(timeout=120)
+        keepalived.write("", 'INSTANCE "VI_1" MASTER 100')
+        msgs = relay.wait_for(2, timeout=60)
+        grown = vm_high_water_kib(session.reader.pid) - baseline
+    assert subjects(msgs) == ["VI_1: UNKNOWN -> BACKUP (prio 100)", "VI_1: BACKUP -> MASTER (prio 100)"]
+    assert grown < 8 * 1024, f"the reader grew by {grown} KiB"
+    assert "skipped a line longer than 65536 bytes" in syslog_all()
+
+
+def test_broken_configuration_still_spools_every_fifo_line(notifier, fifo_path):
+    """keepalived does not wait for the reader: what it does not read is lost."""
+    notifier.config.write_text(f'[smtp]\nport = "25"\n[spool]\ndir = "{notifier.spool}"\n')
+    with Reading(fifo_path) as session:
+        session.keepalived.write('INSTANCE "VI_1" MASTER 100', 'GROUP "G1" MASTER 0')
+        for _ in range(200):
+            if len(notifier.queued()) == 2:
+                break
+            time.sleep(0.05)
+    assert session.reader.returncode == 1
+    assert session.err.count("\n") == 1 and "smtp.port must be an integer" in session.err
+    assert "events are kept in the spool until it is fixed" in session.err
+    assert len(notifier.queued(("incoming",))) == 2

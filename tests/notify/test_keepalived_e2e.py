@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.notify.conftest import toml_text
+from harness.config import toml_text
 from harness.peers.cli import command
 from harness.peers.keepalived import Keepalived, secure_dir, vrrp_config, write_script
 from harness.peers.netns import Network, wait_for
@@ -36,7 +36,8 @@ def lab(tmp_path):
 
 
 def wrapper(directory):
-    """keepalived runs scripts as root only from root-owned, 0755 paths (interfaces §3.7)."""
+    """keepalived runs scripts as root only from root-owned, 0755 paths
+    (docs/reference.md, "Script security")."""
     kachecks = " ".join(command("kachecks"))
     return write_script(Path(directory) / "kachecks",
                         f'#!/bin/sh\nexec {kachecks} "$@"\n')

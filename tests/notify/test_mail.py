@@ -5,8 +5,9 @@ import os
 import subprocess
 import time
 
-from harness.peers.cli import command
+import pytest
 
+from harness.peers.cli import command
 from harness.peers.smtp import SmtpSink
 
 
@@ -119,3 +120,37 @@ def test_notify_processes_run_out_of_order_are_mailed_in_the_order_keepalived_fo
     assert body.index("New state:      BACKUP") < body.index("New state:      MASTER")
     assert "Previous state: BACKUP\nNew state:      MASTER" in body
     assert msg["Subject"].endswith("VI_1: UNKNOWN -> BACKUP (prio 100) (+1 more)")
+
+
+def with_host_name(name, argv, network=True):
+    """Run ``argv`` in a UTS namespace (and, without ``network``, a network namespace) of its own."""
+    if os.geteuid() != 0:
+        pytest.fail("setting the host name needs root (a UTS namespace)")
+    flags = ["--uts"] if network else ["--uts", "--net"]
+    return subprocess.run(["unshare", *flags, "sh", "-c", 'hostname "$1" && shift && exec "$@"', "sh",
+                           name, *argv], capture_output=True, text=True, timeout=60)
+
+
+def test_default_from_is_kachecks_at_the_fully_qualified_host_name(notifier, relay):
+    notifier.configure(relay, mail={"from": ""})
+    result = with_host_name("lvs1.mysite.mydmn.org",
+                            command("kachecks") + ["notify", "INSTANCE", "VI_1", "MASTER", "100"])
+    assert result.returncode == 0, result.stderr
+    (msg,) = relay.wait_for(1)
+    assert msg["From"] == "kachecks@lvs1.mysite.mydmn.org"
+    assert relay.envelopes[0][0] == "kachecks@lvs1.mysite.mydmn.org"
+
+
+def test_default_from_of_a_host_without_domain_asks_for_mail_from_and_keeps_the_mail(notifier):
+    """Relays reject kachecks@lvs1: the mail waits and the error says what to set."""
+    notifier.configure(mail={"from": ""}, spool={"retry_for": 0})
+    queued = with_host_name("lvs1", command("kachecks") + ["notify", "INSTANCE", "VI_1", "MASTER", "100"],
+                            network=False)
+    assert queued.returncode == 0, queued.stderr
+    notifier.wait_idle()
+    flushed = with_host_name("lvs1", command("kachecks") + ["spool", "flush"], network=False)
+    assert flushed.returncode == 1
+    assert "Traceback" not in flushed.stderr
+    assert ("mail: mail.from is not set and this host's name (lvs1) has no domain (see `hostname -f`); "
+            'set it in the configuration, e.g. from = "kachecks@lvs1.example.org"') in flushed.stderr
+    assert len(notifier.queued()) == 1

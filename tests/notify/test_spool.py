@@ -4,7 +4,6 @@ import os
 import signal
 import time
 
-from kachecks.notify import spool as store
 from harness.peers.smtp import SmtpSink
 
 
@@ -112,7 +111,7 @@ def test_mail_taken_by_the_relay_but_unconfirmed_is_resent_with_the_same_message
 
     def kill_deliverer():
         if not killed:
-            pid = store.Lock(str(notifier.spool)).holder()
+            pid = notifier.holder()
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
 

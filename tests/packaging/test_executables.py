@@ -5,25 +5,18 @@ import subprocess
 
 import pytest
 
-from tests.packaging.conftest import executables
+from harness.entrypoints import names as executables
+from harness.imports import HEAVY, METADATA, among, importtime_modules
 from harness.peers.cli import run
-
-SLOW_PATHS = ("importlib.metadata", "importlib_metadata", "pkg_resources")
-NOT_ON_A_CHECK_PATH = ("click", "requests", "ldap3", "asyncio", "logging")
 
 
 def imported_modules(argv):
     """Modules ``/usr/bin/python3 -X importtime argv`` imports (the interpreter's own too)."""
     done = subprocess.run(["/usr/bin/python3", "-X", "importtime", *argv],
                           capture_output=True, text=True, cwd="/", timeout=30)
-    lines = [l for l in done.stderr.splitlines() if l.startswith("import time:")]
-    assert lines, done.stderr
-    return {l.rsplit("|", 1)[1].strip() for l in lines[1:]}, done.returncode
-
-
-def among(modules, names):
-    """The ``modules`` that are one of ``names`` or inside one of them."""
-    return sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in names))
+    modules = importtime_modules(done.stderr)
+    assert modules, done.stderr
+    return modules, done.returncode
 
 
 @pytest.mark.parametrize("name", executables())
@@ -62,7 +55,7 @@ def test_every_kachecks_subcommand_has_help(installed):
 def test_entry_point_does_not_import_package_metadata(installed, name):
     modules, code = imported_modules([f"/usr/bin/{name}", "--help"])
     assert code == 0
-    assert not among(modules, SLOW_PATHS)
+    assert not among(modules, METADATA)
 
 
 @pytest.mark.parametrize("name", ["kachecks-http", "kachecks-tcp"])
@@ -72,4 +65,4 @@ def test_a_failing_check_run_imports_no_heavy_library(installed, name, unused_po
     modules, code = imported_modules([f"/usr/bin/{name}", *target, "--timeout", "2", "--quiet"])
     assert code == 1
     assert "kachecks" in modules
-    assert not among(modules, NOT_ON_A_CHECK_PATH + SLOW_PATHS)
+    assert not among(modules, HEAVY)

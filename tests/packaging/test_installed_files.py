@@ -7,19 +7,36 @@ import stat
 import subprocess
 from pathlib import Path
 
-from tests.packaging.conftest import PACKAGE, executables
+from harness.debian import PACKAGE
+from harness.docs import every_command, man_page_of, man_problems, render_man
+from harness.entrypoints import names as executables
 from harness.peers.cli import run
 
 DEBIAN_LIBRARIES = {"python3-click", "python3-requests", "python3-ldap3", "python3-aiosmtplib"}
 CONFFILE = Path("/etc/kachecks/kachecks.toml")
-UNITS = [Path("/lib/systemd/system/kachecks-spool-flush.service"),
-         Path("/lib/systemd/system/kachecks-spool-flush.timer"),
-         Path("/lib/systemd/system/kachecks-worker.service")]
+UNITS = ("kachecks-spool-flush.service", "kachecks-spool-flush.timer", "kachecks-worker.service")
 
 
 def field(name):
     return subprocess.run(["dpkg-query", "-W", "-f", f"${{{name}}}", PACKAGE],
                           capture_output=True, text=True, check=True).stdout
+
+
+def installed_paths():
+    return subprocess.run(["dpkg", "-L", PACKAGE], capture_output=True, text=True,
+                          check=True).stdout.split()
+
+
+def installed_units():
+    """The units where the package put them: /lib/systemd/system on Debian 12,
+    /usr/lib/systemd/system on 13 (each where systemd looks)."""
+    found = {Path(p).name: Path(p) for p in installed_paths() if Path(p).name in UNITS}
+    assert sorted(found) == sorted(UNITS)
+    unit_paths = subprocess.run(["systemd-analyze", "unit-paths"], capture_output=True, text=True,
+                                check=True).stdout.split()
+    for path in found.values():
+        assert str(path.parent) in unit_paths, path
+    return [found[name] for name in UNITS]
 
 
 def owner_and_mode(path):
@@ -31,14 +48,18 @@ def test_every_console_script_is_in_usr_bin_on_debian_python(installed):
     for name in executables():
         path = Path("/usr/bin", name)
         assert owner_and_mode(path) == (0, 0, 0o755), name
-        assert path.read_text().splitlines()[0] == "#!/usr/bin/python3", name
+        # "#!/usr/bin/python3", or "#! /usr/bin/python3" as dh-python >= 6 writes it.
+        shebang = path.read_text().splitlines()[0]
+        assert shebang.startswith("#!") and shebang[2:].split() == ["/usr/bin/python3"], (name, shebang)
 
 
 def test_depends_only_on_debian_python_libraries_and_recommends_keepalived(installed):
     depends = {d.strip().split()[0] for d in field("Depends").split(",")}
     assert DEBIAN_LIBRARIES <= depends
     assert depends - DEBIAN_LIBRARIES <= {"python3", "python3:any"}
-    assert field("Recommends").strip() == "keepalived"
+    # the agent's Prometheus endpoint is optional: it runs without the library
+    recommends = {r.strip() for r in field("Recommends").split(",")}
+    assert recommends == {"keepalived", "python3-prometheus-client"}
 
 
 def test_code_and_libraries_load_from_debian_dist_packages(installed):
@@ -71,10 +92,11 @@ def test_state_directory_is_declared_root_only_for_systemd_tmpfiles(installed, t
 
 
 def test_units_verify_and_only_the_spool_flush_timer_is_enabled(installed):
-    done = subprocess.run(["systemd-analyze", "verify", *map(str, UNITS)],
+    units = installed_units()
+    done = subprocess.run(["systemd-analyze", "verify", *map(str, units)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    flush, timer, worker = UNITS
+    flush, timer, worker = units
     assert "ExecStart=/usr/bin/kachecks spool flush" in flush.read_text()
     assert "Type=oneshot" in flush.read_text()
     assert "ExecStart=/usr/bin/kachecks worker" in worker.read_text()
@@ -104,11 +126,26 @@ def test_man_pages_render_without_warnings(installed):
         assert "Traceback" not in done.stdout, name
 
 
+def test_man_pages_keep_every_option_and_example_of_every_command(installed):
+    """`man -l` output: each option an entry of its own, examples line for line."""
+    rendered = {}
+    lost = {}
+    for words in every_command(run, executables()):
+        page = man_page_of(words)
+        if page not in rendered:
+            text, warnings = render_man(f"/usr/share/man/man1/{page}.1.gz")
+            assert warnings == "", (page, warnings)
+            rendered[page] = text
+        problems = man_problems(run(*words, "--help").stdout, rendered[page])
+        if problems:
+            lost[" ".join(words)] = problems
+    assert len(rendered) == len(executables())
+    assert lost == {}
+
+
 def test_every_doc_path_the_package_mentions_exists(installed):
-    listed = subprocess.run(["dpkg", "-L", PACKAGE], capture_output=True, text=True,
-                            check=True).stdout.split()
     mentioned = set()
-    for path in listed:
+    for path in installed_paths():
         if os.path.isfile(path) and not path.startswith("/usr/lib/python3"):
             opener = gzip.open if path.endswith(".gz") else open
             with opener(path, "rt", errors="replace") as f:
@@ -133,5 +170,4 @@ def test_maintainer_scripts_create_no_user_and_touch_no_keepalived_config(instal
         text = script.read_text() if script.exists() else ""
         for word in ("adduser", "useradd", "keepalived_script", "/etc/keepalived"):
             assert word not in text, (script, word)
-    listed = subprocess.run(["dpkg", "-L", PACKAGE], capture_output=True, text=True, check=True)
-    assert not [p for p in listed.stdout.split() if p.startswith("/etc/keepalived")]
+    assert not [p for p in installed_paths() if p.startswith("/etc/keepalived")]

@@ -4,7 +4,7 @@ keepalived -t only logs (and does not count) a missing or insecure MISC_CHECK
 or notify script, but fails (exit 5) on an insecure vrrp_script. So every
 command of the example is also put in a vrrp_script of a second
 configuration: keepalived itself then judges their paths
-(reference/keepalived-interfaces.md §3.7, §8).
+(docs/reference.md, "Script security" and "keepalived -t").
 """
 
 import os

@@ -8,8 +8,8 @@ import stat
 import subprocess
 from pathlib import Path
 
+from harness.debian import apt_get, deb_version, install, installed_version, purge
 from harness.peers.ports import free_port
-from tests.packaging.conftest import apt_get, deb_version, install, installed_version, purge
 
 CONFFILE = Path("/etc/kachecks/kachecks.toml")
 # dpkg's and apt's own records, caches and logs change with any install.

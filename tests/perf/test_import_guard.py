@@ -1,4 +1,4 @@
-"""The start-up budget cannot silently regress (issue 8, SPEC §1).
+"""The start-up budget cannot silently regress (issue 8; docs/reference.md, "The check contract").
 
 keepalived forks every check each delay_loop, so what a check imports is
 what it costs. Each check path runs here as keepalived runs it, through
@@ -9,29 +9,20 @@ by the time it exits must not include the heavy ones it does not need.
 import functools
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
-import tomllib
 from pathlib import Path
 
 import pytest
 
+from harness import entrypoints
+from harness.checks import REFERENCE
+from harness.imports import HEAVY, LDAP3_BRINGS, NEVER, TLS, among
 from harness.peers import slapd as ldap_peer
 from harness.peers.cli import bin_dir
 from harness.peers.rawhttp import RawHTTPServer, http_response
-
-# Never on a check path: each costs milliseconds of CPU per fork or is a
-# sign that a heavy framework came along (importlib.metadata: entry points
-# resolved at run time; pkg_resources: the old setuptools wrappers).
-ALWAYS_FORBIDDEN = (
-    "click", "requests", "urllib3", "asyncio", "logging", "importlib.metadata",
-    "pkg_resources", "dataclasses", "typing", "argparse", "email", "http.client",
-)
-LDAP_CLIENTS = ("ldap3", "pyasn1")
-TLS = ("ssl", "_ssl")  # OpenSSL only when TLS is used
+from harness.peers.worker import Worker
 
 # Runs an entry-point script in-process, then writes sorted(sys.modules) to
 # argv[1] whatever the exit; the script's own lines (its imports) count too.
@@ -76,20 +67,11 @@ def slapd():
 def worker_socket(tmp_path_factory):
     """A running `kachecks worker`; its socket path (tests pass it per run)."""
     directory = Path(tempfile.mkdtemp(prefix="kcw-"))  # short: a UNIX socket path
-    path = directory / "worker.sock"
     script = entry_script("kachecks", tmp_path_factory.mktemp("bin"))
-    proc = subprocess.Popen([sys.executable, str(script), "worker", "--socket", str(path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 15
-        while not path.exists():
-            assert proc.poll() is None, proc.stderr.read()
-            assert time.monotonic() < deadline, "worker did not listen within 15 s"
-            time.sleep(0.05)
-        yield path
+        with Worker([sys.executable, script], directory / "worker.sock") as worker:
+            yield worker.socket
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
         shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -101,15 +83,11 @@ def tcp_listener():
 
 def entry_script(name, tmp_path):
     """The installed console script, or (no scripts beside this interpreter, e.g. Debian's
-    python3 on the dev tree) the wrapper the .deb installs, made from pyproject.toml."""
+    python3 on the dev tree) the wrapper the .deb installs, made by its own writer."""
     installed = bin_dir() / name
     if installed.exists():
         return installed
-    with open(Path(__file__).parents[2] / "pyproject.toml", "rb") as handle:
-        module, _, attr = tomllib.load(handle)["project"]["scripts"][name].partition(":")
-    wrapper = tmp_path / name
-    wrapper.write_text(f"import sys\n\nfrom {module} import {attr}\n\nsys.exit({attr}())\n")
-    return wrapper
+    return entrypoints.write(tmp_path / "wrappers") / name
 
 
 def run_guarded(tmp_path, executable, *args, worker=None):
@@ -137,8 +115,7 @@ def interpreter_start():
 
 
 def assert_absent(modules, forbidden):
-    loaded = sorted(name for name in modules - interpreter_start()
-                    if name in forbidden or name.split(".")[0] in forbidden)
+    loaded = among(modules - interpreter_start(), forbidden)
     assert not loaded, f"loaded on a path that does not need them: {loaded}"
 
 
@@ -147,7 +124,7 @@ def test_tcp_connect_loads_no_tls_and_no_framework(tmp_path, tcp_listener):
                                 "--port", tcp_listener.port)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "kachecks.checks.tcp" in modules
-    assert_absent(modules, ALWAYS_FORBIDDEN + LDAP_CLIENTS + TLS)
+    assert_absent(modules, HEAVY | TLS)
 
 
 def test_kachecks_check_tcp_is_dispatched_before_click(tmp_path, tcp_listener):
@@ -155,14 +132,14 @@ def test_kachecks_check_tcp_is_dispatched_before_click(tmp_path, tcp_listener):
                                 "--port", tcp_listener.port)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "kachecks.checks.tcp" in modules
-    assert_absent(modules, ALWAYS_FORBIDDEN + LDAP_CLIENTS + TLS)
+    assert_absent(modules, HEAVY | TLS)
 
 
 def test_tcp_refused_port_loads_no_tls_and_no_framework(tmp_path, unused_port):
     done, modules = run_guarded(tmp_path, "kachecks-tcp", "--host", "127.0.0.1",
                                 "--port", unused_port)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert_absent(modules, ALWAYS_FORBIDDEN + LDAP_CLIENTS + TLS)
+    assert_absent(modules, HEAVY | TLS)
 
 
 def test_http_plain_with_digest_loads_no_tls_and_no_framework(tmp_path, http_server):
@@ -173,7 +150,7 @@ def test_http_plain_with_digest_loads_no_tls_and_no_framework(tmp_path, http_ser
                                 "--digest", hashlib.md5(PAGE).hexdigest())
     assert done.returncode == 0, done.stdout + done.stderr
     assert "kachecks.checks.http" in modules
-    assert_absent(modules, ALWAYS_FORBIDDEN + LDAP_CLIENTS + TLS)
+    assert_absent(modules, HEAVY | TLS)
 
 
 def test_http_over_tls_loads_ssl_and_no_framework(tmp_path, tls_server):
@@ -181,7 +158,7 @@ def test_http_over_tls_loads_ssl_and_no_framework(tmp_path, tls_server):
                                 f"https://127.0.0.1:{tls_server.port}/")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ssl" in modules  # the TLS path really ran
-    assert_absent(modules, ALWAYS_FORBIDDEN + LDAP_CLIENTS)
+    assert_absent(modules, HEAVY)
 
 
 def test_genhash_loads_no_tls_and_no_framework(tmp_path, http_server):
@@ -189,30 +166,26 @@ def test_genhash_loads_no_tls_and_no_framework(tmp_path, http_server):
                                 "-p", http_server.port, "-u", "/")
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip() == __import__("hashlib").md5(PAGE).hexdigest()
-    assert_absent(modules, ALWAYS_FORBIDDEN + LDAP_CLIENTS + TLS)
+    assert_absent(modules, HEAVY | TLS)
 
 
 def ldap_args(server, url=None):
-    return ("--uri", url or server.url, "--base", ldap_peer.BASE, "--filter", "(dc=mysite)",
-            "--expect", f"o={ldap_peer.ORGANIZATION}")
+    return ("--uri", url or server.url, *REFERENCE)
 
 
 def test_ldap_usage_error_loads_no_ldap_library_and_no_tls(tmp_path):
     done, modules = run_guarded(tmp_path, "kachecks-ldap", "--base", ldap_peer.BASE)
     assert done.returncode == 1, done.stdout + done.stderr
-    assert_absent(modules, ALWAYS_FORBIDDEN + LDAP_CLIENTS + TLS)
+    assert_absent(modules, HEAVY | TLS)
 
 
-# In-process, a search needs ldap3, which brings ssl, logging, dataclasses,
-# typing and pyasn1 with it (docs/performance.md): that is what the worker is for.
-LDAP3_BRINGS = ("logging", "dataclasses", "typing", "email", "http.client", "urllib3")
-
-
+# In-process, a search needs ldap3, which brings ssl, logging, dataclasses
+# and pyasn1 with it (docs/performance.md): that is what the worker is for.
 def test_ldap_search_in_process_loads_ldap3_and_no_framework(tmp_path, slapd):
     done, modules = run_guarded(tmp_path, "kachecks-ldap", *ldap_args(slapd))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ldap3" in modules
-    assert_absent(modules, tuple(n for n in ALWAYS_FORBIDDEN if n not in LDAP3_BRINGS))
+    assert_absent(modules, NEVER - LDAP3_BRINGS)
 
 
 def test_ldap_handed_to_the_worker_loads_neither_ldap3_nor_ssl(tmp_path, slapd, worker_socket):
@@ -220,7 +193,7 @@ def test_ldap_handed_to_the_worker_loads_neither_ldap3_nor_ssl(tmp_path, slapd, 
                                 "--verbose", worker=worker_socket)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "run by kachecks worker" in done.stdout  # the worker really ran it
-    assert_absent(modules, ALWAYS_FORBIDDEN + LDAP_CLIENTS + TLS)
+    assert_absent(modules, HEAVY | TLS)
 
 
 def test_tls_handed_to_the_worker_loads_no_ssl(tmp_path, tls_server, worker_socket):
@@ -229,7 +202,7 @@ def test_tls_handed_to_the_worker_loads_no_ssl(tmp_path, tls_server, worker_sock
                                 worker=worker_socket)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "run by kachecks worker" in done.stdout
-    assert_absent(modules, ALWAYS_FORBIDDEN + LDAP_CLIENTS + TLS)
+    assert_absent(modules, HEAVY | TLS)
 
 
 # In the worker, each request runs in a child forked from the preloaded parent:

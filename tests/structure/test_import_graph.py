@@ -9,8 +9,6 @@ source with ast, so nothing is imported to build it.
 import ast
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[2] / "kachecks"
 
 
@@ -96,10 +94,6 @@ def test_no_import_cycle_outside_notify():
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
-# Known: notify.deliver <-> notify.mail / notify.webhook (issue 15, item 4, being
-# split on its own branch). Strict: once that lands this XPASSes and fails, so
-# the mark is removed and the whole tree stays acyclic from then on.
-@pytest.mark.xfail(strict=True, reason="notify.deliver <-> notify.mail/webhook, issue 15 item 4")
 def test_kachecks_has_no_import_cycle():
     cycle = find_cycle(graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)

@@ -14,10 +14,11 @@ import subprocess
 
 import pytest
 
+from harness.checks import MD5_SERVER1 as MD5
+from harness.checks import SERVER1
 from harness.peers import cli, netns
 from harness.peers.rawhttp import RawHTTPServer, http_response
-from tests.worker.fixtures import (  # noqa: F401 - fixtures
-    BODY, MD5, https, made_in_namespace, open_dir, tls_pair, wait_until_listening, worker)
+from harness.peers.worker import Worker
 
 RUN_BY = "(run by kachecks worker "
 GROUP = 4242  # a supplementary group no one else has; it needs no /etc/group entry
@@ -40,12 +41,11 @@ def basic_auth(user, password):
 
 
 def test_a_check_started_in_a_network_namespace_runs_there(worker, namespace, tls_pair):
-    server = made_in_namespace(namespace.name,
-                               lambda: RawHTTPServer(http_response(BODY), tls=tls_pair))
+    server = netns.made_in(namespace.name,
+                           lambda: RawHTTPServer(http_response(SERVER1), tls=tls_pair))
     with server, socket.create_server(("127.0.0.1", server.port)) as decoy:
         # the same address and port outside the namespace: where the worker itself is
-        done = namespace.run(http_check("--url", f"https://127.0.0.1:{server.port}/service.txt",
-                                        "--digest", MD5, "--verbose"))
+        done = namespace.run(http_check("--url", server.url, "--digest", MD5, "--verbose"))
         decoy.setblocking(False)
         with pytest.raises(BlockingIOError):
             decoy.accept()  # nothing connected from the worker's namespace
@@ -134,20 +134,14 @@ def test_a_worker_sandboxed_in_a_mount_namespace_reads_the_callers_files(open_di
     secrets.mkdir()
     (secrets / "password").write_text("host-secret\n")
     (secrets / "password").chmod(0o600)
-    path = open_dir / "worker.sock"
     sandboxed = 'mount -t tmpfs -o mode=0755 kachecks-test "$0" && exec "$@"'
-    proc = subprocess.Popen(["unshare", "--mount", "--", "sh", "-c", sandboxed, str(secrets),
-                             *cli.command("kachecks"), "worker", "--socket", str(path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_until_listening(proc, path)
-        monkeypatch.setenv("KACHECKS_WORKER_SOCKET", str(path))
+    in_sandbox = lambda argv: ["unshare", "--mount", "--", "sh", "-c", sandboxed,  # noqa: E731
+                               str(secrets), *argv]
+    with Worker(cli.command("kachecks"), open_dir / "worker.sock", launch=in_sandbox) as worker:
+        monkeypatch.setenv("KACHECKS_WORKER_SOCKET", str(worker.socket))
         done = subprocess.run(http_check("--url", https.url, "--user", "monitor",
                                          "--password-file", secrets / "password", "--verbose"),
                               capture_output=True, text=True, timeout=30)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
     assert done.returncode == 0, done.stdout + done.stderr
     assert RUN_BY in done.stdout
     assert basic_auth("monitor", "host-secret") in https.requests[0]

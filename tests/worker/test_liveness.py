@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from harness.checks import MD5_SERVER1 as MD5
 from harness.peers import cli
-from tests.worker.fixtures import (  # noqa: F401 - fixtures
-    MD5, FakeWorker, hanging_https, https, open_dir, tls_pair, worker)
+from harness.peers.worker import FakeWorker
 
 CONCURRENT = 20
 
@@ -63,13 +63,6 @@ def finish(proc, timeout=10):
     return elapsed, out, err
 
 
-def wait_for_request(fake):
-    deadline = time.monotonic() + 10
-    while not fake.records("request"):
-        assert time.monotonic() < deadline, "the check never reached the fake worker"
-        time.sleep(0.01)
-
-
 @pytest.mark.parametrize("replies", [[], ["P{pid}"]], ids=["before-start", "running"])
 @pytest.mark.parametrize("signum,name", [(signal.SIGTERM, "SIGTERM"),
                                          (signal.SIGINT, "SIGINT")])
@@ -78,7 +71,7 @@ def test_a_signal_while_waiting_on_the_worker_ends_the_check_by_the_contract(
     path = open_dir / "worker.sock"
     with FakeWorker(path, replies) as fake:  # never reports an exit code
         proc = start_check(hanging_https.url, path, "--timeout", "20")
-        wait_for_request(fake)
+        fake.wait_for_request()
         proc.send_signal(signum)
         elapsed, out, err = finish(proc)
     assert proc.returncode == 1, (proc.returncode, out, err)

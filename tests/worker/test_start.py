@@ -1,7 +1,6 @@
 """`kachecks worker` at start: what it preloads, where it says it listens, where it refuses."""
 
 import os
-import selectors
 import socket
 import subprocess
 import sys
@@ -9,32 +8,24 @@ import sys
 import pytest
 
 from harness.peers import cli
-from tests.worker.fixtures import open_dir, start_worker, stop_worker  # noqa: F401 - fixtures
+from harness.peers.worker import Worker
+from kachecks.checks import registry
 
-CHECKS = ("kachecks-http", "kachecks-ldap", "kachecks-tcp")
-
-
-def first_line(stream, timeout=15):
-    selector = selectors.DefaultSelector()
-    selector.register(stream, selectors.EVENT_READ)
-    assert selector.select(timeout), "nothing written"
-    return stream.readline()
+CHECKS = tuple(registry.executable(name) for name in registry.CHECKS)
 
 
 def test_the_worker_says_where_it_listens_and_which_checks_it_preloaded(open_dir,
                                                                        syslog_socket):
     path = open_dir / "worker.sock"
-    proc = start_worker(path)
-    try:
-        line = first_line(proc.stderr)
-    finally:
-        stop_worker(proc)
+    with Worker(cli.command("kachecks"), path) as worker:
+        line = worker.first_line()
+        assert worker.stop() == 0, worker.stderr()
     assert line.startswith(f"kachecks worker: listening on {path} for ")
     assert all(name in line for name in CHECKS), line
     logged = syslog_socket()
     assert len(logged) == 1, logged
     assert logged[0].startswith("<30>")  # facility daemon, priority info
-    assert f" kachecks-worker[{proc.pid}]: listening on {path} for " in logged[0]
+    assert f" kachecks-worker[{worker.pid}]: listening on {path} for " in logged[0]
     assert all(name in logged[0] for name in CHECKS), logged
 
 
@@ -55,7 +46,8 @@ def test_under_systemd_the_worker_logs_once_and_reports_ready(open_dir, syslog_s
         ready = notify.recv(4096)
         assert path.exists()  # ready means listening
     finally:
-        stop_worker(proc)
+        proc.terminate()
+        proc.wait(timeout=10)
         notify.close()
     with os.fdopen(read_end) as journal:
         assert journal.read() == ""  # the syslog line reaches the journal: no second copy

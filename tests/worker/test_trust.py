@@ -10,8 +10,9 @@ import pwd
 
 import pytest
 
+from harness.checks import MD5_SERVER1 as MD5
 from harness.peers import cli
-from tests.worker.fixtures import MD5, FakeWorker, https, open_dir, tls_pair  # noqa: F401
+from harness.peers.worker import FakeWorker
 
 SECRET = "bind-secret-of-the-check"
 SECRETS = {"KACHECKS_LDAP_PASSWORD": SECRET, "KACHECKS_HTTP_PASSWORD": SECRET}

@@ -10,17 +10,14 @@ import time
 
 import pytest
 
+from harness.checks import MD5_SERVER1 as MD5
+from harness.peers import cli
 from kachecks.worker.client import encode_request
 from kachecks.worker.server import Declined, decode_request
-from harness.peers import cli
-from tests.worker.fixtures import (  # noqa: F401 - fixtures
-    MD5, https_server, open_dir, tls_pair, worker)
 
 
-def test_tls_check_runs_in_the_worker_with_the_same_result(worker, tls_pair):
-    with https_server(tls_pair) as server:
-        url = f"https://127.0.0.1:{server.port}/service.txt"
-        proc = cli.run("kachecks-http", "--url", url, "--digest", MD5, "--verbose")
+def test_tls_check_runs_in_the_worker_with_the_same_result(worker, https):
+    proc = cli.run("kachecks-http", "--url", https.url, "--digest", MD5, "--verbose")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.startswith("HTTP OK - 200 OK")
     assert f"(run by kachecks worker {worker.pid})" in proc.stdout
@@ -32,12 +29,10 @@ def test_tls_check_runs_in_the_worker_with_the_same_result(worker, tls_pair):
     (["--digest", "not-hex"], 1),
     (["--no-such-option"], 1),
 ])
-def test_worker_and_in_process_exit_codes_agree(worker, tls_pair, args, code):
-    with https_server(tls_pair) as server:
-        url = f"https://127.0.0.1:{server.port}/service.txt"
-        delegated = cli.run("kachecks-http", "--url", url, *args)
-        local = cli.run("kachecks-http", "--url", url, *args,
-                        env={"KACHECKS_WORKER_SOCKET": "/nonexistent/worker.sock"})
+def test_worker_and_in_process_exit_codes_agree(worker, https, args, code):
+    delegated = cli.run("kachecks-http", "--url", https.url, *args)
+    local = cli.run("kachecks-http", "--url", https.url, *args,
+                    env={"KACHECKS_WORKER_SOCKET": "/nonexistent/worker.sock"})
     assert delegated.returncode == local.returncode == code
     assert timeless(delegated.stdout) == timeless(local.stdout)
     assert delegated.stderr == local.stderr
@@ -58,45 +53,41 @@ def test_plain_checks_are_not_delegated(worker):
     assert "run by kachecks worker" not in proc.stdout
 
 
-def test_absent_worker_falls_back_to_in_process(tls_pair, tmp_path):
+def test_absent_worker_falls_back_to_in_process(https, tmp_path):
     stale = tmp_path / "stale.sock"
     stale.touch()  # a path that exists but is no socket
-    with https_server(tls_pair) as server:
-        url = f"https://127.0.0.1:{server.port}/service.txt"
-        proc = cli.run("kachecks-http", "--url", url, "--digest", MD5, "--verbose",
-                       env={"KACHECKS_WORKER_SOCKET": str(stale)})
+    proc = cli.run("kachecks-http", "--url", https.url, "--digest", MD5, "--verbose",
+                   env={"KACHECKS_WORKER_SOCKET": str(stale)})
     assert proc.returncode == 0
     assert "run by kachecks worker" not in proc.stdout
 
 
-def test_sigterm_to_a_delegated_check_exits_1_promptly(worker, tls_pair):
-    with https_server(tls_pair, hang=True) as server:
-        url = f"https://127.0.0.1:{server.port}/service.txt"
-        proc = subprocess.Popen(cli.command("kachecks-http") + ["--url", url, "--timeout", "20"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=dict(os.environ))
-        time.sleep(1.0)
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=5)
-        elapsed = time.monotonic() - sent
+def test_sigterm_to_a_delegated_check_exits_1_promptly(worker, hanging_https):
+    proc = subprocess.Popen(cli.command("kachecks-http") + ["--url", hanging_https.url,
+                                                            "--timeout", "20"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ))
+    time.sleep(1.0)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=5)
+    elapsed = time.monotonic() - sent
     assert proc.returncode == 1, out + err
     assert elapsed < 0.5
     assert "terminated by SIGTERM" in out
 
 
-def test_worker_runs_the_check_as_the_calling_user(worker, tls_pair, open_dir):
+def test_worker_runs_the_check_as_the_calling_user(worker, https, open_dir):
     nobody = pwd.getpwnam("nobody")
     os.chmod(os.environ["KACHECKS_WORKER_SOCKET"], 0o666)
     state = open_dir / "nobody-state"
     state.mkdir()
     os.chown(state, nobody.pw_uid, nobody.pw_gid)
-    with https_server(tls_pair) as server:
-        # a client process of another user, as keepalived_script would be
-        done = subprocess.run(cli.command("kachecks-http") + ["--url", server.url, "--verbose"],
-                              capture_output=True, text=True, timeout=30,
-                              env=dict(os.environ, KACHECKS_STATE_DIR=str(state)),
-                              user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[])
+    # a client process of another user, as keepalived_script would be
+    done = subprocess.run(cli.command("kachecks-http") + ["--url", https.url, "--verbose"],
+                          capture_output=True, text=True, timeout=30,
+                          env=dict(os.environ, KACHECKS_STATE_DIR=str(state)),
+                          user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[])
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("HTTP OK")
     assert f"(run by kachecks worker {worker.pid})" in done.stdout

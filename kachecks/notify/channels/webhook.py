@@ -4,8 +4,8 @@ The payload always has ``text`` (what Slack and Mattermost incoming webhooks
 show); ``format = "json"`` adds the structured events for other receivers.
 """
 
-from kachecks.notify.event import fields
-from kachecks.notify.deliver import DeliveryError
+from kachecks.notify.channels import DeliveryError
+from kachecks.notify.event import fields, public
 
 
 def payload(events, cfg, msgid):
@@ -13,9 +13,7 @@ def payload(events, cfg, msgid):
     body = {"text": "\n".join(lines)}
     if cfg.webhook["format"] == "json":
         body["message_id"] = msgid
-        body["events"] = [{k: e.get(k) for k in (
-            "id", "time", "host", "type", "name", "vs", "state", "previous", "priority", "raw")}
-            for e in events]
+        body["events"] = [public(e) for e in events]
     return body
 
 

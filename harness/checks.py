@@ -1,14 +1,39 @@
-"""Running kachecks-ldap from the tests, and watching it wait on a server."""
+"""The check executables as the tests drive them: one fresh process each, as keepalived
+runs them, with the reference deployment's pages and LDAP search at hand."""
 
-import re
 import subprocess
 import time
 
+from harness.lab import reference as ref
 from harness.peers import cli
 from harness.peers import slapd as ldap_peer
 
+# web1's and web2's /service.txt and their digests (what `genhash` prints for them).
+SERVER1 = ref.SERVICE_TXT["web1"].encode()
+SERVER2 = ref.SERVICE_TXT["web2"].encode()
+MD5_SERVER1 = ref.REFERENCE_DIGESTS["web1"]
+MD5_SERVER2 = ref.REFERENCE_DIGESTS["web2"]
+VHOST = "www.mysite.mydmn.org"
+
+# The reference LDAP search, against harness.peers.slapd's tree.
 BASE = ldap_peer.BASE
-REFERENCE = ["--base", BASE, "--filter", "(dc=mysite)", "--expect", f"o={ldap_peer.ORGANIZATION}"]
+REFERENCE = ["--base", BASE, "--filter", ref.LDAP_FILTER, "--expect", f"o={ldap_peer.ORGANIZATION}"]
+
+
+def http(*args, **kw):
+    """Run kachecks-http as keepalived would: a fresh process."""
+    return cli.run("kachecks-http", *args, **kw)
+
+
+def tcp(*args, **kw):
+    return cli.run("kachecks-tcp", *args, **kw)
+
+
+def one_line(proc):
+    """The status line, asserting it is the only stdout line."""
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 1, proc.stdout + proc.stderr
+    return lines[0]
 
 
 def ldap_check(*args, env=None, timeout=30):
@@ -41,7 +66,3 @@ def wait_for_unanswered_request(port, within=10.0):
             return
         time.sleep(0.02)
     raise AssertionError(f"no unanswered request reached port {port} within {within} s")
-
-
-def port_of(url):
-    return int(re.search(r":(\d+)$", url).group(1))

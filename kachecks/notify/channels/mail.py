@@ -6,10 +6,11 @@ by hand (ehlo, then starttls when offered) because the connect-time
 """
 
 import email.utils
+import socket
 from email.message import EmailMessage
 
 from kachecks.errors import UsageError
-from kachecks.notify.deliver import DeliveryError
+from kachecks.notify.channels import DeliveryError
 from kachecks.notify.event import fields
 from kachecks.secrets import read_password_file
 
@@ -22,6 +23,23 @@ def password(path):
         raise DeliveryError(f"smtp.password_file: {exc}") from None
 
 
+def from_address(cfg):
+    """``mail.from``, else kachecks@ this host's fully qualified name.
+
+    A name without a domain (``kachecks@lvs1``) is what relays reject, so
+    rather than send that, the mail waits and the error asks for mail.from.
+    """
+    if cfg.mail["from"]:
+        return cfg.mail["from"]
+    short = socket.gethostname()
+    name = short if "." in short else socket.getfqdn(short)
+    if "." not in name or name.startswith("localhost") or name.endswith(".localdomain"):
+        raise DeliveryError(f"mail.from is not set and this host's name ({short}) has no domain "
+                            "(see `hostname -f`); set it in the configuration, e.g. "
+                            f'from = "kachecks@{short}.example.org"')
+    return f"kachecks@{name}"
+
+
 def compose(events, cfg, msgid):
     mail = cfg.mail
     rendered = [fields(e) for e in events]
@@ -31,7 +49,7 @@ def compose(events, cfg, msgid):
     separator = "\n" + "-" * 60 + "\n\n"
     body = separator.join(mail["body"].format(**f) for f in rendered)
     msg = EmailMessage()
-    msg["From"] = mail["from"] or f"kachecks@{events[0]['host']}"
+    msg["From"] = from_address(cfg)
     msg["To"] = ", ".join(mail["to"])
     msg["Subject"] = subject
     msg["Date"] = email.utils.formatdate(localtime=True)

@@ -1,0 +1,163 @@
+"""Per-invocation cost of the kachecks executables beside their C peers.
+
+keepalived forks a check every delay_loop for every real server, so what a
+check costs is whole-process CPU (user+sys of the child, from wait4: exact,
+unlike /usr/bin/time's 10 ms ticks) and wall time, measured here in ONE run,
+interleaved (round-robin over the commands, so load drifts hit all alike),
+against local servers this script starts on loopback: a threaded HTTP server,
+a TLS one with an openssl-made self-signed certificate, a TCP listener and
+slapd (harness/peers/slapd.py). Ratios are to the bare interpreter
+(``python3 -I -c pass``) and to the C peer (monitoring-plugins, keepalived's
+genhash). The table is printed and written between the markers of
+docs/performance.md.
+
+    scripts/bench                       dev tree, run by Debian's /usr/bin/python3
+    scripts/bench --bin-dir /usr/bin    the installed .deb's own executables
+    scripts/bench --runs 10 --big-mib 64 --no-write     a quick look
+
+Needs this repository (harness/) and any python3 >= 3.11; not pytest.
+"""
+
+import argparse
+import datetime
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+from harness.bench import agent as agent_rows
+from harness.bench.measure import REPO, Launcher, build_commands, machine, measure, validate
+from harness.bench.render import render, write_doc
+from harness.bench.servers import CgroupWorker, Servers
+from harness.peers.worker import WorkerError
+
+DOC = os.path.join(REPO, "docs", "performance.md")
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        prog="scripts/bench", description="\n\n".join(__doc__.split("\n\n")[:2]),
+        epilog="examples:\n" + "\n\n".join(__doc__.split("\n\n")[2:4]),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=30, help="runs per command (default 30)")
+    parser.add_argument("--warmup", type=int, default=2,
+                        help="unmeasured rounds first (page cache, pyc files; default 2)")
+    parser.add_argument("--bin-dir", help="run the executables installed here (e.g. /usr/bin)"
+                        " instead of the dev tree")
+    parser.add_argument("--tree", default=REPO, help="dev tree to measure (default: this"
+                        " repository; another worktree measures a branch before it lands)")
+    parser.add_argument("--python", help="interpreter to run the kachecks executables with "
+                        "(default: /usr/bin/python3 for the dev tree; the scripts' own "
+                        "shebang with --bin-dir)")
+    parser.add_argument("--big-mib", type=int, default=1024,
+                        help="body size of the genhash throughput case, MiB (0: skip; "
+                             "default 1024)")
+    parser.add_argument("--only", action="append", default=[],
+                        help="measure only rows whose label contains this (repeatable;"
+                             " the floor is always measured)")
+    parser.add_argument("--output", default=DOC, help="markdown file to update (default "
+                        "docs/performance.md)")
+    parser.add_argument("--no-write", action="store_true", help="print the table only")
+    parser.add_argument("--no-worker", action="store_true",
+                        help="leave out the rows handed to `kachecks worker`")
+    parser.add_argument("--no-agent", action="store_true",
+                        help="leave out the `kachecks agent` rows (CPU per check run in-process)")
+    parser.add_argument("--agent-rounds", type=int, default=5,
+                        help="rounds per agent row, a fresh agent each (default 5)")
+    parser.add_argument("--agent-window", type=float, default=6.0,
+                        help="seconds measured per agent round (default 6)")
+    args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    return args
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    workdir = tempfile.mkdtemp(prefix="kachecks-bench-")
+    try:
+        table = run(args, argv, workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    sys.stdout.write(table)
+    if not args.no_write:
+        try:
+            write_doc(table, args.output)
+        except (OSError, ValueError) as exc:
+            print(f"scripts/bench: {exc}", file=sys.stderr)
+            return 1
+        print(f"\nwritten to {args.output}", file=sys.stderr)
+    return 0
+
+
+def run(args, argv, workdir):
+    """Start the peers (and the worker), measure every command, return the table."""
+    started = datetime.datetime.now(datetime.timezone.utc)
+    clock = time.monotonic()
+    launcher = Launcher(args.bin_dir, args.python, workdir, os.path.abspath(args.tree))
+    interpreter = launcher.interpreter()
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
+           "KACHECKS_STATE_DIR": os.path.join(workdir, "state"),
+           "KACHECKS_SYSLOG_SOCKET": os.path.join(workdir, "no-syslog")}
+    os.mkdir(env["KACHECKS_STATE_DIR"])
+    if launcher.dev:
+        env["PYTHONPATH"] = launcher.tree
+    with Servers(args.big_mib * 2**20, workdir) as servers:
+        worker = None
+        worker_skip = "--no-worker" if args.no_worker else launcher.missing("kachecks.worker.server")
+        if worker_skip is None:
+            try:
+                worker = CgroupWorker(launcher.argv("kachecks"), env, workdir).start()
+            except (OSError, WorkerError) as exc:
+                worker_skip = str(exc)
+        try:
+            commands = build_commands(launcher, servers, interpreter, worker_skip)
+            if args.only:
+                compared = set() if args.no_agent else agent_rows.peers(args.only)
+                commands = [c for c in commands if c.kind == "floor" or c.label in compared
+                            or any(word in c.label for word in args.only)]
+            for c in commands:
+                # in-process rows must not reach a worker, not even an installed one
+                socket = str(worker.socket) if c.worker and worker else \
+                    os.path.join(workdir, "no-worker.sock")
+                c.env = dict(env, KACHECKS_WORKER_SOCKET=socket, **c.extra_env)
+                if c.skip is None:
+                    c.skip = validate(c)
+                if c.skip is not None:
+                    print(f"skip {c.label}: {c.skip}", file=sys.stderr)
+            measure(commands, args.runs, args.warmup, sys.stderr.isatty(), workdir, worker)
+            worker_rss = worker.rss_mib() if worker else None
+            worker_counted = worker is None or worker.cgroup is not None
+        finally:
+            if worker is not None:
+                worker.stop()
+        agent_lines = [] if args.no_agent else run_agent(args, launcher, servers, commands, env)
+        return render(commands, args.runs, machine(launcher, interpreter), started,
+                      time.monotonic() - clock, argv, worker_counted, worker_rss) + \
+            "".join(line + "\n" for line in agent_lines)
+
+
+def run_agent(args, launcher, servers, commands, env):
+    """The agent rows, measured after the forked ones against the same peers."""
+    from harness.peers.rawhttp import http_response
+    from harness.peers.responder import Responder
+
+    missing = launcher.missing("kachecks.agent.daemon")
+    agent_env = dict(env, KACHECKS_WORKER_SOCKET=os.path.join(env["KACHECKS_STATE_DIR"],
+                                                               "no-worker.sock"))
+    command = launcher.argv("kachecks")
+    with Responder(http_response(agent_rows.SMALL_BODY)) as web:
+        https_port = servers.https.server_address[1]
+        rows = agent_rows.build_rows(servers, f"http://{web.address}/small",
+                                     f"https://127.0.0.1:{https_port}/small", args.only)
+        if not rows:
+            return []
+        for row in rows:
+            row.skip = row.skip or missing
+        agent_rows.measure(rows, command, agent_env, args.agent_rounds, args.agent_window,
+                           sys.stderr.isatty())
+    rss = None if missing else agent_rows.resident_set(command, agent_env)
+    by_label = {c.label: c for c in commands}
+    return agent_rows.render(rows, by_label, args.agent_rounds, args.agent_window, rss)

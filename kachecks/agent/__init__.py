@@ -1,0 +1,1 @@
+"""``kachecks agent``: the checks without a fork, feeding keepalived's track files."""

@@ -1,0 +1,268 @@
+"""``kachecks agent`` and its subcommands: run, --check-config, conf, status, zero.
+
+Every failure is one line on stderr and exit 1 (kachecks.runtime's guard): a
+configuration error names the file, the check and the key; nothing prints a
+traceback. click's own usage errors are made one line and exit 1 here too.
+"""
+
+import os
+
+import click
+
+from kachecks.agent import config as configuration
+from kachecks.agent import status as statuses
+from kachecks.agent import trackfile
+from kachecks.errors import KachecksError
+from kachecks.runtime import guarded
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+NOT_RUNNING = 3  # `kachecks agent status` when no agent runs (LSB "program is not running")
+CONFIG_HELP = "TOML configuration [default: $KACHECKS_CONFIG or /etc/kachecks/kachecks.toml]."
+
+
+class Failed(KachecksError):
+    """What a subcommand could not do, for one line on stderr."""
+
+
+class OneLineUsageError(click.ClickException):
+    """click's usage error as one line and exit 1 (click's own: a usage block, exit 2)."""
+
+    exit_code = 1
+
+    def show(self, file=None):
+        click.echo(self.message, err=True)
+
+
+def _usage_error(ctx, exc):
+    raise OneLineUsageError(f"{ctx.command_path}: {exc.format_message()} (see --help)") from None
+
+
+class OneLineCommand(click.Command):
+    """Usage mistakes: one line and exit 1 (click's default is exit 2 and a usage block)."""
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            _usage_error(ctx, exc)
+
+
+class OneLineGroup(OneLineCommand, click.Group):
+    command_class = OneLineCommand
+
+    def resolve_command(self, ctx, args):
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            _usage_error(ctx, exc)
+
+
+def _config_path(ctx, path):
+    return path or (ctx.obj or {}).get("config")
+
+
+@click.group(name="agent", cls=OneLineGroup, invoke_without_command=True, context_settings=CONTEXT,
+             short_help="Run the checks without a fork, into keepalived track files.",
+             epilog="""\b
+Examples:
+  kachecks agent --check-config            # validate [agent] and every [[check]]
+  kachecks agent                           # run in the foreground (systemd: kachecks-agent.service)
+  kachecks agent conf                      # keepalived.conf blocks for the configured checks
+  kachecks agent status                    # one line per check: state, since, latency, result
+  systemctl reload kachecks-agent          # SIGHUP: reload; unchanged checks keep their state
+
+\b
+/etc/kachecks/kachecks.toml:
+  [agent]
+  track_dir = "/run/kachecks/track"        # one file per check, named after the check
+  metrics = "127.0.0.1:9662"               # Prometheus endpoint; "" for none
+  interval = 5                             # defaults for every check
+  timeout = 3
+  [[check]]
+  name = "web1"
+  command = "kachecks-http --url http://192.168.8.101/service.txt --digest 5f2b4547f41470dc3e293e7267461575"
+  fall = 2
+""")
+@click.option("--config", "config_path", metavar="FILE", help=CONFIG_HELP)
+@click.option("--check-config", is_flag=True,
+              help="Validate the configuration, print one line per check, exit 0 or 1.")
+@click.pass_context
+def agent(ctx, config_path, check_config):
+    """Run every configured check in-process and write keepalived track files.
+
+    One resident process replaces the MISC_CHECK and vrrp_script forks:
+    each [[check]] command is a misc_path line (same options, probes and
+    syslog words as the kachecks-* executables), run every interval; its
+    state goes to its track file, 1 up and 0 down (the weight with
+    --dynamic), which keepalived's track_file / FILE_CHECK follow.
+    SIGTERM/SIGINT set every file to 0 and exit 0: stopping the agent takes
+    this director's real servers out (fail-closed).
+    """
+    ctx.ensure_object(dict)["config"] = config_path
+    if ctx.invoked_subcommand is not None:
+        return
+    prog = "kachecks agent"
+    if check_config:
+        return guarded(_check_config, config_path, prog=prog)
+    return guarded(_run, config_path, prog=prog)
+
+
+def _check_config(path):
+    from kachecks.agent import metrics
+
+    cfg = configuration.load(path)
+    for spec in cfg.checks:
+        click.echo(f"{spec.name}: {os.path.basename(spec.argv[0])} {spec.target.identity} every"
+                   f" {spec.interval:g} s, timeout {spec.timeout:g} s, rise {spec.rise},"
+                   f" fall {spec.fall}{', dynamic' if spec.dynamic else ''} -> {spec.file}")
+    if cfg.metrics is not None and not metrics.available():
+        click.echo(f"warning: metrics endpoint off: {metrics.MISSING}", err=True)
+    count = len(cfg.checks)
+    click.echo(f"{cfg.path}: OK, {count} check{'s' * (count != 1)}")
+    return 0
+
+
+def _run(path):
+    from kachecks.agent import daemon, systemd
+
+    cfg = configuration.load(path)
+    try:
+        other = statuses.read(cfg.status_file)
+    except (OSError, ValueError):
+        other = None
+    if other is not None and statuses.agent_alive(other):
+        raise Failed(f"another kachecks agent (pid {other['pid']}) writes the track files in"
+                     f" {cfg.track_dir}")
+    try:
+        trackfile.prepare(cfg.track_dir, cfg.files)
+    except OSError as exc:
+        raise Failed(f"cannot use {cfg.track_dir}: {exc.strerror or exc}") from None
+    daemon.set_process_name()
+    return daemon.Agent(cfg, notifier=systemd.Notifier()).run()
+
+
+def _options(func):
+    func = click.option("--config", "config_path", metavar="FILE", help=CONFIG_HELP)(func)
+    return click.pass_context(func)
+
+
+@agent.command(context_settings=CONTEXT, epilog="""\b
+Example:
+  kachecks agent conf > /tmp/agent-blocks.conf   # then paste each part where it says
+""")
+@_options
+def conf(ctx, config_path):
+    """Print the keepalived.conf blocks for the configured checks.
+
+    track_file blocks (weight 0 reverse, init_file 0: a missing or stale-0
+    file fails closed), the vrrp_track_process that follows the agent, and
+    per real server its FILE_CHECK.
+    """
+    from kachecks.agent import conf as blocks
+
+    def action():
+        click.echo(blocks.render(configuration.load(_config_path(ctx, config_path))), nl=False)
+        return 0
+
+    return guarded(action, prog="kachecks agent conf")
+
+
+@agent.command(context_settings=CONTEXT, epilog="""\b
+Exit status: 0 the agent runs; 3 it does not (its last status is shown); 1 error.
+""")
+@_options
+def status(ctx, config_path):
+    """One line per check: state, since when, track-file value, last latency and result."""
+
+    def action():
+        path = _config_path(ctx, config_path)
+        try:
+            status_file = configuration.load(path).status_file
+        except configuration.ConfigError as exc:  # status is read-only: show it anyway
+            click.echo(f"kachecks agent status: warning: {exc}", err=True)
+            status_file = os.path.join(_fallback_track_dir(path), configuration.STATUS_FILE)
+        try:
+            document = statuses.read(status_file)
+        except FileNotFoundError:
+            click.echo(f"kachecks agent status: no agent status in {status_file}: the agent has"
+                       " not run with this configuration", err=True)
+            return NOT_RUNNING
+        except OSError as exc:
+            raise Failed(f"cannot read {status_file}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise Failed(f"{status_file}: not a kachecks agent status file ({exc})") from None
+        alive = statuses.agent_alive(document)
+        for line in statuses.render(document, alive=alive):
+            click.echo(line)
+        return 0 if alive else NOT_RUNNING
+
+    return guarded(action, prog="kachecks agent status")
+
+
+@agent.command(context_settings=CONTEXT, epilog="""\b
+Example (what kachecks-agent.service runs after the agent stops, even after a crash):
+  ExecStopPost=/usr/bin/kachecks agent zero
+""")
+@_options
+def zero(ctx, config_path):
+    """Set every track file to 0 (all checks down) after the agent stopped.
+
+    Covers the files of the configuration and every file the last agent
+    wrote (from its status file), so a crash, a SIGKILL or an edited
+    kachecks.toml never leaves a stale 1 behind. Refuses while an agent runs.
+    """
+
+    def action():
+        path = _config_path(ctx, config_path)
+        problem = None
+        try:
+            cfg = configuration.load(path)
+            track_dir, files = cfg.track_dir, cfg.files
+        except configuration.ConfigError as exc:
+            problem, track_dir, files = exc, _fallback_track_dir(path), []
+        status_file = os.path.join(track_dir, configuration.STATUS_FILE)
+        document = None
+        try:
+            if not trackfile.unsafe(track_dir):  # a list anybody could write is not trusted
+                document = statuses.read(status_file)
+        except (OSError, ValueError):
+            pass
+        if document is not None:
+            if statuses.agent_alive(document):
+                raise Failed(f"the agent (pid {document['pid']}) is running; stop it first"
+                             " (systemctl stop kachecks-agent)")
+            files += [f for f in document.get("files", []) if isinstance(f, str)
+                      and os.path.isabs(f) and trackfile.looks_like_ours(f)]
+        failed = trackfile.zero(sorted(set(files)))
+        for failed_path, error in failed:
+            click.echo(f"kachecks agent zero: could not set {failed_path} to 0: {error}", err=True)
+        if document is not None:
+            _mark_stopped(status_file, document)
+        if problem is not None:
+            raise Failed(f"{problem} (zeroed the {len(set(files))} files the last agent wrote)")
+        return 1 if failed else 0
+
+    return guarded(action, prog="kachecks agent zero")
+
+
+def _fallback_track_dir(path):
+    """track_dir from a configuration that no longer validates, else the default."""
+    from kachecks.notify import config as tomlfile
+
+    try:
+        value = tomlfile.read(path)[1].get("agent", {}).get("track_dir")
+    except (configuration.ConfigError, AttributeError):
+        value = None
+    return value if isinstance(value, str) and os.path.isabs(value) else \
+        configuration.DEFAULT_TRACK_DIR
+
+
+def _mark_stopped(path, document):
+    document["state"] = "stopped"
+    for check in document.get("checks", []):
+        if isinstance(check, dict):
+            check.update(value=0, up=False)
+    try:
+        statuses.write(path, document)
+    except OSError:
+        pass

@@ -1,0 +1,225 @@
+"""``[agent]`` and ``[[check]]`` of kachecks.toml, validated into immutable values.
+
+Each ``command`` is a ``misc_path`` line, parsed by the check's own option
+parser: a command the forked executable would reject is rejected here, with
+the check's own message. Every mistake is one line naming the file, the check
+and the key, so ``kachecks agent --check-config`` and a SIGHUP reload can say
+exactly what to fix.
+"""
+
+import json
+import os
+import re
+
+from kachecks.checks import registry
+from kachecks.doctor.scripts import CommandError, split_command
+from kachecks.errors import UsageError
+from kachecks.notify import config as tomlfile
+from kachecks.notify.config import ConfigError
+
+DEFAULT_TRACK_DIR = "/run/kachecks/track"
+DEFAULT_METRICS = "127.0.0.1:9662"
+STATUS_FILE = ".kachecks-agent.json"  # in track_dir; never a check's name (no leading dot)
+
+# [agent] defaults of every [[check]]; a [[check]] may set its own
+DEFAULTS = {"interval": 5.0, "timeout": 3.0, "rise": 1, "fall": 1}
+AGENT_KEYS = ("track_dir", "metrics", *DEFAULTS)
+CHECK_KEYS = ("name", "command", "file", *DEFAULTS)
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+MAX_COUNT = 1000  # rise/fall beyond this are typos, not policies
+MAX_INTERVAL = 86400.0
+
+
+class CheckSpec:
+    """One configured check: what to run, how often, where its state goes."""
+
+    __slots__ = ("name", "argv", "check", "target", "interval", "timeout", "rise", "fall", "file")
+
+    def __init__(self, name, argv, check, target, interval, rise, fall, file):
+        values = {"name": name, "argv": tuple(argv), "check": check, "target": target,
+                  "interval": interval, "timeout": target.timeout, "rise": rise, "fall": fall,
+                  "file": file}
+        for key, value in values.items():
+            object.__setattr__(self, key, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("CheckSpec is immutable")
+
+    @property
+    def identity(self):
+        """What must be equal for a reload to keep this check's state."""
+        return (self.name, self.argv, self.file)
+
+    @property
+    def dynamic(self):
+        return bool(self.target.dynamic)
+
+
+class AgentConfig:
+    __slots__ = ("path", "track_dir", "metrics", "checks")
+
+    def __init__(self, path, track_dir, metrics, checks):
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "track_dir", track_dir)
+        object.__setattr__(self, "metrics", metrics)  # (host, port) or None
+        object.__setattr__(self, "checks", tuple(checks))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("AgentConfig is immutable")
+
+    @property
+    def status_file(self):
+        return os.path.join(self.track_dir, STATUS_FILE)
+
+    @property
+    def files(self):
+        """Every check's track file."""
+        return [spec.file for spec in self.checks]
+
+
+def load(path=None):
+    """The validated configuration, or ConfigError (one line)."""
+    path, data = tomlfile.read(path)
+    return parse(data, path)
+
+
+def parse(data, path):
+    for section in data:
+        if section not in tomlfile.SCHEMA and section not in tomlfile.AGENT_SECTIONS:
+            known = ", ".join((*tomlfile.SCHEMA, *tomlfile.AGENT_SECTIONS))
+            raise ConfigError(f"{path}: unknown section [{section}] (known: {known})")
+    agent = data.get("agent", {})
+    if not isinstance(agent, dict):
+        raise ConfigError(f"{path}: agent must be an [agent] table")
+    where = f"{path}: [agent]"
+    _unknown(agent, AGENT_KEYS, where)
+    defaults = {key: _number(key, agent.get(key, default), where)
+                for key, default in DEFAULTS.items()}
+    track_dir = _text("track_dir", agent.get("track_dir", DEFAULT_TRACK_DIR), where)
+    if not os.path.isabs(track_dir):
+        raise ConfigError(f"{where} track_dir: must be an absolute path, not {_show(track_dir)}")
+    metrics = _address(agent.get("metrics", DEFAULT_METRICS), where)
+    tables = data.get("check", [])
+    if isinstance(tables, dict) or not isinstance(tables, list):
+        raise ConfigError(f"{path}: check must be [[check]] tables (one per check), not [check]")
+    checks, names, files = [], {}, {}
+    for number, table in enumerate(tables, start=1):
+        spec = _check(table, number, defaults, track_dir, path)
+        for seen, key, value in ((names, "name", spec.name), (files, "file", spec.file)):
+            if value in seen:
+                raise ConfigError(f"{path}: check {spec.name!r}: {key}: {value!r} is already"
+                                  f" used by check {seen[value]!r}")
+            seen[value] = spec.name
+        checks.append(spec)
+    return AgentConfig(path, os.path.normpath(track_dir), metrics, checks)
+
+
+def _check(table, number, defaults, track_dir, path):
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: check #{number}: must be a table")
+    name = table.get("name")
+    label = f"check {name!r}" if isinstance(name, str) and name else f"check #{number}"
+    where = f"{path}: {label}"
+    _unknown(table, CHECK_KEYS, where, joiner=":")
+    if name is None:
+        raise ConfigError(f"{where}: name: missing (the track file's name and the metric label)")
+    if not isinstance(name, str) or not NAME.match(name):
+        raise ConfigError(f"{where}: name: {_show(name)} must be 1-64 letters, digits, '.', '_' or"
+                          " '-', starting with a letter or digit")
+    values = {key: _number(key, table.get(key, defaults[key]), where, colon=True)
+              for key in DEFAULTS}
+    argv = _argv(table.get("command"), where)
+    try:
+        check, args = registry.from_command(argv)
+        # [agent]/[[check]] timeout is a default: the command's own --timeout wins, as in misc_path
+        ns = check.namespace(["--timeout", _seconds(values["timeout"]), *args])
+        if ns.help or ns.version:
+            raise UsageError("--help and --version do not run a check")
+        target = check.build(ns)
+    except UsageError as exc:
+        raise ConfigError(f"{where}: command: {exc}") from None
+    if target.nagios:
+        raise ConfigError(f"{where}: command: --nagios has no meaning here (keepalived reads"
+                          " the track file, not an exit code)")
+    if not target.timeout < values["interval"]:
+        raise ConfigError(f"{where}: timeout: {target.timeout:g} s must be less than the"
+                          f" interval ({values['interval']:g} s): a check never overlaps itself")
+    file = table.get("file", name)
+    if not isinstance(file, str) or not file or file.endswith("/"):
+        raise ConfigError(f"{where}: file: must be a file name or path, not {_show(file)}")
+    file = os.path.normpath(os.path.join(track_dir, file))
+    return CheckSpec(name, argv, check, target, values["interval"], values["rise"],
+                     values["fall"], file)
+
+
+def _seconds(value):
+    return f"{value:g}"
+
+
+def _show(value):
+    """A value as it is spelt in TOML (true, "5s"), for messages."""
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _unknown(table, keys, where, joiner=""):
+    for key in table:
+        if key not in keys:
+            raise ConfigError(f"{where}{joiner} {key}: unknown key (known: {', '.join(keys)})")
+
+
+def _number(key, value, where, colon=False):
+    sep = ":" if colon else ""
+    if key in ("rise", "fall"):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT:
+            raise ConfigError(f"{where}{sep} {key}: must be a whole number of results from 1 to"
+                              f" {MAX_COUNT}, not {_show(value)}")
+        return value
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or value != value
+            or not 0 < value <= MAX_INTERVAL):
+        raise ConfigError(f"{where}{sep} {key}: must be a number of seconds above 0 (at most"
+                          f" {MAX_INTERVAL:g}), not {_show(value)}")
+    return float(value)
+
+
+def _text(key, value, where):
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where} {key}: must be a non-empty string, not {_show(value)}")
+    return value
+
+
+def _argv(value, where):
+    if isinstance(value, str):
+        try:
+            argv = split_command(value)  # exactly as keepalived splits misc_path (>= 2.3.2)
+        except CommandError as exc:
+            raise ConfigError(f"{where}: command: {exc}") from None
+    elif isinstance(value, list) and all(isinstance(word, str) for word in value):
+        argv = list(value)
+    elif value is None:
+        raise ConfigError(f'{where}: command: missing (a misc_path line, e.g. "kachecks-http'
+                          ' --url http://192.168.8.101/service.txt --digest …")')
+    else:
+        raise ConfigError(f"{where}: command: must be a string or a list of strings, not {_show(value)}")
+    if not argv:
+        raise ConfigError(f"{where}: command: empty")
+    return argv
+
+
+def _address(value, where):
+    """``"HOST:PORT"`` or ``"[V6]:PORT"`` -> (host, port); ``""`` -> None (no endpoint)."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{where} metrics: must be \"HOST:PORT\" or \"\", not {_show(value)}")
+    if value == "":
+        return None
+    host, colon, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        host = ""  # a bare IPv6 address: ambiguous without brackets
+    if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"{where} metrics: must be \"HOST:PORT\" (\"[::1]:PORT\" for IPv6)"
+                          f" or \"\" for none, not {_show(value)}")
+    return host, int(port)

@@ -1,0 +1,1 @@
+"""``kachecks doctor``: audit keepalived.conf against the live servers before a reload."""

@@ -1,0 +1,126 @@
+"""``kachecks doctor``: the command line around kachecks.doctor.audit."""
+
+import json
+
+import click
+
+from kachecks.doctor.reader import DEFAULT_CONFIG, ReadError
+
+PROG = "kachecks doctor"
+
+DESCRIPTION = """\
+Audit keepalived.conf against the live servers before a reload.
+
+keepalived -t checks syntax only. The doctor reads the configuration as
+keepalived reads it (include with globs, $NAME definitions, @host lines,
+comments, quoting) and reports, for every check, script and notify:
+
+\b
+  syntax            an unknown keyword (keywords are case-sensitive:
+                    Nopreempt), a missing brace, a value keepalived rejects;
+                    keepalived -t's own messages, when it is installed
+  digest-mismatch   an HTTP_GET/SSL_GET digest the real server no longer
+                    serves, with the live digest and the line to paste
+  unreachable       a real server, or the peer of a kachecks check, that
+                    does not answer
+  check-failed      a kachecks MISC_CHECK/vrrp_script (or an HTTP_GET
+                    status) that fails now, with the check's reason
+  bad-option        a kachecks command line the check itself rejects
+  misc-timeout      misc_timeout (default: delay_loop) not above the
+                    check's --timeout: keepalived kills it first
+  dynamic-mismatch  --dynamic without misc_dynamic (healthy exits 2+)
+  not-executable    a misc_path, script or notify* program that does not
+                    exist or cannot run (no #! line: keepalived's failed
+                    exec counts as success)
+  script-security   scripts as root without enable_script_security, or a
+                    path a non-root user can write to
+  secret-on-argv    a password on a command line (visible in ps)
+
+One finding a line, FILE:LINE: error|warning: CODE: message; a summary on
+stderr. Exit 0 when there is no error (warnings allowed), 1 otherwise, and 1
+when the file cannot be read or the command line is wrong."""
+
+EPILOG = """\
+\b
+Examples:
+  kachecks doctor && systemctl reload keepalived
+  kachecks doctor --no-run -f /etc/keepalived/keepalived.conf
+  kachecks doctor --json | jq -r '.[] | select(.code == "digest-mismatch") | .message'
+  kachecks doctor -i lvs2     # as on director lvs2 (@lvs2 lines)
+
+\b
+After a content deploy on web1 (one line, cut here):
+  /etc/keepalived/keepalived.conf:50: error: digest-mismatch: HTTP_GET
+    http://192.168.8.101:80/service.txt serves md5 3a6e... now (19 B, status
+    200), not the configured 5f2b...; the line to paste: digest 3a6e..."""
+
+
+class DoctorCommand(click.Command):
+    """A usage mistake is one line and exit 1, like every other problem the doctor reports."""
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            click.echo(f"{PROG}: {exc.format_message()} (see --help)", err=True)
+            ctx.exit(1)
+
+
+@click.command(name="doctor", cls=DoctorCommand, help=DESCRIPTION, epilog=EPILOG,
+               short_help="Audit keepalived.conf against the live servers.",
+               context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-f", "--config", "path", default=DEFAULT_CONFIG, show_default=True, metavar="FILE",
+              help="keepalived configuration to audit.")
+@click.option("--no-run", is_flag=True,
+              help="Touch no network: no HTTP_GET fetch, no check run (syntax, scripts, options,"
+                   " timeouts and keepalived -t only).")
+@click.option("--json", "as_json", is_flag=True,
+              help="A JSON list of {file, line, severity, code, message} instead of text.")
+@click.option("-i", "--config-id", metavar="ID",
+              help="Read @ID lines as director ID would (default: this host's name, like"
+                   " keepalived -i).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+              help="Seconds for each HTTP_GET/SSL_GET fetch [default: its connect_timeout, else 5].")
+@click.option("--keepalived", "keepalived", metavar="PATH",
+              help="keepalived binary for the -t check [default: on PATH, or /usr/sbin/keepalived].")
+@click.option("--no-keepalived", is_flag=True, help="Do not run keepalived -t.")
+@click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
+def doctor(path, no_run, as_json, config_id, timeout, keepalived, no_keepalived, quiet):
+    return main(path, run=not no_run, as_json=as_json, config_id=config_id, timeout=timeout,
+                 keepalived=keepalived, use_keepalived=not no_keepalived, quiet=quiet)
+
+
+def main(path, run=True, as_json=False, config_id=None, timeout=None, keepalived=None,
+         use_keepalived=True, quiet=False):
+    """Audit, print, return the exit code (0: no error)."""
+    from kachecks.doctor.audit import audit
+
+    try:
+        report = audit(path, run=run, config_id=config_id, keepalived=keepalived,
+                       use_keepalived=use_keepalived, timeout=timeout)
+    except ReadError as exc:
+        click.echo(f"{PROG}: {exc}", err=True)
+        return 1
+    if as_json:
+        click.echo(json.dumps([f.as_dict() for f in report.findings], indent=2, ensure_ascii=False))
+    else:
+        for finding in report.findings:
+            click.echo(finding.text())
+    if not quiet:
+        click.echo(summary(report, run), err=True)
+    return 1 if report.errors else 0
+
+
+def summary(report, run):
+    files = len(report.config.files)
+    parts = [f"{report.errors} error{'s' * (report.errors != 1)}",
+             f"{report.warnings} warning{'s' * (report.warnings != 1)}",
+             f"{files} file{'s' * (files != 1)} read"]
+    outcome = report.keepalived
+    if outcome is None:
+        parts.append("keepalived -t not run")
+    elif outcome.failure is None:
+        parts.append(f"keepalived {outcome.version_text} -t exit {outcome.status}")
+    if not run:
+        parts.append("--no-run: servers not contacted")
+    return f"{PROG}: " + ", ".join(parts)

@@ -1,0 +1,88 @@
+"""How a forked command ends when told to: SIGTERM, SIGINT or SIGHUP, at any moment.
+
+keepalived sends SIGTERM at misc_timeout; a terminal sends SIGINT and, when
+it closes, SIGHUP. Whenever one lands, a check must exit 1 with one line,
+never die by the signal (no status line, no state, no log) and never print a
+KeyboardInterrupt traceback. So the entry point calls ``install()`` before
+anything else is imported; from then on a signal is only *recorded* (and a
+watchdog started) until the command calls ``arm()`` at the point where it
+can report; the first signal after that — or one recorded before — raises
+``Stop`` there, once. Later signals are recorded only: the watchdog ends a
+process that does not finish reporting within ``GRACE`` seconds.
+
+What no Python code can cover: a signal in the first milliseconds after
+exec, while the interpreter itself starts, ends the process by the signal
+(keepalived counts that as a failure too) — unless whatever starts the
+process blocks these signals across the exec (``env --block-signal=HUP,INT,TERM``):
+``install()`` unblocks them, and one that came meanwhile is handled then.
+"""
+
+import _signal  # not ``signal``: its IntEnum wrappers import enum (~4 ms per forked check)
+import faulthandler
+import time
+
+SIGNALS = {_signal.SIGTERM: "SIGTERM", _signal.SIGINT: "SIGINT", _signal.SIGHUP: "SIGHUP"}
+GRACE = 0.3  # seconds a stopped command has to report before the watchdog ends it
+
+
+class Stop(BaseException):
+    """A terminating signal arrived. A BaseException, so that a library's
+    ``except Exception`` cannot swallow it on its way to the guard."""
+
+    def __init__(self, signum):
+        super().__init__(f"terminated by {SIGNALS.get(signum, f'signal {signum}')}")
+        self.signum = signum
+
+
+_received = []  # signal numbers, in order
+_state = {"armed": False, "raised": False, "expires": None, "sink": None}
+
+
+def install():
+    """Catch the terminating signals from now on (call before heavy imports)."""
+    for signum in SIGNALS:
+        _signal.signal(signum, _on_signal)
+    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, SIGNALS)  # pending ones arrive now
+
+
+def _on_signal(signum, frame):
+    _received.append(signum)
+    if len(_received) == 1:
+        watchdog(GRACE)
+    if _state["armed"] and not _state["raised"]:
+        _state["raised"] = True
+        raise Stop(signum)
+
+
+def arm():
+    """From here the first signal raises Stop; raises it now if one already came."""
+    _state["armed"] = True
+    if _received and not _state["raised"]:
+        _state["raised"] = True
+        raise Stop(_received[0])
+
+
+def disarm():
+    """Signals are recorded only again (the command is done reporting)."""
+    _state["armed"] = False
+
+
+def received():
+    """The first terminating signal received, or None."""
+    return _received[0] if _received else None
+
+
+def watchdog(seconds):
+    """Hard backstop: ``_exit(1)`` from a C thread ``seconds`` from now, unless an
+    earlier one is already set. Fires even while the main thread is stuck in C
+    (a resolver call, a library ignoring timeouts); its traceback goes to
+    /dev/null: the contract promises none on screen."""
+    expires = time.monotonic() + seconds
+    if _state["expires"] is not None and _state["expires"] <= expires:
+        return
+    if _state["sink"] is None:
+        import os
+
+        _state["sink"] = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+    _state["expires"] = expires
+    faulthandler.dump_traceback_later(seconds, exit=True, file=_state["sink"])

@@ -1,0 +1,68 @@
+"""The deliverer as a process of its own, out of keepalived's reach.
+
+``kachecks notify`` must return at once, and keepalived SIGKILLs the process
+group of a STOP notify after 1 s: delivery runs in a detached grandchild that
+takes the spool lock. ``spool flush`` and ``purge`` ask a deliverer that is
+backing off to hand the lock over (SIGUSR1).
+"""
+
+import os
+import signal
+
+from kachecks.notify import deliver, spool
+from kachecks.notify.log import LOG_ERR, LOG_WARNING, log
+
+
+def hand_over(root):
+    """Ask a lingering deliverer to stop backing off and release the lock."""
+    with spool.Spool(root) as opened:
+        pid = opened.lock().holder()
+    if pid and pid != os.getpid():
+        try:
+            os.kill(pid, signal.SIGUSR1)
+        except OSError:
+            pass
+
+
+def kick(opened, cfg):
+    """Start a detached deliverer unless one is running (it will see our event).
+
+    SpoolError if the lock cannot be used (the events stay in the spool).
+    """
+    if not opened.lock().busy():
+        spawn(cfg)
+
+
+def spawn(cfg):
+    """Deliver in a detached grandchild (own session and process group).
+
+    keepalived SIGKILLs the process group of a STOP notify after 1 s; the
+    grandchild is not in it, and is not waited for by anybody.
+    """
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        log(f"cannot start delivery ({exc.strerror}); events stay in the spool", LOG_WARNING)
+        return
+    if pid:
+        os.waitpid(pid, 0)
+        return
+    code = 0
+    try:
+        os.setsid()
+        if os.fork():
+            os._exit(0)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.closerange(3, 4096)
+        os.chdir("/")
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        deliver.run(cfg, linger=True)
+    except BaseException as exc:  # a detached process has nobody to report to but syslog
+        log(f"delivery process failed: {type(exc).__name__}: {exc}", LOG_ERR)
+        code = 1
+    finally:
+        os._exit(code)

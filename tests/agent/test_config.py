@@ -1,0 +1,195 @@
+"""kachecks.toml's [agent] and [[check]]: one parser for misc_path lines, one line per mistake."""
+
+import pytest
+
+from harness.checks import MD5_SERVER1
+from harness.peers.agent import agent_toml, run_agent_cli
+from kachecks.agent import config
+from kachecks.notify import config as notify_config
+
+URL = "http://192.168.8.101/service.txt"
+GOOD = f"kachecks-http --url {URL} --digest {MD5_SERVER1}"
+
+
+def write(tmp_path, checks, **agent):
+    path = tmp_path / "kachecks.toml"
+    path.write_text(agent_toml(checks, tmp_path / "track", **agent))
+    return path
+
+
+def test_check_config_lists_every_check_and_exits_0(tmp_path):
+    path = write(tmp_path, [
+        {"name": "web1", "command": GOOD, "fall": 2},
+        {"name": "ldap1", "command": ["/usr/bin/kachecks", "check", "tcp", "192.168.8.111:389"],
+         "interval": 10, "timeout": 4},
+    ], interval=2, timeout=1)
+    proc = run_agent_cli("--check-config", "--config", path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == (f"web1: kachecks-http [192.168.8.101]:80 every 2 s, timeout 1 s, rise 1,"
+                        f" fall 2 -> {tmp_path}/track/web1")
+    assert lines[1] == (f"ldap1: kachecks [192.168.8.111]:389 every 10 s, timeout 4 s, rise 1,"
+                        f" fall 1 -> {tmp_path}/track/ldap1")
+    assert lines[-1] == f"{path}: OK, 2 checks"
+
+
+def test_the_commands_own_timeout_wins_over_the_tables(tmp_path):
+    cfg = config.load(write(tmp_path, [
+        {"name": "a", "command": GOOD + " --timeout 0.5", "timeout": 4},
+        {"name": "b", "command": GOOD, "timeout": 4},
+        {"name": "c", "command": GOOD},
+    ], timeout=2))
+    assert [s.timeout for s in cfg.checks] == [0.5, 4.0, 2.0]
+
+
+@pytest.mark.parametrize("check, agent, message", [
+    ({"command": GOOD}, {}, "check #1: name: missing"),
+    ({"name": "web 1", "command": GOOD}, {}, 'check \'web 1\': name: "web 1" must be 1-64 letters'),
+    ({"name": ".status", "command": GOOD}, {}, 'check \'.status\': name: ".status" must be'),
+    ({"name": "web1"}, {}, "check 'web1': command: missing"),
+    ({"name": "web1", "command": ""}, {}, "check 'web1': command: empty"),
+    ({"name": "web1", "command": 7}, {}, "check 'web1': command: must be a string or a list"),
+    ({"name": "web1", "command": "/bin/true"}, {},
+     "check 'web1': command: not a kachecks check command: /bin/true"),
+    ({"name": "web1", "command": "kachecks-http --url"}, {},
+     "check 'web1': command: Missing parameter for option --url"),
+    ({"name": "web1", "command": "kachecks-http --digest 123 --url " + URL}, {},
+     "check 'web1': command: --digest: '123' is not an md5"),
+    ({"name": "web1", "command": "kachecks-http -s 192.168.8.101 --nagios"}, {},
+     "check 'web1': command: --nagios has no meaning here"),
+    ({"name": "web1", "command": "kachecks-http --help"}, {},
+     "check 'web1': command: --help and --version do not run a check"),
+    ({"name": "web1", "command": "kachecks-http 'unterminated"}, {},
+     "check 'web1': command: missing terminating ' in"),
+    ({"name": "web1", "command": GOOD, "interval": "5s"}, {},
+     "check 'web1': interval: must be a number of seconds above 0 (at most 86400), not \"5s\""),
+    ({"name": "web1", "command": GOOD, "interval": 0}, {}, "check 'web1': interval: must be"),
+    ({"name": "web1", "command": GOOD, "rise": 0}, {},
+     "check 'web1': rise: must be a whole number of results from 1 to 1000, not 0"),
+    ({"name": "web1", "command": GOOD, "fall": 1.5}, {}, "check 'web1': fall: must be a whole"),
+    ({"name": "web1", "command": GOOD, "fall": True}, {},
+     "check 'web1': fall: must be a whole number of results from 1 to 1000, not true"),
+    ({"name": "web1", "command": GOOD, "interval": 3}, {},
+     "check 'web1': timeout: 3 s must be less than the interval (3 s)"),
+    ({"name": "web1", "command": GOOD + " --timeout 9"}, {},
+     "check 'web1': timeout: 9 s must be less than the interval (5 s)"),
+    ({"name": "web1", "command": GOOD, "intervall": 3}, {},
+     "check 'web1': intervall: unknown key (known: name, command, file, interval"),
+    ({"name": "web1", "command": GOOD, "file": "sub/"}, {}, "check 'web1': file: must be a file"),
+    ({"name": "web1", "command": GOOD}, {"interval": -1}, "[agent] interval: must be a number"),
+    ({"name": "web1", "command": GOOD}, {"metrics": "localhost"},
+     '[agent] metrics: must be "HOST:PORT"'),
+    ({"name": "web1", "command": GOOD}, {"metrics": "::1:9662"}, "[agent] metrics: must be"),
+    ({"name": "web1", "command": GOOD}, {"trackdir": "/x"}, "[agent] trackdir: unknown key"),
+    ({"name": "web1", "command": GOOD}, {"track_dir": "track"},
+     "[agent] track_dir: must be an absolute path"),
+])
+def test_every_config_error_names_file_check_and_key_in_one_line(tmp_path, check, agent, message):
+    path = tmp_path / "kachecks.toml"
+    agent = dict(agent)
+    path.write_text(agent_toml([check], agent.pop("track_dir", tmp_path / "track"), **agent))
+    proc = run_agent_cli("--check-config", "--config", path)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr == f"kachecks agent: {path}: {message}" + proc.stderr.split(message, 1)[1]
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_duplicate_names_and_files_are_refused(tmp_path):
+    path = write(tmp_path, [{"name": "web1", "command": GOOD}, {"name": "web1", "command": GOOD}])
+    proc = run_agent_cli("--check-config", "--config", path)
+    assert proc.stderr == (f"kachecks agent: {path}: check 'web1': name: 'web1' is already used"
+                           " by check 'web1'\n")
+    path = write(tmp_path, [{"name": "web1", "command": GOOD},
+                            {"name": "web2", "command": GOOD, "file": "web1"}])
+    proc = run_agent_cli("--check-config", "--config", path)
+    assert proc.returncode == 1
+    assert f"check 'web2': file: '{tmp_path}/track/web1' is already used by check 'web1'" \
+        in proc.stderr
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[agent\n", "invalid TOML"),
+    ("[agentt]\n", "unknown section [agentt] (known: smtp, mail, webhook, spool, agent, check)"),
+    ("[check]\nname = 'x'\n", "check must be [[check]] tables"),
+    ("agent = 3\n", "agent must be an [agent] table"),
+])
+def test_file_level_mistakes_are_one_line(tmp_path, text, message):
+    path = tmp_path / "kachecks.toml"
+    path.write_text(text)
+    proc = run_agent_cli("--check-config", "--config", path)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"kachecks agent: {path}: ") and message in proc.stderr
+    assert proc.stderr.count("\n") == 1
+
+
+def test_a_missing_explicit_config_is_an_error(tmp_path):
+    proc = run_agent_cli("--check-config", "--config", tmp_path / "nope.toml")
+    assert (proc.returncode, proc.stderr) == (
+        1, f"kachecks agent: {tmp_path}/nope.toml: configuration file not found\n")
+
+
+def test_usage_mistakes_exit_1_in_one_line():
+    for args, words in ((["--no-such-option"], "--no-such-option"), (["stauts"], "'stauts'"),
+                        (["conf", "--x"], "--x")):
+        proc = run_agent_cli(*args)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.startswith("kachecks agent") and words in proc.stderr
+        assert proc.stderr.endswith(" (see --help)\n") and proc.stderr.count("\n") == 1
+
+
+def test_notify_reads_a_file_that_also_configures_the_agent(tmp_path):
+    path = write(tmp_path, [{"name": "web1", "command": GOOD}])
+    with open(path, "a") as handle:
+        handle.write('\n[mail]\nto = ["admin@mysite.mydmn.org"]\n')
+    cfg = notify_config.load(str(path))
+    assert cfg.mail["to"] == ["admin@mysite.mydmn.org"]
+    assert config.load(str(path)).checks[0].name == "web1"
+
+
+HOST = "192.168.8.101:6379"
+
+
+@pytest.mark.parametrize("line, argv", [
+    ("/usr/bin/kachecks-http --url http://192.168.8.101/ --regex 'hello from'",
+     ["/usr/bin/kachecks-http", "--url", "http://192.168.8.101/", "--regex", "hello from"]),
+    (f'kachecks-tcp --send "PING\\r\\n" --expect PONG {HOST}',
+     ["kachecks-tcp", "--send", "PING\r\n", "--expect", "PONG", HOST]),
+    (f"kachecks-tcp {HOST} --send 'b\\tc' --expect d\\ e",  # escapes even inside '…'
+     ["kachecks-tcp", HOST, "--send", "b\tc", "--expect", "d e"]),
+    (f"kachecks-tcp {HOST} --send a\\x41\\101\\cA\\E\\q",  # hex, octal, control, ESC, other
+     ["kachecks-tcp", HOST, "--send", "aAA\x01\x1bq"]),
+    (f"kachecks-tcp {HOST} --send a\\xg", ["kachecks-tcp", HOST, "--send", "axg"]),
+    (f"  kachecks-tcp   {HOST}\t", ["kachecks-tcp", HOST]),
+    (f"kachecks-tcp {HOST} --send x''y", ["kachecks-tcp", HOST, "--send", "xy"]),
+])
+def test_command_strings_split_like_keepalived_splits_misc_path(tmp_path, line, argv):
+    cfg = config.load(str(write(tmp_path, [{"name": "c", "command": line}])))
+    assert list(cfg.checks[0].argv) == argv
+
+
+@pytest.mark.parametrize("line, message", [
+    (f"kachecks-tcp '{HOST}", "missing terminating '"),
+    (f'kachecks-tcp "{HOST}', 'missing terminating "'),
+    (f"kachecks-tcp {HOST} \\", "missing escape character at the end"),
+])
+def test_command_strings_keepalived_would_refuse_are_refused(tmp_path, line, message):
+    path = write(tmp_path, [{"name": "c", "command": line}])
+    proc = run_agent_cli("--check-config", "--config", path)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"kachecks agent: {path}: check 'c': command: {message}")
+
+
+def test_conf_asks_for_the_address_of_a_real_server_named_by_host_name(tmp_path):
+    path = write(tmp_path, [{"name": "web1", "command": "kachecks-http --url"
+                             " http://web1.mysite.mydmn.org/service.txt"},
+                            {"name": "web1-tcp", "command": "kachecks-tcp web1.mysite.mydmn.org:80"}])
+    proc = run_agent_cli("conf", "--config", path)
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout
+    assert "#    real_server for web1.mysite.mydmn.org port 80: write its IP address here\n" \
+           "    real_server ADDRESS 80 {\n        weight 1\n        FILE_CHECK {\n" \
+           "            track_file web1\n        }\n        FILE_CHECK {\n" \
+           "            track_file web1-tcp\n        }\n    }\n" in text
+    assert f"track_file web1 {{\n    file {tmp_path}/track/web1\n    weight 0 reverse\n" \
+           "    init_file 0\n}\n" in text

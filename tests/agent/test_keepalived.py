@@ -1,0 +1,207 @@
+"""The real keepalived following the agent's track files: VRRP in network namespaces,
+the LVS side (FILE_CHECK, vrrp_track_process) by ``keepalived -t``.
+
+This kernel has no IPVS, so real servers cannot be balanced here; and
+``vrrp_track_process`` cannot run inside a network namespace (the kernel's process
+connector answers only in the initial one: keepalived enters FAULT at once), so the
+blocks ``kachecks agent conf`` prints for them are checked by keepalived's own config
+test, with the installed keepalived (2.2.7 on Debian 12, 2.3.3 on Debian 13).
+"""
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.checks import MD5_SERVER1, SERVER1, SERVER2
+from harness.peers.agent import run_agent_cli
+from harness.peers.keepalived import KEEPALIVED, Keepalived, secure_dir, vrrp_config
+from harness.peers.netns import Network, cleanup_stale, create_namespace, run_prefix, wait_for
+
+pytestmark = pytest.mark.netns
+
+BASE = "kcag"
+WEB1 = "192.168.8.101"
+VIP = "192.168.8.142"
+TOP = "# ---- top level of keepalived.conf\n"
+INSTANCE = "# ---- inside each vrrp_instance of this director\n"
+VIRTUAL_SERVER = "# ---- inside the virtual_server of each real server, replacing its MISC_CHECK\n"
+
+# Python's audit hooks see every way Python code can start a process.
+NO_FORK = """\
+import os, sys
+def _record(event, args, _log=os.environ["KACHECKS_TEST_FORKS"]):
+    if event in ("os.fork", "os.forkpty", "os.posix_spawn", "os.exec", "os.spawn", "os.system",
+                 "subprocess.Popen"):
+        with open(_log, "a") as log:
+            log.write(event + "\\n")
+sys.addaudithook(_record)
+"""
+
+
+def sections(text):
+    """The three parts of `kachecks agent conf`: top level, instance, virtual server."""
+    top = text.split(TOP, 1)[1].split(INSTANCE, 1)[0]
+    instance, virtual_server = text.split(INSTANCE, 1)[1].split(VIRTUAL_SERVER, 1)
+    return top, instance, virtual_server
+
+
+def uncomment(block):
+    return "".join(line[1:] + "\n" for line in block.splitlines()
+                   if line.startswith("#    ") and "# and," not in line)
+
+
+def test_the_fork_recorder_sees_a_fork(tmp_path):
+    log = tmp_path / "forks"
+    code = NO_FORK + "import subprocess; subprocess.run(['true'])\n"
+    subprocess.run(["python3", "-c", code], env=dict(os.environ, KACHECKS_TEST_FORKS=str(log)),
+                   check=True)
+    assert "subprocess.Popen" in log.read_text()
+
+
+@pytest.mark.parametrize("interval, fall", [(1, 1), (0.5, 2)])
+def test_keepalived_follows_the_agents_file_without_a_fork(tmp_path, agent_factory, interval,
+                                                           fall):
+    cleanup_stale(BASE)
+    site = secure_dir(tmp_path / "www")
+    page = site / "service.txt"
+    page.write_bytes(SERVER1)
+    forks = tmp_path / "forks"
+    with Network(run_prefix(BASE), {"lvs1": "192.168.8.1", "web1": WEB1}) as net:
+        net["web1"].start(["python3", "-m", "http.server", "80", "--bind", WEB1,
+                           "--directory", site], log=tmp_path / "web.log")
+        wait_for(lambda: net["lvs1"].run(["python3", "-c", "import socket; socket.create_"
+                                          f"connection(('{WEB1}', 80), 1)"]).returncode == 0,
+                 10, interval=0.1, what="web1")
+        agent = agent_factory(
+            [{"name": "web1", "command": f"kachecks-http --url http://{WEB1}/service.txt"
+              f" --digest {MD5_SERVER1}", "interval": interval, "fall": fall}],
+            timeout=min(0.4, interval / 2), preamble=NO_FORK, launch=net["lvs1"].argv,
+            env={"KACHECKS_TEST_FORKS": str(forks)})
+        agent.start()
+        agent.wait_value("web1", "1\n")
+        blocks = run_agent_cli("conf", "--config", agent.config).stdout
+        top, _, _ = sections(blocks)
+        config = vrrp_config("lvs1", 100, VIP, vrid=51, instance_extra=(
+            "    track_file {\n        web1\n    }\n"))
+        config = config.replace("vrrp_instance", top.split("\n# The agent itself")[0]
+                                + "\nvrrp_instance", 1)
+        assert "script" not in config.replace("script_security", "").replace("script_user", "")
+        ka = Keepalived(net["lvs1"], tmp_path / "ka", config).start()
+        try:
+            ka.wait_state("MASTER", "VI_1", timeout=20)
+            changed = time.monotonic()
+            page.write_bytes(SERVER2)  # a deploy went wrong: the digest no longer matches
+            wait_for(lambda: ka.state("VI_1") == "FAULT", 10, interval=0.01, what="FAULT")
+            took = time.monotonic() - changed
+            print(f"interval {interval} s, fall {fall}: FAULT {took:.3f} s after the page changed")
+            assert took < interval * fall + 0.5, took
+            page.write_bytes(SERVER1)
+            ka.wait_state("MASTER", "VI_1", timeout=20)
+            stopped = time.monotonic()
+            assert agent.stop(signal.SIGTERM) == 0
+            wait_for(lambda: ka.state("VI_1") == "FAULT", 5, interval=0.01, what="FAULT")
+            assert time.monotonic() - stopped < 1.0
+        finally:
+            ka.stop()
+        log = ka.output()
+    assert [s for _, s in ka.states("VI_1")][-5:] == ["MASTER", "FAULT", "BACKUP", "MASTER",
+                                                      "FAULT"], log
+    assert not forks.exists(), forks.read_text()  # not one process started by the agent
+
+
+def test_the_printed_blocks_pass_keepalived_config_test(tmp_path, agent_factory):
+    checks = [
+        {"name": "web1", "command": f"kachecks-http --url http://{WEB1}/service.txt"
+                                    f" --digest {MD5_SERVER1}"},
+        {"name": "web2", "command": "kachecks-http -s 192.168.8.102 -p 80 -u /service.txt"
+                                    " --digest fe020663a9ac3e61b71f6921d423251d"},
+        {"name": "web1-weight", "command": f"kachecks-http --url http://{WEB1}/weight"
+                                           " --weight-header X-Weight --dynamic --weight 10"},
+        {"name": "ldap1", "command": "kachecks-tcp 192.168.8.111:389"},
+    ]
+    agent = agent_factory(checks)
+    agent.track.mkdir()  # keepalived needs the directory (the package makes it at boot)
+    proc = run_agent_cli("conf", "--config", agent.config)
+    assert proc.returncode == 0, proc.stderr
+    top, instance, virtual_server = sections(proc.stdout)
+    assert "    real_server 192.168.8.101 80 {\n        weight 0  # the dynamic" in virtual_server
+    config = (
+        "global_defs {\n    router_id lvs1\n}\n\n" + top
+        + vrrp_config("lvs1", 100, VIP, vrid=51, instance_extra=uncomment(instance)).split(
+            "}\n\n", 1)[1]
+        + f"\nvirtual_server {VIP} 80 {{\n    delay_loop 6\n    lb_algo wlc\n    lb_kind DR\n"
+          "    persistence_timeout 120\n    protocol TCP\n\n" + virtual_server + "}\n"
+        + "\nvirtual_server 192.168.8.143 389 {\n    delay_loop 6\n    lb_algo wlc\n"
+          "    lb_kind DR\n    protocol TCP\n    real_server 192.168.8.111 389 {\n"
+          "        FILE_CHECK {\n            track_file ldap1\n        }\n    }\n}\n")
+    config = config.replace("    real_server 192.168.8.111 389 {\n        weight 1\n"
+                            "        FILE_CHECK {\n            track_file ldap1\n        }\n"
+                            "    }\n", "")  # port 389 belongs to the LDAP virtual server
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(config)
+    for needed in ("track_process {\n        kachecks_agent", "track_file {\n        web1\n",
+                   "vrrp_track_process kachecks_agent {\n    process kachecks-agent\n",
+                   "track_file web1 {\n    file ", "    weight 0 reverse\n    init_file 0\n",
+                   "track_file web1-weight {\n", "FILE_CHECK {\n            track_file web2\n"):
+        assert needed in config, needed
+    ns = create_namespace(f"{BASE}-conf-{os.getpid()}")
+    try:
+        ns.ip("link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
+        proc = ns.run([KEEPALIVED, "-t", "-f", conf])
+        assert proc.returncode == 0, proc.stderr + config
+        # keepalived really read the blocks: a wrong keyword in them fails the same test
+        conf.write_text(config.replace("weight 0 reverse", "weight 0 reversed", 1))
+        proc = ns.run([KEEPALIVED, "-t", "-f", conf])
+        assert proc.returncode != 0 and "reversed" in proc.stderr
+    finally:
+        subprocess.run(["ip", "netns", "del", ns.name], check=False)
+
+
+def migrated(conf, blocks):
+    """The shipped reference keepalived.conf after docs/agent.md's migration steps."""
+    top, _, _ = sections(blocks)
+    conf = re.sub(r"^vrrp_script chk_web1 \{.*?^\}\n", "", conf, flags=re.M | re.S)
+    conf = conf.replace("vrrp_instance VI_1 {", top + "\nvrrp_instance VI_1 {", 1)
+    conf = conf.replace("    track_script {\n        chk_web1\n    }\n",
+                        "    track_process {\n        kachecks_agent\n    }\n"
+                        "    track_file {\n        web1 weight 20 noreverse\n    }\n")
+    names = {"192.168.8.101 80": "web1", "192.168.8.102 80": "web2",
+             "192.168.8.101 389": "ldap1", "192.168.8.102 389": "ldap2"}
+    for server, name in names.items():
+        conf = re.sub(rf"(real_server {server} \{{\n        weight 1\n)        MISC_CHECK \{{\n"
+                      r".*?\n        \}\n",
+                      rf"\1        FILE_CHECK {{\n            track_file {name}\n        }}\n",
+                      conf, count=1, flags=re.S)
+    return conf
+
+
+def test_the_documented_migration_of_the_reference_deployment_passes_keepalived_t(
+        tmp_path, agent_factory):
+    root = Path(__file__).resolve().parents[2]
+    doc = (root / "docs" / "agent.md").read_text()
+    checks_toml = doc.split("**1. Describe the checks", 1)[1].split("```toml\n", 1)[1].split(
+        "```", 1)[0]
+    agent = agent_factory([])
+    # the documented [agent] keys join the test's own [agent] table (its track_dir)
+    agent.config.write_text(agent.config.read_text() + checks_toml.replace("[agent]\n", "", 1))
+    agent.track.mkdir()
+    proc = run_agent_cli("conf", "--config", agent.config)
+    assert proc.returncode == 0, proc.stderr
+    reference = (root / "packaging/debian/examples/keepalived.conf").read_text()
+    conf = migrated(reference, proc.stdout)
+    assert "MISC_CHECK" not in conf and "vrrp_script" not in conf and conf.count("FILE_CHECK") == 4
+    assert conf.count("track_file ldap2 {") == 1 and "web1 weight 20 noreverse" in conf
+    path = tmp_path / "keepalived.conf"
+    path.write_text(conf)
+    ns = create_namespace(f"{BASE}-mig-{os.getpid()}")
+    try:
+        ns.ip("link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
+        done = ns.run([KEEPALIVED, "-t", "-f", path])
+        assert done.returncode == 0, done.stderr + conf
+    finally:
+        subprocess.run(["ip", "netns", "del", ns.name], check=False)

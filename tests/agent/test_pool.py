@@ -1,0 +1,61 @@
+"""The probe threads: a run never waits for a thread, and idle threads go away."""
+
+import threading
+import time
+
+from kachecks.agent.pool import Pool
+
+
+def test_hung_runs_never_delay_a_new_one():
+    pool = Pool(keep=2, idle_timeout=5)
+    release = threading.Event()
+    for _ in range(50):  # fifty peers that never answer
+        pool.submit(release.wait, 30)
+    started = threading.Event()
+    submitted = time.monotonic()
+    pool.submit(started.set)
+    assert started.wait(2)
+    waited = time.monotonic() - submitted
+    assert waited < 0.5, waited
+    assert pool.size == 51
+    release.set()
+    pool.close()
+
+
+def test_threads_are_reused_and_idle_ones_retire_down_to_keep():
+    pool = Pool(keep=1, idle_timeout=0.2)
+    names = []
+    done = threading.Event()
+    for _ in range(20):  # one after the other: one thread serves them all
+        done.clear()
+        pool.submit(lambda: (names.append(threading.current_thread().name), done.set()))
+        assert done.wait(2)
+        time.sleep(0.001)
+    assert len(set(names)) == 1, names
+    gate = threading.Event()
+    for _ in range(6):
+        pool.submit(gate.wait, 5)
+    assert pool.size == 6
+    gate.set()
+    end = time.monotonic() + 5
+    while pool.size > 1 and time.monotonic() < end:
+        time.sleep(0.05)
+    assert pool.size == 1
+    pool.close()
+
+
+def test_a_failing_job_does_not_kill_its_thread():
+    pool = Pool(keep=1, idle_timeout=5)
+    names = []
+    done = threading.Event()
+
+    def boom():
+        names.append(threading.current_thread().name)
+        raise RuntimeError("bug in a probe")
+
+    pool.submit(boom)
+    time.sleep(0.1)
+    pool.submit(lambda: (names.append(threading.current_thread().name), done.set()))
+    assert done.wait(2)
+    assert names[0] == names[1] and pool.size == 1
+    pool.close()

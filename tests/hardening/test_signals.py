@@ -1,0 +1,179 @@
+"""A signal at any moment of a check's life ends it with exit 1 and one line.
+
+keepalived sends SIGTERM at misc_timeout (and SIGKILL later); an
+administrator's terminal sends SIGINT and, when it closes, SIGHUP. Whenever
+one lands — while the check's own modules are still loading, mid-probe,
+while it reports — the check must exit 1 (the status keepalived reads as
+"down"), never die by the signal and never print a traceback.
+
+A random delay cannot aim at "while the modules load" reliably, so a
+sitecustomize hook on PYTHONPATH sends the signal from inside the
+process exactly when a given module starts importing, or when the probe
+opens its connection (the ``socket.connect`` audit event).
+"""
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from harness.redteam import assert_clean, spawn
+from harness.peers import cli
+
+HOOK = '''\
+import os
+import sys
+
+_at = os.environ.get("KACHECKS_TEST_SIGNAL_AT", "")
+_signum = int(os.environ.get("KACHECKS_TEST_SIGNAL", "15"))
+
+
+def _fire():
+    os.kill(os.getpid(), _signum)
+
+
+class _ImportTrap:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == _at:
+            sys.meta_path.remove(_ImportTrap)
+            _fire()
+        return None
+
+
+if _at.startswith("audit:"):
+    _fired = []
+
+    def _audit(event, args):
+        if event == _at[len("audit:"):] and not _fired:
+            _fired.append(event)
+            _fire()
+
+    sys.addaudithook(_audit)
+elif _at:
+    sys.meta_path.insert(0, _ImportTrap)
+'''
+
+SIGNALS = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
+SIGNAL_IDS = [s.name for s in SIGNALS]
+
+
+@pytest.fixture
+def signal_hook(tmp_path, monkeypatch):
+    hook_dir = tmp_path / "hook"
+    hook_dir.mkdir()
+    (hook_dir / "sitecustomize.py").write_text(HOOK)
+    # before what is already there: pass 2 of scripts/test finds kachecks by PYTHONPATH
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(hook_dir), *filter(None, [os.environ.get("PYTHONPATH")])]))
+
+    def at(where, signum):
+        monkeypatch.setenv("KACHECKS_TEST_SIGNAL_AT", where)
+        monkeypatch.setenv("KACHECKS_TEST_SIGNAL", str(int(signum)))
+
+    return at
+
+
+def _assert_terminated(finished, signum):
+    assert finished.returncode == 1, finished
+    assert_clean(finished)
+    assert f"terminated by {signal.Signals(signum).name}" in finished.output, finished
+
+
+# (moment, module or audit event): the check's own modules load after the
+# signal handlers are in place; the connection is mid-probe.
+MOMENTS = [
+    ("loading the check module", "kachecks.checks.tcp"),
+    ("loading the contract", "kachecks.checks.contract"),
+    ("loading the option parser", "kachecks.argspec"),
+    ("connecting", "audit:socket.connect"),
+]
+
+
+@pytest.mark.parametrize("signum", SIGNALS, ids=SIGNAL_IDS)
+@pytest.mark.parametrize("moment, where", MOMENTS, ids=[m for m, _ in MOMENTS])
+def test_a_signal_at_any_moment_of_a_check_exits_1_without_a_traceback(
+        signal_hook, mute, signum, moment, where):
+    signal_hook(where, signum)
+    finished = spawn("kachecks-tcp", f"127.0.0.1:{mute.port}", "--expect", "never",
+                     "--timeout", "20")
+    _assert_terminated(finished, signum)
+    assert finished.elapsed < 10, finished
+
+
+@pytest.mark.parametrize("signum", SIGNALS, ids=SIGNAL_IDS)
+def test_a_signal_while_reporting_a_healthy_result_exits_1(signal_hook, web, signum):
+    """Told to stop, a check never claims success: keepalived stopped waiting anyway."""
+    signal_hook("kachecks.syslogger", signum)  # loaded to log the first state
+    finished = spawn("kachecks-tcp", f"127.0.0.1:{web.port}")
+    assert finished.returncode == 1, finished
+    assert_clean(finished)
+
+
+@pytest.mark.parametrize("signum", SIGNALS, ids=SIGNAL_IDS)
+@pytest.mark.parametrize("check, where", [
+    (("kachecks-http", "--url", "http://127.0.0.1:{port}/"), "kachecks.checks.http"),
+    (("kachecks", "check", "http", "--url", "http://127.0.0.1:{port}/"), "kachecks.checks.http"),
+    (("kachecks", "check", "tcp", "127.0.0.1:{port}", "--expect", "never"), "kachecks.argspec"),
+    (("kachecks", "genhash", "-s", "127.0.0.1", "-p", "{port}", "-u", "/"),
+     "kachecks.genhash.cli"),
+    (("kachecks", "genhash", "-s", "127.0.0.1", "-p", "{port}", "-u", "/"),
+     "audit:socket.connect"),
+], ids=["kachecks-http", "kachecks check http", "kachecks check tcp", "genhash loading",
+        "genhash connecting"])
+def test_a_signal_in_the_other_forked_commands_exits_1(signal_hook, mute, signum, check, where):
+    signal_hook(where, signum)
+    args = [word.format(port=mute.port) for word in check]
+    finished = spawn(*args, "-t" if "genhash" in args else "--timeout", "20")
+    _assert_terminated(finished, signum)
+
+
+def _block_terminating_signals():
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+
+
+@pytest.mark.parametrize("signum", SIGNALS, ids=SIGNAL_IDS)
+def test_a_signal_held_back_while_the_interpreter_starts_is_handled_once_it_can_be(mute, signum):
+    """What a starter that blocks the signals across exec (env --block-signal) gets:
+    even a signal sent at once, before any Python runs, ends in exit 1 and one line."""
+    proc = subprocess.Popen(cli.command("kachecks-tcp") + [f"127.0.0.1:{mute.port}", "--expect",
+                                                           "never", "--timeout", "20"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_block_terminating_signals)
+    os.kill(proc.pid, signum)
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 1, (out, err)
+    assert "Traceback" not in out + err
+    assert f"terminated by {signal.Signals(signum).name}" in out + err
+
+
+def _mid_probe(mute):
+    proc = subprocess.Popen(cli.command("kachecks-tcp") + [f"127.0.0.1:{mute.port}", "--expect",
+                                                           "never", "--timeout", "20"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert mute.connected.wait(10), "the check never connected"
+    return proc
+
+
+@pytest.mark.parametrize("signum", SIGNALS, ids=SIGNAL_IDS)
+def test_a_signal_mid_probe_from_outside_exits_1_promptly(mute, signum):
+    proc = _mid_probe(mute)
+    sent = time.monotonic()
+    os.kill(proc.pid, signum)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 1, (out, err)
+    assert time.monotonic() - sent < 2
+    assert "Traceback" not in out + err
+    assert f"TCP FAIL - terminated by {signal.Signals(signum).name}" in out
+
+
+def test_a_burst_of_signals_still_exits_1(mute):
+    """keepalived's SIGTERM, an operator's Ctrl-C and a closing terminal, all at once."""
+    proc = _mid_probe(mute)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        os.kill(proc.pid, signum)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 1, (out, err)
+    assert "Traceback" not in out + err
