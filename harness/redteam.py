@@ -16,7 +16,14 @@ random timings give no pass/fail that holds on a loaded machine:
             --ca-file: time to exit.
   state     world-writable state directory with planted *.state.<pid>.tmp
             links, *.state -> /dev/zero, a squatted /tmp/kachecks-<uid>.
+  worker    `kachecks worker` attacked (root, network namespaces): which address a
+            check started in another namespace reaches the server from; a 0640
+            group-readable password file through the worker; a fake worker
+            socket of another user (what it receives); malformed replies (exit
+            codes, lines, tracebacks); idle connections against delegated checks'
+            latency; SIGTERM/SIGINT at a random time of a delegated check.
 
+``python -m harness.redteam [signals|files|state|worker …]`` (default: all).
 Options: --bin DIR (executables; default as harness.peers.cli finds them),
 --trials N (200), --window MS (50), --block (start each check through
 ``env --block-signal=HUP,INT,TERM``, as a wrapper could, to see what that buys).
@@ -31,6 +38,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -236,23 +244,267 @@ def state(bin_dir, env, scratch):
     print(f"state: squatted /tmp/kachecks-<uid>: 5 failing runs logged {lines} DOWN line(s)")
 
 
+def worker(bin_dir, trials, scratch):
+    """The worker trials (see the module's docstring); ``scratch`` must be traversable
+    by nobody (the checks of another user connect to a socket in it)."""
+    from harness.checks import MD5_SERVER1, SERVER1
+    from harness.peers import certs, netns
+    from harness.peers.rawhttp import RawHTTPServer, http_response
+    from harness.peers.worker import FakeWorker, Worker
+
+    kachecks = [str(bin_dir / "kachecks")]
+    http = [str(bin_dir / "kachecks-http")]
+    pair = certs.self_signed(scratch / "pki", "www.mysite.mydmn.org", alt_names=("127.0.0.1",))
+    env = dict(_env(str(scratch / "state")), KACHECKS_WORKER_SOCKET=str(scratch / "worker.sock"))
+    os.makedirs(scratch / "state", exist_ok=True)
+    with RawHTTPServer(http_response(SERVER1), tls=pair) as server:
+        url = f"https://127.0.0.1:{server.port}/service.txt"
+        with Worker(kachecks, scratch / "worker.sock", env=env) as running:
+            _worker_namespaces(kachecks, http, pair, env, scratch, trials, netns,
+                               RawHTTPServer, http_response(SERVER1), MD5_SERVER1)
+            _worker_groups(http, url, server, env, scratch, trials)
+            _worker_idle(http, url, env, running, trials)
+            _worker_signals(http, pair, env, trials, RawHTTPServer)
+        _worker_fakes(http, url, server, env, scratch, trials, FakeWorker, MD5_SERVER1)
+
+
+def _worker_namespaces(kachecks, http, pair, env, scratch, trials, netns, server_class, page,
+                       digest):
+    netns.cleanup_stale("kcrt")
+    prefix = netns.run_prefix("kcrt")
+    hosts = {"a": "192.168.8.11", "b": "192.168.8.12", "web1": "192.168.8.101"}
+    path = scratch / "worker-b.sock"
+    with netns.Network(prefix, hosts) as net:
+        net["b"].start([*kachecks, "worker", "--socket", path], log=scratch / "worker-b.log")
+        netns.wait_for(path.exists, 15, what="the worker in namespace b")
+        server = netns.made_in(net["web1"].name, lambda: server_class(
+            page, host=hosts["web1"], tls=pair))
+        outcomes = collections.Counter()
+        with server:
+            for _ in range(trials):
+                done = net["a"].run([*http, "--url", server.url, "--digest", digest,
+                                     "--verbose"], env=dict(env, KACHECKS_WORKER_SOCKET=path))
+                outcomes[(done.returncode, "run by kachecks worker" in done.stdout)] += 1
+        peers = collections.Counter(server.peers)
+    print(f"worker: checks started in namespace a ({hosts['a']}), worker in namespace b"
+          f" ({hosts['b']}), server {hosts['web1']}:")
+    for (code, delegated), count in sorted(outcomes.items()):
+        print(f"  exit {code}, {'run by the worker' if delegated else 'in-process'}: {count}")
+    print(f"  connections seen by the server, by source address: {dict(peers)}")
+
+
+def _worker_groups(http, url, server, env, scratch, trials):
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    group = 4242  # a supplementary group of the caller only
+    password = scratch / "password"
+    password.write_text("group-secret\n")
+    os.chown(password, 0, group)
+    os.chmod(password, 0o640)
+    os.chmod(env["KACHECKS_WORKER_SOCKET"], 0o666)
+    state_dir = scratch / "nobody-state"
+    state_dir.mkdir(exist_ok=True)
+    os.chown(state_dir, nobody.pw_uid, nobody.pw_gid)
+    as_nobody = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": [group]}
+    print(f"worker: a 0640 root:{group} --password-file, the check run as nobody with"
+          f" supplementary group {group}:")
+    for label, socket_path in (("in-process", "/nonexistent"),
+                               ("through the worker", env["KACHECKS_WORKER_SOCKET"])):
+        outcomes = collections.Counter()
+        for _ in range(trials):
+            before = len(server.requests)
+            done = subprocess.run([*http, "--url", url, "--user", "monitor", "--password-file",
+                                   password, "--verbose"], capture_output=True, text=True,
+                                  timeout=30, env=dict(env, KACHECKS_WORKER_SOCKET=socket_path,
+                                                       KACHECKS_STATE_DIR=str(state_dir)),
+                                  **as_nobody)
+            sent = any(b"Authorization: Basic " in r for r in server.requests[before:])
+            outcomes[(done.returncode, "run by kachecks worker" in done.stdout, sent)] += 1
+        for (code, delegated, sent), count in sorted(outcomes.items()):
+            print(f"  {label:18} exit {code}, {'worker' if delegated else 'in-process'},"
+                  f" password sent: {sent}: {count}")
+    os.chmod(env["KACHECKS_WORKER_SOCKET"], 0o600)
+
+
+def _worker_fakes(http, url, server, env, scratch, trials, fake_class, digest):
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    secret = "bind-secret-of-the-check"
+    home = scratch / "nobody"
+    home.mkdir(exist_ok=True)
+    os.chown(home, nobody.pw_uid, nobody.pw_gid)
+    run_env = dict(env, KACHECKS_LDAP_PASSWORD=secret, KACHECKS_HTTP_PASSWORD=secret)
+    print("worker: fake workers (the check has KACHECKS_LDAP_PASSWORD in its environment):")
+    for label, path, kwargs in (
+            ("socket and listener of nobody", home / "fake.sock", {"user": nobody}),
+            ("root's socket, nobody listening", scratch / "fake.sock",
+             {"listen_uid": nobody.pw_uid})):
+        with fake_class(path, ["P{pid}", "C0"], **kwargs) as fake:
+            before = len(server.requests)
+            codes = collections.Counter()
+            for _ in range(trials):
+                done = spawn(http[0], "--url", url, "--digest", digest,
+                             env=dict(run_env, KACHECKS_WORKER_SOCKET=path))
+                codes[done.returncode] += 1
+            requests = fake.records("request")
+            got_secret = secret in fake.log.read_text()
+            fds = sum(r["fds"] for r in requests)
+            payload = sum(len(r["payload"]) for r in requests)
+        print(f"  {label}: {trials} runs, exit codes {dict(codes)}; the fake received"
+              f" {payload} payload bytes, {fds} descriptors, the secret: {got_secret};"
+              f" the server answered {len(server.requests) - before} runs in-process")
+    print("worker: malformed replies from a trusted (own) fake worker:")
+    own = scratch / "own-fake.sock"
+    for replies, args in ((["P{pid}", "C999"], []), (["P{pid}", "C2"], []),
+                          (["P{pid}", "C255"], []), (["P{pid}", "C-1"], []),
+                          (["P{pid}", "Cxyz"], []), (["P{pid}", "C"], []),
+                          (["P{pid}", "C4"], ["--nagios"]), (["P{pid}", "C1x"], ["--dynamic"]),
+                          (["Pxyz"], []), (["P"], []), (["P-1"], []), (["hello"], []),
+                          (["P{pid}", "C9"], ["--dynamic"])):
+        outcomes = collections.Counter()
+        with fake_class(own, replies):
+            for _ in range(trials):
+                done = spawn(http[0], "--url", url, "--digest", digest, *args,
+                             env=dict(run_env, KACHECKS_WORKER_SOCKET=own))
+                traceback = any(mark in done.output for mark in TRACEBACK_MARKS)
+                outcomes[(done.returncode, len(done.output.splitlines()), traceback)] += 1
+        print(f"  {' '.join(replies):14} {' '.join(args):10} " + ", ".join(
+            f"exit {code} with {lines} line{'s' * (lines != 1)}"
+            f"{' and a TRACEBACK' if traceback else ''}: {count}"
+            for (code, lines, traceback), count in sorted(outcomes.items())))
+        os.unlink(own)
+
+
+class _IdleClients:
+    """``count`` connections to a worker socket that send nothing, each replaced as soon
+    as the worker drops it (an attacker who keeps them coming); ``dropped`` counts."""
+
+    def __init__(self, path, count):
+        self.path, self.count, self.dropped = str(path), count, 0
+        self._stop = False
+        self._socks = [self._connect() for _ in range(count)]
+        self._thread = threading.Thread(target=self._keep, daemon=True)
+        self._thread.start()
+
+    def _connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        sock.connect(self.path)
+        return sock
+
+    def _keep(self):
+        while not self._stop:
+            for i, sock in enumerate(self._socks):
+                try:
+                    if sock.recv(64, socket.MSG_DONTWAIT) == b"":
+                        raise ConnectionResetError
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    pass
+                sock.close()
+                self.dropped += 1
+                self._socks[i] = self._connect()
+            time.sleep(0.05)
+
+    def close(self):
+        self._stop = True
+        self._thread.join(5)
+        for sock in self._socks:
+            sock.close()
+
+
+def _worker_idle(http, url, env, running, trials):
+    import statistics
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one():
+        started = time.monotonic()
+        done = subprocess.run([*http, "--url", url, "--verbose"], capture_output=True,
+                              text=True, timeout=60, env=env)  # returns once stdout closes
+        return time.monotonic() - started, done.returncode, "run by kachecks worker" in done.stdout
+
+    print("worker: delegated checks while idle clients (connected, sending nothing, replaced"
+          " when dropped) hold the worker; seconds until the check exited and its stdout"
+          " closed:")
+    for idle_count in (0, 1, 20, 50, 100):
+        idle = _IdleClients(running.socket, idle_count)
+        started = time.monotonic()
+        try:
+            with ThreadPoolExecutor(4) as pool:
+                runs = list(pool.map(lambda _: one(), range(trials)))
+        finally:
+            idle.close()
+        took = time.monotonic() - started
+        times = sorted(t for t, _, _ in runs)
+        ok = sum(code == 0 for _, code, _ in runs)
+        delegated = sum(d for _, _, d in runs)
+        print(f"  {idle_count:3} idle: {trials} checks (4 at a time) in {took:.1f} s, {ok} exit 0,"
+              f" {delegated} run by the worker; median {statistics.median(times):.3f} s,"
+              f" 95th {times[int(len(times) * 0.95) - 1 if len(times) > 1 else 0]:.3f} s,"
+              f" max {times[-1]:.3f} s; the worker dropped {idle.dropped} idle clients")
+
+
+def _worker_signals(http, pair, env, trials, server_class):
+    print("worker: SIGTERM/SIGINT to a delegated check (server never answers, --timeout 20),"
+          " at a random time: after the interpreter's start-up (50..400 ms), and from exec on"
+          " (0..400 ms) through env --block-signal (docs/checks.md; the window before it is the"
+          " signals trial's):")
+    with server_class(b"", tls=pair, hang=True) as server:
+        command = [*http, "--url", f"https://127.0.0.1:{server.port}/", "--timeout", "20"]
+        for label, prefix, earliest in (("plain", [], 0.05), ("blocked", BLOCK, 0.0)):
+            outcomes = collections.Counter()
+            worst = 0.0
+            for _ in range(trials):
+                signum = random.choice([signal.SIGTERM, signal.SIGINT])
+                proc = subprocess.Popen([*prefix, *command], stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, env=env)
+                time.sleep(random.uniform(earliest, 0.4))
+                sent = time.monotonic()
+                proc.send_signal(signum)
+                out, err = proc.communicate(timeout=30)
+                worst = max(worst, time.monotonic() - sent)
+                text = (out + err).decode("utf-8", "replace")
+                outcome = (f"died by {signal.Signals(-proc.returncode).name}"
+                           if proc.returncode < 0 else f"exit {proc.returncode}")
+                outcome += f", {len(text.splitlines())} line(s)"
+                if any(mark in text for mark in TRACEBACK_MARKS):
+                    outcome += " with traceback"
+                outcomes[(NAMES[signum], outcome)] += 1
+            for (name, outcome), count in sorted(outcomes.items()):
+                print(f"  {label:8} {name:8} {outcome:34} {count}")
+            print(f"  {label:8} slowest exit after the signal: {worst:.3f} s")
+
+
+TRIALS = ("signals", "files", "state", "worker")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("which", nargs="*", choices=TRIALS, default=list(TRIALS),
+                        help="the trials to run (default: all)")
     parser.add_argument("--bin", type=Path,
                         default=cli.bin_dir())
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--window", type=float, default=50)
     parser.add_argument("--block", action="store_true")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory(prefix="kachecks-redteam-") as scratch:
         scratch = Path(scratch)
+        os.chmod(scratch, 0o755)  # nobody's checks reach the worker's socket in it
         state_dir = scratch / "state"
         state_dir.mkdir()
         env = _env(str(state_dir))
         with Mute() as mute:
-            signals(args.bin, args.trials, args.window, env, mute, args.block)
-            files(args.bin, env, scratch, mute)
-        state(args.bin, env, scratch)
+            if "signals" in args.which:
+                signals(args.bin, args.trials, args.window, env, mute, args.block)
+            if "files" in args.which:
+                files(args.bin, env, scratch, mute)
+        if "state" in args.which:
+            state(args.bin, env, scratch)
+        if "worker" in args.which:
+            worker(args.bin, args.trials, scratch)
 
 
 if __name__ == "__main__":

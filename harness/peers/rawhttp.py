@@ -59,6 +59,7 @@ class RawHTTPServer:
         self.hang = hang
         self.read_request = read_request
         self.requests = []
+        self.peers = []  # client addresses, one per accepted connection
         self.sni = []  # server names seen in ClientHellos (None: no SNI)
         self.errors = []
         self.client_certs = []  # peer certificate dicts when client_ca is set
@@ -135,11 +136,12 @@ class RawHTTPServer:
     def _accept_loop(self):
         while not self._stop.is_set():
             try:
-                conn, _peer = self._listener.accept()
+                conn, peer = self._listener.accept()
             except (TimeoutError, socket.timeout):
                 continue
             except OSError:
                 return
+            self.peers.append(peer[0])
             with self._lock:
                 self._conns.append(conn)
             threading.Thread(target=self._serve_guarded, args=(conn,), daemon=True).start()

@@ -65,7 +65,8 @@ def finish(proc, timeout=10):
 
 @pytest.mark.parametrize("replies", [[], ["P{pid}"]], ids=["before-start", "running"])
 @pytest.mark.parametrize("signum,name", [(signal.SIGTERM, "SIGTERM"),
-                                         (signal.SIGINT, "SIGINT")])
+                                         (signal.SIGINT, "SIGINT"),
+                                         (signal.SIGHUP, "SIGHUP")])
 def test_a_signal_while_waiting_on_the_worker_ends_the_check_by_the_contract(
         open_dir, hanging_https, replies, signum, name):
     path = open_dir / "worker.sock"

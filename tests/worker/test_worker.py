@@ -62,19 +62,24 @@ def test_absent_worker_falls_back_to_in_process(https, tmp_path):
     assert "run by kachecks worker" not in proc.stdout
 
 
-def test_sigterm_to_a_delegated_check_exits_1_promptly(worker, hanging_https):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP],
+                         ids=["SIGTERM", "SIGINT", "SIGHUP"])
+def test_a_signal_to_a_delegated_check_exits_1_promptly(worker, hanging_https, signum):
     proc = subprocess.Popen(cli.command("kachecks-http") + ["--url", hanging_https.url,
-                                                            "--timeout", "20"],
+                                                            "--timeout", "20", "--verbose"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ))
     time.sleep(1.0)
     sent = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     out, err = proc.communicate(timeout=5)
     elapsed = time.monotonic() - sent
     assert proc.returncode == 1, out + err
     assert elapsed < 0.5
-    assert "terminated by SIGTERM" in out
+    # the worker's child reports it, as the check in-process would
+    assert out.startswith(f"HTTP FAIL - terminated by {signal.Signals(signum).name}\n"), out
+    assert f"(run by kachecks worker {worker.pid})" in out
+    assert err == ""
 
 
 def test_worker_runs_the_check_as_the_calling_user(worker, https, open_dir):
