@@ -153,7 +153,7 @@ def _run(check, argv, prog):
         code = _delegated(check, ns, argv, prog, deadline)
         if code is not None:
             return code
-        interrupt.watchdog(ns.timeout - deadline.elapsed() + WATCHDOG_GRACE)
+        interrupt.watchdog(max(ns.timeout - deadline.elapsed(), 0) + WATCHDOG_GRACE)
         target = check.build(ns)
         result = evaluate(check, target, deadline)
     except UsageError as exc:

@@ -101,3 +101,15 @@ def test_a_worker_slow_to_start_the_check_is_not_waited_for(open_dir, https):
     assert out.startswith("HTTP OK - 200 OK")
     assert len(https.requests) == 1  # run in-process, once
     assert elapsed < 2.5
+
+
+def test_a_worker_slow_to_start_the_check_cannot_stretch_its_timeout(open_dir, https):
+    path = open_dir / "worker.sock"
+    with FakeWorker(path, ["sleep:5", "P{pid}", "C0"]):
+        proc = start_check(https.url, path, "--timeout", "1")
+        elapsed, out, err = finish(proc)
+    # the second the worker kept the run was the check's whole --timeout: nothing is left
+    assert proc.returncode == 1, out + err
+    assert out == "HTTP FAIL - timeout after 1 s during connect\n", out + err
+    assert not https.requests
+    assert elapsed < 2.5
