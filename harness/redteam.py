@@ -278,6 +278,7 @@ FUZZ_TIMEOUT = 1.0  # every fuzzed run's --timeout
 MARGIN = 1.0  # a run may outlast its --timeout by this much (interpreter start and exit)
 HANG = 10.0  # a run still going this long after its --timeout is killed: "hung"
 FUZZ_SHARES = {"http": 1.0, "tcp": 0.3, "ldap": 0.5}  # runs per --fuzz N, per check
+FUZZ_COSTS = {"http": 1, "tcp": 1, "ldap": 3}  # a run's time, relative (ldap3's import)
 
 PLAIN = frozenset((0, 1))
 NAGIOS = frozenset((0, 2))  # OK, or CRITICAL: a peer's garbage is never WARNING or UNKNOWN
@@ -460,8 +461,9 @@ def fuzz(bin_dir, env, count, seed, lanes, budget, replay=None):
         print("  " + " ".join(f"{title:{width}}" for title, width in FUZZ_COLUMNS))
     kinds = collections.Counter()
     told = []
+    work = {check: n * FUZZ_COSTS[check] for check, n in plan.items()}
     for check, n in plan.items():
-        share = budget * FUZZ_SHARES[check] / sum(FUZZ_SHARES.values())
+        share = budget * work[check] / (sum(work.values()) or 1)
         runs = fuzz_runs(check, [replay] if replay is not None else range(n), seed=seed,
                          lanes=lanes, bin_dir=bin_dir, env=env, stop_at=time.monotonic() + share)
         for case in fuzz_cases(check) if replay is None else ():
@@ -480,7 +482,7 @@ def fuzz(bin_dir, env, count, seed, lanes, budget, replay=None):
               f" again: --only fuzz --seed {seed} --replay INDEX)")
 
 
-FUZZ_COLUMNS = (("case", 28), ("runs", 4), ("controls ok", 11), ("exit codes", 22),
+FUZZ_COLUMNS = (("case", 28), ("runs", 4), ("controls ok", 11), ("exit codes", 26),
                 ("bad exit", 8), ("bad line", 8), ("traceback", 9), ("internal", 8),
                 ("signal", 6), ("hung", 4), (">t+1s", 5), ("slowest", 7))
 
@@ -517,7 +519,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=FUZZ_SEED, help="fuzz: the mangler's seed")
     parser.add_argument("--lanes", type=int, default=4, help="fuzz: runs at a time")
     parser.add_argument("--budget", type=float, default=240, metavar="SECONDS",
-                        help="fuzz: start no run after this many seconds (shared by the checks)")
+                        help="fuzz: start no run after this many seconds (shared by the checks"
+                             " by their expected work)")
     parser.add_argument("--replay", type=int, metavar="INDEX",
                         help="fuzz: run connection INDEX of each check alone and tell it in full")
     args = parser.parse_args(argv)
