@@ -141,6 +141,7 @@ class FakeWorker:
     def __init__(self, path, replies=(), listen_uid=-1, user=None, start_timeout=10.0):
         self.path = Path(path)
         self.log = self.path.with_name(self.path.name + ".log")
+        self.log.unlink(missing_ok=True)  # an earlier fake's: "listening" must be this one's
         as_user = {} if user is None else {"user": user.pw_uid, "group": user.pw_gid,
                                            "extra_groups": []}
         self.proc = subprocess.Popen(

@@ -23,7 +23,7 @@ import sys
 from kachecks import argspec, interrupt
 from kachecks.checks import state, verdict
 from kachecks.checks.options import COMMON_OPTS, Target, common
-from kachecks.checks.result import Result
+from kachecks.checks.result import Result, one_line
 from kachecks.deadline import Deadline
 from kachecks.errors import OutputLost, ProbeFailure, UsageError, WorkerError
 from kachecks.runtime import StrictOutput, guarded, show
@@ -90,6 +90,7 @@ def status_line(check, target, result, judged):
     if judged.note:
         text = f"{text}; {judged.note}"
     if target.nagios:
+        text = text.replace("|", "¦")  # "|" starts the perfdata: not from a peer's text
         limits = verdict.thresholds(target)
         perf = " ".join(_perf(label, value, unit, limits if label == result.figure else None)
                         for label, value, unit in result.perfdata)
@@ -250,8 +251,8 @@ def _note_worker(lines):
     worker = sys.modules.get("kachecks.worker.client")
     if worker is not None and worker.IN_WORKER:
         lines.append(f"(run by kachecks worker {worker.IN_WORKER[0]})")
-    if worker is not None:
-        lines.extend(f"({note})" for note in worker.NOTES)
+    if worker is not None:  # a decline's reason is the worker's text: one printable line each
+        lines.extend(f"({one_line(note)})" for note in worker.NOTES)
 
 
 def _fail_early(check, prog, message, nagios, usage=False):

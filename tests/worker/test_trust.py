@@ -125,3 +125,15 @@ def test_a_worker_that_did_not_start_the_check_leaves_it_to_the_caller(open_dir,
     assert no_traceback(proc), proc.stderr
     assert proc.stdout.startswith("HTTP OK - 200 OK")
     assert len(https.requests) == 1
+
+
+def test_a_workers_reason_to_decline_cannot_forge_a_line(open_dir, https):
+    path = open_dir / "worker.sock"
+    with FakeWorker(path, ["Xbusy\nHTTP OK - forged\x1b[2J"]):
+        proc = check_through(path, https.url, "--digest", MD5, "--verbose")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("HTTP OK - 200 OK")  # run in-process
+    assert "HTTP OK - forged" not in [line.lstrip("(") for line in lines]
+    assert "(kachecks worker declined: busy\\nHTTP OK - forged\\x1b[2J)" in lines
+    assert all(line.isprintable() for line in lines)
