@@ -96,6 +96,9 @@ TLS_OPTS = [
         help="log a warning when the server certificate expires within N days"
              " (fails only with --nagios, as WARNING)", section=TLS),
 ]
+SNI_NAME_OPT = Opt("sni_name", None, "sni-name", metavar="NAME",
+                   help="send NAME as SNI; with verification, the name the certificate must carry",
+                   section=TLS)
 
 # Options that only steer one command-line run; not fields of a Target.
 RUN_ONLY = ("help", "version")
@@ -108,6 +111,23 @@ def common(ns):
     if (ns.warning or ns.critical) and not ns.nagios:
         raise UsageError("-w/-c are Icinga/Nagios thresholds: they need --nagios")
     return {opt.dest: getattr(ns, opt.dest) for opt in COMMON_OPTS if opt.dest not in RUN_ONLY}
+
+
+def tls_fields(ns, enabled, needs, sni=None, default_sni=None):
+    """The ``tls`` and ``cert_min_days`` fields of a target.
+
+    ``enabled``: the target speaks TLS, and kachecks.checks.tlsopts builds a
+    kachecks.net.tls.TLSOptions sending ``sni or default_sni`` (loaded only
+    then: a plain check is forked without it). Otherwise any TLS option (or
+    an SNI name) is a usage error saying it ``needs`` something.
+    """
+    if enabled:
+        from kachecks.checks import tlsopts
+
+        return tlsopts.fields(ns, sni or default_sni)
+    if ns.tls_verify or ns.ca_file or ns.client_cert or ns.cert_min_days is not None or sni:
+        raise UsageError(f"TLS options need {needs}")
+    return {"tls": None, "cert_min_days": None}
 
 
 _FIELDS = {}
@@ -155,5 +175,5 @@ class Target:
         return f"{type(self).__name__}({self.identity})"
 
 
-__all__ = ["COMMON_OPTS", "TLS_OPTS", "Target", "common", "compile_option", "FLAG", "MULTI", "Opt",
-           "seconds", "integer", "port_number"]
+__all__ = ["COMMON_OPTS", "TLS_OPTS", "SNI_NAME_OPT", "Target", "common", "tls_fields",
+           "compile_option", "FLAG", "MULTI", "Opt", "seconds", "integer", "port_number"]

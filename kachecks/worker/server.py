@@ -29,7 +29,7 @@ PRELOAD = ("ssl", "ldap3", "hashlib",
            *(type(digests.new(name, fast_start=True)).__module__ for name in digests.ALGORITHMS),
            "re", "base64", "binascii", "faulthandler", "encodings.idna", "kachecks.syslogger",
            "kachecks.deadline", "kachecks.net.connect", "kachecks.net.tls", "kachecks.http.fetch",
-           "kachecks.checks.replication") + CHECK_MODULES
+           "kachecks.checks.tlsopts", "kachecks.checks.replication") + CHECK_MODULES
 
 def decode_request(payload):
     """(module, prog, cwd, env, argv) from the client's bytes, or ValueError."""
