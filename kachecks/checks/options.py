@@ -137,8 +137,9 @@ def fields_of(cls):
     """Every field of a Target class, base fields first."""
     names = _FIELDS.get(cls)
     if names is None:
-        names = tuple(name for klass in reversed(cls.__mro__)
-                      for name in getattr(klass, "__slots__", ()))
+        names = ()
+        for klass in reversed(cls.__mro__):
+            names += getattr(klass, "__slots__", ())
         _FIELDS[cls] = names
     return names
 
@@ -153,13 +154,15 @@ class Target:
     __slots__ = ("host", "port") + tuple(o.dest for o in COMMON_OPTS if o.dest not in RUN_ONLY)
 
     def __init__(self, **fields):
-        for name in fields_of(type(self)):
-            try:
-                object.__setattr__(self, name, fields.pop(name))
-            except KeyError:
-                raise TypeError(f"{type(self).__name__} needs {name}") from None
-        if fields:
-            raise TypeError(f"{type(self).__name__} has no field {', '.join(sorted(fields))}")
+        names = fields_of(type(self))
+        if len(fields) != len(names) or not fields.keys() >= set(names):
+            missing = [name for name in names if name not in fields]
+            if missing:
+                raise TypeError(f"{type(self).__name__} needs {missing[0]}")
+            extra = sorted(set(fields) - set(names))
+            raise TypeError(f"{type(self).__name__} has no field {', '.join(extra)}")
+        for name in names:
+            object.__setattr__(self, name, fields[name])
 
     def __setattr__(self, name, value):
         raise AttributeError(f"{type(self).__name__} is immutable")
