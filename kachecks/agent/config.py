@@ -12,7 +12,7 @@ import os
 import re
 
 from kachecks.checks import registry
-from kachecks.doctor.scripts import CommandError, split_command
+from kachecks.scriptline import CommandError, split_command
 from kachecks.errors import UsageError
 from kachecks.notify import config as tomlfile
 from kachecks.notify.config import ConfigError

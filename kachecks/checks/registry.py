@@ -58,6 +58,7 @@ def from_command(argv):
     """
     from kachecks.errors import UsageError
 
+    argv = _without_signal_blocking_env(argv)
     if not argv:
         raise UsageError("empty command line")
     base = os.path.basename(argv[0])
@@ -66,6 +67,18 @@ def from_command(argv):
     if base == "kachecks" and len(argv) >= 3 and argv[1] == "check":
         return load(argv[2]), list(argv[3:])
     raise UsageError(f"not a kachecks check command: {argv[0]}")
+
+
+def _without_signal_blocking_env(argv):
+    """``env --block-signal=HUP,INT,TERM CMD …`` is ``CMD …`` (docs/checks.md: how an
+    administrator closes the interpreter's start-up window); env with any other
+    option or a variable is not a check's command line."""
+    if not argv or os.path.basename(argv[0]) != "env":
+        return argv
+    rest = list(argv[1:])
+    while rest and rest[0].startswith("--block-signal"):
+        rest.pop(0)
+    return rest if len(rest) < len(argv) - 1 else argv
 
 
 def forked(name):

@@ -7,6 +7,7 @@ and running the kachecks checks touches the network (skipped with
 
 from concurrent.futures import ThreadPoolExecutor
 
+from kachecks import scriptline
 from kachecks.doctor import commands, configtest, reader, scripts, syntax, webchecks
 from kachecks.doctor.findings import CODES, ERROR, WARNING
 
@@ -47,7 +48,7 @@ def audit(path, run=True, config_id=None, keepalived=None, use_keepalived=True, 
         pending = pool.submit(configtest.run, binary, path, config_id, version) if binary else None
         typos, shadows = syntax.check(config)
         found = list(config.findings) + typos
-        found += local(config, scripts.Dialect(version), run, timeout)
+        found += local(config, scriptline.Dialect(version), run, timeout)
         outcome = pending.result() if pending is not None else None
     if outcome is not None:
         found += configtest.findings(outcome, config, found, syntax.since, shadows)

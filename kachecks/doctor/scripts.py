@@ -15,6 +15,7 @@ import re
 import stat
 
 from kachecks.doctor.findings import ERROR, WARNING, at
+from kachecks.scriptline import BLANK, CommandError, split_command
 
 # Where keepalived looks for a bare program name: systemd's PATH for services.
 SERVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -24,100 +25,6 @@ NOTIFY_KEYWORDS = ("notify", "notify_master", "notify_backup", "notify_fault", "
                    "notify_deleted", "notify_master_rx_lower_pri")
 GLOBAL_SCRIPTS = ("notify_fifo_script", "vrrp_notify_fifo_script", "lvs_notify_fifo_script",
                   "startup_script", "shutdown_script")
-
-_SIMPLE_ESCAPES = {"a": "\a", "b": "\b", "E": "\x1b", "f": "\f", "n": "\n", "r": "\r", "t": "\t",
-                   "v": "\v"}
-_BLANK = " \t\f\n\r\v"
-
-
-class Dialect:
-    """How the installed keepalived splits a script line (it changed in 2.3.2)."""
-
-    __slots__ = ("escape_twice", "hex_digits")
-
-    def __init__(self, version=None):
-        modern = version is None or version >= (2, 3, 2)
-        self.escape_twice = not modern  # 2.2.7 processes escapes on the line, then again
-        self.hex_digits = 2 if modern else None  # \xHH…: 2.2.7 takes every hex digit
-
-
-class CommandError(Exception):
-    """keepalived cannot split this script line (it drops the script)."""
-
-
-_QUOTED_WORD = re.compile(r"""(?:'[^']*'|"[^"]*"|[^ \t\f\n\r\v'"])+""")
-_QUOTES = re.compile(r"'([^']*)'|" + r'"([^"]*)"')
-
-
-def split_command(text, escapes=True, hex_digits=2):
-    """keepalived's alloc_strvec_quoted_escaped: words, '…'/"…" groups, C escapes."""
-    if "\\" not in text:  # the common case, without a character-by-character walk
-        found = _QUOTED_WORD.findall(text)
-        if not _QUOTED_WORD.sub("", text).strip(_BLANK):
-            return [_QUOTES.sub(lambda m: m.group(1) if m.group(1) is not None else m.group(2), w)
-                    for w in found]
-    words = []
-    i, n = 0, len(text)
-    while True:
-        while i < n and text[i] in _BLANK:
-            i += 1
-        if i >= n:
-            return words
-        word = []
-        quote = None
-        while i < n:
-            c = text[i]
-            if c == "\\":
-                i += 1
-                if i >= n:
-                    raise CommandError(f"missing escape character at the end of {text!r}")
-                if not escapes:
-                    word.append("\\" + text[i])
-                    i += 1
-                    continue
-                i = _escape(text, i, word, hex_digits)
-                continue
-            if quote is not None:
-                if c == quote:
-                    quote = None
-                else:
-                    word.append(c)
-                i += 1
-                continue
-            if c in "'\"":
-                quote = c
-                i += 1
-                continue
-            if c in _BLANK:
-                break
-            word.append(c)
-            i += 1
-        if quote is not None:
-            raise CommandError(f"missing terminating {quote} in {text!r}")
-        words.append("".join(word))
-
-
-def _escape(text, i, word, hex_digits):
-    c = text[i]
-    n = len(text)
-    if c == "x" and i + 1 < n and text[i + 1] in "0123456789abcdefABCDEF":
-        j = i + 1
-        while j < n and text[j] in "0123456789abcdefABCDEF" and (hex_digits is None or j - i <= hex_digits):
-            j += 1
-        word.append(chr(int(text[i + 1:j], 16) & 0xFF))
-        return j
-    if c == "c" and i + 1 < n:
-        word.append(chr(ord(text[i + 1]) & 0x1F))
-        return i + 2
-    if c in "01234567":
-        j = i
-        while j < n and j < i + 3 and text[j] in "01234567":
-            j += 1
-        word.append(chr(int(text[i:j], 8) & 0xFF))
-        return j
-    word.append(_SIMPLE_ESCAPES.get(c, c))
-    return i + 1
-
 
 class Script:
     """One program keepalived would run, and the settings it runs under.
@@ -155,7 +62,7 @@ def script_argv(node, dialect):
     """(argv, problem) of a script keyword line, split as keepalived splits it."""
     try:
         line = split_command(node.raw, escapes=dialect.escape_twice, hex_digits=dialect.hex_digits)
-        if len(line) < 2 or not line[1].strip(_BLANK):
+        if len(line) < 2 or not line[1].strip(BLANK):
             return None, f"{node.keyword} has no command"
         return split_command(line[1], hex_digits=dialect.hex_digits), None
     except CommandError as exc:

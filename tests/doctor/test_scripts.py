@@ -12,7 +12,7 @@ import pytest
 
 from harness.peers.keepalived import secure_dir
 from kachecks.doctor import configtest, scripts
-from kachecks.doctor.scripts import Dialect, split_command
+from kachecks.scriptline import Dialect, split_command
 
 KEEPALIVED = configtest.find()
 SECURE = "global_defs {\n    enable_script_security\n    script_user root\n}\n"
