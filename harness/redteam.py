@@ -17,13 +17,30 @@ random timings give no pass/fail that holds on a loaded machine:
   state     world-writable state directory with planted *.state.<pid>.tmp
             links, *.state -> /dev/zero, a squatted /tmp/kachecks-<uid>.
 
+  fuzz      kachecks-http (--digest, --regex --status, --nagios), kachecks-tcp
+            (--send/--expect, --nagios, --agent --dynamic) and kachecks-ldap (the
+            reference search, --bind-dn, --nagios), each run against a real peer
+            (web1's page from a RawHTTPServer, with a Content-Length or chunked;
+            slapd with the reference tree) through a harness.peers.mangler proxy
+            that mutates the peer's reply, connection k from (seed, k); counts per
+            case: exit codes, controls (untouched replies) that passed, runs without
+            exactly one printable status line, tracebacks, internal errors, deaths
+            by signal, hangs, runs longer than --timeout + 1 s; then every faulty
+            run with its mutations, to be replayed alone with --replay.
+
 Options: --bin DIR (executables; default as harness.peers.cli finds them),
 --trials N (200), --window MS (50), --block (start each check through
-``env --block-signal=HUP,INT,TERM``, as a wrapper could, to see what that buys).
+``env --block-signal=HUP,INT,TERM``, as a wrapper could, to see what that buys);
+--only TRIAL (repeatable; default: every trial), --fuzz N (N HTTP runs, 0.3 N TCP,
+0.5 N LDAP; default 1000), --seed S (11), --lanes L (runs at a time, 4),
+--budget SECONDS (the fuzz trial starts no run after it; 240), --replay INDEX
+(the fuzz trial runs only connection INDEX of each check and tells it in full).
 """
 
 import argparse
 import collections
+import contextlib
+import hashlib
 import os
 import random
 import signal
@@ -31,11 +48,16 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
+from harness import checks
 from harness.peers import cli
+from harness.peers import slapd as ldap_peer
 from harness.peers.hostile import Mute
+from harness.peers.mangler import Mangler
+from harness.peers.rawhttp import RawHTTPServer, http_response
 from harness.peers.syslog import SyslogSink
 
 NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT", signal.SIGHUP: "SIGHUP"}
@@ -66,6 +88,20 @@ def spawn(name, *args, env=None, stdout=subprocess.PIPE, preexec_fn=None, timeou
 
     ``env`` adds to this process's environment; a value of None removes that variable.
     """
+    finished = launch(cli.command(name) + [str(a) for a in args], env, timeout, stdout=stdout,
+                      preexec_fn=preexec_fn)
+    if finished.returncode is None:
+        raise AssertionError(f"{name} {' '.join(map(str, args))} still running after"
+                             f" {timeout} s")
+    return finished
+
+
+def launch(command, env, timeout, stdout=subprocess.PIPE, preexec_fn=None):
+    """Run ``command`` (stdin from /dev/null) to the end, killing it after ``timeout``
+    seconds: a Finished whose ``returncode`` is None if it had to be killed.
+
+    ``env`` adds to this process's environment; a value of None removes that variable.
+    """
     full_env = dict(os.environ)
     for key, value in (env or {}).items():
         if value is None:
@@ -73,17 +109,16 @@ def spawn(name, *args, env=None, stdout=subprocess.PIPE, preexec_fn=None, timeou
         else:
             full_env[key] = str(value)
     started = time.monotonic()
-    proc = subprocess.Popen(cli.command(name) + [str(a) for a in args], stdin=subprocess.DEVNULL,
-                            stdout=stdout, stderr=subprocess.PIPE, env=full_env,
-                            preexec_fn=preexec_fn)
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=stdout,
+                            stderr=subprocess.PIPE, env=full_env, preexec_fn=preexec_fn)
     try:
         out, err = proc.communicate(timeout=timeout)
+        code = proc.returncode
     except subprocess.TimeoutExpired:
         proc.kill()
-        proc.communicate()
-        raise AssertionError(f"{name} {' '.join(map(str, args))} still running after"
-                             f" {timeout} s") from None
-    return Finished(proc.returncode, (out or b"").decode("utf-8", "replace"),
+        out, err = proc.communicate()
+        code = None
+    return Finished(code, (out or b"").decode("utf-8", "replace"),
                     err.decode("utf-8", "replace"), time.monotonic() - started)
 
 
@@ -236,6 +271,240 @@ def state(bin_dir, env, scratch):
     print(f"state: squatted /tmp/kachecks-<uid>: 5 failing runs logged {lines} DOWN line(s)")
 
 
+# -- fuzz: real peers' replies, mangled --------------------------------------------
+
+FUZZ_SEED = 11
+FUZZ_TIMEOUT = 1.0  # every fuzzed run's --timeout
+MARGIN = 1.0  # a run may outlast its --timeout by this much (interpreter start and exit)
+HANG = 10.0  # a run still going this long after its --timeout is killed: "hung"
+FUZZ_SHARES = {"http": 1.0, "tcp": 0.3, "ldap": 0.5}  # runs per --fuzz N, per check
+FUZZ_COSTS = {"http": 1, "tcp": 1, "ldap": 3}  # a run's time, relative (ldap3's import)
+
+PLAIN = frozenset((0, 1))
+NAGIOS = frozenset((0, 2))  # OK, or CRITICAL: a peer's garbage is never WARNING or UNKNOWN
+DYNAMIC = frozenset(range(1, 256))  # down, or 2 + weight
+
+# web1's /service.txt as Apache serves it: with a Content-Length, and chunked.
+APACHE_HEADERS = {"Date": "Tue, 04 Nov 2025 10:00:00 GMT", "Server": "Apache/2.4.62 (Debian)",
+                  "Last-Modified": "Mon, 03 Nov 2025 09:00:00 GMT",
+                  "ETag": '"14-642b0c1e5e1c0"', "Accept-Ranges": "bytes",
+                  "Vary": "Accept-Encoding", "Connection": "close",
+                  "Content-Type": "text/plain; charset=UTF-8"}
+CHUNKED_BODY = b"%x\r\n%s\r\n0\r\n\r\n" % (len(checks.SERVER1), checks.SERVER1)
+WEB_REPLIES = (
+    http_response(checks.SERVER1, headers=APACHE_HEADERS),
+    http_response(CHUNKED_BODY, headers=dict(APACHE_HEADERS, **{"Transfer-Encoding": "chunked"}),
+                  content_length=False),
+)
+# Either passes: keepalived hashes (and kachecks searches) a chunked body as it comes.
+WEB_DIGESTS = ["--digest", checks.MD5_SERVER1, "--digest", hashlib.md5(CHUNKED_BODY).hexdigest()]
+AGENT_REPLY = b"up 50%\n"
+
+
+class FuzzCase:
+    """One command line run through a mangler in front of the ``peers`` group
+    (``web``, ``agent`` or ``ldap``); ``codes``: the exit codes it may end with,
+    ``healthy`` the one it gives for the peer's reply untouched."""
+
+    def __init__(self, name, executable, args, codes, peers, env=None, healthy=0):
+        self.name = name
+        self.executable = executable
+        self.args = args
+        self.codes = codes
+        self.peers = peers
+        self.env = env or {}
+        self.healthy = healthy
+
+    def command(self, bin_dir, port, timeout):
+        return [str(bin_dir / self.executable), *(a.format(port=port) for a in self.args),
+                "--timeout", f"{timeout:g}"]
+
+
+def fuzz_cases(check):
+    """The fuzzed command lines of ``check`` (http, tcp, ldap); run k uses case k mod len."""
+    url = ["--url", "http://127.0.0.1:{port}/service.txt"]
+    send = ["127.0.0.1:{port}", "--send", r"HEAD /service.txt HTTP/1.0\r\n\r\n",
+            "--expect", r"^HTTP/1\.[01] 200"]
+    ldap = ["--uri", "ldap://127.0.0.1:{port}", *checks.REFERENCE]
+    return {
+        "http": [FuzzCase("http --digest", "kachecks-http", url + WEB_DIGESTS, PLAIN, "web"),
+                 FuzzCase("http --regex --status", "kachecks-http",
+                          url + ["--regex", "hello from Server 1", "--status", "200"], PLAIN,
+                          "web"),
+                 FuzzCase("http --nagios --digest", "kachecks-http",
+                          url + WEB_DIGESTS + ["--nagios"], NAGIOS, "web")],
+        "tcp": [FuzzCase("tcp --send --expect", "kachecks-tcp", send, PLAIN, "web"),
+                FuzzCase("tcp --nagios --send --expect", "kachecks-tcp", send + ["--nagios"],
+                         NAGIOS, "web"),
+                FuzzCase("tcp --agent --dynamic", "kachecks-tcp",
+                         ["127.0.0.1:{port}", "--agent", "--dynamic", "--weight", "10"], DYNAMIC,
+                         "agent", healthy=2 + 5)],  # "up 50%" of weight 10
+        "ldap": [FuzzCase("ldap (reference search)", "kachecks-ldap", ldap, PLAIN, "ldap"),
+                 FuzzCase("ldap --bind-dn", "kachecks-ldap", ldap + ["--bind-dn", ldap_peer.BIND_DN],
+                          PLAIN, "ldap", env={"KACHECKS_LDAP_PASSWORD": ldap_peer.BIND_PASSWORD}),
+                 FuzzCase("ldap --nagios", "kachecks-ldap", ldap + ["--nagios"], NAGIOS, "ldap")],
+    }[check]
+
+
+def _start_peers(stack, group):
+    """(host, port) of each real peer of ``group``, started on ``stack``; its framing."""
+    if group == "ldap":
+        server = stack.enter_context(ldap_peer.Slapd())
+        return [(server.host, server.port)], "ber"
+    replies = [AGENT_REPLY] if group == "agent" else WEB_REPLIES
+    servers = [stack.enter_context(RawHTTPServer(reply, read_request=group != "agent"))
+               for reply in replies]
+    return [(srv.host, srv.port) for srv in servers], "stream"
+
+
+class FuzzRun:
+    """One fuzzed run: its case, connection index, what the mangler did, how it ended."""
+
+    def __init__(self, case, index, mutations, finished, timeout):
+        self.case = case
+        self.index = index
+        self.mutations = mutations
+        self.finished = finished
+        self.timeout = timeout
+
+    @property
+    def control(self):
+        """The mangler passed the peer's reply on untouched."""
+        return self.mutations is not None and not any(m.startswith("frame ")
+                                                       for m in self.mutations)
+
+    def faults(self, margin=MARGIN):
+        """What is wrong with how it ended, {column: text} (empty: nothing): an exit
+        code its mode does not allow, death by signal, a hang, not exactly one
+        printable status line (under --nagios with one "|"), a traceback, an internal
+        error, more than ``margin`` seconds beyond --timeout, no connection at all."""
+        done = self.finished
+        found = {}
+        if done.returncode is None:
+            found["hung"] = f"hung (killed after {done.elapsed:.1f} s)"
+        elif done.returncode < 0:
+            found["signal"] = f"died by {signal.Signals(-done.returncode).name}"
+        elif done.returncode not in self.case.codes:
+            found["code"] = f"exit {done.returncode}"
+        lines = done.stdout.splitlines()
+        if len(lines) != 1:
+            found["line"] = f"{len(lines)} stdout lines"
+        elif not lines[0].startswith(self.case.name.split()[0].upper() + " "):
+            found["line"] = "not a status line"
+        elif not lines[0].isprintable():
+            found["line"] = "unprintable status line"
+        elif self.case.codes is NAGIOS and lines[0].count("|") != 1:
+            found["line"] = "not one '|' before the perfdata"
+        marks = [mark for mark in TRACEBACK_MARKS if mark in done.output]
+        if marks:
+            found["traceback"] = ", ".join(marks)
+        if "internal error" in done.output:
+            found["internal"] = "internal error"
+        if done.returncode is not None and done.elapsed > self.timeout + margin:
+            found["slow"] = f"took {done.elapsed:.2f} s"
+        if self.mutations is None:
+            found["connect"] = "never connected"
+        return found
+
+    def __repr__(self):
+        return (f"{self.case.name} #{self.index}: mutations {self.mutations}; {self.finished}")
+
+
+def fuzz_runs(check, indexes, *, seed=FUZZ_SEED, lanes=4, timeout=FUZZ_TIMEOUT, bin_dir=None,
+              env=None, stop_at=None):
+    """Run ``check``'s fuzz cases for connection ``indexes`` through manglers in front of
+    real peers; the FuzzRuns, by index.
+
+    ``lanes`` runs go at once, each lane with manglers of its own, so that run k is
+    connection k whatever the timing. ``stop_at``: a time.monotonic() after which no
+    run starts (the runs not made are left out).
+    """
+    cases = fuzz_cases(check)
+    bin_dir = Path(bin_dir or cli.bin_dir())
+    indexes = list(indexes)
+    runs = []
+    with contextlib.ExitStack() as stack:
+        peers = {case.peers: _start_peers(stack, case.peers) for case in cases}
+        manglers = [{group: stack.enter_context(Mangler(upstreams, seed, framing))
+                     for group, (upstreams, framing) in peers.items()} for _ in range(lanes)]
+
+        def lane(number):
+            for index in indexes[number::lanes]:
+                if stop_at is not None and time.monotonic() > stop_at:
+                    return
+                case = cases[index % len(cases)]
+                mangler = manglers[number][case.peers]
+                mangler.expect(index)
+                finished = launch(case.command(bin_dir, mangler.port, timeout),
+                                  dict(env or {}, **case.env), timeout + HANG)
+                runs.append(FuzzRun(case, index, mangler.mutations(index), finished, timeout))
+
+        threads = [threading.Thread(target=lane, args=(n,)) for n in range(lanes)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    return sorted(runs, key=lambda run: run.index)
+
+
+def fuzz(bin_dir, env, count, seed, lanes, budget, replay=None):
+    """The fuzz trial: ``count`` HTTP runs (FUZZ_SHARES of it for the others) and
+    their counts, or with ``replay`` connection ``replay`` of each check, in full."""
+    started = time.monotonic()
+    plan = {check: round(count * share) for check, share in FUZZ_SHARES.items()}
+    if replay is not None:
+        print(f"fuzz: connection {replay} of each check, seed {seed}, --timeout {FUZZ_TIMEOUT:g}")
+    else:
+        print(f"fuzz: seed {seed}, --timeout {FUZZ_TIMEOUT:g}, {lanes} runs at a time, no run"
+              f" started after {budget:g} s; runs: "
+              + ", ".join(f"{check} {n}" for check, n in plan.items()))
+        print("  " + " ".join(f"{title:{width}}" for title, width in FUZZ_COLUMNS))
+    kinds = collections.Counter()
+    told = []
+    work = {check: n * FUZZ_COSTS[check] for check, n in plan.items()}
+    for check, n in plan.items():
+        share = budget * work[check] / (sum(work.values()) or 1)
+        runs = fuzz_runs(check, [replay] if replay is not None else range(n), seed=seed,
+                         lanes=lanes, bin_dir=bin_dir, env=env, stop_at=time.monotonic() + share)
+        for case in fuzz_cases(check) if replay is None else ():
+            _fuzz_row(case, [run for run in runs if run.case.name == case.name])
+        kinds.update(note.split()[2].rstrip(":") for run in runs for note in run.mutations or ()
+                     if note.startswith("frame "))
+        told += [run for run in runs if replay is not None or run.faults()]
+    print("  mutations drawn: " + ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items())))
+    for run in told[:20]:
+        print(f"  {run.case.name} #{run.index}: {', '.join(run.faults().values()) or 'no fault'}")
+        print(f"      mutations: {'; '.join(run.mutations or ['none'])}")
+        print(f"      exit {run.finished.returncode} in {run.finished.elapsed:.2f} s;"
+              f" stdout {run.finished.stdout!r}; stderr {run.finished.stderr[-500:]!r}")
+    if replay is None:
+        print(f"  faulty runs: {len(told)}; {time.monotonic() - started:.0f} s (one of them"
+              f" again: --only fuzz --seed {seed} --replay INDEX)")
+
+
+FUZZ_COLUMNS = (("case", 28), ("runs", 4), ("controls ok", 11), ("exit codes", 26),
+                ("bad exit", 8), ("bad line", 8), ("traceback", 9), ("internal", 8),
+                ("signal", 6), ("hung", 4), (">t+1s", 5), ("slowest", 7))
+
+
+def _fuzz_row(case, runs):
+    codes = collections.Counter(run.finished.returncode for run in runs)
+    text = " ".join(f"{code}:{n}" for code, n in sorted(codes.items(), key=lambda c: (c[0] is None,
+                                                                                     c[0] or 0)))
+    controls = [run for run in runs if run.control]
+    passed = sum(run.finished.returncode == case.healthy for run in controls)
+    faults = collections.Counter(column for run in runs for column in run.faults())
+    slowest = max((run.finished.elapsed for run in runs), default=0)
+    cells = (case.name, len(runs), f"{passed}/{len(controls)}", text, faults["code"],
+             faults["line"], faults["traceback"], faults["internal"], faults["signal"],
+             faults["hung"], faults["slow"], f"{slowest:.2f} s")
+    print(("  " + " ".join(f"{cell:{'' if isinstance(cell, str) else '>'}{width}}"
+                           for cell, (_, width) in zip(cells, FUZZ_COLUMNS))).rstrip())
+
+
+TRIALS = ("signals", "files", "state", "fuzz")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin", type=Path,
@@ -243,16 +512,33 @@ def main(argv=None):
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--window", type=float, default=50)
     parser.add_argument("--block", action="store_true")
+    parser.add_argument("--only", action="append", choices=TRIALS,
+                        help="run only this trial (repeatable; default: every trial)")
+    parser.add_argument("--fuzz", type=int, default=1000, metavar="N",
+                        help="fuzz: N HTTP runs, 0.3 N TCP, 0.5 N LDAP (0: no fuzz trial)")
+    parser.add_argument("--seed", type=int, default=FUZZ_SEED, help="fuzz: the mangler's seed")
+    parser.add_argument("--lanes", type=int, default=4, help="fuzz: runs at a time")
+    parser.add_argument("--budget", type=float, default=240, metavar="SECONDS",
+                        help="fuzz: start no run after this many seconds (shared by the checks"
+                             " by their expected work)")
+    parser.add_argument("--replay", type=int, metavar="INDEX",
+                        help="fuzz: run connection INDEX of each check alone and tell it in full")
     args = parser.parse_args(argv)
+    only = set(args.only or TRIALS)
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         state_dir = scratch / "state"
         state_dir.mkdir()
         env = _env(str(state_dir))
         with Mute() as mute:
-            signals(args.bin, args.trials, args.window, env, mute, args.block)
-            files(args.bin, env, scratch, mute)
-        state(args.bin, env, scratch)
+            if "signals" in only:
+                signals(args.bin, args.trials, args.window, env, mute, args.block)
+            if "files" in only:
+                files(args.bin, env, scratch, mute)
+        if "state" in only:
+            state(args.bin, env, scratch)
+        if "fuzz" in only and (args.fuzz > 0 or args.replay is not None):
+            fuzz(args.bin, env, args.fuzz, args.seed, args.lanes, args.budget, args.replay)
 
 
 if __name__ == "__main__":

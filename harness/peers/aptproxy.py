@@ -14,6 +14,8 @@ import os
 import socket
 import threading
 
+from harness.peers.sockets import pipe
+
 CLONE_NEWNET = 0x40000000
 
 
@@ -96,23 +98,8 @@ class AptProxy:
                 upstream.settimeout(None)
                 client.sendall(reply)
                 upstream.sendall(first)
-                back = threading.Thread(target=_pipe, args=(upstream, client), daemon=True)
+                back = threading.Thread(target=pipe, args=(upstream, client), daemon=True)
                 back.start()
-                _pipe(client, upstream)
+                pipe(client, upstream)
                 back.join(600)
 
-
-def _pipe(source, sink):
-    """Copy until EOF, then half-close the other side."""
-    try:
-        while True:
-            data = source.recv(65536)
-            if not data:
-                break
-            sink.sendall(data)
-    except OSError:
-        pass
-    try:
-        sink.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass

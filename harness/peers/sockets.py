@@ -1,4 +1,7 @@
-"""The base of the small socket peers: one socket, closed on exit of a ``with``."""
+"""The base of the small socket peers: one socket, closed on exit of a ``with``; and
+the copy loop of the peers that relay (a proxy, a mangler)."""
+
+import socket
 
 
 class SocketPeer:
@@ -14,3 +17,19 @@ class SocketPeer:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def pipe(source, sink):
+    """Copy ``source`` to ``sink`` until EOF (or an error), then half-close ``sink``."""
+    try:
+        while True:
+            data = source.recv(65536)
+            if not data:
+                break
+            sink.sendall(data)
+    except OSError:
+        pass
+    try:
+        sink.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass

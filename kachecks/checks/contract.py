@@ -90,6 +90,7 @@ def status_line(check, target, result, judged):
     if judged.note:
         text = f"{text}; {judged.note}"
     if target.nagios:
+        text = text.replace("|", "¦")  # "|" starts the perfdata: not from a peer's text
         limits = verdict.thresholds(target)
         perf = " ".join(_perf(label, value, unit, limits if label == result.figure else None)
                         for label, value, unit in result.perfdata)

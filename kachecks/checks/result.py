@@ -1,6 +1,16 @@
 """What a probe found, as an immutable value the contract can judge."""
 
 
+def one_line(text):
+    """``text`` with every character that is not printable (CR, LF, ESC, NEL, …)
+    escaped as repr() escapes it: the texts of a Result repeat what a peer sent
+    (a reason phrase, a diagnostic message), and a peer must not split a status
+    or syslog line, forge a second one, or drive the reader's terminal."""
+    if not text or text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 class Result:
     """Outcome of one probe run.
 
@@ -14,6 +24,9 @@ class Result:
     ``details``  extra lines printed with --verbose
     ``figure``   the label of the main figure in ``perfdata``, the one -w/-c judge:
                  "time" (seconds) unless a probe reports something else ("lag")
+
+    ``summary``, ``reason``, ``warning`` and each of ``details`` are kept to one
+    printable line (``one_line``).
     """
 
     __slots__ = ("ok", "summary", "reason", "weight", "drain", "warning", "perfdata", "details",
@@ -22,13 +35,13 @@ class Result:
     def __init__(self, ok, summary="", reason="", weight=None, drain=False, warning="",
                  perfdata=(), details=(), figure="time"):
         object.__setattr__(self, "ok", bool(ok))
-        object.__setattr__(self, "summary", summary)
-        object.__setattr__(self, "reason", reason)
+        object.__setattr__(self, "summary", one_line(summary))
+        object.__setattr__(self, "reason", one_line(reason))
         object.__setattr__(self, "weight", weight)
         object.__setattr__(self, "drain", bool(drain))
-        object.__setattr__(self, "warning", warning)
+        object.__setattr__(self, "warning", one_line(warning))
         object.__setattr__(self, "perfdata", tuple(perfdata))
-        object.__setattr__(self, "details", tuple(details))
+        object.__setattr__(self, "details", tuple(one_line(line) for line in details))
         object.__setattr__(self, "figure", figure)
 
     def __setattr__(self, name, value):

@@ -12,7 +12,8 @@ import os
 import pytest
 
 from harness.peers.hostile import FakeLDAP
-from harness.redteam import assert_clean, single_line, spawn
+from harness.peers.rawhttp import RawHTTPServer
+from harness.redteam import Finished, assert_clean, single_line, spawn
 
 # -- kachecks check <name> -----------------------------------------------------------
 
@@ -169,6 +170,63 @@ def test_a_malformed_ldap_reply_is_a_probe_failure(reply, nagios):
     line = single_line(finished.stdout)
     assert line.startswith("LDAP CRITICAL: " if nagios else "LDAP FAIL - "), line
     assert "malformed" in line, line
+
+
+# -- a peer's text is one printable line ----------------------------------------------
+
+# What a broken or hostile server may put in the text a check repeats: a bare LF or CR
+# (the header still ends at the first CRLFCRLF), a terminal escape, a C1 line break
+# (latin-1 0x85), each trying to forge a second status line.
+FORGERIES = {"LF": b"\n", "CR": b"\r", "escape": b"\x1b[2J", "NEL": b"\x85"}
+
+
+def _escaped_one_line(finished, forgery):
+    line = single_line(finished.stdout)
+    assert line.isprintable(), line
+    assert repr(forgery.decode("latin-1"))[1:-1] in line, line  # escaped as repr() escapes it
+    return line
+
+
+@pytest.mark.parametrize("forgery", list(FORGERIES))
+@pytest.mark.parametrize("nagios", [False, True], ids=["plain", "nagios"])
+def test_control_characters_in_an_http_reason_phrase_are_escaped(syslog_socket, forgery, nagios):
+    reason = b"Service Unavailable" + FORGERIES[forgery] + b"HTTP OK - 200 OK"
+    with RawHTTPServer(b"HTTP/1.0 503 " + reason + b"\r\nContent-Length: 0\r\n\r\n") as srv:
+        finished = spawn("kachecks-http", "--url", f"http://{srv.address}/", "--verbose",
+                         *(("--nagios",) if nagios else ()))
+    assert finished.returncode == (2 if nagios else 1), finished
+    assert_clean(finished)
+    status = finished.stdout.splitlines()[0]
+    assert status.startswith("HTTP CRITICAL: " if nagios else "HTTP FAIL - "), finished
+    _escaped_one_line(Finished(0, status + "\n", "", 0), FORGERIES[forgery])
+    assert all(line.isprintable() for line in finished.stdout.splitlines()), finished.stdout
+    logged = syslog_socket()
+    assert len(logged) == 1 and logged[0].isprintable(), logged
+
+
+@pytest.mark.parametrize("forgery", list(FORGERIES))
+def test_control_characters_in_an_ldap_diagnostic_message_are_escaped(forgery):
+    message = b"disk full" + FORGERIES[forgery] + b"LDAP OK - 1 entry"
+    done = _tlv(0x65, _tlv(0x0A, b"\x50") + _tlv(0x04, b"") + _tlv(0x04, message))
+    with FakeLDAP(lambda mid: _message(mid, done)) as server:
+        finished = spawn("kachecks-ldap", "--uri", f"ldap://127.0.0.1:{server.port}",
+                         "--base", "dc=mysite,dc=mydmn,dc=org", "--timeout", "3")
+    assert finished.returncode == 1, finished
+    assert_clean(finished)
+    line = single_line(finished.stdout)
+    assert line.startswith("LDAP FAIL - search under dc=mysite,dc=mydmn,dc=org failed"), line
+    assert line.isprintable() and "disk full" in line, line
+
+
+def test_a_pipe_in_the_peers_text_does_not_forge_nagios_perfdata():
+    reason = b"Service Unavailable | time=0.000001s;;;0; size=1B"
+    with RawHTTPServer(b"HTTP/1.0 503 " + reason + b"\r\nContent-Length: 0\r\n\r\n") as srv:
+        finished = spawn("kachecks-http", "--url", f"http://{srv.address}/", "--nagios")
+    assert finished.returncode == 2, finished
+    text, bar, perfdata = single_line(finished.stdout).partition("|")
+    assert "Service Unavailable" in text and "time=0.000001s" in text, text  # said, not parsed
+    assert bar and "|" not in perfdata and perfdata.strip().startswith("time="), finished.stdout
+    assert "time=0.000001s" not in perfdata, perfdata
 
 
 # -- password files --------------------------------------------------------------------
