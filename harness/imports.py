@@ -24,8 +24,14 @@ LDAP_CLIENTS = frozenset({"ldap3", "pyasn1"})
 TLS = frozenset({"ssl", "_ssl"})  # OpenSSL only when TLS is used
 # Everything a check that runs no LDAP search must do without.
 HEAVY = NEVER | LDAP_CLIENTS
-# The plain HTTP and TCP checks (no TLS, no --regex) need none of these either.
-PLAIN_EXTRA = frozenset({"ssl", "socket", "re", "hashlib", "base64", "selectors"})
+# The plain HTTP and TCP checks (no TLS, no --regex) need none of these either; nor do
+# they load kachecks' own modules for TLS options, passwords, weights or body patterns
+# (each is one more file found, read and run on every fork).
+PLAIN_EXTRA = frozenset({"ssl", "socket", "re", "hashlib", "base64", "selectors",
+                         "kachecks.checks.tlsopts", "kachecks.net.tls", "kachecks.secrets",
+                         "kachecks.checks.weight", "kachecks.checks.bodywatch"})
+# kachecks-http hashes the body only for --digest (and -v, which prints the md5).
+DIGESTS = frozenset({"kachecks.http.digests", "_sha1", "_sha256", "_sha2"})
 # genhash over plain HTTP talks through _socket, without enum or selectors.
 GENHASH_EXTRA = frozenset({"enum", "selectors"})
 # What ldap3 loads once a search really runs in-process (what the worker is for).

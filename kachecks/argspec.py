@@ -65,7 +65,7 @@ def parse(opts, argv, positionals=0):
     ``positionals`` is how many non-option arguments are allowed (-1: any).
     Raises UsageError with a one-line message.
     """
-    by_short = {letter: o for o in opts for letter in (o.short or "") + o.aliases}
+    by_short = None  # built at the first short option: keepalived lines mostly spell long ones
     by_long = {o.long: o for o in opts if o.long}
     values = {o.dest: (list(o.default) if o.kind == MULTI else o.default) for o in opts}
     args = []
@@ -93,6 +93,8 @@ def parse(opts, argv, positionals=0):
                 i += 1
             _store(opt, inline, values, f"--{name}")
         elif word.startswith("-") and word != "-":
+            if by_short is None:
+                by_short = {letter: o for o in opts for letter in (o.short or "") + o.aliases}
             j = 1
             while j < len(word):
                 letter = word[j]

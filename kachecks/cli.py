@@ -34,9 +34,8 @@ def _run_module(module, args, prog):
 
 
 def _run_check(name, args):
-    from kachecks.checks.contract import run
-
-    return run(registry.load(name), args, f"kachecks check {name}")
+    run, check = registry.forked(name)
+    return run(check, args, f"kachecks check {name}")
 
 
 def main(argv=None):

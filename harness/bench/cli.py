@@ -15,6 +15,9 @@ docs/performance.md.
     scripts/bench --bin-dir /usr/bin    the installed .deb's own executables
     scripts/bench --runs 10 --big-mib 64 --no-write     a quick look
 
+    scripts/bench --baseline ../before --only kachecks-http --no-agent --no-write
+                                        a change against the tree before it, same run
+
 Needs this repository (harness/) and any python3 >= 3.11; not pytest.
 """
 
@@ -27,7 +30,8 @@ import tempfile
 import time
 
 from harness.bench import agent as agent_rows
-from harness.bench.measure import REPO, Launcher, build_commands, machine, measure, validate
+from harness.bench.measure import (DEV_PYTHON, REPO, Launcher, build_commands, machine, measure,
+                                   revision, validate, with_baseline)
 from harness.bench.render import render, write_doc
 from harness.bench.servers import CgroupWorker, Servers
 from harness.peers.worker import WorkerError
@@ -47,6 +51,10 @@ def parse_args(argv):
                         " instead of the dev tree")
     parser.add_argument("--tree", default=REPO, help="dev tree to measure (default: this"
                         " repository; another worktree measures a branch before it lands)")
+    parser.add_argument("--baseline", metavar="TREE",
+                        help="also run each in-process kachecks row from this dev tree (e.g. a"
+                        " worktree of the commit before a change), interleaved in the same run;"
+                        " its rows follow their counterparts, labelled with its commit")
     parser.add_argument("--python", help="interpreter to run the kachecks executables with "
                         "(default: /usr/bin/python3 for the dev tree; the scripts' own "
                         "shebang with --bin-dir)")
@@ -118,6 +126,9 @@ def run(args, argv, workdir):
                 compared = set() if args.no_agent else agent_rows.peers(args.only)
                 commands = [c for c in commands if c.kind == "floor" or c.label in compared
                             or any(word in c.label for word in args.only)]
+            if args.baseline:
+                commands = with_baseline(commands, os.path.abspath(args.baseline), servers,
+                                         args.python or DEV_PYTHON, workdir)
             for c in commands:
                 # in-process rows must not reach a worker, not even an installed one
                 socket = str(worker.socket) if c.worker and worker else \
@@ -134,7 +145,12 @@ def run(args, argv, workdir):
             if worker is not None:
                 worker.stop()
         agent_lines = [] if args.no_agent else run_agent(args, launcher, servers, commands, env)
-        return render(commands, args.runs, machine(launcher, interpreter), started,
+        info = machine(launcher, interpreter)
+        if args.baseline:
+            rev = revision(os.path.abspath(args.baseline))
+            info.append(("Baseline", f"source tree at {rev} (rows `… @{rev}`), wrappers like the"
+                                     f" .deb's, run by {args.python or DEV_PYTHON}"))
+        return render(commands, args.runs, info, started,
                       time.monotonic() - clock, argv, worker_counted, worker_rss) + \
             "".join(line + "\n" for line in agent_lines)
 

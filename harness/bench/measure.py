@@ -22,6 +22,7 @@ REPO = str(Path(__file__).resolve().parents[2])
 PLUGINS = "/usr/lib/nagios/plugins"
 GENHASH = "/usr/bin/genhash"
 TIME = "/usr/bin/time"
+DEV_PYTHON = "/usr/bin/python3"  # runs a dev tree's wrappers: Debian's interpreter
 BIG_TIMEOUT = "120"  # seconds, for both genhashes: a loaded machine must not fail a 1 GiB run
 RSS_RUNS = 3  # peak RSS: the maximum of this many extra runs
 
@@ -33,6 +34,7 @@ class Command:
                  worker=False, env=None, over=None):
         self.label = label
         self.over = over  # label of the row this one adds to (its extra cost is noted)
+        self.baseline = None  # label of the same row run from --baseline's tree (noted too)
         self.extra_env = env or {}
         self.argv = argv
         self.worker = worker  # handed to `kachecks worker`: its CPU counts too
@@ -53,7 +55,7 @@ class Launcher:
     def __init__(self, bin_dir, python, workdir, tree=REPO):
         self.dev = bin_dir is None
         self.tree = tree
-        self.python = python or ("/usr/bin/python3" if self.dev else None)
+        self.python = python or (DEV_PYTHON if self.dev else None)
         self.bin_dir = bin_dir or self._dev_wrappers(workdir)
 
     def _dev_wrappers(self, workdir):
@@ -175,6 +177,24 @@ def build_commands(launcher, servers, floor_python, worker_skip):
     return rows
 
 
+def with_baseline(commands, tree, servers, python, workdir):
+    """``commands`` with, after each in-process kachecks row, the same row run from dev
+    tree ``tree`` and labelled ``LABEL @REV``: a change and what it replaces, in one run."""
+    launcher = Launcher(None, python, os.path.join(workdir, "baseline"), tree)
+    rev = revision(tree)
+    theirs = {c.label: c for c in build_commands(launcher, servers, python, "not a baseline row")}
+    rows = []
+    for c in commands:
+        rows.append(c)
+        twin = theirs.get(c.label)
+        if c.kind == "check" and not c.worker and not c.body and twin is not None:
+            c.baseline = twin.label = f"{c.label} @{rev}"
+            twin.over = f"{c.over} @{rev}" if c.over else None
+            twin.extra_env = dict(twin.extra_env, PYTHONPATH=tree)
+            rows.append(twin)
+    return rows
+
+
 # --------------------------------------------------------------------------- measuring
 
 _DEVNULL_ACTIONS = [
@@ -268,6 +288,11 @@ def _deb_version(package):
     return _version(["dpkg-query", "-W", "-f", "${Version}", package])
 
 
+def revision(tree):
+    """The commit of a git tree (``-dirty`` when it has changes)."""
+    return _version(["git", "-C", tree, "describe", "--always", "--dirty"])
+
+
 def machine(launcher, interpreter):
     model = "?"
     try:
@@ -278,9 +303,8 @@ def machine(launcher, interpreter):
                     break
     except OSError:
         pass
-    revision = _version(["git", "-C", launcher.tree, "describe", "--always", "--dirty"])
     # the commit, not the checkout's path: the table is published
-    where = (f"source tree at {revision}, wrappers like the .deb's,"
+    where = (f"source tree at {revision(launcher.tree)}, wrappers like the .deb's,"
              " PYTHONPATH=tree"
              if launcher.dev else f"installed executables in {launcher.bin_dir}"
              f" (kachecks {_deb_version('kachecks')})")

@@ -78,8 +78,9 @@ def render(commands, runs, info, started, elapsed, argv, worker_counted=True, wo
         if c.failures:
             notes.append(f"- `{c.label}`: {c.failures} of {runs} runs exited otherwise "
                          f"than {c.expect}")
-        base = by_label.get(c.over)
-        if base is not None and base.samples:
+        for base in (by_label.get(c.over), by_label.get(c.baseline)):
+            if base is None or not base.samples:
+                continue
             extra = [statistics.median(s[i] for s in c.samples)
                      - statistics.median(s[i] for s in base.samples) for i in (0, 1)]
             notes.append(f"- `{c.label}`: {extra[0] * 1000:+.1f} ms CPU, {extra[1] * 1000:+.1f} ms"

@@ -9,9 +9,9 @@ stays flat whatever the body size.
 import sys
 
 from kachecks.argspec import FLAG, MULTI, Opt
-from kachecks.checks import tlsopts
 from kachecks.checks.contract import Check, run
-from kachecks.checks.options import Target, common, compile_option, integer, port_number, seconds
+from kachecks.checks.options import (SNI_NAME_OPT, TLS, TLS_OPTS, Target, common, compile_option,
+                                     integer, port_number, seconds, tls_fields)
 from kachecks.checks.result import Result
 from kachecks.errors import ProbeFailure, UsageError
 from kachecks.http.request import protocol_mode, request_text
@@ -84,9 +84,9 @@ OPTS = [
     Opt("max_body", None, "max-body", metavar="BYTES", convert=integer(0, MAX_BODY),
         help="fail (and stop reading) when the body is larger", section=TESTS),
     Opt("sni", "I", "sni", kind=FLAG, help="send the virtual host as SNI (genhash -I)",
-        section=tlsopts.TLS),
-    tlsopts.SNI_NAME_OPT,
-    *tlsopts.TLS_OPTS,
+        section=TLS),
+    SNI_NAME_OPT,
+    *TLS_OPTS,
     Opt("weight_header", None, "weight-header", metavar="NAME",
         help="weight from response header NAME (integer or NN% of --weight)", section=WEIGHT),
     Opt("weight_regex", None, "weight-regex", metavar="RE",
@@ -168,7 +168,7 @@ def build(ns):
         if ns.virtualhost is None:
             raise UsageError("--sni sends the virtual host: give --virtualhost NAME or use --sni-name")
         sni = ns.virtualhost
-    tls = tlsopts.fields(ns, use_tls, "an https:// URL or -S", sni)
+    tls = tls_fields(ns, use_tls, "an https:// URL or -S", sni)
     headers = []
     for line in ns.header:
         name, colon, value = line.partition(":")
@@ -237,10 +237,8 @@ def _basic_auth(user, password_file):
 
 def probe(target, deadline):
     """One exchange with ``target``: a Result, or ProbeFailure naming the failed test."""
-    from kachecks.http.digests import algorithm_for_hex
     from kachecks.http.fetch import fetch
 
-    algorithms = tuple(sorted({algorithm_for_hex(d) for d in target.digests})) or ("md5",)
     watch = None
     if target.regex_pattern or target.weight_pattern or target.max_body is not None:
         from kachecks.checks.bodywatch import BodyWatch
@@ -249,7 +247,7 @@ def probe(target, deadline):
     response = fetch(
         target.host, target.port, target.path, deadline, protocol=target.protocol,
         vhost=target.vhost, tls=target.tls, bind=target.bind, fwmark=target.fwmark,
-        algorithms=algorithms, fast_start=True, extra_headers=target.headers,
+        algorithms=_algorithms(target), fast_start=True, extra_headers=target.headers,
         on_body=watch.feed if watch else None)
     elapsed = response.timings["total"]
     size = response.body_length
@@ -268,10 +266,24 @@ def probe(target, deadline):
     if target.max_latency is not None and elapsed > target.max_latency:
         raise ProbeFailure(f"latency {elapsed:.3f} s over {target.max_latency:g} s", "latency")
     weight = _weight(target, response, watch)
-    warning = tlsopts.expiry_warning(target.cert_min_days, response.cert_days_left)
+    warning = ""
+    if target.tls is not None:
+        from kachecks.checks import tlsopts
+
+        warning = tlsopts.expiry_warning(target.cert_min_days, response.cert_days_left)
     notes.append(f"{size} B in {elapsed:.3f} s")
     return Result(True, summary=", ".join(notes), weight=weight, warning=warning,
                   perfdata=perfdata, details=details)
+
+
+def _algorithms(target):
+    """The digests to compute: those --digest compares; md5 alone for --verbose, which
+    prints it; none otherwise (no hash module loaded, no byte hashed)."""
+    if not target.digests:
+        return ("md5",) if target.verbose else ()
+    from kachecks.http.digests import algorithm_for_hex
+
+    return tuple(sorted({algorithm_for_hex(d) for d in target.digests}))
 
 
 def _ranges(ranges):

@@ -19,10 +19,9 @@ kachecks.checks.replication (replication freshness, per server ID).
 """
 
 from kachecks.argspec import FLAG, MULTI, Opt
-from kachecks.checks import tlsopts
 from kachecks.checks.contract import Check, run
-from kachecks.checks.options import (Target, common, compile_option, fields_of, integer,
-                                     port_number, seconds)
+from kachecks.checks.options import (SNI_NAME_OPT, TLS_OPTS, Target, common, compile_option,
+                                     fields_of, integer, port_number, seconds, tls_fields)
 from kachecks.checks.result import Result
 from kachecks.errors import DeadlineExceeded, KachecksError, ProbeFailure, UsageError
 
@@ -101,8 +100,8 @@ OPTS = [
         help="a value of ATTR on a returned entry must match RE (repeatable)", section=LDAP),
     Opt("min_entries", None, "min-entries", metavar="N", default=1, convert=integer(0, MAX_ENTRIES),
         help="fewest entries the search must return", section=LDAP),
-    tlsopts.SNI_NAME_OPT,
-    *tlsopts.TLS_OPTS,
+    SNI_NAME_OPT,
+    *TLS_OPTS,
 ]
 
 
@@ -233,8 +232,8 @@ def build(ns):
         password = password_from(ns.password_file, PASSWORD_ENV)
         if password is None:
             raise UsageError(f"--bind-dn needs --password-file FILE or ${PASSWORD_ENV}")
-    tls = tlsopts.fields(ns, scheme == "ldaps" or ns.starttls, "ldaps:// or --starttls",
-                         ns.sni_name, default_sni=host)
+    tls = tls_fields(ns, scheme == "ldaps" or ns.starttls, "ldaps:// or --starttls",
+                     ns.sni_name, default_sni=host)
     target = LdapTarget(**base, **tls, host=host, port=port, scheme=scheme,
                         starttls=ns.starttls, bind_dn=ns.bind_dn, password=password,
                         base=ns.base, scope=ns.scope, filter=ns.filter, expect=tuple(ns.expect),
@@ -277,7 +276,7 @@ def _with_providers(target, ns):
         scheme, host, port = _provider_uri(text)
         starttls = ns.starttls and scheme == "ldap"
         # the TLS options serve the providers that speak TLS; a plain one ignores them
-        tls = tlsopts.fields(ns, True, "", default_sni=host)["tls"] \
+        tls = tls_fields(ns, True, "", default_sni=host)["tls"] \
             if scheme == "ldaps" or starttls else None
         providers.append(LdapTarget(**dict(
             fields, host=host, port=port, scheme=scheme, starttls=starttls, tls=tls,
@@ -338,6 +337,7 @@ class _Session:
         return _BoundedSocket(sock, self), sockaddr
 
     def handshake(self, sock):
+        from kachecks.checks import tlsopts
         from kachecks.net import tls
 
         self.enter("tls")

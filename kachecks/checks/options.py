@@ -96,6 +96,9 @@ TLS_OPTS = [
         help="log a warning when the server certificate expires within N days"
              " (fails only with --nagios, as WARNING)", section=TLS),
 ]
+SNI_NAME_OPT = Opt("sni_name", None, "sni-name", metavar="NAME",
+                   help="send NAME as SNI; with verification, the name the certificate must carry",
+                   section=TLS)
 
 # Options that only steer one command-line run; not fields of a Target.
 RUN_ONLY = ("help", "version")
@@ -110,6 +113,23 @@ def common(ns):
     return {opt.dest: getattr(ns, opt.dest) for opt in COMMON_OPTS if opt.dest not in RUN_ONLY}
 
 
+def tls_fields(ns, enabled, needs, sni=None, default_sni=None):
+    """The ``tls`` and ``cert_min_days`` fields of a target.
+
+    ``enabled``: the target speaks TLS, and kachecks.checks.tlsopts builds a
+    kachecks.net.tls.TLSOptions sending ``sni or default_sni`` (loaded only
+    then: a plain check is forked without it). Otherwise any TLS option (or
+    an SNI name) is a usage error saying it ``needs`` something.
+    """
+    if enabled:
+        from kachecks.checks import tlsopts
+
+        return tlsopts.fields(ns, sni or default_sni)
+    if ns.tls_verify or ns.ca_file or ns.client_cert or ns.cert_min_days is not None or sni:
+        raise UsageError(f"TLS options need {needs}")
+    return {"tls": None, "cert_min_days": None}
+
+
 _FIELDS = {}
 
 
@@ -117,8 +137,9 @@ def fields_of(cls):
     """Every field of a Target class, base fields first."""
     names = _FIELDS.get(cls)
     if names is None:
-        names = tuple(name for klass in reversed(cls.__mro__)
-                      for name in getattr(klass, "__slots__", ()))
+        names = ()
+        for klass in reversed(cls.__mro__):
+            names += getattr(klass, "__slots__", ())
         _FIELDS[cls] = names
     return names
 
@@ -133,13 +154,15 @@ class Target:
     __slots__ = ("host", "port") + tuple(o.dest for o in COMMON_OPTS if o.dest not in RUN_ONLY)
 
     def __init__(self, **fields):
-        for name in fields_of(type(self)):
-            try:
-                object.__setattr__(self, name, fields.pop(name))
-            except KeyError:
-                raise TypeError(f"{type(self).__name__} needs {name}") from None
-        if fields:
-            raise TypeError(f"{type(self).__name__} has no field {', '.join(sorted(fields))}")
+        names = fields_of(type(self))
+        if len(fields) != len(names) or not fields.keys() >= set(names):
+            missing = [name for name in names if name not in fields]
+            if missing:
+                raise TypeError(f"{type(self).__name__} needs {missing[0]}")
+            extra = sorted(set(fields) - set(names))
+            raise TypeError(f"{type(self).__name__} has no field {', '.join(extra)}")
+        for name in names:
+            object.__setattr__(self, name, fields[name])
 
     def __setattr__(self, name, value):
         raise AttributeError(f"{type(self).__name__} is immutable")
@@ -155,5 +178,5 @@ class Target:
         return f"{type(self).__name__}({self.identity})"
 
 
-__all__ = ["COMMON_OPTS", "TLS_OPTS", "Target", "common", "compile_option", "FLAG", "MULTI", "Opt",
-           "seconds", "integer", "port_number"]
+__all__ = ["COMMON_OPTS", "TLS_OPTS", "SNI_NAME_OPT", "Target", "common", "tls_fields",
+           "compile_option", "FLAG", "MULTI", "Opt", "seconds", "integer", "port_number"]

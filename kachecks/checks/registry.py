@@ -81,13 +81,36 @@ def _without_signal_blocking_env(argv):
     return rest if len(rest) < len(argv) - 1 else argv
 
 
+def forked(name):
+    """``(run, CHECK)``: kachecks.checks.contract.run and check ``name``, loaded
+    for a process that runs that one check and exits (UsageError if unknown).
+
+    The cyclic garbage collector is off while they load, then everything
+    loaded is frozen (moved out of its reach): modules, functions and option
+    tables live until the process exits, so each collection would walk them
+    for nothing, and so would the collection at exit. What the run itself
+    allocates is collected as usual. (About 5 % of a forked check's CPU:
+    docs/performance.md.)
+    """
+    import gc
+
+    gc.disable()
+    try:
+        from kachecks.checks.contract import run
+
+        check = load(name)
+    finally:
+        gc.freeze()
+        gc.enable()
+    return run, check
+
+
 def _main(name):
     from kachecks import interrupt
 
     interrupt.install()
-    from kachecks.checks.contract import run
-
-    return run(load(name))
+    run, check = forked(name)
+    return run(check)
 
 
 def http():

@@ -25,6 +25,9 @@ from kachecks.files import UnusableFile, open_regular, read_bounded
 SYSTEM_DIR = "/run/kachecks"
 MAX_STATE = 64  # bytes; "UP WARNING" is the longest state
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+# File names keep ASCII letters, digits and "-_."; every other byte becomes "_".
+_UNSAFE = bytes(range(45)) + b"/:;<=>?@[\\]^`{|}~\x7f"
+_READABLE = bytes.maketrans(_UNSAFE, b"_" * len(_UNSAFE))
 
 
 def _trusted_dir(path, mode):
@@ -107,8 +110,8 @@ def file_name(identity):
     different for every identity (a digest of the exact words)."""
     words = [identity] if isinstance(identity, str) else list(identity)
     exact = "\0".join(words).encode("utf-8", "surrogateescape")
-    readable = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_"
-                       for c in " ".join(words))[:80]
+    # one byte per character, non-ASCII as "?", so one "_" each
+    readable = " ".join(words)[:80].encode("ascii", "replace").translate(_READABLE).decode()
     return f"{readable}-{_md5.md5(exact).hexdigest()}.state"
 
 

@@ -9,9 +9,9 @@ import sys
 import time
 
 from kachecks.argspec import FLAG, Opt
-from kachecks.checks import tlsopts
 from kachecks.checks.contract import Check, run
-from kachecks.checks.options import Target, common, compile_option, integer, port_number, seconds
+from kachecks.checks.options import (SNI_NAME_OPT, TLS, TLS_OPTS, Target, common, compile_option,
+                                     integer, port_number, seconds, tls_fields)
 from kachecks.checks.result import Result
 from kachecks.errors import ProbeFailure, UsageError
 
@@ -39,9 +39,9 @@ OPTS = [
     Opt("proxy_v2", None, "proxy-v2", kind=FLAG,
         help="send a PROXY protocol v2 header first (binary)", section=TARGET),
     Opt("tls", "S", "tls", kind=FLAG, help="do a TLS handshake (then --send/--expect go over TLS)",
-        section=tlsopts.TLS),
-    tlsopts.SNI_NAME_OPT,
-    *tlsopts.TLS_OPTS,
+        section=TLS),
+    SNI_NAME_OPT,
+    *TLS_OPTS,
     Opt("agent", None, "agent", kind=FLAG,
         help="HAProxy agent-check: read one reply line (up, down, drain, maint, NN%);"
              " down/maint fail, drain and 0% give weight 0, NN% is relative to --weight",
@@ -120,7 +120,7 @@ def build(ns):
         raise UsageError("--port is required")
     if ns.proxy_v1 and ns.proxy_v2:
         raise UsageError("--proxy-v1 and --proxy-v2 exclude each other")
-    tls = tlsopts.fields(ns, ns.tls, "--tls", ns.sni_name)
+    tls = tls_fields(ns, ns.tls, "--tls", ns.sni_name)
     payload = None
     if ns.send is not None:
         from kachecks.checks import escapes
@@ -152,6 +152,7 @@ def probe(target, deadline):
 
             net.Stream(sock, deadline).send(proxy.header(target.proxy, sock, family), "proxy")
         if target.tls is not None:
+            from kachecks.checks import tlsopts
             from kachecks.net import tls
 
             sock = tls.wrap(sock, family, target.tls, deadline)

@@ -29,6 +29,8 @@ def request_text(text):
     """``text`` if it can go into the request line or Host header unchanged, else
     ValueError (an option converter). A control character would make it another
     request than keepalived's: CR/LF start a new header line."""
+    if text.isascii() and text.isprintable():  # the usual case, without a loop in Python
+        return text
     bad = next((c for c in text if ord(c) < 32 or ord(c) == 127), None)
     if bad is not None:
         raise ValueError(f"control character {bad!r} in {text!r}: the request would not be"

@@ -3,7 +3,7 @@
 
 import pytest
 
-from harness.imports import HEAVY, PLAIN_EXTRA, imported
+from harness.imports import DIGESTS, HEAVY, PLAIN_EXTRA, imported
 from harness.peers.rawhttp import RawHTTPServer, http_response
 
 
@@ -23,6 +23,14 @@ def test_plain_checks_import_neither_ssl_nor_heavy_modules(server, module, args)
     assert code == 0
     assert "kachecks.net.connect" in names  # the probe really ran
     assert not names & (HEAVY | PLAIN_EXTRA), names & (HEAVY | PLAIN_EXTRA)
+
+
+def test_http_without_digest_loads_no_hash_module(server):
+    code, names = imported("kachecks.checks.http",
+                           ["--url", f"http://{server.address}/service.txt", "-q"])
+    assert code == 0
+    assert "kachecks.http.fetch" in names  # the probe really ran
+    assert not names & (HEAVY | PLAIN_EXTRA | DIGESTS), names & (HEAVY | PLAIN_EXTRA | DIGESTS)
 
 
 def test_regex_imports_re_only_when_asked(server):

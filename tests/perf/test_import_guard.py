@@ -26,7 +26,10 @@ from harness.peers.worker import Worker
 
 # Runs an entry-point script in-process, then writes sorted(sys.modules) to
 # argv[1] whatever the exit; the script's own lines (its imports) count too.
+# Beside it, in argv[1].gc: how many objects the collector was told to leave
+# alone (gc.freeze) and whether it still runs.
 GUARD = r"""
+import gc
 import sys
 out, script = sys.argv[1], sys.argv[2]
 sys.argv = sys.argv[2:]
@@ -37,6 +40,8 @@ try:
 finally:
     with open(out, "w") as f:
         f.write("\n".join(sorted(sys.modules)))
+    with open(out + ".gc", "w") as f:
+        f.write(f"{gc.get_freeze_count()} {gc.isenabled()}")
 """
 
 PAGE = b"<html>kachecks import guard</html>\n"
@@ -140,6 +145,21 @@ def test_tcp_refused_port_loads_no_tls_and_no_framework(tmp_path, unused_port):
                                 "--port", unused_port)
     assert done.returncode == 1, done.stdout + done.stderr
     assert_absent(modules, HEAVY | TLS)
+
+
+@pytest.mark.parametrize("executable, args", [
+    ("kachecks-tcp", ()),
+    ("kachecks", ("check", "tcp")),
+])
+def test_a_forked_check_leaves_what_it_loaded_out_of_the_collector(tmp_path, tcp_listener,
+                                                                   executable, args):
+    """Modules and option tables live until exit: a collection would walk them in vain."""
+    done, _modules = run_guarded(tmp_path, executable, *args, "--host", "127.0.0.1",
+                                 "--port", tcp_listener.port)
+    assert done.returncode == 0, done.stdout + done.stderr
+    frozen, enabled = (tmp_path / "modules.txt.gc").read_text().split()
+    assert int(frozen) > 0  # frozen once the check and the contract were loaded
+    assert enabled == "True"  # the run's own garbage is still collected
 
 
 def test_http_plain_with_digest_loads_no_tls_and_no_framework(tmp_path, http_server):
