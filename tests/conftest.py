@@ -1,5 +1,6 @@
 """Fixtures every test area shares; area-specific ones live in tests/<area>/conftest.py."""
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -79,3 +80,17 @@ def in_thread():
         return box[0], box[1]
 
     return run
+
+
+@pytest.fixture
+def password_file(tmp_path):
+    """``make(text, mode, name)`` writes a password file (text and a newline) with
+    that mode whatever the umask; returns its path."""
+
+    def make(text="s3cret", mode=0o600, name="secret.pw"):
+        path = tmp_path / name
+        path.write_text(text + "\n")
+        os.chmod(path, mode)
+        return path
+
+    return make

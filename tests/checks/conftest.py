@@ -1,6 +1,5 @@
 """Fixtures for the check executables: a PKI, password files."""
 
-import os
 
 import pytest
 
@@ -25,14 +24,3 @@ def pki(tmp_path_factory):
         "untrusted_client": certs.signed(d, other_ca, "intruder", alt_names=(), stem="intruder",
                                          client=True),
     }
-
-
-@pytest.fixture
-def password_file(tmp_path):
-    def make(secret="s3cret", mode=0o600):
-        path = tmp_path / f"pw-{mode:o}"
-        path.write_text(secret + "\n")
-        os.chmod(path, mode)
-        return path
-
-    return make

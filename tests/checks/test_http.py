@@ -114,7 +114,7 @@ def test_basic_auth_password_comes_from_file_or_environment(password_file):
     with RawHTTPServer(http_response(b"ok")) as srv:
         target = f"http://{srv.address}/"
         assert http("--url", target, "--user", "admin",
-                    "--password-file", password_file()).returncode == 0
+                    "--password-file", password_file("s3cret")).returncode == 0
         assert http("--url", target, "--user", "admin",
                     env={"KACHECKS_HTTP_PASSWORD": "from-env"}).returncode == 0
     assert b"Authorization: Basic YWRtaW46czNjcmV0\r\n" in srv.requests[0]  # admin:s3cret

@@ -4,7 +4,6 @@
 tests that modify data or hurt the server take ``own_slapd``.
 """
 
-import os
 import time
 
 import pytest
@@ -31,17 +30,6 @@ def own_slapd(certs):
         yield server
 
 
-@pytest.fixture
-def password_file(tmp_path):
-    """Writes a password file with the given text and mode; returns its path."""
-
-    def make(text=ldap_peer.BIND_PASSWORD, mode=0o600, name="ldap.pw"):
-        path = tmp_path / name
-        path.write_text(text + "\n")
-        os.chmod(path, mode)
-        return path
-
-    return make
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ def test_invalid_credentials(slapd, password_file):
 def test_unknown_bind_dn_is_invalid_credentials_too(slapd, password_file):
     dn = f"uid=nobody,ou=people,{BASE}"
     done = ldap_check("--uri", slapd.url, *REFERENCE, "--bind-dn", dn,
-                      "--password-file", password_file())
+                      "--password-file", password_file(ldap_peer.BIND_PASSWORD))
     assert done.stdout == f"LDAP FAIL - invalid credentials for {dn}\n"
 
 

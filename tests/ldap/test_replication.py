@@ -213,7 +213,7 @@ def test_context_csn_comes_from_the_naming_context_when_base_is_below_it(replica
 
 def test_the_providers_are_bound_to_with_their_own_dn_and_password(replication, password_file):
     args = ["--provider-bind-dn", ldap_peer.BIND_DN]
-    good = check(replication, *args, "--provider-password-file", password_file())
+    good = check(replication, *args, "--provider-password-file", password_file(ldap_peer.BIND_PASSWORD))
     assert good.returncode == 0 and "in sync with" in good.stdout, good.stdout
     wrong = password_file("not the password", name="wrong.pw")
     skipped = check(replication, *args, "--provider-password-file", wrong)

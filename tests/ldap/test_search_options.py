@@ -102,7 +102,7 @@ def test_anonymous_cannot_read_what_the_bind_user_can(slapd, password_file):
     out = fails(slapd, "--base", ldap_peer.PRIVATE_BASE, "--filter", "(cn=secret)")
     assert out == f"LDAP FAIL - no such base {ldap_peer.PRIVATE_BASE}\n"  # slapd hides it from anonymous
     out = passes(slapd, "--base", ldap_peer.PRIVATE_BASE, "--filter", "(cn=secret)",
-                 "--bind-dn", ldap_peer.BIND_DN, "--password-file", password_file())
+                 "--bind-dn", ldap_peer.BIND_DN, "--password-file", password_file(ldap_peer.BIND_PASSWORD))
     assert out.startswith("LDAP OK - 1 entry")
 
 
@@ -115,7 +115,7 @@ def test_password_may_come_from_the_environment(slapd):
 
 def test_password_file_with_mode_0640_is_accepted(slapd, password_file):
     assert passes(slapd, "--base", ldap_peer.PRIVATE_BASE, "--bind-dn", ldap_peer.BIND_DN,
-                  "--password-file", password_file(mode=0o640))
+                  "--password-file", password_file(ldap_peer.BIND_PASSWORD, mode=0o640))
 
 
 def test_ipv6_literal_uri(certs):

@@ -47,7 +47,7 @@ def test_sni_name_is_the_name_verified(slapd):
 
 def test_bind_password_travels_inside_starttls(slapd, password_file):
     done = ldap_check("--uri", slapd.url, "--starttls", "--ca-file", slapd.ca_file,
-                      "--bind-dn", ldap_peer.BIND_DN, "--password-file", password_file(),
+                      "--bind-dn", ldap_peer.BIND_DN, "--password-file", password_file(ldap_peer.BIND_PASSWORD),
                       "--base", ldap_peer.PRIVATE_BASE, "--filter", "(cn=secret)")
     assert done.returncode == 0, done.stdout
 

@@ -70,7 +70,7 @@ def test_empty_password_file_is_refused_not_an_anonymous_bind(password_file):
 
 def test_password_from_file_wins_over_environment_and_never_shows(slapd, password_file):
     done = ldap_check("--uri", slapd.url, *REFERENCE, "--bind-dn", ldap_peer.BIND_DN,
-                      "--password-file", password_file(), "--verbose",
+                      "--password-file", password_file(ldap_peer.BIND_PASSWORD), "--verbose",
                       env={"KACHECKS_LDAP_PASSWORD": "wrong"})
     assert done.returncode == 0, done.stdout
     assert ldap_peer.BIND_PASSWORD not in done.stdout + done.stderr
