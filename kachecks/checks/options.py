@@ -125,7 +125,8 @@ def tls_fields(ns, enabled, needs, sni=None, default_sni=None):
         from kachecks.checks import tlsopts
 
         return tlsopts.fields(ns, sni or default_sni)
-    if ns.tls_verify or ns.ca_file or ns.client_cert or ns.cert_min_days is not None or sni:
+    if (ns.tls_verify or ns.ca_file or ns.client_cert or ns.client_key
+            or ns.cert_min_days is not None or sni):
         raise UsageError(f"TLS options need {needs}")
     return {"tls": None, "cert_min_days": None}
 

@@ -147,6 +147,7 @@ def test_nagios_perfdata_and_drain_file(tmp_path):
     (["127.0.0.1:99999"], "port must be 1-65535"),
     (["127.0.0.1:80", "--proxy-v1", "--proxy-v2"], "exclude each other"),
     (["127.0.0.1:80", "--ca-file", "/etc/hostname"], "TLS options need --tls"),
+    (["127.0.0.1:80", "--client-key", "/etc/hostname"], "TLS options need --tls"),
     (["127.0.0.1:80", "--expect", "("], "bad regular expression"),
     (["127.0.0.1:80", "--weight-regex", "w=\\d+"], "needs a capture group"),
     (["127.0.0.1:80", "--send", "bad\\q"], "unknown escape"),

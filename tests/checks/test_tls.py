@@ -115,3 +115,5 @@ def test_bad_tls_files_are_usage_errors(tmp_path, pki):
     assert proc.returncode == 1 and proc.stdout == "" and len(proc.stderr.splitlines()) == 1
     proc = http("--url", "http://127.0.0.1:9/", "--ca-file", pki["ca"])
     assert proc.returncode == 1 and "TLS options need an https:// URL or -S" in proc.stderr
+    proc = http("--url", "http://127.0.0.1:9/", "--client-key", pki["ca"])
+    assert proc.returncode == 1 and "TLS options need an https:// URL or -S" in proc.stderr

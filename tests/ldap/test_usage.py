@@ -33,6 +33,7 @@ def usage_error(*args, env=None):
     (["--uri", "ldaps://127.0.0.1", "--starttls"], "--starttls is for ldap:// URIs"),
     (["--uri", URI, "--ca-file", "/etc/hostname"], "TLS options need ldaps:// or --starttls"),
     (["--uri", URI, "--sni-name", "ldap1"], "TLS options need ldaps:// or --starttls"),
+    (["--uri", URI, "--client-key", "/etc/hostname"], "TLS options need ldaps:// or --starttls"),
     (["--uri", "ldaps://127.0.0.1", "--ca-file", "/nonexistent"],
      "cannot read /nonexistent: No such file or directory"),
     (["--uri", "ldaps://127.0.0.1", "--client-key", "/etc/hostname"],
