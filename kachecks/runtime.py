@@ -15,6 +15,17 @@ from kachecks.errors import KachecksError, OutputLost, UsageError, os_error_text
 from kachecks.status import ExitCode
 
 
+def one_line(text):
+    """``text`` with every character that is not printable (CR, LF, ESC, NEL, …)
+    escaped as repr() escapes it: a check's Result repeats what a peer sent (a reason
+    phrase, a diagnostic message), an event what keepalived was configured with;
+    neither may split a status, syslog or mail header line, forge a second one,
+    or drive the reader's terminal."""
+    if not text or text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def guarded(func, *args, prog, error_code=ExitCode.FAILURE, bare_usage=False, report=None,
             stoppable=False, **kwargs):
     """``func(*args, **kwargs)``'s exit code, or ``error_code`` after one line on stderr.

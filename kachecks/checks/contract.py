@@ -23,10 +23,10 @@ import sys
 from kachecks import argspec, interrupt
 from kachecks.checks import state, verdict
 from kachecks.checks.options import COMMON_OPTS, Target, common
-from kachecks.checks.result import Result, one_line
+from kachecks.checks.result import Result
 from kachecks.deadline import Deadline
 from kachecks.errors import OutputLost, ProbeFailure, UsageError, WorkerError
-from kachecks.runtime import StrictOutput, guarded, show
+from kachecks.runtime import StrictOutput, guarded, one_line, show
 from kachecks.status import ExitCode
 
 # Seconds past --timeout after which a C-level watchdog ends the process with

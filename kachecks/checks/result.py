@@ -1,14 +1,6 @@
 """What a probe found, as an immutable value the contract can judge."""
 
-
-def one_line(text):
-    """``text`` with every character that is not printable (CR, LF, ESC, NEL, …)
-    escaped as repr() escapes it: the texts of a Result repeat what a peer sent
-    (a reason phrase, a diagnostic message), and a peer must not split a status
-    or syslog line, forge a second one, or drive the reader's terminal."""
-    if not text or text.isprintable():
-        return text
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+from kachecks.runtime import one_line
 
 
 class Result:

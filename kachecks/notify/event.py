@@ -9,6 +9,7 @@ import re
 import time
 
 from kachecks.errors import UsageError
+from kachecks.runtime import one_line
 
 TYPES = ("INSTANCE", "GROUP", "RS", "VS")
 STATE_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}|\{UNKNOWN\}")
@@ -16,8 +17,6 @@ ID_RE = re.compile(r"\d{19}-\d{7,10}-[0-9a-f]{6}")  # what new_id() makes; also 
 HOST_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,252}")
 SOURCES = ("notify", "fifo")
 MAX_TEXT = 1024  # per field: a name longer than this is cut, so an event file stays small
-# What must not reach a mail header, a syslog line or a terminal as is.
-UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 # docs/reference.md, "FIFO lines": the VRRP name is quoted and NOT escaped, so anchor the tail.
 VRRP_LINE = re.compile(r'(INSTANCE|GROUP) "(.*)" (\S+) (-?\d+)')
@@ -57,15 +56,15 @@ def clean(text):
     """``text`` made safe for a mail header, a syslog line and JSON.
 
     Bytes that are not UTF-8 (a Latin-1 keepalived.conf) become U+FFFD;
-    control characters (CR, LF…) are written as escapes (``\\r``), so
+    characters that are not printable (CR, LF, NEL…) are written as escapes
+    (``\\r``, kachecks.runtime.one_line, as in a check's status line), so
     nothing can start a header line of its own; over MAX_TEXT is cut.
     """
     try:
         raw = text.encode("utf-8", "surrogateescape")  # argv bytes that were not UTF-8
     except UnicodeEncodeError:
         raw = text.encode("utf-8", "surrogatepass")  # a lone surrogate from a JSON file
-    text = UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"),
-                      raw.decode("utf-8", "replace"))
+    text = one_line(raw.decode("utf-8", "replace"))
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "…"
 
 
