@@ -156,7 +156,7 @@ class Target:
 
     def __init__(self, **fields):
         names = fields_of(type(self))
-        if len(fields) != len(names) or not fields.keys() >= set(names):
+        if fields.keys() != set(names):
             missing = [name for name in names if name not in fields]
             if missing:
                 raise TypeError(f"{type(self).__name__} needs {missing[0]}")
