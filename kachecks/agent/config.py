@@ -12,7 +12,6 @@ import os
 import re
 
 from kachecks.checks import registry
-from kachecks.scriptline import CommandError, split_command
 from kachecks.errors import UsageError
 from kachecks.notify import config as tomlfile
 from kachecks.notify.config import ConfigError
@@ -128,19 +127,8 @@ def _check(table, number, defaults, track_dir, path):
                           " '-', starting with a letter or digit")
     values = {key: _number(key, table.get(key, defaults[key]), where, colon=True)
               for key in DEFAULTS}
-    argv = _argv(table.get("command"), where)
-    try:
-        check, args = registry.from_command(argv)
-        # [agent]/[[check]] timeout is a default: the command's own --timeout wins, as in misc_path
-        ns = check.namespace(["--timeout", _seconds(values["timeout"]), *args])
-        if ns.help or ns.version:
-            raise UsageError("--help and --version do not run a check")
-        target = check.build(ns)
-    except UsageError as exc:
-        raise ConfigError(f"{where}: command: {exc}") from None
-    if target.nagios:
-        raise ConfigError(f"{where}: command: --nagios has no meaning here (keepalived reads"
-                          " the track file, not an exit code)")
+    command = _command(table.get("command"), where, values["timeout"])
+    target = command.target
     if not target.timeout < values["interval"]:
         raise ConfigError(f"{where}: timeout: {target.timeout:g} s must be less than the"
                           f" interval ({values['interval']:g} s): a check never overlaps itself")
@@ -148,8 +136,8 @@ def _check(table, number, defaults, track_dir, path):
     if not isinstance(file, str) or not file or file.endswith("/"):
         raise ConfigError(f"{where}: file: must be a file name or path, not {_show(file)}")
     file = os.path.normpath(os.path.join(track_dir, file))
-    return CheckSpec(name, argv, check, target, values["interval"], values["rise"],
-                     values["fall"], file)
+    return CheckSpec(name, command.argv, command.check, target, values["interval"],
+                     values["rise"], values["fall"], file)
 
 
 def _seconds(value):
@@ -190,22 +178,23 @@ def _text(key, value, where):
     return value
 
 
-def _argv(value, where):
-    if isinstance(value, str):
-        try:
-            argv = split_command(value)  # exactly as keepalived splits misc_path (>= 2.3.2)
-        except CommandError as exc:
-            raise ConfigError(f"{where}: command: {exc}") from None
-    elif isinstance(value, list) and all(isinstance(word, str) for word in value):
-        argv = list(value)
-    elif value is None:
+def _command(value, where, timeout):
+    """The [[check]]'s ``command``, a misc_path line (or its words), parsed by the check
+    registry as keepalived would split it; what can never run as a check is refused."""
+    if value is None:
         raise ConfigError(f'{where}: command: missing (a misc_path line, e.g. "kachecks-http'
                           ' --url http://192.168.8.101/service.txt --digest …")')
-    else:
+    if not (isinstance(value, str)
+            or (isinstance(value, list) and all(isinstance(word, str) for word in value))):
         raise ConfigError(f"{where}: command: must be a string or a list of strings, not {_show(value)}")
-    if not argv:
-        raise ConfigError(f"{where}: command: empty")
-    return argv
+    try:
+        # [agent]/[[check]] timeout is a default: the command's own --timeout wins, as in misc_path
+        command = registry.parse_command(value, defaults=["--timeout", _seconds(timeout)])
+    except UsageError as exc:
+        raise ConfigError(f"{where}: command: {exc}") from None
+    if command.refusal:
+        raise ConfigError(f"{where}: command: {command.refusal}")
+    return command
 
 
 def _address(value, where):

@@ -21,7 +21,7 @@ import os
 import sys
 
 from kachecks import argspec, interrupt
-from kachecks.checks import state, verdict
+from kachecks.checks import registry, state, verdict
 from kachecks.checks.options import COMMON_OPTS, Target, common
 from kachecks.checks.result import Result
 from kachecks.deadline import Deadline
@@ -141,9 +141,10 @@ def _run(check, argv, prog):
     nagios = "--nagios" in argv
     ns = target = None
     try:
-        ns = check.namespace(argv)
+        command = registry.parse_command(argv, check, build=False)
+        ns = command.options
         nagios = ns.nagios
-        if ns.help or ns.version:
+        if command.prints:
             out = StrictOutput()
             out.write(_help_or_version(check, prog, ns).encode())
             out.flush()
@@ -155,7 +156,7 @@ def _run(check, argv, prog):
         if code is not None:
             return code
         interrupt.watchdog(max(ns.timeout - deadline.elapsed(), 0) + WATCHDOG_GRACE)
-        target = check.build(ns)
+        target = command.build()
         result = evaluate(check, target, deadline)
     except UsageError as exc:
         return _fail_early(check, prog, str(exc), nagios, usage=True)
@@ -205,7 +206,7 @@ def _stopped_early(check, prog, argv, ns, stop):
     options if they parse, without state or syslog (there is no peer to name)."""
     if ns is None:
         try:
-            ns = check.namespace(argv)
+            ns = registry.parse_command(argv, check, build=False).options
         except UsageError:
             return _fail_early(check, prog, str(stop), "--nagios" in argv)
     target = _peerless(ns)

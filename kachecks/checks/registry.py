@@ -3,6 +3,9 @@
 ``kachecks check NAME``, the ``kachecks-NAME`` executables (pyproject.toml's
 console scripts, which a test keeps equal to this table) and anything that
 must recognise a keepalived ``misc_path``/``script`` line all read CHECKS.
+``parse_command`` is the one way a command line becomes a check and its
+target: the forked executable, the agent's [[check]] commands and the
+doctor's misc_path/script lines all go through it.
 Importing this module imports nothing of kachecks: ``load`` imports one check.
 
 ``http()``, ``tcp()`` and ``ldap()`` are the executables' entry points. They
@@ -49,43 +52,131 @@ def load(name):
     return __import__(path, fromlist=["CHECK"]).CHECK
 
 
-def from_command(argv):
-    """``(CHECK, args)`` for a check's command line, as keepalived's misc_path holds it.
+class CheckCommand:
+    """A check's command line, recognised and parsed by the check's own options.
 
-    ``argv[0]`` may be ``kachecks-http`` wherever installed
-    (``/usr/bin/kachecks-http``, ``/opt/x/bin/kachecks-http``), or ``kachecks``
-    followed by ``check http``. Anything else is a UsageError.
+    ``argv``: the whole command line, split (``env`` included); ``check``: the
+    Check; ``program``: the file keepalived (or ``env``) executes for it
+    (``/usr/bin/kachecks-http``, or ``kachecks`` for ``kachecks check http``; ""
+    when the check was given); ``name``: how a person calls it
+    (``kachecks-http``, ``kachecks check http``); ``args``: its arguments;
+    ``options``: their namespace; ``target``: the frozen Target, None when not
+    built (``build=False``, or options that print instead of checking).
     """
-    from kachecks.errors import UsageError
 
-    argv = _without_signal_blocking_env(argv)
-    if not argv:
-        raise UsageError("empty command line")
-    base = os.path.basename(argv[0])
+    __slots__ = ("argv", "check", "program", "name", "args", "options", "target")
+
+    def __init__(self, argv, check, program, name, args, options, target):
+        for key, value in (("argv", tuple(argv)), ("check", check), ("program", program),
+                           ("name", name), ("args", tuple(args)), ("options", options),
+                           ("target", target)):
+            object.__setattr__(self, key, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("CheckCommand is immutable")
+
+    @property
+    def prints(self):
+        """--help or --version: the run prints and exits 0, checking nothing."""
+        return bool(self.options.help or self.options.version)
+
+    @property
+    def refusal(self):
+        """Why this line can never be a working check where keepalived reads the exit
+        code (--help, --version, --nagios), or None. The forked executable obeys such
+        options (a person or Icinga typed them); the agent refuses them, the doctor
+        flags them."""
+        for flag, why in EXIT_CODE_REFUSALS:
+            if getattr(self.options, flag):
+                return why
+        return None
+
+    def build(self):
+        """The frozen Target (reads the files the options name), or UsageError."""
+        return self.check.build(self.options)
+
+
+EXIT_CODE_REFUSALS = (
+    ("help", "--help prints the usage and exits 0 without checking anything: keepalived would"
+             " see exit 0 (healthy) at every run, whatever the server does"),
+    ("version", "--version prints the version and exits 0 without checking anything:"
+                " keepalived would see exit 0 (healthy) at every run, whatever the server does"),
+    ("nagios", "--nagios gives Icinga/Nagios exit codes (1 WARNING, 2 CRITICAL, 3 UNKNOWN):"
+               " keepalived would read a WARNING as a failure and, under misc_dynamic,"
+               " CRITICAL and UNKNOWN as healthy with weight 0 and 1"),
+)
+
+
+def parse_command(command, check=None, defaults=(), build=True):
+    """The CheckCommand of ``command``, or UsageError: NotACheck when it runs no
+    check, BadCommand (naming the check) when the check rejects it.
+
+    ``command``: a ``misc_path``/``script`` line as a string (split exactly as
+    keepalived >= 2.3.2 splits it) or as argv. Its program is ``kachecks-NAME``
+    wherever installed, or ``kachecks`` followed by ``check NAME``, either one
+    maybe behind ``env --block-signal=…`` (docs/checks.md). ``check``: the Check
+    itself when ``command`` holds its arguments only (the forked executable).
+    ``defaults``: arguments parsed before the command's own, which win (the
+    agent's timeout). The arguments go through the check's own option parser; the
+    target is built too unless ``build`` is False or the options print instead.
+    """
+    from kachecks.errors import BadCommand, UsageError
+
+    if isinstance(command, str):
+        from kachecks.scriptline import CommandError, split_command
+
+        try:
+            command = split_command(command)
+        except CommandError as exc:
+            raise UsageError(str(exc)) from None
+    argv = list(command)
+    if check is not None:
+        program, name, args = "", check.prog, argv
+    else:
+        known, name, program, args = _recognise(argv)
+    try:
+        if check is None:
+            check = load(known)
+        parsed = CheckCommand(argv, check, program, name, args,
+                              check.namespace([*defaults, *args]), None)
+        if not build or parsed.prints:
+            return parsed
+        return CheckCommand(argv, check, program, name, args, parsed.options, parsed.build())
+    except UsageError as exc:
+        raise BadCommand(str(exc), name) from None
+
+
+def _recognise(argv):
+    """(check name, how it is called, program, args) of a command line, or NotACheck."""
+    from kachecks.errors import NotACheck
+
+    argv = without_env(argv)
+    base = os.path.basename(argv[0]) if argv else ""
     if base.startswith(EXECUTABLE_PREFIX) and base[len(EXECUTABLE_PREFIX):] in CHECKS:
-        return load(base[len(EXECUTABLE_PREFIX):]), list(argv[1:])
+        return base[len(EXECUTABLE_PREFIX):], base, argv[0], argv[1:]
     if base == "kachecks" and len(argv) >= 3 and argv[1] == "check":
-        return load(argv[2]), list(argv[3:])
-    raise UsageError(f"not a kachecks check command: {argv[0]}")
+        return argv[2], f"kachecks check {argv[2]}", argv[0], argv[3:]
+    raise NotACheck(f"not a kachecks check command: {argv[0]}" if argv else "empty command line")
 
 
-def _without_signal_blocking_env(argv):
-    """``env --block-signal=HUP,INT,TERM CMD …`` is ``CMD …`` (docs/checks.md: how an
-    administrator closes the interpreter's start-up window); env with any other
-    option or a variable is not a check's command line."""
+def without_env(argv):
+    """``argv`` without a leading ``env --block-signal[=SIGNALS]`` (docs/checks.md: how
+    an administrator closes the interpreter's start-up window): the command env runs.
+    ``env`` with any other option, or a variable, is returned whole (it is not that)."""
     if not argv or os.path.basename(argv[0]) != "env":
-        return argv
+        return list(argv)
     rest = list(argv[1:])
-    while rest and rest[0].startswith("--block-signal"):
+    while rest and (rest[0] == "--block-signal" or rest[0].startswith("--block-signal=")):
         rest.pop(0)
-    return rest if len(rest) < len(argv) - 1 else argv
+    return rest if len(rest) < len(argv) - 1 else list(argv)
 
 
 def forked(name):
-    """``(run, CHECK)``: kachecks.checks.contract.run and check ``name``, loaded
-    for a process that runs that one check and exits (UsageError if unknown).
+    """The ``main(argv=None, prog=None)`` of check ``name`` (its module's: the forked
+    run, kachecks.checks.contract.run), loaded for a process that runs that one check
+    and exits (UsageError if unknown).
 
-    The cyclic garbage collector is off while they load, then everything
+    The cyclic garbage collector is off while it loads, then everything
     loaded is frozen (moved out of its reach): modules, functions and option
     tables live until the process exits, so each collection would walk them
     for nothing, and so would the collection at exit. What the run itself
@@ -96,21 +187,18 @@ def forked(name):
 
     gc.disable()
     try:
-        from kachecks.checks.contract import run
-
-        check = load(name)
+        main = __import__(module(name), fromlist=["main"]).main
     finally:
         gc.freeze()
         gc.enable()
-    return run, check
+    return main
 
 
 def _main(name):
     from kachecks import interrupt
 
     interrupt.install()
-    run, check = forked(name)
-    return run(check)
+    return forked(name)()
 
 
 def http():

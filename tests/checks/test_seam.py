@@ -15,7 +15,7 @@ from kachecks.checks import registry
 from kachecks.checks.contract import evaluate, status_line, syslog_message
 from kachecks.checks.verdict import judge
 from kachecks.deadline import Deadline
-from kachecks.errors import DeadlineExceeded, UsageError
+from kachecks.errors import BadCommand, DeadlineExceeded, NotACheck, UsageError
 from kachecks.status import ExitCode
 
 PAGE = b"hello from Server 1\n"
@@ -38,19 +38,26 @@ def test_registry_knows_each_check_by_executable_name_wherever_installed():
     for argv in (["/usr/bin/kachecks-http", "--url", "http://192.168.8.101/service.txt"],
                  ["/opt/kachecks/bin/kachecks-http", "--url", "http://192.168.8.101/service.txt"],
                  ["kachecks", "check", "http", "--url", "http://192.168.8.101/service.txt"]):
-        check, args = registry.from_command(argv)
-        assert check is registry.load("http") and check.prog == "kachecks-http"
-        assert args == ["--url", "http://192.168.8.101/service.txt"]
-    check, args = registry.from_command(["/usr/bin/kachecks-tcp", "192.168.8.102:80"])
-    assert check.name == "TCP" and args == ["192.168.8.102:80"]
+        command = registry.parse_command(argv)
+        assert command.check is registry.load("http") and command.check.prog == "kachecks-http"
+        assert command.args == ("--url", "http://192.168.8.101/service.txt")
+        assert command.target.identity == "[192.168.8.101]:80"
+    command = registry.parse_command(["/usr/bin/kachecks-tcp", "192.168.8.102:80"])
+    assert command.check.name == "TCP" and command.args == ("192.168.8.102:80",)
 
 
 @pytest.mark.parametrize("argv", [[], ["/bin/true"], ["/usr/bin/kachecks-htp", "x"],
-                                  ["kachecks", "check", "smtp"], ["kachecks", "genhash"],
+                                  ["kachecks", "genhash"],
                                   ["/usr/bin/genhash", "-s", "192.168.8.101"]])
 def test_registry_refuses_other_command_lines(argv):
-    with pytest.raises(UsageError):
-        registry.from_command(argv)
+    with pytest.raises(NotACheck):
+        registry.parse_command(argv)
+
+
+def test_an_unknown_check_of_kachecks_check_is_a_bad_command_naming_it():
+    with pytest.raises(BadCommand) as refused:
+        registry.parse_command(["kachecks", "check", "smtp", "--host", "192.168.8.101"])
+    assert refused.value.name == "kachecks check smtp" and "no check 'smtp'" in str(refused.value)
 
 
 def test_registry_matches_the_console_scripts_and_each_check_names_itself():
