@@ -23,7 +23,7 @@ import sys
 from kachecks import argspec, interrupt
 from kachecks.checks import registry, state, verdict
 from kachecks.checks.options import COMMON_OPTS, Target, common
-from kachecks.checks.result import Result
+from kachecks.checks.result import DRAIN, UNK, Cause, Result, cause_of
 from kachecks.deadline import Deadline
 from kachecks.errors import OutputLost, ProbeFailure, UsageError, WorkerError
 from kachecks.runtime import StrictOutput, guarded, one_line, show
@@ -32,6 +32,8 @@ from kachecks.status import ExitCode
 # Seconds past --timeout after which a C-level watchdog ends the process with
 # exit 1 even if Python code is stuck in a call that ignores the deadline.
 WATCHDOG_GRACE = 0.5
+# A run a signal ended (keepalived's misc_timeout): no verdict from the server.
+STOPPED = Cause(UNK, "signal", "stopped")
 
 
 class Check:
@@ -72,12 +74,14 @@ def evaluate(check, target, deadline=None):
     already running (the forked run starts it before reading option files).
     """
     if target.drain_file and os.path.exists(target.drain_file):
-        return Result(True, summary=f"drained by {target.drain_file}", drain=True, weight=0)
+        return Result(True, summary=f"drained by {target.drain_file}", drain=True, weight=0,
+                      cause=Cause(DRAIN, "drain", "drain-file"))
     deadline = deadline or Deadline(target.timeout)
     try:
         return check.probe(target, deadline)
     except ProbeFailure as exc:
-        return Result(False, reason=str(exc), perfdata=(("time", deadline.elapsed(), "s"),))
+        return Result(False, reason=str(exc), perfdata=(("time", deadline.elapsed(), "s"),),
+                      cause=cause_of(exc))
 
 
 def status_line(check, target, result, judged):
@@ -165,7 +169,7 @@ def _run(check, argv, prog):
     except interrupt.Stop as stop:
         if target is None:
             return _stopped_early(check, prog, argv, ns, stop)
-        result = Result(False, reason=str(stop))
+        result = Result(False, reason=str(stop), cause=STOPPED)
     except WorkerError as exc:  # the worker took the run and broke the protocol
         return _fail_early(check, prog, str(exc), nagios)
     except Exception as exc:  # the contract: any bug still ends as a defined code
@@ -212,7 +216,7 @@ def _stopped_early(check, prog, argv, ns, stop):
     target = _peerless(ns)
     if target is None:
         return _fail_early(check, prog, str(stop), ns.nagios)
-    result = Result(False, reason=str(stop))
+    result = Result(False, reason=str(stop), cause=STOPPED)
     judged = verdict.judge(result, target)
     show(status_line(check, target, result, judged) + "\n")
     return judged.code
@@ -235,6 +239,7 @@ def _report(check, target, result, command):
     judged = verdict.judge(result, target)
     lines = [status_line(check, target, result, judged)]
     if target.verbose:
+        lines.append(f"cause: {result.cause.describe()}")
         lines.extend(result.details)
         _note_worker(lines)
     show("\n".join(lines) + "\n")

@@ -10,18 +10,21 @@ bad-option too. Then the settings keepalived wraps around it are compared with
 the check's: the kill timer (``misc_timeout``, else the virtual server's
 ``delay_loop``; a vrrp_script's ``timeout``, else its ``interval``) must leave
 the check its ``--timeout``, and ``--dynamic`` exit codes mean something only
-under ``misc_dynamic``. Running it once tells a peer that did not answer
-(unreachable) from one that answered wrong (check-failed).
+under ``misc_dynamic``. Running it once, its result's cause code tells a peer
+that did not answer (unreachable) from one that answered wrong (check-failed).
 """
 
 from concurrent.futures import ThreadPoolExecutor
 
 from kachecks.checks import registry
+from kachecks.checks.result import L4CON, L4TOUT, L6TOUT, L7TOUT, RESOLV
 from kachecks.doctor.findings import ERROR, WARNING, at
 from kachecks.errors import BadCommand, NotACheck, UsageError
 
 WORKERS = 16
 RUNNABLE = ("misc_path", "script")  # the keywords whose exit code keepalived acts on
+# Cause codes of a peer that did not answer (a --max-latency breach answered, slowly)
+UNANSWERED = (RESOLV, L4TOUT, L4CON, L6TOUT, L7TOUT)
 
 
 class Command:
@@ -113,40 +116,11 @@ def _timer(script):
     return f"{node.keyword} {node.args[0]} ({where})"
 
 
-class _Witness:
-    """A check whose probe remembers the failure it raised.
-
-    ``contract.evaluate`` turns a failure into ``Result(ok=False)`` with its
-    text only; where it happened (no answer at all, or a wrong one) decides
-    between unreachable and check-failed.
-    """
-
-    def __init__(self, check):
-        self.check = check
-        self.failure = None
-
-    def probe(self, target, deadline):
-        from kachecks.errors import ProbeFailure
-
-        try:
-            return self.check.probe(target, deadline)
-        except ProbeFailure as exc:
-            self.failure = exc
-            raise
-
-
-def unanswered(failure):
-    """Whether the peer never answered (as opposed to answering wrong)."""
-    if failure is None:
-        return False
-    if failure.phase in ("resolve", "connect"):
-        return True
-    return failure.reason == "timeout" and failure.phase in ("tls", "send", "wait")
-
-
 def run_all(commands):
     """check-failed / unreachable findings from running each check once, in parallel.
 
+    The result's cause decides which: no answer (unreachable, a warning: the
+    server may be down for maintenance) or a wrong one (check-failed, an error).
     An option only the server's library rejects (an LDAP filter) is a bad-option.
     """
     if not commands:
@@ -154,16 +128,15 @@ def run_all(commands):
     from kachecks.checks import contract
 
     def one(command):
-        witness = _Witness(command.check)
         try:
-            return contract.evaluate(witness, command.target), witness.failure
+            return contract.evaluate(command.check, command.target)
         except UsageError as exc:
-            return exc, None
+            return exc
 
     with ThreadPoolExecutor(max_workers=min(WORKERS, len(commands))) as pool:
         outcomes = list(pool.map(one, commands))
     findings = []
-    for command, (result, failure) in zip(commands, outcomes):
+    for command, result in zip(commands, outcomes):
         node = command.script.node
         if isinstance(result, UsageError):
             findings.append(at(node, ERROR, "bad-option",
@@ -171,8 +144,9 @@ def run_all(commands):
             continue
         if result.ok:
             continue
-        text = f"{command.name} {command.target.identity}: {result.reason}"
-        if unanswered(failure):
+        cause = result.cause
+        text = f"{command.name} {command.target.identity}: {cause.code}: {result.reason}"
+        if cause.code in UNANSWERED and cause.reason != "latency":
             findings.append(at(node, WARNING, "unreachable", text))
         else:
             findings.append(at(node, ERROR, "check-failed", text))

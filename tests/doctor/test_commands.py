@@ -127,7 +127,7 @@ def test_a_check_that_fails_now_says_why_in_the_check_s_own_words(doctor, write)
     assert (failed["line"], failed["severity"], failed["code"]) == (MISC_LINE, "error", "check-failed")
     reason = one_line(itself).split(" - ", 1)[1]  # "HTTP DOWN - md5 mismatch (got …, want …)"
     assert reason.startswith("md5 mismatch")
-    assert failed["message"] == f"kachecks-http [127.0.0.1]:{server.port}: {reason}"
+    assert failed["message"] == f"kachecks-http [127.0.0.1]:{server.port}: L7RSP: {reason}"
 
 
 def test_a_check_whose_peer_does_not_answer_is_unreachable(doctor, write, unused_port):
@@ -136,7 +136,8 @@ def test_a_check_whose_peer_does_not_answer_is_unreachable(doctor, write, unused
     run = doctor("-f", conf)
     assert codes(run) == [(MISC_LINE, "warning", "unreachable"), (MISC_LINE + 5, "warning", "unreachable")]
     assert run.code == 0
-    assert run.findings[1]["message"].startswith(f"kachecks check tcp [127.0.0.1]:{unused_port}: ")
+    assert run.findings[1]["message"] == (f"kachecks check tcp [127.0.0.1]:{unused_port}: L4CON:"
+                                          " connection refused")
 
 
 def test_no_run_runs_no_check(doctor, write):
