@@ -15,21 +15,6 @@ class UsageError(KachecksError):
     """Bad command line or unusable configuration (a check exits 1)."""
 
 
-class NotACheck(UsageError):
-    """A command line that runs no kachecks check (another program, ``kachecks
-    genhash``…): kachecks.checks.registry.parse_command says so."""
-
-
-class BadCommand(UsageError):
-    """A kachecks check's command line that the check rejects (an unknown check, a bad
-    option); ``name``: how the check is called (``kachecks-http``, ``kachecks check
-    http``), for messages that name it."""
-
-    def __init__(self, message, name):
-        super().__init__(message)
-        self.name = name
-
-
 class WorkerError(KachecksError):
     """``kachecks worker`` took a check's run and then broke the protocol (no exit
     code, or one the check cannot return): the outcome is unknown, an error."""

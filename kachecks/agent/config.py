@@ -12,7 +12,6 @@ import os
 import re
 
 from kachecks.checks import registry
-from kachecks.errors import UsageError
 from kachecks.notify import config as tomlfile
 from kachecks.notify.config import ConfigError
 
@@ -187,13 +186,11 @@ def _command(value, where, timeout):
     if not (isinstance(value, str)
             or (isinstance(value, list) and all(isinstance(word, str) for word in value))):
         raise ConfigError(f"{where}: command: must be a string or a list of strings, not {_show(value)}")
-    try:
-        # [agent]/[[check]] timeout is a default: the command's own --timeout wins, as in misc_path
-        command = registry.parse_command(value, defaults=["--timeout", _seconds(timeout)])
-    except UsageError as exc:
-        raise ConfigError(f"{where}: command: {exc}") from None
-    if command.refusal:
-        raise ConfigError(f"{where}: command: {command.refusal}")
+    # [agent]/[[check]] timeout is a default: the command's own --timeout wins, as in misc_path
+    command = registry.parse_command(value, defaults=["--timeout", _seconds(timeout)])
+    refused = command.error or command.refusal
+    if refused:
+        raise ConfigError(f"{where}: command: {refused}")
     return command
 
 

@@ -146,6 +146,8 @@ def _run(check, argv, prog):
     ns = target = None
     try:
         command = registry.parse_command(argv, check, build=False)
+        if command.error:
+            return _fail_early(check, prog, command.error, nagios, usage=True)
         ns = command.options
         nagios = ns.nagios
         if command.prints:
@@ -209,9 +211,8 @@ def _stopped_early(check, prog, argv, ns, stop):
     """A signal before the target was built: the status line from the common
     options if they parse, without state or syslog (there is no peer to name)."""
     if ns is None:
-        try:
-            ns = registry.parse_command(argv, check, build=False).options
-        except UsageError:
+        ns = registry.parse_command(argv, check, build=False).options
+        if ns is None:  # the options do not parse
             return _fail_early(check, prog, str(stop), "--nagios" in argv)
     target = _peerless(ns)
     if target is None:

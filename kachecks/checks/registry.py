@@ -2,10 +2,9 @@
 
 ``kachecks check NAME``, the ``kachecks-NAME`` executables (pyproject.toml's
 console scripts, which a test keeps equal to this table) and anything that
-must recognise a keepalived ``misc_path``/``script`` line all read CHECKS.
-``parse_command`` is the one way a command line becomes a check and its
-target: the forked executable, the agent's [[check]] commands and the
-doctor's misc_path/script lines all go through it.
+must recognise a keepalived ``misc_path``/``script`` line all read CHECKS;
+``parse_command`` is the one way from a command line to a check and its
+target, for the forked run, the agent and the doctor alike.
 Importing this module imports nothing of kachecks: ``load`` imports one check.
 
 ``http()``, ``tcp()`` and ``ldap()`` are the executables' entry points. They
@@ -53,23 +52,19 @@ def load(name):
 
 
 class CheckCommand:
-    """A check's command line, recognised and parsed by the check's own options.
+    """A command line read by the registry. ``argv``: split (``env`` included);
+    ``name``: ``kachecks-http`` or ``kachecks check http``, None for a line that runs
+    no kachecks check; ``check`` (None if unknown); ``program``: the file keepalived
+    or env executes; ``args``; ``options``; ``target``: None unless built; ``error``:
+    why it cannot run, in the check's own words, else None."""
 
-    ``argv``: the whole command line, split (``env`` included); ``check``: the
-    Check; ``program``: the file keepalived (or ``env``) executes for it
-    (``/usr/bin/kachecks-http``, or ``kachecks`` for ``kachecks check http``; ""
-    when the check was given); ``name``: how a person calls it
-    (``kachecks-http``, ``kachecks check http``); ``args``: its arguments;
-    ``options``: their namespace; ``target``: the frozen Target, None when not
-    built (``build=False``, or options that print instead of checking).
-    """
+    __slots__ = ("argv", "name", "check", "program", "args", "options", "target", "error")
 
-    __slots__ = ("argv", "check", "program", "name", "args", "options", "target")
-
-    def __init__(self, argv, check, program, name, args, options, target):
-        for key, value in (("argv", tuple(argv)), ("check", check), ("program", program),
-                           ("name", name), ("args", tuple(args)), ("options", options),
-                           ("target", target)):
+    def __init__(self, argv, name=None, check=None, program="", args=(), options=None,
+                 target=None, error=None):
+        for key, value in (("argv", tuple(argv)), ("name", name), ("check", check),
+                           ("program", program), ("args", tuple(args)), ("options", options),
+                           ("target", target), ("error", error)):
             object.__setattr__(self, key, value)
 
     def __setattr__(self, name, value):
@@ -78,17 +73,16 @@ class CheckCommand:
     @property
     def prints(self):
         """--help or --version: the run prints and exits 0, checking nothing."""
-        return bool(self.options.help or self.options.version)
+        return self.options is not None and bool(self.options.help or self.options.version)
 
     @property
     def refusal(self):
-        """Why this line can never be a working check where keepalived reads the exit
-        code (--help, --version, --nagios), or None. The forked executable obeys such
-        options (a person or Icinga typed them); the agent refuses them, the doctor
-        flags them."""
-        for flag, why in EXIT_CODE_REFUSALS:
-            if getattr(self.options, flag):
-                return why
+        """Why options the check accepts can never make a working check where keepalived
+        reads the exit code, or None: the agent refuses them, the doctor flags them."""
+        if self.options is not None:
+            for flag, why in EXIT_CODE_REFUSALS:
+                if getattr(self.options, flag):
+                    return why
         return None
 
     def build(self):
@@ -108,19 +102,16 @@ EXIT_CODE_REFUSALS = (
 
 
 def parse_command(command, check=None, defaults=(), build=True):
-    """The CheckCommand of ``command``, or UsageError: NotACheck when it runs no
-    check, BadCommand (naming the check) when the check rejects it.
+    """The CheckCommand of ``command`` (never raises: what is wrong is its ``error``).
 
-    ``command``: a ``misc_path``/``script`` line as a string (split exactly as
-    keepalived >= 2.3.2 splits it) or as argv. Its program is ``kachecks-NAME``
-    wherever installed, or ``kachecks`` followed by ``check NAME``, either one
-    maybe behind ``env --block-signal=…`` (docs/checks.md). ``check``: the Check
-    itself when ``command`` holds its arguments only (the forked executable).
-    ``defaults``: arguments parsed before the command's own, which win (the
-    agent's timeout). The arguments go through the check's own option parser; the
-    target is built too unless ``build`` is False or the options print instead.
+    ``command``: a misc_path/script line, a string split as keepalived >= 2.3.2
+    splits it, or argv: ``kachecks-NAME`` wherever installed or ``kachecks check
+    NAME``, maybe behind ``env --block-signal=…`` (docs/checks.md). ``check``:
+    given when ``command`` is its arguments only (the forked run). ``defaults``:
+    parsed first, so the command's own options win. The check's own parser reads
+    the arguments; the target is built unless ``build`` is False or they print.
     """
-    from kachecks.errors import BadCommand, UsageError
+    from kachecks.errors import UsageError
 
     if isinstance(command, str):
         from kachecks.scriptline import CommandError, split_command
@@ -128,35 +119,37 @@ def parse_command(command, check=None, defaults=(), build=True):
         try:
             command = split_command(command)
         except CommandError as exc:
-            raise UsageError(str(exc)) from None
+            return CheckCommand((), error=str(exc))
     argv = list(command)
     if check is not None:
-        program, name, args = "", check.prog, argv
+        known, name, program, args = None, check.prog, "", argv
     else:
         known, name, program, args = _recognise(argv)
+        if name is None:
+            return CheckCommand(argv, error=(f"not a kachecks check command: {argv[0]}" if argv
+                                             else "empty command line"))
+    options = target = None
     try:
         if check is None:
             check = load(known)
-        parsed = CheckCommand(argv, check, program, name, args,
-                              check.namespace([*defaults, *args]), None)
-        if not build or parsed.prints:
-            return parsed
-        return CheckCommand(argv, check, program, name, args, parsed.options, parsed.build())
+        options = check.namespace([*defaults, *args])
+        if build and not (options.help or options.version):
+            target = check.build(options)
     except UsageError as exc:
-        raise BadCommand(str(exc), name) from None
+        return CheckCommand(argv, name, check, program, args, options, error=str(exc))
+    return CheckCommand(argv, name, check, program, args, options, target)
 
 
 def _recognise(argv):
-    """(check name, how it is called, program, args) of a command line, or NotACheck."""
-    from kachecks.errors import NotACheck
-
+    """(check name, how it is called, program, args) of a command line; the name None
+    when it runs no kachecks check."""
     argv = without_env(argv)
     base = os.path.basename(argv[0]) if argv else ""
     if base.startswith(EXECUTABLE_PREFIX) and base[len(EXECUTABLE_PREFIX):] in CHECKS:
         return base[len(EXECUTABLE_PREFIX):], base, argv[0], argv[1:]
     if base == "kachecks" and len(argv) >= 3 and argv[1] == "check":
         return argv[2], f"kachecks check {argv[2]}", argv[0], argv[3:]
-    raise NotACheck(f"not a kachecks check command: {argv[0]}" if argv else "empty command line")
+    return None, None, "", ()
 
 
 def without_env(argv):

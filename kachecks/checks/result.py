@@ -1,10 +1,7 @@
-"""What a probe found, as an immutable value the contract can judge, and why: its cause.
+"""What a probe found, as an immutable value the contract can judge, and why: its Cause.
 
-The cause codes are HAProxy's check status codes, so an operator who reads
-HAProxy's stats page reads ours at once (docs/reference.md, "Cause codes").
-They are defined here, once, as plain strings (no enum: every forked check
-loads this module); the agent, the doctor and the metrics read
-``Result.cause`` instead of re-deriving it from the text.
+The cause codes are HAProxy's, defined here once as plain strings (no enum on the
+forked path), so operators read them at once (docs/reference.md, "Cause codes").
 """
 
 from kachecks.runtime import one_line
@@ -51,9 +48,8 @@ _FAILURE_CODES = {"resolve": RESOLV, "connect": L4CON, "tls": L6RSP, "proxy": L4
 
 
 class Cause:
-    """Why a run ended as it did: ``code`` (one of CODES), ``phase`` where (resolve,
-    connect, tls, wait, read, status, digest, bind, search…; "" when healthy) and
-    ``reason``, a stable keyword (refused, timeout, handshake, latency…; "" when none)."""
+    """Why a run ended so: ``code`` (CODES), ``phase`` (connect, wait, status…) and
+    ``reason``, a stable keyword (refused, timeout, latency…); "" where none."""
 
     __slots__ = ("code", "phase", "reason")
 

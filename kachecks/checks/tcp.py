@@ -180,26 +180,23 @@ def probe(target, deadline):
         notes.append(f"agent {line!r}")
     if target.weight_pattern is not None:
         weight = _regex_weight(target, reply)
-    layer = _layer(target)
+    healthy, too_slow = _codes(target)
     if target.max_latency is not None and elapsed > target.max_latency:
         raise ProbeFailure(f"{where}: latency {elapsed:.3f} s over {target.max_latency:g} s",
-                           "latency", "latency", code=TIMEOUTS[layer])
+                           "latency", "latency", code=too_slow)
     notes[0] = f"{where} answered in {elapsed:.3f} s" if reply else notes[0]
     return Result(True, summary=", ".join(notes), weight=weight, drain=drain, warning=warning,
                   perfdata=(("time", round(elapsed, 6), "s"), ("size", len(reply), "B")),
                   details=(f"received: {_show(reply)}",) if reply else (),
-                  cause=Cause(DRAIN, "agent", "drain") if drain else HEALTHY[layer])
+                  cause=Cause(DRAIN, "agent", "drain") if drain else Cause(healthy))
 
 
-# The deepest layer a run checks: 4 (connect), 6 (TLS handshake), 7 (a reply judged).
-HEALTHY = {4: Cause(L4OK), 6: Cause(L6OK), 7: Cause(L7OK)}
-TIMEOUTS = {4: L4TOUT, 6: L6TOUT, 7: L7TOUT}
-
-
-def _layer(target):
+def _codes(target):
+    """(healthy, too slow) codes of the deepest layer a run checks: a reply judged (7),
+    a TLS handshake (6), a connection (4)."""
     if target.expect_pattern is not None or target.weight_pattern is not None or target.agent:
-        return 7
-    return 6 if target.tls is not None else 4
+        return L7OK, L7TOUT
+    return (L6OK, L6TOUT) if target.tls is not None else (L4OK, L4TOUT)
 
 
 def _regex_weight(target, reply):

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from kachecks.checks import registry
 from kachecks.checks.result import L4CON, L4TOUT, L6TOUT, L7TOUT, RESOLV
 from kachecks.doctor.findings import ERROR, WARNING, at
-from kachecks.errors import BadCommand, NotACheck, UsageError
+from kachecks.errors import UsageError
 
 WORKERS = 16
 RUNNABLE = ("misc_path", "script")  # the keywords whose exit code keepalived acts on
@@ -56,13 +56,12 @@ def parse(scripts):
     for script in scripts:
         if script.keyword not in RUNNABLE or not script.argv:
             continue
-        try:
-            parsed = registry.parse_command(script.argv)
-        except NotACheck:
-            continue
-        except BadCommand as exc:
+        parsed = registry.parse_command(script.argv)
+        if parsed.name is None:
+            continue  # not a kachecks check
+        if parsed.error:
             findings.append(at(script.node, ERROR, "bad-option",
-                               f"{exc.name}: {exc}: the check exits 1 at every run"))
+                               f"{parsed.name}: {parsed.error}: the check exits 1 at every run"))
             continue
         if parsed.prints:
             findings.append(at(script.node, ERROR, "bad-option", f"{parsed.name} {parsed.refusal}"))
