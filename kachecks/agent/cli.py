@@ -9,6 +9,7 @@ import os
 
 import click
 
+from kachecks import files
 from kachecks.agent import config as configuration
 from kachecks.agent import status as statuses
 from kachecks.agent import trackfile
@@ -128,7 +129,7 @@ def _run(path):
     cfg = configuration.load(path)
     try:
         other = statuses.read(cfg.status_file)
-    except (OSError, ValueError):
+    except (files.UnusableFile, ValueError):
         other = None
     if other is not None and statuses.agent_alive(other):
         raise Failed(f"another kachecks agent (pid {other['pid']}) writes the track files in"
@@ -183,12 +184,12 @@ def status(ctx, config_path):
             status_file = os.path.join(_fallback_track_dir(path), configuration.STATUS_FILE)
         try:
             document = statuses.read(status_file)
-        except FileNotFoundError:
+        except files.UnusableFile as exc:
+            if exc.reason != "missing":
+                raise Failed(str(exc)) from None
             click.echo(f"kachecks agent status: no agent status in {status_file}: the agent has"
                        " not run with this configuration", err=True)
             return NOT_RUNNING
-        except OSError as exc:
-            raise Failed(f"cannot read {status_file}: {exc.strerror or exc}") from None
         except ValueError as exc:
             raise Failed(f"{status_file}: not a kachecks agent status file ({exc})") from None
         alive = statuses.agent_alive(document)
@@ -217,29 +218,29 @@ def zero(ctx, config_path):
         problem = None
         try:
             cfg = configuration.load(path)
-            track_dir, files = cfg.track_dir, cfg.files
+            track_dir, paths = cfg.track_dir, cfg.files
         except configuration.ConfigError as exc:
-            problem, track_dir, files = exc, _fallback_track_dir(path), []
+            problem, track_dir, paths = exc, _fallback_track_dir(path), []
         status_file = os.path.join(track_dir, configuration.STATUS_FILE)
         document = None
         try:
-            if not trackfile.unsafe(track_dir):  # a list anybody could write is not trusted
+            if not files.untrusted_path(track_dir):  # a list anybody could write is not trusted
                 document = statuses.read(status_file)
-        except (OSError, ValueError):
+        except (OSError, files.UnusableFile, ValueError):
             pass
         if document is not None:
             if statuses.agent_alive(document):
                 raise Failed(f"the agent (pid {document['pid']}) is running; stop it first"
                              " (systemctl stop kachecks-agent)")
-            files += [f for f in document.get("files", []) if isinstance(f, str)
+            paths += [f for f in document.get("files", []) if isinstance(f, str)
                       and os.path.isabs(f) and trackfile.looks_like_ours(f)]
-        failed = trackfile.zero(sorted(set(files)))
+        failed = trackfile.zero(sorted(set(paths)))
         for failed_path, error in failed:
             click.echo(f"kachecks agent zero: could not set {failed_path} to 0: {error}", err=True)
         if document is not None:
             _mark_stopped(status_file, document)
         if problem is not None:
-            raise Failed(f"{problem} (zeroed the {len(set(files))} files the last agent wrote)")
+            raise Failed(f"{problem} (zeroed the {len(set(paths))} files the last agent wrote)")
         return 1 if failed else 0
 
     return guarded(action, prog="kachecks agent zero")
