@@ -140,6 +140,7 @@ def _delegate(sock, path, request, codes, within, start_by, notes):
         sock.send(protocol.GO)
     except OSError:  # no worker, a full one, a silent one: the check runs here
         _signal.pthread_sigmask(_signal.SIG_UNBLOCK, signals)
+        _note_declined(sock, notes)
         return None
     try:
         _signal.pthread_sigmask(_signal.SIG_UNBLOCK, signals)  # a pending one raises Stop
@@ -152,6 +153,17 @@ def _delegate(sock, path, request, codes, within, start_by, notes):
         raise WorkerError(f"no exit code from kachecks worker (child {child}) within"
                           f" {within + REPORT_SLACK:g} s") from None
     return _exit_code(reply, child, codes)
+
+
+def _note_declined(sock, notes):
+    """A worker that declines at once (no slot for us) may close before it read our
+    request: the send or the reset fails first, its reason is still queued."""
+    try:
+        why = protocol.read_declined(sock.recv(256, _socket.MSG_DONTWAIT))
+    except OSError:
+        return
+    if why is not None:
+        notes.append(f"kachecks worker declined: {why}")
 
 
 def _ask_to_stop(sock, signum):

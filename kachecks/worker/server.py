@@ -7,8 +7,11 @@ it sends one byte. ``kachecks worker`` imports what the checks import once
 every connection from ``kachecks.worker.client``.
 
 The parent only accepts, counts and forks: it reads nothing a client sends,
-so no client, however slow or silent, holds up another. Beyond MAX_CHILDREN
-children at once a client is declined at once and runs its check itself.
+so no client, however slow or silent, holds up another. It has ``slots``
+children at once, and at most ``per_uid`` of them (half, by default) for one
+caller uid, so that one user allowed on the socket (a member of --group)
+cannot hold every slot with connections it keeps open; beyond either bound a
+client is declined at once and runs its check itself.
 
 Each child reads its request under a short timeout (the messages are
 kachecks.worker.protocol's), takes its caller's context
@@ -33,8 +36,47 @@ from kachecks.worker.protocol import Declined
 
 # Seconds a client has to send its request once connected (it sends at once).
 REQUEST_TIMEOUT = 1.0
-# Children at once; beyond that a client is declined at once and runs its check itself.
-MAX_CHILDREN = 64
+# Children at once (--slots); beyond that a client is declined at once and runs its check itself.
+SLOTS = 64
+
+
+class Slots:
+    """The children under way and whose they are: at most ``total`` at once, and
+    at most ``per_uid`` (default: half of ``total``) for one caller uid.
+
+    The SIGCHLD handler frees slots between any two bytecodes of the accept
+    loop, so ``take`` runs with SIGCHLD blocked; ``refusal`` reads two counts,
+    each at once, which a free can only lower.
+    """
+
+    def __init__(self, total=SLOTS, per_uid=None):
+        self.total = total
+        self.per_uid = max(total // 2, 1) if per_uid is None else per_uid
+        self._owner = {}  # child pid -> caller uid
+        self._held = {}  # caller uid -> children of it under way
+
+    def __len__(self):
+        return len(self._owner)
+
+    def refusal(self, uid):
+        """Why a caller of ``uid`` gets no slot now, or None."""
+        if len(self._owner) >= self.total:
+            return "busy"
+        if self._held.get(uid, 0) >= self.per_uid:
+            return f"busy: uid {uid} holds {self.per_uid} of the {self.total} slots, its share"
+        return None
+
+    def take(self, pid, uid):
+        self._owner[pid] = uid
+        self._held[uid] = self._held.get(uid, 0) + 1
+
+    def free(self, pid):
+        uid = self._owner.pop(pid, None)
+        if uid is None:
+            return
+        left = self._held.pop(uid) - 1
+        if left:
+            self._held[uid] = left
 
 
 def checks():
@@ -75,10 +117,8 @@ def listen(path, group=None):
     return sock
 
 
-def serve(sock):
+def serve(sock, slots):
     """Accept and fork until SIGTERM (which raises Stopped)."""
-    children = set()
-
     def reap(signum, frame):
         while True:
             try:
@@ -87,7 +127,7 @@ def serve(sock):
                 return
             if pid == 0:
                 return
-            children.discard(pid)
+            slots.free(pid)
 
     signal.signal(signal.SIGCHLD, reap)
     own = Own()
@@ -101,27 +141,37 @@ def serve(sock):
             time.sleep(0.1)
             continue
         with conn:
-            if len(children) >= MAX_CHILDREN:
-                _decline(conn, "busy")
-                continue
-            sys.stdout.flush()
-            sys.stderr.flush()
-            # a child that ends before it is counted must not stay counted forever
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+            _start(sock, conn, slots, own)
+
+
+def _start(sock, conn, slots, own):
+    """Fork a child for ``conn`` in a free slot of its caller, or decline it at once."""
+    try:
+        _pid, uid, _gid = protocol.peer(conn)
+    except OSError:
+        return  # gone already
+    why = slots.refusal(uid)
+    if why is not None:
+        _decline(conn, why)
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # a child that ends before it is counted must not stay counted forever
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    try:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
             try:
-                pid = os.fork()
-                if pid == 0:
-                    code = 1
-                    try:
-                        sock.close()
-                        code = _child(conn, own)
-                    finally:
-                        os._exit(code)
-                children.add(pid)
-            except OSError as exc:
-                _decline(conn, f"cannot fork: {exc.strerror}")
+                sock.close()
+                code = _child(conn, own)
             finally:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+                os._exit(code)
+        slots.take(pid, uid)
+    except OSError as exc:
+        _decline(conn, f"cannot fork: {exc.strerror}")
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
 
 
 def _decline(conn, why):
@@ -217,16 +267,17 @@ def _signals_from(conn):
     on_io(signal.SIGIO, None)  # anything sent before we listened
 
 
-def start_line(path, loaded):
+def start_line(path, loaded, slots):
     names = ", ".join(sorted(checks()))
-    return f"listening on {path} for {names} (pid {os.getpid()}, {len(loaded)} modules preloaded)"
+    return (f"listening on {path} for {names} (pid {os.getpid()}, {len(loaded)} modules"
+            f" preloaded, {slots.total} slots, {slots.per_uid} per caller uid)")
 
 
-def announce(path, loaded):
+def announce(path, loaded, slots):
     """One line on start: to syslog, and to stderr unless stderr is that same journal."""
     from kachecks import syslogger
 
-    line = start_line(path, loaded)
+    line = start_line(path, loaded, slots)
     syslogger.send("kachecks-worker", line, syslogger.LOG_INFO)
     if not _stderr_is_journal():
         sys.stderr.write(f"kachecks worker: {line}\n")
@@ -258,8 +309,9 @@ def _notify_systemd(message):
         sys.stderr.write(f"kachecks worker: cannot notify systemd: {exc}\n")
 
 
-def main(path=None, group=None):
+def main(path=None, group=None, slots=None):
     path = path or protocol.socket_path()
+    slots = Slots() if slots is None else slots
     try:
         prepare(path)
         loaded = preload()
@@ -272,8 +324,8 @@ def main(path=None, group=None):
         return 1
     signal.signal(signal.SIGTERM, _stop_serving)
     try:
-        announce(path, loaded)
-        serve(sock)
+        announce(path, loaded, slots)
+        serve(sock, slots)
     except Stopped:
         return 0
     finally:
@@ -306,6 +358,7 @@ Examples:
   kachecks worker                                 # root-only socket
   kachecks worker --group keepalived_script --socket /run/kachecks-worker/worker.sock
                        # for checks run as that user, with KACHECKS_WORKER_SOCKET set
+  kachecks worker --slots 128                     # more runs at once, 64 per caller uid
   kachecks-ldap --uri ldap://192.168.8.101 ... --verbose   # "(run by kachecks worker N)"
 """)
     @click.option("--socket", "path", metavar="PATH", default=None,
@@ -314,7 +367,14 @@ Examples:
                        " its directory must be root's (or yours) and writable by no one else")
     @click.option("--group", metavar="GROUP", default=None,
                   help="let this group's members use the worker (socket mode 0660)")
-    def worker(path, group):
+    @click.option("--slots", metavar="N", type=click.IntRange(1, 4096), default=SLOTS,
+                  show_default=True,
+                  help="runs at once; a check beyond them is declined and runs in-process")
+    @click.option("--slots-per-uid", "per_uid", metavar="N", type=click.IntRange(1, 4096),
+                  default=None,
+                  help="runs at once for one caller uid (default: half of --slots), so that"
+                       " no one user of the socket can take them all")
+    def worker(path, group, slots, per_uid):
         """Run checks forked from a warm process (optional accelerator).
 
         kachecks-ldap, and the TLS modes of kachecks-http and kachecks-tcp,
@@ -323,7 +383,8 @@ Examples:
         ssl every time. Each run is forked into its caller's uid, groups,
         umask, working directory and namespaces. Same options, output and
         exit codes either way; when the worker is absent, not trusted or
-        declines, the check runs in-process (--verbose says which).
+        declines (all --slots, or the caller's share of them, taken), the
+        check runs in-process (--verbose says which).
         """
         gid = None
         if group is not None:
@@ -333,6 +394,9 @@ Examples:
                 gid = grp.getgrnam(group).gr_gid
             except KeyError:
                 raise click.BadParameter(f"no such group {group!r}", param_hint="--group")
-        return main(path, gid)
+        if per_uid is not None and per_uid > slots:
+            raise click.BadParameter(f"{per_uid} is more than --slots {slots}",
+                                     param_hint="--slots-per-uid")
+        return main(path, gid, Slots(slots, per_uid))
 
     return worker
