@@ -13,9 +13,9 @@ Layers, each with one job:
 - ``run(check, argv, prog, handover)``: the forked executable keepalived
   starts: signals, watchdog, printing, state file, syslog, the hand-over it
   is given (kachecks.executables passes the worker's: this layer never
-  imports kachecks.worker), all under the guard (kachecks.runtime) so that anything that goes wrong
-  still ends as a defined code: never a traceback, never 2..255 unless
-  ``--dynamic`` (or ``--nagios``).
+  imports kachecks.worker), all under the guard (kachecks.runtime) so that
+  anything that goes wrong still ends as a defined code: never a traceback,
+  never 2..255 unless ``--dynamic`` (or ``--nagios``).
 """
 
 import os

@@ -99,4 +99,3 @@ def forked(name):
         gc.freeze()
         gc.enable()
     return run, check
-

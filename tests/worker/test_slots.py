@@ -27,7 +27,8 @@ def check_as_nobody(open_dir, url, socket_path):
     state = open_dir / "nobody-state"
     state.mkdir(exist_ok=True)
     os.chown(state, nobody.pw_uid, nobody.pw_gid)
-    return subprocess.run(cli.command("kachecks-http") + ["--url", url, "--digest", MD5, "--verbose"],
+    return subprocess.run(cli.command("kachecks-http") + ["--url", url, "--digest", MD5,
+                                                          "--verbose"],
                           capture_output=True, text=True, timeout=30,
                           env=dict(os.environ, KACHECKS_STATE_DIR=str(state),
                                    KACHECKS_WORKER_SOCKET=str(socket_path)),
