@@ -215,9 +215,6 @@ class Trust:
         self.root = root  # root's directory is trusted as well as ours
         self.group = group  # its group may write in it too
 
-    def __repr__(self):
-        return f"Trust(root={self.root}, group={self.group})"
-
 
 # Only we own it and only we write it: a per-user directory found in a shared
 # place (a check's state under /tmp): root's is no use to a check run as
