@@ -10,7 +10,6 @@ import re
 from kachecks import configfile
 from kachecks.configfile import ConfigError, show
 
-DEFAULT_PATH = configfile.DEFAULT_PATH
 DEFAULT_SPOOL = "/var/spool/kachecks"
 
 DEFAULT_SUBJECT = "[{host}] {name}: {previous} -> {state}{prio}"

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from kachecks import configfile
 from kachecks.notify import config
 
 SHIPPED = Path(__file__).resolve().parents[2] / "packaging" / "kachecks.toml"
@@ -42,5 +43,5 @@ def test_command_line_options_override_the_file(notifier, relay):
 
 def test_missing_default_config_means_builtin_defaults(monkeypatch, tmp_path):
     monkeypatch.delenv("KACHECKS_CONFIG", raising=False)
-    monkeypatch.setattr(config, "DEFAULT_PATH", str(tmp_path / "absent.toml"))
+    monkeypatch.setattr(configfile, "DEFAULT_PATH", str(tmp_path / "absent.toml"))
     assert config.load().smtp["host"] == "localhost"
