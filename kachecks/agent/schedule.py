@@ -93,7 +93,7 @@ class Check:
     document and the metrics), and where it stands in the schedule."""
 
     __slots__ = ("spec", "health", "stats", "result", "latency", "lateness", "error", "due",
-                 "current", "stuck", "removed", "slot")
+                 "current", "stuck", "removed", "_slot")
 
     def __init__(self, spec):
         self.spec = spec
@@ -107,7 +107,7 @@ class Check:
         self.current = None  # the Run in flight, or None
         self.stuck = False  # that run outlived its deadline and was already counted
         self.removed = False  # a reload removed it: nothing it still returns counts
-        self.slot = 0  # bumps on each (re)schedule: older heap entries are void
+        self._slot = 0  # bumps on each (re)schedule: older heap entries are void
 
 
 class Outcome:
@@ -140,7 +140,7 @@ class Schedule:
         self.lateness = stats.Histogram(stats.LATENESS_BUCKETS)
         self.stopping = False
         self._checks = {}  # name -> Check, in configuration order
-        self._heap = []  # (due, sequence, check, check.slot when scheduled)
+        self._heap = []  # (due, sequence, check, check._slot when scheduled)
         self._deadlines = []  # (deadline, sequence, run)
         self._sequence = 0
         self._install(specs, now)
@@ -212,9 +212,9 @@ class Schedule:
 
     def _schedule(self, check, due):
         check.due = due
-        check.slot += 1
+        check._slot += 1
         self._sequence += 1
-        heapq.heappush(self._heap, (due, self._sequence, check, check.slot))
+        heapq.heappush(self._heap, (due, self._sequence, check, check._slot))
 
     def _next_due(self, check, now):
         step = check.spec.interval * (1 + self.rng.uniform(-JITTER, JITTER))
@@ -238,7 +238,7 @@ class Schedule:
         heap = self._heap
         while heap and heap[0][0] <= now + SLACK:
             due, _, check, slot = heapq.heappop(heap)
-            if check.removed or slot != check.slot:
+            if check.removed or slot != check._slot:
                 continue  # rescheduled or removed since
             self._schedule(check, self._next_due(check, now))
             if check.current is None:
