@@ -105,14 +105,32 @@ class TrackFiles:
         return trackfile.zero(paths)
 
 
+def serve_metrics(address, source, log):
+    """The Prometheus endpoint on ``address`` reading ``source()``, or None (said why)."""
+    from kachecks.agent import metrics
+
+    if not metrics.available():
+        log(f"no metrics endpoint: {metrics.MISSING} (set [agent] metrics = \"\" to silence"
+            " this)", syslogger.LOG_WARNING)
+        return None
+    try:
+        return metrics.Endpoint(address, source)
+    except OSError as exc:
+        host, port = address
+        log(f"no metrics endpoint: cannot listen on {host}:{port}: {exc.strerror or exc}",
+            syslogger.LOG_ERR)
+        return None
+
+
 class Agent:
     """The daemon: ``run()`` until SIGTERM/SIGINT. Every piece of I/O is handed in or made
     here: ``log`` (syslog), ``notifier`` (systemd), ``rng`` and ``clock`` (the schedule's),
     ``executor`` (made from ``answer`` when None), ``tracks`` (the publisher),
-    ``status_writer(path, document)``."""
+    ``status_writer(path, document)``, ``serve_metrics(address, source, log)``."""
 
     def __init__(self, cfg, log=None, notifier=None, rng=None, clock=time.monotonic,
-                 executor=None, tracks=None, status_writer=status.write):
+                 executor=None, tracks=None, status_writer=status.write,
+                 serve_metrics=serve_metrics):
         self.cfg = cfg
         self.log = log or Log()
         self.notifier = notifier
@@ -121,6 +139,7 @@ class Agent:
         self.executor = executor or Probes(clock, self.answer)
         self.tracks = tracks or TrackFiles()
         self.status_writer = status_writer
+        self.serve_metrics = serve_metrics
         self.schedule = None  # made when run() starts, after the track directory is checked
         self.signals = []
         self.wake_r = self.wake_w = None
@@ -328,20 +347,8 @@ class Agent:
         return self.schedule.checks, self.schedule.lateness
 
     def _start_metrics(self):
-        if self.cfg.metrics is None:
-            return
-        from kachecks.agent import metrics
-
-        if not metrics.available():
-            self.log(f"no metrics endpoint: {metrics.MISSING} (set [agent] metrics = \"\" to"
-                     " silence this)", syslogger.LOG_WARNING)
-            return
-        try:
-            self.endpoint = metrics.Endpoint(self.cfg.metrics, self._metric_source)
-        except OSError as exc:
-            host, port = self.cfg.metrics
-            self.log(f"no metrics endpoint: cannot listen on {host}:{port}:"
-                     f" {exc.strerror or exc}", syslogger.LOG_ERR)
+        if self.cfg.metrics is not None:
+            self.endpoint = self.serve_metrics(self.cfg.metrics, self._metric_source, self.log)
 
     def _stop_metrics(self, wait=True):
         if self.endpoint is not None:

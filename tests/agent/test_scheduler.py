@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from kachecks.agent import config, health
+from kachecks.agent import config, health, status
 from kachecks.agent.schedule import GRACE, JITTER, SLACK, Schedule, diff
 from kachecks.checks.result import Result
 
@@ -317,3 +317,29 @@ def test_a_new_interval_applies_from_the_next_run_or_sooner(make):
     assert [s.name for s in change.kept] == ["web1"] and len(executor.runs) == 1
     assert schedule.check("web1").due == START + 3
     assert schedule.check("web1").spec.interval == 2
+
+
+def test_the_status_document_carries_each_checks_published_state_in_its_schema(make):
+    schedule, executor, _ = make(named("web1", "web2", interval=2, timeout=1))
+    schedule.tick(START + 1)  # web1 was due at START: it starts 1 s late
+    post(schedule, executor.runs[0], started=START + 1)
+    post(schedule, executor.runs[1], ok=False)
+    document = status.document(state="running", pid=911, started=1.7e9 - 60, written=1.7e9,
+                               config="/etc/kachecks/kachecks.toml",
+                               track_dir="/run/kachecks/track", checks=schedule.checks,
+                               files={"/run/kachecks/track/old", *schedule.files})
+    assert sorted(document) == ["checks", "config", "files", "pid", "started", "state",
+                                "track_dir", "version", "written"]
+    assert document["files"] == ["/run/kachecks/track/old", "/run/kachecks/track/web1",
+                                 "/run/kachecks/track/web2"]
+    web1, web2 = document["checks"]
+    assert web1 == {"name": "web1", "file": "/run/kachecks/track/web1",
+                    "target": "[192.168.8.101]:80", "state": "UP", "up": True, "value": 1,
+                    "since": 1.7e9, "latency": pytest.approx(0.001), "lateness": 1.0,
+                    "reason": "200 OK", "runs": 1, "failed_runs": 0, "error": None}
+    assert (web2["state"], web2["value"], web2["reason"]) == ("DOWN", 0, "md5 mismatch")
+    lines = status.render(document, now=1.7e9 + 5)
+    assert lines[0] == "kachecks agent (pid 911): 2 checks, 1 up"
+    assert lines[2].split()[:3] == ["web1", "UP", "1"] and lines[2].endswith("200 OK")
+    stopped = status.render(status.stopped(document), now=1.7e9 + 5, alive=False)
+    assert [line.split()[1:3] for line in stopped[2:]] == [["STOPPED", "0"]] * 2
