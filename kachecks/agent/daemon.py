@@ -257,7 +257,9 @@ class Agent:
             return False
         with stats.LOCK:
             change = self.schedule.reload(cfg.checks, self.clock())
-            failed = self.tracks.zero([spec.file for spec in change.removed])
+            # removed: nobody writes them any more; added: down until their first result,
+            # whatever the file held (a file moved to where another check's was)
+            failed = self.tracks.zero([spec.file for spec in (*change.removed, *change.added)])
         for path, error in failed:
             self.log(f"could not set {path} to 0: {error}", syslogger.LOG_ERR)
         metrics_moved = cfg.metrics != self.cfg.metrics
