@@ -16,6 +16,42 @@ from kachecks.agent import trackfile
 
 VERSION = 1
 
+
+def write(path, document):
+    """Atomically replace the status file (0644, like the track files)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    data = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 trackfile.MODE)
+    try:
+        os.write(fd, data)
+        os.fchmod(fd, trackfile.MODE)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def read(path):
+    """The status document, or OSError/ValueError (unreadable, not ours)."""
+    with open(path, "rb") as handle:
+        document = json.loads(handle.read(16 << 20))
+    if not isinstance(document, dict) or document.get("version") != VERSION:
+        raise ValueError(f"{path}: not a kachecks agent status file")
+    return document
+
+
+def agent_alive(document):
+    """True when the pid that wrote ``document`` is still a kachecks-agent process."""
+    pid = document.get("pid")
+    if document.get("state") == "stopped" or not isinstance(pid, int):
+        return False
+    try:
+        with open(f"/proc/{pid}/comm", "rb") as handle:
+            return handle.read().strip() == b"kachecks-agent"
+    except OSError:
+        return False
+
+
 # The status document, ``.kachecks-agent.json`` beside the track files: its one
 # definition. The agent writes it (``document``), `kachecks agent status` renders it,
 # `kachecks agent zero` reads ``pid``, ``state`` and ``files`` and marks it stopped
@@ -63,41 +99,6 @@ def stopped(document):
         if isinstance(check, dict):
             check.update(value=0, up=False)
     return document
-
-
-def write(path, document):
-    """Atomically replace the status file (0644, like the track files)."""
-    tmp = f"{path}.{os.getpid()}.tmp"
-    data = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                 trackfile.MODE)
-    try:
-        os.write(fd, data)
-        os.fchmod(fd, trackfile.MODE)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
-
-
-def read(path):
-    """The status document, or OSError/ValueError (unreadable, not ours)."""
-    with open(path, "rb") as handle:
-        document = json.loads(handle.read(16 << 20))
-    if not isinstance(document, dict) or document.get("version") != VERSION:
-        raise ValueError(f"{path}: not a kachecks agent status file")
-    return document
-
-
-def agent_alive(document):
-    """True when the pid that wrote ``document`` is still a kachecks-agent process."""
-    pid = document.get("pid")
-    if document.get("state") == "stopped" or not isinstance(pid, int):
-        return False
-    try:
-        with open(f"/proc/{pid}/comm", "rb") as handle:
-            return handle.read().strip() == b"kachecks-agent"
-    except OSError:
-        return False
 
 
 def render(document, now=None, alive=True):
