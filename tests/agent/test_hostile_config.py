@@ -73,7 +73,7 @@ def test_bytes_that_are_not_utf8_are_a_configuration_error(tmp_path):
 
 def test_a_file_too_big_is_a_configuration_error(tmp_path):
     path = tmp_path / "kachecks.toml"
-    path.write_text("# " + "x" * (2 << 20) + "\n")
+    path.write_text("# " + "x" * (5 << 20) + "\n")
     assert "bytes, more than the" in one_config_error(
         run_agent_cli("--check-config", "--config", path), path)
 
