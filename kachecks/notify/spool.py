@@ -139,6 +139,8 @@ class Spool:
                 raise SpoolError(f"{self.path(sub)} is not a directory ({what}): "
                                  "refusing to use it") from None
             raise SpoolError(f"cannot open {self.path(sub)}: {exc.strerror}") from None
+        # Not files.untrusted: inside the trusted spool, a subdirectory is whoever's of
+        # the spool's group made it first; it must only never be writable by others.
         info = os.fstat(fd)
         if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) != want:
             os.fchmod(fd, want)  # ours: align it with what the spool directory grants
