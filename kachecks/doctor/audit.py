@@ -44,12 +44,19 @@ def audit(path, run=True, config_id=None, keepalived=None, use_keepalived=True, 
     config = reader.read(path, config_id)
     binary = configtest.find(keepalived) if use_keepalived else None
     version = configtest.version(binary) if binary else None
+    skipped = None
+    if binary and config.exceeded:
+        # what the doctor would not read to the end, keepalived may never finish
+        skipped = configtest.Outcome(binary, version, None, [], "the configuration reaches one"
+                                     " of the doctor's bounds (above), and keepalived's parser"
+                                     " may never finish reading such a file")
+        binary = None
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(configtest.run, binary, path, config_id, version) if binary else None
         typos, shadows = syntax.check(config)
         found = list(config.findings) + typos
         found += local(config, scriptline.Dialect(version), run, timeout)
-        outcome = pending.result() if pending is not None else None
+        outcome = pending.result() if pending is not None else skipped
     if outcome is not None:
         found += configtest.findings(outcome, config, found, syntax.since, shadows)
     return Report(config, ordered(found, config.files), outcome)

@@ -19,6 +19,9 @@ comments, quoting) and reports, for every check, script and notify:
   syntax            an unknown keyword (keywords are case-sensitive:
                     Nopreempt), a missing brace, a value keepalived rejects;
                     keepalived -t's own messages, when it is installed
+  limit             the configuration reaches one of the reader's bounds
+                    (a line of 1023 bytes, 16 MiB a file, includes 32
+                    deep, ...: docs/doctor.md): the rest is not audited
   digest-mismatch   an HTTP_GET/SSL_GET digest the real server no longer
                     serves, with the live digest and the line to paste
   unreachable       a real server, or the peer of a kachecks check, that

@@ -10,6 +10,7 @@ WARNING = "warning"
 
 CODES = (
     "syntax",
+    "limit",
     "digest-mismatch",
     "unreachable",
     "check-failed",
