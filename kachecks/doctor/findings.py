@@ -20,6 +20,10 @@ CODES = (
     "not-executable",
     "script-security",
     "secret-on-argv",
+    "agent-polarity",
+    "agent-orphan",
+    "agent-shared-fault",
+    "agent-config",
 )
 
 
