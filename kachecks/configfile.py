@@ -37,7 +37,15 @@ DURATION_HELP = "a number of seconds, or a number with a unit: 500ms, 30s, 5m, 1
 
 
 class ConfigError(UsageError, ValueError):
-    """One line for people, naming the file, the table and the key."""
+    """One line for people, naming the file, the table and the key.
+
+    ``denied``: the file is there but this user may not read it (the doctor,
+    run as another user, then says its audit is incomplete, not wrong).
+    """
+
+    def __init__(self, message, denied=False):
+        super().__init__(message)
+        self.denied = denied
 
 
 def location(path=None):
@@ -63,7 +71,8 @@ def read(path=None):
                 raise ConfigError(f"{path}: configuration file not found") from None
             return path, {}
         if exc.reason in ("denied", "error"):
-            raise ConfigError(f"{path}: cannot read configuration file: {exc.detail}") from None
+            raise ConfigError(f"{path}: cannot read configuration file: {exc.detail}",
+                              denied=exc.reason == "denied") from None
         raise ConfigError(f"{path}: configuration file is {exc.detail}") from None
     try:
         text = raw.decode("utf-8")
