@@ -4,7 +4,10 @@ import json
 
 import click
 
+from kachecks.clickcommand import CONTEXT, Command
 from kachecks.doctor.reader import DEFAULT_CONFIG, ReadError
+from kachecks.errors import CommandFailed
+from kachecks.status import ExitCode
 
 PROG = "kachecks doctor"
 
@@ -68,20 +71,9 @@ After a content deploy on web1 (one line, cut here):
     200), not the configured 5f2b...; the line to paste: digest 3a6e..."""
 
 
-class DoctorCommand(click.Command):
-    """A usage mistake is one line and exit 1, like every other problem the doctor reports."""
-
-    def parse_args(self, ctx, args):
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as exc:
-            click.echo(f"{PROG}: {exc.format_message()} (see --help)", err=True)
-            ctx.exit(1)
-
-
-@click.command(name="doctor", cls=DoctorCommand, help=DESCRIPTION, epilog=EPILOG,
+@click.command(name="doctor", cls=Command, help=DESCRIPTION, epilog=EPILOG,
                short_help="Audit keepalived.conf against the live servers.",
-               context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+               context_settings=CONTEXT)
 @click.option("-f", "--config", "path", default=DEFAULT_CONFIG, show_default=True, metavar="FILE",
               help="keepalived configuration to audit.")
 @click.option("--no-run", is_flag=True,
@@ -110,15 +102,15 @@ def doctor(path, no_run, as_json, config_id, timeout, keepalived, no_keepalived,
 
 def main(path, run=True, as_json=False, config_id=None, timeout=None, keepalived=None,
          use_keepalived=True, quiet=False, agent_config=None):
-    """Audit, print, return the exit code (0: no error)."""
+    """Audit, print, return the exit code (OK: no error); CommandFailed if the
+    configuration cannot be read."""
     from kachecks.doctor.audit import audit
 
     try:
         report = audit(path, run=run, config_id=config_id, keepalived=keepalived,
                        use_keepalived=use_keepalived, timeout=timeout, agent_config=agent_config)
     except ReadError as exc:
-        click.echo(f"{PROG}: {exc}", err=True)
-        return 1
+        raise CommandFailed(str(exc)) from None
     if as_json:
         click.echo(json.dumps([f.as_dict() for f in report.findings], indent=2, ensure_ascii=False))
     else:
@@ -126,7 +118,7 @@ def main(path, run=True, as_json=False, config_id=None, timeout=None, keepalived
             click.echo(finding.text())
     if not quiet:
         click.echo(summary(report, run), err=True)
-    return 1 if report.errors else 0
+    return ExitCode.FAILURE if report.errors else ExitCode.OK
 
 
 def summary(report, run):
