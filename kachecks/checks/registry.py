@@ -6,11 +6,7 @@ must recognise a keepalived ``misc_path``/``script`` line all read CHECKS;
 ``parse_command`` is the one way from a command line to a check and its
 target, for the forked run, the agent and the doctor alike.
 Importing this module imports nothing of kachecks: ``load`` imports one check.
-
-``http()``, ``tcp()`` and ``ldap()`` are the executables' entry points. They
-catch the terminating signals (kachecks.interrupt) before the check's own
-modules load, so a SIGTERM in the first milliseconds still ends in exit 1 and
-one line, not death by the signal.
+The executables' entry points are kachecks.executables'.
 """
 
 import os
@@ -165,9 +161,8 @@ def without_env(argv):
 
 
 def forked(name):
-    """The ``main(argv=None, prog=None)`` of check ``name`` (its module's: the forked
-    run, kachecks.checks.contract.run), loaded for a process that runs that one check
-    and exits (UsageError if unknown).
+    """Check ``name`` (its module imports kachecks.checks.contract, the forked run),
+    loaded for a process that runs that one check and exits (UsageError if unknown).
 
     The cyclic garbage collector is off while it loads, then everything
     loaded is frozen (moved out of its reach): modules, functions and option
@@ -180,30 +175,8 @@ def forked(name):
 
     gc.disable()
     try:
-        main = __import__(module(name), fromlist=["main"]).main
+        check = load(name)
     finally:
         gc.freeze()
         gc.enable()
-    return main
-
-
-def _main(name):
-    from kachecks import interrupt
-
-    interrupt.install()
-    return forked(name)()
-
-
-def http():
-    """``kachecks-http``."""
-    return _main("http")
-
-
-def tcp():
-    """``kachecks-tcp``."""
-    return _main("tcp")
-
-
-def ldap():
-    """``kachecks-ldap``."""
-    return _main("ldap")
+    return check
