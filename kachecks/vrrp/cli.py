@@ -184,7 +184,7 @@ def _change(change, clock, as_json):
             "state": "start" if change.started else "end", "code": problem.code,
             "severity": problem.severity, "instance": problem.instance,
             "interface": problem.interface, "family": problem.family, "vrid": problem.vrid,
-            "message": problem.text(), "duration": round(problem.last_true - problem.since, 3),
+            "message": change.message, "duration": round(change.lasted, 3),
             "sources": [{"address": a, "priority": p} for a, p in problem.sources],
             "fields": [{"source": s, "field": f, "theirs": t, "ours": o}
                        for s, f, t, o in problem.fields]})

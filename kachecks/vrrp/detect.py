@@ -60,7 +60,8 @@ class Problem:
 
     ``code``, ``severity``; ``instance`` (its name; None for foreign);
     ``interface``, ``family``, ``vrid``; ``since`` (when its condition began),
-    ``started`` (when it was declared); ``detail`` (the text after the
+    ``started`` (when it was declared); ``last_true`` (the last moment its
+    evidence covered); ``detail`` (the text after the
     place, e.g. ``split brain: … for 6.0 s``), ``sources`` ((address text,
     priority) pairs involved), ``fields`` (mismatch: (source, field, theirs,
     ours) tuples, never a password), ``ended`` (time, once over).
@@ -79,10 +80,10 @@ class Problem:
         self.since = since
         self.started = started
         self.ended = None
-        self.update(finding, started)
+        self.update(finding)
 
-    def update(self, finding, now):
-        self.last_true = now
+    def update(self, finding):
+        self.last_true = finding.until
         self.detail = finding.detail
         self.sources = finding.sources
         self.fields = finding.fields
@@ -103,35 +104,39 @@ class Problem:
 
 
 class Change:
-    """A problem that ``started`` (True) or ended (False) at ``time``."""
+    """A problem that ``started`` (True) or ended (False) at ``time``; ``message`` is
+    what it said then (the problem itself goes on changing while it lasts)."""
 
-    __slots__ = ("time", "started", "problem")
+    __slots__ = ("time", "started", "problem", "message", "lasted")
 
     def __init__(self, time, started, problem):
         self.time = time
         self.started = started
         self.problem = problem
+        self.lasted = problem.last_true - problem.since
+        if started:
+            self.message = f"{problem.code} ({problem.severity}): {problem.text()}"
+        else:
+            self.message = f"{problem.code} over: {problem.where}, after {self.lasted:.1f} s"
 
     def text(self):
-        problem = self.problem
-        if self.started:
-            return f"{problem.code} ({problem.severity}): {problem.text()}"
-        lasted = problem.last_true - problem.since
-        return f"{problem.code} over: {problem.where}, after {lasted:.1f} s"
+        return self.message
 
     def __repr__(self):
         return f"Change({self.time:.3f}, {'start' if self.started else 'end'}, {self.problem!r})"
 
 
 class Finding:
-    """What one evaluation found for one code: the condition, for how long, and words."""
+    """What one evaluation found for one code: the condition, since when, until when
+    the evidence covers (``evidence``: that span), and words."""
 
-    __slots__ = ("true", "evidence", "since", "detail", "sources", "fields")
+    __slots__ = ("true", "evidence", "since", "until", "detail", "sources", "fields")
 
-    def __init__(self, true, evidence=0.0, since=None, detail="", sources=(), fields=()):
+    def __init__(self, true, since=None, until=None, detail="", sources=(), fields=()):
         self.true = true
-        self.evidence = evidence
         self.since = since
+        self.until = until
+        self.evidence = until - since if true else 0.0
         self.detail = detail
         self.sources = sources
         self.fields = fields
@@ -367,7 +372,7 @@ class Detector:
             return []
         if finding.true:
             tracker.false_since = None
-            problem.update(finding, now)
+            problem.update(finding)
             return []
         if tracker.false_since is None:
             tracker.false_since = now
@@ -411,7 +416,6 @@ class Detector:
             held_since = self.held_since[instance.name]
             best = max(others, key=lambda s: s.covered_until(now) - max(held_since, s.run_start))
             since = max(held_since, best.run_start)
-            evidence = best.covered_until(now) - since
             own = [s for s in alive if s.own]
             here = (f"{own[0].text} prio {own[0].priority} (this director)" if own
                     else f"this director (prio {instance.priority} configured)")
@@ -419,21 +423,21 @@ class Detector:
             detail = (f"split brain: {best.text} prio {best.priority} and {here} both master"
                       f" for {now - since:.1f} s (this director holds {vips})")
             pairs = [(best.text, best.priority)] + [(s.text, s.priority) for s in own]
-            return Finding(True, evidence, since, detail, tuple(pairs))
+            return Finding(True, since, best.covered_until(now), detail, tuple(pairs))
         if len(alive) < 2:
             return FALSE
         best, best_overlap = None, None
         for i, a in enumerate(alive):
             for b in alive[i + 1:]:
                 since = max(a.run_start, b.run_start)
-                overlap = min(a.covered_until(now), b.covered_until(now)) - since
-                if best_overlap is None or overlap > best_overlap:
-                    best, best_overlap = (a, b, since), overlap
-        a, b, since = best
+                until = min(a.covered_until(now), b.covered_until(now))
+                if best_overlap is None or until - since > best_overlap:
+                    best, best_overlap = (a, b, since, until), until - since
+        a, b, since, until = best
         a, b = sorted((a, b), key=lambda s: -s.priority)
         detail = (f"split brain: {a.text} prio {a.priority} and {b.text} prio {b.priority}"
                   f" both advertising for {now - since:.1f} s")
-        return Finding(True, best_overlap, since, detail, ((a.text, a.priority), (b.text, b.priority)))
+        return Finding(True, since, until, detail, ((a.text, a.priority), (b.text, b.priority)))
 
     def _no_master(self, instance, router, sources, held, now, gap):
         if held:
@@ -449,7 +453,7 @@ class Detector:
                        for s in others)
         detail = (f"no master: no advert for {vips} for {silent:.1f} s and this director"
                   f" does not hold it{also}")
-        return Finding(True, silent, last, detail, tuple((s.text, s.priority) for s in others))
+        return Finding(True, last, now, detail, tuple((s.text, s.priority) for s in others))
 
     def _filtered(self, sources, now, gap):
         found = []
@@ -457,16 +461,16 @@ class Detector:
             if (s.own or s.unmatched_since is None or now - s.unmatched_since < SETTLE
                     or now - s.wire_last > gap):
                 continue
-            evidence = min(now, s.wire_last + max(s.advert.interval, 0.01)) - s.unmatched_since
-            found.append((evidence, s))
+            until = min(now, s.wire_last + max(s.advert.interval, 0.01))
+            found.append((until - s.unmatched_since, until, s))
         if not found:
             return FALSE
-        evidence, s = max(found, key=lambda pair: pair[0])
+        _evidence, until, s = max(found, key=lambda found: found[0])
         count = f"{s.unmatched} advert{'s' * (s.unmatched != 1)}"
         detail = (f"filtered: {count} from {s.text} prio {s.priority} reached the interface but not"
                   f" the VRRP stack for {now - s.unmatched_since:.1f} s (a firewall dropping IP"
                   f" protocol {51 if s.advert.ah else 112} on this director?)")
-        return Finding(True, evidence, s.unmatched_since, detail, ((s.text, s.priority),))
+        return Finding(True, s.unmatched_since, until, detail, ((s.text, s.priority),))
 
     def _mismatch(self, instance, sources, now, gap):
         bad = [s for s in sources if not s.own and s.mismatch_last is not None
@@ -486,7 +490,8 @@ class Detector:
                 + f"; another cluster on vrid {instance.vrid}?)")
             parts.append(f"{s.text} prio {s.priority}: {'; '.join(words)}{note}")
         since = min(s.mismatch_last for s in bad)
-        return Finding(True, 0.0, since, "mismatch: " + " | ".join(parts),
+        until = max(s.mismatch_last for s in bad)
+        return Finding(True, since, until, "mismatch: " + " | ".join(parts),
                        tuple((s.text, s.priority) for s in bad), tuple(fields))
 
     def _foreign(self, router, now):
@@ -496,7 +501,8 @@ class Detector:
         words = ", ".join(f"{s.text} prio {s.priority} (v{s.advert.version},"
                           f" {_addresses(s.advert)})" for s in seen)
         since = min(s.run_start for s in seen)
-        return Finding(True, 0.0, since, f"foreign: adverts from {words}: a VRID keepalived.conf"
+        until = max(s.last for s in seen)
+        return Finding(True, since, until, f"foreign: adverts from {words}: a VRID keepalived.conf"
                                          " does not use", tuple((s.text, s.priority) for s in seen))
 
     # --- what is known now ------------------------------------------------------
