@@ -10,8 +10,8 @@ Pure: no socket, no clock, no thread. Fed with events, each with its time
 - ``tick(time)``: time passed (call it a few times a second).
 
 Each returns the problems that started or ended then (Change). The codes
-and their rules are docs/vrrp.md's and docs/reference.md's ("The pair
-watcher"):
+and their rules are docs/vrrp.md's and docs/reference.md's
+("kachecks-vrrp"):
 
 - ``split-brain`` (critical): this director holds the addresses while
   another source keeps advertising the VRID with priority > 0 for longer
