@@ -4,8 +4,8 @@ Read with the doctor's reader (includes, ``$NAME`` definitions, ``@ID``
 lines exactly as keepalived reads them); each instance keeps what its
 adverts must carry (version, advert_int, address list, auth type, the PASS
 password as a digest only) and where to watch (interface, unicast peers,
-multicast group). Defaults are keepalived's (docs/reference.md, "VRRP on the
-wire"): version 2 (global ``vrrp_version``), IPv6 always 3, advert_int 1,
+multicast group). Defaults are keepalived's
+(docs/reference.md, "VRRP on the wire"): version 2 (global ``vrrp_version``), IPv6 always 3, advert_int 1,
 priority 100 (255 with ``state MASTER`` and no priority), the instance family
 that of its first address.
 """
