@@ -114,9 +114,11 @@ def main(conf=None, config_id=None, names=(), interfaces=(), hold=None, ignore=(
                     continue
                 adverts += 1
                 line = _advert(event, by_key, as_json)
-            else:
+            elif everything:  # without a configuration every VRID would be "foreign"
                 problems += event.started
                 line = _change(event, watcher.clock, as_json)
+            else:
+                continue
             out.write(line + "\n")
             out.flush()
             if count is not None and adverts >= count:
