@@ -63,8 +63,9 @@ The VRRP pair's health seen on the wire, for Icinga/Nagios and a shell. For ever
 vrrp_instance of keepalived.conf it listens on the instance's interface from two
 vantage points (a packet socket: what reaches the wire, before the firewall; a
 raw VRRP socket: what keepalived's VRRP stack receives), filtered in the kernel
-so that other traffic costs nothing, and reports:
+so that other traffic costs nothing.
 
+Problems:
   split-brain  this director holds the instance's addresses while another source
                keeps advertising its VRID (or, seen from a backup or a witness,
                two sources keep advertising) for longer than --hold
