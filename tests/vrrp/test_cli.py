@@ -162,3 +162,15 @@ def test_watch_ends_cleanly_on_ctrl_c_and_sigterm(segment, tmp_path, signum):
     output = proc.output()
     assert "Traceback" not in output and "problems started (VI_1)" in output
     assert all(LINE.match(line) for line in output.splitlines()[:-1])
+
+
+@pytest.mark.netns
+def test_the_check_logs_a_change_of_state_once(segment, syslog_socket):
+    net, path = segment
+    argv = [*cli.command("kachecks-vrrp"), "--keepalived-conf", path, "--listen", "1.5"]
+    first = net["lvs1"].run(argv)  # the syslog socket and state directory: the test's
+    assert first.returncode == 0, first
+    [line] = syslog_socket()
+    assert "kachecks-vrrp[" in line and "[VI_1] UP: VI_1 vrid 50 on eth0: master 192.168.8.10" in line
+    again = net["lvs1"].run(argv)
+    assert again.returncode == 0 and syslog_socket() == []  # no change: no line
