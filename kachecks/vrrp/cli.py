@@ -13,20 +13,19 @@ import time
 
 import click
 
-from kachecks.agent.cli import OneLineCommand, OneLineGroup
+from kachecks.clickcommand import CONTEXT, Command, Group
 from kachecks.errors import UsageError
-from kachecks.runtime import guarded
+from kachecks.status import ExitCode
 from kachecks.vrrp.instances import DEFAULT_CONFIG
 
 PROG = "kachecks vrrp watch"
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 class Stopped(Exception):
     """SIGINT, SIGTERM or SIGHUP: the watch ends here, cleanly."""
 
 
-@click.group(name="vrrp", cls=OneLineGroup, context_settings=CONTEXT,
+@click.group(name="vrrp", cls=Group, context_settings=CONTEXT,
              short_help="Watch the VRRP pair on the wire (decoded adverts, problems).",
              epilog="""\b
 Examples:
@@ -41,7 +40,7 @@ def vrrp():
     """
 
 
-@vrrp.command(name="watch", cls=OneLineCommand, context_settings=CONTEXT,
+@vrrp.command(name="watch", cls=Command, context_settings=CONTEXT,
               short_help="Decoded VRRP adverts, one a line, and problems as they start and end.",
               epilog="""\b
 Examples (reference deployment, on lvs2):
@@ -84,8 +83,7 @@ Needs CAP_NET_RAW (root).""")
 def watch(conf, config_id, names, interfaces, hold, ignore, count, as_json):
     """tcpdump for VRRP, decoded: one line per advert seen on the wire (this
     director's own included), and a line when a problem starts or ends."""
-    return guarded(main, conf, config_id, names, interfaces, hold, ignore, count, as_json,
-                   prog=PROG)
+    return main(conf, config_id, names, interfaces, hold, ignore, count, as_json)
 
 
 def main(conf=None, config_id=None, names=(), interfaces=(), hold=None, ignore=(), count=None,
@@ -132,7 +130,7 @@ def main(conf=None, config_id=None, names=(), interfaces=(), hold=None, ignore=(
     shown = ", ".join(i.name for i in watcher.instances) or "no instance"
     click.echo(f"{PROG}: {adverts} advert{'s' * (adverts != 1)}, {problems} problem"
                f"{'s' * (problems != 1)} started ({shown})", err=True)
-    return 0
+    return ExitCode.OK
 
 
 def _stop(signum, frame):
