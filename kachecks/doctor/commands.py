@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from kachecks.checks import registry
 from kachecks.checks.result import L4CON, L4TOUT, L6TOUT, L7TOUT, RESOLV
 from kachecks.doctor.findings import ERROR, WARNING, at
-from kachecks.errors import UsageError
+from kachecks.errors import Unavailable, UsageError
 
 WORKERS = 16
 RUNNABLE = ("misc_path", "script")  # the keywords whose exit code keepalived acts on
@@ -120,7 +120,8 @@ def run_all(commands):
 
     The result's cause decides which: no answer (unreachable, a warning: the
     server may be down for maintenance) or a wrong one (check-failed, an error).
-    An option only the server's library rejects (an LDAP filter) is a bad-option.
+    An option only the server's library rejects (an LDAP filter) is a bad-option; a
+    check that cannot look from here (kachecks-vrrp without CAP_NET_RAW) failed.
     """
     if not commands:
         return []
@@ -129,7 +130,7 @@ def run_all(commands):
     def one(command):
         try:
             return contract.evaluate(command.check, command.target)
-        except UsageError as exc:
+        except (UsageError, Unavailable) as exc:
             return exc
 
     with ThreadPoolExecutor(max_workers=min(WORKERS, len(commands))) as pool:
@@ -140,6 +141,9 @@ def run_all(commands):
         if isinstance(result, UsageError):
             findings.append(at(node, ERROR, "bad-option",
                                f"{command.name}: {result}: the check exits 1 at every run"))
+            continue
+        if isinstance(result, Unavailable):  # it cannot look from here: it exits 1 as well
+            findings.append(at(node, ERROR, "check-failed", f"{command.name}: {result}"))
             continue
         if result.ok:
             continue
