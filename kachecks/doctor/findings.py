@@ -19,6 +19,13 @@ CODES = (
     "not-executable",
     "script-security",
     "secret-on-argv",
+    "pair-instance",
+    "pair-advert",
+    "pair-addresses",
+    "pair-unicast",
+    "pair-priority",
+    "pair-services",
+    "failover",
 )
 
 

@@ -104,15 +104,16 @@ class Config:
     include as its glob matched it, relative to the including file) to ours.
     """
 
-    __slots__ = ("path", "nodes", "files", "findings", "config_id", "names")
+    __slots__ = ("path", "nodes", "files", "findings", "config_id", "names", "conditionals")
 
-    def __init__(self, path, nodes, files, findings, config_id, names):
+    def __init__(self, path, nodes, files, findings, config_id, names, conditionals=()):
         self.path = path
         self.nodes = nodes
         self.files = files
         self.findings = findings
         self.config_id = config_id
         self.names = names
+        self.conditionals = frozenset(conditionals)  # the IDs of the @ID lines met
 
     def blocks(self, keyword):
         return [n for n in self.nodes if n.keyword == keyword]
@@ -123,13 +124,20 @@ def default_config_id():
     return os.uname().nodename.split(".", 1)[0]
 
 
-def read(path, config_id=None):
-    """Read ``path`` and everything it includes; returns a Config or raises ReadError."""
+def read(path, config_id=None, data=None, follow=None):
+    """Read ``path`` and everything it includes; returns a Config or raises ReadError.
+
+    For another director's file (``kachecks doctor --peer``): ``data`` is the
+    content (bytes) when it came on standard input (``path`` then only names it), and
+    ``follow(pattern)`` says why an include is not read here (its files are on
+    the other director), or None to read it.
+    """
     if config_id is None:
         config_id = default_config_id()
-    reader = _Reader(config_id)
-    nodes = reader.build(reader.lines(path))
-    return Config(path, nodes, reader.files, reader.findings, config_id, reader.names)
+    reader = _Reader(config_id, follow)
+    nodes = reader.build(reader.lines(path, data))
+    return Config(path, nodes, reader.files, reader.findings, config_id, reader.names,
+                  reader.conditionals)
 
 
 class _Definition:
@@ -270,8 +278,10 @@ def _split_alternatives(body):
 
 
 class _Reader:
-    def __init__(self, config_id):
+    def __init__(self, config_id, follow=None):
         self.config_id = config_id
+        self.follow = follow
+        self.conditionals = set()
         self.findings = []
         self.files = []
         self.names = {}
@@ -290,8 +300,12 @@ class _Reader:
 
     # -- files -----------------------------------------------------------------
 
-    def lines(self, path):
+    def lines(self, path, data=None):
         """Every logical line of the configuration: (file, line number, text)."""
+        if data is not None:
+            self.names[path] = path
+            yield from self._file(path, None, None, data)
+            return
         try:
             st = os.stat(path)
         except OSError as exc:
@@ -306,14 +320,15 @@ class _Reader:
         self.names[path] = path
         yield from self._file(path, None, None)
 
-    def _file(self, path, includer, include_line):
-        real = os.path.realpath(path)
+    def _file(self, path, includer, include_line, data=None):
+        real = os.path.realpath(path) if data is None else path
         if real in self.stack:
             chain = " -> ".join(os.path.basename(p) for p in [*self.stack[self.stack.index(real):], real])
             raise ReadError(f"include loop: {chain}", includer, include_line)
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            if data is None:
+                with open(path, "rb") as f:
+                    data = f.read()
         except OSError as exc:
             if includer is None:
                 raise ReadError(f"cannot read the configuration: {exc.strerror}", path) from None
@@ -348,6 +363,11 @@ class _Reader:
         if not pattern:
             self.finding(path, number, f"{kind} without a file name")
             return
+        if self.follow is not None:
+            why = self.follow(pattern)
+            if why:
+                self.finding(path, number, f"{kind} {pattern}: {why}", WARNING)
+                return
         wildcard = _GLOB_MAGIC.search(pattern) is not None
         matches = []
         for alternative in expand_braces(pattern):
@@ -443,6 +463,7 @@ class _Reader:
         if m is None:
             return ""
         ident = text[start:start + m.start()]
+        self.conditionals.add(ident)
         if (ident == self.config_id) == negated:
             return ""
         return text[start + m.start():].lstrip(" \t")
