@@ -116,6 +116,7 @@ class Keepalived:
             KEEPALIVED, "--vrrp", "-n", "-l", "-D", "-G",
             "-f", self.conf,
             "-p", d / "keepalived.pid", "-r", d / "vrrp.pid", "-c", d / "checkers.pid",
+            "-b", d / "bfd.pid",  # 2.3.3 checks /run/bfd.pid even with --vrrp: a pair collides
         ]
 
     def start(self):

@@ -93,6 +93,7 @@ class Pair(TornDown):
         self.net = None
         self.ka = {}
         self.dead = set()
+        self.stopped = set()  # keepalived stopped on purpose
 
     def up(self):
         self.net = Network(self.prefix, self.hosts)
@@ -129,11 +130,20 @@ class Pair(TornDown):
             self.reset(configs)
         for name in names or list(self.ka):
             self.ka[name].start()
+            self.stopped.discard(name)
         return self
 
+    def check_running(self):
+        """AssertionError with its log when a keepalived died that nobody stopped."""
+        for name, ka in self.ka.items():
+            if name not in self.stopped and name not in self.dead and ka.proc is not None \
+                    and not ka.running():
+                raise AssertionError(f"keepalived on {name} exited\n{self.logs(30)}")
+
     def stop(self):
-        for ka in self.ka.values():
+        for name, ka in self.ka.items():
             ka.stop()
+            self.stopped.add(name)
         for name in list(self.dead):
             self.net[name].ip("link", "set", IFACE, "up", check=False)
         self.dead.clear()
@@ -155,6 +165,7 @@ class Pair(TornDown):
         while time.monotonic() < end:
             if self.now(want) == want:
                 return
+            self.check_running()
             time.sleep(0.05)
         raise AssertionError(f"wanted {_shown(want)}, have {_shown(self.now(want))} after"
                              f" {timeout} s\n{self.logs()}")
@@ -169,12 +180,13 @@ class Pair(TornDown):
             if have != want:
                 raise AssertionError(f"moved: have {_shown(have)}, predicted {_shown(want)}"
                                      f"\n{self.logs()}")
+            self.check_running()
             time.sleep(0.05)
 
     def logs(self, lines=12):
         out = []
         for name, ka in self.ka.items():
-            tail = ka.output().splitlines()[-lines:]
+            tail = [l for l in ka.output().splitlines() if "gratuitous ARP" not in l][-lines:]
             out.append(f"--- {name} keepalived:\n" + "\n".join(tail))
         return "\n".join(out)
 
@@ -202,6 +214,7 @@ class Pair(TornDown):
         self.net[director].ip("link", "set", dev, "down")
 
     def stop_keepalived(self, director):
+        self.stopped.add(director)
         self.ka[director].stop()
 
     def director_down(self, director):

@@ -196,7 +196,7 @@ def _addresses(pair, a, b):
             if there - here:
                 said.append(f"{missing} only on {{other}}")
             return (f"{inst.name}'s virtual_ipaddress differs from {{other}}'s ({{there}}):"
-                    f" {' and '.join(said)} ({len(here)} against {len(there)}); keepalived 2.2.7"
+                    f" {' and '.join(said)} ({len(here)} here, {len(there)} on {{other}}); keepalived 2.2.7"
                     " discards each other's adverts (\"received an unexpected ip number count\" or"
                     " \"ip address associated with VRID … not present in MASTER advert\") and both"
                     " directors become MASTER; 2.3.3 accepts them (one MASTER, \"expected … VIPs\""
@@ -310,7 +310,7 @@ def _priority(pair, a, b):
         text_preempts = (f"{preempts.name} preempts here but has nopreempt on {{other}}"
                          " ({there}): this director takes the addresses back whenever its"
                          " priority is above {other}'s, {other} never does")
-        pair.both("pair-priority", WARNING, keeps.at("nopreempt"), preempts.at("nopreempt"),
+        pair.both("pair-priority", WARNING, a.at("nopreempt"), b.at("nopreempt"),
                   text_keeps if keeps is a else text_preempts,
                   text_preempts if keeps is a else text_keeps)
 

@@ -42,8 +42,10 @@ def read_peer(spec, peer_id=None, stdin=None):
     except reader.ReadError as exc:
         raise PeerError(f"--peer {exc}") from None
     named = {n.keyword for n in config.nodes}
-    if not named & set(KNOWN):
-        what = "standard input" if spec == STDIN else spec
+    what = "standard input" if spec == STDIN else spec
+    if not named and not config.findings:
+        raise PeerError(f"--peer {what}: no configuration in it, nothing to compare")
+    if named and not named & set(KNOWN):
         raise PeerError(f"--peer {what}: not a keepalived configuration (no global_defs,"
                         " vrrp_instance or virtual_server in it)")
     ids = sorted(config.conditionals)

@@ -93,7 +93,7 @@ def test_a_different_address_list_is_a_dual_master_on_2_2_7_and_flagged_at_both_
                            line_of(pair.path("lvs1"), "virtual_ipaddress {"),
                            line_of(pair.path("lvs2"), "virtual_ipaddress {"))
     mine = next(f for f in found if f["file"] == str(pair.path("lvs1")))
-    assert f"{VIP2} only here (2 against 1)" in mine["message"]
+    assert f"{VIP2} only here (2 here, 1 on lvs2)" in mine["message"]
     assert "2.3.3 accepts them" in mine["message"] and "2.2.7" in mine["message"]
 
 
