@@ -55,9 +55,9 @@ input), the two files are compared as a pair, at the lines of both sides:
   failover          a single failure that leaves the addresses on the
                     director where it happened, with the arithmetic (warning)
 
---what-if prints, for every single failure on either director (each tracked
-script, track file, interface and process failing, keepalived stopped, the
-director down), each instance's effective priority and state on both
+With --what-if the doctor prints, for every single failure on either director
+(each tracked script, track file, interface and process failing, keepalived
+stopped, the director down), each instance's effective priority and state on both
 directors and who holds its addresses afterwards, from the steady state (both
 started together), by keepalived's rules; without --peer the peer's side is
 unknown. It reads the files only: no script or check runs.

@@ -2,9 +2,9 @@
 
 Each file passes ``keepalived -t`` alone; together they may not work as a
 pair. keepalived 2.2.7 discards an advert whose version, auth, v2
-advert_int or address list differs from its own (docs/reference.md, "The
-pair and the what-if"): the backup never hears the master and takes the
-addresses too. 2.3.3 still discards the first three but accepts another
+advert_int or address list differs from its own
+(docs/reference.md, "The pair and the what-if"):
+the backup never hears the master and takes the addresses too. 2.3.3 still discards the first three but accepts another
 address list, so the pair elects one MASTER and the addresses only one side
 lists are held by nobody when the other side is MASTER.
 

@@ -6,7 +6,7 @@ without a priority; VRRPv2; advert_int 1), the last line of a keyword winning,
 and the settings keepalived clears while it loads (``nopreempt`` and
 ``preempt_delay`` with ``state MASTER`` or priority 255, authentication under
 VRRPv3 or strict mode, weighted tracking in a sync group or on an address
-owner). docs/reference.md ("The pair and the what-if") lists these rules, each
+owner). docs/reference.md, "The pair and the what-if" lists these rules, each
 checked against keepalived 2.2.7 and 2.3.3. The nodes come from the doctor's
 reader; nothing here reads a file.
 """
