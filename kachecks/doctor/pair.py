@@ -184,24 +184,27 @@ def _seconds(value):
     return f"{value:g}"
 
 
+def _sides(here, there):
+    """``192.168.8.142 only here and … only on {other}``: what one side has that the other lacks."""
+    said = []
+    if here - there:
+        said.append(f"{_list(here - there)} only here")
+    if there - here:
+        said.append(f"{_list(there - here)} only on {{other}}")
+    return " and ".join(said)
+
+
 def _addresses(pair, a, b):
     mine, theirs = a.wire_addresses(), b.wire_addresses()
     if mine != theirs:
         def text(inst, here, there):
-            only = _list(here - there)
-            missing = _list(there - here)
-            said = []
-            if here - there:
-                said.append(f"{only} only here")
-            if there - here:
-                said.append(f"{missing} only on {{other}}")
             return (f"{inst.name}'s virtual_ipaddress differs from {{other}}'s ({{there}}):"
-                    f" {' and '.join(said)} ({len(here)} here, {len(there)} on {{other}}); keepalived 2.2.7"
-                    " discards each other's adverts (\"received an unexpected ip number count\" or"
-                    " \"ip address associated with VRID … not present in MASTER advert\") and both"
-                    " directors become MASTER; 2.3.3 accepts them (one MASTER, \"expected … VIPs\""
-                    " logged), but an advert with a higher priority then demotes this director's"
-                    " MASTER and only the other side's list is held")
+                    f" {_sides(here, there)} ({len(here)} here, {len(there)} on {{other}});"
+                    " keepalived 2.2.7 discards each other's adverts (\"received an unexpected ip"
+                    " number count\" or \"ip address associated with VRID … not present in MASTER"
+                    " advert\") and both directors become MASTER; 2.3.3 accepts them (one MASTER,"
+                    " \"expected … VIPs\" logged), but an advert with a higher priority then"
+                    " demotes this director's MASTER and only the other side's list is held")
         pair.both("pair-addresses", ERROR, a.at("virtual_ipaddress"), b.at("virtual_ipaddress"),
                   text(a, mine, theirs), text(b, theirs, mine))
     else:
@@ -210,14 +213,9 @@ def _addresses(pair, a, b):
     ex_theirs = {x for x, _ in b.excluded}
     if ex_mine != ex_theirs:
         def text(inst, here, there):
-            said = []
-            if here - there:
-                said.append(f"{_list(here - there)} only here")
-            if there - here:
-                said.append(f"{_list(there - here)} only on {{other}}")
-            return (f"{inst.name}'s virtual_ipaddress_excluded differs from {{other}}'s ({{there}}):"
-                    f" {' and '.join(said)}: not in the adverts (no dual master), but a failover"
-                    " adds or drops these addresses")
+            return (f"{inst.name}'s virtual_ipaddress_excluded differs from {{other}}'s"
+                    f" ({{there}}): {_sides(here, there)}: not in the adverts (no dual master),"
+                    " but a failover adds or drops these addresses")
         pair.both("pair-addresses", ERROR, a.at("virtual_ipaddress_excluded"),
                   b.at("virtual_ipaddress_excluded"), text(a, ex_mine, ex_theirs),
                   text(b, ex_theirs, ex_mine))
@@ -268,12 +266,14 @@ def _unicast(pair, a, b):
         if source in {p for p, _ in peer_side.peers}:
             continue
         listed = _list({p for p, _ in peer_side.peers})
-        to_src = (f"{src_side.name}'s unicast_src_ip {source} is missing from {{other}}'s unicast_peer"
-                  f" ({{there}}: {listed}): {{other}} never sends its adverts here, so this director"
-                  " becomes MASTER while it is MASTER too")
+        to_src = (f"{src_side.name}'s unicast_src_ip {source} is missing from {{other}}'s"
+                  f" unicast_peer ({{there}}: {listed}): {{other}} never sends its adverts here,"
+                  " so this director becomes MASTER while it is MASTER too (keepalived 2.2.7 and"
+                  " 2.3.3 alike)")
         to_peer = (f"{peer_side.name}'s unicast_peer ({listed}) lacks {{other}}'s unicast_src_ip"
                    f" {source} ({{there}}): this director's adverts never reach {{other}}, which"
-                   " becomes MASTER while this one is MASTER too")
+                   " becomes MASTER while this one is MASTER too (keepalived 2.2.7 and 2.3.3"
+                   " alike)")
         peer_node = peer_side.at("unicast_peer")
         if src_side is a:
             pair.both("pair-unicast", ERROR, source_node, peer_node, to_src, to_peer)
