@@ -139,6 +139,10 @@ class DoctorCommand(click.Command):
                    " run.")
 def doctor(path, no_run, as_json, config_id, timeout, keepalived, no_keepalived, quiet, peer,
            peer_id, what_if):
+    if peer_id is not None and peer is None:
+        click.echo(f"{PROG}: --peer-id names the director of --peer FILE, and there is none"
+                   " (see --help)", err=True)
+        return 1
     if what_if:
         return what_if_main(path, peer, as_json=as_json, config_id=config_id, peer_id=peer_id,
                             quiet=quiet)

@@ -306,21 +306,35 @@ def _start(row, sides):
 
 
 def _sync_masters(directors, table, outcomes):
-    """A sync group is MASTER for all its members or none: a split gives way to the peer."""
+    """A sync group is MASTER for all its members or none.
+
+    Split on one director only, the group there gives way and the peer takes
+    its members; split on both (members that prefer different directors),
+    keepalived settles by the timing of the adverts: unknown.
+    """
     if len(directors) != 2:
         return
+    splits = {}
     for j, d in enumerate(directors):
         for group in d.groups.values():
             members = [i for i, row in enumerate(table)
                        if row.instances[j] is not None and row.instances[j].group is group]
-            held = [i for i in members if outcomes[i].holder == j]
-            if not held or len(held) == len(members):
+            if any(outcomes[i].holder is _UNKNOWN for i in members):
                 continue
-            for i in held:
-                other = outcomes[i].sides[1 - j]
-                outcomes[i].holder = 1 - j if other is not None and other.up else None
-                outcomes[i].note = (f"sync group {group.name} cannot be MASTER for only some of"
-                                    " its members")
+            held = [i for i in members if outcomes[i].holder == j]
+            if held and len(held) < len(members):
+                splits[(j, group.name)] = (group, held, members)
+    for (j, name), (group, held, members) in splits.items():
+        if (1 - j, name) in splits:
+            for i in members:
+                outcomes[i].holder = _UNKNOWN
+                outcomes[i].note = (f"sync group {name}'s members prefer different directors:"
+                                    " keepalived settles by the timing of the adverts")
+            continue
+        for i in held:
+            other = outcomes[i].sides[1 - j]
+            outcomes[i].holder = 1 - j if other is not None and other.up else None
+            outcomes[i].note = f"sync group {name} cannot be MASTER for only some of its members"
 
 
 # -- what people read --------------------------------------------------------
@@ -435,7 +449,8 @@ def table(directors, scenarios):
             cells = [s.cell() if s is not None else "-" for s in outcome.sides]
             holder = outcome.holder
             held = names[holder] if isinstance(holder, int) else \
-                ("unknown" if holder is _UNKNOWN else "nobody")
+                ("unknown" if holder is _UNKNOWN else
+                 "the peer, if up" if len(names) == 1 else "nobody")
             if stays(directors, row, scenario.failure, steady, outcome):
                 held += " (stays where it failed)"
             body.append([label, *cells, held])

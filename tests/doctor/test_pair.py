@@ -249,6 +249,13 @@ def test_a_peer_with_at_id_lines_needs_peer_id(doctor, write):
     assert {f["code"] for f in coded(run)} == {"pair-priority"}
 
 
+def test_peer_id_without_peer_is_a_usage_error(doctor, write):
+    lvs1 = write("lvs1.conf", config("lvs1", 100))
+    run = doctor("--no-run", "-f", lvs1, "--peer-id", "lvs2", as_json=False)
+    assert (run.code, run.stdout, run.stderr.count("\n")) == (1, "", 1)
+    assert "--peer-id" in run.stderr and "Traceback" not in run.stderr
+
+
 def test_the_peers_absolute_includes_are_not_read_from_this_director(doctor, write, tmp_path):
     here = write("conf.d/vi1.conf", config("lvs1", 100).split("\n\n", 1)[1])
     lvs1 = write("lvs1.conf", f"include {here}\n")

@@ -181,6 +181,20 @@ def test_a_sync_group_member_in_fault_takes_its_group_along(doctor, write):
     assert failing["instances"]["VI_1"]["state"]["lvs1"] == "FAULT"
 
 
+def test_a_sync_group_whose_members_prefer_different_directors_is_unknown(doctor, write):
+    group = "vrrp_sync_group G1 {\n    group {\n        VI_1\n        VI_2\n    }\n}\n"
+    lvs1, lvs2 = pair_files(
+        write, config("lvs1", 100, nopreempt=False,
+                      after=instance(50, name="VI_2", vrid=51, vips=("192.168.8.143",),
+                                     nopreempt=False) + group),
+        config("lvs2", 50, nopreempt=False,
+               after=instance(100, name="VI_2", vrid=51, vips=("192.168.8.143",),
+                              nopreempt=False) + group))
+    steady = what_if(doctor, lvs1, lvs2)[0]["instances"]
+    assert {name: i["holder"] for name, i in steady.items()} == {"VI_1": None, "VI_2": None}
+    assert "members prefer different directors" in what_if(doctor, lvs1, lvs2, as_json=False).stdout
+
+
 def test_preempt_delay_delays_but_does_not_change_the_outcome(doctor, write):
     lvs1, lvs2 = pair_files(write, config("lvs1", 100, nopreempt=False, blocks=script("chk", -60),
                                           tracks=TRACK.format("chk")),
