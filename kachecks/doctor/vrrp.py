@@ -170,22 +170,21 @@ class Instance:
 class Director:
     """One director's configuration: its VRRP instances, sync groups and virtual servers."""
 
-    __slots__ = ("config", "name", "label", "instances", "groups", "services", "router_id")
+    __slots__ = ("config", "name", "label", "instances", "by_name", "groups", "services",
+                 "router_id")
 
     def __init__(self, config, label):
         self.config = config
         self.label = label  # the file name shown in messages ("-" for standard input)
         self.instances = []
+        self.by_name = {}
         self.groups = {}
         self.services = []
         self.router_id = None
         self.name = None
 
     def instance(self, name):
-        for instance in self.instances:
-            if instance.name == name:
-                return instance
-        return None
+        return self.by_name.get(name)
 
 
 def director(config, label=None):
@@ -213,6 +212,7 @@ def director(config, label=None):
         elif top.keyword == "vrrp_instance" and top.args and top.block is not None:
             if d.instance(top.args[0]) is None:
                 d.instances.append(_instance(top, glob, scripts, files, processes))
+                d.by_name[top.args[0]] = d.instances[-1]
         elif top.keyword == "vrrp_sync_group" and top.args and top.block is not None:
             pending_groups.append((top, dict(scripts), dict(files), dict(processes)))
         elif top.keyword in ("virtual_server", "virtual_server_group"):
