@@ -7,15 +7,13 @@ the bad input of --peer and the shape of what it prints.
 """
 
 import json
-import os
-import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from harness.peers import cli
-from harness.peers.pair import VIP, config
+from harness.peers.pair import config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "packaging/debian/examples/keepalived.conf"
 SERVICE = """
