@@ -222,3 +222,20 @@ def test_a_sync_group_member_in_fault_takes_the_whole_group_over(pair):
                                after=second + group)
     run_case(pair, configs, "lvs1", "vrrp_script chk fails", vips={"VI_1": VIP, "VI_2": VIP2},
              expect=("lvs1", "lvs2"))
+
+
+def test_a_weighted_script_of_a_sync_group_member_is_ignored_as_predicted(pair):
+    """Without sync_group_tracking_weight keepalived drops the weighted script: the doctor lists
+    no failure for it, and failing it on keepalived moves nothing."""
+    group = "vrrp_sync_group G1 {\n    group {\n        VI_1\n    }\n}\n"
+    configs = scripted(pair, {"lvs1": 100, "lvs2": 50}, weight=-60, nopreempt=False,
+                       after=group)
+    pair.reset(configs)
+    predicted = predict(pair)
+    assert not [s for s in predicted if s["failure"] == "vrrp_script chk fails"]
+    pair.start()
+    pair.wait_holders({VIP: {"lvs1"}})
+    pair.ka["lvs1"].wait_log(r"ignoring tracked script chk with weights due to SYNC group")
+    pair.fail_script("lvs1", "chk")
+    pair.hold_holders({VIP: {"lvs1"}}, DOWN_TIMER + 1)
+    assert "Changing effective priority" not in pair.ka["lvs1"].output()
