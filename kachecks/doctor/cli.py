@@ -19,6 +19,9 @@ comments, quoting) and reports, for every check, script and notify:
   syntax            an unknown keyword (keywords are case-sensitive:
                     Nopreempt), a missing brace, a value keepalived rejects;
                     keepalived -t's own messages, when it is installed
+  limit             the configuration reaches one of the reader's bounds
+                    (a line of 1023 bytes, 16 MiB a file, includes 32
+                    deep, ...: docs/doctor.md): the rest is not audited
   digest-mismatch   an HTTP_GET/SSL_GET digest the real server no longer
                     serves, with the live digest and the line to paste
   unreachable       a real server, or the peer of a kachecks check, that
@@ -35,6 +38,15 @@ comments, quoting) and reports, for every check, script and notify:
   script-security   scripts as root without enable_script_security, or a
                     path a non-root user can write to
   secret-on-argv    a password on a command line (visible in ps)
+  agent-polarity    a kachecks agent track file read so that a healthy 1
+                    faults or lowers the priority (weight 0 without
+                    reverse, a negative weight)
+  agent-orphan      a track file in the agent's directory that no [[check]]
+                    of kachecks.toml writes (it reads 0 for ever)
+  agent-shared-fault a real server's check tracked with weight 0 in a
+                    vrrp_instance: one server failure, both directors FAULT
+  agent-config      the agent's kachecks.toml cannot be read, so its track
+                    files cannot be audited
 
 With --peer FILE (the other director's keepalived.conf, or - for standard
 input), the two files are compared as a pair, at the lines of both sides:
@@ -73,6 +85,7 @@ Examples:
   kachecks doctor --no-run -f /etc/keepalived/keepalived.conf
   kachecks doctor --json | jq -r '.[] | select(.code == "digest-mismatch") | .message'
   kachecks doctor -i lvs2     # as on director lvs2 (@lvs2 lines)
+  kachecks doctor --agent-config /etc/kachecks/agent-test.toml
 
 \b
 Before reloading lvs1, against what lvs2 runs:
@@ -126,6 +139,9 @@ class DoctorCommand(click.Command):
 @click.option("--keepalived", "keepalived", metavar="PATH",
               help="keepalived binary for the -t check [default: on PATH, or /usr/sbin/keepalived].")
 @click.option("--no-keepalived", is_flag=True, help="Do not run keepalived -t.")
+@click.option("--agent-config", metavar="FILE",
+              help="The kachecks agent's kachecks.toml, read when keepalived.conf defines track"
+                   " files [default: $KACHECKS_CONFIG, else /etc/kachecks/kachecks.toml].")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
 @click.option("--peer", metavar="FILE",
               help="The other director's keepalived.conf (a copy, or - for standard input):"
@@ -137,8 +153,8 @@ class DoctorCommand(click.Command):
               help="Print every single failure on either director and who holds each instance's"
                    " addresses after it (a table; --json: the scenarios); no script or check is"
                    " run.")
-def doctor(path, no_run, as_json, config_id, timeout, keepalived, no_keepalived, quiet, peer,
-           peer_id, what_if):
+def doctor(path, no_run, as_json, config_id, timeout, keepalived, no_keepalived, agent_config,
+           quiet, peer, peer_id, what_if):
     if peer_id is not None and peer is None:
         click.echo(f"{PROG}: --peer-id names the director of --peer FILE, and there is none"
                    " (see --help)", err=True)
@@ -147,12 +163,12 @@ def doctor(path, no_run, as_json, config_id, timeout, keepalived, no_keepalived,
         return what_if_main(path, peer, as_json=as_json, config_id=config_id, peer_id=peer_id,
                             quiet=quiet)
     return main(path, run=not no_run, as_json=as_json, config_id=config_id, timeout=timeout,
-                keepalived=keepalived, use_keepalived=not no_keepalived, quiet=quiet, peer=peer,
-                peer_id=peer_id)
+                keepalived=keepalived, use_keepalived=not no_keepalived, quiet=quiet,
+                agent_config=agent_config, peer=peer, peer_id=peer_id)
 
 
 def main(path, run=True, as_json=False, config_id=None, timeout=None, keepalived=None,
-         use_keepalived=True, quiet=False, peer=None, peer_id=None):
+         use_keepalived=True, quiet=False, agent_config=None, peer=None, peer_id=None):
     """Audit, print, return the exit code (0: no error)."""
     from kachecks.doctor.audit import audit
 
@@ -163,7 +179,7 @@ def main(path, run=True, as_json=False, config_id=None, timeout=None, keepalived
 
             peer_config = pairing.read_peer(peer, peer_id)
         report = audit(path, run=run, config_id=config_id, keepalived=keepalived,
-                       use_keepalived=use_keepalived, timeout=timeout)
+                       use_keepalived=use_keepalived, timeout=timeout, agent_config=agent_config)
         if peer_config is not None:
             report.findings = pairing.merged(
                 report.findings + pairing.pair_findings(report.config, peer_config),

@@ -18,7 +18,7 @@ from kachecks.doctor.audit import ordered
 from kachecks.doctor.findings import ERROR, WARNING
 
 STDIN = "-"
-LIMIT = 16 * 1024 * 1024  # bytes of a peer's file on standard input
+LIMIT = reader.MAX_FILE_BYTES  # bytes of a peer's file on standard input, as of any file
 KNOWN = ("global_defs", "vrrp_instance", "vrrp_script", "vrrp_sync_group", "virtual_server",
          "virtual_server_group", "track_file", "vrrp_track_file", "vrrp_track_process",
          "static_ipaddress", "static_routes", "static_rules", "linkbeat_interfaces",
