@@ -4,7 +4,10 @@ import json
 
 import click
 
+from kachecks.clickcommand import CONTEXT, Command
 from kachecks.doctor.reader import DEFAULT_CONFIG, ReadError
+from kachecks.errors import CommandFailed, UsageError
+from kachecks.status import ExitCode
 
 PROG = "kachecks doctor"
 
@@ -110,20 +113,9 @@ The reference pair (chk_web1 weight -20, priorities 100/50, nopreempt):
     nopreempt (...): no priority change moves the addresses"""
 
 
-class DoctorCommand(click.Command):
-    """A usage mistake is one line and exit 1, like every other problem the doctor reports."""
-
-    def parse_args(self, ctx, args):
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as exc:
-            click.echo(f"{PROG}: {exc.format_message()} (see --help)", err=True)
-            ctx.exit(1)
-
-
-@click.command(name="doctor", cls=DoctorCommand, help=DESCRIPTION, epilog=EPILOG,
+@click.command(name="doctor", cls=Command, help=DESCRIPTION, epilog=EPILOG,
                short_help="Audit keepalived.conf against the live servers.",
-               context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+               context_settings=CONTEXT)
 @click.option("-f", "--config", "path", default=DEFAULT_CONFIG, show_default=True, metavar="FILE",
               help="keepalived configuration to audit.")
 @click.option("--no-run", is_flag=True,
@@ -156,9 +148,8 @@ class DoctorCommand(click.Command):
 def doctor(path, no_run, as_json, config_id, timeout, keepalived, no_keepalived, agent_config,
            quiet, peer, peer_id, what_if):
     if peer_id is not None and peer is None:
-        click.echo(f"{PROG}: --peer-id names the director of --peer FILE, and there is none"
-                   " (see --help)", err=True)
-        return 1
+        raise UsageError("--peer-id names the director of --peer FILE, and there is none"
+                         " (see kachecks doctor --help)")
     if what_if:
         return what_if_main(path, peer, as_json=as_json, config_id=config_id, peer_id=peer_id,
                             quiet=quiet)
@@ -169,7 +160,8 @@ def doctor(path, no_run, as_json, config_id, timeout, keepalived, no_keepalived,
 
 def main(path, run=True, as_json=False, config_id=None, timeout=None, keepalived=None,
          use_keepalived=True, quiet=False, agent_config=None, peer=None, peer_id=None):
-    """Audit, print, return the exit code (0: no error)."""
+    """Audit, print, return the exit code (OK: no error); CommandFailed if the
+    configuration (or the peer's) cannot be read."""
     from kachecks.doctor.audit import audit
 
     try:
@@ -185,8 +177,7 @@ def main(path, run=True, as_json=False, config_id=None, timeout=None, keepalived
                 report.findings + pairing.pair_findings(report.config, peer_config),
                 report.config, peer_config)
     except ReadError as exc:
-        click.echo(f"{PROG}: {exc}", err=True)
-        return 1
+        raise CommandFailed(str(exc)) from None
     if as_json:
         click.echo(json.dumps([f.as_dict() for f in report.findings], indent=2, ensure_ascii=False))
     else:
@@ -194,7 +185,7 @@ def main(path, run=True, as_json=False, config_id=None, timeout=None, keepalived
             click.echo(finding.text())
     if not quiet:
         click.echo(summary(report, run, peer_config), err=True)
-    return 1 if report.errors else 0
+    return ExitCode.FAILURE if report.errors else ExitCode.OK
 
 
 def what_if_main(path, peer=None, as_json=False, config_id=None, peer_id=None, quiet=False):
@@ -205,8 +196,7 @@ def what_if_main(path, peer=None, as_json=False, config_id=None, peer_id=None, q
     try:
         directors, scenarios, findings = pairing.what_if(path, peer, config_id, peer_id)
     except ReadError as exc:
-        click.echo(f"{PROG}: {exc}", err=True)
-        return 1
+        raise CommandFailed(str(exc)) from None
     errors, warnings = pairing.counts(findings)
     if as_json:
         click.echo(json.dumps(whatif.as_json(directors, scenarios), indent=2, ensure_ascii=False))
@@ -221,7 +211,7 @@ def what_if_main(path, peer=None, as_json=False, config_id=None, peer_id=None, q
                    f" {' and '.join(d.name for d in directors)}"
                    f"{'' if peer else ' (peer unknown)'}, {errors} error{'s' * (errors != 1)},"
                    f" {warnings} warning{'s' * (warnings != 1)}", err=True)
-    return 1 if errors else 0
+    return ExitCode.FAILURE if errors else ExitCode.OK
 
 
 def summary(report, run, peer_config=None):
