@@ -20,19 +20,14 @@ import subprocess
 import pytest
 
 from harness.peers import cli
-from harness.peers.keepalived import KEEPALIVED
 from harness.peers.netns import cleanup_stale, run_prefix
 from harness.peers.pair import DIRECTORS, VIP, Pair, config
+from harness.peers.vrrp import keepalived_version
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 VIP2 = "192.168.8.143"
 LVS1, LVS2 = DIRECTORS["lvs1"], DIRECTORS["lvs2"]
-
-
-def keepalived_version():
-    out = subprocess.run([KEEPALIVED, "--version"], capture_output=True, text=True).stderr
-    return tuple(int(x) for x in re.search(r"v(\d+)\.(\d+)\.(\d+)", out).groups())
 
 
 ACCEPTS_OTHER_ADDRESSES = keepalived_version() >= (2, 3, 3)
