@@ -1,26 +1,33 @@
-"""The resident agent: a Schedule (kachecks.agent.schedule) driven by signals, threads and files.
+"""The resident agent: a Schedule (kachecks.agent.schedule) driven by one event loop.
 
-The schedule decides; this module does the I/O it is handed: the main thread
-sleeps in ``select()`` on a wake-up pipe until the schedule's next wake-up
-(signals arrive through the same pipe, ``signal.set_wakeup_fd``) and ticks it,
-which hands each due run to the executor (``Probes``: a thread per run in
-flight, kachecks.agent.pool). The probe thread then answers the schedule itself
-— judge, rise/fall, track file (``TrackFiles``, the publisher), counters —
-under one lock (``stats.LOCK``), which the main thread, the status document and
-the metrics endpoint also take. A result costs no second hand-over and no
-wake-up of the main thread (each one is a few syscalls: on a busy director that
-was a third of the agent's CPU); only a change of state wakes it, to refresh the
-status document and systemd's STATUS at once. A run that hangs only ever holds
-its own thread.
+The schedule decides; this module does the I/O it is handed. The main thread
+sleeps in the event loop (kachecks.agent.loop: one epoll) until a probe's socket
+is ready or the schedule's next wake-up is due (signals arrive through the
+loop's wake-up pipe, ``signal.set_wakeup_fd``), then ticks the schedule, which
+hands each due run to the executor (kachecks.agent.runner). HTTP and TCP probes
+(TLS over either) run as steps on that same loop: the result is judged, counted
+(rise/fall, counters) and written to its track file (``TrackFiles``, the
+publisher) in the loop's thread, no hand-over and no wake-up of anything. A probe
+that blocks in a library (LDAP) runs in a thread of its own and answers the
+schedule from there, under the one lock (``stats.LOCK``) the main thread, the
+status document and the metrics endpoint also take; only a change of state
+wakes the main thread, to refresh the status document and systemd's STATUS at
+once. A run that hangs only ever holds its own socket or thread, up to its
+deadline.
+
+The status document is rewritten only when something in it changed, at most once
+a second (once every ten seconds with 10,000 checks: ``STATUS_CHECKS_PER_SECOND``),
+and incrementally: each check's entry is kept rendered and redone only when a
+result of that check came in (kachecks.agent.status.Renderer).
 
 Fail-closed: SIGTERM/SIGINT write 0 to every track file before exiting 0;
 SIGHUP reloads (a broken file is logged and the running set kept; a check whose
 name and file stay keeps its state, see ``schedule.diff``).
 """
 
+import gc
 import os
 import random
-import select
 import signal
 import sys
 import time
@@ -29,12 +36,14 @@ from kachecks import syslogger
 from kachecks.agent import config as configuration
 from kachecks.agent import schedule as schedules
 from kachecks.agent import stats, status, trackfile
-from kachecks.agent.pool import Pool
-from kachecks.checks import contract
-from kachecks.checks.result import Result
+from kachecks.agent.loop import Loop
+from kachecks.agent.runner import Runner
 from kachecks.status import ExitCode
 
-STATUS_PERIOD = 1.0  # seconds between status-document rewrites while results come in
+STATUS_PERIOD = 1.0  # seconds at least between status-document rewrites
+# ... and at least a second per this many checks: a rewrite costs what its size does
+# (10,000 checks: 3 MB, 3 ms), and an agent whose checks are quiet must stay cheap.
+STATUS_CHECKS_PER_SECOND = 1000
 IDENT = "kachecks-agent"
 PROCESS_NAME = b"kachecks-agent"  # what keepalived's vrrp_track_process looks for
 
@@ -61,39 +70,22 @@ class Log:
             sys.stderr.flush()
 
 
-class Probes:
-    """The run executor: each run in a pool thread, start to finish, its result handed to
-    ``answer(run, result, started, finished)`` from that thread."""
-
-    def __init__(self, clock, answer):
-        self.clock = clock
-        self.answer = answer
-        self.pool = Pool()
-
-    def submit(self, run):
-        self.pool.submit(self._probe, run)
-
-    def _probe(self, run):
-        started = self.clock()
-        try:
-            result = contract.evaluate(run.spec.check, run.spec.target)
-        except BaseException as exc:  # noqa: BLE001 - never leave the run unanswered
-            result = Result(False, reason=f"internal error: {type(exc).__name__}: {exc}")
-        self.answer(run, result, started, self.clock())
-
-    def close(self):
-        self.pool.close()
-
-
 class TrackFiles:
     """The publisher: a check's value into its track file; remembers every file written
-    (``zero`` covers them even after a reload dropped their check)."""
+    (``zero`` covers them even after a reload dropped their check).
+
+    A result whose value the file holds already (``trackfile.holds``: read, not
+    assumed) is not written again: three calls instead of a temporary file and a
+    rename, the file the same.
+    """
 
     def __init__(self):
         self.written = set()
 
     def __call__(self, path, value):
-        """Write ``value`` to ``path``: None, or why it could not."""
+        """Make ``path`` hold ``value``: None, or why it could not."""
+        if path in self.written and trackfile.holds(path, value):
+            return None
         try:
             trackfile.write(path, value)
         except OSError as exc:
@@ -104,6 +96,14 @@ class TrackFiles:
     @staticmethod
     def zero(paths):
         return trackfile.zero(paths)
+
+
+def settle_memory():
+    """Everything loaded and configured so far lives as long as the configuration: move it
+    out of the garbage collector's sight (gc.freeze), so that its collections, paid for
+    by every run's short-lived objects, never walk thousands of checks' state again."""
+    gc.collect()
+    gc.freeze()
 
 
 def serve_metrics(address, source, log):
@@ -126,28 +126,30 @@ def serve_metrics(address, source, log):
 class Agent:
     """The daemon: ``run()`` until SIGTERM/SIGINT. Every piece of I/O is handed in or made
     here: ``log`` (syslog), ``notifier`` (systemd), ``rng`` and ``clock`` (the schedule's),
-    ``executor`` (made from ``answer`` when None), ``tracks`` (the publisher),
-    ``status_writer(path, document)``, ``serve_metrics(address, source, log)``."""
+    ``loop`` (kachecks.agent.loop), ``runner`` (the executor, on that loop, answering
+    ``answer``), ``tracks`` (the publisher), ``status_writer(path, data)`` (the status
+    document's bytes), ``serve_metrics(address, source, log)``."""
 
     def __init__(self, cfg, log=None, notifier=None, rng=None, clock=time.monotonic,
-                 executor=None, tracks=None, status_writer=status.write,
+                 loop=None, runner=None, tracks=None, status_writer=status.write_bytes,
                  serve_metrics=serve_metrics):
         self.cfg = cfg
         self.log = log or Log()
         self.notifier = notifier
         self.rng = rng or random.Random()
         self.clock = clock
-        self.executor = executor or Probes(clock, self.answer)
+        self.loop = loop or Loop()
+        self.runner = runner or Runner(self.loop, clock, self.answer)
         self.tracks = tracks or TrackFiles()
         self.status_writer = status_writer
         self.serve_metrics = serve_metrics
         self.schedule = None  # made when run() starts, after the track directory is checked
         self.signals = []
-        self.wake_r = self.wake_w = None
+        self.renderer = status.Renderer()
         self.endpoint = None
         self.started = time.time()
-        self.status_due = 0.0
-        self.status_dirty = True
+        self.status_due = 0.0  # the next rewrite, not before
+        self.status_dirty = True  # something in the document changed
         self.status_error = None
         self.watchdog_due = 0.0
 
@@ -155,17 +157,17 @@ class Agent:
 
     def run(self):
         """Run until SIGTERM/SIGINT; return ExitCode.OK (files zeroed) or raise on a bug."""
-        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         previous = {sig: signal.signal(sig, self._on_signal)
                     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-        old_wakeup = signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        old_wakeup = signal.set_wakeup_fd(self.loop.wake_fd, warn_on_full_buffer=False)
         try:
             trackfile.prepare(self.cfg.track_dir, self.cfg.files)
             self._start_metrics()
             with stats.LOCK:
                 self.schedule = schedules.Schedule(
-                    self.cfg.checks, self.clock(), rng=self.rng, executor=self.executor,
+                    self.cfg.checks, self.clock(), rng=self.rng, executor=self.runner,
                     publisher=self.tracks, wallclock=time.time)
+            settle_memory()
             count = len(self.cfg.checks)
             self.log(f"started: {count} check{'s' * (count != 1)} from {self.cfg.path},"
                      f" track files in {self.cfg.track_dir}", syslogger.LOG_NOTICE)
@@ -182,20 +184,17 @@ class Agent:
         self.signals.append(signum)
 
     def _loop(self):
-        schedule = self.schedule
+        schedule, runner = self.schedule, self.runner
         while True:
             now = self.clock()
             with stats.LOCK:
                 wake = schedule.next_wake()
+            probes = runner.next_wake()
             wake = min(now + 60 if wake is None else wake,
+                       now + 60 if probes is None else probes,
                        self.status_due if self.status_dirty else now + 60,
                        self.watchdog_due if self._watchdog() else now + 60)
-            if wake > now:
-                try:
-                    select.select([self.wake_r], [], [], wake - now)
-                except InterruptedError:
-                    pass
-                self._drain_pipe()
+            self.loop.poll(wake - now if wake > now else 0)  # probes go on in here
             while self.signals:
                 signum = self.signals.pop(0)
                 if signum == signal.SIGHUP:
@@ -209,6 +208,7 @@ class Agent:
                 outcome = schedule.tick(now)
                 self.status_dirty |= outcome.counted
             self._say(outcome.lines)
+            runner.step(now)
             self._housekeeping(now)
 
     def _shutdown(self):
@@ -223,24 +223,8 @@ class Agent:
             self.log(f"could not set {path} to 0: {error}", syslogger.LOG_ERR)
         self._write_status(state="stopped")
         self._stop_metrics(wait=False)
-        self.executor.close()
-        # The wake-up pipe stays open: a probe still running in a daemon thread must
-        # never write its byte into a descriptor number reused for something else.
-
-    def _drain_pipe(self):
-        try:
-            while os.read(self.wake_r, 4096):
-                pass
-        except BlockingIOError:
-            pass
-
-    def _wake(self):
-        if self.wake_w is None:
-            return  # not running
-        try:
-            os.write(self.wake_w, b"\0")
-        except (BlockingIOError, OSError):
-            pass  # full: the main thread is already due to wake; closed: stopping
+        self.runner.close()
+        self.loop.close()
 
     # ------------------------------------------------------------------ configuration
 
@@ -269,6 +253,7 @@ class Agent:
             self._stop_metrics()
             self._start_metrics()
         self.status_dirty = True
+        settle_memory()
         self.log(f"reloaded {cfg.path}: {len(change.added)} added, {len(change.changed)} changed"
                  f" (run at once, state kept), {len(change.removed)} removed (track files set"
                  f" to 0), {len(change.kept)} kept", syslogger.LOG_NOTICE)
@@ -278,13 +263,14 @@ class Agent:
     # ------------------------------------------------------------------ results
 
     def answer(self, run, result, started, finished):
-        """A run's result, in the thread that ran it: count it, say what changed."""
+        """A run's result, in the thread that ran it (the loop's, or a probe thread's):
+        count it, say what changed."""
         with stats.LOCK:
             outcome = self.schedule.complete(run, result, started, finished)
             self.status_dirty |= outcome.counted
         self._say(outcome.lines)
         if outcome.changed:
-            self._wake()  # status document and systemd's STATUS now, not at the next run
+            self.loop.wake()  # status document and systemd's STATUS now, not at the next run
 
     def _say(self, lines):
         for message, priority in lines:
@@ -301,7 +287,8 @@ class Agent:
     def _housekeeping(self, now):
         if self.status_dirty and now >= self.status_due:
             self._write_status()
-            self.status_due = now + STATUS_PERIOD
+            self.status_due = now + max(STATUS_PERIOD,
+                                        len(self.schedule.checks) / STATUS_CHECKS_PER_SECOND)
             self._notify_status()
         if self._watchdog() and now >= self.watchdog_due:
             self._notify("WATCHDOG=1")
@@ -321,13 +308,20 @@ class Agent:
             self.notifier.status(self.summary())
 
     def document(self, state="running"):
-        """The status document (schema: kachecks.agent.status) as of now."""
+        """The status document (schema: kachecks.agent.status) as of now, rendered (bytes)."""
         with stats.LOCK:
-            checks = self.schedule.checks if self.schedule is not None else ()
-            return status.document(
+            schedule = self.schedule
+            checks = schedule.checks if schedule is not None else ()
+            changed = schedule.take_changed() if schedule is not None else ()
+            generation = schedule.generation if schedule is not None else 0
+            written = self.tracks.written
+            # Every file written is a configured check's, or one a reload dropped (written
+            # before it): the list changes with the configuration only.
+            return self.renderer.render(
                 state=state, pid=os.getpid(), started=self.started, written=time.time(),
                 config=self.cfg.path, track_dir=self.cfg.track_dir, checks=checks,
-                files=self.tracks.written | {check.spec.file for check in checks})
+                changed=changed, files=(generation, lambda: written | {
+                    check.spec.file for check in checks}))
 
     def _write_status(self, state="running"):
         self.status_dirty = False

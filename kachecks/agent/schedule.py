@@ -140,6 +140,9 @@ class Schedule:
         self.lateness = stats.Histogram(stats.LATENESS_BUCKETS)
         self.stopping = False
         self._checks = {}  # name -> Check, in configuration order
+        self._ordered = None  # tuple(self._checks.values()), made again after a reload
+        self.generation = 0  # bumps when the set of checks changes (a reload)
+        self.changed = set()  # checks whose published state changed since the caller took it
         self._heap = []  # (due, sequence, check, check._slot when scheduled)
         self._deadlines = []  # (deadline, sequence, run)
         self._sequence = 0
@@ -149,8 +152,15 @@ class Schedule:
 
     @property
     def checks(self):
-        """Every check, in configuration order."""
-        return tuple(self._checks.values())
+        """Every check, in configuration order (the same tuple until a reload)."""
+        if self._ordered is None:
+            self._ordered = tuple(self._checks.values())
+        return self._ordered
+
+    def take_changed(self):
+        """The checks whose published state changed since the last call (a set)."""
+        changed, self.changed = self.changed, set()
+        return changed
 
     def check(self, name):
         return self._checks[name]
@@ -177,6 +187,8 @@ class Schedule:
             check = Check(spec)
             self._checks[spec.name] = check
             self._schedule(check, now + spec.interval * index / max(1, len(specs)))
+        self._ordered = None
+        self.generation += 1
 
     def reload(self, specs, now):
         """Apply a new configuration's checks; return the Diff.
@@ -197,6 +209,8 @@ class Schedule:
             check.spec = spec
         self._install(change.added, now)
         self._checks = {spec.name: self._checks[spec.name] for spec in specs}
+        self._ordered = None
+        self.changed.update(self._checks.values())  # new specs, new files: every entry anew
         for spec in change.changed:
             self._start(self._checks[spec.name], now, now)
         return change
@@ -207,6 +221,7 @@ class Schedule:
         self.stopping = True
         for check in self._checks.values():
             check.health.up, check.health.value = False, 0
+        self.changed.update(self._checks.values())
 
     # ------------------------------------------------------------------ scheduling
 
@@ -271,6 +286,7 @@ class Schedule:
         self.lateness.observe(max(0.0, started - run.due))
         check = run.check
         check.lateness = started - run.due
+        self.changed.add(check)
         if run is not check.current:
             return NOTHING  # a changed command's old run: it says nothing of the new one
         check.current = None
@@ -286,6 +302,7 @@ class Schedule:
     def _count(self, check, result, started, finished, lines):
         """Count one result and publish it; True if the published state changed."""
         spec = check.spec
+        self.changed.add(check)
         judged = verdict.judge(result, spec.target)
         changed, previous = check.health.observe(judged, spec.dynamic, spec.rise, spec.fall,
                                                  self.wallclock())

@@ -1,11 +1,16 @@
 """``kachecks agent status``: what the running agent last published, read from a file.
 
 The agent rewrites a small JSON file beside its track files (at most once a
-second, and on every stop), so status needs no connection to the agent: it
-is a read of a file whose mode decides who may see it, and a dead agent's
-last words stay readable. The file also lists every track file the agent
-wrote, so ``kachecks agent zero`` (systemd's ExecStopPost) can set them all to
-0 even when kachecks.toml was edited after the agent loaded it.
+second while results come in, and on every stop), so status needs no
+connection to the agent: it is a read of a file whose mode decides who may see
+it, and a dead agent's last words stay readable. The file also lists every
+track file the agent wrote, so ``kachecks agent zero`` (systemd's
+ExecStopPost) can set them all to 0 even when kachecks.toml was edited after
+the agent loaded it.
+
+With thousands of checks the document is megabytes: the agent renders it
+incrementally (``Renderer``), each check's entry kept as JSON text and redone
+only when that check changed, so a rewrite costs what changed plus a copy.
 """
 
 import json
@@ -20,8 +25,20 @@ MAX_SIZE = 16 << 20  # bytes: 10,000 checks take about 4 MB
 
 def write(path, document):
     """Atomically replace the status file (0644, like the track files)."""
-    data = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    write_bytes(path, _json(document))
+
+
+def write_bytes(path, data):
+    """Atomically replace the status file with ``data``, a rendered document (bytes, or
+    the list of pieces ``Renderer.render`` gives)."""
     files.replace(path, data, trackfile.MODE)
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def _json(value):
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 def read(path):
@@ -87,6 +104,46 @@ def _check(check):
         "reason": (result.summary if result.ok else result.reason) if result else None,
         "runs": check.stats.runs, "failed_runs": check.stats.failures, "error": check.error,
     }
+
+
+class Renderer:
+    """The status document, rendered incrementally: pieces of bytes whose concatenation is
+    what ``write`` writes for ``document(...)``, but each check's entry is kept as JSON
+    text and rendered again only when the caller says the check changed, the list of
+    files only when it grew."""
+
+    def __init__(self):
+        self._checks = ()  # the kachecks.agent.schedule.Check objects rendered, in order
+        self._entries = []  # their entries' JSON, in the same order
+        self._position = {}  # Check -> index in both
+        self._files = None  # (count, JSON) of the files last listed
+
+    def render(self, state, pid, started, written, config, track_dir, checks, changed, files):
+        """The document, as a list of bytes to write in order.
+
+        ``checks``: every check, in order (the same tuple object while the set of checks
+        is the same); ``changed``: the checks whose entry may differ since the last
+        call; ``files``: ``(count, listing)``, ``listing()`` giving every file, called
+        only when ``count`` differs from the last call's."""
+        if checks is not self._checks:
+            self._checks = checks
+            self._position = {check: index for index, check in enumerate(checks)}
+            self._entries = [_json(_check(check)) + b"," for check in checks]
+        else:
+            position, entries = self._position, self._entries
+            for check in changed:
+                index = position.get(check)
+                if index is not None:
+                    entries[index] = _json(_check(check)) + b","
+        count, listing = files
+        if self._files is None or self._files[0] != count:
+            self._files = (count, _json(sorted(listing())))
+        head = _json({"version": VERSION, "pid": pid, "state": state, "started": started,
+                      "written": written, "config": config, "track_dir": track_dir})
+        entries = self._entries  # each with its comma; the last one's is left out
+        tail = [entries[-1][:-1]] if entries else []
+        return [head[:-1] + b',"checks":[', *entries[:-1], *tail, b'],"files":',
+                self._files[1], b"}"]
 
 
 def stopped(document):

@@ -5,8 +5,12 @@ a writer closes it or renames a file onto it; it parses the first number, and
 an empty, missing or garbled file counts as 0. Writing in place could let it
 read a half-written file, so each value is written to a temporary file in the
 same directory and renamed over the old one: keepalived sees the old value
-or the new one, never a torn one. No fsync: these files live in /run and are
-rewritten on every result; a power cut restarts everything at 0 anyway.
+or the new one, never a torn one. No fsync: these files live in /run; a power
+cut restarts everything at 0 anyway.
+
+Every result reaches its file: a value the file already holds (``holds``, a read)
+is left as it is, anything else is written. So a file keepalived re-initialised
+(``init_file … overwrite``) or somebody removed is right again at the next result.
 
 keepalived believes whatever the files say, so their directory must be one
 only root (or the agent's own user) can write: anybody else could plant a
@@ -29,6 +33,30 @@ def write(path, value, dir_fd=None):
     it: a directory renamed or swapped since cannot redirect the write.
     """
     files.replace(path, b"%d\n" % value, MODE, dir_fd=dir_fd)
+
+
+_PEEK = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def holds(path, value, dir_fd=None):
+    """True when ``path`` holds exactly what ``write`` would write for ``value`` now.
+
+    A look (open, read, close), cheaper than a replacement by the seven calls of a
+    temporary file and a rename, and as exact: whatever the file is (gone, a link,
+    something else, a number keepalived's ``init_file`` put there), anything but
+    that text is False, and the caller writes.
+    """
+    expected = b"%d\n" % value
+    try:
+        fd = os.open(path, _PEEK, dir_fd=dir_fd)
+    except OSError:
+        return False
+    try:
+        return os.read(fd, len(expected) + 1) == expected
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def prepare(track_dir, paths=()):
