@@ -74,21 +74,19 @@ def agent_alive(document):
 #     error (why the track file could not be written, or null)
 
 
-def document(state, pid, started, written, config, track_dir, checks, files):
-    """The status document of an agent whose ``checks`` are kachecks.agent.schedule.Check."""
+def document(state, pid, started, written, config, track_dir, snapshot):
+    """The status document of an agent, from its kachecks.agent.snapshot.Snapshot."""
     return {"version": VERSION, "pid": pid, "state": state, "started": started,
             "written": written, "config": config, "track_dir": track_dir,
-            "checks": [_check(check) for check in checks], "files": sorted(files)}
+            "checks": [_check(view) for view in snapshot.checks], "files": list(snapshot.files)}
 
 
-def _check(check):
-    spec, health, result = check.spec, check.health, check.result
+def _check(view):
     return {
-        "name": spec.name, "file": spec.file, "target": spec.target.identity,
-        "state": health.display, "up": bool(health.up), "value": health.value,
-        "since": health.since, "latency": check.latency, "lateness": check.lateness,
-        "reason": (result.summary if result.ok else result.reason) if result else None,
-        "runs": check.stats.runs, "failed_runs": check.stats.failures, "error": check.error,
+        "name": view.name, "file": view.file, "target": view.target, "state": view.state,
+        "up": view.up, "value": view.value, "since": view.since, "latency": view.latency,
+        "lateness": view.lateness, "reason": view.reason, "runs": view.runs,
+        "failed_runs": view.failures, "error": view.error,
     }
 
 
