@@ -11,6 +11,7 @@ import click
 
 from kachecks import configfile, files
 from kachecks.agent import config as configuration
+from kachecks.agent import lock as locks
 from kachecks.agent import status as statuses
 from kachecks.agent import trackfile
 from kachecks.clickcommand import CONTEXT, Group
@@ -71,6 +72,12 @@ def _check_config(path):
     from kachecks.agent import metrics
 
     cfg = configuration.load(path)
+    with trackfile.Directories() as directories:  # judged as the agent would, nothing made
+        try:
+            directories.open(cfg.track_dir, cfg.files, create=False)
+        except OSError as exc:
+            raise CommandFailed(f"{cfg.path}: cannot use the track files:"
+                                f" {exc.strerror or exc}") from None
     for spec in cfg.checks:
         click.echo(f"{spec.name}: {os.path.basename(spec.argv[0])} {spec.target.identity} every"
                    f" {spec.interval:g} s, timeout {spec.timeout:g} s, rise {spec.rise},"
@@ -86,19 +93,20 @@ def _run(path):
     from kachecks.agent import daemon, systemd
 
     cfg = configuration.load(path)
+    tracks = daemon.TrackFiles()
     try:
-        other = statuses.read(cfg.status_file)
-    except (files.UnusableFile, ValueError):
-        other = None
-    if other is not None and statuses.agent_alive(other):
-        raise CommandFailed(f"another kachecks agent (pid {other['pid']}) writes the track"
-                            f" files in {cfg.track_dir}")
-    try:
-        trackfile.prepare(cfg.track_dir, cfg.files)
+        tracks.open(cfg)
+        held = locks.take(tracks.directories.fd(cfg.track_dir))
+    except locks.Busy as exc:
+        raise CommandFailed(f"another kachecks agent (pid {exc.pid}) writes the track"
+                            f" files in {cfg.track_dir}") from None
     except OSError as exc:
         raise CommandFailed(f"cannot use {cfg.track_dir}: {exc.strerror or exc}") from None
     daemon.set_process_name()
-    return daemon.Agent(cfg, notifier=systemd.Notifier()).run()
+    try:
+        return daemon.Agent(cfg, notifier=systemd.Notifier(), tracks=tracks).run()
+    finally:
+        os.close(held)  # the lock, released only now: the files are zeroed
 
 
 def _options(func):
@@ -132,10 +140,11 @@ def status(ctx, config_path):
     """One line per check: state, since when, track-file value, last latency and result."""
     path = _config_path(ctx, config_path)
     try:
-        status_file = configuration.load(path).status_file
+        track_dir = configuration.load(path).track_dir
     except configuration.ConfigError as exc:  # status is read-only: show it anyway
         click.echo(f"kachecks agent status: warning: {exc}", err=True)
-        status_file = os.path.join(_fallback_track_dir(path), configuration.STATUS_FILE)
+        track_dir = _fallback_track_dir(path)
+    status_file = os.path.join(track_dir, configuration.STATUS_FILE)
     try:
         document = statuses.read(status_file)
     except files.UnusableFile as exc:
@@ -146,10 +155,24 @@ def status(ctx, config_path):
         return ExitCode.NOT_RUNNING
     except ValueError as exc:
         raise CommandFailed(f"{status_file}: not a kachecks agent status file ({exc})") from None
-    alive = statuses.agent_alive(document)
-    for line in statuses.render(document, alive=alive):
+    pid = _holder(track_dir)
+    if pid is not None:
+        document["pid"] = pid
+    for line in statuses.render(document, alive=pid is not None):
         click.echo(line)
-    return ExitCode.OK if alive else ExitCode.NOT_RUNNING
+    return ExitCode.OK if pid is not None else ExitCode.NOT_RUNNING
+
+
+def _holder(track_dir):
+    """Pid of the agent holding ``track_dir``'s lock (kachecks.agent.lock), or None."""
+    try:
+        fd = os.open(track_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return locks.holder(fd)
+    finally:
+        os.close(fd)
 
 
 @agent.command(context_settings=CONTEXT, epilog="""\b
@@ -171,28 +194,71 @@ def zero(ctx, config_path):
         track_dir, paths = cfg.track_dir, cfg.files
     except configuration.ConfigError as exc:
         problem, track_dir, paths = exc, _fallback_track_dir(path), []
-    status_file = os.path.join(track_dir, configuration.STATUS_FILE)
+    with trackfile.Directories() as directories:
+        try:
+            directories.open(track_dir, create=False)
+            lock = locks.take(directories.fd(track_dir))
+        except locks.Busy as exc:
+            raise CommandFailed(f"the agent (pid {exc.pid}) is running; stop it first"
+                                " (systemctl stop kachecks-agent)") from None
+        except (OSError, KeyError) as exc:  # KeyError: no track directory, so no files
+            if not isinstance(exc, KeyError):
+                click.echo(f"kachecks agent zero: cannot use {track_dir}:"
+                           f" {exc.strerror or exc}", err=True)
+            return ExitCode.FAILURE if problem is None and paths else ExitCode.OK
+        try:  # holding the lock: no agent starts while we zero
+            return _zero(directories, track_dir, paths, problem)
+        finally:
+            os.close(lock)
+
+
+def _zero(directories, track_dir, paths, problem):
+    """Zero ``paths`` (the configuration's) and the files the last agent listed in its
+    status document that are still track files (see trackfile.unfit), never making one."""
+    failed = []
+    for bad in _open_all(directories, track_dir, paths):
+        failed.append(bad)
+        paths.remove(bad[0])
     document = None
     try:
-        if not files.untrusted_path(track_dir):  # a list anybody could write is not trusted
-            document = statuses.read(status_file)
-    except (OSError, files.UnusableFile, ValueError):
+        document = statuses.read(os.path.join(track_dir, configuration.STATUS_FILE))
+    except (files.UnusableFile, ValueError):
         pass
-    if document is not None:
-        if statuses.agent_alive(document):
-            raise CommandFailed(f"the agent (pid {document['pid']}) is running; stop it first"
-                                " (systemctl stop kachecks-agent)")
-        paths += [f for f in document.get("files", []) if isinstance(f, str)
-                  and os.path.isabs(f) and trackfile.looks_like_ours(f)]
-    failed = trackfile.zero(sorted(set(paths)))
+    listed = [f for f in (document or {}).get("files", []) if isinstance(f, str)
+              and os.path.isabs(f) and not configfile.CONTROL.search(f) and f not in paths]
+    for path in listed:
+        try:
+            directories.open(os.path.dirname(path), create=False)
+        except OSError:
+            continue  # not a directory the agent may write in: not its file
+        directory, name = os.path.split(path)
+        if (directory in directories and os.path.lexists(path)
+                and trackfile.unfit(name, directories.fd(directory)) is None):
+            paths.append(path)
+    failed += trackfile.zero(directories, sorted(set(paths)))
     for failed_path, error in failed:
         click.echo(f"kachecks agent zero: could not set {failed_path} to 0: {error}", err=True)
     if document is not None:
-        _mark_stopped(status_file, document)
+        _mark_stopped(directories, track_dir, document)
     if problem is not None:
         raise CommandFailed(f"{problem} (zeroed the {len(set(paths))} files the last agent"
                             " wrote)")
     return ExitCode.FAILURE if failed else ExitCode.OK
+
+
+def _open_all(directories, track_dir, paths):
+    """Open the directory of each configured path (dropping those with none); [(path,
+    why)] for those refused."""
+    refused = []
+    for path in list(paths):
+        if not os.path.isdir(os.path.dirname(path)):
+            paths.remove(path)  # no directory, no file: nothing to zero
+            continue
+        try:
+            directories.open(track_dir, [path], create=False)
+        except OSError as exc:
+            refused.append((path, exc.strerror or str(exc)))
+    return refused
 
 
 def _fallback_track_dir(path):
@@ -206,8 +272,9 @@ def _fallback_track_dir(path):
     return configuration.DEFAULT_TRACK_DIR
 
 
-def _mark_stopped(path, document):
+def _mark_stopped(directories, track_dir, document):
     try:
-        statuses.write(path, statuses.stopped(document))
+        statuses.write(configuration.STATUS_FILE, statuses.stopped(document),
+                       dir_fd=directories.fd(track_dir))
     except OSError:
         pass

@@ -146,6 +146,9 @@ def _check(table, number, defaults, track_dir, path):
         raise ConfigError(f"{where}: file: must be a file name or path, not {_show(file)}")
     configfile.one_line(file, f"{where}: file")
     file = os.path.normpath(os.path.join(track_dir, file))
+    if os.path.basename(file).startswith("."):
+        raise ConfigError(f"{where}: file: {_show(file)}: a name starting with '.' is the"
+                          f" agent's own ({STATUS_FILE}, its lock, temporary files)")
     return CheckSpec(name, argv, check, target, values["interval"], values["rise"],
                      values["fall"], file)
 

@@ -96,11 +96,14 @@ class TrackFiles:
     (``zero`` covers them even after a reload dropped their check), and whether the
     agent can still publish at all (``blind``).
 
-    A write needs one descriptor (the temporary file): one is kept in reserve and
+    Every file is written by name relative to its directory, opened once
+    (kachecks.agent.trackfile.Directories: ``open(cfg)`` at start and on each reload),
+    so a write needs one descriptor, the temporary file's: one is kept in reserve and
     given up for a write that found none free (EMFILE/ENFILE), then taken back.
     """
 
-    def __init__(self, clock=time.monotonic):
+    def __init__(self, directories=None, clock=time.monotonic):
+        self.directories = directories or trackfile.Directories()
         self.clock = clock
         self.written = set()
         self.streak = 0  # writes that failed in a row, whichever the file
@@ -126,16 +129,26 @@ class TrackFiles:
         self.written.add(path)
         return None
 
+    def open(self, cfg):
+        """Judge and open the directories and files of ``cfg``; trackfile.Unusable (or
+        OSError) if the agent must not write one of them."""
+        self.directories.open(cfg.track_dir, cfg.files)
+
+    def write_status(self, path, document):
+        """The status document, by name in its (opened) directory."""
+        directory, name = os.path.split(path)
+        status.write(name, document, dir_fd=self.directories.fd(directory))
+
     def _write(self, path, value):
         try:
-            trackfile.write(path, value)
+            self.directories.write(path, value)
         except OSError as exc:
             if exc.errno not in (errno.EMFILE, errno.ENFILE) or self._spare is None:
                 raise
             os.close(self._spare)  # the reserve, for this write
             self._spare = None
             try:
-                trackfile.write(path, value)
+                self.directories.write(path, value)
             finally:
                 self._spare = _spare_descriptor()
 
@@ -154,9 +167,8 @@ class TrackFiles:
                 f" {self.clock() - self.streak_since:.1f} s, of {len(files)} files"
                 f" (last: {path}: {error})")
 
-    @staticmethod
-    def zero(paths):
-        return trackfile.zero(paths)
+    def zero(self, paths):
+        return trackfile.zero(self.directories, paths)
 
 
 def _spare_descriptor():
@@ -210,10 +222,11 @@ class Agent:
     """The daemon: ``run()`` until SIGTERM/SIGINT. Every piece of I/O is handed in or made
     here: ``log`` (syslog), ``notifier`` (systemd), ``rng`` and ``clock`` (the schedule's),
     ``executor`` (made from ``answer`` when None), ``tracks`` (the publisher),
-    ``status_writer(path, document)``, ``serve_metrics(address, source, log)``."""
+    ``status_writer(path, document)`` (None: the publisher's ``write_status``),
+    ``serve_metrics(address, source, log)``."""
 
     def __init__(self, cfg, log=None, notifier=None, rng=None, clock=time.monotonic,
-                 executor=None, tracks=None, status_writer=status.write,
+                 executor=None, tracks=None, status_writer=None,
                  serve_metrics=serve_metrics):
         self.cfg = cfg
         self.log = log or Log()
@@ -222,7 +235,7 @@ class Agent:
         self.clock = clock
         self.executor = executor or Probes(clock, self.answer)
         self.tracks = tracks or TrackFiles()
-        self.status_writer = status_writer
+        self.status_writer = status_writer or self.tracks.write_status
         self.serve_metrics = serve_metrics
         self.schedule = None  # made when run() starts, after the track directory is checked
         self.snapshot = snapshots.EMPTY  # the last one taken: what the status and metrics show
@@ -245,7 +258,7 @@ class Agent:
                     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
         old_wakeup = signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
         try:
-            trackfile.prepare(self.cfg.track_dir, self.cfg.files)
+            self.tracks.open(self.cfg)
             fit_descriptors(len(self.cfg.checks), self.log)
             self._start_metrics()
             with stats.LOCK:
@@ -340,7 +353,11 @@ class Agent:
         self._notify("RELOADING=1")
         try:
             cfg = configuration.load(self.cfg.path)
-            trackfile.prepare(cfg.track_dir, cfg.files)
+            if cfg.track_dir != self.cfg.track_dir:
+                raise configuration.ConfigError(
+                    f"{cfg.path}: [agent] track_dir: {cfg.track_dir} is not {self.cfg.track_dir}"
+                    " (the directory the agent holds): restart the agent to move it")
+            self.tracks.open(cfg)
         except (configuration.ConfigError, OSError) as exc:
             why = exc if isinstance(exc, configuration.ConfigError) else \
                 f"cannot use {cfg.track_dir}: {exc.strerror or exc}"

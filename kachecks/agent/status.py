@@ -18,10 +18,11 @@ VERSION = 1
 MAX_SIZE = 16 << 20  # bytes: 10,000 checks take about 4 MB
 
 
-def write(path, document):
-    """Atomically replace the status file (0644, like the track files)."""
+def write(path, document, dir_fd=None):
+    """Atomically replace the status file (0644, like the track files); ``path`` is a name
+    in ``dir_fd`` when given (the track directory, opened once)."""
     data = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    files.replace(path, data, trackfile.MODE)
+    files.replace(path, data, trackfile.MODE, dir_fd=dir_fd)
 
 
 def read(path):
@@ -37,25 +38,14 @@ def read(path):
     return document
 
 
-def agent_alive(document):
-    """True when the pid that wrote ``document`` is still a kachecks-agent process."""
-    pid = document.get("pid")
-    if document.get("state") == "stopped" or not isinstance(pid, int):
-        return False
-    try:
-        with open(f"/proc/{pid}/comm", "rb") as handle:
-            return handle.read().strip() == b"kachecks-agent"
-    except OSError:
-        return False
-
-
 # The status document, ``.kachecks-agent.json`` beside the track files: its one
 # definition. The agent writes it (``document``), `kachecks agent status` renders it,
 # `kachecks agent zero` reads ``pid``, ``state`` and ``files`` and marks it stopped
 # (``stopped``). A field is only ever added; a change of meaning bumps VERSION.
 #
 #   version    VERSION
-#   pid        the agent's pid (alive while /proc/PID/comm is kachecks-agent)
+#   pid        the agent's pid (it runs while it holds the track directory's lock:
+#              kachecks.agent.lock)
 #   state      "running" or "stopped" (after SIGTERM/SIGINT, or `zero`)
 #   started    when the agent started (Unix time)
 #   written    when this document was written (Unix time)

@@ -158,6 +158,7 @@ def test_the_descriptor_reserve_lets_a_write_through_when_none_is_free(tmp_path)
     from kachecks.agent.daemon import TrackFiles
 
     tracks = TrackFiles()
+    tracks.directories.open(str(tmp_path), [str(tmp_path / "web1")])
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     taken = []
     try:
