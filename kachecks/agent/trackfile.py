@@ -31,6 +31,7 @@ from kachecks import files
 MODE = 0o644  # root-owned; keepalived (root) reads it; readable for monitoring
 NUMBER = re.compile(rb"\s*-?\d+\s*\Z")
 MAX_SIZE = 64  # bytes: a longer file is not a track file
+NOT_A_NUMBER = "holds something else than a number: not a track file"
 
 
 class Unusable(OSError):
@@ -51,12 +52,8 @@ def unfit(name, dir_fd=None):
     except files.UnusableFile as exc:
         if exc.reason == "missing":
             return None
-        if exc.reason == "size":
-            return "holds more than a number: not a track file"
-        return exc.detail
-    if text.strip() and not NUMBER.match(text):
-        return "holds something else than a number: not a track file"
-    return None
+        return NOT_A_NUMBER if exc.reason == "size" else exc.detail
+    return NOT_A_NUMBER if text.strip() and not NUMBER.match(text) else None
 
 
 def judge_directory(directory):
