@@ -51,6 +51,8 @@ def render(cfg):
     out += [
         "",
         "# The agent itself: no kachecks-agent process, the instance goes to FAULT.",
+        "# (A name only: any local user can run one. The instance's track_file below is",
+        "# what a name cannot fake: docs/agent.md, \"What a process name proves\".)",
         f"vrrp_track_process {PROCESS_TRACKER} {{",
         f"    process {PROCESS_NAME}",
         "    weight 0",
