@@ -323,3 +323,195 @@ class Scrapers:
         self._stop.set()
         for thread in self._threads:
             thread.join(15)
+
+
+# -- the trials (python -m harness.redteam --only agent-…) ----------------------------
+
+NOFILE_1024 = "import resource; resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))"
+
+
+def _metrics(port, timeout=30):
+    """{(name, le): value} of the endpoint's lateness histogram and the page's size."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(1 << 16):
+            data += chunk
+    text = data.partition(b"\r\n\r\n")[2].decode()
+    buckets = {}
+    for family in text_string_to_metric_families(text):
+        if family.name == "kachecks_agent_run_lateness_seconds":
+            for sample in family.samples:
+                if sample.name.endswith("_bucket"):
+                    buckets[float(sample.labels["le"])] = sample.value
+    return buckets, len(data)
+
+
+def on_time_share(before, after, bound=0.01):
+    """Share of the runs between two lateness histograms that started within ``bound`` s."""
+    runs = after[float("inf")] - before[float("inf")]
+    return (after[bound] - before[bound]) / runs if runs else float("nan"), int(runs)
+
+
+def _agent(workdir, checks, **kw):
+    from harness.peers.agent import AgentProcess
+
+    os.makedirs(workdir, exist_ok=True)
+    return AgentProcess(workdir, checks, **kw)
+
+
+def trial_loris(scratch, count=1020, attack=20.0):
+    """A slow-loris of ``count`` connections (uid 65534) on an agent limited to 1,024
+    descriptors; web1 stops halfway: how many connections the agent held, and when
+    web1's file read 0."""
+    from harness.checks import SERVER1
+    from harness.peers.agent import http_check
+    from harness.peers.ports import free_port
+    from harness.peers.rawhttp import RawHTTPServer, http_response
+
+    port = free_port()
+    web = RawHTTPServer(http_response(SERVER1)).start()
+    agent = _agent(os.path.join(scratch, "loris"), [http_check("web1", web)],
+                   metrics=f"127.0.0.1:{port}", interval=1, timeout=0.5, preamble=NOFILE_1024)
+    most = 0
+    with agent:
+        agent.wait_value("web1", "1\n")
+        with SlowLoris(port, count, drip=2.0) as loris:
+            started = time.monotonic()
+            stopped = down = None
+            while time.monotonic() - started < attack:
+                most = max(most, descriptors(agent.pid))
+                if stopped is None and time.monotonic() - started >= attack / 2:
+                    web.stop()
+                    stopped = time.monotonic()
+                if stopped is not None and down is None and agent.value("web1") == "0\n":
+                    down = time.monotonic() - stopped
+                time.sleep(0.05)
+            still = agent.proc.poll() is None
+        report = loris.report()
+    print(f"agent-loris: {count} connections from uid 65534 (one byte every 2 s) for"
+          f" {attack:g} s against an agent limited to 1,024 descriptors (interval 1 s,"
+          f" timeout 0.5 s):")
+    print(f"  attacker: {report['attempts']} connects, at most {report['most_open']} open at"
+          f" once, {report['dropped']} dropped by the agent")
+    print(f"  agent: at most {most} descriptors; still running: {'yes' if still else 'no'}")
+    print("  web1 stopped halfway: its file read 0 "
+          + (f"{down:.2f} s later" if down is not None else "never (stayed 1: fail-open)"))
+
+
+def trial_scrape(scratch, checks=500, scrapers=4, window=20.0):
+    """``checks`` HTTP checks every 5 s; the share of runs starting within 10 ms of when
+    they were due, without and with ``scrapers`` GETting /metrics in a loop."""
+    from harness.checks import SERVER1
+    from harness.peers.agent import http_check
+    from harness.peers.ports import free_port
+    from harness.peers.rawhttp import http_response
+    from harness.peers.responder import Responder
+
+    port = free_port()
+    with Responder(http_response(SERVER1)) as web:
+        agent = _agent(os.path.join(scratch, "scrape"),
+                       [http_check(f"web{i}", web) for i in range(checks)],
+                       metrics=f"127.0.0.1:{port}", interval=5, timeout=2)
+        with agent:
+            agent.wait_status(lambda d: all(c["runs"] >= 1 for c in d["checks"]), timeout=60,
+                              what="every check's first run")
+            quiet, _ = _metrics(port)
+            time.sleep(window)
+            loud, size = _metrics(port)
+            cpu = cpu_seconds(agent.pid)
+            with Scrapers(port, scrapers) as scraping:
+                time.sleep(window)
+            end, _ = _metrics(port)
+            cpu = cpu_seconds(agent.pid) - cpu
+    alone, runs_alone = on_time_share(quiet, loud)
+    scraped, runs_scraped = on_time_share(loud, end)
+    print(f"agent-scrape: {checks} HTTP checks every 5 s; runs started within 10 ms of due:")
+    print(f"  no scraper:          {alone:6.1%} of {runs_alone} runs in {window:g} s")
+    print(f"  {scrapers} scrapers in a loop: {scraped:6.1%} of {runs_scraped} runs in"
+          f" {window:g} s; {scraping.served} scrapes of {size // 1024} KiB served"
+          f" ({scraping.failed} failed); agent CPU {cpu / window:.2f} cores")
+
+
+def trial_body(scratch, checks=17, size=100 << 20, window=20.0):
+    """``checks`` checks without --digest against a peer streaming ``size`` bytes: the
+    agent's CPU."""
+    from harness.peers.rawhttp import RawHTTPServer, body_stream
+
+    stream, _ = body_stream(size)
+    with RawHTTPServer(stream) as web:
+        command = f"kachecks-http --url http://{web.address}/ --timeout 4"
+        agent = _agent(os.path.join(scratch, "body"),
+                       [{"name": f"big{i}", "command": command} for i in range(checks)],
+                       interval=5, timeout=4)
+        with agent:
+            time.sleep(6)  # every check has started once
+            cpu, wall = cpu_seconds(agent.pid), time.monotonic()
+            time.sleep(window)
+            cpu, wall = cpu_seconds(agent.pid) - cpu, time.monotonic() - wall
+            runs = sum(c["runs"] for c in agent.status()["checks"])
+            up = sum(c["up"] for c in agent.status()["checks"])
+    print(f"agent-body: {checks} checks without --digest every 5 s, each reply"
+          f" {size >> 20} MiB: agent CPU {cpu / wall:.2f} cores over {wall:.0f} s;"
+          f" {runs} runs so far, {up} checks up")
+
+
+def trial_limits(scratch):
+    """A pids cgroup (TasksMax) of 4 tasks, 6 hung peers and one real server for 15 s;
+    then a spoofed process name against zero, status and a new agent."""
+    from harness.checks import SERVER1
+    from harness.peers.agent import http_check, run_agent_cli
+    from harness.peers.hostile import Mute
+    from harness.peers.rawhttp import RawHTTPServer, http_response
+
+    root, how = TaskLimit.hierarchy()
+    with RawHTTPServer(http_response(SERVER1)) as web:
+        if root is None:
+            print(f"agent-limits: task limit not tried: {how}")
+        else:
+            with Mute() as mute, TaskLimit(4) as limit:
+                hung = [{"name": f"hung{i}", "command": f"kachecks-tcp 127.0.0.1:{mute.port}"
+                         " --expect x"} for i in range(6)]
+                agent = _agent(os.path.join(scratch, "tasks"), [*hung, http_check("web1", web)],
+                               interval=2, timeout=1.9)
+                agent.start()
+                limit.add(agent.pid)
+                time.sleep(15)
+                alive = agent.proc.poll() is None
+                unstarted = 0
+                if alive:
+                    document = agent.status()
+                    unstarted = sum("could not start" in (c["reason"] or "")
+                                    for c in document["checks"])
+                code = agent.stop() if alive else agent.proc.returncode
+            print(f"agent-limits: {how} pids.max 4 (main thread + 3), 6 hung peers and web1,"
+                  f" 15 s: agent {'still running' if alive else 'exited'} (exit {code});"
+                  f" {unstarted} checks last failed with 'could not start'")
+        agent = _agent(os.path.join(scratch, "spoof"), [http_check("web1", web)],
+                       interval=0.5, timeout=0.3)
+        with agent:
+            agent.wait_value("web1", "1\n")
+            agent.send(signal.SIGKILL)
+            agent.proc.wait(5)
+        with SpoofedName("kachecks-agent") as spoof:
+            status_file = os.path.join(agent.track, ".kachecks-agent.json")
+            with open(status_file) as handle:
+                document = json.load(handle)
+            document["pid"] = spoof.pid
+            with open(status_file, "w") as handle:
+                json.dump(document, handle)
+            status = run_agent_cli("status", "--config", agent.config).returncode
+            zero = run_agent_cli("zero", "--config", agent.config)
+            value = agent.value("web1")
+            agent.start()
+            try:
+                started = agent.wait_value("web1", "1\n", timeout=10) is not None
+            except AssertionError:
+                started = False
+            agent.__exit__()
+        print(f"  a killed agent's pid held by uid 65534's process named kachecks-agent: status"
+              f" exits {status} ({'not running' if status == 3 else 'running'}); zero exits"
+              f" {zero.returncode} (file now {value!r}); a new agent"
+              f" {'starts' if started else 'refuses to start'}")

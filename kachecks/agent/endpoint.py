@@ -12,6 +12,10 @@ do that (descriptors, threads, the schedule's lock, CPU). So:
 - one total deadline per connection (5 s from accept to the last byte sent), not
   one per read: dripping a byte every few seconds buys nothing;
 - a listen backlog of ``backlog`` (128): a burst of scrapers waits in the kernel;
+- at most ``rate`` bytes of responses a second (8 MiB: a page of 1,000 checks is
+  1.4 MB, and Prometheus takes one every 15 s): an answer beyond waits its turn
+  (within its deadline), so scrapers in a loop cost the agent a bounded share of the
+  machine instead of all of it;
 - a route is a callable returning (content type, body) from data that is already
   there (the agent's last snapshot): no lock, nothing the schedule waits for;
 - errors are one log line, never a traceback; no ``Server:`` header, no version.
@@ -20,6 +24,7 @@ Connections are closed after each response (``Connection: close``): no keep-aliv
 to hold. Only GET and HEAD; a request head is at most 8 KiB.
 """
 
+import collections
 import errno
 import selectors
 import socket
@@ -32,6 +37,7 @@ LIMIT = 16  # connections at once
 DEADLINE = 5.0  # seconds from accept to the last byte sent
 BACKLOG = 128
 MAX_HEAD = 8192  # bytes of request line and headers
+RATE = 8 << 20  # bytes of responses a second
 ACCEPT_PAUSE = 0.5  # seconds without accepting after EMFILE/ENFILE/ENOBUFS/ENOMEM
 _STARVED = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
@@ -52,7 +58,8 @@ class Endpoint:
     """``http://HOST:PORT`` serving ``routes`` ({path: callable() -> (content type, bytes)})
     from one daemon thread until ``close()``. OSError if it cannot listen."""
 
-    def __init__(self, address, routes, log, limit=LIMIT, deadline=DEADLINE, backlog=BACKLOG):
+    def __init__(self, address, routes, log, limit=LIMIT, deadline=DEADLINE, backlog=BACKLOG,
+                 rate=RATE):
         host, port = address
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.address = address
@@ -60,6 +67,10 @@ class Endpoint:
         self.log = log
         self.limit = limit
         self.deadline = deadline
+        self.rate = rate
+        self._tokens = float(rate)  # bytes that may be sent now (a second's worth at most)
+        self._refilled = time.monotonic()
+        self._parked = collections.deque()  # answered, waiting for tokens
         self.refused = 0  # connections closed at once: the limit was reached
         self.expired = 0  # connections closed at their deadline
         self._listener = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
@@ -107,9 +118,12 @@ class Endpoint:
                     if not accepting and now >= resume:
                         selector.register(self._listener, selectors.EVENT_READ)
                         accepting = True
+                    self._unpark(selector, connections, now)
                     wake = min((c.deadline for c in connections.values()), default=now + 60)
                     if not accepting:
                         wake = min(wake, resume)
+                    if self._parked:
+                        wake = min(wake, now - self._tokens / self.rate)
                     for key, events in selector.select(max(0.0, wake - now)):
                         if key.fileobj is self._listener:
                             if not self._accept(selector, connections):
@@ -169,6 +183,11 @@ class Endpoint:
                 conn.head += data
                 if not self._answer(conn):
                     return
+                if self._tokens <= 0:  # over the rate: its turn comes
+                    selector.unregister(sock)
+                    self._parked.append(conn)
+                    return
+                self._tokens -= len(conn.out)
                 selector.modify(sock, selectors.EVENT_WRITE)
             conn.out = conn.out[sock.send(conn.out):]
             if not conn.out:
@@ -178,6 +197,16 @@ class Endpoint:
             pass
         except OSError:  # reset, broken pipe: the client's business
             self._drop(selector, connections, conn)
+
+    def _unpark(self, selector, connections, now):
+        """Refill the byte budget; send the parked answers it now covers, oldest first."""
+        self._tokens = min(float(self.rate), self._tokens + (now - self._refilled) * self.rate)
+        self._refilled = now
+        while self._parked and self._tokens > 0:
+            conn = self._parked.popleft()
+            if connections.get(conn.sock.fileno()) is conn:  # not dropped meanwhile
+                self._tokens -= len(conn.out)
+                selector.register(conn.sock, selectors.EVENT_WRITE)
 
     def _answer(self, conn):
         """Once the request head is in: the response in ``conn.out``; True then."""

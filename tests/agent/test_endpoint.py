@@ -162,7 +162,7 @@ def test_metrics_render_from_the_snapshot_without_the_schedules_lock(serve):
     schedule.tick(0.0)
     schedule.complete(runs[0], Result(True, summary="connected"), 0.0, 0.002)
     current = [snapshot.take(schedule.checks, schedule.lateness, (), 1.7e9)]
-    page = metrics.Page(lambda: current[0])
+    page = metrics.Page(lambda: current[0], clock=lambda: 0.0)  # renders take no time
     server = serve({"/metrics": page})
     served = []
     with stats.LOCK:  # a probe thread mid-answer, for as long as it likes
@@ -175,3 +175,46 @@ def test_metrics_render_from_the_snapshot_without_the_schedules_lock(serve):
     first = page()[1]
     current[0] = snapshot.take(schedule.checks, schedule.lateness, (), 1.7e9 + 1)
     assert page()[1] is not first
+
+
+def test_metrics_take_at_most_a_tenth_of_a_core_to_render():
+    now = [100.0]
+
+    def clock():
+        now[0] += 0.05  # every reading: a render takes 0.05 s
+        return now[0]
+
+    taken = [snapshot.EMPTY]
+    page = metrics.Page(lambda: taken[0], clock=clock)
+    first = page()[1]
+    taken[0] = snapshot.Snapshot((), snapshot.EMPTY.lateness, (), 1.0)  # a new one, at once
+    assert page()[1] is first  # the last render is served until 9 x 0.05 s have passed
+    now[0] += 0.45
+    assert page()[1] is not first
+
+
+def test_scrapers_in_a_loop_get_no_more_than_the_byte_rate(serve):
+    page = b"x" * (256 << 10)
+    server = serve({"/metrics": lambda: ("text/plain", page)}, rate=1 << 20)
+    served = []
+    stop = threading.Event()
+
+    def scrape():
+        while not stop.is_set():
+            try:
+                served.append(len(get(server.port)[2]))
+            except OSError:
+                pass
+
+    scrapers = [threading.Thread(target=scrape) for _ in range(4)]
+    start = time.monotonic()
+    for thread in scrapers:
+        thread.start()
+    time.sleep(2)
+    stop.set()
+    for thread in scrapers:
+        thread.join(10)
+    elapsed = time.monotonic() - start
+    assert served and set(served) == {len(page)}  # every answer whole
+    # a second's worth at once, then the rate (and one page over it, the debt allowed)
+    assert sum(served) <= (1 << 20) * (1 + elapsed) + len(page), (len(served), elapsed)
