@@ -296,6 +296,27 @@ def _resolve(path):
     return current, problem
 
 
+def flock_holder(info):
+    """Pid of the process holding an flock on the file whose stat is ``info``, as the
+    kernel says (/proc/locks), or None: not a pid written in a file, which whoever can
+    write there could forge. Only looks; never takes the lock."""
+    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}"
+    holders = {}  # device -> pid, for the flocks on an inode with our number
+    try:
+        with open("/proc/locks") as handle:
+            for line in handle:
+                fields = line.split()  # 1: FLOCK ADVISORY WRITE <pid> <maj:min:inode> 0 EOF
+                if (len(fields) > 5 and fields[1] == "FLOCK"
+                        and fields[5].endswith(f":{info.st_ino}")):
+                    holders[fields[5].rsplit(":", 1)[0]] = int(fields[4])
+    except (OSError, ValueError):
+        return None
+    if device in holders:
+        return holders[device]
+    # overlayfs may show another device number than stat() does: one candidate is ours
+    return holders.popitem()[1] if len(holders) == 1 else None
+
+
 class UntrustedDirectory(PermissionError):
     """A directory others may write in, where a trusted one is needed; str() says why."""
 

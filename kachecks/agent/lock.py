@@ -16,6 +16,8 @@ import fcntl
 import os
 import stat
 
+from kachecks import files
+
 LOCK_FILE = ".kachecks-agent.lock"
 MODE = 0o600
 _FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -47,7 +49,7 @@ def take(dir_fd):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise Busy(holder_of(info)) from None
+            raise Busy(files.flock_holder(info)) from None
     except BaseException:
         os.close(fd)
         raise
@@ -63,24 +65,4 @@ def holder(dir_fd):
         return None
     if not stat.S_ISREG(info.st_mode):
         return None
-    return holder_of(info)
-
-
-def holder_of(info):
-    """Pid holding an flock on the file whose stat is ``info`` (the kernel's word:
-    /proc/locks), or None."""
-    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}"
-    holders = {}  # device -> pid, for the flocks on an inode with our number
-    try:
-        with open("/proc/locks") as handle:
-            for line in handle:
-                fields = line.split()  # 1: FLOCK ADVISORY WRITE <pid> <maj:min:inode> 0 EOF
-                if (len(fields) > 5 and fields[1] == "FLOCK"
-                        and fields[5].endswith(f":{info.st_ino}")):
-                    holders[fields[5].rsplit(":", 1)[0]] = int(fields[4])
-    except (OSError, ValueError):
-        return None
-    if device in holders:
-        return holders[device]
-    # overlayfs may show another device number than stat() does: one candidate is ours
-    return holders.popitem()[1] if len(holders) == 1 else None
+    return files.flock_holder(info)
