@@ -6,14 +6,16 @@ sleeps in ``select()`` on a wake-up pipe until the schedule's next wake-up
 which hands each due run to the executor (``Probes``: a thread per run in
 flight, kachecks.agent.pool). The probe thread then answers the schedule itself
 — judge, rise/fall, track file (``TrackFiles``, the publisher), counters —
-under one lock (``stats.LOCK``), which the main thread, the status document and
-the metrics endpoint also take. A result costs no second hand-over and no
-wake-up of the main thread (each one is a few syscalls: on a busy director that
-was a third of the agent's CPU); only a change of state wakes it, to refresh the
-status document and systemd's STATUS at once. A run that hangs only ever holds
-its own thread.
+under one lock (``stats.LOCK``), which the main thread also takes to tick and,
+at most once a second, to copy a snapshot (kachecks.agent.snapshot) that the
+status document and the endpoint render from without it. A result costs no
+second hand-over and no wake-up of the main thread (each one is a few syscalls:
+on a busy director that was a third of the agent's CPU); only a change of state
+wakes it, to refresh the status document and systemd's STATUS at once. A run
+that hangs only ever holds its own thread; one that cannot get a thread fails.
 
-Fail-closed: SIGTERM/SIGINT write 0 to every track file before exiting 0;
+Fail-closed: SIGTERM/SIGINT write 0 to every track file before exiting 0; an
+agent that cannot publish at all for a few seconds does the same and exits 1;
 SIGHUP reloads (a broken file is logged and the running set kept; a check whose
 name and file stay keeps its state, see ``schedule.diff``).
 """
