@@ -197,19 +197,18 @@ def zero(ctx, config_path):
     with trackfile.Directories() as directories:
         try:
             directories.open(track_dir, create=False)
-            lock = locks.take(directories.fd(track_dir))
+            # no track directory, no agent: nothing to hold
+            lock = locks.take(directories.fd(track_dir)) if track_dir in directories else None
         except locks.Busy as exc:
             raise CommandFailed(f"the agent (pid {exc.pid}) is running; stop it first"
                                 " (systemctl stop kachecks-agent)") from None
-        except (OSError, KeyError) as exc:  # KeyError: no track directory, so no files
-            if not isinstance(exc, KeyError):
-                click.echo(f"kachecks agent zero: cannot use {track_dir}:"
-                           f" {exc.strerror or exc}", err=True)
-            return ExitCode.FAILURE if problem is None and paths else ExitCode.OK
+        except OSError as exc:
+            raise CommandFailed(f"cannot use {track_dir}: {exc.strerror or exc}") from None
         try:  # holding the lock: no agent starts while we zero
             return _zero(directories, track_dir, paths, problem)
         finally:
-            os.close(lock)
+            if lock is not None:
+                os.close(lock)
 
 
 def _zero(directories, track_dir, paths, problem):
@@ -238,7 +237,7 @@ def _zero(directories, track_dir, paths, problem):
     failed += trackfile.zero(directories, sorted(set(paths)))
     for failed_path, error in failed:
         click.echo(f"kachecks agent zero: could not set {failed_path} to 0: {error}", err=True)
-    if document is not None:
+    if document is not None and track_dir in directories:
         _mark_stopped(directories, track_dir, document)
     if problem is not None:
         raise CommandFailed(f"{problem} (zeroed the {len(set(paths))} files the last agent"
