@@ -102,7 +102,7 @@ def test_a_check_in_a_namespace_the_worker_cannot_enter_runs_in_process(worker, 
 
 
 def test_a_password_file_readable_through_a_supplementary_group_works_in_the_worker(
-        worker, open_dir, https):
+        worker, open_dir, https, other_user):
     nobody = pwd.getpwnam("nobody")
     os.chmod(os.environ["KACHECKS_WORKER_SOCKET"], 0o666)
     state = open_dir / "state"

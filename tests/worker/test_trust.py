@@ -34,6 +34,7 @@ def assert_ran_in_process_and_nothing_was_sent(proc, https, fake):
     assert SECRET not in fake.log.read_text()
 
 
+@pytest.mark.other_user
 def test_a_worker_listening_as_another_user_gets_no_secrets_and_no_stdio(open_dir, https):
     nobody = pwd.getpwnam("nobody")
     path = open_dir / "worker.sock"  # the file is root's; only the listener is nobody
@@ -42,6 +43,7 @@ def test_a_worker_listening_as_another_user_gets_no_secrets_and_no_stdio(open_di
         assert_ran_in_process_and_nothing_was_sent(proc, https, fake)
 
 
+@pytest.mark.other_user
 def test_a_worker_socket_owned_by_another_user_gets_no_secrets_and_no_stdio(open_dir, https):
     nobody = pwd.getpwnam("nobody")
     home = open_dir / "nobody"

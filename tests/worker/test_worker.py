@@ -82,7 +82,7 @@ def test_a_signal_to_a_delegated_check_exits_1_promptly(worker, hanging_https, s
     assert err == ""
 
 
-def test_worker_runs_the_check_as_the_calling_user(worker, https, open_dir):
+def test_worker_runs_the_check_as_the_calling_user(worker, https, open_dir, other_user):
     nobody = pwd.getpwnam("nobody")
     os.chmod(os.environ["KACHECKS_WORKER_SOCKET"], 0o666)
     state = open_dir / "nobody-state"
