@@ -80,11 +80,13 @@ def other_user_install():
 @pytest.fixture
 def other_user(other_user_install, monkeypatch):
     """For a test that runs kachecks as another user (nobody, a script_user): every
-    executable it starts (``cli.command``) comes from a copy that user can run, wherever
-    the checkout is (in root's 0700 home, say); returns it (``.command(name)``,
-    ``.python``). Such tests carry the ``other_user`` marker."""
+    executable it starts (``cli.command``) comes from a copy that user can run, and starts
+    in /, as keepalived's scripts do, wherever the checkout is (in root's 0700 home, say);
+    returns the copy (``.command(name)``, ``.python``). Such tests carry the
+    ``other_user`` marker."""
     monkeypatch.setenv("KACHECKS_BIN_DIR", str(other_user_install.bin_dir))
     monkeypatch.delenv("PYTHONPATH", raising=False)  # it may name the checkout
+    monkeypatch.chdir("/")  # a check hands its working directory to the worker
     return other_user_install
 
 
