@@ -14,6 +14,8 @@ import pytest
 from harness.config import toml_text
 from harness.peers.cli import run
 from harness.peers.smtp import SmtpSink
+from kachecks.notify import config as configuration
+from kachecks.notify import deliver
 from kachecks.notify import spool as store
 
 
@@ -50,6 +52,11 @@ class Notifier:
 
     def kachecks(self, *args, **kwargs):
         return run("kachecks", *args, **kwargs)
+
+    def deliver(self, clock):
+        """Deliver in this process, as `kachecks spool flush` does, at the wall time
+        ``clock()`` says: a test sees expiry without waiting for it. The Deliverer."""
+        return deliver.run(configuration.load(str(self.config)), clock=clock)
 
     def queued(self, where=store.QUEUES):
         spool = store.Spool.existing(str(self.spool))
