@@ -10,8 +10,9 @@ import pytest
 
 from harness.checks import http, one_line, tcp
 from harness.peers import cli
-from harness.peers.netns import create_namespace, wait_for
+from harness.peers.netns import create_namespace
 from harness.peers.rawhttp import RawHTTPServer, http_response
+from harness.wait import blocked, wait_for
 
 BLACK_HOLE = "198.51.100.7"  # routed inside the namespace into a link that drops every packet
 
@@ -91,8 +92,8 @@ def test_sigterm_mid_request_exits_1_within_half_a_second(check, args):
                 "--timeout", "20"]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            wait_for(lambda: srv._conns, 10, what="the check to connect")
-            time.sleep(0.1)  # inside recv now
+            wait_for(lambda: srv.peers and blocked(proc.pid), 10,
+                     what="the check to wait for the answer")
             sent = time.monotonic()
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=5)

@@ -118,18 +118,22 @@ def notifier(tmp_path, monkeypatch):
 @pytest.fixture
 def syslog_all(syslog_socket):
     """Every syslog line, read as it comes: the socket holds only a few before dropping more."""
-    lines, done = [], threading.Event()
+    lines, lock, done = [], threading.Lock(), threading.Event()
 
     def drain():
-        while not done.is_set():
+        with lock:
             lines.extend(syslog_socket())
+
+    def keep_draining():
+        while not done.is_set():
+            drain()
             time.sleep(0.01)
 
-    thread = threading.Thread(target=drain, daemon=True)
+    thread = threading.Thread(target=keep_draining, daemon=True)
     thread.start()
 
     def text():
-        time.sleep(0.05)
+        drain()  # what was sent so far is in the socket: read it now, not after a guess
         return "\n".join(lines)
 
     yield text
