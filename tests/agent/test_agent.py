@@ -15,6 +15,8 @@ from harness.peers.agent import http_check, run_agent_cli
 from harness.peers.rawhttp import RawHTTPServer, http_response
 from harness.wait import wait_for
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def web():

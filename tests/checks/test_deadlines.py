@@ -42,6 +42,7 @@ def black_hole():
         subprocess.run(["ip", "netns", "del", ns.name], check=False)
 
 
+@pytest.mark.netns
 @pytest.mark.parametrize("check, args", [
     ("kachecks-http", ["--url", f"http://{BLACK_HOLE}/service.txt"]),
     ("kachecks-http", ["--url", "http://[2001:db8::7]/service.txt"]),
@@ -57,6 +58,7 @@ def test_black_hole_times_out_in_connect_within_1_5_s(black_hole, check, args):
     assert elapsed < 1.5
 
 
+@pytest.mark.slow
 def test_accept_and_never_answer_times_out_waiting():
     with RawHTTPServer(hang=True) as srv:
         proc, elapsed = timed(http, "--url", f"http://{srv.address}/", "--timeout", "1")
@@ -64,6 +66,7 @@ def test_accept_and_never_answer_times_out_waiting():
     assert elapsed < 1.5
 
 
+@pytest.mark.slow
 def test_server_dripping_a_byte_a_second_times_out_reading():
     with RawHTTPServer(http_response(b"x" * 100), drip=1.0) as srv:
         proc, elapsed = timed(http, "--url", f"http://{srv.address}/", "--timeout", "1")
@@ -75,6 +78,7 @@ def test_server_dripping_a_byte_a_second_times_out_reading():
     assert tcp_elapsed < 1.5
 
 
+@pytest.mark.slow
 def test_hanging_tls_handshake_times_out():
     with RawHTTPServer(hang=True) as srv:
         proc, elapsed = timed(tcp, f"127.0.0.1:{srv.port}", "--tls", "--timeout", "1")

@@ -120,6 +120,7 @@ def test_deadline_expiry_names_the_phase():
     assert "timeout after 0.3 s during read" in proc.stdout
 
 
+@pytest.mark.slow
 def test_watchdog_ends_a_probe_that_ignores_the_deadline():
     started = time.monotonic()
     proc = sample("--behave", "stuck", "--timeout", "0.5")

@@ -232,6 +232,7 @@ def as_nobody():
     os.umask(0o177)  # what keepalived runs every script with
 
 
+@pytest.mark.slow
 def test_non_root_notify_under_keepalived_umask_shares_the_spool_with_root(shared_dir, relay):
     """Spool root:nogroup 2770 as docs/notifications.md says; nobody notifies, root flushes."""
     spool = shared_dir / "spool"
@@ -317,6 +318,7 @@ def random_json(rng, depth=0):
             lambda: float(rng.choice(["nan", "inf", "-inf"]))][pick]()
 
 
+@pytest.mark.slow
 def test_random_spool_files_never_stop_delivery_or_print_a_traceback(notifier, relay):
     """300 seeded random files (events with a random field, bytes, names) in every queue."""
     rng = random.Random(1511)

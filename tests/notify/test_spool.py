@@ -4,6 +4,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from harness.peers.smtp import SmtpSink
 
 
@@ -38,6 +40,7 @@ def test_relay_down_notify_returns_at_once_and_flush_delivers_each_later(notifie
     assert "is empty" in notifier.kachecks("spool", "list").stdout
 
 
+@pytest.mark.slow
 def test_relay_answering_4xx_then_5xx_is_retried_with_backoff_until_accepted(notifier, syslog_socket):
     with SmtpSink(replies=["451 4.3.0 Try again later", "550 5.7.1 Relaying denied"]) as relay:
         notifier.configure(relay)

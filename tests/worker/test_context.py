@@ -40,6 +40,7 @@ def basic_auth(user, password):
     return b"Authorization: Basic " + base64.b64encode(f"{user}:{password}".encode())
 
 
+@pytest.mark.netns
 def test_a_check_started_in_a_network_namespace_runs_there(worker, namespace, tls_pair):
     server = netns.made_in(namespace.name,
                            lambda: RawHTTPServer(http_response(SERVER1), tls=tls_pair))
