@@ -32,7 +32,9 @@ random timings give no pass/fail that holds on a loaded machine:
             group-readable password file through the worker; a fake worker
             socket of another user (what it receives); malformed replies (exit
             codes, lines, tracebacks); idle connections against delegated checks'
-            latency; SIGTERM/SIGINT at a random time of a delegated check.
+            latency; one uid holding what slots it can with runs that never end,
+            and another uid's checks meanwhile; SIGTERM/SIGINT at a random time of a
+            delegated check.
 
 Options: --bin DIR (executables; default as harness.peers.cli finds them),
 --trials N (200), --window MS (50), --block (start each check through
@@ -530,6 +532,7 @@ def worker(bin_dir, trials, scratch):
             _worker_namespaces(kachecks, http, pair, env, scratch, trials)
             _worker_groups(nobodys_http, url, server, env, scratch, trials)
             _worker_idle(http, url, env, running, trials)
+            _worker_slots(http, url, env, scratch, running, trials)
             _worker_signals(http, pair, env, trials)
         _worker_fakes(http, url, server, env, scratch, trials)
 
@@ -680,6 +683,70 @@ class _IdleClients:
             sock.close()
 
 
+class SlotHolder:
+    """What one user of a worker's socket can do to its slots: ask for runs that do
+    not end. Each connection requests ``kachecks-tcp`` against ``port`` (a listener
+    that never answers) with ``--timeout`` ``seconds`` and says GO, so the worker's
+    child holds a slot until that timeout or until we hang up (it is then signalled).
+
+        with SlotHolder(worker.socket, mute.port, env) as holder:
+            holder.hold(64)   # slots taken before the worker declined one
+            holder.declined   # the worker's reason, or None
+
+    ``env``: the held runs' environment (str -> str; their state and syslog go there).
+    """
+
+    def __init__(self, path, port, env, seconds=600):
+        from kachecks.worker import protocol
+
+        self.protocol = protocol
+        self.path = str(path)
+        self.request = protocol.request(
+            "kachecks-tcp", "kachecks-tcp",
+            [f"127.0.0.1:{port}", "--expect", "never", "--timeout", str(seconds)],
+            {os.fsencode(k): os.fsencode(v) for k, v in env.items()})
+        self.held = []
+        self.declined = None
+
+    def hold(self, limit, timeout=10.0):
+        """Take slots until ``limit`` are held or the worker declines one; how many."""
+        stdio = [os.open(os.devnull, os.O_RDWR) for _ in range(3)]
+        cwd = os.open("/", os.O_PATH | os.O_DIRECTORY)
+        try:
+            while len(self.held) < limit:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                sock.settimeout(timeout)
+                sock.connect(self.path)
+                try:
+                    sock.sendmsg([self.request], self.protocol.descriptors([*stdio, cwd]))
+                    reply = sock.recv(256)
+                except (BrokenPipeError, ConnectionResetError):
+                    # declined at once, closed before our request was read: the reset
+                    # is reported first, the reason stays queued
+                    reply = sock.recv(256)
+                if self.protocol.read_ready(reply) is None:
+                    self.declined = self.protocol.read_declined(reply)
+                    sock.close()
+                    break
+                sock.send(self.protocol.GO)
+                self.held.append(sock)
+        finally:
+            for fd in (*stdio, cwd):
+                os.close(fd)
+        return len(self.held)
+
+    def close(self):
+        for sock in self.held:
+            sock.close()
+        self.held = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def _worker_idle(http, url, env, running, trials):
     import statistics
     from concurrent.futures import ThreadPoolExecutor
@@ -709,6 +776,33 @@ def _worker_idle(http, url, env, running, trials):
               f" {delegated} run by the worker; median {statistics.median(times):.3f} s,"
               f" 95th {times[int(len(times) * 0.95) - 1 if len(times) > 1 else 0]:.3f} s,"
               f" max {times[-1]:.3f} s; the worker dropped {idle.dropped} idle clients")
+
+
+def _worker_slots(http, url, env, scratch, running, trials):
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    state_dir = scratch / "nobody-state"
+    state_dir.mkdir(exist_ok=True)
+    os.chown(state_dir, nobody.pw_uid, nobody.pw_gid)
+    os.chmod(running.socket, 0o666)
+    held_env = {"KACHECKS_STATE_DIR": env["KACHECKS_STATE_DIR"],
+                "KACHECKS_SYSLOG_SOCKET": env["KACHECKS_SYSLOG_SOCKET"]}
+    outcomes = collections.Counter()
+    with Mute() as mute, SlotHolder(running.socket, mute.port, held_env) as holder:
+        held = holder.hold(1024)
+        for _ in range(trials):
+            done = subprocess.run([*http, "--url", url, "--verbose"], capture_output=True,
+                                  text=True, timeout=60,
+                                  env=dict(env, KACHECKS_STATE_DIR=str(state_dir)),
+                                  user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[])
+            outcomes[(done.returncode, "run by kachecks worker" in done.stdout)] += 1
+    os.chmod(running.socket, 0o600)
+    print(f"worker: one uid ({os.geteuid()}) asks for runs that never end (kachecks-tcp against a"
+          f" mute peer, --timeout 600) until declined: it holds {held} slots (declined:"
+          f" {holder.declined!r}); meanwhile {trials} checks of another uid (nobody):")
+    for (code, delegated), count in sorted(outcomes.items()):
+        print(f"  exit {code}, {'run by the worker' if delegated else 'in-process'}: {count}")
 
 
 def _worker_signals(http, pair, env, trials):

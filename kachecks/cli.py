@@ -34,8 +34,9 @@ def _run_module(module, args, prog):
 
 
 def _run_check(name, args):
-    run, check = registry.forked(name)
-    return run(check, args, f"kachecks check {name}")
+    from kachecks import executables
+
+    return executables.run(name, args, f"kachecks check {name}")
 
 
 def main(argv=None):

@@ -5,8 +5,9 @@ and a fake one, standing in for whatever an attacker (or a broken build) could p
     with Worker(cli.command("kachecks"), directory / "worker.sock") as worker:
         ... KACHECKS_WORKER_SOCKET=worker.socket ... worker.pid ...
 
-``launch`` wraps the command line (the bench moves the worker into a cgroup first; a
-test runs it in a mount namespace of its own, as systemd's sandbox would).
+``args`` are more options of ``kachecks worker`` (``--slots 4``); ``launch`` wraps the
+command line (the bench moves the worker into a cgroup first; a test runs it in a mount
+namespace of its own, as systemd's sandbox would).
 """
 
 import json
@@ -23,9 +24,10 @@ class WorkerError(RuntimeError):
 
 
 class Worker:
-    def __init__(self, command, socket, env=None, launch=None, start_timeout=15.0):
+    def __init__(self, command, socket, env=None, launch=None, start_timeout=15.0, args=()):
         self.command = list(command)  # how to run `kachecks` (its console script, or python + it)
         self.socket = Path(socket)
+        self.args = [str(a) for a in args]
         self.env = env
         self.launch = launch or (lambda argv: argv)
         self.start_timeout = start_timeout
@@ -43,7 +45,8 @@ class Worker:
         self.stop()
 
     def start(self):
-        argv = self.launch([*map(str, self.command), "worker", "--socket", str(self.socket)])
+        argv = self.launch([*map(str, self.command), "worker", "--socket", str(self.socket),
+                            *self.args])
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(argv, env=self.env, stdin=subprocess.DEVNULL,
                                          stdout=subprocess.DEVNULL, stderr=log)

@@ -69,7 +69,7 @@ Examples:
   kachecks agent                           # run in the foreground (systemd: kachecks-agent.service)
   kachecks agent conf                      # keepalived.conf blocks for the configured checks
   kachecks agent status                    # one line per check: state, since, latency, result
-  systemctl reload kachecks-agent          # SIGHUP: reload; unchanged checks keep their state
+  systemctl reload kachecks-agent          # SIGHUP: reload; same name and file: state kept
 
 \b
 /etc/kachecks/kachecks.toml:
@@ -258,11 +258,7 @@ def _fallback_track_dir(path):
 
 
 def _mark_stopped(path, document):
-    document["state"] = "stopped"
-    for check in document.get("checks", []):
-        if isinstance(check, dict):
-            check.update(value=0, up=False)
     try:
-        statuses.write(path, document)
+        statuses.write(path, statuses.stopped(document))
     except OSError:
         pass

@@ -10,11 +10,12 @@ Layers, each with one job:
   (or a test) calls.
 - ``verdict.judge(result, target)`` -> Verdict: the exit code.
 - ``status_line`` / ``syslog_message``: the texts a person reads.
-- ``run(check, argv, prog)``: the forked executable keepalived starts:
-  signals, watchdog, printing, state file, syslog, hand-over to the worker,
-  all under the guard (kachecks.runtime) so that anything that goes wrong
-  still ends as a defined code: never a traceback, never 2..255 unless
-  ``--dynamic`` (or ``--nagios``).
+- ``run(check, argv, prog, handover)``: the forked executable keepalived
+  starts: signals, watchdog, printing, state file, syslog, the hand-over it
+  is given (kachecks.executables passes the worker's: this layer never
+  imports kachecks.worker), all under the guard (kachecks.runtime) so that
+  anything that goes wrong still ends as a defined code: never a traceback,
+  never 2..255 unless ``--dynamic`` (or ``--nagios``).
 """
 
 import os
@@ -124,8 +125,15 @@ def syslog_message(check, target, result, judged):
 
 # --- the forked executable ---------------------------------------------------
 
-def run(check, argv=None, prog=None):
+def run(check, argv=None, prog=None, handover=None, notes=()):
     """Parse, probe, judge, report; return the exit code. Never raises.
+
+    ``handover(executable, prog, argv, codes, within, deadline, notes)`` is
+    offered a run worth it (``check.delegate``) before the check builds its
+    target: it returns the run's exit code (one of ``codes``, the run done
+    elsewhere within ``within`` seconds) or None to run it here, appends to
+    ``notes`` why, and may raise Stop or WorkerError. ``notes``: lines
+    --verbose adds after the details (the worker's child says where it runs).
 
     The console scripts install kachecks.interrupt before the check's modules
     load; ``install()`` here covers ``python -m`` and the worker's children.
@@ -134,10 +142,11 @@ def run(check, argv=None, prog=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     prog = prog or check.prog
     error_code = verdict.error_verdict("--nagios" in argv).code
-    return guarded(_run, check, argv, prog, prog=prog, error_code=error_code, stoppable=True)
+    return guarded(_run, check, argv, prog, handover, list(notes), prog=prog,
+                   error_code=error_code, stoppable=True)
 
 
-def _run(check, argv, prog):
+def _run(check, argv, prog, handover, notes):
     nagios = "--nagios" in argv
     ns = target = None
     try:
@@ -151,7 +160,7 @@ def _run(check, argv, prog):
         # One deadline from here: a worker slow to take the run, and the files the
         # options name, are under it too; the watchdog ends whatever still ignores it.
         deadline = Deadline(ns.timeout)
-        code = _delegated(check, ns, argv, prog, deadline)
+        code = _handed_over(handover, check, ns, argv, prog, deadline, notes)
         if code is not None:
             return code
         interrupt.watchdog(max(ns.timeout - deadline.elapsed(), 0) + WATCHDOG_GRACE)
@@ -165,30 +174,28 @@ def _run(check, argv, prog):
         if target is None:
             return _stopped_early(check, prog, argv, ns, stop)
         result = Result(False, reason=str(stop))
-    except WorkerError as exc:  # the worker took the run and broke the protocol
+    except WorkerError as exc:  # the hand-over took the run and broke its protocol
         return _fail_early(check, prog, str(exc), nagios)
     except Exception as exc:  # the contract: any bug still ends as a defined code
         return _fail_early(check, prog, f"internal error: {type(exc).__name__}: {exc}", nagios)
     try:
-        return _report(check, target, result, [prog, *argv])
+        return _report(check, target, result, [prog, *argv], notes)
     except interrupt.Stop:
         return verdict.judge(Result(False), target).code
     except Exception as exc:
         return _fail_early(check, prog, f"internal error: {type(exc).__name__}: {exc}", nagios)
 
 
-def _delegated(check, ns, argv, prog, deadline):
-    """This run's exit code from `kachecks worker`, or None to run it here.
+def _handed_over(handover, check, ns, argv, prog, deadline, notes):
+    """This run's exit code from ``handover``, or None to run it here.
 
-    Stop (a signal before the worker's child took the run) and WorkerError
-    (it took the run, then broke the protocol) pass through.
+    Stop (a signal before the other side took the run) and WorkerError (it
+    took the run, then broke the protocol) pass through.
     """
-    if check.delegate is None or not check.delegate(argv):
+    if handover is None or check.delegate is None or not check.delegate(argv):
         return None
-    from kachecks.worker import client
-
-    return client.delegate(check.prog, prog, argv, verdict.possible_codes(ns.nagios, ns.dynamic),
-                           ns.timeout + WATCHDOG_GRACE, deadline)
+    return handover(check.prog, prog, argv, verdict.possible_codes(ns.nagios, ns.dynamic),
+                    ns.timeout + WATCHDOG_GRACE, deadline, notes)
 
 
 def _help_or_version(check, prog, ns):
@@ -228,14 +235,15 @@ def _peerless(ns):
         return None
 
 
-def _report(check, target, result, command):
+def _report(check, target, result, command, notes):
     """Print the status line (best effort: a lost stdout changes no exit code),
     remember the state of ``command`` (program and arguments), log a change."""
     judged = verdict.judge(result, target)
     lines = [status_line(check, target, result, judged)]
     if target.verbose:
         lines.extend(result.details)
-        _note_worker(lines)
+        # a decline's reason is the worker's text: one printable line each
+        lines.extend(f"({one_line(note)})" for note in notes)
     show("\n".join(lines) + "\n")
     remembered = remembered_state(result, judged)
     previous = state.swap(command, remembered)
@@ -245,14 +253,6 @@ def _report(check, target, result, command):
         priority = syslogger.LOG_NOTICE if remembered == verdict.UP else syslogger.LOG_WARNING
         syslogger.send(check.prog, syslog_message(check, target, result, judged), priority)
     return judged.code
-
-
-def _note_worker(lines):
-    worker = sys.modules.get("kachecks.worker.client")
-    if worker is not None and worker.IN_WORKER:
-        lines.append(f"(run by kachecks worker {worker.IN_WORKER[0]})")
-    if worker is not None:  # a decline's reason is the worker's text: one printable line each
-        lines.extend(f"({one_line(note)})" for note in worker.NOTES)
 
 
 def _fail_early(check, prog, message, nagios, usage=False):

@@ -4,11 +4,7 @@
 console scripts, which a test keeps equal to this table) and anything that
 must recognise a keepalived ``misc_path``/``script`` line all read CHECKS.
 Importing this module imports nothing of kachecks: ``load`` imports one check.
-
-``http()``, ``tcp()`` and ``ldap()`` are the executables' entry points. They
-catch the terminating signals (kachecks.interrupt) before the check's own
-modules load, so a SIGTERM in the first milliseconds still ends in exit 1 and
-one line, not death by the signal.
+The executables' entry points are kachecks.executables'.
 """
 
 import os
@@ -103,26 +99,3 @@ def forked(name):
         gc.freeze()
         gc.enable()
     return run, check
-
-
-def _main(name):
-    from kachecks import interrupt
-
-    interrupt.install()
-    run, check = forked(name)
-    return run(check)
-
-
-def http():
-    """``kachecks-http``."""
-    return _main("http")
-
-
-def tcp():
-    """``kachecks-tcp``."""
-    return _main("tcp")
-
-
-def ldap():
-    """``kachecks-ldap``."""
-    return _main("ldap")

@@ -1,24 +1,22 @@
-"""The resident worker: checks with expensive imports, forked from a warm parent.
+"""The resident worker: the accept loop, its slots, and each child's run.
 
 keepalived forks a check every ``delay_loop`` seconds per real server; an
 LDAP check spends most of its CPU importing ldap3 (a TLS check, ssl) before
 it sends one byte. ``kachecks worker`` imports what the checks import once
 (kachecks.worker.imports reads it from their source), then forks a child for
-every connection from ``kachecks.worker.client``. The parent only accepts
-and forks, so no client, however slow or silent, holds up another; each
-child reads its request under a short timeout.
+every connection from ``kachecks.worker.client``.
 
-A child acts in its caller's context or not at all: it takes the caller's
-uid, gid, supplementary groups and umask (read from SO_PEERCRED and
-/proc/<pid>/status when the connection is accepted), joins the caller's
-network, mount, UTS, IPC and cgroup namespaces (setns, through descriptors
-opened at accept), and declines (the client then runs the check itself)
-when the caller is in another user, PID or time namespace, holds fewer
-capabilities than the child would, or when any of this cannot be read or
-done; a chrooted caller's root directory is entered too. Joining rather
-than refusing keeps the worker useful to a keepalived that runs in a
-``net_namespace``, and under a systemd unit whose sandbox gives the worker
-a mount namespace of its own.
+The parent only accepts, counts and forks: it reads nothing a client sends,
+so no client, however slow or silent, holds up another. It has ``slots``
+children at once, and at most ``per_uid`` of them (half, by default) for one
+caller uid, so that one user allowed on the socket (a member of --group)
+cannot hold every slot with connections it keeps open; beyond either bound a
+client is declined at once and runs its check itself.
+
+Each child reads its request under a short timeout (the messages are
+kachecks.worker.protocol's), takes its caller's context
+(kachecks.worker.context) or declines, and runs the same ``contract.run`` as
+the executable would have.
 """
 
 import errno
@@ -26,54 +24,64 @@ import fcntl
 import os
 import signal
 import socket
-import struct
 import sys
 import time
 
 from kachecks import interrupt
 from kachecks.checks import contract, registry
-from kachecks.worker import client
-from kachecks.worker.client import MAGIC, socket_path
+from kachecks.worker import protocol
+from kachecks.worker.client import unsafe_directory
+from kachecks.worker.context import Caller, Own, enter
+from kachecks.worker.protocol import Declined
 
 # Seconds a client has to send its request once connected (it sends at once).
 REQUEST_TIMEOUT = 1.0
-# Children at once; beyond that a client is declined at once and runs its check itself.
-MAX_CHILDREN = 64
-MAX_REQUEST = 1 << 20
-FDS = 4  # stdin, stdout, stderr, working directory
-SO_PEERPIDFD = getattr(socket, "SO_PEERPIDFD", None)  # Linux >= 6.5, where Python names it
-# Namespaces a child enters to act where its caller is; any other kind must be ours.
-JOINABLE = {"net": getattr(os, "CLONE_NEWNET", 0x40000000),
-            "uts": getattr(os, "CLONE_NEWUTS", 0x04000000),
-            "ipc": getattr(os, "CLONE_NEWIPC", 0x08000000),
-            "cgroup": getattr(os, "CLONE_NEWCGROUP", 0x02000000),
-            "mnt": getattr(os, "CLONE_NEWNS", 0x00020000)}  # last: it resets root and cwd
+# Children at once (--slots); beyond that a client is declined at once and runs its check itself.
+SLOTS = 64
 
 
-class Declined(Exception):
-    """This request is not run here; the message says why (sent to the client)."""
+class Slots:
+    """The children under way and whose they are: at most ``total`` at once, and
+    at most ``per_uid`` (default: half of ``total``) for one caller uid.
+
+    The SIGCHLD handler frees slots between any two bytecodes of the accept
+    loop, so ``take`` runs with SIGCHLD blocked; ``refusal`` reads two counts,
+    each at once, which a free can only lower.
+    """
+
+    def __init__(self, total=SLOTS, per_uid=None):
+        self.total = total
+        self.per_uid = max(total // 2, 1) if per_uid is None else per_uid
+        self._owner = {}  # child pid -> caller uid
+        self._held = {}  # caller uid -> children of it under way
+
+    def __len__(self):
+        return len(self._owner)
+
+    def refusal(self, uid):
+        """Why a caller of ``uid`` gets no slot now, or None."""
+        if len(self._owner) >= self.total:
+            return "busy"
+        if self._held.get(uid, 0) >= self.per_uid:
+            return f"busy: uid {uid} holds {self.per_uid} of the {self.total} slots, its share"
+        return None
+
+    def take(self, pid, uid):
+        self._owner[pid] = uid
+        self._held[uid] = self._held.get(uid, 0) + 1
+
+    def free(self, pid):
+        uid = self._owner.pop(pid, None)
+        if uid is None:
+            return
+        left = self._held.pop(uid) - 1
+        if left:
+            self._held[uid] = left
 
 
 def checks():
     """Executable name -> check name, for every check in the registry (the allow-list)."""
     return {registry.executable(name): name for name in registry.CHECKS}
-
-
-def decode_request(payload):
-    """(check name, prog, env, argv) from the client's bytes, or Declined."""
-    fields = payload.split(b"\0")
-    if len(fields) < 4 or fields[0] != MAGIC:
-        raise Declined("not a request of this version")
-    executable, prog = fields[1].decode("ascii", "replace"), os.fsdecode(fields[2])
-    if executable not in checks():
-        raise Declined(f"{executable!r} is not a check")
-    try:
-        count = int(fields[3])
-    except ValueError:
-        raise Declined("malformed request") from None
-    env = dict(item.partition(b"=")[::2] for item in fields[4:4 + count])
-    argv = [os.fsdecode(a) for a in fields[4 + count:]]
-    return checks()[executable], prog, env, argv
 
 
 def preload():
@@ -86,7 +94,7 @@ def preload():
 def prepare(path):
     """Make the socket's directory; refuse one that lets others replace the socket."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o755, exist_ok=True)
-    why = client.unsafe_directory(path, os.geteuid())
+    why = unsafe_directory(path, os.geteuid())
     if why is not None:
         raise OSError(f"refusing {path}: {why}; checks would not trust it")
 
@@ -109,10 +117,8 @@ def listen(path, group=None):
     return sock
 
 
-def serve(sock):
+def serve(sock, slots):
     """Accept and fork until SIGTERM (which raises Stopped)."""
-    children = set()
-
     def reap(signum, frame):
         while True:
             try:
@@ -121,7 +127,7 @@ def serve(sock):
                 return
             if pid == 0:
                 return
-            children.discard(pid)
+            slots.free(pid)
 
     signal.signal(signal.SIGCHLD, reap)
     own = Own()
@@ -135,32 +141,42 @@ def serve(sock):
             time.sleep(0.1)
             continue
         with conn:
-            if len(children) >= MAX_CHILDREN:
-                _decline(conn, "busy")
-                continue
-            sys.stdout.flush()
-            sys.stderr.flush()
-            # a child that ends before it is counted must not stay counted forever
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+            _start(sock, conn, slots, own)
+
+
+def _start(sock, conn, slots, own):
+    """Fork a child for ``conn`` in a free slot of its caller, or decline it at once."""
+    try:
+        _pid, uid, _gid = protocol.peer(conn)
+    except OSError:
+        return  # gone already
+    why = slots.refusal(uid)
+    if why is not None:
+        _decline(conn, why)
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # a child that ends before it is counted must not stay counted forever
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    try:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
             try:
-                pid = os.fork()
-                if pid == 0:
-                    code = 1
-                    try:
-                        sock.close()
-                        code = _child(conn, own)
-                    finally:
-                        os._exit(code)
-                children.add(pid)
-            except OSError as exc:
-                _decline(conn, f"cannot fork: {exc.strerror}")
+                sock.close()
+                code = _child(conn, own)
             finally:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+                os._exit(code)
+        slots.take(pid, uid)
+    except OSError as exc:
+        _decline(conn, f"cannot fork: {exc.strerror}")
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
 
 
 def _decline(conn, why):
     try:
-        conn.send(b"X" + why.encode("ascii", "replace")[:200], socket.MSG_DONTWAIT)
+        conn.send(protocol.declined(why), socket.MSG_DONTWAIT)
     except OSError:
         pass
 
@@ -176,17 +192,17 @@ def _child(conn, own):
         conn.settimeout(REQUEST_TIMEOUT)
         try:
             payload, fds, caller = _receive(conn)
-            name, prog, env, argv = decode_request(payload)
-            _become(caller, own, fds[3])
+            name, prog, env, argv = protocol.read_request(payload, checks())
+            enter(caller, own, fds[3])
         except Declined as exc:
             _decline(conn, str(exc))
             return 0
         try:
-            conn.send(b"P%d" % os.getpid())
+            conn.send(protocol.ready(os.getpid()))
             go = conn.recv(8)
         except OSError:
             go = b""
-        if go != b"G":
+        if go != protocol.GO:
             return 0  # the client gave up waiting: it runs the check itself
         conn.settimeout(None)
         return _run(conn, fds, name, prog, env, argv)
@@ -202,147 +218,16 @@ def _child(conn, own):
 
 def _receive(conn):
     """(payload, fds, caller context) of one request."""
-    payload, ancillary, flags, _ = conn.recvmsg(MAX_REQUEST, socket.CMSG_SPACE(FDS * 4))
-    fds = [int.from_bytes(data[i:i + 4], sys.byteorder)
-           for level, kind, data in ancillary
-           if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS
-           for i in range(0, len(data) - len(data) % 4, 4)]
+    payload, ancillary, flags, _ = conn.recvmsg(protocol.MAX_REQUEST,
+                                                socket.CMSG_SPACE(protocol.FDS * 4))
+    fds = protocol.read_descriptors(ancillary)
     if not payload:
         raise OSError("client hung up")
-    if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) != FDS:
+    if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC) or len(fds) != protocol.FDS:
         for fd in fds:
             os.close(fd)
         raise Declined("malformed request")
     return payload, fds, Caller.of(conn)
-
-
-class Own:
-    """This worker's namespaces and capabilities, read once: every child compares."""
-
-    def __init__(self):
-        self.namespaces = {kind: _identity(os.stat(f"/proc/self/ns/{kind}"))
-                           for kind in os.listdir("/proc/self/ns")}
-        self.capabilities = int(_status("self")["CapEff"], 16)
-
-
-def _identity(info):
-    return info.st_dev, info.st_ino
-
-
-class Caller:
-    """Who is on the other end: credentials and namespaces, pinned at accept."""
-
-    def __init__(self, uid, gid, groups, umask, capabilities, namespaces, root):
-        self.uid = uid
-        self.gid = gid
-        self.groups = groups
-        self.umask = umask
-        self.capabilities = capabilities
-        self.namespaces = namespaces  # kind -> open descriptor of the caller's namespace
-        self.root = root  # open descriptor of the caller's root directory
-
-    @classmethod
-    def of(cls, conn):
-        """Read from /proc while a pidfd proves the process is still the peer."""
-        pid, uid, gid = struct.unpack("3i", conn.getsockopt(
-            socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
-        if uid != os.geteuid() and os.geteuid() != 0:
-            raise Declined(f"uid {uid} is not this worker's")
-        pidfd = _pidfd(conn, pid)
-        namespaces = {}
-        try:
-            status = _status(pid)
-            for kind in os.listdir(f"/proc/{pid}/ns"):
-                namespaces[kind] = os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
-            namespaces["root"] = os.open(f"/proc/{pid}/root",
-                                         os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            signal.pidfd_send_signal(pidfd, 0)  # still alive: /proc/<pid> was our peer
-            effective = int(status["Uid"].split()[1]), int(status["Gid"].split()[1])
-            groups = [int(g) for g in status["Groups"].split()]
-            umask, capabilities = int(status["Umask"], 8), int(status["CapEff"], 16)
-        except (OSError, KeyError, IndexError, ValueError):
-            effective = None
-        finally:
-            os.close(pidfd)
-        if effective != (uid, gid):
-            for fd in namespaces.values():
-                os.close(fd)
-            raise Declined("cannot read the caller's credentials and namespaces")
-        root = namespaces.pop("root")
-        return cls(uid, gid, groups, umask, capabilities, namespaces, root)
-
-
-def _pidfd(conn, pid):
-    """A descriptor of the peer process: exact with SO_PEERPIDFD; else opened by pid,
-    which the credential check in Caller.of backs (the peer waits for our answer,
-    so its pid cannot have been reused unless it died within these milliseconds)."""
-    if SO_PEERPIDFD is not None:
-        try:
-            return conn.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD)
-        except OSError:
-            pass
-    try:
-        return os.pidfd_open(pid)
-    except OSError:
-        raise Declined("cannot pin the caller's process") from None
-
-
-def _status(pid):
-    with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
-        return dict(line.rstrip("\n").partition(":\t")[::2] for line in status)
-
-
-def _become(caller, own, cwd):
-    """Enter the caller's namespaces, credentials and working directory, or raise Declined."""
-    # setuid() from root to another uid clears the capabilities; otherwise we keep ours
-    keeps = own.capabilities if caller.uid == 0 or os.geteuid() != 0 else 0
-    try:
-        if keeps & ~caller.capabilities:
-            raise Declined("the check would hold capabilities its caller does not")
-        to_join = []
-        for kind, fd in caller.namespaces.items():
-            if _identity(os.fstat(fd)) == own.namespaces.get(kind):
-                continue
-            if kind not in JOINABLE:
-                raise Declined(f"the caller is in another {kind} namespace")
-            to_join.append(kind)
-        for kind in sorted(to_join, key=list(JOINABLE).index):
-            _setns(caller.namespaces[kind], JOINABLE[kind])
-        # the caller's root (a chroot), which joining its mount namespace also resets
-        if _identity(os.fstat(caller.root)) != _identity(os.stat("/")):
-            os.fchdir(caller.root)
-            os.chroot(".")
-    except OSError as exc:
-        raise Declined(f"cannot enter the caller's namespaces and root: {exc.strerror}") from None
-    finally:
-        for fd in (*caller.namespaces.values(), caller.root):
-            os.close(fd)
-    if (caller.uid, caller.gid, sorted(caller.groups)) != (
-            os.geteuid(), os.getegid(), sorted(os.getgroups())):
-        try:
-            os.setgroups(caller.groups)
-            os.setgid(caller.gid)
-            os.setuid(caller.uid)
-        except OSError as exc:
-            raise Declined(f"cannot take the caller's credentials: {exc.strerror}") from None
-    os.umask(caller.umask)
-    try:
-        os.fchdir(cwd)
-    except OSError as exc:
-        raise Declined(f"cannot enter the caller's working directory: {exc.strerror}") from None
-
-
-if hasattr(os, "setns"):  # Python >= 3.12
-    _setns = os.setns
-else:
-    import ctypes
-
-    _libc = ctypes.CDLL(None, use_errno=True)
-
-    def _setns(fd, kind):
-        if _libc.setns(fd, kind) != 0:
-            number = ctypes.get_errno()
-            raise OSError(number, os.strerror(number))
 
 
 def _run(conn, fds, name, prog, env, argv):
@@ -351,19 +236,20 @@ def _run(conn, fds, name, prog, env, argv):
         os.dup2(fd, target)
     os.environb.clear()
     os.environb.update(env)
-    client.IN_WORKER.append(os.getppid())  # no second hand-over, and --verbose says where
     interrupt.install()  # a signal passed on from here is the check's to report
     _signals_from(conn)
-    code = contract.run(registry.load(name), argv, prog)
+    # no hand-over from here (we are where runs are handed); --verbose says where it ran
+    code = contract.run(registry.load(name), argv, prog,
+                        notes=[f"run by kachecks worker {os.getppid()}"])
     sys.stdout.flush()
     sys.stderr.flush()
-    conn.send(b"C%d" % code)
+    conn.send(protocol.code(code))
     return 0
 
 
 def _signals_from(conn):
-    """The client's b"S<signum>" (it was signalled) or its hang-up (it is gone):
-    deliver that signal to ourselves, as it would have reached the check in-process."""
+    """The client's SIGNAL (it was signalled) or its hang-up (it is gone): deliver
+    that signal to ourselves, as it would have reached the check in-process."""
     def on_io(signum, frame):
         try:
             message = conn.recv(16, socket.MSG_DONTWAIT)
@@ -371,7 +257,7 @@ def _signals_from(conn):
             return
         except OSError:
             message = b""
-        wanted = int(message[1:]) if message[:1] == b"S" and message[1:].isdigit() else 0
+        wanted = protocol.read_signal(message) or 0
         if wanted in interrupt.SIGNALS or not message:
             os.kill(os.getpid(), wanted or signal.SIGTERM)
 
@@ -381,16 +267,17 @@ def _signals_from(conn):
     on_io(signal.SIGIO, None)  # anything sent before we listened
 
 
-def start_line(path, loaded):
+def start_line(path, loaded, slots):
     names = ", ".join(sorted(checks()))
-    return f"listening on {path} for {names} (pid {os.getpid()}, {len(loaded)} modules preloaded)"
+    return (f"listening on {path} for {names} (pid {os.getpid()}, {len(loaded)} modules"
+            f" preloaded, {slots.total} slots, {slots.per_uid} per caller uid)")
 
 
-def announce(path, loaded):
+def announce(path, loaded, slots):
     """One line on start: to syslog, and to stderr unless stderr is that same journal."""
     from kachecks import syslogger
 
-    line = start_line(path, loaded)
+    line = start_line(path, loaded, slots)
     syslogger.send("kachecks-worker", line, syslogger.LOG_INFO)
     if not _stderr_is_journal():
         sys.stderr.write(f"kachecks worker: {line}\n")
@@ -422,8 +309,9 @@ def _notify_systemd(message):
         sys.stderr.write(f"kachecks worker: cannot notify systemd: {exc}\n")
 
 
-def main(path=None, group=None):
-    path = path or socket_path()
+def main(path=None, group=None, slots=None):
+    path = path or protocol.socket_path()
+    slots = Slots() if slots is None else slots
     try:
         prepare(path)
         loaded = preload()
@@ -436,8 +324,8 @@ def main(path=None, group=None):
         return 1
     signal.signal(signal.SIGTERM, _stop_serving)
     try:
-        announce(path, loaded)
-        serve(sock)
+        announce(path, loaded, slots)
+        serve(sock, slots)
     except Stopped:
         return 0
     finally:
@@ -470,14 +358,23 @@ Examples:
   kachecks worker                                 # root-only socket
   kachecks worker --group keepalived_script --socket /run/kachecks-worker/worker.sock
                        # for checks run as that user, with KACHECKS_WORKER_SOCKET set
+  kachecks worker --slots 128                     # more runs at once, 64 per caller uid
   kachecks-ldap --uri ldap://192.168.8.101 ... --verbose   # "(run by kachecks worker N)"
 """)
     @click.option("--socket", "path", metavar="PATH", default=None,
-                  help=f"listen here (default $KACHECKS_WORKER_SOCKET or {socket_path()});"
+                  help=f"listen here (default $KACHECKS_WORKER_SOCKET or"
+                       f" {protocol.socket_path()});"
                        " its directory must be root's (or yours) and writable by no one else")
     @click.option("--group", metavar="GROUP", default=None,
                   help="let this group's members use the worker (socket mode 0660)")
-    def worker(path, group):
+    @click.option("--slots", metavar="N", type=click.IntRange(1, 4096), default=SLOTS,
+                  show_default=True,
+                  help="runs at once; a check beyond them is declined and runs in-process")
+    @click.option("--slots-per-uid", "per_uid", metavar="N", type=click.IntRange(1, 4096),
+                  default=None,
+                  help="runs at once for one caller uid (default: half of --slots), so that"
+                       " no one user of the socket can take them all")
+    def worker(path, group, slots, per_uid):
         """Run checks forked from a warm process (optional accelerator).
 
         kachecks-ldap, and the TLS modes of kachecks-http and kachecks-tcp,
@@ -486,7 +383,8 @@ Examples:
         ssl every time. Each run is forked into its caller's uid, groups,
         umask, working directory and namespaces. Same options, output and
         exit codes either way; when the worker is absent, not trusted or
-        declines, the check runs in-process (--verbose says which).
+        declines (all --slots, or the caller's share of them, taken), the
+        check runs in-process (--verbose says which).
         """
         gid = None
         if group is not None:
@@ -496,6 +394,9 @@ Examples:
                 gid = grp.getgrnam(group).gr_gid
             except KeyError:
                 raise click.BadParameter(f"no such group {group!r}", param_hint="--group")
-        return main(path, gid)
+        if per_uid is not None and per_uid > slots:
+            raise click.BadParameter(f"{per_uid} is more than --slots {slots}",
+                                     param_hint="--slots-per-uid")
+        return main(path, gid, Slots(slots, per_uid))
 
     return worker

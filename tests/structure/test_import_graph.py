@@ -97,3 +97,42 @@ def test_no_import_cycle_outside_notify():
 def test_kachecks_has_no_import_cycle():
     cycle = find_cycle(graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+# What runs checks, and the entry modules: the check layer is below them all, so that a
+# check can be loaded, parsed and probed by any of them (docs/architecture.md).
+FRONT_ENDS = ("kachecks.worker", "kachecks.agent", "kachecks.doctor", "kachecks.notify",
+              "kachecks.genhash", "kachecks.cli", "kachecks.executables", "kachecks.__main__")
+
+
+def inside(name, packages):
+    return any(name == p or name.startswith(p + ".") for p in packages)
+
+
+def upward(edges, layer, above):
+    """(importer, imported) for every import from ``layer`` into one of ``above``."""
+    return sorted((name, target) for name, targets in edges.items() if inside(name, [layer])
+                  for target in targets if inside(target, above))
+
+
+def test_the_layer_finder_sees_an_import_that_runs_up():
+    edges = {"kachecks.checks.contract": {"kachecks.worker.client", "kachecks.errors"},
+             "kachecks.worker.server": {"kachecks.checks.contract"}}
+    assert upward(edges, "kachecks.checks", FRONT_ENDS) == [
+        ("kachecks.checks.contract", "kachecks.worker.client")]
+
+
+def test_the_check_layer_imports_neither_the_worker_nor_any_front_end():
+    assert upward(graph(), "kachecks.checks", FRONT_ENDS) == []
+
+
+def test_each_worker_module_imports_only_what_its_rule_allows():
+    edges = graph()
+    # the wire: standard library only, so both ends (one a forked check) can afford it
+    assert edges["kachecks.worker.protocol"] == set()
+    # the privileged code, reviewable alone: it needs the wire's Declined and nothing else
+    assert edges["kachecks.worker.context"] == {"kachecks.worker.protocol"}
+    # the hand-over, on a forked check's path: nothing of the server side, nor the checks
+    assert not upward(edges, "kachecks.worker.client",
+                      ["kachecks.worker.server", "kachecks.worker.context",
+                       "kachecks.worker.imports", "kachecks.checks"])

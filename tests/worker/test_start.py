@@ -22,6 +22,7 @@ def test_the_worker_says_where_it_listens_and_which_checks_it_preloaded(open_dir
         assert worker.stop() == 0, worker.stderr()
     assert line.startswith(f"kachecks worker: listening on {path} for ")
     assert all(name in line for name in CHECKS), line
+    assert line.rstrip().endswith(", 64 slots, 32 per caller uid)"), line
     logged = syslog_socket()
     assert len(logged) == 1, logged
     assert logged[0].startswith("<30>")  # facility daemon, priority info
@@ -65,6 +66,14 @@ def test_the_worker_refuses_a_socket_directory_others_can_write(open_dir, mode):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and str(shared) in lines[0] and "writable" in lines[0], lines
     assert not (shared / "worker.sock").exists()
+
+
+def test_a_share_per_uid_above_the_slots_is_refused_before_listening(open_dir):
+    done = cli.run("kachecks", "worker", "--socket", open_dir / "worker.sock", "--slots", "4",
+                   "--slots-per-uid", "5", timeout=30)
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert "--slots-per-uid: 5 is more than --slots 4" in done.stderr
+    assert not (open_dir / "worker.sock").exists()
 
 
 # Run the preload as the other interpreter series would: Python >= 3.12 has only _sha2,
