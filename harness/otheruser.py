@@ -15,9 +15,12 @@ puts, in a directory every user can reach (``open_tempdir()``):
                             (packaging/debian/entry-points), on that venv's interpreter
 
 Both passes thus run the same kind of copy, whatever the checkout's location and umask.
+Run it without a PYTHONPATH naming the checkout (it would come first where reachable), and
+from a working directory that user can reach (a check hands its own to the worker), as
+tests/conftest.py's ``other_user`` fixture does:
 
     install = otheruser.install(otheruser.open_tempdir("kachecks-other-user-"))
-    subprocess.run(install.command("kachecks-http") + [...], user=65534, env=install.environ())
+    subprocess.run(install.command("kachecks-http") + [...], user=65534, cwd="/", env=...)
 """
 
 import os
@@ -67,20 +70,12 @@ class Install:
         """argv prefix for console script ``name`` (``kachecks``, ``kachecks-http``…)."""
         return [str(self.bin_dir / name)]
 
-    def environ(self, base=None, **extra):
-        """``base`` (default: this process's environment) without PYTHONPATH (it may name the
-        checkout: the copy is what runs), plus ``extra``."""
-        env = dict(os.environ if base is None else base)
-        env.pop("PYTHONPATH", None)
-        env.update({k: str(v) for k, v in extra.items()})
-        return env
 
-
-def install(root, package=None):
+def install(root):
     """Make ``Install(root)`` in the existing directory ``root``; return it."""
     import kachecks
 
-    package = Path(package or Path(kachecks.__file__).parent)
+    package = Path(kachecks.__file__).parent
     root = Path(root)
     in_venv = sys.prefix != sys.base_prefix
     venv.EnvBuilder(system_site_packages=not in_venv, symlinks=True, with_pip=False).create(root)
@@ -101,27 +96,31 @@ def _site_packages(root):
 
 
 def _requirements(name, extras=()):
-    """The installed distributions ``name`` requires (with ``extras``), recursively."""
-    found, todo = {}, [(name, tuple(extras))]
+    """The installed distributions ``name`` requires (with ``extras``), recursively;
+    a requirement not installed here (one for another platform, say) is left out."""
+    found, todo = {}, [(name, extras)]
     while todo:
         wanted, extras = todo.pop()
         try:
             dist = metadata.distribution(wanted)
         except metadata.PackageNotFoundError:
-            continue  # e.g. a requirement for an older Python only
+            continue
+        if wanted != name:
+            found[_key(wanted)] = dist
         for requirement in dist.requires or ():
             spec, _, marker = requirement.partition(";")
             extra = re.search(r"""extra\s*==\s*["']([^"']+)""", marker)
-            if extra and extra[1] not in extras:
-                continue
             dep = re.match(r"[A-Za-z0-9._-]+", spec.strip())[0]
-            key = re.sub(r"[-_.]+", "-", dep).lower()
-            if key not in found and key not in SKIP and key != name:
-                found[key] = None
-                todo.append((dep, ()))
-        if wanted != name:
-            found[re.sub(r"[-_.]+", "-", wanted).lower()] = dist
+            if (extra and extra[1] not in extras) or _key(dep) in found or _key(dep) in SKIP \
+                    or _key(dep) == _key(name):
+                continue
+            found[_key(dep)] = None
+            todo.append((dep, ()))
     return [dist for dist in found.values() if dist is not None]
+
+
+def _key(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _copy_distribution(dist, site):
