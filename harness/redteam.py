@@ -68,6 +68,7 @@ from harness.peers.mangler import Mangler
 from harness.peers.rawhttp import RawHTTPServer, http_response
 from harness.peers.syslog import SyslogSink
 from harness.peers.worker import FakeWorker, Worker
+from harness.wait import wait_for
 
 NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT", signal.SIGHUP: "SIGHUP"}
 TRACEBACK_MARKS = ("Traceback", "Fatal Python error", "Exception ignored")
@@ -544,7 +545,7 @@ def _worker_namespaces(kachecks, http, pair, env, scratch, trials):
     path = scratch / "worker-b.sock"
     with netns.Network(prefix, hosts) as net:
         net["b"].start([*kachecks, "worker", "--socket", path], log=scratch / "worker-b.log")
-        netns.wait_for(path.exists, 15, what="the worker in namespace b")
+        wait_for(path.exists, 15, what="the worker in namespace b")
         server = netns.made_in(net["web1"].name, lambda: RawHTTPServer(
             http_response(checks.SERVER1), host=hosts["web1"], tls=pair))
         outcomes = collections.Counter()
