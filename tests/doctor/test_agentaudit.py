@@ -264,6 +264,7 @@ def test_an_agent_configuration_this_user_cannot_read_is_a_warning(doctor, tmp_p
     toml = agent_toml("web1")
     os.chmod(toml, 0o600)
     conf = keepalived_conf(tmp_path, {"web1": "weight 0 reverse"})
+    os.chmod(conf, 0o644)  # nobody reads it whatever the umask: only the agent's file is closed
     run = doctor("--no-run", "-f", conf, "--agent-config", toml,
                  prefix=["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
     assert len(agent_findings(run)) == 1, run
