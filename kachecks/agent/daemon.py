@@ -32,6 +32,7 @@ from kachecks.agent import stats, status, trackfile
 from kachecks.agent.pool import Pool
 from kachecks.checks import contract
 from kachecks.checks.result import Result
+from kachecks.status import ExitCode
 
 STATUS_PERIOD = 1.0  # seconds between status-document rewrites while results come in
 IDENT = "kachecks-agent"
@@ -153,7 +154,7 @@ class Agent:
     # ------------------------------------------------------------------ lifecycle
 
     def run(self):
-        """Run until SIGTERM/SIGINT; return 0 (files zeroed) or raise on a bug."""
+        """Run until SIGTERM/SIGINT; return ExitCode.OK (files zeroed) or raise on a bug."""
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         previous = {sig: signal.signal(sig, self._on_signal)
                     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
@@ -175,7 +176,7 @@ class Agent:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self._shutdown()
-        return 0
+        return ExitCode.OK
 
     def _on_signal(self, signum, frame):
         self.signals.append(signum)

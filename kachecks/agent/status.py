@@ -9,32 +9,29 @@ wrote, so ``kachecks agent zero`` (systemd's ExecStopPost) can set them all to
 """
 
 import json
-import os
 import time
 
+from kachecks import files
 from kachecks.agent import trackfile
 
 VERSION = 1
+MAX_SIZE = 16 << 20  # bytes: 10,000 checks take about 4 MB
 
 
 def write(path, document):
     """Atomically replace the status file (0644, like the track files)."""
-    tmp = f"{path}.{os.getpid()}.tmp"
     data = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                 trackfile.MODE)
-    try:
-        os.write(fd, data)
-        os.fchmod(fd, trackfile.MODE)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+    files.replace(path, data, trackfile.MODE)
 
 
 def read(path):
-    """The status document, or OSError/ValueError (unreadable, not ours)."""
-    with open(path, "rb") as handle:
-        document = json.loads(handle.read(16 << 20))
+    """The status document; files.UnusableFile (missing, unreadable: ``reason`` says which)
+    or ValueError (not a status document)."""
+    data = files.read_regular(path, "agent status file", MAX_SIZE, follow=False)
+    try:
+        document = json.loads(data)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
     if not isinstance(document, dict) or document.get("version") != VERSION:
         raise ValueError(f"{path}: not a kachecks agent status file")
     return document

@@ -183,7 +183,7 @@ def _load(config, agent_config):
     except agentconfig.ConfigError as exc:
         # what this user may not read (a 0640 kachecks.toml, a password file) is
         # not wrong: the audit is incomplete; anything else the agent refuses too
-        if isinstance(exc.__context__, PermissionError):
+        if exc.denied:
             return Finding(config.path, None, WARNING, "agent-config",
                            f"{exc}: the agent's side of the track files is not audited; run the"
                            " doctor as root")

@@ -328,5 +328,6 @@ def test_an_unusable_or_unsafe_track_directory_is_one_line_and_exit_1(agent_fact
                                                              str(agent.track)))
     proc = run_agent_cli("--config", agent.config, timeout=10)
     assert (proc.returncode, proc.stderr) == (
-        1, f"kachecks agent: cannot use {agent.track}: {agent.track} is writable by its group"
-           " or others (mode 0777): keepalived would believe files that others write\n")
+        1, f"kachecks agent: cannot use {agent.track}: {agent.track} is writable by group or"
+           f" others (mode 0777; chmod go-w {agent.track}): keepalived would believe files that"
+           " others write\n")
