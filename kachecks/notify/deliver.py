@@ -155,7 +155,7 @@ class Deliverer:
             waiting = set(pending)
             return [n for n in names if n in waiting], msgid, previous
         end_ns = _event_ns(pending[0]) + int(self.cfg.spool["batch_window"] * 1e9)
-        wait = end_ns / 1e9 - time.time()
+        wait = end_ns / 1e9 - self.clock()
         if wait > 0:
             self.sleep(wait)
             self.fan_out()
