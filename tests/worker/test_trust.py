@@ -117,7 +117,8 @@ def test_an_exit_code_the_check_could_return_is_passed_on(open_dir, https, repli
     assert proc.stdout == proc.stderr == ""  # the worker's child writes the lines
 
 
-@pytest.mark.parametrize("replies", [["Pxyz"], ["P-1"], ["P"], ["hello"], ["X"], []])
+@pytest.mark.parametrize("replies", [["Pxyz"], ["P-1"], ["P"], ["hello"], ["X"],
+                                     pytest.param([], marks=pytest.mark.slow)])  # start timeout
 def test_a_worker_that_did_not_start_the_check_leaves_it_to_the_caller(open_dir, https,
                                                                        replies):
     path = open_dir / "worker.sock"
