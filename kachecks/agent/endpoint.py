@@ -71,6 +71,7 @@ class Endpoint:
         self._tokens = float(rate)  # bytes that may be sent now (a second's worth at most)
         self._refilled = time.monotonic()
         self._parked = collections.deque()  # answered, waiting for tokens
+        self.open = 0  # connections held now
         self.refused = 0  # connections closed at once: the limit was reached
         self.expired = 0  # connections closed at their deadline
         self._listener = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
@@ -137,6 +138,7 @@ class Endpoint:
                     for conn in [c for c in connections.values() if c.deadline <= now]:
                         self.expired += 1
                         self._drop(selector, connections, conn)
+                    self.open = len(connections)
                 except Exception as exc:  # noqa: BLE001 - one line, never a traceback
                     self._say(f"metrics endpoint: {type(exc).__name__}: {exc}")
                     time.sleep(0.1)  # a bug must not spin a core

@@ -81,7 +81,9 @@ def test_a_task_limit_fails_the_runs_that_cannot_start_and_never_the_agent(agent
         web1 = {c["name"]: c for c in document["checks"]}["web1"]
         assert (web1["value"], web1["up"]) == (0, False)
         assert web1["reason"].startswith("the run could not start: ")  # "can't start new thread"
-        time.sleep(4)  # two more intervals under the limit
+        runs = web1["runs"]
+        agent.wait_status(lambda d: d["checks"][-1]["runs"] >= runs + 2, timeout=15,
+                          what="two more runs under the limit")  # the loop goes on
         agent.assert_running()
         limit.set(None)
         agent.wait_value("web1", "1\n", timeout=10)
@@ -141,7 +143,9 @@ def test_the_agent_stops_when_it_cannot_publish_any_result(agent_factory, syslog
             agent.wait_value("web2", "1\n")
             (agent.track / "web1").unlink()
             (agent.track / "web1").mkdir()  # one file broken: the agent goes on
-            time.sleep(3)
+            runs = agent.wait_status(lambda d: d["checks"][0]["error"])["checks"][1]["runs"]
+            agent.wait_status(lambda d: d["checks"][1]["runs"] >= runs + 10, timeout=20,
+                              what="web2's runs over 3 s and more")  # GIVE_UP_AFTER is 2 s
             agent.assert_running()
             (agent.track / "web2").unlink()
             (agent.track / "web2").mkdir()  # both: it cannot publish anything
