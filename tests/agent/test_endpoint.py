@@ -159,7 +159,8 @@ def test_metrics_render_from_the_snapshot_without_the_schedules_lock(serve):
         {"name": "web1", "command": "kachecks-tcp 192.168.8.101:80"}]}
     specs = parse(data, "kachecks.toml").checks
     runs = []
-    schedule = Schedule(specs, 0.0, rng=random.Random(1), executor=type("E", (), {"submit": runs.append})(),
+    executor = type("Recorder", (), {"submit": runs.append})()
+    schedule = Schedule(specs, 0.0, rng=random.Random(1), executor=executor,
                         publisher=lambda path, value: None, wallclock=lambda: 1.7e9)
     schedule.tick(0.0)
     schedule.complete(runs[0], Result(True, summary="connected"), 0.0, 0.002)

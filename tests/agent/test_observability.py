@@ -206,8 +206,9 @@ def test_the_shipped_unit_paces_restarts_and_fits_10000_checks():
 
     from kachecks.agent import daemon
 
-    shipped = Path(__file__).resolve().parents[2] / "packaging/debian/kachecks.kachecks-agent.service"
-    unit, service = shipped.read_text().split("[Service]")
+    root = Path(__file__).resolve().parents[2]
+    unit, service = (root / "packaging/debian/kachecks.kachecks-agent.service").read_text().split(
+        "[Service]")
     for line in ("StartLimitIntervalSec=600", "StartLimitBurst=5"):
         assert f"\n{line}\n" in unit, line  # [Unit]: 5 starts in 10 minutes, then failed
     settings = dict(line.split("=", 1) for line in service.splitlines() if "=" in line
