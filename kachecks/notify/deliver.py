@@ -39,7 +39,7 @@ class Deliverer:
     def __init__(self, cfg, spool, linger=False):
         self.cfg = cfg
         self.spool = spool
-        self.linger_until = time.monotonic() + (cfg.spool["retry_for"] if linger else 0)
+        self.retry_for = cfg.spool["retry_for"] if linger else 0
         self.stop = False
         self.delivered = 0
         self.left = None  # events still queued when run() returned
@@ -159,7 +159,9 @@ class Deliverer:
             self.sleep(wait)
             self.fan_out()
             pending = self.queue(channel)
-        return self.decide(channel, [n for n in pending if _event_ns(n) <= end_ns])
+        # Less than batch_window after the first: with 0, one event per mail, even for two
+        # events stamped the same nanosecond (notifies forked in one clock tick are).
+        return self.decide(channel, [n for n in pending if _event_ns(n) < end_ns] or pending[:1])
 
     def decide(self, channel, names):
         """Record ``names`` as the batch to send (Message-ID and previous states fixed now)."""
@@ -228,9 +230,15 @@ class Deliverer:
             self.spool.discard(channel, names[0], f"{channel} cannot send it ({why})")
 
     def drain(self):
-        """Deliver everything possible; back off and retry while lingering."""
+        """Deliver everything possible; back off and retry while lingering.
+
+        Returns only with incoming/ and every channel's queue empty, or once the
+        channels have been failing for ``retry_for`` (counted from the first
+        failure: an event spooled late in a long burst gets the same retries as
+        the first), or when told to stop.
+        """
         self.spool.tidy()
-        failures = 0
+        failures, failing_since = 0, None
         while True:
             self.fan_out()
             ok = True
@@ -239,12 +247,19 @@ class Deliverer:
                 if channel in self.cfg.channels():
                     ok = self.deliver(channel, sender(channel)) and ok
             if ok:
-                if not self.queue("incoming"):
-                    return True
+                failures, failing_since = 0, None
+                # A channel's batch wait fans out new events to every queue, also
+                # to those of channels already done with in this round.
+                if self.stop or not any(self.queue(q) for q in ("incoming", *self.cfg.channels())):
+                    return not self.stop
                 continue
             failures += 1
+            failing_since = time.monotonic() if failing_since is None else failing_since
             delay = min(MAX_BACKOFF, 2.0 ** (failures - 1))
-            if self.stop or time.monotonic() + delay > self.linger_until:
+            if self.stop or time.monotonic() + delay > failing_since + self.retry_for:
+                if self.retry_for and not self.stop:
+                    log(f"still failing after {self.retry_for:g} s: {store.count(self.spool)} event(s) "
+                        "left for `kachecks spool flush` (the timer)", LOG_WARNING)
                 return False
             self.sleep(delay)
 
