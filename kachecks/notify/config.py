@@ -61,9 +61,12 @@ SCHEMA = {
         "batch_window": ((int, float), 2),
         "retry_for": ((str, int), "10m"),
     },
+    "notify": {
+        "heartbeat": ((str, int), 0),  # 0: off; else a heartbeat through every channel this often
+    },
 }
 CHOICES = {("smtp", "security"): ("starttls", "tls", "none"), ("webhook", "format"): ("json", "slack")}
-DURATIONS = ("expire", "retry_for")
+DURATIONS = ("expire", "retry_for", "heartbeat")
 DURATION = re.compile(r"(\d{1,12}(?:\.\d{1,9})?)\s*([smhdw]?)")
 UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 # Seconds: (lowest, highest, lowest allowed?). NaN and infinity never pass.
@@ -73,6 +76,7 @@ RANGES = {
     ("spool", "batch_window"): (0, 3600, True),
     ("spool", "expire"): (0, 366 * 86400, False),
     ("spool", "retry_for"): (0, 366 * 86400, True),
+    ("notify", "heartbeat"): (0, 366 * 86400, True),
 }
 MAX_WIDTH = 1000  # in a template's format spec: {name:>20} yes, {name:>99999999999} no
 MAX_FILE = 1 << 20
@@ -196,8 +200,8 @@ def _check(section, key, value, where):
         problem = template_error(value)
         if problem:
             raise ConfigError(f"{where}: mail.{key}: {problem}")
-    if section == "spool" and key in DURATIONS:
-        value = duration(value, f"{where}: spool.{key}")
+    if key in DURATIONS:
+        value = duration(value, f"{where}: {section}.{key}")
     if (section, key) in RANGES:
         return in_range(section, key, float(value), where)
     if key == "port" and not 0 < value < 65536:
