@@ -69,7 +69,9 @@ def _dispatch(argv):
 def _click_main(argv):
     import click
 
-    class LazyGroup(click.Group):
+    from kachecks.clickcommand import Group
+
+    class LazyGroup(Group):
         """Lists every subcommand, imports one only when it runs."""
 
         def __init__(self, *args, lazy=None, **kwargs):
@@ -147,7 +149,7 @@ Examples:
     names = ", ".join(registry.CHECKS)
     executables = ", ".join(registry.executable(name) for name in registry.CHECKS)
 
-    @group.group(name="check", short_help=f"Run a check ({names}).",
+    @group.group(name="check", cls=Group, short_help=f"Run a check ({names}).",
                  help=f"Run one of the health checks; same options and exit codes as the "
                       f"{executables} executables.")
     def check():
@@ -158,14 +160,7 @@ Examples:
                                       lambda args, name=name: _run_check(name, args)))
 
     with_version(group)
-    # Not standalone: click returns the command's code instead of exiting; its
-    # own usage errors are shown here, with click's exit code.
-    try:
-        code = group.main(args=argv, prog_name="kachecks", standalone_mode=False)
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.Abort:
-        click.echo("Aborted!", err=True)
-        return ExitCode.FAILURE
+    # Not standalone: click returns the command's code instead of exiting; a usage
+    # mistake anywhere is one line and exit 1 (kachecks.clickcommand).
+    code = group.main(args=argv, prog_name="kachecks", standalone_mode=False)
     return code if isinstance(code, int) else ExitCode.OK

@@ -15,6 +15,11 @@ class UsageError(KachecksError):
     """Bad command line or unusable configuration (a check exits 1)."""
 
 
+class CommandFailed(KachecksError):
+    """What a command (agent, doctor, notify, spool…) could not do, said in one line:
+    the guard adds the program's name and returns ExitCode.FAILURE."""
+
+
 class WorkerError(KachecksError):
     """``kachecks worker`` took a check's run and then broke the protocol (no exit
     code, or one the check cannot return): the outcome is unknown, an error."""

@@ -1,8 +1,9 @@
 """The one table of exit codes.
 
 keepalived reads nothing but a script's exit code, so every number a
-kachecks program can return is named here; only the verdict
-(kachecks.checks.verdict) and the guard (kachecks.runtime) pick one.
+kachecks program can return is named here; a check's is picked by the verdict
+(kachecks.checks.verdict) alone, any command's failure by the guard
+(kachecks.runtime); commands return OK, FAILURE or NOT_RUNNING by name.
 
 Plain int constants, not an IntEnum: ``enum`` costs a few milliseconds per
 forked check, and nothing else on the plain HTTP/TCP path imports it.
@@ -23,3 +24,5 @@ class ExitCode:
     NAGIOS_WARNING = 1
     NAGIOS_CRITICAL = 2
     NAGIOS_UNKNOWN = 3
+    # `kachecks agent status`: no agent runs (LSB init scripts' "program is not running").
+    NOT_RUNNING = 3

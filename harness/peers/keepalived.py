@@ -20,7 +20,8 @@ from pathlib import Path
 KEEPALIVED = "/usr/sbin/keepalived"
 
 # "(VI_1) Entering MASTER STATE", "(VI_1) Entering BACKUP STATE (init)", "… FAULT STATE"
-STATE_RE = re.compile(r"\((?P<instance>[^)]+)\) Entering (?P<state>[A-Z]+) STATE")
+# 2.2.7 spells a FAULT at start-up in lower case: "(VI_1) entering FAULT state"
+STATE_RE = re.compile(r"\((?P<instance>[^)]+)\) Entering (?P<state>[A-Z]+) STATE", re.IGNORECASE)
 
 SCRIPT_SECURITY = "    enable_script_security\n    script_user root\n"
 
@@ -143,7 +144,7 @@ class Keepalived:
     def states(self, instance=None):
         """Every VRRP state entered so far, in order: [(instance, state), …]."""
         return [
-            (m["instance"], m["state"])
+            (m["instance"], m["state"].upper())
             for m in STATE_RE.finditer(self.output())
             if instance is None or m["instance"] == instance
         ]

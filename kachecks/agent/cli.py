@@ -1,67 +1,30 @@
 """``kachecks agent`` and its subcommands: run, --check-config, conf, status, zero.
 
-Every failure is one line on stderr and exit 1 (kachecks.runtime's guard): a
-configuration error names the file, the check and the key; nothing prints a
-traceback. click's own usage errors are made one line and exit 1 here too.
+Every failure is one line on stderr and exit 1 (kachecks.clickcommand's
+convention, usage mistakes included): a configuration error names the file,
+the check and the key; nothing prints a traceback.
 """
 
 import os
 
 import click
 
+from kachecks import configfile, files
 from kachecks.agent import config as configuration
 from kachecks.agent import status as statuses
 from kachecks.agent import trackfile
-from kachecks.errors import KachecksError
-from kachecks.runtime import guarded
+from kachecks.clickcommand import CONTEXT, Group
+from kachecks.errors import CommandFailed
+from kachecks.status import ExitCode
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-NOT_RUNNING = 3  # `kachecks agent status` when no agent runs (LSB "program is not running")
 CONFIG_HELP = "TOML configuration [default: $KACHECKS_CONFIG or /etc/kachecks/kachecks.toml]."
-
-
-class Failed(KachecksError):
-    """What a subcommand could not do, for one line on stderr."""
-
-
-class OneLineUsageError(click.ClickException):
-    """click's usage error as one line and exit 1 (click's own: a usage block, exit 2)."""
-
-    exit_code = 1
-
-    def show(self, file=None):
-        click.echo(self.message, err=True)
-
-
-def _usage_error(ctx, exc):
-    raise OneLineUsageError(f"{ctx.command_path}: {exc.format_message()} (see --help)") from None
-
-
-class OneLineCommand(click.Command):
-    """Usage mistakes: one line and exit 1 (click's default is exit 2 and a usage block)."""
-
-    def parse_args(self, ctx, args):
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as exc:
-            _usage_error(ctx, exc)
-
-
-class OneLineGroup(OneLineCommand, click.Group):
-    command_class = OneLineCommand
-
-    def resolve_command(self, ctx, args):
-        try:
-            return super().resolve_command(ctx, args)
-        except click.UsageError as exc:
-            _usage_error(ctx, exc)
 
 
 def _config_path(ctx, path):
     return path or (ctx.obj or {}).get("config")
 
 
-@click.group(name="agent", cls=OneLineGroup, invoke_without_command=True, context_settings=CONTEXT,
+@click.group(name="agent", cls=Group, invoke_without_command=True, context_settings=CONTEXT,
              short_help="Run the checks without a fork, into keepalived track files.",
              epilog="""\b
 Examples:
@@ -69,7 +32,7 @@ Examples:
   kachecks agent                           # run in the foreground (systemd: kachecks-agent.service)
   kachecks agent conf                      # keepalived.conf blocks for the configured checks
   kachecks agent status                    # one line per check: state, since, latency, result
-  systemctl reload kachecks-agent          # SIGHUP: reload; unchanged checks keep their state
+  systemctl reload kachecks-agent          # SIGHUP: reload; same name and file: state kept
 
 \b
 /etc/kachecks/kachecks.toml:
@@ -100,11 +63,8 @@ def agent(ctx, config_path, check_config):
     """
     ctx.ensure_object(dict)["config"] = config_path
     if ctx.invoked_subcommand is not None:
-        return
-    prog = "kachecks agent"
-    if check_config:
-        return guarded(_check_config, config_path, prog=prog)
-    return guarded(_run, config_path, prog=prog)
+        return None
+    return _check_config(config_path) if check_config else _run(config_path)
 
 
 def _check_config(path):
@@ -119,7 +79,7 @@ def _check_config(path):
         click.echo(f"warning: metrics endpoint off: {metrics.MISSING}", err=True)
     count = len(cfg.checks)
     click.echo(f"{cfg.path}: OK, {count} check{'s' * (count != 1)}")
-    return 0
+    return ExitCode.OK
 
 
 def _run(path):
@@ -128,15 +88,15 @@ def _run(path):
     cfg = configuration.load(path)
     try:
         other = statuses.read(cfg.status_file)
-    except (OSError, ValueError):
+    except (files.UnusableFile, ValueError):
         other = None
     if other is not None and statuses.agent_alive(other):
-        raise Failed(f"another kachecks agent (pid {other['pid']}) writes the track files in"
-                     f" {cfg.track_dir}")
+        raise CommandFailed(f"another kachecks agent (pid {other['pid']}) writes the track"
+                            f" files in {cfg.track_dir}")
     try:
         trackfile.prepare(cfg.track_dir, cfg.files)
     except OSError as exc:
-        raise Failed(f"cannot use {cfg.track_dir}: {exc.strerror or exc}") from None
+        raise CommandFailed(f"cannot use {cfg.track_dir}: {exc.strerror or exc}") from None
     daemon.set_process_name()
     return daemon.Agent(cfg, notifier=systemd.Notifier()).run()
 
@@ -160,11 +120,8 @@ def conf(ctx, config_path):
     """
     from kachecks.agent import conf as blocks
 
-    def action():
-        click.echo(blocks.render(configuration.load(_config_path(ctx, config_path))), nl=False)
-        return 0
-
-    return guarded(action, prog="kachecks agent conf")
+    click.echo(blocks.render(configuration.load(_config_path(ctx, config_path))), nl=False)
+    return ExitCode.OK
 
 
 @agent.command(context_settings=CONTEXT, epilog="""\b
@@ -173,30 +130,26 @@ Exit status: 0 the agent runs; 3 it does not (its last status is shown); 1 error
 @_options
 def status(ctx, config_path):
     """One line per check: state, since when, track-file value, last latency and result."""
-
-    def action():
-        path = _config_path(ctx, config_path)
-        try:
-            status_file = configuration.load(path).status_file
-        except configuration.ConfigError as exc:  # status is read-only: show it anyway
-            click.echo(f"kachecks agent status: warning: {exc}", err=True)
-            status_file = os.path.join(_fallback_track_dir(path), configuration.STATUS_FILE)
-        try:
-            document = statuses.read(status_file)
-        except FileNotFoundError:
-            click.echo(f"kachecks agent status: no agent status in {status_file}: the agent has"
-                       " not run with this configuration", err=True)
-            return NOT_RUNNING
-        except OSError as exc:
-            raise Failed(f"cannot read {status_file}: {exc.strerror or exc}") from None
-        except ValueError as exc:
-            raise Failed(f"{status_file}: not a kachecks agent status file ({exc})") from None
-        alive = statuses.agent_alive(document)
-        for line in statuses.render(document, alive=alive):
-            click.echo(line)
-        return 0 if alive else NOT_RUNNING
-
-    return guarded(action, prog="kachecks agent status")
+    path = _config_path(ctx, config_path)
+    try:
+        status_file = configuration.load(path).status_file
+    except configuration.ConfigError as exc:  # status is read-only: show it anyway
+        click.echo(f"kachecks agent status: warning: {exc}", err=True)
+        status_file = os.path.join(_fallback_track_dir(path), configuration.STATUS_FILE)
+    try:
+        document = statuses.read(status_file)
+    except files.UnusableFile as exc:
+        if exc.reason != "missing":
+            raise CommandFailed(str(exc)) from None
+        click.echo(f"kachecks agent status: no agent status in {status_file}: the agent has"
+                   " not run with this configuration", err=True)
+        return ExitCode.NOT_RUNNING
+    except ValueError as exc:
+        raise CommandFailed(f"{status_file}: not a kachecks agent status file ({exc})") from None
+    alive = statuses.agent_alive(document)
+    for line in statuses.render(document, alive=alive):
+        click.echo(line)
+    return ExitCode.OK if alive else ExitCode.NOT_RUNNING
 
 
 @agent.command(context_settings=CONTEXT, epilog="""\b
@@ -211,58 +164,50 @@ def zero(ctx, config_path):
     wrote (from its status file), so a crash, a SIGKILL or an edited
     kachecks.toml never leaves a stale 1 behind. Refuses while an agent runs.
     """
-
-    def action():
-        path = _config_path(ctx, config_path)
-        problem = None
-        try:
-            cfg = configuration.load(path)
-            track_dir, files = cfg.track_dir, cfg.files
-        except configuration.ConfigError as exc:
-            problem, track_dir, files = exc, _fallback_track_dir(path), []
-        status_file = os.path.join(track_dir, configuration.STATUS_FILE)
-        document = None
-        try:
-            if not trackfile.unsafe(track_dir):  # a list anybody could write is not trusted
-                document = statuses.read(status_file)
-        except (OSError, ValueError):
-            pass
-        if document is not None:
-            if statuses.agent_alive(document):
-                raise Failed(f"the agent (pid {document['pid']}) is running; stop it first"
-                             " (systemctl stop kachecks-agent)")
-            files += [f for f in document.get("files", []) if isinstance(f, str)
-                      and os.path.isabs(f) and trackfile.looks_like_ours(f)]
-        failed = trackfile.zero(sorted(set(files)))
-        for failed_path, error in failed:
-            click.echo(f"kachecks agent zero: could not set {failed_path} to 0: {error}", err=True)
-        if document is not None:
-            _mark_stopped(status_file, document)
-        if problem is not None:
-            raise Failed(f"{problem} (zeroed the {len(set(files))} files the last agent wrote)")
-        return 1 if failed else 0
-
-    return guarded(action, prog="kachecks agent zero")
+    path = _config_path(ctx, config_path)
+    problem = None
+    try:
+        cfg = configuration.load(path)
+        track_dir, paths = cfg.track_dir, cfg.files
+    except configuration.ConfigError as exc:
+        problem, track_dir, paths = exc, _fallback_track_dir(path), []
+    status_file = os.path.join(track_dir, configuration.STATUS_FILE)
+    document = None
+    try:
+        if not files.untrusted_path(track_dir):  # a list anybody could write is not trusted
+            document = statuses.read(status_file)
+    except (OSError, files.UnusableFile, ValueError):
+        pass
+    if document is not None:
+        if statuses.agent_alive(document):
+            raise CommandFailed(f"the agent (pid {document['pid']}) is running; stop it first"
+                                " (systemctl stop kachecks-agent)")
+        paths += [f for f in document.get("files", []) if isinstance(f, str)
+                  and os.path.isabs(f) and trackfile.looks_like_ours(f)]
+    failed = trackfile.zero(sorted(set(paths)))
+    for failed_path, error in failed:
+        click.echo(f"kachecks agent zero: could not set {failed_path} to 0: {error}", err=True)
+    if document is not None:
+        _mark_stopped(status_file, document)
+    if problem is not None:
+        raise CommandFailed(f"{problem} (zeroed the {len(set(paths))} files the last agent"
+                            " wrote)")
+    return ExitCode.FAILURE if failed else ExitCode.OK
 
 
 def _fallback_track_dir(path):
     """track_dir from a configuration that no longer validates, else the default."""
-    from kachecks.notify import config as tomlfile
-
     try:
-        value = tomlfile.read(path)[1].get("agent", {}).get("track_dir")
+        value = configfile.read(path)[1].get("agent", {}).get("track_dir")
     except (configuration.ConfigError, AttributeError):
         value = None
-    return value if isinstance(value, str) and os.path.isabs(value) else \
-        configuration.DEFAULT_TRACK_DIR
+    if isinstance(value, str) and os.path.isabs(value) and not configfile.CONTROL.search(value):
+        return value
+    return configuration.DEFAULT_TRACK_DIR
 
 
 def _mark_stopped(path, document):
-    document["state"] = "stopped"
-    for check in document.get("checks", []):
-        if isinstance(check, dict):
-            check.update(value=0, up=False)
     try:
-        statuses.write(path, document)
+        statuses.write(path, statuses.stopped(document))
     except OSError:
         pass

@@ -7,15 +7,14 @@ and the key, so ``kachecks agent --check-config`` and a SIGHUP reload can say
 exactly what to fix.
 """
 
-import json
 import os
 import re
 
+from kachecks import configfile
 from kachecks.checks import registry
+from kachecks.configfile import ConfigError
 from kachecks.scriptline import CommandError, split_command
 from kachecks.errors import UsageError
-from kachecks.notify import config as tomlfile
-from kachecks.notify.config import ConfigError
 
 DEFAULT_TRACK_DIR = "/run/kachecks/track"
 DEFAULT_METRICS = "127.0.0.1:9662"
@@ -79,15 +78,12 @@ class AgentConfig:
 
 def load(path=None):
     """The validated configuration, or ConfigError (one line)."""
-    path, data = tomlfile.read(path)
+    path, data = configfile.read(path)
     return parse(data, path)
 
 
 def parse(data, path):
-    for section in data:
-        if section not in tomlfile.SCHEMA and section not in tomlfile.AGENT_SECTIONS:
-            known = ", ".join((*tomlfile.SCHEMA, *tomlfile.AGENT_SECTIONS))
-            raise ConfigError(f"{path}: unknown section [{section}] (known: {known})")
+    configfile.unknown_tables(data, path)
     agent = data.get("agent", {})
     if not isinstance(agent, dict):
         raise ConfigError(f"{path}: agent must be an [agent] table")
@@ -96,6 +92,7 @@ def parse(data, path):
     defaults = {key: _number(key, agent.get(key, default), where)
                 for key, default in DEFAULTS.items()}
     track_dir = _text("track_dir", agent.get("track_dir", DEFAULT_TRACK_DIR), where)
+    configfile.one_line(track_dir, f"{where} track_dir")
     if not os.path.isabs(track_dir):
         raise ConfigError(f"{where} track_dir: must be an absolute path, not {_show(track_dir)}")
     metrics = _address(agent.get("metrics", DEFAULT_METRICS), where)
@@ -147,6 +144,7 @@ def _check(table, number, defaults, track_dir, path):
     file = table.get("file", name)
     if not isinstance(file, str) or not file or file.endswith("/"):
         raise ConfigError(f"{where}: file: must be a file name or path, not {_show(file)}")
+    configfile.one_line(file, f"{where}: file")
     file = os.path.normpath(os.path.join(track_dir, file))
     return CheckSpec(name, argv, check, target, values["interval"], values["rise"],
                      values["fall"], file)
@@ -156,12 +154,7 @@ def _seconds(value):
     return f"{value:g}"
 
 
-def _show(value):
-    """A value as it is spelt in TOML (true, "5s"), for messages."""
-    try:
-        return json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return repr(value)
+_show = configfile.show
 
 
 def _unknown(table, keys, where, joiner=""):
@@ -177,11 +170,7 @@ def _number(key, value, where, colon=False):
             raise ConfigError(f"{where}{sep} {key}: must be a whole number of results from 1 to"
                               f" {MAX_COUNT}, not {_show(value)}")
         return value
-    if (isinstance(value, bool) or not isinstance(value, (int, float)) or value != value
-            or not 0 < value <= MAX_INTERVAL):
-        raise ConfigError(f"{where}{sep} {key}: must be a number of seconds above 0 (at most"
-                          f" {MAX_INTERVAL:g}), not {_show(value)}")
-    return float(value)
+    return configfile.duration(value, f"{where}{sep} {key}", high=MAX_INTERVAL)
 
 
 def _text(key, value, where):
@@ -192,12 +181,13 @@ def _text(key, value, where):
 
 def _argv(value, where):
     if isinstance(value, str):
+        configfile.one_line(value, f"{where}: command", tab=True)  # keepalived splits at tabs
         try:
             argv = split_command(value)  # exactly as keepalived splits misc_path (>= 2.3.2)
         except CommandError as exc:
             raise ConfigError(f"{where}: command: {exc}") from None
     elif isinstance(value, list) and all(isinstance(word, str) for word in value):
-        argv = list(value)
+        argv = [configfile.one_line(word, f"{where}: command") for word in value]
     elif value is None:
         raise ConfigError(f'{where}: command: missing (a misc_path line, e.g. "kachecks-http'
                           ' --url http://192.168.8.101/service.txt --digest …")')
@@ -212,6 +202,7 @@ def _address(value, where):
     """``"HOST:PORT"`` or ``"[V6]:PORT"`` -> (host, port); ``""`` -> None (no endpoint)."""
     if not isinstance(value, str):
         raise ConfigError(f"{where} metrics: must be \"HOST:PORT\" or \"\", not {_show(value)}")
+    configfile.one_line(value, f"{where} metrics")
     if value == "":
         return None
     host, colon, port = value.rpartition(":")

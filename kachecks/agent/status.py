@@ -9,32 +9,29 @@ wrote, so ``kachecks agent zero`` (systemd's ExecStopPost) can set them all to
 """
 
 import json
-import os
 import time
 
+from kachecks import files
 from kachecks.agent import trackfile
 
 VERSION = 1
+MAX_SIZE = 16 << 20  # bytes: 10,000 checks take about 4 MB
 
 
 def write(path, document):
     """Atomically replace the status file (0644, like the track files)."""
-    tmp = f"{path}.{os.getpid()}.tmp"
     data = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                 trackfile.MODE)
-    try:
-        os.write(fd, data)
-        os.fchmod(fd, trackfile.MODE)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+    files.replace(path, data, trackfile.MODE)
 
 
 def read(path):
-    """The status document, or OSError/ValueError (unreadable, not ours)."""
-    with open(path, "rb") as handle:
-        document = json.loads(handle.read(16 << 20))
+    """The status document; files.UnusableFile (missing, unreadable: ``reason`` says which)
+    or ValueError (not a status document)."""
+    data = files.read_regular(path, "agent status file", MAX_SIZE, follow=False)
+    try:
+        document = json.loads(data)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
     if not isinstance(document, dict) or document.get("version") != VERSION:
         raise ValueError(f"{path}: not a kachecks agent status file")
     return document
@@ -50,6 +47,55 @@ def agent_alive(document):
             return handle.read().strip() == b"kachecks-agent"
     except OSError:
         return False
+
+
+# The status document, ``.kachecks-agent.json`` beside the track files: its one
+# definition. The agent writes it (``document``), `kachecks agent status` renders it,
+# `kachecks agent zero` reads ``pid``, ``state`` and ``files`` and marks it stopped
+# (``stopped``). A field is only ever added; a change of meaning bumps VERSION.
+#
+#   version    VERSION
+#   pid        the agent's pid (alive while /proc/PID/comm is kachecks-agent)
+#   state      "running" or "stopped" (after SIGTERM/SIGINT, or `zero`)
+#   started    when the agent started (Unix time)
+#   written    when this document was written (Unix time)
+#   config     the kachecks.toml it runs
+#   track_dir  its track directory
+#   files      every track file it wrote or manages (what `zero` sets to 0)
+#   checks     one object per check, in configuration order:
+#     name, file, target ("[192.168.8.101]:80"), state (UP, DRAIN, DOWN; null before
+#     the first result), up (bool), value (what the track file holds), since (Unix time
+#     of the last change of state, or null), latency (seconds the last run took),
+#     lateness (seconds the last run started after it was due), reason (the last
+#     result's summary when it passed, its reason when it failed), runs, failed_runs,
+#     error (why the track file could not be written, or null)
+
+
+def document(state, pid, started, written, config, track_dir, checks, files):
+    """The status document of an agent whose ``checks`` are kachecks.agent.schedule.Check."""
+    return {"version": VERSION, "pid": pid, "state": state, "started": started,
+            "written": written, "config": config, "track_dir": track_dir,
+            "checks": [_check(check) for check in checks], "files": sorted(files)}
+
+
+def _check(check):
+    spec, health, result = check.spec, check.health, check.result
+    return {
+        "name": spec.name, "file": spec.file, "target": spec.target.identity,
+        "state": health.display, "up": bool(health.up), "value": health.value,
+        "since": health.since, "latency": check.latency, "lateness": check.lateness,
+        "reason": (result.summary if result.ok else result.reason) if result else None,
+        "runs": check.stats.runs, "failed_runs": check.stats.failures, "error": check.error,
+    }
+
+
+def stopped(document):
+    """``document`` as `zero` leaves it: the agent stopped, every check down at 0."""
+    document["state"] = "stopped"
+    for check in document.get("checks", []):
+        if isinstance(check, dict):
+            check.update(value=0, up=False)
+    return document
 
 
 def render(document, now=None, alive=True):

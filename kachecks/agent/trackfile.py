@@ -17,69 +17,40 @@ import errno
 import os
 import re
 
+from kachecks import files
+
 MODE = 0o644  # root-owned; keepalived (root) reads it; readable for monitoring
 
 
-def write(path, value):
-    """Atomically make ``path`` hold ``value``; OSError if it cannot."""
-    directory, name = os.path.split(path)
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        fd = os.open(tmp, flags, MODE)
-    except FileExistsError:  # left by a crash halfway: ours (the directory is nobody else's)
-        _unlink(tmp)
-        fd = os.open(tmp, flags, MODE)
-    try:
-        os.write(fd, b"%d\n" % value)
-        os.fchmod(fd, MODE)  # whatever the umask: never wider, never narrower
-    except BaseException:
-        os.close(fd)
-        _unlink(tmp)
-        raise
-    os.close(fd)
-    try:
-        os.rename(tmp, path)
-    except BaseException:
-        _unlink(tmp)
-        raise
+def write(path, value, dir_fd=None):
+    """Atomically make ``path`` hold ``value``; OSError if it cannot.
+
+    With ``dir_fd`` (the track directory, opened once) ``path`` is a name in
+    it: a directory renamed or swapped since cannot redirect the write.
+    """
+    files.replace(path, b"%d\n" % value, MODE, dir_fd=dir_fd)
 
 
-def prepare(track_dir, files=()):
+def prepare(track_dir, paths=()):
     """Create the track directory (0755) if missing; OSError unless it, and the directory
-    of every file kept elsewhere, is safe to use (see ``unsafe``)."""
-    if not os.path.isdir(track_dir):
-        old = os.umask(0o022)
-        try:
-            os.makedirs(track_dir, 0o755, exist_ok=True)
-        finally:
-            os.umask(old)
-    for directory in sorted({track_dir, *(os.path.dirname(f) for f in files)}):
-        problem = unsafe(directory)
-        if problem:
-            raise OSError(errno.EPERM,
-                          f"{problem}: keepalived would believe files that others write")
-
-
-def unsafe(directory):
-    """Why ``directory`` must not hold track files (owned or writable by others), or None."""
-    info = os.stat(directory)
-    if info.st_uid not in (0, os.geteuid()):
-        return f"{directory} belongs to uid {info.st_uid}"
-    if info.st_mode & 0o022:
-        return f"{directory} is writable by its group or others (mode {info.st_mode & 0o7777:04o})"
-    return None
+    of every file kept elsewhere, is only root's or ours to write (files.ROOT_OR_ME)."""
+    try:
+        os.close(files.open_dir(track_dir, files.ROOT_OR_ME, create=0o755, parents=True))
+        for directory in sorted({os.path.dirname(p) for p in paths} - {track_dir}):
+            problem = files.untrusted_path(directory)
+            if problem:
+                raise files.UntrustedDirectory(problem)
+    except files.UntrustedDirectory as exc:
+        raise OSError(errno.EPERM, f"{exc}: keepalived would believe files that others write") \
+            from None
 
 
 def looks_like_ours(path):
     """True when ``path`` is absent or holds one number: what zeroing a listed file may touch."""
     try:
-        with open(path, "rb") as handle:
-            text = handle.read(64)
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
+        text = files.read_regular(path, "", 64, follow=False)
+    except files.UnusableFile as exc:
+        return exc.reason == "missing"
     return re.fullmatch(rb"\s*-?\d+\s*", text) is not None
 
 
@@ -92,10 +63,3 @@ def zero(paths):
         except OSError as exc:
             failed.append((path, exc.strerror or str(exc)))
     return failed
-
-
-def _unlink(path):
-    try:
-        os.unlink(path)
-    except OSError:
-        pass

@@ -9,50 +9,33 @@ directory of: ``$KACHECKS_STATE_DIR`` (else /run/kachecks),
 ``$TMPDIR/kachecks-<uid>-<random>`` found again by its owner and mode.
 
 Trusted means: a real directory (not a symlink) owned by this user and
-writable by nobody else. Directories are created with their mode set
-explicitly (keepalived runs scripts under umask 0177), files inside are
-opened relative to the directory without following links, never block and
-are read with a bound: what another user or an accident leaves there
-(a link to a root-owned file, /dev/zero, a FIFO) changes at worst whether
-one line is logged.
+writable by nobody else (kachecks.files.PRIVATE). Directories are created
+with their mode set explicitly (keepalived runs scripts under umask 0177);
+files inside are read and replaced (mode 0600) through kachecks.files,
+relative to the directory, without following links or blocking, with a
+bound: what another user or an accident leaves there (a link to a root-owned
+file, /dev/zero, a FIFO) changes at worst whether one line is logged.
 """
 
 import _md5  # built into every CPython; hashlib would load OpenSSL for a file name
 import os
 
-from kachecks.files import UnusableFile, open_regular, read_bounded
+from kachecks import files
 
 SYSTEM_DIR = "/run/kachecks"
 MAX_STATE = 64  # bytes; "UP WARNING" is the longest state
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # File names keep ASCII letters, digits and "-_."; every other byte becomes "_".
 _UNSAFE = bytes(range(45)) + b"/:;<=>?@[\\]^`{|}~\x7f"
 _READABLE = bytes.maketrans(_UNSAFE, b"_" * len(_UNSAFE))
 
 
 def _trusted_dir(path, mode):
-    """An fd on directory ``path`` (created with ``mode`` if missing), or None if not trusted."""
+    """An fd on directory ``path`` (created with ``mode`` if missing), or None if not
+    trusted (files.PRIVATE: ours, and nobody else may write in it)."""
     try:
-        os.mkdir(path, mode)
-        created = True
-    except FileExistsError:
-        created = False
+        return files.open_dir(path, files.PRIVATE, create=mode, follow=False)
     except OSError:
         return None
-    try:
-        fd = os.open(path, _DIR_FLAGS)
-    except OSError:
-        return None
-    try:
-        info = os.fstat(fd)
-        if info.st_uid != os.geteuid() or info.st_mode & 0o022:
-            raise PermissionError  # another user's, or others may plant files in it
-        if created or info.st_mode & 0o700 != 0o700:
-            os.fchmod(fd, mode)  # the umask cut it (an older version left 0600 behind)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
 
 
 def _candidates():
@@ -132,44 +115,15 @@ def swap(identity, new_state):
 
 def _read(name, directory):
     try:
-        fd, _info = open_regular(name, "state file", MAX_STATE, follow=False, dir_fd=directory)
-    except UnusableFile:
+        data = files.read_regular(name, "state file", MAX_STATE, follow=False,
+                                  dir_fd=directory)
+    except files.UnusableFile:
         return None
-    try:
-        data = read_bounded(fd, MAX_STATE, name)
-    except UnusableFile:
-        return None
-    finally:
-        os.close(fd)
     return data.decode("utf-8", "replace").strip() or None
 
 
 def _write(name, directory, new_state):
-    tmp = f"{name}.{os.getpid()}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    for _attempt in range(2):
-        try:
-            fd = os.open(tmp, flags, 0o644, dir_fd=directory)
-            break
-        except FileExistsError:  # left by a killed run that had our pid
-            _unlink(tmp, directory)
-        except OSError:
-            return
-    else:
-        return
     try:
-        os.write(fd, (new_state + "\n").encode("utf-8"))
-        os.close(fd)
-        fd = None
-        os.replace(tmp, name, src_dir_fd=directory, dst_dir_fd=directory)
+        files.replace(name, (new_state + "\n").encode("utf-8"), 0o600, dir_fd=directory)
     except OSError:
-        if fd is not None:
-            os.close(fd)
-        _unlink(tmp, directory)
-
-
-def _unlink(name, directory):
-    try:
-        os.unlink(name, dir_fd=directory)
-    except OSError:
-        pass
+        pass  # the state is a convenience: at worst one transition is not logged

@@ -8,7 +8,7 @@ and running the kachecks checks touches the network (skipped with
 from concurrent.futures import ThreadPoolExecutor
 
 from kachecks import scriptline
-from kachecks.doctor import commands, configtest, reader, scripts, syntax, webchecks
+from kachecks.doctor import agentaudit, commands, configtest, reader, scripts, syntax, webchecks
 from kachecks.doctor.findings import CODES, ERROR, WARNING
 
 
@@ -34,22 +34,33 @@ class Report:
         return self.count(WARNING)
 
 
-def audit(path, run=True, config_id=None, keepalived=None, use_keepalived=True, timeout=None):
+def audit(path, run=True, config_id=None, keepalived=None, use_keepalived=True, timeout=None,
+          agent_config=None):
     """Audit ``path``; a Report, or ReadError when the file cannot be read at all.
 
     ``keepalived``: the binary for ``-t`` (default: found on PATH or in
     /usr/sbin); ``use_keepalived=False`` skips it. ``timeout``: seconds per
-    HTTP_GET fetch instead of each checker's connect_timeout.
+    HTTP_GET fetch instead of each checker's connect_timeout. ``agent_config``:
+    the agent's kachecks.toml, read when keepalived.conf defines track files
+    (default: the agent's own).
     """
     config = reader.read(path, config_id)
     binary = configtest.find(keepalived) if use_keepalived else None
     version = configtest.version(binary) if binary else None
+    skipped = None
+    if binary and config.exceeded:
+        # what the doctor would not read to the end, keepalived may never finish
+        skipped = configtest.Outcome(binary, version, None, [], "the configuration reaches one"
+                                     " of the doctor's bounds (above), and keepalived's parser"
+                                     " may never finish reading such a file")
+        binary = None
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(configtest.run, binary, path, config_id, version) if binary else None
         typos, shadows = syntax.check(config)
         found = list(config.findings) + typos
         found += local(config, scriptline.Dialect(version), run, timeout)
-        outcome = pending.result() if pending is not None else None
+        found += agentaudit.audit(config, agent_config)
+        outcome = pending.result() if pending is not None else skipped
     if outcome is not None:
         found += configtest.findings(outcome, config, found, syntax.since, shadows)
     return Report(config, ordered(found, config.files), outcome)

@@ -4,7 +4,10 @@ import json
 
 import click
 
+from kachecks.clickcommand import CONTEXT, Command
 from kachecks.doctor.reader import DEFAULT_CONFIG, ReadError
+from kachecks.errors import CommandFailed
+from kachecks.status import ExitCode
 
 PROG = "kachecks doctor"
 
@@ -19,6 +22,9 @@ comments, quoting) and reports, for every check, script and notify:
   syntax            an unknown keyword (keywords are case-sensitive:
                     Nopreempt), a missing brace, a value keepalived rejects;
                     keepalived -t's own messages, when it is installed
+  limit             the configuration reaches one of the reader's bounds
+                    (a line of 1023 bytes, 16 MiB a file, includes 32
+                    deep, ...: docs/doctor.md): the rest is not audited
   digest-mismatch   an HTTP_GET/SSL_GET digest the real server no longer
                     serves, with the live digest and the line to paste
   unreachable       a real server, or the peer of a kachecks check, that
@@ -35,6 +41,15 @@ comments, quoting) and reports, for every check, script and notify:
   script-security   scripts as root without enable_script_security, or a
                     path a non-root user can write to
   secret-on-argv    a password on a command line (visible in ps)
+  agent-polarity    a kachecks agent track file read so that a healthy 1
+                    faults or lowers the priority (weight 0 without
+                    reverse, a negative weight)
+  agent-orphan      a track file in the agent's directory that no [[check]]
+                    of kachecks.toml writes (it reads 0 for ever)
+  agent-shared-fault a real server's check tracked with weight 0 in a
+                    vrrp_instance: one server failure, both directors FAULT
+  agent-config      the agent's kachecks.toml cannot be read, so its track
+                    files cannot be audited
 
 One finding a line, FILE:LINE: error|warning: CODE: message; a summary on
 stderr. Exit 0 when there is no error (warnings allowed), 1 otherwise, and 1
@@ -47,6 +62,7 @@ Examples:
   kachecks doctor --no-run -f /etc/keepalived/keepalived.conf
   kachecks doctor --json | jq -r '.[] | select(.code == "digest-mismatch") | .message'
   kachecks doctor -i lvs2     # as on director lvs2 (@lvs2 lines)
+  kachecks doctor --agent-config /etc/kachecks/agent-test.toml
 
 \b
 After a content deploy on web1 (one line, cut here):
@@ -55,20 +71,9 @@ After a content deploy on web1 (one line, cut here):
     200), not the configured 5f2b...; the line to paste: digest 3a6e..."""
 
 
-class DoctorCommand(click.Command):
-    """A usage mistake is one line and exit 1, like every other problem the doctor reports."""
-
-    def parse_args(self, ctx, args):
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as exc:
-            click.echo(f"{PROG}: {exc.format_message()} (see --help)", err=True)
-            ctx.exit(1)
-
-
-@click.command(name="doctor", cls=DoctorCommand, help=DESCRIPTION, epilog=EPILOG,
+@click.command(name="doctor", cls=Command, help=DESCRIPTION, epilog=EPILOG,
                short_help="Audit keepalived.conf against the live servers.",
-               context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+               context_settings=CONTEXT)
 @click.option("-f", "--config", "path", default=DEFAULT_CONFIG, show_default=True, metavar="FILE",
               help="keepalived configuration to audit.")
 @click.option("--no-run", is_flag=True,
@@ -84,23 +89,28 @@ class DoctorCommand(click.Command):
 @click.option("--keepalived", "keepalived", metavar="PATH",
               help="keepalived binary for the -t check [default: on PATH, or /usr/sbin/keepalived].")
 @click.option("--no-keepalived", is_flag=True, help="Do not run keepalived -t.")
+@click.option("--agent-config", metavar="FILE",
+              help="The kachecks agent's kachecks.toml, read when keepalived.conf defines track"
+                   " files [default: $KACHECKS_CONFIG, else /etc/kachecks/kachecks.toml].")
 @click.option("-q", "--quiet", is_flag=True, help="No summary line on stderr.")
-def doctor(path, no_run, as_json, config_id, timeout, keepalived, no_keepalived, quiet):
+def doctor(path, no_run, as_json, config_id, timeout, keepalived, no_keepalived, agent_config,
+           quiet):
     return main(path, run=not no_run, as_json=as_json, config_id=config_id, timeout=timeout,
-                 keepalived=keepalived, use_keepalived=not no_keepalived, quiet=quiet)
+                 keepalived=keepalived, use_keepalived=not no_keepalived, quiet=quiet,
+                 agent_config=agent_config)
 
 
 def main(path, run=True, as_json=False, config_id=None, timeout=None, keepalived=None,
-         use_keepalived=True, quiet=False):
-    """Audit, print, return the exit code (0: no error)."""
+         use_keepalived=True, quiet=False, agent_config=None):
+    """Audit, print, return the exit code (OK: no error); CommandFailed if the
+    configuration cannot be read."""
     from kachecks.doctor.audit import audit
 
     try:
         report = audit(path, run=run, config_id=config_id, keepalived=keepalived,
-                       use_keepalived=use_keepalived, timeout=timeout)
+                       use_keepalived=use_keepalived, timeout=timeout, agent_config=agent_config)
     except ReadError as exc:
-        click.echo(f"{PROG}: {exc}", err=True)
-        return 1
+        raise CommandFailed(str(exc)) from None
     if as_json:
         click.echo(json.dumps([f.as_dict() for f in report.findings], indent=2, ensure_ascii=False))
     else:
@@ -108,7 +118,7 @@ def main(path, run=True, as_json=False, config_id=None, timeout=None, keepalived
             click.echo(finding.text())
     if not quiet:
         click.echo(summary(report, run), err=True)
-    return 1 if report.errors else 0
+    return ExitCode.FAILURE if report.errors else ExitCode.OK
 
 
 def summary(report, run):

@@ -14,13 +14,19 @@ relied on, and the code of each message is guessed from a few stable words.
 
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
+import time
 
 from kachecks.doctor.findings import ERROR, WARNING, Finding
 
 TIMEOUT = 60.0
+# keepalived -t output read at most: a configuration keepalived cannot finish
+# reading can make it print the same complaint for ever (2.2.7, ${NAME}s left
+# half-substituted), gigabytes within TIMEOUT
+MAX_OUTPUT = 1 << 20
 _PLACE = re.compile(r"^\((?:(?P<file>.*): )?Line (?P<line>\d+)\) (?P<message>.*)$")
 _VERSION = re.compile(r"Keepalived v(\d+)\.(\d+)\.(\d+)")
 _UNKNOWN = re.compile(r"Unknown keyword '([^']*)'")
@@ -78,15 +84,42 @@ def run(binary, path, config_id=None, keepalived_version=None, timeout=TIMEOUT):
                                 stderr=subprocess.STDOUT, start_new_session=True)
     except OSError as exc:
         return Outcome(binary, keepalived_version, None, [], f"cannot run {binary}: {exc.strerror}")
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    with proc.stdout:
+        out, failure = _collect(proc, timeout)
+    if failure is not None:
         os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        proc.wait()
         return Outcome(binary, keepalived_version, None, [],
-                       f"{os.path.basename(binary)} -t did not finish within {timeout:g} s")
+                       f"{os.path.basename(binary)} -t {failure}")
     lines = [line.strip() for line in out.decode("utf-8", "replace").splitlines() if line.strip()]
     return Outcome(binary, keepalived_version, proc.returncode, lines)
+
+
+def _collect(proc, timeout):
+    """(output, None) once ``proc`` has exited, or (None, why not) past ``timeout``
+    or MAX_OUTPUT bytes."""
+    deadline = time.monotonic() + timeout
+    late = f"did not finish within {timeout:g} s"
+    fd = proc.stdout.fileno()
+    chunks, size = [], 0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None, late
+        if not select.select([fd], [], [], left)[0]:
+            continue
+        data = os.read(fd, 65536)
+        if not data:
+            break
+        size += len(data)
+        if size > MAX_OUTPUT:
+            return None, f"wrote more than {MAX_OUTPUT >> 20} MiB of messages"
+        chunks.append(data)
+    try:
+        proc.wait(max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        return None, late
+    return b"".join(chunks), None
 
 
 def findings(outcome, config, ours, known=None, shadows=()):

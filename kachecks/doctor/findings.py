@@ -10,6 +10,7 @@ WARNING = "warning"
 
 CODES = (
     "syntax",
+    "limit",
     "digest-mismatch",
     "unreachable",
     "check-failed",
@@ -19,6 +20,10 @@ CODES = (
     "not-executable",
     "script-security",
     "secret-on-argv",
+    "agent-polarity",
+    "agent-orphan",
+    "agent-shared-fault",
+    "agent-config",
 )
 
 

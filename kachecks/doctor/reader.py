@@ -18,8 +18,16 @@ line keeps the line of its ``$NAME``). What keepalived would skip or reject
 while reading becomes a ``syntax`` finding; what makes the file unreadable
 as a whole (missing, a directory, binary data, an include loop) raises
 ReadError, one line.
+
+Reading is bounded in time and memory whatever the files hold (definitions
+that double, escapes, brace globs, huge or deeply nested includes): files
+are streamed a line at a time, a line holds what keepalived's buffer holds,
+and the bounds below (docs/doctor.md, "Bounds") end in a ``limit`` finding
+at the line where one was reached, never in a traceback.
 """
 
+import collections
+import fnmatch
 import os
 import re
 import stat
@@ -27,10 +35,23 @@ import stat
 from kachecks.doctor.findings import ERROR, WARNING, Finding
 
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
-MAX_EXPANSIONS = 100  # substitutions in one line before it is called a loop
+
+# keepalived's own bound (lib/parser.h MAXBUF 1024, less the NUL): a line as
+# read, newline included, and a line as definitions expand it.
+MAX_LINE = 1023
+# The doctor's bounds, far above any real configuration (the 100,000-line
+# one of the tests reads in well under a second).
+MAX_SUBSTITUTIONS = 100  # $NAME substitutions in one line (keepalived loops for ever on $A=$A)
+MAX_SUBSTITUTIONS_IN_ALL = 250_000
+MAX_LINES = 500_000  # lines read, plus the lines multi-line definitions make
+MAX_FILE_BYTES = 16 << 20  # one file, the main one or an included one
+MAX_FILES = 10_000  # files read in all (a file included twice counts twice)
+MAX_DEPTH = 32  # includes within includes
+MAX_ALTERNATIVES = 256  # patterns one include's {a,b} braces make
+MAX_GLOB_ENTRIES = 100_000  # directory entries include wildcards look at, in all
 
 _SPECIAL = re.compile(r'[!#"\\]')
-_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")
+_CONTROL = re.compile(rb"[\x00-\x08\x0e-\x1f]")
 _DEFINITION = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)=")
 # $NAME ends at a blank, ',', ')' or the end of the line; ${NAME} may carry
 # numeric parameters (${_RANDOM 1 10}).
@@ -38,6 +59,7 @@ _REFERENCE = re.compile(r"\$(?:\{([A-Za-z_]\w*)([ 0-9]*)\}|([A-Za-z_]\w*)(?=[ \t
 _BRACE_OR_QUOTE = re.compile(r'[{}"]')
 _WORD = re.compile(r'"([^"]*)"|([^ \t\f\n\r\v"]+)')
 _GLOB_MAGIC = re.compile(r"[*?[{]")
+_COMPONENT_MAGIC = re.compile(r"[*?[]")
 
 
 class ReadError(Exception):
@@ -54,6 +76,14 @@ class ReadError(Exception):
             return self.message
         where = self.file if self.line is None else f"{self.file}:{self.line}"
         return f"{where}: {self.message}"
+
+
+class TooManyAlternatives(Exception):
+    """An include's braces make more patterns than ``limit``."""
+
+
+class _Stop(Exception):
+    """A bound on the whole configuration was reached: reading ends here."""
 
 
 class Node:
@@ -102,17 +132,21 @@ class Config:
 
     ``names`` maps the file names keepalived prints in its messages (an
     include as its glob matched it, relative to the including file) to ours.
+    ``exceeded``: a bound was reached (a ``limit`` finding, or definitions
+    that keepalived itself may expand for ever): part of the configuration
+    is unread, and keepalived's own parser may not finish on it.
     """
 
-    __slots__ = ("path", "nodes", "files", "findings", "config_id", "names")
+    __slots__ = ("path", "nodes", "files", "findings", "config_id", "names", "exceeded")
 
-    def __init__(self, path, nodes, files, findings, config_id, names):
+    def __init__(self, path, nodes, files, findings, config_id, names, exceeded=False):
         self.path = path
         self.nodes = nodes
         self.files = files
         self.findings = findings
         self.config_id = config_id
         self.names = names
+        self.exceeded = exceeded
 
     def blocks(self, keyword):
         return [n for n in self.nodes if n.keyword == keyword]
@@ -129,7 +163,8 @@ def read(path, config_id=None):
         config_id = default_config_id()
     reader = _Reader(config_id)
     nodes = reader.build(reader.lines(path))
-    return Config(path, nodes, reader.files, reader.findings, config_id, reader.names)
+    return Config(path, nodes, reader.files, reader.findings, config_id, reader.names,
+                  reader.exceeded)
 
 
 class _Definition:
@@ -148,37 +183,39 @@ def _random(params, directory):
 
 
 def decomment(text):
-    """keepalived's decomment(): (text without comment and outer blanks, unterminated quote?)."""
+    """keepalived's decomment(): (text without comment and outer blanks, unterminated quote?).
+
+    As 2.2.7 and 2.3.3 read it, a trailing ``\\`` continues the line even
+    after a comment. One pass over the special characters: time linear in
+    the line, whatever its escapes.
+    """
     text = text.lstrip(" \t")
     if _SPECIAL.search(text) is None:
         return text.rstrip(" \t"), False
-    chars = list(text)
-    quote = False
-    cont = False
-    skip = None
-    i = 0
-    while i < len(chars):
-        c = chars[i]
+    parts, kept, pos, stop = [], 0, 0, len(text)
+    quote = cont = comment = False
+    while (m := _SPECIAL.search(text, pos)) is not None:
+        i = m.start()
+        c = text[i]
+        if c == "\\":
+            if i + 1 == len(text):
+                cont = True
+                if not comment:
+                    stop = i
+                break
+            if not quote and not comment and text[i + 1] in "#!":
+                parts.append(text[kept:i])  # \# and \! stand for themselves
+                kept = i + 1
+            pos = i + 2
+            continue
         if c == '"':
-            if skip is None:
+            if not comment:
                 quote = not quote
-        elif c == "\\":
-            if i + 1 < len(chars):
-                if not quote and chars[i + 1] in "#!":
-                    del chars[i]  # \# and \! stand for themselves
-                    i += 1
-                else:
-                    i += 2
-                continue
-            del chars[i]
-            cont = True
-            break
-        elif c in "#!" and not quote and skip is None:
-            skip = i
-        i += 1
-    if skip is not None:
-        del chars[skip:]
-    out = "".join(chars).rstrip(" \t")
+        elif not quote and not comment:
+            comment, stop = True, i  # the rest goes, but a trailing \ still continues
+        pos = i + 1
+    parts.append(text[kept:stop])
+    out = "".join(parts).rstrip(" \t")
     return (out + "\\" if cont else out), quote
 
 
@@ -224,8 +261,28 @@ def _first_brace(text):
         pos = close + 1
 
 
-def expand_braces(pattern):
-    """glob's GLOB_BRACE: ``a{b,c}d`` -> [abd, acd] (nested braces, ``\\`` escapes)."""
+def expand_braces(pattern, limit=MAX_ALTERNATIVES):
+    """glob's GLOB_BRACE: ``a{b,c}d`` -> [abd, acd] (nested braces, ``\\`` escapes).
+
+    TooManyAlternatives past ``limit`` patterns: ``{a,b}`` twenty times over
+    is a million, and the work stops at the first ``limit + 1``.
+    """
+    out, todo = [], [pattern]
+    while todo:
+        text = todo.pop()
+        group = _brace_group(text)
+        if group is None:
+            out.append(text)
+            if len(out) > limit:
+                raise TooManyAlternatives(limit)
+            continue
+        head, body, tail = group
+        todo += reversed([head + alternative + tail for alternative in _split_alternatives(body)])
+    return out
+
+
+def _brace_group(pattern):
+    """(head, body, tail) around the first top-level ``{…}``, or None."""
     depth = 0
     start = None
     i = 0
@@ -241,13 +298,9 @@ def expand_braces(pattern):
         elif c == "}" and depth:
             depth -= 1
             if depth == 0:
-                head, body, tail = pattern[:start], pattern[start + 1:i], pattern[i + 1:]
-                out = []
-                for alternative in _split_alternatives(body):
-                    out += expand_braces(head + alternative + tail)
-                return out
+                return pattern[:start], pattern[start + 1:i], pattern[i + 1:]
         i += 1
-    return [pattern]
+    return None
 
 
 def _split_alternatives(body):
@@ -284,9 +337,26 @@ class _Reader:
         }
         self.open_definition = None  # (name, [lines]) while a `\` continues one
         self.stack = []  # real paths of the files being read, outermost first
+        self.exceeded = False  # a bound was reached
+        self.opened = 0  # files read
+        self.lines_read = 0  # lines read or made by multi-line definitions
+        self.substituted = 0  # $NAME substitutions
+        self.glob_entries = 0  # directory entries include wildcards looked at
 
     def finding(self, file, line, message, severity=ERROR):
         self.findings.append(Finding(file, line, severity, "syntax", message))
+
+    def limit(self, file, line, message):
+        """A bound reached: a ``limit`` finding; what lies past it is not audited."""
+        self.exceeded = True
+        self.findings.append(Finding(file, line, ERROR, "limit", message))
+
+    def count_lines(self, count, path, number):
+        self.lines_read += count
+        if self.lines_read > MAX_LINES:
+            self.limit(path, number, f"more than {MAX_LINES:,} lines in all (with those"
+                                     " definitions make): the doctor reads no further")
+            raise _Stop
 
     # -- files -----------------------------------------------------------------
 
@@ -304,44 +374,92 @@ class _Reader:
             self.finding(path, None, "keepalived refuses an executable configuration file"
                                      " (\"not a regular non-executable file\"): chmod a-x it")
         self.names[path] = path
-        yield from self._file(path, None, None)
+        try:
+            yield from self._file(path, None, None)
+        except _Stop:
+            return
 
     def _file(self, path, includer, include_line):
         real = os.path.realpath(path)
         if real in self.stack:
             chain = " -> ".join(os.path.basename(p) for p in [*self.stack[self.stack.index(real):], real])
             raise ReadError(f"include loop: {chain}", includer, include_line)
+        # a bound met by an included file is reported where it is included
+        where = (path, None) if includer is None else (includer, include_line)
+        if len(self.stack) >= MAX_DEPTH:
+            self.limit(*where, f"{path}: includes nested more than {MAX_DEPTH} deep: not read")
+            return
+        if self.opened >= MAX_FILES:
+            self.limit(*where, f"{path}: more than {MAX_FILES:,} files in all: the doctor reads"
+                               " no further")
+            raise _Stop
         try:
-            with open(path, "rb") as f:
-                data = f.read()
+            f = open(path, "rb")
         except OSError as exc:
             if includer is None:
                 raise ReadError(f"cannot read the configuration: {exc.strerror}", path) from None
             self.finding(includer, include_line, f"cannot read included file {path}: {exc.strerror}"
                                                  " (keepalived skips it)")
             return
-        bad = _CONTROL.search(data.decode("latin-1"))
-        if bad is not None:
-            line = data.count(b"\n", 0, bad.start()) + 1
-            included = f" (included at {includer}:{include_line})" if includer else ""
-            raise ReadError(f"binary data (byte 0x{ord(bad.group()):02x}): not a keepalived"
-                            f" configuration file{included}", path, line)
-        self.files.append(path)
-        self.stack.append(real)
-        directory = os.path.dirname(path)
-        try:
-            text = data.decode("utf-8", "surrogateescape")
-            for number, raw in enumerate(text.split("\n"), 1):
-                for logical in self._physical(raw, path, number, directory):
-                    include = _include(logical)
-                    if include is None:
-                        yield path, number, logical
-                    else:
-                        yield from self._include(include, path, number, directory)
-        finally:
-            self.stack.pop()
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                self.limit(*where, f"{path} is {_size_text(size)}: more than the doctor reads in"
+                                   f" one file ({_size_text(MAX_FILE_BYTES)}); not audited")
+                return
+            self.opened += 1
+            self.files.append(path)
+            self.stack.append(real)
+            try:
+                yield from self._read(f, path, includer, include_line, where)
+            finally:
+                self.stack.pop()
         if self.open_definition is not None:
             self._close_definition()
+
+    def _read(self, f, path, includer, include_line, where):
+        """The logical lines of an open file, one physical line in memory at a time."""
+        directory = os.path.dirname(path)
+        readline = f.readline
+        number = 0
+        cut = False  # the line read last went on past keepalived's buffer
+        total = 0
+        while True:
+            # keepalived's fgets(): at most MAX_LINE bytes, the newline included
+            raw = readline(MAX_LINE)
+            if not raw:
+                break
+            total += len(raw)
+            if total > MAX_FILE_BYTES:
+                self.limit(*where, f"{path} grew past {_size_text(MAX_FILE_BYTES)} while it was"
+                                   " read: the rest is not audited")
+                return
+            ended = raw[-1:] == b"\n"
+            if ended:
+                raw = raw[:-1]
+            elif len(raw) < MAX_LINE:
+                ended = True  # the end of the file
+            if not cut:
+                number += 1
+                self.count_lines(1, path, number)
+                if not ended:
+                    self.finding(path, number, f"line longer than keepalived's {MAX_LINE}-byte"
+                                               " buffer: keepalived up to 2.3 reads it cut into"
+                                               f" {MAX_LINE}-byte pieces, each a line of its own"
+                                               " (later releases skip it)")
+            cut = not ended
+            bad = _CONTROL.search(raw)
+            if bad is not None:
+                included = f" (included at {includer}:{include_line})" if includer else ""
+                raise ReadError(f"binary data (byte 0x{raw[bad.start()]:02x}): not a keepalived"
+                                f" configuration file{included}", path, number)
+            text = raw.decode("utf-8", "surrogateescape")
+            for logical in self._physical(text, path, number, directory):
+                include = _include(logical)
+                if include is None:
+                    yield path, number, logical
+                else:
+                    yield from self._include(include, path, number, directory)
 
     def _include(self, include, path, number, directory):
         kind, pattern = include
@@ -349,9 +467,20 @@ class _Reader:
             self.finding(path, number, f"{kind} without a file name")
             return
         wildcard = _GLOB_MAGIC.search(pattern) is not None
+        try:
+            alternatives = expand_braces(pattern)
+        except TooManyAlternatives:
+            self.limit(path, number, f"{kind} {pattern}: its braces make more than"
+                                     f" {MAX_ALTERNATIVES} patterns: not read")
+            return
         matches = []
-        for alternative in expand_braces(pattern):
-            matches += _glob(alternative, directory)
+        for alternative in alternatives:
+            found = self._glob(alternative, directory)
+            if found is None:
+                self.limit(path, number, f"{kind} {pattern}: the wildcards looked at more than"
+                                         f" {MAX_GLOB_ENTRIES:,} directory entries in all: not read")
+                return
+            matches += found
         if not matches:
             if not wildcard:
                 self.finding(path, number, f"{kind} {pattern}: no such file (keepalived goes on"
@@ -378,6 +507,47 @@ class _Reader:
                 continue
             yield from self._file(shown, path, number)
 
+    def _glob(self, pattern, directory):
+        """Names matching ``pattern`` relative to ``directory``, sorted, as keepalived's glob()
+        gives them; None once the wildcards have looked at MAX_GLOB_ENTRIES entries in all.
+
+        Python's glob rules (``*`` skips dot files, ``[!…]``), walked here so
+        that the walk itself is bounded: ``/*/*/*/*/*.conf`` would visit the
+        whole file system.
+        """
+        if _GLOB_MAGIC.search(pattern) is None:
+            full = pattern if os.path.isabs(pattern) or not directory else os.path.join(directory, pattern)
+            return [pattern] if os.path.lexists(full) else []
+        absolute = os.path.isabs(pattern)
+        base = directory or "."
+        parts = [part for part in pattern.split("/") if part]
+        found = ["/" if absolute else ""]
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            following = []
+            for prefix in found:
+                here = prefix if absolute else os.path.join(base, prefix)
+                if _COMPONENT_MAGIC.search(part) is None:
+                    full = os.path.join(here, part)
+                    if os.path.lexists(full) if last else os.path.isdir(full):
+                        following.append(prefix + part)
+                    continue
+                try:
+                    entries = os.scandir(here)
+                except OSError:
+                    continue
+                with entries:
+                    for entry in entries:
+                        self.glob_entries += 1
+                        if self.glob_entries > MAX_GLOB_ENTRIES:
+                            return None
+                        if entry.name.startswith(".") and not part.startswith("."):
+                            continue
+                        if fnmatch.fnmatchcase(entry.name, part) and (last or _is_dir(entry)):
+                            following.append(prefix + entry.name)
+            found = following if last else [name + "/" for name in following]
+        return sorted(found)
+
     # -- lines -----------------------------------------------------------------
 
     def _physical(self, raw, path, number, directory):
@@ -399,10 +569,11 @@ class _Reader:
 
     def _expand(self, text, path, number, directory):
         out = []
-        pending = [text]
-        expansions = 0
+        pending = collections.deque([text])
         while pending:
-            text = pending.pop(0)
+            text = pending.popleft()
+            allowed = MAX_SUBSTITUTIONS  # per line, as keepalived's buffer is per line
+            unexpanded = None  # the line before its first substitution
             while True:
                 if text.startswith("@"):
                     text = self._conditional(text)
@@ -418,16 +589,37 @@ class _Reader:
                     break
                 if text.startswith("~") or "$" not in text:
                     break
-                expanded = self._substitute(text, directory)
-                if expanded is None:
+                if unexpanded is None:
+                    unexpanded = text
+                done = self._substitute(text, directory, allowed)
+                if done is None:
                     break
-                expansions += 1
-                if expansions > MAX_EXPANSIONS:
-                    self.finding(path, number, "definitions expand forever (a $NAME that refers to"
-                                               " itself?)")
-                    return out
-                text, following = expanded
-                pending[:0] = following
+                text, following, count, problem = done
+                allowed -= count
+                self.substituted += count
+                if self.substituted > MAX_SUBSTITUTIONS_IN_ALL:
+                    self.limit(path, number, f"more than {MAX_SUBSTITUTIONS_IN_ALL:,} $NAME"
+                                             " substitutions in all: the doctor reads no further")
+                    raise _Stop
+                if problem is not None:
+                    # keepalived loops for ever, or stops substituting midway and reads
+                    # what is left, which may hold half-substituted ${NAME}s (2.2.7
+                    # then loops on them): the doctor keeps the line as written, so
+                    # that its braces still open and close blocks
+                    self.exceeded = True
+                    if problem == "loop":
+                        why = ("definitions expand forever (a $NAME that refers to itself, or"
+                               f" definitions that double?): more than {MAX_SUBSTITUTIONS}"
+                               " substitutions in one line")
+                    else:
+                        why = (f"definitions make this line longer than keepalived's {MAX_LINE}-byte"
+                               f" buffer: keepalived stops substituting midway ({_abridged(text)})")
+                    self.finding(path, number, f"{why}; the doctor reads the line unexpanded")
+                    text = unexpanded
+                    break
+                if following:
+                    self.count_lines(len(following), path, number)
+                    pending.extendleft(reversed(following))
                 text, _ = decomment(text)
                 if not (text.startswith("@") or "$" in text):
                     break
@@ -480,11 +672,15 @@ class _Reader:
         self.open_definition = None
         self.defs[name] = _Definition("\n".join(lines), multiline=len(lines) > 0)
 
-    def _substitute(self, text, directory):
-        """(text, following lines) with definitions replaced, or None if none applied."""
+    def _substitute(self, text, directory, allowed):
+        """(text, following lines, substitutions made, problem) or None if none applied.
+
+        ``problem``: "loop" when more than ``allowed`` substitutions would be
+        needed, "long" when one would make the line longer than keepalived's
+        buffer (keepalived then stops and keeps the line as it is).
+        """
         pos = 0
         following = []
-        replaced = False
         count = 0
         while True:
             i = text.find("$", pos)
@@ -505,22 +701,24 @@ class _Reader:
             if definition is None:
                 pos = i + 1
                 continue
-            count += 1
-            if count > MAX_EXPANSIONS:
-                return text, following  # the caller sees the same text again and stops
+            if count >= allowed:
+                return text, following, count, "loop"
             value = definition.value
             if callable(value):
                 value = value(params, os.path.abspath(directory or "."))
+            rest = ()
             if definition.multiline:
-                first, *rest = value.split("\n")
-                following = [line for line in rest if line] + following
-                value = first
-            text = text[:i] + value + text[m.end():]
-            replaced = True
+                value, *rest = value.split("\n")
+            expanded = text[:i] + value + text[m.end():]
+            if _byte_length(expanded) > MAX_LINE:
+                return text, [], count, "long"
+            count += 1
+            following = [line for line in rest if line] + following
+            text = expanded
             pos = i
             if value.lstrip(" \t").startswith("~"):
                 break
-        return (text, following) if replaced else None
+        return (text, following, count, None) if count else None
 
     # -- blocks ----------------------------------------------------------------
 
@@ -554,9 +752,10 @@ class _Reader:
                         continue
                     last = Node(split[0], tuple(split[1:]), piece, path, number)
                     current.append(last)
-        for node, _ in reversed(stack):
-            self.finding(node.file, node.line, f"missing '}}': the block of {node.keyword} opened"
-                                               " here is never closed")
+        if not self.exceeded:
+            for node, _ in reversed(stack):
+                self.finding(node.file, node.line, f"missing '}}': the block of {node.keyword}"
+                                                   " opened here is never closed")
         return root
 
 
@@ -571,13 +770,22 @@ def _include(text):
     return None
 
 
-def _glob(pattern, directory):
-    """Names matching ``pattern`` relative to ``directory``, sorted, as keepalived's glob() gives them."""
-    import glob
+def _is_dir(entry):
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
 
-    if _GLOB_MAGIC.search(pattern) is None:
-        full = pattern if os.path.isabs(pattern) or not directory else os.path.join(directory, pattern)
-        return [pattern] if os.path.lexists(full) else []
-    if os.path.isabs(pattern):
-        return sorted(glob.glob(pattern))
-    return sorted(glob.glob(pattern, root_dir=directory or None))
+
+def _byte_length(text):
+    """Bytes ``text`` takes in the file (keepalived counts bytes, not characters)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogateescape"))
+
+
+def _abridged(text, keep=40):
+    """``text`` for a message: its start and its length."""
+    return f"{_byte_length(text)} bytes: {text if len(text) <= keep else text[:keep] + '…'}"
+
+
+def _size_text(size):
+    return f"{size / (1 << 20):.1f} MiB" if size >= 1 << 20 else f"{size:,} bytes"

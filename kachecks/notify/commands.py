@@ -1,8 +1,8 @@
 """``kachecks notify``, ``kachecks fifo`` and ``kachecks spool`` (docs/notifications.md).
 
-Each click callback returns the exit code of a CLI helper; every command runs
-through the one guard (kachecks.runtime.guarded), which turns a failure into
-one line on stderr and in syslog. ``notify`` runs in the process keepalived
+Each click callback returns the exit code of a CLI helper; every command keeps
+kachecks' click convention (kachecks.clickcommand: the one guard, usage
+mistakes in one line, exit 1), each error line copied to syslog. ``notify`` runs in the process keepalived
 waits for (and SIGKILLs for STOP after 1 s): it parses, spools durably, logs,
 starts a detached deliverer and returns. asyncio, aiosmtplib and requests are
 imported only by the deliverer.
@@ -12,70 +12,36 @@ import time
 
 import click
 
-from kachecks.errors import KachecksError, UsageError
+from kachecks import clickcommand
+from kachecks.clickcommand import CONTEXT
+from kachecks.errors import CommandFailed, KachecksError, UsageError
 from kachecks.notify import config as configuration
 from kachecks.notify import detach, deliver, event as events
 from kachecks.notify import spool as store
 from kachecks.notify.log import LOG_ERR, LOG_NOTICE, LOG_WARNING, log
-from kachecks.runtime import guarded
 from kachecks.secrets import read_password_file
 from kachecks.status import ExitCode
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-_BAD_USAGE = "kachecks.notify.bad_usage"
-
-
-class CommandFailure(KachecksError):
-    """What a command could not do, said in one line (the guard adds the program name)."""
 
 
 def _report(line):
     log(line, LOG_ERR)
 
 
-class Guarded:
-    """Parsing and running both go through the guard: one line and exit 1, never exit 2.
+class Command(clickcommand.Command):
+    """kachecks' click convention, every error line copied to syslog (daemon.err):
+    keepalived runs these commands with nobody watching their stderr."""
 
-    click reports usage mistakes itself (exit 2); they are kept until
-    ``invoke`` so the guard says them like any other error.
-    """
-
-    def prog(self, ctx):
-        return ctx.command_path if ctx else f"kachecks {self.name}"
-
-    def parse_args(self, ctx, args):
-        if not args and getattr(self, "no_args_is_help", False) and not ctx.resilient_parsing:
-            click.echo(ctx.get_help(), color=ctx.color)  # `kachecks spool`: help, exit 0 (click 8.2+
-            ctx.exit()                                    # would call it a usage error, exit 2)
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as exc:
-            ctx.meta[_BAD_USAGE] = f"{exc.format_message()} (see --help)"
-            return []
-
-    def invoke(self, ctx):
-        return guarded(self._invoke, ctx, prog=self.prog(ctx), report=_report)
-
-    def _invoke(self, ctx):
-        if _BAD_USAGE in ctx.meta:
-            raise UsageError(ctx.meta[_BAD_USAGE])
-        try:
-            return super().invoke(ctx)
-        except click.UsageError as exc:  # a group's unknown subcommand
-            raise UsageError(f"{exc.format_message()} (see --help)") from None
-        except click.exceptions.Exit as exc:  # a subcommand's --help
-            return exc.exit_code
-        except OSError as exc:
-            where = f"{exc.filename}: " if exc.filename else ""
-            raise CommandFailure(f"{where}{exc.strerror or exc}") from None
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, report=_report, **kwargs)
 
 
-class Command(Guarded, click.Command):
-    pass
+class Group(clickcommand.Group):
+    """The same for ``kachecks spool``."""
 
+    command_class = Command
 
-class Group(Guarded, click.Group):
-    pass
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, report=_report, **kwargs)
 
 
 def spool_options(func):
@@ -127,12 +93,19 @@ def spool_dir(opts):
     return opts.get("spool_dir") or configuration.spool_dir(opts.get("config_path"))
 
 
-def fallback_spool_dir(opts):
-    """Where an event goes while the configuration is broken: never nowhere."""
+def fallback_spool_dir(prog, opts):
+    """Where an event goes whatever the configuration holds: never nowhere. When ``[spool]
+    dir`` cannot be read, the default, said on stderr and in syslog."""
     try:
         return spool_dir(opts)
-    except configuration.ConfigError:
+    except Exception as exc:  # noqa: BLE001 — the one promise: the event is spooled
+        warn(prog, f"{_config_problem(exc)}; spooling in the default {configuration.DEFAULT_SPOOL}")
         return configuration.DEFAULT_SPOOL
+
+
+def _config_problem(exc):
+    return str(exc) if isinstance(exc, configuration.ConfigError) else \
+        f"cannot read the configuration: {type(exc).__name__}: {exc}"
 
 
 def warn_from_address(prog, cfg):
@@ -163,7 +136,7 @@ def warn(prog, message):
 
 
 def put(evt, root):
-    """Spool ``evt`` durably; the open Spool, or CommandFailure if the event is not on disk."""
+    """Spool ``evt`` durably; the open Spool, or CommandFailed if the event is not on disk."""
     try:
         spool = store.Spool(root)
         try:
@@ -172,7 +145,7 @@ def put(evt, root):
             spool.close()
             raise
     except store.SpoolError as exc:
-        raise CommandFailure(f"{exc} — event NOT queued: {events.describe(evt)}") from None
+        raise CommandFailed(f"{exc} — event NOT queued: {events.describe(evt)}") from None
     return spool
 
 
@@ -191,16 +164,16 @@ def announce(prog, evt, spool, cfg):
 def queue_event(prog, event_args, opts):
     """``kachecks notify``: the event is on disk before the configuration is even validated."""
     evt = events.from_argv(event_args)
-    root = fallback_spool_dir(opts)  # what the configuration names, as far as it can be read
+    root = fallback_spool_dir(prog, opts)  # the configured spool, as far as it can be read
     with put(evt, root) as spool:
         try:
             cfg, problem = load_config(opts), None
-        except configuration.ConfigError as exc:
-            cfg, problem = None, exc
+        except Exception as exc:  # noqa: BLE001 — the event is on disk: say why, deliver later
+            cfg, problem = None, _config_problem(exc)
         announce(prog, evt, spool, cfg)
     if problem:
-        raise CommandFailure(f"{problem} — event kept in {root}; fix it, then run "
-                             "`kachecks spool flush`")
+        raise CommandFailed(f"{problem} — event kept in {root}; fix it, then run "
+                            "`kachecks spool flush`")
     warn_password_file(prog, cfg)
     return ExitCode.OK
 
@@ -233,8 +206,8 @@ Examples:
   webhook (https://mattermost.example.org/hooks/…): accepted: HTTP 200 OK (0.08 s)
 
 Exit status: 0 once the event is spooled (delivery runs detached and
-retries on its own), 1 if it could not be spooled or the input is invalid.
-With --test: 0 if every configured channel accepted the heartbeat, 1 naming
+retries on its own), 1 if it could not be spooled or the input is invalid;
+for a test, 0 if every configured channel accepted the heartbeat, 1 naming
 each that did not and why (each channel waits at most its timeout:
 smtp.timeout, webhook.timeout).
 """
@@ -284,7 +257,7 @@ def test_channels(prog, opts):
 
     cfg = load_config(opts)
     if not cfg.channels():
-        raise CommandFailure("no channel to test: mail.enabled is false and webhook.url is not set")
+        raise CommandFailed("no channel to test: mail.enabled is false and webhook.url is not set")
     refused = []
 
     def said(channel, ok, text):
@@ -299,7 +272,7 @@ def test_channels(prog, opts):
 
     heartbeat.test(cfg, said)
     if refused:
-        raise CommandFailure(f"{' and '.join(refused)} did not accept the heartbeat (see above)")
+        raise CommandFailed(f"{' and '.join(refused)} did not accept the heartbeat (see above)")
     return ExitCode.OK
 
 
@@ -333,11 +306,11 @@ def read_fifo(prog, fifo_path, opts):
 
     try:
         cfg, problem = load_config(opts), None
-    except configuration.ConfigError as exc:
-        cfg, problem = None, exc
-        _report(f"{prog}: {exc} — events are kept in the spool until it is fixed")
-        click.echo(f"{prog}: {exc} — events are kept in the spool until it is fixed", err=True)
-    root = cfg.spool_dir if cfg else fallback_spool_dir(opts)
+    except Exception as exc:  # noqa: BLE001 — what keepalived writes is read and spooled anyway
+        cfg, problem = None, _config_problem(exc)
+        _report(f"{prog}: {problem} — events are kept in the spool until it is fixed")
+        click.echo(f"{prog}: {problem} — events are kept in the spool until it is fixed", err=True)
+    root = cfg.spool_dir if cfg else fallback_spool_dir(prog, opts)
     if cfg:
         warn_password_file(prog, cfg)
         warn_from_address(prog, cfg)
@@ -475,9 +448,9 @@ def flush_spool(prog, opts):
     try:
         result = deliver.run(cfg, linger=False, wait_lock=cfg.smtp["timeout"] + 30, heartbeats=True)
     except OSError as exc:
-        raise CommandFailure(f"spool {cfg.spool_dir}: {exc.strerror or exc}") from None
+        raise CommandFailed(f"spool {cfg.spool_dir}: {exc.strerror or exc}") from None
     if result is None:
-        raise CommandFailure(f"another delivery is still running on {cfg.spool_dir}; try again later")
+        raise CommandFailed(f"another delivery is still running on {cfg.spool_dir}; try again later")
     left = result.left
     if result.heartbeats:
         click.echo(f"heartbeat spooled for {', '.join(channel for channel, _ in result.heartbeats)}")
@@ -509,7 +482,7 @@ def purge_spool(expired_only, opts):
     wheres = ("expired",) if expired_only else store.EVERYWHERE
     removed = store.purge(root, wheres, wait=PURGE_WAIT)
     if removed is None:
-        raise CommandFailure(f"another delivery is still running on {root}; try again later")
+        raise CommandFailed(f"another delivery is still running on {root}; try again later")
     click.echo(f"purged {removed} event(s) from {root}")
     return ExitCode.OK
 

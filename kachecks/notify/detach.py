@@ -11,6 +11,7 @@ import signal
 
 from kachecks.notify import deliver, spool
 from kachecks.notify.log import LOG_ERR, LOG_WARNING, log
+from kachecks.status import ExitCode
 
 
 def hand_over(root):
@@ -47,11 +48,11 @@ def spawn(cfg):
     if pid:
         os.waitpid(pid, 0)
         return
-    code = 0
+    code = ExitCode.OK
     try:
         os.setsid()
         if os.fork():
-            os._exit(0)
+            os._exit(ExitCode.OK)
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
@@ -63,6 +64,6 @@ def spawn(cfg):
         deliver.run(cfg, linger=True)
     except BaseException as exc:  # a detached process has nobody to report to but syslog
         log(f"delivery process failed: {type(exc).__name__}: {exc}", LOG_ERR)
-        code = 1
+        code = ExitCode.FAILURE
     finally:
         os._exit(code)

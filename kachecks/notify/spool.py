@@ -17,10 +17,11 @@ the time keepalived forked it), so sorting the names is delivery order.
 
 The spool may be shared with a non-root notify user (group-writable), while
 root's `kachecks spool flush` works in it. So: the spool directory must be
-owned by this user or root and not writable by others; every file is opened
-relative to an open directory with O_NOFOLLOW (a planted symbolic link is
-refused, never followed) and read only if it is a regular file of sane size;
-files are written by exclusive create and rename; modes are set explicitly
+owned by this user or root and not writable by others (files.SHARED_WITH_GROUP);
+every file is opened relative to an open directory with O_NOFOLLOW (a planted
+symbolic link is refused, never followed) and read only if it is a regular
+file of sane size (files.read_regular); files are written by exclusive create
+in tmp/ and rename (files.replace, durable); modes are set explicitly
 whatever the umask (keepalived runs scripts with umask 0177): directories
 take the spool directory's group permissions, files are 0640 at most.
 """
@@ -34,6 +35,7 @@ import shutil
 import stat
 import time
 
+from kachecks import files
 from kachecks.errors import KachecksError
 from kachecks.notify import event as events
 from kachecks.notify.channels import CHANNELS
@@ -45,7 +47,7 @@ SUBDIRS = ("tmp",) + EVERYWHERE
 MAX_FILE = 1 << 20  # no spool file is anywhere near this; a bigger one is garbage
 STALE_TMP = 600.0  # a writer needs milliseconds between create and rename
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
-_FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a planted FIFO must not block us
+_LOCK = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a planted FIFO must not block us
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 _GONE = object()  # a file that is not there (JSON null is something else: not an event)
 
@@ -56,12 +58,6 @@ class SpoolError(KachecksError):
 
 class BadFile(KachecksError):
     """A spool file that is not what its place says: garbage, a link, a directory…"""
-
-
-def _why(exc):
-    if exc.errno == errno.ELOOP:
-        return "a symbolic link"
-    return exc.strerror or str(exc)
 
 
 class Spool:
@@ -85,29 +81,17 @@ class Spool:
 
     def _open_root(self, create):
         try:
-            fd = os.open(self.root, _DIR)
+            return files.open_dir(self.root, files.SHARED_WITH_GROUP,
+                                  create=0o750 if create else None, parents=True)
+        except files.UntrustedDirectory as exc:
+            raise SpoolError(f"spool {exc}: refusing to use it") from None
         except FileNotFoundError:
             if not create:
                 raise
-            try:
-                _make_dirs(self.root, 0o750)
-                fd = os.open(self.root, _DIR)
-            except OSError as exc:
-                raise SpoolError(f"cannot create spool {self.root}: {exc.strerror}") from None
+            raise SpoolError(f"cannot create spool {self.root}: a parent is missing") from None
         except OSError as exc:
             verb = "create" if create and exc.errno == errno.ENOTDIR else "open"
             raise SpoolError(f"cannot {verb} spool {self.root}: {exc.strerror}") from None
-        info, me = os.fstat(fd), os.geteuid()
-        problem = None
-        if info.st_uid not in (0, me):
-            problem = f"is owned by uid {info.st_uid}, not by root" + (f" or uid {me}" if me else "")
-        elif info.st_mode & stat.S_IWOTH:
-            problem = (f"is writable by others (mode {stat.S_IMODE(info.st_mode):04o}); "
-                       f"chmod o-w {self.root}")
-        if problem:
-            os.close(fd)
-            raise SpoolError(f"spool {self.root} {problem}: refusing to use it")
-        return fd
 
     def close(self):
         for fd in [self.fd, *self.fds.values()] if self.fd is not None else []:
@@ -155,6 +139,8 @@ class Spool:
                 raise SpoolError(f"{self.path(sub)} is not a directory ({what}): "
                                  "refusing to use it") from None
             raise SpoolError(f"cannot open {self.path(sub)}: {exc.strerror}") from None
+        # Not files.untrusted: inside the trusted spool, a subdirectory is whoever's of
+        # the spool's group made it first; it must only never be writable by others.
         info = os.fstat(fd)
         if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) != want:
             os.fchmod(fd, want)  # ours: align it with what the spool directory grants
@@ -177,25 +163,14 @@ class Spool:
         if fd is None:
             return missing
         try:
-            fd = os.open(name, _FILE, dir_fd=fd)
-        except FileNotFoundError:
-            return missing
-        except PermissionError as exc:  # not garbage: ours to fix, not to set aside
-            raise SpoolError(f"cannot read {self.path(sub, events.clean(name))}: {exc.strerror} "
-                             "(see docs/notifications.md for a spool shared with a group)") from None
-        except OSError as exc:
-            raise BadFile(_why(exc)) from None
-        try:
-            info = os.fstat(fd)
-            if stat.S_ISDIR(info.st_mode):
-                raise BadFile("a directory")
-            if not stat.S_ISREG(info.st_mode):
-                raise BadFile("not a regular file")
-            if info.st_size > MAX_FILE:
-                raise BadFile(f"{info.st_size} bytes, more than {MAX_FILE}")
-            data = b"".join(iter(lambda: os.read(fd, 65536), b""))
-        finally:
-            os.close(fd)
+            data = files.read_regular(name, "", MAX_FILE, follow=False, dir_fd=fd)
+        except files.UnusableFile as exc:
+            if exc.reason == "missing":
+                return missing
+            if exc.reason == "denied":  # not garbage: ours to fix, not to set aside
+                raise SpoolError(f"cannot read {self.path(sub, events.clean(name))}: {exc.detail} "
+                                 "(see docs/notifications.md for a spool shared with a group)") from None
+            raise BadFile(exc.detail) from None
         try:
             return json.loads(data)
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
@@ -218,31 +193,17 @@ class Spool:
 
     # -- writing ---------------------------------------------------------------
     def write(self, sub, name, obj):
-        """Atomically replace ``sub/name`` with ``obj``, durable when this returns."""
+        """Atomically replace ``sub/name`` with ``obj``, durable when this returns
+        (written in tmp/, so no queue ever holds half an event)."""
         data = json.dumps(obj, sort_keys=True).encode()
-        tmp, tmp_fd, dest_fd = f"{sub}.{os.getpid()}-{os.urandom(4).hex()}", self.dir("tmp"), self.dir(sub)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     self.file_mode, dir_fd=tmp_fd)
+        staging, dest = (self.dir("tmp"), f"{sub}."), self.dir(sub)
         try:
-            os.fchmod(fd, self.file_mode)  # whatever the umask
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            _unlink(tmp, tmp_fd)
-            raise
-        os.close(fd)
-        try:
-            os.rename(tmp, name, src_dir_fd=tmp_fd, dst_dir_fd=dest_fd)
+            files.replace(name, data, self.file_mode, dest, durable=True, staging=staging)
         except OSError as exc:
             if exc.errno not in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
-                _unlink(tmp, tmp_fd)
                 raise
             self.discard(sub, name, "a directory where a file belongs")
-            os.rename(tmp, name, src_dir_fd=tmp_fd, dst_dir_fd=dest_fd)
-        os.fsync(dest_fd)
+            files.replace(name, data, self.file_mode, dest, durable=True, staging=staging)
 
     def put(self, event):
         """Spool ``event`` into incoming/; raise SpoolError if it is not durable."""
@@ -318,22 +279,6 @@ class Spool:
         return Lock(self, name)
 
 
-def _make_dirs(path, mode):
-    """mkdir -p with explicit modes (0755 for parents), whatever the umask."""
-    parent = os.path.dirname(os.path.normpath(path))
-    if parent and not os.path.isdir(parent):
-        _make_dirs(parent, 0o755)
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        return
-    fd = os.open(path, _DIR | os.O_NOFOLLOW)
-    try:
-        os.fchmod(fd, mode)
-    finally:
-        os.close(fd)
-
-
 def _exists(name, dir_fd):
     try:
         os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
@@ -349,13 +294,6 @@ def _is_link(name, dir_fd):
         return False
 
 
-def _unlink(name, dir_fd):
-    try:
-        os.unlink(name, dir_fd=dir_fd)
-    except OSError:
-        pass
-
-
 class Lock:
     """An flock on a file in the spool (``.lock``: the one deliverer; the FIFO readers' own)."""
 
@@ -368,11 +306,11 @@ class Lock:
         where = self.spool.path(self.name)
         try:
             try:
-                fd = os.open(self.name, _FILE | os.O_CREAT | os.O_EXCL, self.spool.file_mode,
+                fd = os.open(self.name, _LOCK | os.O_CREAT | os.O_EXCL, self.spool.file_mode,
                              dir_fd=self.spool.fd)
                 os.fchmod(fd, self.spool.file_mode)
             except FileExistsError:
-                fd = os.open(self.name, _FILE, dir_fd=self.spool.fd)
+                fd = os.open(self.name, _LOCK, dir_fd=self.spool.fd)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise SpoolError(f"{where} is a symbolic link: refusing to follow it "

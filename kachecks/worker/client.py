@@ -25,7 +25,7 @@ import os
 import stat
 import time
 
-from kachecks import interrupt
+from kachecks import files, interrupt
 from kachecks.errors import WorkerError
 from kachecks.worker import protocol
 
@@ -58,20 +58,9 @@ def untrusted(path):
 
 
 def unsafe_directory(path, uid):
-    """Why the directories holding ``path`` would let someone else replace it, or None."""
-    mine = (0, uid)
-    directory = os.path.realpath(os.path.dirname(os.path.abspath(path)))
-    own = True
-    while True:
-        info = os.stat(directory)
-        if info.st_uid not in mine:
-            return f"{directory} belongs to uid {info.st_uid}"
-        open_to_others = info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-        if open_to_others and (own or not info.st_mode & stat.S_ISVTX):
-            return f"{directory} is writable by group or others"
-        if directory == "/":
-            return None
-        directory, own = os.path.dirname(directory), False
+    """Why the directories holding ``path`` would let someone else replace it, or None
+    (``uid``: ours; kachecks.files.untrusted_path says the rule)."""
+    return files.untrusted_path(os.path.dirname(os.path.abspath(path)), ancestors=True)
 
 
 def delegate(executable, prog, argv, codes, within, deadline, notes):

@@ -29,6 +29,7 @@ import time
 
 from kachecks import interrupt
 from kachecks.checks import contract, registry
+from kachecks.status import ExitCode
 from kachecks.worker import protocol
 from kachecks.worker.client import unsafe_directory
 from kachecks.worker.context import Caller, Own, enter
@@ -161,7 +162,7 @@ def _start(sock, conn, slots, own):
     try:
         pid = os.fork()
         if pid == 0:
-            code = 1
+            code = ExitCode.FAILURE
             try:
                 sock.close()
                 code = _child(conn, own)
@@ -196,18 +197,18 @@ def _child(conn, own):
             enter(caller, own, fds[3])
         except Declined as exc:
             _decline(conn, str(exc))
-            return 0
+            return ExitCode.OK
         try:
             conn.send(protocol.ready(os.getpid()))
             go = conn.recv(8)
         except OSError:
             go = b""
         if go != protocol.GO:
-            return 0  # the client gave up waiting: it runs the check itself
+            return ExitCode.OK  # the client gave up waiting: it runs the check itself
         conn.settimeout(None)
         return _run(conn, fds, name, prog, env, argv)
     except OSError:
-        return 1  # the client left before we could read or answer it
+        return ExitCode.FAILURE  # the client left before we could read or answer it
     finally:
         for fd in fds:
             try:
@@ -244,7 +245,7 @@ def _run(conn, fds, name, prog, env, argv):
     sys.stdout.flush()
     sys.stderr.flush()
     conn.send(protocol.code(code))
-    return 0
+    return ExitCode.OK
 
 
 def _signals_from(conn):
@@ -318,16 +319,16 @@ def main(path=None, group=None, slots=None):
         sock = listen(path, group)
     except ImportError as exc:
         sys.stderr.write(f"kachecks worker: cannot preload what the checks import: {exc}\n")
-        return 1
+        return ExitCode.FAILURE
     except OSError as exc:
         sys.stderr.write(f"kachecks worker: {exc}\n")
-        return 1
+        return ExitCode.FAILURE
     signal.signal(signal.SIGTERM, _stop_serving)
     try:
         announce(path, loaded, slots)
         serve(sock, slots)
     except Stopped:
-        return 0
+        return ExitCode.OK
     finally:
         try:
             os.unlink(path)
@@ -353,7 +354,9 @@ def __getattr__(name):
 def _command():
     import click
 
-    @click.command(name="worker", epilog="""\b
+    from kachecks.clickcommand import Command
+
+    @click.command(name="worker", cls=Command, epilog="""\b
 Examples:
   kachecks worker                                 # root-only socket
   kachecks worker --group keepalived_script --socket /run/kachecks-worker/worker.sock

@@ -189,6 +189,19 @@ def test_sighup_reloads_and_unchanged_checks_keep_their_state(agent_factory, web
         assert agent.value("web1") == "1\n"
 
 
+def test_a_check_moved_to_another_file_zeroes_the_old_one_and_starts_afresh(agent_factory, web):
+    agent = agent_factory([http_check("web1", web)], interval=0.3, timeout=0.2)
+    with agent:
+        agent.wait_value("web1", "1\n")
+        agent.rewrite([http_check("web1", web, file="web1-moved")], interval=0.3, timeout=0.2)
+        agent.send(signal.SIGHUP)
+        agent.wait_value("web1-moved", "1\n")
+        assert agent.value("web1") == "0\n"  # nobody writes it any more: fail-closed
+        document = agent.wait_status(lambda d: d["checks"][0]["file"].endswith("web1-moved"))
+        assert [c["name"] for c in document["checks"]] == ["web1"]
+        assert document["files"] == [str(agent.track / "web1"), str(agent.track / "web1-moved")]
+
+
 def test_a_hung_peer_never_delays_the_other_checks(agent_factory, web):
     with RawHTTPServer(b"", hang=True) as hung:
         checks = [http_check(f"hung{i}", hung) for i in range(40)]
@@ -310,5 +323,6 @@ def test_an_unusable_or_unsafe_track_directory_is_one_line_and_exit_1(agent_fact
                                                              str(agent.track)))
     proc = run_agent_cli("--config", agent.config, timeout=10)
     assert (proc.returncode, proc.stderr) == (
-        1, f"kachecks agent: cannot use {agent.track}: {agent.track} is writable by its group"
-           " or others (mode 0777): keepalived would believe files that others write\n")
+        1, f"kachecks agent: cannot use {agent.track}: {agent.track} is writable by group or"
+           f" others (mode 0777; chmod go-w {agent.track}): keepalived would believe files that"
+           " others write\n")

@@ -8,10 +8,13 @@ blocks ``kachecks agent conf`` prints for them are checked by keepalived's own c
 test, with the installed keepalived (2.2.7 on Debian 12, 2.3.3 on Debian 13).
 """
 
+import contextlib
+import hashlib
 import os
 import re
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -55,6 +58,22 @@ def uncomment(block):
                    if line.startswith("#    ") and "# and," not in line)
 
 
+@contextlib.contextmanager
+def web1_serving(tmp_path):
+    """(Network, page): lvs1 and web1 in namespaces, web1 serving its page on port 80."""
+    cleanup_stale(BASE)
+    site = secure_dir(tmp_path / "www")
+    page = site / "service.txt"
+    page.write_bytes(SERVER1)
+    with Network(run_prefix(BASE), {"lvs1": "192.168.8.1", "web1": WEB1}) as net:
+        net["web1"].start(["python3", "-m", "http.server", "80", "--bind", WEB1,
+                           "--directory", site], log=tmp_path / "web.log")
+        wait_for(lambda: net["lvs1"].run(["python3", "-c", "import socket; socket.create_"
+                                          f"connection(('{WEB1}', 80), 1)"]).returncode == 0,
+                 10, interval=0.1, what="web1")
+        yield net, page
+
+
 def test_the_fork_recorder_sees_a_fork(tmp_path):
     log = tmp_path / "forks"
     code = NO_FORK + "import subprocess; subprocess.run(['true'])\n"
@@ -66,17 +85,8 @@ def test_the_fork_recorder_sees_a_fork(tmp_path):
 @pytest.mark.parametrize("interval, fall", [(1, 1), (0.5, 2)])
 def test_keepalived_follows_the_agents_file_without_a_fork(tmp_path, agent_factory, interval,
                                                            fall):
-    cleanup_stale(BASE)
-    site = secure_dir(tmp_path / "www")
-    page = site / "service.txt"
-    page.write_bytes(SERVER1)
     forks = tmp_path / "forks"
-    with Network(run_prefix(BASE), {"lvs1": "192.168.8.1", "web1": WEB1}) as net:
-        net["web1"].start(["python3", "-m", "http.server", "80", "--bind", WEB1,
-                           "--directory", site], log=tmp_path / "web.log")
-        wait_for(lambda: net["lvs1"].run(["python3", "-c", "import socket; socket.create_"
-                                          f"connection(('{WEB1}', 80), 1)"]).returncode == 0,
-                 10, interval=0.1, what="web1")
+    with web1_serving(tmp_path) as (net, page):
         agent = agent_factory(
             [{"name": "web1", "command": f"kachecks-http --url http://{WEB1}/service.txt"
               f" --digest {MD5_SERVER1}", "interval": interval, "fall": fall}],
@@ -112,6 +122,98 @@ def test_keepalived_follows_the_agents_file_without_a_fork(tmp_path, agent_facto
     assert [s for _, s in ka.states("VI_1")][-5:] == ["MASTER", "FAULT", "BACKUP", "MASTER",
                                                       "FAULT"], log
     assert not forks.exists(), forks.read_text()  # not one process started by the agent
+
+
+def track_blocks(agent, names):
+    """Top-level track_file blocks as docs/agent.md shows them: 1 up, 0 (or missing) FAULT."""
+    return "".join(f"track_file {name} {{\n    file {agent.track / name}\n    weight 0 reverse\n"
+                   "    init_file 0\n}\n\n" for name in names)
+
+
+class Poller:
+    """Reads each track file every millisecond in a thread, as keepalived would; keeps
+    every value that is not ``1``."""
+
+    def __init__(self, paths):
+        self.paths = list(paths)
+        self.reads = 0
+        self.bad = []  # (seconds since start, path, text)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self):
+        start = time.monotonic()
+        while not self.done.is_set():
+            for path in self.paths:
+                try:
+                    text = path.read_text()
+                except OSError as exc:
+                    text = repr(exc)
+                if text != "1\n":
+                    self.bad.append((round(time.monotonic() - start, 3), path.name, text))
+                self.reads += 1
+            time.sleep(0.001)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join(5)
+
+
+def test_a_reload_that_changes_commands_and_order_never_drops_a_file_nor_leaves_master(
+        tmp_path, agent_factory, syslog_socket):
+    url = f"http://{WEB1}/service.txt"
+    before = [
+        {"name": "web1", "command": f"kachecks-http --url {url} --digest {MD5_SERVER1}"},
+        {"name": "web1-slow", "command": f"kachecks-http --url {url} --digest {MD5_SERVER1}"
+                                         " --timeout 0.6"},
+        {"name": "web1-tcp", "command": f"kachecks-tcp {WEB1}:80"},
+    ]
+    after = [  # reordered; a new digest (a deploy), a shorter --timeout, one unchanged
+        {"name": "web1-tcp", "command": f"kachecks-tcp {WEB1}:80"},
+        {"name": "web1-slow", "command": f"kachecks-http --url {url} --digest {MD5_SERVER1}"
+                                         " --timeout 0.5"},
+        {"name": "web1", "command": f"kachecks-http --url {url} --digest"
+                                    f" {hashlib.sha256(SERVER1).hexdigest()}"},
+    ]
+    names = [check["name"] for check in before]
+    with web1_serving(tmp_path) as (net, _):
+        # interval 2: a check started afresh would wait up to 1 s for its first run
+        agent = agent_factory(before, interval=2, timeout=0.8, launch=net["lvs1"].argv)
+        agent.start()
+        for name in names:
+            agent.wait_value(name, "1\n")
+        config = vrrp_config("lvs1", 100, VIP, vrid=52, instance_extra=(
+            "    track_file {\n" + "".join(f"        {name}\n" for name in names) + "    }\n"))
+        config = config.replace("vrrp_instance", track_blocks(agent, names) + "vrrp_instance", 1)
+        ka = Keepalived(net["lvs1"], tmp_path / "ka", config).start()
+        try:
+            ka.wait_state("MASTER", "VI_1", timeout=20)
+            states = ka.states("VI_1")
+            runs = {c["name"]: c["runs"] for c in agent.status()["checks"]}
+            with Poller(agent.track / name for name in names) as poller:
+                agent.rewrite(after, interval=2, timeout=0.8)
+                agent.send(signal.SIGHUP)
+                # every check has run its new command, and once more on its own schedule
+                document = agent.wait_status(
+                    lambda d: all(c["runs"] >= runs[c["name"]] + 2 for c in d["checks"])
+                    and "sha256" in d["checks"][2]["reason"], timeout=15, what="new results")
+            assert poller.reads > 2000, poller.reads
+            assert poller.bad == [], poller.bad[:10]
+            assert [c["name"] for c in document["checks"]] == [c["name"] for c in after]
+            assert ka.states("VI_1") == states, ka.output()  # never left MASTER
+            reloaded = [m for m in syslog_socket() if "reloaded" in m]
+            assert len(reloaded) == 1 and (": 0 added, 2 changed (run at once, state kept),"
+                                           " 0 removed (track files set to 0), 1 kept") \
+                in reloaded[0], reloaded
+            # the same files do drive this keepalived: the agent's stop is a FAULT
+            assert agent.stop(signal.SIGTERM) == 0
+            wait_for(lambda: ka.state("VI_1") == "FAULT", 5, interval=0.01, what="FAULT")
+        finally:
+            ka.stop()
 
 
 def test_the_printed_blocks_pass_keepalived_config_test(tmp_path, agent_factory):

@@ -35,23 +35,28 @@ def test_unknown_option_is_one_line_and_exit_1(notifier):
 
 @pytest.mark.parametrize("text, message", [
     ("[smtp\nhost = 1", "invalid TOML"),
-    ("[smtp]\nhots = \"relay\"\n", "unknown key smtp.hots (known: host, port"),
-    ("[smtp]\nport = \"25\"\n", "smtp.port must be an integer, not '25'"),
-    ("[smtp]\nsecurity = \"ssl\"\n", "smtp.security must be one of starttls, tls, none, not 'ssl'"),
-    ("[mail]\nto = \"root\"\n", "mail.to must be addresses like"),
-    ("[mail]\nsubject = \"{hostname} {state}\"\n", "mail.subject: unknown field {hostname}"),
-    ("[spool]\nexpire = \"3 days\"\n", "spool.expire: invalid duration '3 days'"),
+    ("[smtp]\nhots = \"relay\"\n", "[smtp] hots: unknown key (known: host, port"),
+    ("[smtp]\nport = \"25\"\n", '[smtp] port: must be an integer, not "25"'),
+    ("[smtp]\nsecurity = \"ssl\"\n", '[smtp] security: must be one of starttls, tls, none, not "ssl"'),
+    ("[mail]\nto = \"root\"\n", "[mail] to: must be addresses like"),
+    ("[mail]\nsubject = \"{hostname} {state}\"\n", "[mail] subject: unknown field {hostname}"),
+    ("[spool]\nexpire = \"3 days\"\n", '[spool] expire: must be a duration (a number of seconds, or a'
+     ' number with a unit: 500ms, 30s, 5m, 12h, 3d, 1w), not "3 days"'),
     ("[mails]\nto = []\n", "unknown section [mails]"),
-    ("[spool]\nbatch_window = nan\n", "spool.batch_window must be 0 or more and at most 3600 seconds, not nan"),
-    ("[spool]\nbatch_window = inf\n", "spool.batch_window must be 0 or more and at most 3600 seconds, not inf"),
-    ("[smtp]\ntimeout = nan\n", "smtp.timeout must be more than 0 and at most 3600 seconds, not nan"),
-    ("[smtp]\ntimeout = -1\n", "smtp.timeout must be more than 0 and at most 3600 seconds, not -1"),
-    ("[webhook]\ntimeout = inf\n", "webhook.timeout must be more than 0 and at most 3600 seconds, not inf"),
-    ("[spool]\nexpire = 0\n", "spool.expire must be more than 0 and at most 31622400 seconds, not 0"),
-    ('[mail]\nsubject = "{name:>99999999999}"\n', "mail.subject: {name:>99999999999}: width or precision over 1000"),
-    ('[mail]\nbody = "{name.__class__}"\n', "mail.body: unknown field {name.__class__}"),
-    ("[mail]\nto = []\n", "mail.to is empty: name at least one address, or set mail.enabled = false"),
-    ('[mail]\nfrom = "kachecks@lvs1\\r\\nBcc: x@evil.example"\n', "mail.from holds a control character"),
+    ("[spool]\nbatch_window = nan\n", "[spool] batch_window: must be 0 or more and at most 3600 seconds, not nan"),
+    ("[spool]\nbatch_window = inf\n", "[spool] batch_window: must be 0 or more and at most 3600 seconds, not inf"),
+    ("[spool]\nbatch_window = \"2h\"\n", '[spool] batch_window: must be 0 or more and at most 3600 seconds, not "2h"'),
+    ("[smtp]\ntimeout = nan\n", "[smtp] timeout: must be more than 0 and at most 3600 seconds, not nan"),
+    ("[smtp]\ntimeout = -1\n", "[smtp] timeout: must be more than 0 and at most 3600 seconds, not -1"),
+    ("[smtp]\ntimeout = true\n", "[smtp] timeout: must be a duration"),
+    ("[webhook]\ntimeout = inf\n", "[webhook] timeout: must be more than 0 and at most 3600 seconds, not inf"),
+    ("[spool]\nexpire = 0\n", "[spool] expire: must be more than 0 and at most 31622400 seconds, not 0"),
+    ('[mail]\nsubject = "{name:>99999999999}"\n', "[mail] subject: {name:>99999999999}: width or precision over 1000"),
+    ('[mail]\nbody = "{name.__class__}"\n', "[mail] body: unknown field {name.__class__}"),
+    ("[mail]\nto = []\n", "[mail] to: is empty: name at least one address, or set enabled = false"),
+    ('[mail]\nfrom = "kachecks@lvs1\\r\\nBcc: x@evil.example"\n', "[mail] from: holds a control character"),
+    ('[smtp]\nhost = "relay\\u009b1"\n', "[smtp] host: holds a control character"),
+    ("x = 1" + "2" * 5000 + "\n", "invalid TOML: Exceeds the limit (4300 digits)"),
 ])
 def test_invalid_config_names_the_key_and_keeps_the_event(notifier, text, message):
     notifier.config.write_text(text)
@@ -67,7 +72,7 @@ def test_invalid_config_names_the_key_and_keeps_the_event(notifier, text, messag
 def test_invalid_command_line_value_keeps_the_event(notifier):
     result = notifier.notify("--batch-window", "nan", "INSTANCE", "VI_1", "MASTER", "100")
     assert result.returncode == 1
-    assert "spool.batch_window must be 0 or more and at most 3600 seconds, not nan" in one_line(result)
+    assert "[spool] batch_window: must be 0 or more and at most 3600 seconds, not nan" in one_line(result)
     assert len(notifier.queued()) == 1
 
 
@@ -92,7 +97,7 @@ def test_spool_list_and_purge_need_no_valid_delivery_settings(notifier, tmp_path
     purged = notifier.kachecks("spool", "purge", "--spool-dir", notifier.spool)
     assert purged.returncode == 0 and "purged 1 event(s)" in purged.stdout
     flushed = notifier.kachecks("spool", "flush")  # delivering does need them
-    assert flushed.returncode == 1 and "unknown key smtp.hots" in one_line(flushed)
+    assert flushed.returncode == 1 and "[smtp] hots: unknown key" in one_line(flushed)
 
 
 def test_spool_without_a_subcommand_shows_its_help(notifier):
@@ -114,7 +119,7 @@ def test_config_that_cannot_be_read(notifier, tmp_path):
     binary = tmp_path / "binary.toml"
     binary.write_bytes(b"\xff\xfe[smtp]\n")
     for path, why in ((tmp_path / "missing.toml", "configuration file not found"),
-                      (tmp_path, "configuration file is a directory"),
+                      (tmp_path, "configuration file is not a regular file (a directory)"),
                       (binary, "not UTF-8 text (byte 0)")):
         result = notifier.kachecks("spool", "list", "--config", path)
         assert result.returncode == 1

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from kachecks import configfile
 from kachecks.notify import config
 
 SHIPPED = Path(__file__).resolve().parents[2] / "packaging" / "kachecks.toml"
@@ -19,9 +20,16 @@ def test_shipped_example_config_loads_and_states_the_defaults():
 
 
 @pytest.mark.parametrize("text, seconds", [("3d", 259200), ("12h", 43200), ("90m", 5400), ("30s", 30),
-                                           ("45", 45), (7, 7)])
-def test_durations(text, seconds):
-    assert config.duration(text, "spool.expire") == seconds
+                                           ("45", 45), (7, 7), ("500ms", 0.5), ("1w", 604800),
+                                           (" 2.5 s ", 2.5), (0.25, 0.25)])
+def test_every_time_value_is_seconds_or_a_number_with_a_unit(text, seconds):
+    data = {key: {"timeout": text} for key in ("smtp", "webhook")}
+    data["spool"] = {key: text for key in ("expire", "batch_window", "retry_for")}
+    if seconds > 3600:  # beyond what a timeout or a batch window may be
+        data = {"spool": {"expire": text, "retry_for": text}}
+    parsed = config.parse(data)
+    values = [parsed[table][key] for table, keys in data.items() for key in keys]
+    assert values == [seconds] * len(values)
 
 
 def test_command_line_options_override_the_file(notifier, relay):
@@ -35,5 +43,5 @@ def test_command_line_options_override_the_file(notifier, relay):
 
 def test_missing_default_config_means_builtin_defaults(monkeypatch, tmp_path):
     monkeypatch.delenv("KACHECKS_CONFIG", raising=False)
-    monkeypatch.setattr(config, "DEFAULT_PATH", str(tmp_path / "absent.toml"))
+    monkeypatch.setattr(configfile, "DEFAULT_PATH", str(tmp_path / "absent.toml"))
     assert config.load().smtp["host"] == "localhost"

@@ -188,6 +188,6 @@ def test_broken_configuration_still_spools_every_fifo_line(notifier, fifo_path):
                 break
             time.sleep(0.05)
     assert session.reader.returncode == 1
-    assert session.err.count("\n") == 1 and "smtp.port must be an integer" in session.err
+    assert session.err.count("\n") == 1 and "[smtp] port: must be an integer" in session.err
     assert "events are kept in the spool until it is fixed" in session.err
     assert len(notifier.queued(("incoming",))) == 2
