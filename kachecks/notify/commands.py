@@ -353,6 +353,7 @@ def fifo(ctx, fifo_path, **opts):
 SPOOL_EPILOG = """\b
 Examples:
   kachecks spool list
+  kachecks spool list --json      # counts, ages, attempts and last errors for monitoring
   kachecks spool flush            # what the systemd timer runs
   kachecks spool purge --expired  # forget events that expired undelivered
   kachecks spool list --spool-dir /tmp/spool
@@ -468,7 +469,12 @@ Examples:
 @config_options
 @click.pass_context
 def flush(ctx, **opts):
-    """Deliver queued events now (one attempt; exit 1 if some remain)."""
+    """Deliver queued events now (one attempt; exit 1 if some remain).
+
+    First it spools the heartbeats that are due ([notify] heartbeat, one
+    per period per channel): the systemd timer running this every minute
+    is what sends them.
+    """
     return flush_spool(ctx.command_path, opts)
 
 

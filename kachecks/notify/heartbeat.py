@@ -45,7 +45,8 @@ def recorded(spool, channel):
 
 def last(spool, channel):
     """Time of the last heartbeat of ``channel``: recorded, or still in its queue."""
-    queued = [int(name[:19]) / 1e9 for name in spool.names(channel) if events.heartbeat_id(name)]
+    queued = [int(name[:19]) / 1e9 for name in spool.names(channel)
+              if events.ID_RE.fullmatch(name[:-5]) and events.heartbeat_id(name)]
     known = [t for t in (recorded(spool, channel), *queued) if t is not None]
     return max(known, default=None)
 
