@@ -7,8 +7,8 @@ the relay to hold ``count`` messages within ``bound`` seconds, and says what
 it saw: messages, distinct Message-IDs, DATA attempts, what is left in the
 spool and where, whether a deliverer still holds the lock, and the
 deliverers' warnings. The notify processes are forked by a shell loop, as
-fast as keepalived forks them, so several start in one clock tick. Not a CI test (minutes of CPU): the figures for a
-report, repeatable::
+fast as keepalived forks them, so several start in one clock tick. Not a CI
+test (minutes of CPU): the figures for a report, repeatable::
 
     python -m harness.notifyburst --bursts 10 --count 200 --load 2
     python -m harness.redteam --only notify-burst      # the same, as a red-team trial
@@ -212,7 +212,8 @@ def trial(bursts=10, count=200, bound=120.0, load=None, config=None, out=print):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m harness.notifyburst", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m harness.notifyburst",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--bursts", type=int, default=10)
     parser.add_argument("--count", type=int, default=200, help="notify processes per burst (200)")
     parser.add_argument("--bound", type=float, default=120.0,

@@ -149,6 +149,22 @@ class SmtpSink:
             return list(self.messages[:count])
 
 
+class HoldFirst:
+    """An ``after_data`` that keeps the first message's "250" back until ``release()``:
+    the deliverer is caught mid-send, holding the spool lock (``sending`` is set then)."""
+
+    def __init__(self, timeout=30.0):
+        self.sending, self._released, self.timeout = threading.Event(), threading.Event(), timeout
+
+    def __call__(self):
+        if not self.sending.is_set():
+            self.sending.set()
+            self._released.wait(self.timeout)
+
+    def release(self):
+        self._released.set()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python3 -m harness.peers.smtp",
                                      description="Tiny SMTP sink writing an mbox file.")

@@ -113,7 +113,8 @@ def document(root, now=None):
             problems.append({"queue": where, "file": events.clean(name), "problem": problem})
             continue
         entry = listed.setdefault(evt["id"], {
-            "id": evt["id"], "created": iso(evt["time"]), "age_seconds": round(max(0.0, now - evt["time"]), 3),
+            "id": evt["id"], "created": iso(evt["time"]),
+            "age_seconds": round(max(0.0, now - evt["time"]), 3),
             **{k: evt[k] for k in ("type", "name", "vs", "state", "priority", "host", "source", "raw")},
             "channels": []})
         copy = {"queue": origin or queue, "status": "expired" if queue == "expired" else
@@ -123,8 +124,8 @@ def document(root, now=None):
         if batch:
             copy["next_attempt"] = iso(batch["next_attempt"])  # the queue waits for its batch
             if name in batch["names"]:
-                copy.update(status="sending", attempts=batch["attempts"], last_attempt=iso(batch["last_attempt"]),
-                            last_error=batch["last_error"])
+                copy.update(status="sending", attempts=batch["attempts"],
+                            last_attempt=iso(batch["last_attempt"]), last_error=batch["last_error"])
         entry["channels"].append(copy)
     return {"spool": root, "time": iso(now), "queues": counts(root, now),
             "events": sorted(listed.values(), key=lambda e: e["id"]), "problems": problems}

@@ -3,11 +3,10 @@
 import os
 import signal
 import subprocess
-import threading
 import time
 
 from harness.peers.cli import command
-from harness.peers.smtp import SmtpSink
+from harness.peers.smtp import HoldFirst, SmtpSink
 from kachecks.notify import event as events
 from kachecks.notify import spool as store
 
@@ -102,22 +101,16 @@ def test_events_less_than_batch_window_apart_still_make_one_mail(notifier, relay
 
 def test_an_event_spooled_while_the_deliverer_sends_is_delivered_by_that_deliverer(notifier):
     """The notify that finds the lock held starts nobody: the deliverer holding it must see its event."""
-    sending, release = threading.Event(), threading.Event()
-
-    def hold_first_mail():
-        if not sending.is_set():
-            sending.set()
-            release.wait(30)
-
-    with SmtpSink(after_data=hold_first_mail) as relay:
+    hold = HoldFirst()
+    with SmtpSink(after_data=hold) as relay:
         notifier.configure(relay)
         assert notifier.notify("INSTANCE", "VI_1", "MASTER", "100").returncode == 0
-        assert sending.wait(30)
+        assert hold.sending.wait(30)
         deliverer = notifier.holder()
         assert deliverer
         assert notifier.notify("INSTANCE", "VI_2", "MASTER", "100").returncode == 0
         assert notifier.holder() == deliverer  # nobody else took over
-        release.set()
+        hold.release()
         first, second = relay.wait_for(2)
     assert [m["Subject"].split("] ")[1].split(":")[0] for m in (first, second)] == ["VI_1", "VI_2"]
     notifier.wait_delivered()
@@ -126,23 +119,17 @@ def test_an_event_spooled_while_the_deliverer_sends_is_delivered_by_that_deliver
 def test_a_deliverer_busy_for_longer_than_retry_for_still_retries_an_event_it_took_over(notifier):
     """retry_for counts from the first failure, not from the deliverer's start: an event
     spooled late in a long burst gets its retries like the first one."""
-    sending, release = threading.Event(), threading.Event()
-
-    def hold_first_mail():
-        if not sending.is_set():
-            sending.set()
-            release.wait(30)
-
-    with SmtpSink(after_data=hold_first_mail) as relay:
+    hold = HoldFirst()
+    with SmtpSink(after_data=hold) as relay:
         notifier.configure(relay, spool={"retry_for": "2s"})
         assert notifier.notify("INSTANCE", "VI_1", "MASTER", "100").returncode == 0
-        assert sending.wait(30)
+        assert hold.sending.wait(30)
         started = time.monotonic()
         assert notifier.notify("INSTANCE", "VI_2", "MASTER", "100").returncode == 0
         relay.replies.append("451 4.3.0 busy, try again")  # the second mail's first attempt
         while time.monotonic() - started < 2.5:  # the deliverer has now run longer than retry_for
             time.sleep(0.1)
-        release.set()
+        hold.release()
         first, second = relay.wait_for(2, timeout=20)
     assert relay.attempts == 3
     assert "VI_2" in second["Subject"]

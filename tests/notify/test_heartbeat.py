@@ -132,11 +132,13 @@ def test_one_heartbeat_per_period_per_channel_over_several_flushes(notifier, rel
     for times in (mails, hooks):
         assert [round(b - a, 3) for a, b in zip(times, times[1:])] == [period, period]
     assert len({m["Message-ID"] for m in relay.messages}) == 3
-    assert all(m["Subject"] == f"[{HOST}] HEARTBEAT from {HOST}: kachecks can notify you" for m in relay.messages)
+    subject = f"[{HOST}] HEARTBEAT from {HOST}: kachecks can notify you"
+    assert all(m["Subject"] == subject for m in relay.messages)
     assert notifier.queued() == []
 
 
-def test_a_heartbeat_waits_for_a_dead_relay_one_per_period_and_goes_out_when_it_is_back(notifier, unused_port):
+def test_a_heartbeat_waits_for_a_dead_relay_one_per_period_and_goes_out_when_it_is_back(
+        notifier, unused_port):
     relay = SmtpSink(port=unused_port)
     notifier.configure(relay, notify={"heartbeat": 3})
     for _ in range(3):  # within one period: one heartbeat queued, however many flushes
