@@ -197,7 +197,8 @@ def trial(bursts=10, count=200, bound=120.0, load=None, config=None, out=print):
                 out(outcome.row(index))
                 if not outcome.ok:
                     target = keep / f"burst-{index}"
-                    shutil.copytree(outcome.kept, target, symlinks=True)
+                    shutil.copytree(outcome.kept, target, symlinks=True,
+                                    ignore=shutil.ignore_patterns("log"))  # the syslog socket
                     out(f"       kept in {target}; deliverer holding the lock: {outcome.holder}")
                     for line in outcome.trouble[-20:]:
                         out(f"       log: {line}")
