@@ -20,6 +20,12 @@ class CommandFailed(KachecksError):
     the guard adds the program's name and returns ExitCode.FAILURE."""
 
 
+class Unavailable(KachecksError):
+    """What a command needs from this machine is missing (a privilege, an
+    interface): it cannot look, which says nothing about what it would have
+    seen (a check exits 1; UNKNOWN under --nagios)."""
+
+
 class WorkerError(KachecksError):
     """``kachecks worker`` took a check's run and then broke the protocol (no exit
     code, or one the check cannot return): the outcome is unknown, an error."""
@@ -42,13 +48,17 @@ class ProbeFailure(KachecksError):
     net.tls: handshake, verify, config; timeout for DeadlineExceeded).
     ``over_tls``: the exchange was inside TLS (keepalived words some TLS
     failures differently).
+    ``code``: the cause code (kachecks.checks.result: L7STS, L7RSP…) where the
+    raiser knows better than its phase says; None: implied by phase and reason
+    (``result.cause_of``).
     """
 
-    def __init__(self, message, phase=None, reason=None, over_tls=False):
+    def __init__(self, message, phase=None, reason=None, over_tls=False, code=None):
         super().__init__(message)
         self.phase = phase
         self.reason = reason
         self.over_tls = over_tls
+        self.code = code
 
 
 class DeadlineExceeded(ProbeFailure):
