@@ -39,9 +39,10 @@ def _event_ns(name):
 
 
 class Deliverer:
-    def __init__(self, cfg, spool, linger=False):
+    def __init__(self, cfg, spool, linger=False, clock=time.time):
         self.cfg = cfg
         self.spool = spool
+        self.clock = clock  # wall time, which event names hold: expiry and batch windows
         self.retry_for = cfg.spool["retry_for"] if linger else 0
         self.failures, self.failing_since = 0, None  # rounds in a row with a channel failing
         self.stop = False
@@ -137,15 +138,15 @@ class Deliverer:
         if saved:
             attempts = saved.get("attempts")
             saved["attempts"] = (attempts if isinstance(attempts, int) and attempts > 0 else 0) + 1
-            saved["last_attempt"] = time.time()
+            saved["last_attempt"] = self.clock()
             saved["last_error"] = str(error)[:500]
             delay = self.plan()
-            saved["next_attempt"] = None if delay is None else time.time() + delay  # None: the timer
+            saved["next_attempt"] = None if delay is None else self.clock() + delay  # None: the timer
             self.spool.write(channel, BATCH, saved)
         self.count(channel, "failed")
 
     def expire(self, channel):
-        limit = time.time() - self.cfg.spool["expire"]
+        limit = self.clock() - self.cfg.spool["expire"]
         expired = []
         for name in self.queue(channel):
             if _event_ns(name) / 1e9 >= limit:
@@ -185,7 +186,7 @@ class Deliverer:
             waiting = set(pending)
             return [n for n in names if n in waiting], msgid, previous
         end_ns = _event_ns(pending[0]) + int(self.cfg.spool["batch_window"] * 1e9)
-        wait = end_ns / 1e9 - time.time()
+        wait = end_ns / 1e9 - self.clock()
         if wait > 0:
             self.sleep(wait)
             self.fan_out()
@@ -287,7 +288,7 @@ class Deliverer:
         failure: an event spooled late in a long burst gets the same retries as
         the first), or when told to stop.
         """
-        self.spool.tidy()
+        self.spool.tidy(self.clock())
         while True:
             self.fan_out()
             ok = True
@@ -313,13 +314,14 @@ class Deliverer:
             self.sleep(delay)
 
 
-def run(cfg, linger=False, wait_lock=0.0, heartbeats=False):
+def run(cfg, linger=False, wait_lock=0.0, clock=time.time, heartbeats=False):
     """Deliver under the spool lock. Returns the Deliverer, or None if another holds the lock.
 
-    With ``heartbeats`` (`spool flush`), the heartbeats that are due are spooled first.
+    ``clock``: the wall time (tests pass a later one instead of waiting for expiry). With
+    ``heartbeats`` (`spool flush`), the heartbeats that are due are spooled first.
     """
     with store.Spool(cfg.spool_dir) as spool:
-        deliverer = Deliverer(cfg, spool, linger)
+        deliverer = Deliverer(cfg, spool, linger, clock)
 
         def stop(signum, frame):
             deliverer.stop = True
@@ -335,7 +337,7 @@ def run(cfg, linger=False, wait_lock=0.0, heartbeats=False):
                 first, ran = not ran, True
                 try:
                     if first and heartbeats:
-                        deliverer.heartbeats = heartbeat.spool_due(spool, cfg)
+                        deliverer.heartbeats = heartbeat.spool_due(spool, cfg, deliverer.clock())
                     deliverer.drain()
                 finally:
                     lock.release()
