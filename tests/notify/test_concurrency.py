@@ -91,6 +91,7 @@ def test_two_events_stamped_the_same_nanosecond_make_two_mails_with_batch_window
     assert not any("more)" in m["Subject"] for m in msgs)
 
 
+@pytest.mark.slow
 def test_events_less_than_batch_window_apart_still_make_one_mail(notifier, relay):
     notifier.configure(relay, spool={"batch_window": 1})
     now = time.time_ns()
@@ -120,6 +121,7 @@ def test_an_event_spooled_while_the_deliverer_sends_is_delivered_by_that_deliver
     notifier.wait_delivered()
 
 
+@pytest.mark.slow
 def test_a_deliverer_busy_for_longer_than_retry_for_still_retries_an_event_it_took_over(notifier):
     """retry_for counts from the first failure, not from the deliverer's start: an event
     spooled late in a long burst gets its retries like the first one."""
@@ -140,6 +142,7 @@ def test_a_deliverer_busy_for_longer_than_retry_for_still_retries_an_event_it_to
     notifier.wait_delivered()
 
 
+@pytest.mark.slow
 def test_an_event_fanned_out_while_the_last_channel_waits_for_its_batch_is_not_left_behind(
         notifier, relay, httpserver):
     """mail went first (a batch recorded before a crash is resent without waiting); while the

@@ -6,6 +6,7 @@ import signal
 import socket
 import time
 
+import pytest
 from werkzeug import Response
 
 from harness.peers.hostile import Mute
@@ -59,6 +60,7 @@ def test_notify_test_fails_when_one_of_several_recipients_bounces(notifier):
     assert "HEARTBEAT" in msg["Subject"]
 
 
+@pytest.mark.slow
 def test_notify_test_against_a_relay_that_never_answers_exits_1_within_the_timeout(notifier):
     with Mute() as mute:
         notifier.configure(smtp={"port": mute.port, "timeout": 3})
@@ -114,6 +116,7 @@ def test_no_heartbeat_unless_configured(notifier, relay):
     assert relay.messages == []
 
 
+@pytest.mark.slow
 def test_one_heartbeat_per_period_per_channel_over_several_flushes(notifier, relay, httpserver):
     """Each period's heartbeat is stamped one period after the last: none skipped, none twice."""
     httpserver.expect_request("/hook").respond_with_data("ok")
@@ -137,6 +140,7 @@ def test_one_heartbeat_per_period_per_channel_over_several_flushes(notifier, rel
     assert notifier.queued() == []
 
 
+@pytest.mark.slow
 def test_a_heartbeat_waits_for_a_dead_relay_one_per_period_and_goes_out_when_it_is_back(
         notifier, unused_port):
     relay = SmtpSink(port=unused_port)
@@ -199,6 +203,7 @@ def test_a_flush_killed_while_sending_a_heartbeat_resends_it_once_with_the_same_
     assert first["Message-ID"] == second["Message-ID"]  # the same heartbeat, at-least-once
 
 
+@pytest.mark.slow
 def test_a_heartbeat_travels_alone_even_inside_a_batch_window(notifier, relay):
     notifier.configure(relay, spool={"batch_window": 5}, notify={"heartbeat": "1h"})
     assert notifier.notify("INSTANCE", "VI_1", "MASTER", "100").returncode == 0
