@@ -25,6 +25,7 @@ CLICK_COMMANDS = {
     "worker": ("kachecks.worker.server", "worker"),
     "agent": ("kachecks.agent.cli", "agent"),
     "doctor": ("kachecks.doctor.cli", "doctor"),
+    "vrrp": ("kachecks.vrrp.cli", "vrrp"),
 }
 
 

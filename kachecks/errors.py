@@ -25,6 +25,12 @@ class CommandFailed(KachecksError):
     the guard adds the program's name and returns ExitCode.FAILURE."""
 
 
+class Unavailable(KachecksError):
+    """What a command needs from this machine is missing (a privilege, an
+    interface): it cannot look, which says nothing about what it would have
+    seen (a check exits 1; UNKNOWN under --nagios)."""
+
+
 class WorkerError(KachecksError):
     """``kachecks worker`` took a check's run and then broke the protocol (no exit
     code, or one the check cannot return): the outcome is unknown, an error."""

@@ -1,7 +1,8 @@
 """The check executables: where a check's forked run and the worker's hand-over meet.
 
-``kachecks-http``, ``kachecks-tcp`` and ``kachecks-ldap`` (pyproject.toml's
-console scripts, which a test keeps equal to the registry) enter here, and so
+``kachecks-http``, ``kachecks-tcp``, ``kachecks-ldap`` and ``kachecks-vrrp``
+(pyproject.toml's console scripts, which a test keeps equal to the registry)
+enter here, and so
 does ``kachecks check NAME``. The check layer (kachecks.checks) never imports
 the worker, which runs the checks; this module, above both, gives
 ``contract.run`` the hand-over to ``kachecks worker``, and imports it only for
@@ -43,3 +44,8 @@ def tcp():
 def ldap():
     """``kachecks-ldap``."""
     return run("ldap")
+
+
+def vrrp():
+    """``kachecks-vrrp``."""
+    return run("vrrp")

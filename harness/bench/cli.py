@@ -75,6 +75,13 @@ def parse_args(argv):
                         help="rounds per agent row, a fresh agent each (default 5)")
     parser.add_argument("--agent-window", type=float, default=6.0,
                         help="seconds measured per agent round (default 6)")
+    parser.add_argument("--vrrp", action="store_true",
+                        help="measure only the pair watcher under a flood (its own table:"
+                             " harness/bench/vrrp.py; needs root)")
+    parser.add_argument("--vrrp-rounds", type=int, default=3,
+                        help="rounds per --vrrp variant (default 3)")
+    parser.add_argument("--vrrp-window", type=float, default=8.0,
+                        help="seconds of flood per --vrrp round (default 8)")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -84,6 +91,8 @@ def parse_args(argv):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    if args.vrrp:
+        return main_vrrp(args, argv)
     workdir = tempfile.mkdtemp(prefix="kachecks-bench-")
     try:
         table = run(args, argv, workdir)
@@ -177,3 +186,32 @@ def run_agent(args, launcher, servers, commands, env):
     rss = None if missing else agent_rows.resident_set(command, agent_env)
     by_label = {c.label: c for c in commands}
     return agent_rows.render(rows, by_label, args.agent_rounds, args.agent_window, rss)
+
+
+def main_vrrp(args, argv):
+    """``scripts/bench --vrrp``: the pair watcher's table (harness/bench/vrrp.py)."""
+    from harness.bench import vrrp
+
+    python = args.python or DEV_PYTHON
+    started = time.monotonic()
+    results = vrrp.run(args.vrrp_rounds, args.vrrp_window, os.path.abspath(args.tree), python,
+                       sys.stderr.isatty())
+    info = [("Command", "`scripts/bench " + " ".join(argv) + "`"),
+            ("Tree", revision(os.path.abspath(args.tree))),
+            ("Interpreter", f"{python} (the watcher and the flood)"),
+            ("Machine", f"{os.cpu_count()} CPUs, {machine_kernel()}"),
+            ("Took", f"{time.monotonic() - started:.0f} s")]
+    table = vrrp.render(results, args.vrrp_rounds, args.vrrp_window, info)
+    sys.stdout.write(table)
+    if not args.no_write:
+        try:
+            write_doc(table, args.output, vrrp.BEGIN, vrrp.END)
+        except (OSError, ValueError) as exc:
+            print(f"scripts/bench: {exc}", file=sys.stderr)
+            return 1
+        print(f"\nwritten to {args.output}", file=sys.stderr)
+    return 0
+
+
+def machine_kernel():
+    return f"Linux {os.uname().release}"

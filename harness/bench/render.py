@@ -121,19 +121,20 @@ def render(commands, runs, info, started, elapsed, argv, worker_counted=True, wo
     return "\n".join(lines) + "\n"
 
 
-def write_doc(table, path):
-    """Put ``table`` between the markers of ``path``; ValueError if they are missing."""
-    block = f"{BEGIN}\n{table}{END}"
+def write_doc(table, path, begin=BEGIN, end=END):
+    """Put ``table`` between the markers ``begin`` and ``end`` of ``path``; ValueError if
+    they are missing."""
+    block = f"{begin}\n{table}{end}"
     try:
         with open(path) as handle:
             text = handle.read()
     except FileNotFoundError:
-        text = f"# Performance\n\n{BEGIN}\n{END}\n"
-    head, found, rest = text.partition(BEGIN)
+        text = f"# Performance\n\n{begin}\n{end}\n"
+    head, found, rest = text.partition(begin)
     if not found:
-        raise ValueError(f"{path}: no {BEGIN} marker; add one where the table goes")
-    _, found, tail = rest.partition(END)
+        raise ValueError(f"{path}: no {begin} marker; add one where the table goes")
+    _, found, tail = rest.partition(end)
     if not found:
-        raise ValueError(f"{path}: {BEGIN} without {END}")
+        raise ValueError(f"{path}: {begin} without {end}")
     with open(path, "w") as handle:
         handle.write(head + block + tail)

@@ -117,6 +117,7 @@ class Keepalived:
             KEEPALIVED, "--vrrp", "-n", "-l", "-D", "-G",
             "-f", self.conf,
             "-p", d / "keepalived.pid", "-r", d / "vrrp.pid", "-c", d / "checkers.pid",
+            "-b", d / "bfd.pid",  # 2.3.3 checks /run/bfd.pid even with --vrrp: a pair collides
         ]
 
     def start(self):
@@ -191,6 +192,7 @@ def vrrp_config(
     nopreempt=True,
     global_extra="",
     instance_extra="",
+    prefixlen=32,
 ):
     """A keepalived.conf with one vrrp_instance (the reference deployment's shape).
 
@@ -215,7 +217,7 @@ def vrrp_config(
         f"{'    nopreempt' + chr(10) if nopreempt else ''}"
         "    authentication {\n        auth_type PASS\n        auth_pass toto\n    }\n"
         f"{unicast}"
-        f"    virtual_ipaddress {{\n        {vip}/32 dev {interface}\n    }}\n"
+        f"    virtual_ipaddress {{\n        {vip}/{prefixlen} dev {interface}\n    }}\n"
         f"{instance_extra}"
         "}\n"
     )

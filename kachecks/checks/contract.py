@@ -26,7 +26,7 @@ from kachecks.checks import state, verdict
 from kachecks.checks.options import COMMON_OPTS, Target, common
 from kachecks.checks.result import Result
 from kachecks.deadline import Deadline
-from kachecks.errors import OutputLost, ProbeFailure, UsageError, WorkerError
+from kachecks.errors import OutputLost, ProbeFailure, Unavailable, UsageError, WorkerError
 from kachecks.runtime import StrictOutput, guarded, one_line, show
 from kachecks.status import ExitCode
 
@@ -39,13 +39,15 @@ class Check:
     """Static description of one check: its options, how to parse and probe."""
 
     __slots__ = ("name", "prog", "opts", "usage", "description", "epilog", "build", "probe",
-                 "positionals", "delegate")
+                 "positionals", "delegate", "defaults")
 
     def __init__(self, name, prog, opts, usage, description, epilog, build, probe,
-                 positionals=0, delegate=None):
+                 positionals=0, delegate=None, common=COMMON_OPTS, defaults=None):
         self.name = name  # "HTTP": first word of the status line
         self.prog = prog  # "kachecks-http": syslog ident
-        self.opts = list(opts) + COMMON_OPTS
+        # ``common``: the common options this check offers (kachecks-vrrp connects to
+        # nothing: no --bind, --fwmark, --dynamic); those left out take their defaults
+        self.opts = list(opts) + list(common)
         self.usage = usage
         self.description = description
         self.epilog = epilog
@@ -54,6 +56,16 @@ class Check:
         self.positionals = positionals  # non-option arguments allowed (kachecks-tcp HOST:PORT)
         # argv -> True when this run is worth handing to `kachecks worker` (expensive imports)
         self.delegate = delegate
+        # Namespace -> None: fills in the options whose defaults come from more than the
+        # command line, before the deadline starts (kachecks-vrrp's --timeout: --listen + 2,
+        # --listen from keepalived.conf's advert_int); raises UsageError
+        self.defaults = defaults
+
+    def complete(self, ns):
+        """``ns`` with every default filled in (see ``defaults``)."""
+        if self.defaults is not None:
+            self.defaults(ns)
+        return ns
 
     def namespace(self, args):
         """The parsed options (``help``/``version`` included), or UsageError."""
@@ -61,7 +73,7 @@ class Check:
 
     def parse(self, args):
         """The frozen Target for these arguments (no program name), or UsageError."""
-        return self.build(self.namespace(args))
+        return self.build(self.complete(self.namespace(args)))
 
 
 def evaluate(check, target, deadline=None):
@@ -157,6 +169,7 @@ def _run(check, argv, prog, handover, notes):
             out.write(_help_or_version(check, prog, ns).encode())
             out.flush()
             return ExitCode.OK
+        check.complete(ns)
         # One deadline from here: a worker slow to take the run, and the files the
         # options name, are under it too; the watchdog ends whatever still ignores it.
         deadline = Deadline(ns.timeout)
@@ -174,7 +187,7 @@ def _run(check, argv, prog, handover, notes):
         if target is None:
             return _stopped_early(check, prog, argv, ns, stop)
         result = Result(False, reason=str(stop))
-    except WorkerError as exc:  # the hand-over took the run and broke its protocol
+    except (WorkerError, Unavailable) as exc:  # the hand-over broke its protocol; cannot look
         return _fail_early(check, prog, str(exc), nagios)
     except Exception as exc:  # the contract: any bug still ends as a defined code
         return _fail_early(check, prog, f"internal error: {type(exc).__name__}: {exc}", nagios)

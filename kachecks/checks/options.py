@@ -105,12 +105,15 @@ RUN_ONLY = ("help", "version")
 
 
 def common(ns):
-    """The Target fields of the common options."""
-    if ns.dynamic and ns.nagios:
+    """The Target fields of the common options; a check that does not offer one of them
+    (kachecks-vrrp: no --bind) gets its default."""
+    fields = {opt.dest: getattr(ns, opt.dest, opt.default) for opt in COMMON_OPTS
+              if opt.dest not in RUN_ONLY}
+    if fields["dynamic"] and fields["nagios"]:
         raise UsageError("--dynamic and --nagios exclude each other")
-    if (ns.warning or ns.critical) and not ns.nagios:
+    if (fields["warning"] or fields["critical"]) and not fields["nagios"]:
         raise UsageError("-w/-c are Icinga/Nagios thresholds: they need --nagios")
-    return {opt.dest: getattr(ns, opt.dest) for opt in COMMON_OPTS if opt.dest not in RUN_ONLY}
+    return fields
 
 
 def tls_fields(ns, enabled, needs, sni=None, default_sni=None):

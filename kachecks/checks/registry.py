@@ -14,12 +14,14 @@ CHECKS = {
     "http": "kachecks.checks.http",
     "tcp": "kachecks.checks.tcp",
     "ldap": "kachecks.checks.ldap",
+    "vrrp": "kachecks.checks.vrrp",
 }
 # check name -> one line for `kachecks check --help`
 SUMMARIES = {
     "http": "HTTP/HTTPS check (same as kachecks-http).",
     "tcp": "TCP / TLS / agent check (same as kachecks-tcp).",
     "ldap": "LDAP bind + search check (same as kachecks-ldap).",
+    "vrrp": "The VRRP pair seen on the wire (same as kachecks-vrrp).",
 }
 EXECUTABLE_PREFIX = "kachecks-"
 

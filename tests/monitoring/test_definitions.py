@@ -58,9 +58,11 @@ def run_nagios(name, **macros):
 
 
 def test_every_argument_is_an_option_of_its_check_and_described():
-    assert set(ICINGA) == {"kachecks-http", "kachecks-tcp", "kachecks-ldap"}
+    assert set(ICINGA) == {"kachecks-http", "kachecks-tcp", "kachecks-ldap", "kachecks-vrrp"}
     for name, command in ICINGA.items():
-        assert command["command"] == [f"/usr/bin/{name}"]
+        # kachecks-vrrp needs CAP_NET_RAW: the monitoring user runs it through sudo
+        sudo = ["/usr/bin/sudo", "-n"] if name == "kachecks-vrrp" else []
+        assert command["command"] == [*sudo, f"/usr/bin/{name}"]
         help_text = cli.run(name, "--help").stdout
         for key, spec in command["arguments"].items():
             assert re.search(rf"(^|[ ,]){re.escape(key)}\b", help_text, re.M), (name, key)
@@ -129,7 +131,7 @@ def test_icinga_ldap_runs_the_reference_search(ldap):
 
 def test_nagios_commands_run_through_the_shell(web, ldap, listener):
     assert set(NAGIOS) == {"check_kachecks_http", "check_kachecks_https", "check_kachecks_tcp",
-                           "check_kachecks_ldap"}
+                           "check_kachecks_ldap", "check_kachecks_vrrp"}
     code, out, _ = run_nagios("check_kachecks_http", ARG1=web["web1"], ARG2="/service.txt",
                               ARG3=MD5_SERVER1, ARG4="1", ARG5="2")
     assert code == 0 and out.startswith("HTTP OK:") and PERF.search(out)
@@ -165,3 +167,52 @@ def test_the_icinga_renderer_follows_icingas_argument_rules():
     assert icinga_argv(command, {"a": ["1", "2"], "f": True, "z": ""}, {}) == [
         "/bin/x", "-z", "", "-a", "1", "2", "-f", "-b", "7-suffix"]
     assert icinga_argv(command, {"f": False}, {}) == ["/bin/x", "-b", "7-suffix"]
+
+
+@pytest.fixture
+def vrrp_segment(tmp_path):
+    """A director (lvs1, its keepalived.conf; no keepalived) hearing VI_1's master, the
+    client, advertise once a second: what the VRRP definitions run against."""
+    from harness.peers.keepalived import secure_dir, vrrp_config
+    from harness.peers.netns import Network, cleanup_stale, run_prefix
+    from harness.peers.vrrp import HOSTS, VIP, Advertiser
+    from kachecks.vrrp import wire
+
+    cleanup_stale("kcvm")
+    conf = secure_dir(tmp_path / "etc") / "keepalived.conf"
+    conf.write_text(vrrp_config("lvs1", 100, VIP))
+    packet = wire.encode(4, HOSTS["client"], "224.0.0.18", 50, 100, [VIP],
+                         auth_type=wire.AUTH_PASS, password=b"toto")
+    with Network(run_prefix("kcvm"), {"lvs1": HOSTS["lvs1"], "client": HOSTS["client"]}) as net:
+        with Advertiser(net["client"], lambda: [packet]):
+            yield net["lvs1"], conf
+
+
+def without_sudo(argv):
+    """The command line as root runs it (sudo is for the monitoring user)."""
+    while argv[0].endswith("sudo") or argv[0] == "-n":
+        argv = argv[1:]
+    return cli.command(Path(argv[0]).name) + argv[1:]
+
+
+@pytest.mark.netns
+def test_icinga_vrrp_hears_the_master_on_the_director(vrrp_segment):
+    director, conf = vrrp_segment
+    argv = icinga_argv(ICINGA["kachecks-vrrp"], {"kachecks_vrrp_instance": ["VI_1"],
+                                                 "kachecks_vrrp_keepalived_conf": str(conf),
+                                                 "kachecks_vrrp_critical": "1:1"}, HOST)
+    assert argv[:4] == ["/usr/bin/sudo", "-n", "/usr/bin/kachecks-vrrp", "--nagios"]
+    assert "--quiet" in argv and argv[argv.index("--instance") + 1] == "VI_1"
+    done = director.run(without_sudo(argv))
+    assert done.returncode == 0, done
+    assert done.stdout.startswith("VRRP OK: VI_1 vrid 50 on eth0: master 192.168.8.10 prio 100")
+    assert re.search(r"\| sources=1;;1:1;0; adverts=\d+$", done.stdout.strip()), done.stdout
+
+
+@pytest.mark.netns
+def test_nagios_vrrp_runs_through_the_shell_on_the_director(vrrp_segment):
+    director, conf = vrrp_segment
+    line = nagios_command_line(NAGIOS["check_kachecks_vrrp"], {"ARG1": "VI_1"})
+    argv = without_sudo(line.replace("'", "").split()) + ["--keepalived-conf", str(conf)]
+    done = director.run(["/bin/sh", "-c", " ".join(argv)])
+    assert done.returncode == 0 and done.stdout.startswith("VRRP OK: "), done

@@ -61,3 +61,17 @@ def test_bad_command_line_exits_1_with_one_line(installed):
         done = run(name, "--no-such-option")
         assert done.returncode == 1, name
         assert "Traceback" not in done.stderr, name
+
+
+def test_vrrp_check_listens_on_lo_and_judges_a_configuration_that_cannot_watch(installed,
+                                                                               tmp_path):
+    """Root, the loopback interface, a third of a second: it opens its sockets, listens,
+    judges; an instance on an interface that does not exist is one line, exit 1."""
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text("vrrp_instance VI_1 {\n    interface lo\n    virtual_router_id 50\n"
+                    "    virtual_ipaddress {\n        192.168.8.142\n    }\n}\n")
+    done = run("kachecks-vrrp", "--keepalived-conf", conf, "--listen", "0.3", "--quiet")
+    assert done.returncode == 0 and done.stdout.startswith("VRRP OK - VI_1 vrid 50 on lo:"), done
+    conf.write_text(conf.read_text().replace("interface lo", "interface kcvr-nope0"))
+    done = run("kachecks", "check", "vrrp", "--keepalived-conf", conf, "--quiet")
+    assert done.returncode == 1 and "kcvr-nope0: no such interface" in done.stderr, done

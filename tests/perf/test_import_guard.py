@@ -249,3 +249,16 @@ def test_worker_children_import_nothing_the_worker_did_not_preload(module, tls_s
     assert done.returncode == 0, done.stdout + done.stderr
     new = done.stderr.rsplit("NEW ", 1)[1].split()
     assert new == [], f"imported in every worker child: {new}"
+
+
+def test_the_vrrp_check_loads_no_framework(tmp_path):
+    """kachecks-vrrp is a Nagios plugin run every minute: the same budget (on lo, 0.3 s)."""
+    from harness.peers.keepalived import vrrp_config
+
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(vrrp_config("lvs1", 100, "192.168.8.142", interface="lo"))
+    done, modules = run_guarded(tmp_path, "kachecks-vrrp", "--keepalived-conf", conf,
+                                "--listen", "0.3")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "kachecks.vrrp.watcher" in modules and "kachecks.vrrp.bpf" in modules
+    assert_absent(modules, HEAVY | TLS)

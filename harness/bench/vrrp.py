@@ -1,0 +1,167 @@
+"""The pair watcher under a flood: its CPU while the watched interface carries as many
+other packets a second as one core can send (``scripts/bench --vrrp``).
+
+A director forwards a lot of traffic on the interface its VRRP instance uses. In
+network namespaces on a bridge: ``flood`` sends small UDP packets to lvs1 (its MAC,
+its address) from one pinned core, as fast as that core sends them; ``client``
+advertises VI_1 once a second (so the watcher has its real work too); on lvs1,
+``kachecks vrrp watch`` runs, its output thrown away. Three variants, interleaved
+round by round: no watcher, the watcher as shipped (classic BPF in the kernel), and
+the same watcher with the filter left off (every frame copied to it). Measured: the
+watcher's CPU (its time on a CPU from /proc/PID/schedstat over the window, % of one
+core), the
+flood's rate (packets a second it sent), the adverts the watcher printed.
+
+Needs root (namespaces) and this repository; not pytest.
+"""
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from harness.peers.keepalived import secure_dir, vrrp_config
+from harness.peers.netns import Network, cleanup_stale, run_prefix
+from harness.peers.vrrp import HOSTS, VIP, Advertiser
+
+BEGIN, END = "<!-- BEGIN scripts/bench --vrrp -->", "<!-- END scripts/bench --vrrp -->"
+VARIANTS = ("flood alone, no watcher", "watcher, kernel filter (as shipped)",
+            "watcher, filter left off")
+
+FLOOD = r"""
+import ctypes, os, socket, struct, sys, time
+cpu, dev, mac, src, dst, seconds = int(sys.argv[1]), sys.argv[2], bytes.fromhex(sys.argv[3]), \
+    sys.argv[4], sys.argv[5], float(sys.argv[6])
+os.sched_setaffinity(0, {cpu})
+udp = struct.pack("!HHHH", 40000, 9, 8 + 18, 0) + b"not vrrp, ignore me"[:18]
+head = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0,
+                   socket.inet_aton(src), socket.inet_aton(dst))
+total = sum(struct.unpack("!10H", head))
+while total >> 16:
+    total = (total & 0xFFFF) + (total >> 16)
+packet = head[:10] + struct.pack("!H", ~total & 0xFFFF) + head[12:] + udp
+sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM)
+# sendmmsg(2): BATCH packets a system call, so the core is spent sending, not in Python
+BATCH = 1024
+class Iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+class Msghdr(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32),
+                ("iov", ctypes.POINTER(Iovec)), ("iovlen", ctypes.c_size_t),
+                ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                ("flags", ctypes.c_int)]
+class Mmsghdr(ctypes.Structure):
+    _fields_ = [("hdr", Msghdr), ("len", ctypes.c_uint)]
+buffer = ctypes.create_string_buffer(packet, len(packet))
+iov = Iovec(ctypes.cast(buffer, ctypes.c_void_p), len(packet))
+address = ctypes.create_string_buffer(struct.pack("=HHiHBB8s", socket.AF_PACKET, socket.htons(0x0800),
+                                                  socket.if_nametoindex(dev), 0, 0, 6, mac), 20)
+messages = (Mmsghdr * BATCH)()
+for m in messages:
+    m.hdr = Msghdr(ctypes.cast(address, ctypes.c_void_p), 20, ctypes.pointer(iov), 1, None, 0, 0)
+libc = ctypes.CDLL(None, use_errno=True)
+sent = 0
+started = time.monotonic()
+end = started + seconds
+while time.monotonic() < end:
+    done = libc.sendmmsg(sock.fileno(), messages, BATCH, 0)
+    if done < 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    sent += done
+print(sent / (time.monotonic() - started))
+"""
+
+# The watch of the shipped tree, with kachecks.vrrp.bpf.attach replaced by a no-op when
+# asked (the filter left off): the only difference between the two watcher variants.
+RUNNER = r"""
+import sys
+if sys.argv[1] == "off":
+    from kachecks.vrrp import bpf
+    bpf.attach = lambda sock, program: None
+from kachecks.vrrp.cli import main
+sys.exit(main(conf=sys.argv[2], out=open("/dev/null", "w")))
+"""
+
+
+def cpu_seconds(pid):
+    """Seconds ``pid`` has run on a CPU (/proc/PID/schedstat: nanoseconds, not ticks)."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[0]) / 1e9
+
+
+def run(rounds=3, window=8.0, tree=None, python=sys.executable, progress=True):
+    """{variant: {"cpu": [% of a core…], "rate": [packets/s…], "adverts": [n…]}}."""
+    tree = tree or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    results = {v: {"cpu": [], "rate": [], "adverts": []} for v in VARIANTS}
+    cleanup_stale("kcvb")
+    workdir = tempfile.mkdtemp(prefix="kachecks-bench-vrrp-")
+    hosts = {"lvs1": HOSTS["lvs1"], "client": HOSTS["client"], "flood": "192.168.8.25"}
+    from kachecks.vrrp import wire
+
+    with Network(run_prefix("kcvb"), hosts) as net:
+        conf = secure_dir(os.path.join(workdir, "etc")) / "keepalived.conf"
+        conf.write_text(vrrp_config("lvs1", 100, VIP))
+        advert = wire.encode(4, HOSTS["client"], "224.0.0.18", 50, 100, [VIP],
+                             auth_type=wire.AUTH_PASS, password=b"toto")
+        mac = net["lvs1"].mac().replace(":", "")
+        env = dict(os.environ, PYTHONPATH=tree)
+        with Advertiser(net["client"], lambda: [advert]):
+            for number in range(rounds):
+                for variant in VARIANTS:
+                    sample = _one(net, variant, conf, mac, window, python, env, workdir)
+                    for key, value in sample.items():
+                        results[variant][key].append(value)
+                    if progress:
+                        print(f"round {number + 1}/{rounds} {variant}: {sample}", file=sys.stderr)
+    return results
+
+
+def _one(net, variant, conf, mac, window, python, env, workdir):
+    watcher = None
+    log = os.path.join(workdir, "watch.err")
+    if variant != VARIANTS[0]:
+        mode = "on" if variant == VARIANTS[1] else "off"
+        watcher = net["lvs1"].start([python, "-c", RUNNER, mode, str(conf)], log=log, env=env)
+        time.sleep(1.0)  # sockets open, first advert heard
+    flood = subprocess.Popen(net["flood"].argv([python, "-c", FLOOD, "0", "eth0", mac,
+                                                "192.168.8.25", HOSTS["lvs1"], str(window)]),
+                             stdout=subprocess.PIPE, text=True)
+    before = cpu_seconds(watcher.pid) if watcher else None
+    started = time.monotonic()
+    out, _ = flood.communicate(timeout=window + 30)
+    sample = {"rate": float(out.strip() or 0)}
+    if watcher is not None:
+        elapsed = time.monotonic() - started
+        sample["cpu"] = 100 * (cpu_seconds(watcher.pid) - before) / elapsed
+        watcher.signal(2)
+        watcher.popen.wait(10)
+        with open(log) as f:
+            summary = f.read()
+        os.unlink(log)
+        sample["adverts"] = int(summary.split(": ", 1)[1].split()[0]) if ": " in summary else 0
+    return sample
+
+
+def render(results, rounds, window, info):
+    lines = ["",
+             f"{rounds} rounds of {window:g} s per variant, interleaved; medians (min–max).",
+             "",
+             "| variant | flood, packets/s | watcher CPU, % of one core | adverts shown |",
+             "|---|---:|---:|---:|"]
+    for variant in VARIANTS:
+        row = results[variant]
+        rate = _median(row["rate"], "{:,.0f}")
+        cpu = _median(row["cpu"], "{:.2f}") if row["cpu"] else "—"
+        adverts = _median(row["adverts"], "{:.0f}") if row["adverts"] else "—"
+        lines.append(f"| {variant} | {rate} | {cpu} | {adverts} |")
+    lines += ["", *(f"- {key}: {value}" for key, value in info), ""]
+    return "\n".join(lines) + "\n"
+
+
+def _median(values, spec):
+    if not values:
+        return "—"
+    return (f"{spec.format(statistics.median(values))} "
+            f"({spec.format(min(values))}–{spec.format(max(values))})")
