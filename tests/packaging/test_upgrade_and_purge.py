@@ -72,6 +72,18 @@ def wait_for_file(path, text, proc, timeout=15.0):
     raise AssertionError(f"{path}: never {text!r}")
 
 
+def describe(path):
+    """(type, mode, uid, gid, link target or size of a file in /etc)."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        extra = os.readlink(path)
+    elif stat.S_ISREG(st.st_mode) and path.startswith("/etc/"):
+        extra = st.st_size
+    else:
+        extra = None
+    return stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, extra
+
+
 def snapshot():
     """path -> describe(path) for everything under WATCHED but dpkg's and apt's bookkeeping."""
     entries = {}
@@ -121,19 +133,64 @@ def test_upgrade_keeps_a_locally_edited_conffile_and_the_running_agent(deb, next
         assert not Path(f"{CONFFILE}.dpkg-dist").exists()
 
 
+def maintainer_script_calls(name, *args, tmp_path):
+    """The commands the installed maintainer script ``name`` runs with ``args`` where systemd
+    runs: in a mount namespace of its own with /run/systemd/system, every command it could
+    act through (deb-systemd-invoke, systemctl, kachecks, py3clean…) a stand-in that only
+    records its arguments. Nothing on the machine changes."""
+    bindir = tmp_path / "standins"
+    bindir.mkdir(exist_ok=True)
+    log = tmp_path / "calls"
+    log.write_text("")
+    for command in ("deb-systemd-invoke", "deb-systemd-helper", "systemctl", "kachecks",
+                    "py3clean", "py3compile", "pypy3compile", "systemd-tmpfiles"):
+        standin = bindir / command
+        standin.write_text(f'#!/bin/sh\necho "{command} $*" >> {log}\n')
+        standin.chmod(0o755)
+    script = Path(f"/var/lib/dpkg/info/kachecks.{name}")
+    if not script.exists():
+        return []
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         'mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system && exec sh "$@"', "sh",
+         str(script), *args],
+        env={**plain_env(), "PATH": f"{bindir}:/usr/sbin:/usr/bin:/sbin:/bin"},
+        capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return log.read_text().splitlines()
+
+
+def test_where_systemd_runs_an_upgrade_never_stops_the_agent_and_the_removal_does(
+        deb, next_deb, tmp_path):
+    """debhelper's default for a unit shipped --no-start stopped kachecks-agent before every
+    upgrade and started it nowhere: a failover and a director without checks."""
+    if installed_version() is None:
+        install(deb)
+    upgrade = maintainer_script_calls("preinst", "upgrade", deb_version(deb), tmp_path=tmp_path)
+    assert not [call for call in upgrade if "kachecks-agent" in call], upgrade
+    assert not [call for call in maintainer_script_calls(
+        "prerm", "upgrade", deb_version(next_deb), tmp_path=tmp_path) if "agent" in call]
+    removal = maintainer_script_calls("prerm", "remove", tmp_path=tmp_path)
+    assert removal[:2] == ["deb-systemd-invoke stop kachecks-agent.service",
+                           "kachecks agent stop"], removal
+
+
 def test_removal_stops_the_running_agent_and_sets_its_files_to_0(deb):
     """After the removal nothing could zero the files (the unit and `kachecks agent zero`
     are gone) and keepalived would believe the last 1 for ever: the removal stops the agent
     (the prerm's `kachecks agent stop`, as no systemd runs here) while it still can."""
     if installed_version() is None:
         install(deb)
-    with Responder(http_response(SERVER1)) as web, running_agent(web) as agent:
-        apt_get("remove", "kachecks")
-        assert installed_version() is None
-        assert agent.wait(15) == 0  # SIGTERM: the agent's own fail-closed stop, not a kill
-        assert (TRACK_DIR / "web1").read_text() == "0\n"
-        assert (TRACK_DIR / ALIVE_FILE).read_text() == "0\n"
-        assert '"state":"stopped"' in (TRACK_DIR / STATUS_FILE).read_text()
+    try:
+        with Responder(http_response(SERVER1)) as web, running_agent(web) as agent:
+            apt_get("remove", "kachecks")
+            assert installed_version() is None
+            assert agent.wait(15) == 0  # SIGTERM: the agent's own fail-closed stop, not a kill
+            assert (TRACK_DIR / "web1").read_text() == "0\n"
+            assert (TRACK_DIR / ALIVE_FILE).read_text() == "0\n"
+            assert '"state":"stopped"' in (TRACK_DIR / STATUS_FILE).read_text()
+    finally:
+        purge()  # not only removed: the next test starts from a machine without it
 
 
 def test_purge_removes_what_the_package_created_and_nothing_else(deb):
