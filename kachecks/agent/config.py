@@ -20,8 +20,6 @@ import re
 from kachecks import configfile
 from kachecks.checks import registry
 from kachecks.configfile import ConfigError
-from kachecks.scriptline import CommandError, split_command
-from kachecks.errors import UsageError
 
 DEFAULT_TRACK_DIR = "/run/kachecks/track"
 DEFAULT_METRICS = "127.0.0.1:9662"
@@ -170,22 +168,11 @@ def _check(table, number, defaults, track_dir, path, problems):
     director = None
     with problems.catch():
         director = _director(table, where)
-    target = check = argv = None
+    command = target = None
     with problems.catch():
-        argv = _argv(table.get("command"), where)
-        try:
-            check, args = registry.from_command(argv)
-            # [agent]/[[check]] timeout is a default: the command's own --timeout wins, as
-            # in misc_path
-            ns = check.namespace(["--timeout", _seconds(values.get("timeout", 1.0)), *args])
-            if ns.help or ns.version:
-                raise UsageError("--help and --version do not run a check")
-            target = check.build(ns)
-        except UsageError as exc:
-            raise ConfigError(f"{where}: command: {exc}") from None
-        if target.nagios:
-            raise ConfigError(f"{where}: command: --nagios has no meaning here (keepalived reads"
-                              " the track file, not an exit code)")
+        command = _command(table.get("command"), where,
+                           values.get("timeout", DEFAULTS["timeout"]))
+        target = command.target
         if director is not None and director[0] and target.dynamic:
             raise ConfigError(f"{where}: director: a --dynamic check's value is a real server's"
                               " weight, not this director's health: track it in a FILE_CHECK")
@@ -207,8 +194,8 @@ def _check(table, number, defaults, track_dir, path, problems):
             raise ConfigError(f"{where}: file: {os.path.basename(file)} is the agent's own")
     if len(problems.lines) > before:
         return None
-    return CheckSpec(name, argv, check, target, values["interval"], values["rise"],
-                     values["fall"], file, *director)
+    return CheckSpec(name, command.argv, command.check, target, values["interval"],
+                     values["rise"], values["fall"], file, *director)
 
 
 def _director(table, where):
@@ -254,23 +241,26 @@ def _text(key, value, where):
     return value
 
 
-def _argv(value, where):
-    if isinstance(value, str):
-        configfile.one_line(value, f"{where}: command", tab=True)  # keepalived splits at tabs
-        try:
-            argv = split_command(value)  # exactly as keepalived splits misc_path (>= 2.3.2)
-        except CommandError as exc:
-            raise ConfigError(f"{where}: command: {exc}") from None
-    elif isinstance(value, list) and all(isinstance(word, str) for word in value):
-        argv = [configfile.one_line(word, f"{where}: command") for word in value]
-    elif value is None:
+def _command(value, where, timeout):
+    """The [[check]]'s ``command``, a misc_path line (or its words), parsed by the check
+    registry as keepalived would split it; what can never run as a check is refused."""
+    if value is None:
         raise ConfigError(f'{where}: command: missing (a misc_path line, e.g. "kachecks-http'
                           ' --url http://192.168.8.101/service.txt --digest …")')
-    else:
+    if not (isinstance(value, str)
+            or (isinstance(value, list) and all(isinstance(word, str) for word in value))):
         raise ConfigError(f"{where}: command: must be a string or a list of strings, not {_show(value)}")
-    if not argv:
-        raise ConfigError(f"{where}: command: empty")
-    return argv
+    if isinstance(value, str):
+        configfile.one_line(value, f"{where}: command", tab=True)  # keepalived splits at tabs
+    else:
+        for word in value:
+            configfile.one_line(word, f"{where}: command")
+    # [agent]/[[check]] timeout is a default: the command's own --timeout wins, as in misc_path
+    command = registry.parse_command(value, defaults=["--timeout", _seconds(timeout)])
+    refused = command.error or command.refusal
+    if refused:
+        raise ConfigError(f"{where}: command: {refused}")
+    return command
 
 
 def _address(value, where):
