@@ -5,9 +5,10 @@ import os
 import signal
 import time
 
-from harness.checks import SERVER2
+from harness.checks import MD5_SERVER2, SERVER2
 from harness.peers.agent import ALIVE_FILE, http_check, run_agent_cli
 from harness.peers.rawhttp import http_response
+from harness.wait import wait_for
 
 
 def lines(agent):
@@ -80,14 +81,18 @@ def test_under_the_journal_without_syslog_the_lines_still_reach_the_journal(agen
 
 
 def test_status_after_a_stop_dates_every_check_from_the_stop(agent_factory, web):
-    agent = agent_factory([http_check("web1", web), http_check("web2", web)], interval=0.3,
+    """Not from the last change of state (it showed web2's DOWN time as the STOPPED's)."""
+    agent = agent_factory([http_check("web1", web),
+                           http_check("web2", web, digest=MD5_SERVER2)], interval=0.3,
                           timeout=0.2)
     with agent:
         agent.wait_value("web1", "1\n")
-        agent.wait_value("web2", "1\n")
-        time.sleep(1.1)  # so that the stop and the checks' last change are seconds apart
+        document = agent.wait_status(lambda d: d["checks"][1]["since"], what="web2 DOWN")
+        down = document["checks"][1]["since"]
+        wait_for(lambda: int(time.time()) > int(down), 2, what="the next second")
         assert agent.stop(signal.SIGTERM) == 0
     stopped = agent.status()["written"]
+    assert int(stopped) > int(down)
     proc = run_agent_cli("status", "--config", agent.config)
     assert proc.returncode == 3, proc.stderr
     head, columns, web1, web2, tail = proc.stdout.splitlines()

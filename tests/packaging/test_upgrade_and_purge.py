@@ -18,6 +18,7 @@ from harness.peers.agent import ALIVE_FILE, STATUS_FILE, FilePoller
 from harness.peers.ports import free_port
 from harness.peers.rawhttp import http_response
 from harness.peers.responder import Responder
+from harness.wait import wait_for
 
 CONFFILE = Path("/etc/kachecks/kachecks.toml")
 # dpkg's and apt's own records, caches and logs change with any install.
@@ -120,7 +121,8 @@ def test_upgrade_keeps_a_locally_edited_conffile_and_the_running_agent(deb, next
         CONFFILE.write_text(edited)
         with FilePoller([TRACK_DIR / "web1", TRACK_DIR / ALIVE_FILE]) as poller:
             apt_get("install", str(next_deb.resolve()))
-            time.sleep(1.0)  # two more runs of web1 after the upgrade
+            runs = web.served
+            wait_for(lambda: web.served >= runs + 2, 10, what="two runs after the upgrade")
         assert installed_version() == deb_version(next_deb)
         assert agent.poll() is None  # the same process, never stopped
         assert poller.reads > 100 and poller.unexpected == [], poller.unexpected[:10]
