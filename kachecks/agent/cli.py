@@ -122,8 +122,12 @@ def conf(ctx, config_path):
     """Print the keepalived.conf blocks for the configured checks.
 
     track_file blocks (weight 0 reverse, init_file 0: a missing or stale-0
-    file fails closed), the vrrp_track_process that follows the agent, and
-    per real server its FILE_CHECK.
+    file fails closed); for each vrrp_instance, what is this director's own:
+    the agent's running file (FAULT once it stops), the vrrp_track_process
+    that follows the agent (a part of its own: not in a network namespace)
+    and the director = true checks, weighted; per real server its
+    FILE_CHECK. A real server's check is never tracked in a vrrp_instance:
+    both directors see its failure, which would take the VIP off both.
     """
     from kachecks.agent import conf as blocks
 
