@@ -845,15 +845,16 @@ def _worker_signals(http, pair, env, trials):
             print(f"  {label:8} slowest exit after the signal: {worst:.3f} s")
 
 
-TRIALS = ("signals", "files", "state", "fuzz", "worker", "agent-loris", "agent-scrape",
-          "agent-body", "agent-limits")
+TRIALS = ("signals", "files", "state", "fuzz", "worker", "notify-burst", "agent-loris",
+          "agent-scrape", "agent-body", "agent-limits")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin", type=Path,
                         default=cli.bin_dir())
-    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--trials", type=int, default=None,
+                        help="attempts per trial (200; notify-burst: bursts, 10)")
     parser.add_argument("--window", type=float, default=50)
     parser.add_argument("--block", action="store_true")
     parser.add_argument("--only", action="append", choices=TRIALS,
@@ -869,6 +870,7 @@ def main(argv=None):
                         help="fuzz: run connection INDEX of each check alone and tell it in full")
     args = parser.parse_args(argv)
     only = set(args.only or TRIALS)
+    trials = args.trials or 200
     with tempfile.TemporaryDirectory(prefix="kachecks-redteam-") as scratch:
         scratch = Path(scratch)
         os.chmod(scratch, 0o755)  # nobody's checks reach the worker's socket in it
@@ -877,7 +879,7 @@ def main(argv=None):
         env = _env(str(state_dir))
         with Mute() as mute:
             if "signals" in only:
-                signals(args.bin, args.trials, args.window, env, mute, args.block)
+                signals(args.bin, trials, args.window, env, mute, args.block)
             if "files" in only:
                 files(args.bin, env, scratch, mute)
         if "state" in only:
@@ -885,7 +887,11 @@ def main(argv=None):
         if "fuzz" in only and (args.fuzz > 0 or args.replay is not None):
             fuzz(args.bin, env, args.fuzz, args.seed, args.lanes, args.budget, args.replay)
         if "worker" in only:
-            worker(args.bin, args.trials, scratch)
+            worker(args.bin, trials, scratch)
+        if "notify-burst" in only:
+            from harness import notifyburst
+
+            notifyburst.trial(bursts=args.trials or 10)
         for name in ("loris", "scrape", "body", "limits"):  # harness.agentattacks
             if f"agent-{name}" in only:
                 getattr(agentattacks, f"trial_{name}")(str(scratch))

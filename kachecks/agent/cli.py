@@ -1,4 +1,4 @@
-"""``kachecks agent`` and its subcommands: run, --check-config, conf, status, zero.
+"""``kachecks agent`` and its subcommands: run, --check-config, conf, status, stop, zero.
 
 Every failure is one line on stderr and exit 1 (kachecks.clickcommand's
 convention, usage mistakes included): a configuration error names the file,
@@ -6,6 +6,8 @@ the check and the key; nothing prints a traceback.
 """
 
 import os
+import signal
+import time
 
 import click
 
@@ -33,6 +35,7 @@ Examples:
   kachecks agent                           # run in the foreground (systemd: kachecks-agent.service)
   kachecks agent conf                      # keepalived.conf blocks for the configured checks
   kachecks agent status                    # one line per check: state, since, latency, result
+  kachecks agent stop                      # without systemd: stop it, every file to 0
   systemctl reload kachecks-agent          # SIGHUP: reload; same name and file: state kept
 
 \b
@@ -46,6 +49,10 @@ Examples:
   name = "web1"
   command = "kachecks-http --url http://192.168.8.101/service.txt --digest 5f2b4547f41470dc3e293e7267461575"
   fall = 2
+  [[check]]
+  name = "uplink"                          # this director's own, not a real server's:
+  command = "kachecks-tcp 192.168.8.25:25"
+  director = true                          # tracked in its vrrp_instance, vrrp_weight 20
 """)
 @click.option("--config", "config_path", metavar="FILE", help=CONFIG_HELP)
 @click.option("--check-config", is_flag=True,
@@ -123,8 +130,12 @@ def conf(ctx, config_path):
     """Print the keepalived.conf blocks for the configured checks.
 
     track_file blocks (weight 0 reverse, init_file 0: a missing or stale-0
-    file fails closed), the vrrp_track_process that follows the agent, and
-    per real server its FILE_CHECK.
+    file fails closed); for each vrrp_instance, what is this director's own:
+    the agent's running file (FAULT once it stops), the vrrp_track_process
+    that follows the agent (a part of its own: not in a network namespace)
+    and the director = true checks, weighted; per real server its
+    FILE_CHECK. A real server's check is never tracked in a vrrp_instance:
+    both directors see its failure, which would take the VIP off both.
     """
     from kachecks.agent import conf as blocks
 
@@ -158,7 +169,8 @@ def status(ctx, config_path):
     pid = _holder(track_dir)
     if pid is not None:
         document["pid"] = pid
-    for line in statuses.render(document, alive=pid is not None):
+    values = None if pid is not None else _values(document)
+    for line in statuses.render(document, alive=pid is not None, values=values):
         click.echo(line)
     return ExitCode.OK if pid is not None else ExitCode.NOT_RUNNING
 
@@ -187,13 +199,17 @@ def zero(ctx, config_path):
     wrote (from its status file), so a crash, a SIGKILL or an edited
     kachecks.toml never leaves a stale 1 behind. Refuses while an agent runs.
     """
-    path = _config_path(ctx, config_path)
+    return _zero(_config_path(ctx, config_path))
+
+
+def _zero(path):
     problem = None
     try:
         cfg = configuration.load(path)
         track_dir, paths = cfg.track_dir, cfg.files
     except configuration.ConfigError as exc:
         problem, track_dir, paths = exc, _fallback_track_dir(path), []
+    paths.append(os.path.join(track_dir, configuration.ALIVE_FILE))  # "the agent runs": no more
     with trackfile.Directories() as directories:
         try:
             directories.open(track_dir, create=False)
@@ -205,13 +221,13 @@ def zero(ctx, config_path):
         except OSError as exc:
             raise CommandFailed(f"cannot use {track_dir}: {exc.strerror or exc}") from None
         try:  # holding the lock: no agent starts while we zero
-            return _zero(directories, track_dir, paths, problem)
+            return _zero_files(directories, track_dir, paths, problem)
         finally:
             if lock is not None:
                 os.close(lock)
 
 
-def _zero(directories, track_dir, paths, problem):
+def _zero_files(directories, track_dir, paths, problem):
     """Zero ``paths`` (the configuration's) and the files the last agent listed in its
     status document that are still track files (see trackfile.unfit), never making one."""
     failed = []
@@ -258,6 +274,69 @@ def _open_all(directories, track_dir, paths):
         except OSError as exc:
             refused.append((path, exc.strerror or str(exc)))
     return refused
+
+
+@agent.command(context_settings=CONTEXT, epilog="""\b
+Examples:
+  kachecks agent stop                  # an agent started by hand, or in a container
+  systemctl stop kachecks-agent        # under systemd, the same (its ExecStopPost zeroes)
+
+\b
+Exit status: 0 stopped (or none was running) and every file set to 0; 1 otherwise.
+""")
+@click.option("--timeout", type=click.FloatRange(0, 3600), default=10.0, show_default=True,
+              metavar="SECONDS", help="How long the agent may take to stop before it is killed.")
+@_options
+def stop(ctx, config_path, timeout):
+    """Stop the running agent, then set every track file to 0.
+
+    SIGTERM, as systemd stops it: the agent sets every file to 0 and exits;
+    one that does not within --timeout is killed. Then `kachecks agent zero`,
+    as the unit's ExecStopPost. Stopping the agent takes this director's
+    real servers out and, through its "running" file, hands the VIP to the
+    peer: on the active director it is a failover. The package's removal
+    runs it.
+    """
+    path = _config_path(ctx, config_path)
+    track_dir = _track_dir(path)
+    pid = _holder(track_dir)  # the agent is who holds its lock: never a pid from a file
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        if not _ended(track_dir, timeout):
+            click.echo(f"kachecks agent stop: pid {pid} did not stop within {timeout:g} s:"
+                       " killed", err=True)
+            os.kill(pid, signal.SIGKILL)
+            _ended(track_dir, 5.0)
+        click.echo(f"kachecks agent (pid {pid}) stopped")
+    return _zero(path)
+
+
+def _ended(track_dir, timeout):
+    """Wait until nobody holds ``track_dir``'s lock; False after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while _holder(track_dir) is not None:
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _track_dir(path):
+    try:
+        return configuration.load(path).track_dir
+    except configuration.ConfigError:
+        return _fallback_track_dir(path)
+
+
+def _values(document):
+    """{path: what keepalived reads there now} for the files a stopped agent left: its
+    checks' and its own "running" file."""
+    paths = {c.get("file") for c in document.get("checks", []) if isinstance(c, dict)}
+    track_dir = document.get("track_dir")
+    if isinstance(track_dir, str):
+        paths.add(os.path.join(track_dir, configuration.ALIVE_FILE))
+    return {path: trackfile.read(path) for path in paths
+            if isinstance(path, str) and os.path.isabs(path)}
 
 
 def _fallback_track_dir(path):

@@ -56,6 +56,17 @@ def unfit(name, dir_fd=None):
     return NOT_A_NUMBER if text.strip() and not NUMBER.match(text) else None
 
 
+def read(path):
+    """What keepalived reads in ``path`` now: its number, or None when the file is missing,
+    unreadable or not a number (keepalived: 0, down)."""
+    try:
+        text = files.read_regular(path, "", MAX_SIZE, follow=False)
+    except files.UnusableFile:
+        return None
+    match = re.match(rb"\s*(-?\d+)", text)
+    return int(match.group(1)) if match else None
+
+
 def judge_directory(directory):
     """Why ``directory`` (or, while it does not exist, the directory it would be made in)
     may not hold track files, or None. OSError if it cannot be looked at."""
