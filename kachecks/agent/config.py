@@ -190,9 +190,9 @@ def _check(table, number, defaults, track_dir, path, problems):
         configfile.one_line(file, f"{where}: file")
         file = os.path.normpath(os.path.join(track_dir, file))
         if os.path.basename(file).startswith("."):
-            raise ConfigError(f"{where}: file: {_show(file)}: a name starting with '.' is the"
-                              f" agent's own ({STATUS_FILE}, {ALIVE_FILE}, its lock, temporary"
-                              " files)")
+            raise ConfigError(f"{where}: file: {os.path.basename(file)} is the agent's own: a"
+                              f" name starting with '.' ({STATUS_FILE}, {ALIVE_FILE}, its lock,"
+                              " temporary files)")
     if len(problems.lines) > before:
         return None
     return CheckSpec(name, command.argv, command.check, target, values["interval"],

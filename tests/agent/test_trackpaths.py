@@ -139,8 +139,8 @@ def test_zero_never_creates_nor_overwrites_files_that_are_not_track_files(agent_
 
 
 @pytest.mark.parametrize("file, words", [
-    (".kachecks-agent.json", "a name starting with '.' is the agent's own"),
-    ("sub/.web1", "a name starting with '.' is the agent's own"),
+    (".kachecks-agent.json", "file: .kachecks-agent.json is the agent's own: a name starting"),
+    ("sub/.web1", "file: .web1 is the agent's own: a name starting with '.'"),
     ("web1\n}\ntrack_file evil {", "file: holds a control character"),
     ("web1\x1b[2J", "file: holds a control character"),
 ])
