@@ -9,22 +9,25 @@ hands each due run to the executor (kachecks.agent.runner). HTTP and TCP probes
 (rise/fall, counters) and written to its track file (``TrackFiles``, the
 publisher) in the loop's thread, no hand-over and no wake-up of anything. A probe
 that blocks in a library (LDAP) runs in a thread of its own and answers the
-schedule from there, under the one lock (``stats.LOCK``) the main thread, the
-status document and the metrics endpoint also take; only a change of state
-wakes the main thread, to refresh the status document and systemd's STATUS at
-once. A run that hangs only ever holds its own socket or thread, up to its
-deadline.
+schedule from there, under the one lock (``stats.LOCK``) the main thread also
+takes to tick and to copy a snapshot (kachecks.agent.snapshot) that the status
+document and the endpoint render from without it; only a change of state wakes
+the main thread, to refresh the status document and systemd's STATUS. A run that
+hangs only ever holds its own socket or thread, up to its deadline; one that
+cannot start fails.
 
-The status document is rewritten only when something in it changed, at most once
-a second (once every ten seconds with 10,000 checks: ``STATUS_CHECKS_PER_SECOND``),
-and incrementally: each check's entry is kept rendered and redone only when a
-result of that check came in (kachecks.agent.status.Renderer).
+The snapshot and the status document are incremental: only the checks that
+changed since the last one are copied and rendered again, and the document is
+rewritten only when something in it changed, at most once a second (once every
+ten seconds with 10,000 checks: ``STATUS_CHECKS_PER_SECOND``).
 
-Fail-closed: SIGTERM/SIGINT write 0 to every track file before exiting 0;
+Fail-closed: SIGTERM/SIGINT write 0 to every track file before exiting 0; an
+agent that cannot publish at all for a few seconds does the same and exits 1;
 SIGHUP reloads (a broken file is logged and the running set kept; a check whose
 name and file stay keeps its state, see ``schedule.diff``).
 """
 
+import errno
 import gc
 import os
 import random
@@ -35,6 +38,7 @@ import time
 from kachecks import syslogger
 from kachecks.agent import config as configuration
 from kachecks.agent import schedule as schedules
+from kachecks.agent import snapshot as snapshots
 from kachecks.agent import stats, status, trackfile
 from kachecks.agent.loop import Loop
 from kachecks.agent.runner import Runner
@@ -44,6 +48,15 @@ STATUS_PERIOD = 1.0  # seconds at least between status-document rewrites
 # ... and at least a second per this many checks: a rewrite costs what its size does
 # (10,000 checks: 3 MB, 3 ms), and an agent whose checks are quiet must stay cheap.
 STATUS_CHECKS_PER_SECOND = 1000
+ALIVE_PERIOD = 5.0  # seconds between rewrites of the "agent running" file (config.ALIVE_FILE)
+GIVE_UP = 3  # track-file writes failing in a row, over several files, for GIVE_UP_AFTER
+GIVE_UP_AFTER = 2.0  # seconds: then the agent stops (ExecStopPost zeroes the files)
+# The longest a thread busy in Python (a render of /metrics, a TLS handshake) keeps the
+# main loop waiting for the interpreter when a run is due: 5 ms by default, half the
+# 10 ms the schedule aims for.
+SWITCH_INTERVAL = 0.001
+DESCRIPTORS_PER_CHECK = 4  # its run's socket and drain file, twice for a reload's old run
+DESCRIPTORS_OWN = 64  # the endpoint's (16 connections), the track directory's, syslog's
 IDENT = "kachecks-agent"
 PROCESS_NAME = b"kachecks-agent"  # what keepalived's vrrp_track_process looks for
 
@@ -58,44 +71,159 @@ def set_process_name(name=PROCESS_NAME):
 
 
 class Log:
-    """Syslog (ident kachecks-agent), and stderr too when it is a terminal."""
+    """Syslog (ident kachecks-agent), and stderr unless stderr is systemd's journal, which
+    has the syslog line already (no line twice under the unit). A syslog that cannot be
+    reached (no /dev/log in a container) is said once on stderr, and every line goes there
+    until it is back: no change of state is ever lost silently."""
 
-    def __init__(self, echo=None):
-        self.echo = sys.stderr.isatty() if echo is None else echo
+    def __init__(self, echo=None, stream=None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.echo = not journal(self.stream) if echo is None else echo
+        self.syslog_error = None
 
     def __call__(self, message, priority=syslogger.LOG_INFO):
-        syslogger.send(IDENT, message, priority)
-        if self.echo:
-            sys.stderr.write(f"kachecks agent: {message}\n")
-            sys.stderr.flush()
+        error = syslogger.deliver(IDENT, message, priority)
+        if error != self.syslog_error:
+            if error is not None:
+                self._write(f"syslog unreachable ({error}): logging to stderr only")
+            else:
+                self._write("syslog reachable again")
+            self.syslog_error = error
+        if self.echo or error is not None:
+            self._write(message)
+
+    def _write(self, line):
+        try:
+            self.stream.write(f"kachecks agent: {line}\n")
+            self.stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass  # stderr closed: syslog is all there is
+
+
+def journal(stream):
+    """True when ``stream`` is systemd's journal: $JOURNAL_STREAM names its device and inode
+    (systemd.exec(5)), so a line on it would be the syslog line twice."""
+    expected = os.environ.get("JOURNAL_STREAM")
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return bool(expected) and expected == f"{st.st_dev}:{st.st_ino}"
 
 
 class TrackFiles:
     """The publisher: a check's value into its track file; remembers every file written
-    (``zero`` covers them even after a reload dropped their check).
+    (``zero`` covers them even after a reload dropped their check), and whether the
+    agent can still publish at all (``blind``).
 
-    A result whose value the file holds already (``trackfile.holds``: read, not
+    Every file is written by name relative to its directory, opened once
+    (kachecks.agent.trackfile.Directories: ``open(cfg)`` at start and on each reload),
+    so a write needs one descriptor, the temporary file's: one is kept in reserve and
+    given up for a write that found none free (EMFILE/ENFILE), then taken back.
+
+    A result whose value its file holds already (``Directories.holds``: read, not
     assumed) is not written again: three calls instead of a temporary file and a
     rename, the file the same.
     """
 
-    def __init__(self):
+    def __init__(self, directories=None, clock=time.monotonic):
+        self.directories = directories or trackfile.Directories()
+        self.clock = clock
         self.written = set()
+        self.streak = 0  # writes that failed in a row, whichever the file
+        self.streak_files = set()
+        self.streak_since = None  # when the first of them failed
+        self.last_error = None  # (path, why) of the last failed write
+        self._spare = _spare_descriptor()
 
     def __call__(self, path, value):
         """Make ``path`` hold ``value``: None, or why it could not."""
-        if path in self.written and trackfile.holds(path, value):
+        if path in self.written and self.directories.holds(path, value):
+            self.streak = 0
             return None
         try:
-            trackfile.write(path, value)
+            self._write(path, value)
         except OSError as exc:
-            return exc.strerror or str(exc)
+            error = exc.strerror or str(exc)
+            if not self.streak:
+                self.streak_since = self.clock()
+            self.streak += 1
+            self.streak_files.add(path)
+            self.last_error = (path, error)
+            return error
+        self.streak = 0
+        self.streak_files.clear()
         self.written.add(path)
         return None
 
-    @staticmethod
-    def zero(paths):
-        return trackfile.zero(paths)
+    def open(self, cfg):
+        """Judge and open the directories and files of ``cfg``; trackfile.Unusable (or
+        OSError) if the agent must not write one of them."""
+        self.directories.open(cfg.track_dir, cfg.files)
+
+    def write_status(self, path, document):
+        """The status document (bytes, or pieces of it), by name in its (opened) directory."""
+        directory, name = os.path.split(path)
+        status.write_bytes(name, document, dir_fd=self.directories.fd(directory))
+
+    def _write(self, path, value):
+        try:
+            self.directories.write(path, value)
+        except OSError as exc:
+            if exc.errno not in (errno.EMFILE, errno.ENFILE) or self._spare is None:
+                raise
+            os.close(self._spare)  # the reserve, for this write
+            self._spare = None
+            try:
+                self.directories.write(path, value)
+            finally:
+                self._spare = _spare_descriptor()
+
+    def blind(self):
+        """Why no result can be published, or None: ``GIVE_UP`` writes in a row failed over
+        ``GIVE_UP_AFTER`` seconds, of two files or more (one file's own trouble is that
+        check's, not the agent's) or of the only file there is. A blip is no reason to
+        take every real server out; a director that cannot publish for seconds is
+        running blind."""
+        files = self.streak_files
+        if (self.streak < GIVE_UP or len(files) < min(2, len(self.written | files))
+                or self.clock() - self.streak_since < GIVE_UP_AFTER):
+            return None
+        path, error = self.last_error
+        return (f"{self.streak} track-file writes in a row failed over"
+                f" {self.clock() - self.streak_since:.1f} s, of {len(files)} files"
+                f" (last: {path}: {error})")
+
+    def zero(self, paths):
+        return trackfile.zero(self.directories, paths)
+
+
+def _spare_descriptor():
+    try:
+        return os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None  # none free now: taken again after the next write
+
+
+def fit_descriptors(checks, log):
+    """Raise RLIMIT_NOFILE's soft limit to what ``checks`` need (up to the hard limit); say
+    so if even that is short. Each check has at most one run in flight, holding a
+    socket and for a moment a file (--drain-file); a reload may leave the old runs of
+    changed commands in flight next to the new ones: ``DESCRIPTORS_PER_CHECK``. The
+    endpoint, the track directory, syslog and the reserve need ``DESCRIPTORS_OWN``."""
+    import resource
+
+    need = checks * DESCRIPTORS_PER_CHECK + DESCRIPTORS_OWN
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < need:
+        soft = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        except (OSError, ValueError):
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if soft < need:
+            log(f"{checks} checks may need {need} descriptors, the limit is {soft}: runs may"
+                " fail with 'Too many open files' (raise LimitNOFILE)", syslogger.LOG_WARNING)
 
 
 def settle_memory():
@@ -107,15 +235,17 @@ def settle_memory():
 
 
 def serve_metrics(address, source, log):
-    """The Prometheus endpoint on ``address`` reading ``source()``, or None (said why)."""
-    from kachecks.agent import metrics
+    """The endpoint on ``address`` serving ``/metrics`` from ``source()`` (the agent's last
+    snapshot), or None (said why)."""
+    from kachecks.agent import endpoint, metrics
 
     if not metrics.available():
         log(f"no metrics endpoint: {metrics.MISSING} (set [agent] metrics = \"\" to silence"
             " this)", syslogger.LOG_WARNING)
         return None
+    page = metrics.Page(source)
     try:
-        return metrics.Endpoint(address, source)
+        return endpoint.Endpoint(address, {"/metrics": page, "/": page}, log)
     except OSError as exc:
         host, port = address
         log(f"no metrics endpoint: cannot listen on {host}:{port}: {exc.strerror or exc}",
@@ -127,11 +257,12 @@ class Agent:
     """The daemon: ``run()`` until SIGTERM/SIGINT. Every piece of I/O is handed in or made
     here: ``log`` (syslog), ``notifier`` (systemd), ``rng`` and ``clock`` (the schedule's),
     ``loop`` (kachecks.agent.loop), ``runner`` (the executor, on that loop, answering
-    ``answer``), ``tracks`` (the publisher), ``status_writer(path, data)`` (the status
-    document's bytes), ``serve_metrics(address, source, log)``."""
+    ``answer``), ``tracks`` (the publisher), ``status_writer(path, document)`` (the
+    document's bytes or pieces; None: the publisher's ``write_status``),
+    ``serve_metrics(address, source, log)``."""
 
     def __init__(self, cfg, log=None, notifier=None, rng=None, clock=time.monotonic,
-                 loop=None, runner=None, tracks=None, status_writer=status.write_bytes,
+                 loop=None, runner=None, tracks=None, status_writer=None,
                  serve_metrics=serve_metrics):
         self.cfg = cfg
         self.log = log or Log()
@@ -141,9 +272,11 @@ class Agent:
         self.loop = loop or Loop()
         self.runner = runner or Runner(self.loop, clock, self.answer)
         self.tracks = tracks or TrackFiles()
-        self.status_writer = status_writer
+        self.status_writer = status_writer or self.tracks.write_status
         self.serve_metrics = serve_metrics
         self.schedule = None  # made when run() starts, after the track directory is checked
+        self.snapshot = snapshots.EMPTY  # the last one taken: what the status and metrics show
+        self.listed = None  # (schedule generation, files written) the snapshot's files are of
         self.signals = []
         self.renderer = status.Renderer()
         self.endpoint = None
@@ -152,16 +285,21 @@ class Agent:
         self.status_dirty = True  # something in the document changed
         self.status_error = None
         self.watchdog_due = 0.0
+        self.alive_due = 0.0
+        self.alive_error = None
 
     # ------------------------------------------------------------------ lifecycle
 
     def run(self):
-        """Run until SIGTERM/SIGINT; return ExitCode.OK (files zeroed) or raise on a bug."""
+        """Run until SIGTERM/SIGINT (ExitCode.OK) or until no result can be published any
+        more (ExitCode.FAILURE, said why); the files are zeroed either way. Raises on a bug."""
+        sys.setswitchinterval(SWITCH_INTERVAL)
         previous = {sig: signal.signal(sig, self._on_signal)
                     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
         old_wakeup = signal.set_wakeup_fd(self.loop.wake_fd, warn_on_full_buffer=False)
         try:
-            trackfile.prepare(self.cfg.track_dir, self.cfg.files)
+            self.tracks.open(self.cfg)
+            fit_descriptors(len(self.cfg.checks), self.log)
             self._start_metrics()
             with stats.LOCK:
                 self.schedule = schedules.Schedule(
@@ -171,14 +309,15 @@ class Agent:
             count = len(self.cfg.checks)
             self.log(f"started: {count} check{'s' * (count != 1)} from {self.cfg.path},"
                      f" track files in {self.cfg.track_dir}", syslogger.LOG_NOTICE)
+            self._hold_alive(self.clock())
             self._notify("READY=1")
-            self._loop()
+            code = self._loop()
         finally:
             signal.set_wakeup_fd(old_wakeup)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self._shutdown()
-        return ExitCode.OK
+        return code
 
     def _on_signal(self, signum, frame):
         self.signals.append(signum)
@@ -190,7 +329,7 @@ class Agent:
             with stats.LOCK:
                 wake = schedule.next_wake()
             probes = runner.next_wake()
-            wake = min(now + 60 if wake is None else wake,
+            wake = min(now + 60 if wake is None else wake, self.alive_due,
                        now + 60 if probes is None else probes,
                        self.status_due if self.status_dirty else now + 60,
                        self.watchdog_due if self._watchdog() else now + 60)
@@ -202,12 +341,17 @@ class Agent:
                 else:
                     name = "SIGTERM" if signum == signal.SIGTERM else "SIGINT"
                     self.log(f"{name}: stopping; every track file set to 0", syslogger.LOG_NOTICE)
-                    return
+                    return ExitCode.OK
             now = self.clock()
             with stats.LOCK:
                 outcome = schedule.tick(now)
                 self.status_dirty |= outcome.counted
+                blind = self.tracks.blind()
             self._say(outcome.lines)
+            if blind:
+                self.log(f"cannot publish results: {blind}; stopping rather than run blind"
+                         " (the track files are set to 0 as it stops)", syslogger.LOG_ERR)
+                return ExitCode.FAILURE
             runner.step(now)
             self._housekeeping(now)
 
@@ -233,11 +377,16 @@ class Agent:
         self._notify("RELOADING=1")
         try:
             cfg = configuration.load(self.cfg.path)
-            trackfile.prepare(cfg.track_dir, cfg.files)
+            if cfg.track_dir != self.cfg.track_dir:
+                raise configuration.ConfigError(
+                    f"{cfg.path}: [agent] track_dir: {cfg.track_dir} is not {self.cfg.track_dir}"
+                    " (the directory the agent holds): restart the agent to move it")
+            self.tracks.open(cfg)
         except (configuration.ConfigError, OSError) as exc:
-            why = exc if isinstance(exc, configuration.ConfigError) else \
-                f"cannot use {cfg.track_dir}: {exc.strerror or exc}"
-            self.log(f"reload failed, running configuration kept: {why}", syslogger.LOG_ERR)
+            why = exc.lines if isinstance(exc, configuration.ConfigError) else \
+                [f"cannot use {cfg.track_dir}: {exc.strerror or exc}"]
+            for line in why:  # every mistake of the file, one line each
+                self.log(f"reload failed, running configuration kept: {line}", syslogger.LOG_ERR)
             self._notify("READY=1")
             return False
         with stats.LOCK:
@@ -247,13 +396,15 @@ class Agent:
             failed = self.tracks.zero([spec.file for spec in (*change.removed, *change.added)])
         for path, error in failed:
             self.log(f"could not set {path} to 0: {error}", syslogger.LOG_ERR)
+        fit_descriptors(len(cfg.checks), self.log)
         metrics_moved = cfg.metrics != self.cfg.metrics
         self.cfg = cfg
+        settle_memory()
+        self._write_status()  # the new set of checks, shown at once (a new snapshot)
+        self._hold_alive(self.clock())
         if metrics_moved:
             self._stop_metrics()
             self._start_metrics()
-        self.status_dirty = True
-        settle_memory()
         self.log(f"reloaded {cfg.path}: {len(change.added)} added, {len(change.changed)} changed"
                  f" (run at once, state kept), {len(change.removed)} removed (track files set"
                  f" to 0), {len(change.kept)} kept", syslogger.LOG_NOTICE)
@@ -263,13 +414,13 @@ class Agent:
     # ------------------------------------------------------------------ results
 
     def answer(self, run, result, started, finished):
-        """A run's result, in the thread that ran it (the loop's, or a probe thread's):
-        count it, say what changed."""
+        """A run's result, in the thread that ran it: count it, say what changed."""
         with stats.LOCK:
             outcome = self.schedule.complete(run, result, started, finished)
             self.status_dirty |= outcome.counted
+            blind = self.tracks.blind()
         self._say(outcome.lines)
-        if outcome.changed:
+        if outcome.changed or blind:
             self.loop.wake()  # status document and systemd's STATUS now, not at the next run
 
     def _say(self, lines):
@@ -279,16 +430,24 @@ class Agent:
     # ------------------------------------------------------------------ status, systemd
 
     def summary(self):
-        with stats.LOCK:
-            checks = self.schedule.checks if self.schedule is not None else ()
-            up = sum(1 for check in checks if check.health.up)
-        return f"{len(checks)} checks, {up} up"
+        """systemd's STATUS line, from the last snapshot."""
+        views = self.snapshot.checks
+        return f"{len(views)} checks, {sum(1 for view in views if view.up)} up"
+
+    def _hold_alive(self, now):
+        """1 in the "agent running" file (config.ALIVE_FILE), again every ALIVE_PERIOD: a file
+        keepalived re-initialised or somebody removed is right again within seconds."""
+        self.alive_due = now + ALIVE_PERIOD
+        error = self.tracks(self.cfg.alive_file, 1)
+        if error is not None and error != self.alive_error:
+            self.log(f"cannot write {self.cfg.alive_file}: {error}", syslogger.LOG_ERR)
+        self.alive_error = error
 
     def _housekeeping(self, now):
+        if now >= self.alive_due:
+            self._hold_alive(now)
         if self.status_dirty and now >= self.status_due:
             self._write_status()
-            self.status_due = now + max(STATUS_PERIOD,
-                                        len(self.schedule.checks) / STATUS_CHECKS_PER_SECOND)
             self._notify_status()
         if self._watchdog() and now >= self.watchdog_due:
             self._notify("WATCHDOG=1")
@@ -307,24 +466,37 @@ class Agent:
         if self.notifier is not None:
             self.notifier.status(self.summary())
 
-    def document(self, state="running"):
-        """The status document (schema: kachecks.agent.status) as of now, rendered (bytes)."""
+    def take_snapshot(self):
+        """A new snapshot (kachecks.agent.snapshot) of the schedule, published to every reader
+        (status document, endpoint) by one assignment; the lock is held for the copy of
+        what changed since the last one only."""
         with stats.LOCK:
             schedule = self.schedule
-            checks = schedule.checks if schedule is not None else ()
-            changed = schedule.take_changed() if schedule is not None else ()
-            generation = schedule.generation if schedule is not None else 0
-            written = self.tracks.written
-            # Every file written is a configured check's, or one a reload dropped (written
-            # before it): the list changes with the configuration only.
-            return self.renderer.render(
-                state=state, pid=os.getpid(), started=self.started, written=time.time(),
-                config=self.cfg.path, track_dir=self.cfg.track_dir, checks=checks,
-                changed=changed, files=(generation, lambda: written | {
-                    check.spec.file for check in checks}))
+            if schedule is None:
+                return self.snapshot
+            checks, written = schedule.checks, self.tracks.written
+            # The list of files changes with the configuration, or when a file is written
+            # for the first time: else the last one is the list.
+            files = self.snapshot.files
+            if (schedule.generation, len(written)) != self.listed:
+                files = written | {check.spec.file for check in checks}
+                self.listed = (schedule.generation, len(written))
+            self.snapshot = snapshots.take(checks, schedule.lateness, files, time.time(),
+                                           self.snapshot, schedule.take_changed())
+        return self.snapshot
+
+    def document(self, state="running"):
+        """The status document (schema: kachecks.agent.status) of a new snapshot, rendered
+        (pieces of bytes: kachecks.agent.status.Renderer)."""
+        snapshot = self.take_snapshot()
+        return self.renderer.render(state=state, pid=os.getpid(), started=self.started,
+                                    written=snapshot.taken, config=self.cfg.path,
+                                    track_dir=self.cfg.track_dir, snapshot=snapshot)
 
     def _write_status(self, state="running"):
         self.status_dirty = False
+        self.status_due = self.clock() + max(
+            STATUS_PERIOD, len(self.snapshot.checks) / STATUS_CHECKS_PER_SECOND)
         try:
             self.status_writer(self.cfg.status_file, self.document(state))
         except OSError as exc:
@@ -337,15 +509,9 @@ class Agent:
 
     # ------------------------------------------------------------------ metrics
 
-    def _metric_source(self):
-        """For the endpoint's collector, which holds stats.LOCK while it reads."""
-        if self.schedule is None:
-            return (), stats.Histogram(stats.LATENESS_BUCKETS)
-        return self.schedule.checks, self.schedule.lateness
-
     def _start_metrics(self):
         if self.cfg.metrics is not None:
-            self.endpoint = self.serve_metrics(self.cfg.metrics, self._metric_source, self.log)
+            self.endpoint = self.serve_metrics(self.cfg.metrics, lambda: self.snapshot, self.log)
 
     def _stop_metrics(self, wait=True):
         if self.endpoint is not None:

@@ -10,7 +10,7 @@ the agent loaded it.
 
 With thousands of checks the document is megabytes: the agent renders it
 incrementally (``Renderer``), each check's entry kept as JSON text and redone
-only when that check changed, so a rewrite costs what changed plus a copy.
+only when that check's view changed, and writes it in pieces.
 """
 
 import json
@@ -23,15 +23,16 @@ VERSION = 1
 MAX_SIZE = 16 << 20  # bytes: 10,000 checks take about 4 MB
 
 
-def write(path, document):
-    """Atomically replace the status file (0644, like the track files)."""
-    write_bytes(path, _json(document))
+def write(path, document, dir_fd=None):
+    """Atomically replace the status file (0644, like the track files); ``path`` is a name
+    in ``dir_fd`` when given (the track directory, opened once)."""
+    write_bytes(path, _json(document), dir_fd)
 
 
-def write_bytes(path, data):
-    """Atomically replace the status file with ``data``, a rendered document (bytes, or
-    the list of pieces ``Renderer.render`` gives)."""
-    files.replace(path, data, trackfile.MODE)
+def write_bytes(path, data, dir_fd=None):
+    """``write`` for a document rendered already: bytes, or the pieces ``Renderer.render``
+    gives (written one after the other, never joined)."""
+    files.replace(path, data, trackfile.MODE, dir_fd=dir_fd)
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
@@ -54,25 +55,14 @@ def read(path):
     return document
 
 
-def agent_alive(document):
-    """True when the pid that wrote ``document`` is still a kachecks-agent process."""
-    pid = document.get("pid")
-    if document.get("state") == "stopped" or not isinstance(pid, int):
-        return False
-    try:
-        with open(f"/proc/{pid}/comm", "rb") as handle:
-            return handle.read().strip() == b"kachecks-agent"
-    except OSError:
-        return False
-
-
 # The status document, ``.kachecks-agent.json`` beside the track files: its one
 # definition. The agent writes it (``document``), `kachecks agent status` renders it,
 # `kachecks agent zero` reads ``pid``, ``state`` and ``files`` and marks it stopped
 # (``stopped``). A field is only ever added; a change of meaning bumps VERSION.
 #
 #   version    VERSION
-#   pid        the agent's pid (alive while /proc/PID/comm is kachecks-agent)
+#   pid        the agent's pid (it runs while it holds the track directory's lock:
+#              kachecks.agent.lock)
 #   state      "running" or "stopped" (after SIGTERM/SIGINT, or `zero`)
 #   started    when the agent started (Unix time)
 #   written    when this document was written (Unix time)
@@ -88,60 +78,49 @@ def agent_alive(document):
 #     error (why the track file could not be written, or null)
 
 
-def document(state, pid, started, written, config, track_dir, checks, files):
-    """The status document of an agent whose ``checks`` are kachecks.agent.schedule.Check."""
+def document(state, pid, started, written, config, track_dir, snapshot):
+    """The status document of an agent, from its kachecks.agent.snapshot.Snapshot."""
     return {"version": VERSION, "pid": pid, "state": state, "started": started,
             "written": written, "config": config, "track_dir": track_dir,
-            "checks": [_check(check) for check in checks], "files": sorted(files)}
+            "checks": [_check(view) for view in snapshot.checks], "files": list(snapshot.files)}
 
 
-def _check(check):
-    spec, health, result = check.spec, check.health, check.result
+def _check(view):
     return {
-        "name": spec.name, "file": spec.file, "target": spec.target.identity,
-        "state": health.display, "up": bool(health.up), "value": health.value,
-        "since": health.since, "latency": check.latency, "lateness": check.lateness,
-        "reason": (result.summary if result.ok else result.reason) if result else None,
-        "runs": check.stats.runs, "failed_runs": check.stats.failures, "error": check.error,
+        "name": view.name, "file": view.file, "target": view.target, "state": view.state,
+        "up": view.up, "value": view.value, "since": view.since, "latency": view.latency,
+        "lateness": view.lateness, "reason": view.reason, "runs": view.runs,
+        "failed_runs": view.failures, "error": view.error,
     }
 
 
 class Renderer:
-    """The status document, rendered incrementally: pieces of bytes whose concatenation is
-    what ``write`` writes for ``document(...)``, but each check's entry is kept as JSON
-    text and rendered again only when the caller says the check changed, the list of
-    files only when it grew."""
+    """The status document, rendered incrementally from snapshots: pieces of bytes whose
+    concatenation is what ``write`` writes for ``document(...)`` of the same snapshot,
+    but each check's entry is kept as JSON text and rendered again only when its view
+    is new (``Snapshot.fresh``, when the last snapshot rendered is the new one's
+    ``base``), the list of files only when it is another list."""
 
     def __init__(self):
-        self._checks = ()  # the kachecks.agent.schedule.Check objects rendered, in order
-        self._entries = []  # their entries' JSON, in the same order
-        self._position = {}  # Check -> index in both
-        self._files = None  # (count, JSON) of the files last listed
+        self._snapshot = None  # the number of the last one rendered
+        self._entries = []  # its checks' entries, each with a comma after it
+        self._files = (None, b"[]")  # (the files tuple, its JSON)
 
-    def render(self, state, pid, started, written, config, track_dir, checks, changed, files):
-        """The document, as a list of bytes to write in order.
-
-        ``checks``: every check, in order (the same tuple object while the set of checks
-        is the same); ``changed``: the checks whose entry may differ since the last
-        call; ``files``: ``(count, listing)``, ``listing()`` giving every file, called
-        only when ``count`` differs from the last call's."""
-        if checks is not self._checks:
-            self._checks = checks
-            self._position = {check: index for index, check in enumerate(checks)}
-            self._entries = [_json(_check(check)) + b"," for check in checks]
+    def render(self, state, pid, started, written, config, track_dir, snapshot):
+        """The document, as a list of bytes to write in order."""
+        views = snapshot.checks
+        if self._snapshot is not None and snapshot.base == self._snapshot:
+            entries = self._entries
+            for index in snapshot.fresh:
+                entries[index] = _json(_check(views[index])) + b","
         else:
-            position, entries = self._position, self._entries
-            for check in changed:
-                index = position.get(check)
-                if index is not None:
-                    entries[index] = _json(_check(check)) + b","
-        count, listing = files
-        if self._files is None or self._files[0] != count:
-            self._files = (count, _json(sorted(listing())))
+            self._entries = entries = [_json(_check(view)) + b"," for view in views]
+        self._snapshot = snapshot.number
+        if self._files[0] is not snapshot.files:
+            self._files = (snapshot.files, _json(list(snapshot.files)))
         head = _json({"version": VERSION, "pid": pid, "state": state, "started": started,
                       "written": written, "config": config, "track_dir": track_dir})
-        entries = self._entries  # each with its comma; the last one's is left out
-        tail = [entries[-1][:-1]] if entries else []
+        tail = [entries[-1][:-1]] if entries else []  # the last entry without its comma
         return [head[:-1] + b',"checks":[', *entries[:-1], *tail, b'],"files":',
                 self._files[1], b"}"]
 
@@ -155,33 +134,54 @@ def stopped(document):
     return document
 
 
-def render(document, now=None, alive=True):
-    """The lines ``kachecks agent status`` prints: a header, then one per check."""
+def render(document, now=None, alive=True, values=None):
+    """The lines ``kachecks agent status`` prints: a header, then one per check.
+
+    When the agent is not running, the lines say when its last word was; ``values``
+    ({path: number or None}) is what its track files hold now — what keepalived believes —
+    and the lines say it: after a stop, that every file reads 0; after a crash (the agent
+    never said it stopped), which files still read non-zero and that ``kachecks agent
+    zero`` fixes it.
+    """
     now = time.time() if now is None else now
-    checks = document.get("checks", [])
+    checks = [c for c in document.get("checks", []) if isinstance(c, dict)]
     up = sum(1 for c in checks if c.get("up"))
     written = document.get("written") or now
-    if alive:
-        head = f"kachecks agent (pid {document.get('pid')}): {len(checks)} checks, {up} up"
-    else:
-        head = (f"kachecks agent is not running; last status from pid {document.get('pid')},"
-                f" {_ago(now - written)} ago ({document.get('state', 'unknown')})")
-    lines = [head]
-    rows = [("CHECK", "STATE", "VALUE", "SINCE", "LATENCY", "LAST RESULT")]
     stopped = document.get("state") == "stopped"  # files zeroed by the agent or `zero`
+    read = not alive and values is not None  # what the files hold now, not what was written
+    if alive:
+        head = [f"kachecks agent (pid {document.get('pid')}): {len(checks)} checks, {up} up"]
+    elif stopped:
+        head = [f"kachecks agent is not running: pid {document.get('pid')} stopped at"
+                f" {_stamp(written)} ({_ago(now - written)} ago)"]
+    else:
+        head = [f"kachecks agent is not running: pid {document.get('pid')} died without"
+                f" stopping; its last status is from {_stamp(written)} ({_ago(now - written)}"
+                " ago)"]
+    rows = [("CHECK", "STATE", "VALUE", "SINCE", "LATENCY", "LAST RESULT")]
     for c in checks:
-        since = c.get("since")
+        since = c.get("since") if alive else written
+        value = values.get(c.get("file")) if read else c.get("value", 0)
         rows.append((
-            c.get("name", "?"), "STOPPED" if stopped else c.get("state") or "PENDING",
-            str(c.get("value", 0)),
+            c.get("name", "?"),
+            (c.get("state") or "PENDING") if alive else "STOPPED" if stopped else "STALE",
+            "-" if value is None else str(value),
             f"{_stamp(since)} ({_ago(now - since)})" if since else "-",
             f"{c['latency'] * 1000:.1f} ms" if c.get("latency") is not None else "-",
             _last(c),
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    for row in rows:
-        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  "
-                     + row[5])
+    lines = head + ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  "
+                    + row[5] for row in rows]
+    if read:
+        stale = sorted(path for path, value in values.items() if value)
+        if stale:
+            lines += [f"still non-zero, so keepalived still believes them: {', '.join(stale)}",
+                      "set them to 0 with `kachecks agent zero` (the unit's ExecStopPost does"
+                      " it after a crash), or start the agent again"]
+        elif stopped:
+            lines.append("every track file reads 0 (or is missing): this director's real"
+                         " servers are out")
     return [line.rstrip() for line in lines]
 
 

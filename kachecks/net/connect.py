@@ -273,6 +273,20 @@ class Stream:
         """Steps: up to ``size`` bytes; b"" at EOF, clean or ragged."""
         return (yield from self._recv(phase, self.sock.recv, size)) or b""
 
+    def discard(self, view, phase="read"):
+        """Steps: receive and throw away what has come: how many bytes (0 at EOF, clean or
+        ragged).
+
+        A plain socket hands the bytes to nobody: MSG_TRUNC makes the kernel drop up to
+        a mebibyte from its queue without copying it out (``view`` is not used). Over TLS
+        they must be decrypted to find the end: into ``view``, one record at a time.
+        """
+        if self.over_tls:
+            return (yield from self._recv(phase, self.sock.recv_into, view, len(view))) or 0
+        sink = _SINK or _sink()
+        return (yield from self._recv(phase, self.sock.recv_into, sink, len(sink),
+                                      _socket.MSG_TRUNC)) or 0
+
     def _recv(self, phase, call, *args):
         if self.unpaused >= steps.CHUNK:  # a long read without a wait: let others run
             self.unpaused = 0
@@ -314,6 +328,15 @@ def _tls_again():
     import ssl  # loaded already: the stream is over TLS
 
     return (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+_SINK = None  # MSG_TRUNC's buffer: passed to recv_into, never written to, shared
+
+
+def _sink():
+    global _SINK
+    _SINK = bytearray(1 << 20)
+    return _SINK
 
 
 def _tls_eof(exc, stream):
