@@ -4,7 +4,7 @@ import json
 
 import click
 
-from kachecks.clickcommand import CONTEXT, Command
+from kachecks.clickcommand import CONTEXT, Command, Duration
 from kachecks.doctor.reader import DEFAULT_CONFIG, ReadError
 from kachecks.errors import CommandFailed, UsageError
 from kachecks.status import ExitCode
@@ -129,8 +129,9 @@ The reference pair (chk_web1 weight -20, priorities 100/50, nopreempt):
 @click.option("-i", "--config-id", metavar="ID",
               help="Read @ID lines as director ID would (default: this host's name, like"
                    " keepalived -i).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-              help="Seconds for each HTTP_GET/SSL_GET fetch [default: its connect_timeout, else 5].")
+@click.option("--timeout", type=Duration(0, 3600), metavar="DURATION",
+              help="Time for each HTTP_GET/SSL_GET fetch (2, 500ms) [default: its"
+                   " connect_timeout, else 5 s].")
 @click.option("--keepalived", "keepalived", metavar="PATH",
               help="keepalived binary for the -t check [default: on PATH, or /usr/sbin/keepalived].")
 @click.option("--no-keepalived", is_flag=True, help="Do not run keepalived -t.")
