@@ -35,7 +35,7 @@ SCRIPT_LINE = 6  # script's line in SECURE + script(...)
 
 
 def exe(name):
-    return cli.command(name)[0]
+    return cli.script_command(name)
 
 
 def codes(run):
@@ -68,6 +68,21 @@ def test_checks_are_recognised_by_their_name_wherever_installed(doctor, write):
     assert [f["message"] for f in run.findings if f["code"] == "bad-option"] == [
         "kachecks-tcp: Unknown option --bogus: the check exits 1 at every run",
         "kachecks check http: Unknown option -x: the check exits 1 at every run"]
+
+
+def test_a_check_whose_path_holds_a_blank_is_read_as_keepalived_groups_it(doctor, write,
+                                                                         tmp_path):
+    spaced = tmp_path / "my checkout"
+    spaced.mkdir()
+    (spaced / "kachecks-http").symlink_to(cli.command("kachecks-http")[0])
+    word = cli.script_word(spaced / "kachecks-http")
+    assert word == f"'{spaced}/kachecks-http'"
+    run = doctor("--no-run", "-f", write("keepalived.conf", SECURE + misc(
+        f"{word} --url http://192.168.8.101/service.txt --bogus")))
+    assert [f["message"] for f in run.findings if f["code"] == "bad-option"] == [
+        "kachecks-http: Unknown option --bogus: the check exits 1 at every run"]
+    with pytest.raises(ValueError, match="cannot be written in a keepalived script line"):
+        cli.script_word(tmp_path / "it's")
 
 
 @pytest.mark.parametrize("extra,delay_loop,args,late", [
