@@ -38,6 +38,14 @@ random timings give no pass/fail that holds on a loaded machine:
             latency; one uid holding what slots it can with runs that never end,
             and another uid's checks meanwhile; SIGTERM/SIGINT at a random time of a
             delegated check.
+  agent-loris   a slow-loris of 1,020 connections (uid 65534) on an agent limited to
+            1,024 descriptors, a real server stopped halfway: descriptors held, when
+            its file read 0.
+  agent-scrape  500 HTTP checks every 5 s: the share of runs starting within 10 ms of
+            due, without and with 4 scrapers of /metrics in a loop.
+  agent-body    17 checks without --digest against a peer streaming 100 MiB: agent CPU.
+  agent-limits  a pids cgroup (TasksMax) under hung peers: does the agent survive; then a
+            process of uid 65534 named kachecks-agent against status, zero, a new agent.
 
 Options: --bin DIR (executables; default as harness.peers.cli finds them),
 --trials N (200), --window MS (50), --block (start each check through
@@ -63,7 +71,7 @@ import threading
 import time
 from pathlib import Path
 
-from harness import checks, otheruser
+from harness import agentattacks, checks, otheruser
 from harness.peers import certs, cli, netns
 from harness.peers import slapd as ldap_peer
 from harness.peers.hostile import Mute
@@ -950,14 +958,16 @@ def _worker_signals(http, pair, env, trials):
             print(f"  {label:8} slowest exit after the signal: {worst:.3f} s")
 
 
-TRIALS = ("signals", "files", "state", "fuzz", "worker")
+TRIALS = ("signals", "files", "state", "fuzz", "worker", "notify-burst", "agent-loris",
+          "agent-scrape", "agent-body", "agent-limits")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin", type=Path,
                         default=cli.bin_dir())
-    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--trials", type=int, default=None,
+                        help="attempts per trial (200; notify-burst: bursts, 10)")
     parser.add_argument("--window", type=float, default=50)
     parser.add_argument("--block", action="store_true")
     parser.add_argument("--only", action="append", choices=TRIALS,
@@ -973,6 +983,7 @@ def main(argv=None):
                         help="fuzz: run connection INDEX of each check alone and tell it in full")
     args = parser.parse_args(argv)
     only = set(args.only or TRIALS)
+    trials = args.trials or 200
     with tempfile.TemporaryDirectory(prefix="kachecks-redteam-") as scratch:
         scratch = Path(scratch)
         os.chmod(scratch, 0o755)  # nobody's checks reach the worker's socket in it
@@ -981,7 +992,7 @@ def main(argv=None):
         env = _env(str(state_dir))
         with Mute() as mute:
             if "signals" in only:
-                signals(args.bin, args.trials, args.window, env, mute, args.block)
+                signals(args.bin, trials, args.window, env, mute, args.block)
             if "files" in only:
                 files(args.bin, env, scratch, mute)
         if "state" in only:
@@ -989,7 +1000,14 @@ def main(argv=None):
         if "fuzz" in only and (args.fuzz > 0 or args.replay is not None):
             fuzz(args.bin, env, args.fuzz, args.seed, args.lanes, args.budget, args.replay)
         if "worker" in only:
-            worker(args.bin, args.trials, scratch)
+            worker(args.bin, trials, scratch)
+        if "notify-burst" in only:
+            from harness import notifyburst
+
+            notifyburst.trial(bursts=args.trials or 10)
+        for name in ("loris", "scrape", "body", "limits"):  # harness.agentattacks
+            if f"agent-{name}" in only:
+                getattr(agentattacks, f"trial_{name}")(str(scratch))
 
 
 if __name__ == "__main__":
