@@ -60,7 +60,7 @@ import threading
 import time
 from pathlib import Path
 
-from harness import checks
+from harness import checks, otheruser
 from harness.peers import certs, cli, netns
 from harness.peers import slapd as ldap_peer
 from harness.peers.hostile import Mute
@@ -68,6 +68,7 @@ from harness.peers.mangler import Mangler
 from harness.peers.rawhttp import RawHTTPServer, http_response
 from harness.peers.syslog import SyslogSink
 from harness.peers.worker import FakeWorker, Worker
+from harness.wait import wait_for
 
 NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT", signal.SIGHUP: "SIGHUP"}
 TRACEBACK_MARKS = ("Traceback", "Fatal Python error", "Exception ignored")
@@ -513,9 +514,16 @@ def _fuzz_row(case, runs):
 
 def worker(bin_dir, trials, scratch):
     """The worker trials (see the module's docstring); ``scratch`` must be traversable
-    by nobody (the checks of another user connect to a socket in it)."""
+    by nobody (the checks of another user connect to a socket in it). What runs as nobody
+    is ``bin_dir``'s if nobody can reach it (/usr/bin), else a copy (harness.otheruser:
+    a .venv in root's 0700 home, say)."""
     kachecks = [str(bin_dir / "kachecks")]
     http = [str(bin_dir / "kachecks-http")]
+    if otheruser.reachable(bin_dir):
+        nobodys_http = http
+    else:
+        (scratch / "other-user").mkdir()
+        nobodys_http = otheruser.install(scratch / "other-user").command("kachecks-http")
     pair = certs.self_signed(scratch / "pki", "www.mysite.mydmn.org", alt_names=("127.0.0.1",))
     env = dict(_env(str(scratch / "state")), KACHECKS_WORKER_SOCKET=str(scratch / "worker.sock"))
     os.makedirs(scratch / "state", exist_ok=True)
@@ -523,7 +531,7 @@ def worker(bin_dir, trials, scratch):
         url = server.url
         with Worker(kachecks, scratch / "worker.sock", env=env) as running:
             _worker_namespaces(kachecks, http, pair, env, scratch, trials)
-            _worker_groups(http, url, server, env, scratch, trials)
+            _worker_groups(nobodys_http, url, server, env, scratch, trials)
             _worker_idle(http, url, env, running, trials)
             _worker_slots(http, url, env, scratch, running, trials)
             _worker_signals(http, pair, env, trials)
@@ -537,7 +545,7 @@ def _worker_namespaces(kachecks, http, pair, env, scratch, trials):
     path = scratch / "worker-b.sock"
     with netns.Network(prefix, hosts) as net:
         net["b"].start([*kachecks, "worker", "--socket", path], log=scratch / "worker-b.log")
-        netns.wait_for(path.exists, 15, what="the worker in namespace b")
+        wait_for(path.exists, 15, what="the worker in namespace b")
         server = netns.made_in(net["web1"].name, lambda: RawHTTPServer(
             http_response(checks.SERVER1), host=hosts["web1"], tls=pair))
         outcomes = collections.Counter()
@@ -579,7 +587,7 @@ def _worker_groups(http, url, server, env, scratch, trials):
                                    password, "--verbose"], capture_output=True, text=True,
                                   timeout=30, env=dict(env, KACHECKS_WORKER_SOCKET=socket_path,
                                                        KACHECKS_STATE_DIR=str(state_dir)),
-                                  **as_nobody)
+                                  cwd="/", **as_nobody)  # as keepalived starts it
             sent = any(b"Authorization: Basic " in r for r in server.requests[before:])
             outcomes[(done.returncode, "run by kachecks worker" in done.stdout, sent)] += 1
         for (code, delegated, sent), count in sorted(outcomes.items()):
@@ -829,14 +837,15 @@ def _worker_signals(http, pair, env, trials):
             print(f"  {label:8} slowest exit after the signal: {worst:.3f} s")
 
 
-TRIALS = ("signals", "files", "state", "fuzz", "worker")
+TRIALS = ("signals", "files", "state", "fuzz", "worker", "notify-burst")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin", type=Path,
                         default=cli.bin_dir())
-    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--trials", type=int, default=None,
+                        help="attempts per trial (200; notify-burst: bursts, 10)")
     parser.add_argument("--window", type=float, default=50)
     parser.add_argument("--block", action="store_true")
     parser.add_argument("--only", action="append", choices=TRIALS,
@@ -852,6 +861,7 @@ def main(argv=None):
                         help="fuzz: run connection INDEX of each check alone and tell it in full")
     args = parser.parse_args(argv)
     only = set(args.only or TRIALS)
+    trials = args.trials or 200
     with tempfile.TemporaryDirectory(prefix="kachecks-redteam-") as scratch:
         scratch = Path(scratch)
         os.chmod(scratch, 0o755)  # nobody's checks reach the worker's socket in it
@@ -860,7 +870,7 @@ def main(argv=None):
         env = _env(str(state_dir))
         with Mute() as mute:
             if "signals" in only:
-                signals(args.bin, args.trials, args.window, env, mute, args.block)
+                signals(args.bin, trials, args.window, env, mute, args.block)
             if "files" in only:
                 files(args.bin, env, scratch, mute)
         if "state" in only:
@@ -868,7 +878,11 @@ def main(argv=None):
         if "fuzz" in only and (args.fuzz > 0 or args.replay is not None):
             fuzz(args.bin, env, args.fuzz, args.seed, args.lanes, args.budget, args.replay)
         if "worker" in only:
-            worker(args.bin, args.trials, scratch)
+            worker(args.bin, trials, scratch)
+        if "notify-burst" in only:
+            from harness import notifyburst
+
+            notifyburst.trial(bursts=args.trials or 10)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,11 @@ keepalived's own words without reading attributes nobody declared.
 class KachecksError(Exception):
     """Base: a failure with a message meant for a person, one line."""
 
+    @property
+    def lines(self):
+        """What the guard prints, one line each (a configuration's every mistake)."""
+        return (str(self),)
+
 
 class UsageError(KachecksError):
     """Bad command line or unusable configuration (a check exits 1)."""
@@ -48,13 +53,17 @@ class ProbeFailure(KachecksError):
     net.tls: handshake, verify, config; timeout for DeadlineExceeded).
     ``over_tls``: the exchange was inside TLS (keepalived words some TLS
     failures differently).
+    ``code``: the cause code (kachecks.checks.result: L7STS, L7RSP…) where the
+    raiser knows better than its phase says; None: implied by phase and reason
+    (``result.cause_of``).
     """
 
-    def __init__(self, message, phase=None, reason=None, over_tls=False):
+    def __init__(self, message, phase=None, reason=None, over_tls=False, code=None):
         super().__init__(message)
         self.phase = phase
         self.reason = reason
         self.over_tls = over_tls
+        self.code = code
 
 
 class DeadlineExceeded(ProbeFailure):
