@@ -12,6 +12,7 @@ import http.server
 import socket
 import threading
 
+from kachecks.agent import history as histories
 from kachecks.agent import stats
 
 MISSING = "python3-prometheus-client is not installed"
@@ -52,6 +53,20 @@ class Collector:
                                          labels=["check"]),
             "duration": HistogramMetricFamily("kachecks_check_duration_seconds",
                                               "How long each probe run took", labels=["check"]),
+            "results": CounterMetricFamily("kachecks_check_results", "Probe runs by the cause"
+                                           " of their result (HAProxy's codes: L7OK, L4CON,"
+                                           " L7STS…)", labels=["check", "cause"]),
+            "downtime": CounterMetricFamily("kachecks_check_downtime_seconds", "Time the"
+                                            " check's published state was DOWN, up to its last"
+                                            " result", labels=["check"]),
+            "flapping": GaugeMetricFamily("kachecks_check_flapping", "1 while the check flaps"
+                                          " (Nagios' percent state change of its last 21"
+                                          " results above 50 %, until below 25 %)",
+                                          labels=["check"]),
+            "health": GaugeMetricFamily("kachecks_check_health", "HAProxy's health: 0 .."
+                                        " rise+fall-1, up from rise on; below the maximum while"
+                                        " up: going down; above 0 while down: going up",
+                                        labels=["check"]),
         }
         lateness = HistogramMetricFamily("kachecks_agent_run_lateness_seconds",
                                          "How late each run started after its scheduled time")
@@ -68,6 +83,13 @@ class Collector:
                     families["changed"].add_metric(name, r.health.since)
                 families["duration"].add_metric(name, _buckets(r.stats.duration),
                                                 r.stats.duration.sum)
+                record = r.history
+                for code, count in record.results.items():
+                    families["results"].add_metric([r.spec.name, code], count)
+                families["downtime"].add_metric(name, record.downtime)
+                families["flapping"].add_metric(name, 1 if record.flapping else 0)
+                families["health"].add_metric(name, histories.position(r.health, r.spec.rise,
+                                                                       r.spec.fall))
             lateness.add_metric([], _buckets(late), late.sum)
         yield from families.values()
         yield lateness

@@ -233,11 +233,19 @@ def test_status_prints_one_line_per_check(agent_factory, web):
     assert proc.returncode == 0, proc.stderr
     head, columns, web1, web2 = proc.stdout.splitlines()
     assert head == f"kachecks agent (pid {agent.pid}): 2 checks, 1 up"
-    assert columns.split() == ["CHECK", "STATE", "VALUE", "SINCE", "LATENCY", "LAST", "RESULT"]
+    assert columns.split() == ["CHECK", "STATE", "VALUE", "SINCE", "CAUSE", "LATENCY", "LAST",
+                               "60", "DOWNTIME", "DOWNS", "FLAPPING", "LAST", "RESULT"]
     assert web1.split()[:3] == ["web1", "UP", "1"] and "200 OK, md5 5f2b…75 matches" in web1
     assert web2.split()[:3] == ["web2", "DOWN", "0"]
     assert "md5 mismatch (got 5f2b4547f41470dc3e293e7267461575, want fe02" in web2
-    assert " ms  " in web1
+
+    def cell(row, name):  # the columns are aligned under their heads
+        return row[columns.index(name):].split()[0]
+
+    assert (cell(web1, "CAUSE"), cell(web2, "CAUSE")) == ("L7OK", "L7RSP")
+    assert cell(web1, "LATENCY").replace(".", "").isdigit() and " ms  " in web1
+    assert cell(web1, "FLAPPING") == "no" and cell(web2, "DOWNS") == "0"
+    assert "\033[" not in proc.stdout  # no colour into a pipe
 
 
 def test_zero_after_a_crash_sets_every_file_the_agent_wrote_to_0(agent_factory, web):
