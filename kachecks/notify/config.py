@@ -1,4 +1,4 @@
-"""``[smtp]``, ``[mail]``, ``[webhook]`` and ``[spool]`` of kachecks.toml: defaults, types,
+"""``[smtp]``, ``[mail]``, ``[webhook]``, ``[spool]`` and ``[notify]`` of kachecks.toml: defaults, types,
 and one clear line per mistake (the file itself is read by kachecks.configfile).
 
 Unknown keys are errors, not ignored: a misspelt ``to`` would otherwise mean
@@ -59,6 +59,9 @@ SCHEMA = {
         "batch_window": (DURATION, 2),
         "retry_for": (DURATION, "10m"),
     },
+    "notify": {
+        "heartbeat": (DURATION, 0),  # 0: off; else a heartbeat through every channel this often
+    },
 }
 CHOICES = {("smtp", "security"): ("starttls", "tls", "none"), ("webhook", "format"): ("json", "slack")}
 # Durations (kachecks.configfile.duration): (lowest, highest, lowest allowed?) in seconds.
@@ -68,6 +71,7 @@ DURATIONS = {
     ("spool", "batch_window"): (0, 3600, True),
     ("spool", "expire"): (0, 366 * 86400, False),
     ("spool", "retry_for"): (0, 366 * 86400, True),
+    ("notify", "heartbeat"): (0, 366 * 86400, True),
 }
 MAX_WIDTH = 1000  # in a template's format spec: {name:>20} yes, {name:>99999999999} no
 ADDRESS = r"[^\s@<>,;\"]+@[^\s@<>,;\"]+"
@@ -196,7 +200,7 @@ def parse(data, where="configuration"):
                 with problems.catch():
                     values[key] = _check(section, key, given[key], where)
             elif (section, key) in DURATIONS:
-                values[key] = configfile.duration(default, f"{section}.{key}")
+                values[key] = configfile.duration(default, f"{section}.{key}", *DURATIONS[(section, key)])
             else:
                 values[key] = default
         out[section] = values

@@ -12,10 +12,13 @@ from kachecks.errors import UsageError
 from kachecks.runtime import one_line
 
 TYPES = ("INSTANCE", "GROUP", "RS", "VS")
+HEARTBEAT = "HEARTBEAT"  # made by kachecks itself ([notify] heartbeat, notify --test), never from argv
+KINDS = TYPES + (HEARTBEAT,)
+HEARTBEAT_PID = 0  # the pid field of a heartbeat's id (no process has pid 0): known by its name
 STATE_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}|\{UNKNOWN\}")
 ID_RE = re.compile(r"\d{19}-\d{7,10}-[0-9a-f]{6}")  # what new_id() makes; also the spool file name
 HOST_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,252}")
-SOURCES = ("notify", "fifo")
+SOURCES = ("notify", "fifo", "heartbeat", "test")
 MAX_TEXT = 1024  # per field: a name longer than this is cut, so an event file stays small
 
 # docs/reference.md, "FIFO lines": the VRRP name is quoted and NOT escaped, so anchor the tail.
@@ -29,10 +32,16 @@ class EventError(UsageError):
     """Input that is not a keepalived event; the message is one line for people."""
 
 
-def new_id(now_ns=None):
+def new_id(now_ns=None, pid=None):
     """Sortable by time, then pid (fork order within one clock tick); unique."""
     now_ns = time.time_ns() if now_ns is None else now_ns
-    return f"{now_ns:019d}-{os.getpid():07d}-{os.urandom(3).hex()}"
+    pid = os.getpid() if pid is None else pid
+    return f"{now_ns:019d}-{pid:07d}-{os.urandom(3).hex()}"
+
+
+def heartbeat_id(name):
+    """True if the event id (or spool file name) ``name`` is a heartbeat's."""
+    return name[20:27] == f"{HEARTBEAT_PID:07d}"
 
 
 def process_start_ns():
@@ -104,7 +113,7 @@ def check(obj, expected_id=None):
     if expected_id is not None and event_id != expected_id:
         raise EventError(f"id {event_id} is not the file's name")
     kind, state, name = obj.get("type"), obj.get("state"), obj.get("name")
-    if kind not in TYPES:
+    if kind not in KINDS:
         raise EventError(f"no valid type ({_short(kind)})")
     if not (isinstance(state, str) and STATE_RE.fullmatch(state)):
         raise EventError(f"no valid state ({_short(state)})")
@@ -216,6 +225,36 @@ def public(event):
     shown = {k: v for k, v in event.items() if k != "source"}
     shown["previous"] = event.get("previous")
     return shown
+
+
+def heartbeat(when, note, source="heartbeat"):
+    """A heartbeat of this host at ``when``: spooled by `spool flush` every ``[notify]
+    heartbeat``, sent straight away by `notify --test`; ``note`` says what sent it."""
+    host = os.uname().nodename
+    return _record(new_id(int(when * 1e9), HEARTBEAT_PID), when, host, HEARTBEAT, host, None, "ALIVE",
+                   None, note, source)
+
+
+def headline(event, template):
+    """The one line about ``event``: ``mail.subject`` rendered; a heartbeat says so plainly."""
+    if event["type"] == HEARTBEAT:
+        test = " (test)" if event["source"] == "test" else ""
+        return f"[{event['host']}] HEARTBEAT{test} from {event['name']}: kachecks can notify you"
+    return template.format(**fields(event))
+
+
+HEARTBEAT_BODY = """\
+Heartbeat from kachecks on {host}
+
+Host:    {host}
+Time:    {time}
+Sent by: {raw}
+
+It comes through every notification channel, so a relay that stopped
+accepting mail, a recipient that bounces or a dead webhook shows up now,
+not at the next failover. If it stops coming, run `kachecks notify --test`
+and `kachecks spool list` on {host}.
+"""
 
 
 def sample():

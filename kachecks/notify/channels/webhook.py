@@ -4,12 +4,12 @@ The payload always has ``text`` (what Slack and Mattermost incoming webhooks
 show); ``format = "json"`` adds the structured events for other receivers.
 """
 
-from kachecks.notify.channels import DeliveryError
-from kachecks.notify.event import fields, public
+from kachecks.notify.channels import Accepted, DeliveryError
+from kachecks.notify.event import headline, public
 
 
 def payload(events, cfg, msgid):
-    lines = [cfg.mail["subject"].format(**fields(e)) for e in events]
+    lines = [headline(e, cfg.mail["subject"]) for e in events]
     body = {"text": "\n".join(lines)}
     if cfg.webhook["format"] == "json":
         body["message_id"] = msgid
@@ -27,5 +27,7 @@ def send(events, cfg, msgid):
                                  verify=verify, headers={"X-Kachecks-Message-Id": msgid})
     except requests.RequestException as exc:
         raise DeliveryError(f"webhook {hook['url']}: {type(exc).__name__}: {exc}") from None
+    answer = f"HTTP {response.status_code} {response.reason or ''}".strip()
     if not 200 <= response.status_code < 300:
-        raise DeliveryError(f"webhook {hook['url']}: HTTP {response.status_code} {response.reason}")
+        raise DeliveryError(f"webhook {hook['url']}: {answer}")
+    return Accepted(answer)
