@@ -135,16 +135,21 @@ class TrackFiles:
         return trackfile.zero(paths)
 
 
-def serve_metrics(address, source, log):
-    """The Prometheus endpoint on ``address`` reading ``source()``, or None (said why)."""
-    from kachecks.agent import metrics
+def serve_metrics(address, source, log, document=None):
+    """The endpoint on ``address``: ``/metrics`` from ``source()`` (with
+    python3-prometheus-client; without it, a page saying so), the status page ``/`` and
+    ``/status.json`` from ``document()``; or None (said why)."""
+    from kachecks.agent import metrics, page
 
-    if not metrics.available():
-        log(f"no metrics endpoint: {metrics.MISSING} (set [agent] metrics = \"\" to silence"
-            " this)", syslogger.LOG_WARNING)
-        return None
+    routes = page.routes(document) if document is not None else {}
+    if metrics.available():
+        routes["/metrics"] = metrics.Page(source)
+    else:
+        routes["/metrics"] = metrics.unavailable
+        log(f"no /metrics: {metrics.MISSING}; the status page is served (set [agent]"
+            " metrics = \"\" for no endpoint at all)", syslogger.LOG_WARNING)
     try:
-        return metrics.Endpoint(address, source)
+        return metrics.Endpoint(address, routes, log)
     except OSError as exc:
         host, port = address
         log(f"no metrics endpoint: cannot listen on {host}:{port}: {exc.strerror or exc}",
@@ -156,7 +161,7 @@ class Agent:
     """The daemon: ``run()`` until SIGTERM/SIGINT. Every piece of I/O is handed in or made
     here: ``log`` (syslog), ``notifier`` (systemd), ``rng`` and ``clock`` (the schedule's),
     ``executor`` (made from ``answer`` when None), ``tracks`` (the publisher),
-    ``status_writer(path, document)``, ``serve_metrics(address, source, log)``."""
+    ``status_writer(path, document)``, ``serve_metrics(address, source, log, document)``."""
 
     def __init__(self, cfg, log=None, notifier=None, rng=None, clock=time.monotonic,
                  executor=None, tracks=None, status_writer=status.write,
@@ -399,7 +404,8 @@ class Agent:
 
     def _start_metrics(self):
         if self.cfg.metrics is not None:
-            self.endpoint = self.serve_metrics(self.cfg.metrics, self._metric_source, self.log)
+            self.endpoint = self.serve_metrics(self.cfg.metrics, self._metric_source, self.log,
+                                               self.document)
 
     def _stop_metrics(self, wait=True):
         if self.endpoint is not None:

@@ -103,25 +103,47 @@ def _le(bound):
     return "+Inf" if bound == float("inf") else repr(float(bound))
 
 
-class Endpoint:
-    """``http://HOST:PORT/metrics`` served by daemon threads until ``close()``."""
+class Page:
+    """The ``/metrics`` route: ``page()`` -> (content type, body) of ``source()``."""
 
-    def __init__(self, address, source):
+    def __init__(self, source):
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(Collector(source))
+        self.content_type = CONTENT_TYPE_LATEST
+        self._generate = generate_latest
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._registry.register(Collector(source))
+
+    def __call__(self):
+        return self.content_type, self._generate(self._registry)
+
+
+def unavailable():
+    """The ``/metrics`` route without the library: the page says why, in its own words."""
+    return 503, "text/plain; charset=utf-8", f"no metrics here: {MISSING}\n".encode()
+
+
+class Endpoint:
+    """``http://HOST:PORT`` serving ``routes`` ({path: callable() -> (content type, body)
+    or (status, content type, body)}) from daemon threads until ``close()``."""
+
+    def __init__(self, address, routes, log=None):
+        routes = dict(routes)
 
         class Handler(http.server.BaseHTTPRequestHandler):
             timeout = 10  # a client that connects and says nothing is dropped
+            server_version = "kachecks"  # no version
+            sys_version = ""
 
             def do_GET(self):  # noqa: N802 - http.server's naming
-                if self.path.split("?", 1)[0] not in ("/metrics", "/"):
-                    self.send_error(404, "only /metrics here")
+                route = routes.get(self.path.split("?", 1)[0])
+                if route is None:
+                    self.send_error(404, f"only {', '.join(sorted(routes))} here")
                     return
-                body = generate_latest(registry)
-                self.send_response(200)
-                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+                answer = route()
+                status, kind, body = answer if len(answer) == 3 else (200, *answer)
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

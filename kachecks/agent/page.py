@@ -14,6 +14,7 @@ server put on its status line — is escaped before it reaches the page.
 """
 
 import html
+import json
 import os
 import time
 
@@ -209,3 +210,40 @@ def _when(when, now):
     if not isinstance(when, (int, float)):
         return "-"
     return f"{_stamp(when)} ({_duration(now - when)} ago)"
+
+
+class Rendered:
+    """A route of the endpoint: ``make()``'s bytes, made when asked and kept a while, so
+    that clients in a loop cost one render per ``PERIOD`` at most, and never more than
+    ``SHARE`` of a core (a render is followed by ``1 / SHARE - 1`` times its duration on
+    the same bytes)."""
+
+    PERIOD = 1.0  # seconds: the status document changes no faster
+    SHARE = 0.1
+
+    def __init__(self, make, content_type, clock=time.monotonic):
+        self.make = make
+        self.content_type = content_type
+        self.clock = clock
+        self._body = None
+        self._until = 0.0
+
+    def __call__(self):
+        now = self.clock()
+        if self._body is None or now >= self._until:
+            self._body = self.make()
+            finished = self.clock()
+            self._until = finished + max(self.PERIOD - (finished - now),
+                                         (finished - now) * (1 / self.SHARE - 1))
+        return self.content_type, self._body
+
+
+def routes(document):
+    """The status page's routes for kachecks.agent.metrics.Endpoint: ``/`` (this page) and
+    ``/status.json`` (the status document as is), from ``document()``."""
+    return {
+        "/": Rendered(lambda: render(document()), "text/html; charset=utf-8"),
+        "/status.json": Rendered(lambda: json.dumps(document(), separators=(",", ":"),
+                                                    ensure_ascii=False).encode("utf-8"),
+                                 "application/json"),
+    }

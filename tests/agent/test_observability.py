@@ -1,5 +1,6 @@
 """What the agent tells Prometheus and systemd, read the way they read it."""
 
+import json
 import signal
 import socket
 import time
@@ -105,19 +106,26 @@ def test_a_reload_moves_the_endpoint_and_forgets_removed_checks(agent_factory, w
             scrape(first)
 
 
-def test_without_prometheus_client_the_checks_run_and_the_agent_says_why(agent_factory, web,
-                                                                        syslog_socket):
+def test_without_prometheus_client_the_page_is_served_and_metrics_say_why(agent_factory, web,
+                                                                           syslog_socket):
     port = free_port()
     agent = agent_factory([http_check("web1", web)], metrics=f"127.0.0.1:{port}",
                           preamble="import sys; sys.modules['prometheus_client'] = None",
                           interval=0.3, timeout=0.2)
     with agent:
         agent.wait_value("web1", "1\n")
-        with pytest.raises(urllib.error.URLError):
+        with pytest.raises(urllib.error.HTTPError) as error:
             scrape(port)
-    lines = [m for m in syslog_socket() if "metrics endpoint" in m]
+        assert error.value.code == 503
+        assert b"python3-prometheus-client is not installed" in error.value.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as reply:
+            assert reply.headers["Content-Type"] == "text/html; charset=utf-8"
+            assert b'id="check-web1"' in reply.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status.json", timeout=5) as reply:
+            assert json.load(reply)["checks"][0]["name"] == "web1"
+    lines = [m for m in syslog_socket() if "metrics" in m]
     assert len(lines) == 1, lines
-    assert "no metrics endpoint: python3-prometheus-client is not installed" in lines[0]
+    assert "no /metrics: python3-prometheus-client is not installed" in lines[0]
 
 
 def test_a_busy_metrics_port_costs_the_endpoint_not_the_checks(agent_factory, web, syslog_socket):
