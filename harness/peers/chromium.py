@@ -80,11 +80,10 @@ class ChromiumError(Exception):
 
 
 class Chromium:
-    def __init__(self, workdir, width=1400, height=900, javascript=True, timeout=90):
+    def __init__(self, workdir, width=1400, height=900, timeout=90):
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.size = (width, height)
-        self.javascript = javascript
         self.timeout = timeout
         self.outside = []  # request lines that reached the stand-in proxy
         self._proxy = None
@@ -123,7 +122,6 @@ class Chromium:
                 f"--proxy-server=http://127.0.0.1:{self._proxy.port}",
                 # loopback bypasses the proxy (Chromium's implicit rule); no name resolves
                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-                *(() if self.javascript else ("--blink-settings=scriptEnabled=false",)),
                 *extra, url]
         proc = subprocess.run(argv, capture_output=True, timeout=self.timeout,
                               stdin=subprocess.DEVNULL, cwd=self.dir)
