@@ -135,15 +135,15 @@ class TrackFiles:
         return trackfile.zero(paths)
 
 
-def serve_metrics(address, source, log, document=None):
-    """The endpoint on ``address``: ``/metrics`` from ``source()`` (with
-    python3-prometheus-client; without it, a page saying so), the status page ``/`` and
-    ``/status.json`` from ``document()``; or None (said why)."""
+def serve_metrics(address, source, log, document=None, spool=lambda: None):
+    """The endpoint on ``address``: ``/metrics`` from ``source()`` and the notify spool at
+    ``spool()`` (with python3-prometheus-client; without it, a page saying so), the
+    status page ``/`` and ``/status.json`` from ``document()``; or None (said why)."""
     from kachecks.agent import metrics, page
 
     routes = page.routes(document) if document is not None else {}
     if metrics.available():
-        routes["/metrics"] = metrics.Page(source)
+        routes["/metrics"] = metrics.Page(source, spool)
     else:
         routes["/metrics"] = metrics.unavailable
         log(f"no /metrics: {metrics.MISSING}; the status page is served (set [agent]"
@@ -402,10 +402,19 @@ class Agent:
             return (), stats.Histogram(stats.LATENESS_BUCKETS)
         return self.schedule.checks, self.schedule.lateness
 
+    def _spool_dir(self):
+        """The notify spool this configuration uses (its counters are exported), or None."""
+        from kachecks.notify import config as notify_config
+
+        try:
+            return notify_config.spool_dir(self.cfg.path)
+        except notify_config.ConfigError:
+            return None
+
     def _start_metrics(self):
         if self.cfg.metrics is not None:
             self.endpoint = self.serve_metrics(self.cfg.metrics, self._metric_source, self.log,
-                                               self.document)
+                                               self.document, self._spool_dir)
 
     def _stop_metrics(self, wait=True):
         if self.endpoint is not None:

@@ -103,16 +103,55 @@ def _le(bound):
     return "+Inf" if bound == float("inf") else repr(float(bound))
 
 
-class Page:
-    """The ``/metrics`` route: ``page()`` -> (content type, body) of ``source()``."""
+class SpoolCollector:
+    """The notify spool's counters (kachecks.notify.summary), read at scrape time from
+    ``root()`` (the ``[spool] dir`` of the agent's kachecks.toml; None: no spool series).
+    A listing of the queues, no event read: cheap at Prometheus' pace."""
 
-    def __init__(self, source):
+    def __init__(self, root):
+        self.root = root
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        from kachecks.notify import spool, summary
+
+        root = self.root()
+        if root is None:
+            return
+        try:
+            counts = summary.counts(root)
+        except (OSError, spool.SpoolError):
+            return  # unreadable now: no series rather than wrong ones
+        events = GaugeMetricFamily("kachecks_spool_events", "Events waiting in the notify"
+                                   " spool, per queue (incoming, then each channel)",
+                                   labels=["channel"])
+        oldest = GaugeMetricFamily("kachecks_spool_oldest_event_age_seconds", "Age of the"
+                                   " oldest event waiting, per queue (0 when none)",
+                                   labels=["channel"])
+        deliveries = CounterMetricFamily("kachecks_notify_deliveries", "Delivery attempts by"
+                                         " result (ok, failed, unsendable; expired counts"
+                                         " events given up)", labels=["channel", "result"])
+        for queue, entry in counts.items():
+            events.add_metric([queue], entry["events"])
+            oldest.add_metric([queue], entry["oldest_age_seconds"])
+            for result, count in entry.get("deliveries", {}).items():
+                deliveries.add_metric([queue, result], count)
+        yield from (events, oldest, deliveries)
+
+
+class Page:
+    """The ``/metrics`` route: ``page()`` -> (content type, body) of ``source()`` and of
+    the spool at ``spool()``."""
+
+    def __init__(self, source, spool=lambda: None):
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
         self.content_type = CONTENT_TYPE_LATEST
         self._generate = generate_latest
         self._registry = CollectorRegistry(auto_describe=False)
         self._registry.register(Collector(source))
+        self._registry.register(SpoolCollector(spool))
 
     def __call__(self):
         return self.content_type, self._generate(self._registry)

@@ -111,9 +111,9 @@ def test_each_watched_vrrp_instance_has_a_block_with_holder_sources_and_problems
                            "label": "VI_1 vrid 50 on eth0", "addresses": ["192.168.8.142"],
                            "holder": True, "held_since": NOW - 30, "advertising": 2,
                            "adverts": 60,
-                           "sources": [{"address": "192.168.8.11", "priority": 150, "own": True,
+                           "sources": [{"address": "192.168.8.100", "priority": 150, "own": True,
                                         "alive": True, "adverts": 30, "last": NOW - 1},
-                                       {"address": "192.168.8.12", "priority": 100,
+                                       {"address": "192.168.8.110", "priority": 100,
                                         "own": False, "alive": True, "adverts": 30,
                                         "last": NOW - 1}],
                            "problems": [{"code": "split-brain", "severity": "critical",
@@ -122,7 +122,7 @@ def test_each_watched_vrrp_instance_has_a_block_with_holder_sources_and_problems
     text = rendered(document(check("web1"), vrrp=vrrp))
     assert '<div class="instance" id="vrrp-VI_1">' in text
     assert "held here since" in text and "(192.168.8.142); 2 advertising now." in text
-    assert "192.168.8.11 (this director)</td>" in text and ">100</td>" in text
+    assert "192.168.8.100 (this director)</td>" in text and ">100</td>" in text
     assert '<p class="problem">split-brain (critical) since' in text
     stopped = rendered(document(vrrp={"watching": False, "error": "no CAP_NET_RAW",
                                       "keepalived_conf": "/etc/keepalived/keepalived.conf"}))
