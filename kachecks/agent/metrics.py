@@ -1,19 +1,17 @@
-"""The Prometheus endpoint: the agent's own numbers in the text format.
+"""``/metrics``: the agent's own numbers in the Prometheus text format.
 
 Built on Debian's python3-prometheus-client (a Recommends of the package): a
-collector turns the counters the agent keeps anyway (kachecks.agent.stats)
-into metric families at scrape time, so a check run costs no metrics work;
-the HTTP server is the standard library's, started and stopped by the agent
-(reloads may move it). Without the library the agent runs without an endpoint
-and says so once.
+collector turns the agent's last snapshot (kachecks.agent.snapshot: copies of
+the counters the schedule keeps anyway) into metric families, so a check run
+costs no metrics work and a scrape takes no lock. The page is rendered once per
+snapshot and served as it is to every scraper until the next one (4 scrapers in
+a loop cost one render a second, not four hundred). Served by
+kachecks.agent.endpoint. Without the library the endpoint still serves the
+status page (kachecks.agent.page), ``/metrics`` says why it has nothing, and the
+agent says so once.
 """
 
-import http.server
-import socket
-import threading
-
-from kachecks.agent import history as histories
-from kachecks.agent import stats
+import time
 
 MISSING = "python3-prometheus-client is not installed"
 
@@ -27,10 +25,10 @@ def available():
 
 
 class Collector:
-    """Reads the agent's runners on each scrape (``source()`` -> (runners, lateness))."""
+    """Metric families of one snapshot (``snapshot``, set before each render)."""
 
-    def __init__(self, source):
-        self.source = source
+    def __init__(self):
+        self.snapshot = None
 
     def collect(self):
         from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
@@ -70,43 +68,31 @@ class Collector:
         }
         lateness = HistogramMetricFamily("kachecks_agent_run_lateness_seconds",
                                          "How late each run started after its scheduled time")
-        with stats.LOCK:
-            runners, late = self.source()
-            for r in runners:
-                name = [r.spec.name]
-                families["up"].add_metric(name, 1 if r.health.up else 0)
-                families["value"].add_metric(name, r.health.value)
-                families["runs"].add_metric(name, r.stats.runs)
-                families["failures"].add_metric(name, r.stats.failures)
-                families["transitions"].add_metric(name, r.stats.transitions)
-                if r.health.since is not None:
-                    families["changed"].add_metric(name, r.health.since)
-                families["duration"].add_metric(name, _buckets(r.stats.duration),
-                                                r.stats.duration.sum)
-                record = r.history
-                for code, count in record.results.items():
-                    families["results"].add_metric([r.spec.name, code], count)
-                families["downtime"].add_metric(name, record.downtime)
-                families["flapping"].add_metric(name, 1 if record.flapping else 0)
-                families["health"].add_metric(name, histories.position(r.health, r.spec.rise,
-                                                                       r.spec.fall))
-            lateness.add_metric([], _buckets(late), late.sum)
+        snapshot = self.snapshot
+        for view in snapshot.checks:
+            name = [view.name]
+            families["up"].add_metric(name, 1 if view.up else 0)
+            families["value"].add_metric(name, view.value)
+            families["runs"].add_metric(name, view.runs)
+            families["failures"].add_metric(name, view.failures)
+            families["transitions"].add_metric(name, view.transitions)
+            if view.since is not None:
+                families["changed"].add_metric(name, view.since)
+            families["duration"].add_metric(name, _buckets(view.duration), view.duration.sum)
+            for code, count in view.results.items():
+                families["results"].add_metric([view.name, code], count)
+            families["downtime"].add_metric(name, view.downtime)
+            families["flapping"].add_metric(name, 1 if view.flapping else 0)
+            families["health"].add_metric(name, view.health)
+        lateness.add_metric([], _buckets(snapshot.lateness), snapshot.lateness.sum)
         yield from families.values()
         yield lateness
 
 
-def _buckets(histogram):
-    return [(_le(bound), count) for bound, count in histogram.cumulative()]
-
-
-def _le(bound):
-    return "+Inf" if bound == float("inf") else repr(float(bound))
-
-
 class SpoolCollector:
-    """The notify spool's counters (kachecks.notify.summary), read at scrape time from
-    ``root()`` (the ``[spool] dir`` of the agent's kachecks.toml; None: no spool series).
-    A listing of the queues, no event read: cheap at Prometheus' pace."""
+    """The notify spool's counters (kachecks.notify.summary), read when the page is
+    rendered from ``root()`` (the ``[spool] dir`` of the agent's kachecks.toml; None: no
+    spool series). A listing of the queues, no event read: cheap at a render a second."""
 
     def __init__(self, root):
         self.root = root
@@ -140,70 +126,53 @@ class SpoolCollector:
         yield from (events, oldest, deliveries)
 
 
-class Page:
-    """The ``/metrics`` route: ``page()`` -> (content type, body) of ``source()`` and of
-    the spool at ``spool()``."""
-
-    def __init__(self, source, spool=lambda: None):
-        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-
-        self.content_type = CONTENT_TYPE_LATEST
-        self._generate = generate_latest
-        self._registry = CollectorRegistry(auto_describe=False)
-        self._registry.register(Collector(source))
-        self._registry.register(SpoolCollector(spool))
-
-    def __call__(self):
-        return self.content_type, self._generate(self._registry)
-
-
 def unavailable():
-    """The ``/metrics`` route without the library: the page says why, in its own words."""
+    """The ``/metrics`` route without the library: 503, and why."""
     return 503, "text/plain; charset=utf-8", f"no metrics here: {MISSING}\n".encode()
 
 
-class Endpoint:
-    """``http://HOST:PORT`` serving ``routes`` ({path: callable() -> (content type, body)
-    or (status, content type, body)}) from daemon threads until ``close()``."""
+class Page:
+    """The ``/metrics`` route: ``page()`` -> (content type, body) of ``source()``'s snapshot
+    (and of the notify spool at ``spool()``).
 
-    def __init__(self, address, routes, log=None):
-        routes = dict(routes)
+    Rendered once per snapshot, and never busier than ``SHARE`` of a core: a render
+    (about 0.2 ms a check) is followed by at least ``1 / SHARE - 1`` times its
+    duration on the last page (10,000 checks: a page every 25 s or so, while a
+    Prometheus takes one every 15 s). Scrapers in a loop get the same bytes again.
+    """
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            timeout = 10  # a client that connects and says nothing is dropped
-            server_version = "kachecks"  # no version
-            sys_version = ""
+    SHARE = 0.1
 
-            def do_GET(self):  # noqa: N802 - http.server's naming
-                route = routes.get(self.path.split("?", 1)[0])
-                if route is None:
-                    self.send_error(404, f"only {', '.join(sorted(routes))} here")
-                    return
-                answer = route()
-                status, kind, body = answer if len(answer) == 3 else (200, *answer)
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+    def __init__(self, source, clock=time.monotonic, spool=lambda: None):
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-            def log_message(self, *args):
-                pass
+        self.source = source
+        self.clock = clock
+        self.content_type = CONTENT_TYPE_LATEST
+        self._generate = generate_latest
+        self._collector = Collector()
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._registry.register(self._collector)
+        self._registry.register(SpoolCollector(spool))
+        self._rendered = None  # (snapshot, body)
+        self._next = 0.0  # no render before this (monotonic)
 
-        host, port = address
+    def __call__(self):
+        snapshot = self.source()
+        rendered = self._rendered
+        if rendered is None or (rendered[0] is not snapshot and self.clock() >= self._next):
+            started = self.clock()
+            self._collector.snapshot = snapshot
+            self._rendered = rendered = (snapshot, self._generate(self._registry))
+            self._collector.snapshot = None
+            finished = self.clock()
+            self._next = finished + (finished - started) * (1 / self.SHARE - 1)
+        return self.content_type, rendered[1]
 
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
 
-        self.address = address
-        self.server = Server((host, port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True,
-                                       kwargs={"poll_interval": 0.5}, name="kachecks-metrics")
-        self.thread.start()
+def _buckets(histogram):
+    return [(_le(bound), count) for bound, count in histogram.cumulative()]
 
-    def close(self, wait=True):
-        """Stop listening; ``wait`` for the serving loop (a reload), not at exit."""
-        if wait:
-            self.server.shutdown()
-        self.server.server_close()
+
+def _le(bound):
+    return "+Inf" if bound == float("inf") else repr(float(bound))

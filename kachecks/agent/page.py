@@ -213,37 +213,40 @@ def _when(when, now):
 
 
 class Rendered:
-    """A route of the endpoint: ``make()``'s bytes, made when asked and kept a while, so
-    that clients in a loop cost one render per ``PERIOD`` at most, and never more than
-    ``SHARE`` of a core (a render is followed by ``1 / SHARE - 1`` times its duration on
-    the same bytes)."""
+    """A route of the endpoint (kachecks.agent.endpoint): ``make(snapshot)``'s bytes for
+    ``source()``, the agent's last snapshot, made when asked and kept for that snapshot
+    (one render a second at most, however many clients), never busier than ``SHARE`` of
+    a core (a render is followed by ``1 / SHARE - 1`` times its duration on the same
+    bytes), as ``/metrics`` (kachecks.agent.metrics.Page)."""
 
-    PERIOD = 1.0  # seconds: the status document changes no faster
     SHARE = 0.1
 
-    def __init__(self, make, content_type, clock=time.monotonic):
+    def __init__(self, source, make, content_type, clock=time.monotonic):
+        self.source = source
         self.make = make
         self.content_type = content_type
         self.clock = clock
-        self._body = None
-        self._until = 0.0
+        self._rendered = None  # (snapshot, body)
+        self._next = 0.0
 
     def __call__(self):
-        now = self.clock()
-        if self._body is None or now >= self._until:
-            self._body = self.make()
+        snapshot = self.source()
+        rendered = self._rendered
+        if rendered is None or (rendered[0] is not snapshot and self.clock() >= self._next):
+            started = self.clock()
+            self._rendered = rendered = (snapshot, self.make(snapshot))
             finished = self.clock()
-            self._until = finished + max(self.PERIOD - (finished - now),
-                                         (finished - now) * (1 / self.SHARE - 1))
-        return self.content_type, self._body
+            self._next = finished + (finished - started) * (1 / self.SHARE - 1)
+        return self.content_type, rendered[1]
 
 
-def routes(document):
-    """The status page's routes for kachecks.agent.metrics.Endpoint: ``/`` (this page) and
-    ``/status.json`` (the status document as is), from ``document()``."""
+def routes(source, document):
+    """The status page's routes: ``/`` (this page) and ``/status.json`` (the status
+    document as is) of ``document(snapshot)`` for the last snapshot ``source()``."""
     return {
-        "/": Rendered(lambda: render(document()), "text/html; charset=utf-8"),
-        "/status.json": Rendered(lambda: json.dumps(document(), separators=(",", ":"),
-                                                    ensure_ascii=False).encode("utf-8"),
-                                 "application/json"),
+        "/": Rendered(source, lambda snapshot: render(document(snapshot)),
+                      "text/html; charset=utf-8"),
+        "/status.json": Rendered(source, lambda snapshot: json.dumps(
+            document(snapshot), separators=(",", ":"), ensure_ascii=False).encode("utf-8"),
+            "application/json"),
     }

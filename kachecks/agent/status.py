@@ -12,17 +12,17 @@ import json
 import time
 
 from kachecks import files
-from kachecks.agent import history as histories
 from kachecks.agent import trackfile
 
 VERSION = 1
 MAX_SIZE = 16 << 20  # bytes: 10,000 checks take about 4 MB
 
 
-def write(path, document):
-    """Atomically replace the status file (0644, like the track files)."""
+def write(path, document, dir_fd=None):
+    """Atomically replace the status file (0644, like the track files); ``path`` is a name
+    in ``dir_fd`` when given (the track directory, opened once)."""
     data = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    files.replace(path, data, trackfile.MODE)
+    files.replace(path, data, trackfile.MODE, dir_fd=dir_fd)
 
 
 def read(path):
@@ -38,27 +38,14 @@ def read(path):
     return document
 
 
-def agent_alive(document):
-    """True when the pid that wrote ``document`` is still a kachecks-agent process (one that
-    exited and waits for its parent to reap it is not)."""
-    pid = document.get("pid")
-    if document.get("state") == "stopped" or not isinstance(pid, int):
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            name, _, rest = handle.read().partition(b" (")[2].rpartition(b") ")
-    except OSError:
-        return False
-    return name == b"kachecks-agent" and rest[:1] != b"Z"
-
-
 # The status document, ``.kachecks-agent.json`` beside the track files: its one
 # definition. The agent writes it (``document``), `kachecks agent status` renders it,
 # `kachecks agent zero` reads ``pid``, ``state`` and ``files`` and marks it stopped
 # (``stopped``). A field is only ever added; a change of meaning bumps VERSION.
 #
 #   version    VERSION
-#   pid        the agent's pid (alive while /proc/PID/comm is kachecks-agent)
+#   pid        the agent's pid (it runs while it holds the track directory's lock:
+#              kachecks.agent.lock)
 #   state      "running" or "stopped" (after SIGTERM/SIGINT, or `zero`)
 #   started    when the agent started (Unix time)
 #   written    when this document was written (Unix time)
@@ -80,35 +67,22 @@ def agent_alive(document):
 #     run times in microseconds, oldest first, separated by spaces)
 
 
-def document(state, pid, started, written, config, track_dir, checks, files):
-    """The status document of an agent whose ``checks`` are kachecks.agent.schedule.Check."""
+def document(state, pid, started, written, config, track_dir, snapshot):
+    """The status document of an agent, from its kachecks.agent.snapshot.Snapshot."""
     return {"version": VERSION, "pid": pid, "state": state, "started": started,
             "written": written, "config": config, "track_dir": track_dir,
-            "checks": [_check(check) for check in checks], "files": sorted(files)}
+            "checks": [_check(view) for view in snapshot.checks], "files": list(snapshot.files)}
 
 
-def _check(check):
-    spec, health, result = check.spec, check.health, check.result
+def _check(view):
     return {
-        "name": spec.name, "file": spec.file, "target": spec.target.identity,
-        "state": health.display, "up": bool(health.up), "value": health.value,
-        "since": health.since, "latency": check.latency, "lateness": check.lateness,
-        "reason": (result.summary if result.ok else result.reason) if result else None,
-        "runs": check.stats.runs, "failed_runs": check.stats.failures, "error": check.error,
-        **_history(check),
-    }
-
-
-def _history(check):
-    spec, health, history = check.spec, check.health, check.history
-    going = histories.going(health, spec.rise, spec.fall)
-    return {
-        "cause": history.cause.code if history.cause is not None else None,
-        "health": histories.position(health, spec.rise, spec.fall), "rise": spec.rise,
-        "fall": spec.fall, "going": going[0] if going else None,
-        "downtime": round(history.downtime, 3), "downs": history.downs,
-        "flapping": history.flapping, "state_change": round(history.state_change, 1),
-        "latencies": history.latencies(),
+        "name": view.name, "file": view.file, "target": view.target, "state": view.state,
+        "up": view.up, "value": view.value, "since": view.since, "latency": view.latency,
+        "lateness": view.lateness, "reason": view.reason, "runs": view.runs,
+        "failed_runs": view.failures, "error": view.error, "cause": view.cause,
+        "health": view.health, "rise": view.rise, "fall": view.fall, "going": view.going,
+        "downtime": round(view.downtime, 3), "downs": view.downs, "flapping": view.flapping,
+        "state_change": round(view.state_change, 1), "latencies": view.latencies,
     }
 
 

@@ -207,7 +207,7 @@ def test_duplicate_names_and_files_are_refused(tmp_path):
     ("[agent\n", "invalid TOML"),
     ("[agentt]\n", "unknown section [agentt]; did you mean 'agent'?"),
     ("[smpt]\n", "unknown section [smpt]; did you mean 'smtp'?"),
-    ("[log]\n", "unknown section [log] (known: smtp, mail, webhook, spool, agent, check)"),
+    ("[log]\n", "unknown section [log] (known: smtp, mail, webhook, spool, notify, agent, check)"),
     ("[check]\nname = 'x'\n", "check must be [[check]] tables"),
     ("agent = 3\n", "agent must be an [agent] table"),
 ])

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from kachecks.agent import config, history, status
+from kachecks.agent import config, history, snapshot, status
 from kachecks.agent.health import DOWN, DRAIN, UP
 from kachecks.agent.schedule import GRACE, Schedule
 from kachecks.checks.result import L4CON, L7OK, L7STS, L7TOUT, Cause, Result
@@ -108,7 +108,10 @@ STATUS = Result(False, reason="HTTP 503", cause=Cause(L7STS, "status"))
 
 
 def entry(schedule):
-    return status._check(schedule.check("web1"))
+    """web1's entry in the status document, as the agent writes it (from a snapshot)."""
+    taken = snapshot.take(schedule.checks, schedule.lateness, schedule.files, 1.7e9)
+    return status.document("running", 1, 1.7e9, 1.7e9, "kachecks.toml", "/run/kachecks/track",
+                           taken)["checks"][0]
 
 
 def test_between_fall_thresholds_a_check_reads_up_going_down_with_haproxy_health():

@@ -130,15 +130,24 @@ def test_each_watched_vrrp_instance_has_a_block_with_holder_sources_and_problems
     assert 'id="vrrp"' not in rendered(document(check("web1")))  # no [vrrp]: no block
 
 
-def test_a_route_renders_at_most_once_a_period_whoever_asks():
-    made, clock = [], [100.0]
-    route = page.Rendered(lambda: made.append(1) or b"page", "text/html", clock=lambda: clock[0])
+def test_a_route_renders_once_per_snapshot_whoever_asks_and_within_its_share():
+    made, clock, snapshot = [], [100.0], [object()]
+
+    def make(taken):
+        made.append(taken)
+        clock[0] += 0.01  # a render takes 10 ms
+        return b"page"
+
+    route = page.Rendered(lambda: snapshot[0], make, "text/html", clock=lambda: clock[0])
     for _ in range(50):
         assert route() == ("text/html", b"page")
-    assert len(made) == 1
-    clock[0] += page.Rendered.PERIOD
+    assert made == [snapshot[0]]  # one render for that snapshot
+    snapshot[0] = object()
     route()
-    assert len(made) == 2
+    assert len(made) == 1  # a new snapshot, but within 9 × 10 ms of the last render
+    clock[0] += 0.1  # past 9 × 10 ms
+    route()
+    assert made[-1] is snapshot[0] and len(made) == 2
 
 
 def test_the_table_has_the_pages_columns_and_colour_only_when_asked():
