@@ -97,11 +97,30 @@ class History:
         elif self.state_change < FLAP_LOW:
             self.flapping = False
 
+    def ring(self):
+        """A copy of the ring and where it starts: what ``text`` turns into the status
+        document's ``latencies`` (cheap enough to take under the schedule's lock)."""
+        return self._ring[:], self._next
+
     def latencies(self):
-        """The ring as the status document carries it: microseconds, oldest first,
-        separated by spaces (one string: cheap to write every second)."""
-        ring, start = self._ring, self._next
-        return " ".join(ring[start:] + ring[:start] if start else ring)
+        return text(self.ring())
+
+
+def text(ring):
+    """A ``ring()`` as the status document carries it: microseconds, oldest first,
+    separated by spaces (one string: cheap to write every second)."""
+    values, start = ring
+    return " ".join(values[start:] + values[:start] if start else values)
+
+
+class Counts:
+    """What ``position`` and ``going`` read of a check's health (kachecks.agent.health's
+    Health, or a copy of its counters)."""
+
+    __slots__ = ("up", "successes", "failures")
+
+    def __init__(self, up, successes, failures):
+        self.up, self.successes, self.failures = up, successes, failures
 
 
 def position(health, rise, fall):

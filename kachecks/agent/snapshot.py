@@ -15,12 +15,14 @@ from kachecks.agent import stats
 
 class CheckView:
     """One check as it stood (kachecks.agent.schedule.Check, copied), its history with it
-    (kachecks.agent.history: the ring joined into the status document's text once here)."""
+    (kachecks.agent.history). Under the lock only copies are made; what is derived from
+    them (the cause's code, the health, "going down", the ring as text) is worked out
+    when a reader asks, outside it."""
 
     __slots__ = ("name", "file", "target", "state", "up", "value", "since", "latency",
                  "lateness", "reason", "runs", "failures", "transitions", "duration", "error",
-                 "cause", "results", "health", "rise", "fall", "going", "downtime", "downs",
-                 "flapping", "state_change", "latencies")
+                 "results", "downtime", "downs", "flapping", "state_change", "rise", "fall",
+                 "_cause", "_counts", "_ring")
 
     def __init__(self, check):
         spec, health, result, stats = check.spec, check.health, check.result, check.stats
@@ -38,17 +40,36 @@ class CheckView:
         self.duration = stats.duration.copy()
         self.error = check.error
         record = check.history
-        self.cause = record.cause.code if record.cause is not None else None
-        self.results = dict(record.results)  # {cause code: runs}
-        self.health = histories.position(health, spec.rise, spec.fall)
+        self.results = record.results.copy()  # {cause code: runs}
+        self.downtime, self.downs = record.downtime, record.downs
+        self.flapping, self.state_change = record.flapping, record.state_change
         self.rise, self.fall = spec.rise, spec.fall
-        going = histories.going(health, spec.rise, spec.fall)
-        self.going = going[0] if going else None  # "down", "up" or None
-        self.downtime = record.downtime
-        self.downs = record.downs
-        self.flapping = record.flapping
-        self.state_change = record.state_change
-        self.latencies = record.latencies()
+        self._cause = record.cause
+        self._counts = (health.up, health.successes, health.failures)
+        self._ring = record.ring()
+
+    @property
+    def cause(self):
+        """The last result's cause code (L7OK, L4CON…), or None before the first."""
+        return self._cause.code if self._cause is not None else None
+
+    @property
+    def health(self):
+        return histories.position(self._health(), self.rise, self.fall)
+
+    @property
+    def going(self):
+        """"down" while up but failing, "up" while down but passing, else None."""
+        going = histories.going(self._health(), self.rise, self.fall)
+        return going[0] if going else None
+
+    @property
+    def latencies(self):
+        return histories.text(self._ring)
+
+    def _health(self):
+        up, successes, failures = self._counts
+        return histories.Counts(up, successes, failures)
 
 
 class Snapshot:
