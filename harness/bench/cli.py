@@ -181,6 +181,12 @@ def run_agent(args, launcher, servers, commands, env):
             return []
         for row in rows:
             row.skip = row.skip or missing
+        if args.baseline:
+            tree = os.path.abspath(args.baseline)
+            before = Launcher(None, args.python or DEV_PYTHON, os.path.join(
+                env["KACHECKS_STATE_DIR"], "baseline-agent"), tree)
+            rows = agent_rows.with_baseline(rows, before.argv("kachecks"),
+                                            dict(agent_env, PYTHONPATH=tree), revision(tree))
         agent_rows.measure(rows, command, agent_env, args.agent_rounds, args.agent_window,
                            sys.stderr.isatty())
     rss = None if missing else agent_rows.resident_set(command, agent_env)

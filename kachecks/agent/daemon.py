@@ -234,18 +234,22 @@ def fit_descriptors(checks, log):
                 " fail with 'Too many open files' (raise LimitNOFILE)", syslogger.LOG_WARNING)
 
 
-def serve_metrics(address, source, log):
-    """The endpoint on ``address`` serving ``/metrics`` from ``source()`` (the agent's last
-    snapshot), or None (said why)."""
-    from kachecks.agent import endpoint, metrics
+def serve_metrics(address, source, log, document=None, spool=lambda: None):
+    """The endpoint on ``address``: ``/metrics`` from ``source()`` (the agent's last
+    snapshot) and the notify spool at ``spool()``, with python3-prometheus-client
+    (without it, ``/metrics`` says why); the status page ``/`` and ``/status.json`` of
+    ``document(snapshot)``; or None (said why)."""
+    from kachecks.agent import endpoint, metrics, page
 
-    if not metrics.available():
-        log(f"no metrics endpoint: {metrics.MISSING} (set [agent] metrics = \"\" to silence"
-            " this)", syslogger.LOG_WARNING)
-        return None
-    page = metrics.Page(source)
+    routes = page.routes(source, document) if document is not None else {}
+    if metrics.available():
+        routes["/metrics"] = metrics.Page(source, spool=spool)
+    else:
+        routes["/metrics"] = metrics.unavailable
+        log(f"no /metrics: {metrics.MISSING}; the status page is served (set [agent]"
+            " metrics = \"\" for no endpoint at all)", syslogger.LOG_WARNING)
     try:
-        return endpoint.Endpoint(address, {"/metrics": page, "/": page}, log)
+        return endpoint.Endpoint(address, routes, log)
     except OSError as exc:
         host, port = address
         log(f"no metrics endpoint: cannot listen on {host}:{port}: {exc.strerror or exc}",
@@ -258,7 +262,7 @@ class Agent:
     here: ``log`` (syslog), ``notifier`` (systemd), ``rng`` and ``clock`` (the schedule's),
     ``executor`` (made from ``answer`` when None), ``tracks`` (the publisher),
     ``status_writer(path, document)`` (None: the publisher's ``write_status``),
-    ``serve_metrics(address, source, log)``."""
+    ``serve_metrics(address, source, log, document, spool)``."""
 
     def __init__(self, cfg, log=None, notifier=None, rng=None, clock=time.monotonic,
                  executor=None, tracks=None, status_writer=None,
@@ -496,10 +500,7 @@ class Agent:
 
     def document(self, state="running"):
         """The status document (schema: kachecks.agent.status) of a new snapshot."""
-        snapshot = self.take_snapshot()
-        return status.document(state=state, pid=os.getpid(), started=self.started,
-                               written=snapshot.taken, config=self.cfg.path,
-                               track_dir=self.cfg.track_dir, snapshot=snapshot)
+        return self._document_of(self.take_snapshot(), state)
 
     def _write_status(self, state="running"):
         self.status_dirty = False
@@ -515,9 +516,25 @@ class Agent:
 
     # ------------------------------------------------------------------ metrics
 
+    def _spool_dir(self):
+        """The notify spool this configuration uses (its counters are exported), or None."""
+        from kachecks.notify import config as notify_config
+
+        try:
+            return notify_config.spool_dir(self.cfg.path)
+        except notify_config.ConfigError:
+            return None
+
+    def _document_of(self, snapshot, state="running"):
+        """The status document (schema: kachecks.agent.status) of ``snapshot``."""
+        return status.document(state=state, pid=os.getpid(), started=self.started,
+                               written=snapshot.taken, config=self.cfg.path,
+                               track_dir=self.cfg.track_dir, snapshot=snapshot)
+
     def _start_metrics(self):
         if self.cfg.metrics is not None:
-            self.endpoint = self.serve_metrics(self.cfg.metrics, lambda: self.snapshot, self.log)
+            self.endpoint = self.serve_metrics(self.cfg.metrics, lambda: self.snapshot, self.log,
+                                               self._document_of, self._spool_dir)
 
     def _stop_metrics(self, wait=True):
         if self.endpoint is not None:
