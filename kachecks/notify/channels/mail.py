@@ -11,7 +11,7 @@ from email.message import EmailMessage
 
 from kachecks.errors import UsageError
 from kachecks.notify.channels import DeliveryError
-from kachecks.notify.event import fields
+from kachecks.notify.event import body, headline
 from kachecks.secrets import read_password_file
 
 
@@ -42,12 +42,11 @@ def from_address(cfg):
 
 def compose(events, cfg, msgid):
     mail = cfg.mail
-    rendered = [fields(e) for e in events]
-    subject = mail["subject"].format(**rendered[0])
+    subject = headline(events[0], mail["subject"])
     if len(events) > 1:
         subject += f" (+{len(events) - 1} more)"
     separator = "\n" + "-" * 60 + "\n\n"
-    body = separator.join(mail["body"].format(**f) for f in rendered)
+    text = separator.join(body(e, mail["body"]) for e in events)
     msg = EmailMessage()
     msg["From"] = from_address(cfg)
     msg["To"] = ", ".join(mail["to"])
@@ -56,7 +55,7 @@ def compose(events, cfg, msgid):
     msg["Message-ID"] = msgid
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Kachecks-Events"] = " ".join(e["id"] for e in events)
-    msg.set_content(body)
+    msg.set_content(text)
     return msg
 
 

@@ -5,11 +5,11 @@ show); ``format = "json"`` adds the structured events for other receivers.
 """
 
 from kachecks.notify.channels import DeliveryError
-from kachecks.notify.event import fields, public
+from kachecks.notify.event import headline, public
 
 
 def payload(events, cfg, msgid):
-    lines = [cfg.mail["subject"].format(**fields(e)) for e in events]
+    lines = [headline(e, cfg.mail["subject"]) for e in events]
     body = {"text": "\n".join(lines)}
     if cfg.webhook["format"] == "json":
         body["message_id"] = msgid
