@@ -1,4 +1,4 @@
-"""``[agent]`` and ``[[check]]`` of kachecks.toml, validated into immutable values.
+"""``[agent]``, ``[[check]]`` and ``[vrrp]`` of kachecks.toml, validated into immutable values.
 
 Each ``command`` is a ``misc_path`` line, parsed by the check's own option
 parser: a command the forked executable would reject is rejected here, with
@@ -24,6 +24,9 @@ STATUS_FILE = ".kachecks-agent.json"  # in track_dir; never a check's name (no l
 DEFAULTS = {"interval": 5.0, "timeout": 3.0, "rise": 1, "fall": 1}
 AGENT_KEYS = ("track_dir", "metrics", *DEFAULTS)
 CHECK_KEYS = ("name", "command", "file", *DEFAULTS)
+VRRP_KEYS = ("keepalived_conf", "instances", "hold", "ignore_vrids", "config_id")
+DEFAULT_KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
+MAX_HOLD = 3600.0
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 MAX_COUNT = 1000  # rise/fall beyond this are typos, not policies
 MAX_INTERVAL = 86400.0
@@ -54,14 +57,32 @@ class CheckSpec:
         return bool(self.target.dynamic)
 
 
-class AgentConfig:
-    __slots__ = ("path", "track_dir", "metrics", "checks")
+class VrrpSettings:
+    """``[vrrp]``: what the agent watches on the wire (kachecks.agent.pair). keepalived.conf
+    itself is read when the watch starts, not here: a keepalived.conf the watch cannot use
+    never keeps the checks from running."""
 
-    def __init__(self, path, track_dir, metrics, checks):
+    __slots__ = ("keepalived_conf", "instances", "hold", "ignore_vrids", "config_id")
+
+    def __init__(self, keepalived_conf, instances, hold, ignore_vrids, config_id):
+        values = {"keepalived_conf": keepalived_conf, "instances": tuple(instances),
+                  "hold": hold, "ignore_vrids": tuple(ignore_vrids), "config_id": config_id}
+        for key, value in values.items():
+            object.__setattr__(self, key, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("VrrpSettings is immutable")
+
+
+class AgentConfig:
+    __slots__ = ("path", "track_dir", "metrics", "checks", "vrrp")
+
+    def __init__(self, path, track_dir, metrics, checks, vrrp=None):
         object.__setattr__(self, "path", path)
         object.__setattr__(self, "track_dir", track_dir)
         object.__setattr__(self, "metrics", metrics)  # (host, port) or None
         object.__setattr__(self, "checks", tuple(checks))
+        object.__setattr__(self, "vrrp", vrrp)  # VrrpSettings, or None: no [vrrp] table
 
     def __setattr__(self, name, value):
         raise AttributeError("AgentConfig is immutable")
@@ -108,7 +129,40 @@ def parse(data, path):
                                   f" used by check {seen[value]!r}")
             seen[value] = spec.name
         checks.append(spec)
-    return AgentConfig(path, os.path.normpath(track_dir), metrics, checks)
+    return AgentConfig(path, os.path.normpath(track_dir), metrics, checks, _vrrp(data, path))
+
+
+def _vrrp(data, path):
+    """The ``[vrrp]`` table as VrrpSettings, None without one."""
+    table = data.get("vrrp")
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: vrrp must be a [vrrp] table")
+    where = f"{path}: [vrrp]"
+    _unknown(table, VRRP_KEYS, where)
+    conf = _text("keepalived_conf", table.get("keepalived_conf", DEFAULT_KEEPALIVED_CONF), where)
+    configfile.one_line(conf, f"{where} keepalived_conf")
+    if not os.path.isabs(conf):
+        raise ConfigError(f"{where} keepalived_conf: must be an absolute path, not {_show(conf)}")
+    names = table.get("instances", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise ConfigError(f'{where} instances: must be a list of vrrp_instance names (["VI_1"]),'
+                          f" not {_show(names)}")
+    for name in names:
+        configfile.one_line(name, f"{where} instances")
+    hold = table.get("hold")
+    if hold is not None:
+        hold = configfile.duration(hold, f"{where} hold", high=MAX_HOLD)
+    vrids = table.get("ignore_vrids", [])
+    if not isinstance(vrids, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 255 for v in vrids):
+        raise ConfigError(f"{where} ignore_vrids: must be a list of virtual_router_ids from 1 to"
+                          f" 255 ([51]), not {_show(vrids)}")
+    config_id = table.get("config_id")
+    if config_id is not None:
+        configfile.one_line(_text("config_id", config_id, where), f"{where} config_id")
+    return VrrpSettings(conf, names, hold, vrids, config_id)
 
 
 def _check(table, number, defaults, track_dir, path):
@@ -128,6 +182,9 @@ def _check(table, number, defaults, track_dir, path):
     argv = _argv(table.get("command"), where)
     try:
         check, args = registry.from_command(argv)
+        if check.prog == registry.executable("vrrp"):
+            raise UsageError("kachecks-vrrp listens for seconds on every run: the agent watches"
+                             " the pair all the time with a [vrrp] table instead (docs/agent.md)")
         # [agent]/[[check]] timeout is a default: the command's own --timeout wins, as in misc_path
         ns = check.namespace(["--timeout", _seconds(values["timeout"]), *args])
         if ns.help or ns.version:
