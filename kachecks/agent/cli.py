@@ -75,11 +75,28 @@ def _check_config(path):
         click.echo(f"{spec.name}: {os.path.basename(spec.argv[0])} {spec.target.identity} every"
                    f" {spec.interval:g} s, timeout {spec.timeout:g} s, rise {spec.rise},"
                    f" fall {spec.fall}{', dynamic' if spec.dynamic else ''} -> {spec.file}")
+    if cfg.vrrp is not None:
+        _check_pair(cfg.vrrp)
     if cfg.metrics is not None and not metrics.available():
         click.echo(f"warning: metrics endpoint off: {metrics.MISSING}", err=True)
     count = len(cfg.checks)
     click.echo(f"{cfg.path}: OK, {count} check{'s' * (count != 1)}")
     return ExitCode.OK
+
+
+def _check_pair(settings):
+    """The [vrrp] watch tried now: what it watches, or a warning. Not an error: the agent
+    runs its checks without the watch (and retries it), so its unit must start."""
+    from kachecks.agent import pair
+
+    try:
+        labels = pair.trial(settings)
+    except pair.Unusable as exc:
+        click.echo(f"warning: [vrrp]: not watching the pair: {exc} (the agent runs its checks"
+                   f" without it and tries again every {pair.RETRY:g} s)", err=True)
+        return
+    for label in labels:
+        click.echo(f"vrrp: {label} (from {settings.keepalived_conf})")
 
 
 def _run(path):

@@ -16,6 +16,10 @@ its own thread.
 Fail-closed: SIGTERM/SIGINT write 0 to every track file before exiting 0;
 SIGHUP reloads (a broken file is logged and the running set kept; a check whose
 name and file stay keeps its state, see ``schedule.diff``).
+
+With a ``[vrrp]`` table the same loop also waits on the pair watch's sockets
+(kachecks.agent.pair): it reads them when they are readable and ticks the
+watch when it is due; a SIGHUP reads keepalived.conf again.
 """
 
 import os
@@ -27,6 +31,7 @@ import time
 
 from kachecks import syslogger
 from kachecks.agent import config as configuration
+from kachecks.agent import pair as pairs
 from kachecks.agent import schedule as schedules
 from kachecks.agent import stats, status, trackfile
 from kachecks.agent.pool import Pool
@@ -127,11 +132,12 @@ class Agent:
     """The daemon: ``run()`` until SIGTERM/SIGINT. Every piece of I/O is handed in or made
     here: ``log`` (syslog), ``notifier`` (systemd), ``rng`` and ``clock`` (the schedule's),
     ``executor`` (made from ``answer`` when None), ``tracks`` (the publisher),
-    ``status_writer(path, document)``, ``serve_metrics(address, source, log)``."""
+    ``status_writer(path, document)``, ``serve_metrics(address, source, log)``,
+    ``post(event)`` (the [vrrp] watch's notifications: pair.Poster, the notify spool)."""
 
     def __init__(self, cfg, log=None, notifier=None, rng=None, clock=time.monotonic,
                  executor=None, tracks=None, status_writer=status.write,
-                 serve_metrics=serve_metrics):
+                 serve_metrics=serve_metrics, post=None):
         self.cfg = cfg
         self.log = log or Log()
         self.notifier = notifier
@@ -142,6 +148,7 @@ class Agent:
         self.status_writer = status_writer
         self.serve_metrics = serve_metrics
         self.schedule = None  # made when run() starts, after the track directory is checked
+        self.pair = pairs.PairWatch(cfg.vrrp, self.log, post or pairs.Poster(cfg.path), clock)
         self.signals = []
         self.wake_r = self.wake_w = None
         self.endpoint = None
@@ -169,6 +176,7 @@ class Agent:
             count = len(self.cfg.checks)
             self.log(f"started: {count} check{'s' * (count != 1)} from {self.cfg.path},"
                      f" track files in {self.cfg.track_dir}", syslogger.LOG_NOTICE)
+            self.pair.start()
             self._notify("READY=1")
             self._loop()
         finally:
@@ -187,15 +195,20 @@ class Agent:
             now = self.clock()
             with stats.LOCK:
                 wake = schedule.next_wake()
+            pair_wake = self.pair.next_wake()
             wake = min(now + 60 if wake is None else wake,
                        self.status_due if self.status_dirty else now + 60,
-                       self.watchdog_due if self._watchdog() else now + 60)
+                       self.watchdog_due if self._watchdog() else now + 60,
+                       now + 60 if pair_wake is None else pair_wake)
             if wake > now:
                 try:
-                    select.select([self.wake_r], [], [], wake - now)
+                    ready = select.select([self.wake_r, *self.pair.fds()], [], [], wake - now)[0]
                 except InterruptedError:
-                    pass
+                    ready = ()
                 self._drain_pipe()
+                for fd in ready:
+                    if fd != self.wake_r:
+                        self.pair.read(fd)
             while self.signals:
                 signum = self.signals.pop(0)
                 if signum == signal.SIGHUP:
@@ -209,6 +222,8 @@ class Agent:
                 outcome = schedule.tick(now)
                 self.status_dirty |= outcome.counted
             self._say(outcome.lines)
+            self.pair.tick(now)
+            self.status_dirty |= self.pair.refresh(now)
             self._housekeeping(now)
 
     def _shutdown(self):
@@ -221,6 +236,7 @@ class Agent:
                 self.schedule.stop()
         for path, error in failed:
             self.log(f"could not set {path} to 0: {error}", syslogger.LOG_ERR)
+        self.pair.close()
         self._write_status(state="stopped")
         self._stop_metrics(wait=False)
         self.executor.close()
@@ -265,6 +281,7 @@ class Agent:
             self.log(f"could not set {path} to 0: {error}", syslogger.LOG_ERR)
         metrics_moved = cfg.metrics != self.cfg.metrics
         self.cfg = cfg
+        self.pair.reload(cfg.vrrp)  # keepalived.conf read again, whatever changed
         if metrics_moved:
             self._stop_metrics()
             self._start_metrics()
@@ -296,7 +313,10 @@ class Agent:
         with stats.LOCK:
             checks = self.schedule.checks if self.schedule is not None else ()
             up = sum(1 for check in checks if check.health.up)
-        return f"{len(checks)} checks, {up} up"
+        problems = [f"{instance.name} {problem.code}" for instance in self.pair.view.instances
+                    for problem in instance.problems]
+        vrrp = f"; VRRP {', '.join(problems)}" if problems else ""
+        return f"{len(checks)} checks, {up} up{vrrp}"
 
     def _housekeeping(self, now):
         if self.status_dirty and now >= self.status_due:
@@ -327,7 +347,8 @@ class Agent:
             return status.document(
                 state=state, pid=os.getpid(), started=self.started, written=time.time(),
                 config=self.cfg.path, track_dir=self.cfg.track_dir, checks=checks,
-                files=self.tracks.written | {check.spec.file for check in checks})
+                files=self.tracks.written | {check.spec.file for check in checks},
+                vrrp=self.pair.view)
 
     def _write_status(self, state="running"):
         self.status_dirty = False
@@ -346,8 +367,8 @@ class Agent:
     def _metric_source(self):
         """For the endpoint's collector, which holds stats.LOCK while it reads."""
         if self.schedule is None:
-            return (), stats.Histogram(stats.LATENESS_BUCKETS)
-        return self.schedule.checks, self.schedule.lateness
+            return (), stats.Histogram(stats.LATENESS_BUCKETS), self.pair.view
+        return self.schedule.checks, self.schedule.lateness, self.pair.view
 
     def _start_metrics(self):
         if self.cfg.metrics is not None:

@@ -69,13 +69,47 @@ def agent_alive(document):
 #     lateness (seconds the last run started after it was due), reason (the last
 #     result's summary when it passed, its reason when it failed), runs, failed_runs,
 #     error (why the track file could not be written, or null)
+#   vrrp       null without a [vrrp] table; else the pair as the agent watches it
+#              (kachecks.agent.pair.PairView): watching (bool), error (why not, or
+#              null), keepalived_conf, instances (one object per watched vrrp_instance:
+#     name, vrid, interface, label ("VI_1 vrid 50 on eth0"), addresses (its VIPs),
+#     holder (this director holds them), held_since (Unix time or null), advertising
+#     (sources advertising now), adverts (seen on the wire), sources (address, priority,
+#     own, alive, adverts, last), problems (code, severity, since, text)), foreign (VRIDs
+#     keepalived.conf does not use, seen on a watched interface: interface, vrid,
+#     advertising, problem, sources)
 
 
-def document(state, pid, started, written, config, track_dir, checks, files):
-    """The status document of an agent whose ``checks`` are kachecks.agent.schedule.Check."""
+def document(state, pid, started, written, config, track_dir, checks, files, vrrp=None):
+    """The status document of an agent whose ``checks`` are kachecks.agent.schedule.Check;
+    ``vrrp`` its kachecks.agent.pair.PairView."""
     return {"version": VERSION, "pid": pid, "state": state, "started": started,
             "written": written, "config": config, "track_dir": track_dir,
-            "checks": [_check(check) for check in checks], "files": sorted(files)}
+            "checks": [_check(check) for check in checks], "files": sorted(files),
+            "vrrp": pair_document(vrrp)}
+
+
+def pair_document(view):
+    """The ``vrrp`` member of the status document: ``view`` (a PairView) as JSON values."""
+    if view is None or not view.configured:
+        return None
+
+    def sources(found):
+        return [{"address": s.address, "priority": s.priority, "own": s.own, "alive": s.alive,
+                 "adverts": s.adverts, "last": s.last} for s in found]
+
+    return {
+        "watching": view.watching, "error": view.error, "keepalived_conf": view.keepalived_conf,
+        "instances": [{
+            "name": i.name, "vrid": i.vrid, "interface": i.interface, "label": i.label,
+            "addresses": list(i.addresses), "holder": i.holder, "held_since": i.held_since,
+            "advertising": i.advertising, "adverts": i.adverts, "sources": sources(i.sources),
+            "problems": [{"code": p.code, "severity": p.severity, "since": p.since,
+                          "text": p.text} for p in i.problems],
+        } for i in view.instances],
+        "foreign": [{"interface": f.interface, "vrid": f.vrid, "advertising": f.advertising,
+                     "problem": f.problem, "sources": sources(f.sources)} for f in view.foreign],
+    }
 
 
 def _check(check):
@@ -125,7 +159,35 @@ def render(document, now=None, alive=True):
     for row in rows:
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  "
                      + row[5])
+    lines += _pair_lines(document.get("vrrp"), now)
     return [line.rstrip() for line in lines]
+
+
+def _pair_lines(pair, now):
+    """One block per watched instance: who holds it, who advertises, what is wrong."""
+    if not isinstance(pair, dict):
+        return []
+    lines = [f"VRRP ({pair.get('keepalived_conf')}):"]
+    if not pair.get("watching"):
+        return lines + [f"  not watching: {pair.get('error') or 'starting'}"]
+    for i in pair.get("instances", []):
+        since = i.get("held_since")
+        held = (f"HELD HERE since {_stamp(since)} ({_ago(now - since)})" if i.get("holder")
+                and since else "HELD HERE" if i.get("holder") else "not held here")
+        heard = [f"{s['address']} prio {s['priority']}{' (this director)' if s.get('own') else ''}"
+                 for s in i.get("sources", []) if isinstance(s, dict) and s.get("alive")]
+        lines.append(f"  {i.get('label')}: {held} ({', '.join(i.get('addresses', []))});"
+                     f" advertising: {', '.join(heard) or 'nobody'}")
+        for p in i.get("problems", []):
+            since = p.get("since")
+            when = f" since {_stamp(since)} ({_ago(now - since)})" if since else ""
+            lines.append(f"    {p.get('code')} ({p.get('severity')}){when}: {p.get('text')}")
+    for f in pair.get("foreign", []):
+        if f.get("problem"):
+            heard = ", ".join(f"{s['address']} prio {s['priority']}" for s in f.get("sources", []))
+            lines.append(f"  foreign vrid {f.get('vrid')} on {f.get('interface')}: {heard}"
+                         " (a VRID keepalived.conf does not use)")
+    return lines
 
 
 def _last(check):

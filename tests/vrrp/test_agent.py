@@ -1,0 +1,195 @@
+"""The agent's [vrrp] on the real keepalived pair: both directors' agents watch it.
+
+lvs1 (192.168.8.100, priority 100) and lvs2 (192.168.8.110, priority 50) run the installed
+keepalived with VI_1, vrid 50, VIP 192.168.8.142, advert_int 1 (so hold is 3 s); each runs
+`kachecks agent` with a [vrrp] table in its namespace, its notifications going through
+its own spool to the SMTP sink on the witness (192.168.8.10), its metrics on its own
+loopback. A firewall dropping IP protocol 112 at lvs2's ingress is a tc-BPF filter
+(harness.peers.vrrp.drop_vrrp).
+"""
+
+import os
+import re
+import shutil
+import signal
+import time
+
+import pytest
+
+from harness.peers import cli
+from harness.peers.keepalived import vrrp_config
+from harness.peers.netns import cleanup_stale, run_prefix, wait_for
+from harness.peers.smtp import subject as subject_of
+from harness.peers.vrrp import HOSTS, VIP, Pair, allow_vrrp, drop_vrrp
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
+
+BASE = "kcva"
+LVS1, LVS2 = HOSTS["lvs1"], HOSTS["lvs2"]
+ADVERT_INT = 1
+HOLD = 3 * ADVERT_INT
+WITHIN = HOLD + 3 * ADVERT_INT + 3  # from the cause to the notification, spool included
+METRICS = "127.0.0.1:9662"  # each director's own loopback
+SPLIT = f"SPLIT BRAIN ({LVS1} prio 100, {LVS2} prio 50)"
+
+
+def reference():
+    return {host: vrrp_config(host, priority, VIP, nopreempt=True)
+            for host, priority in (("lvs1", 100), ("lvs2", 50))}
+
+
+@pytest.fixture
+def pair(tmp_path):
+    cleanup_stale(BASE)
+    made = Pair(run_prefix(BASE), tmp_path, reference(), cli.command("kachecks"),
+                cli.command("kachecks-vrrp"), hostnames=True)
+    made.__enter__()
+    try:
+        made.keepalived["lvs1"].wait_state("MASTER", timeout=15)
+        made.keepalived["lvs2"].wait_state("BACKUP", timeout=15)
+        yield made
+    finally:
+        made.__exit__(None, None, None)
+
+
+def watching(agent, holder):
+    """Wait until ``agent`` watches VI_1 and knows whether it holds it."""
+    return agent.wait_status(
+        lambda d: (d.get("vrrp") or {}).get("watching") and any(
+            i["name"] == "VI_1" and i["holder"] is holder and i["advertising"] >= 1
+            for i in d["vrrp"]["instances"]), 15, "the agent watching VI_1")
+
+
+def sent_at(message):
+    """When the event of ``message`` was made (epoch seconds, from its event id)."""
+    return int(message["X-Kachecks-Events"].split("-", 1)[0]) / 1e9
+
+
+def subject(host, text):
+    return lambda m: subject_of(m) == f"[{host}] VI_1: {text}"
+
+
+def subject_starts(host, text):
+    return lambda m: subject_of(m).startswith(f"[{host}] VI_1: {text}")
+
+
+def metric(text, name, **labels):
+    """The value of the sample ``name{labels}`` in a Prometheus text page, or None."""
+    wanted = ",".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{") or line.startswith(f"{name} "):
+            sample, value = line.rsplit(" ", 1)
+            found = re.search(r"\{(.*)\}", sample)
+            if ",".join(sorted((found.group(1) if found else "").split(","))) == wanted:
+                return float(value)
+    return None
+
+
+def scrape(pair, host):
+    return pair.fetch(host, f"http://{METRICS}/metrics")
+
+
+def test_vrrp_dropped_at_lvs2_is_mailed_as_split_brain_by_both_agents_then_over(pair):
+    agents = {host: pair.agent(host, metrics=METRICS) for host in ("lvs1", "lvs2")}
+    watching(agents["lvs1"], True)
+    watching(agents["lvs2"], False)
+    healthy = {host: scrape(pair, host) for host in agents}
+    assert metric(healthy["lvs1"], "kachecks_vrrp_holder", instance="VI_1") == 1
+    assert metric(healthy["lvs2"], "kachecks_vrrp_holder", instance="VI_1") == 0
+    assert metric(healthy["lvs2"], "kachecks_vrrp_sources", instance="VI_1") == 1
+    assert metric(healthy["lvs2"], "kachecks_vrrp_adverts_total", instance="VI_1",
+                  source=LVS1) >= 1
+    for code in ("split-brain", "no-master", "filtered", "mismatch", "foreign"):
+        assert metric(healthy["lvs1"], "kachecks_vrrp_problem", instance="VI_1", code=code) == 0
+
+    cause = time.time()
+    drop_vrrp(pair["lvs2"], families=(4,))
+    mail = pair.mail()
+    for host in ("lvs1", "lvs2"):
+        message = mail.wait(subject(host, SPLIT), WITHIN + 5, f"{host}'s SPLIT BRAIN mail")
+        assert sent_at(message) - cause <= WITHIN, (host, sent_at(message) - cause)
+        body = message.get_content()
+        assert f"Host:     {host}" in body and "Instance: VI_1" in body
+        assert "split brain: " in body and "docs/vrrp.md" in body
+    mail.wait(subject("lvs2", f"FILTERED ({LVS1} prio 100)"), 5, "lvs2's FILTERED mail")
+    assert pair.holds("lvs1") and pair.holds("lvs2")
+    during = {host: scrape(pair, host) for host in agents}
+    for host in agents:
+        assert metric(during[host], "kachecks_vrrp_problem", instance="VI_1",
+                      code="split-brain") == 1
+        assert metric(during[host], "kachecks_vrrp_holder", instance="VI_1") == 1
+        assert metric(during[host], "kachecks_vrrp_sources", instance="VI_1") == 2
+    assert metric(during["lvs2"], "kachecks_vrrp_problem", instance="VI_1", code="filtered") == 1
+    assert metric(during["lvs1"], "kachecks_vrrp_problem", instance="VI_1", code="filtered") == 0
+    line = agents["lvs1"].syslog.wait("vrrp: split-brain (critical): VI_1 vrid 50 on eth0:", 5)
+    assert line.startswith("<27>")  # daemon.err
+    shown = cli.run("kachecks", "agent", "status", "--config", agents["lvs2"].config)
+    assert shown.returncode == 0, shown
+    assert "VI_1 vrid 50 on eth0: HELD HERE since" in shown.stdout
+    assert f"advertising: {LVS1} prio 100, {LVS2} prio 50 (this director)" in shown.stdout
+    assert "    split-brain (critical) since " in shown.stdout
+    assert "    filtered (critical) since " in shown.stdout
+
+    allow_vrrp(pair["lvs2"])
+    wait_for(lambda: not pair.holds("lvs2"), 10, what="lvs2 to drop the VIP")
+    for host in agents:
+        mail.wait(subject_starts(host, "split brain over after "), 15, f"{host}'s 'over' mail")
+        agents[host].syslog.wait("vrrp: split-brain over: VI_1 vrid 50 on eth0, after ", 5)
+    mail.wait(subject_starts("lvs2", "filtered over after "), 10, "lvs2's filtered over mail")
+    after = {host: scrape(pair, host) for host in agents}
+    for host in agents:
+        assert metric(after[host], "kachecks_vrrp_problem", instance="VI_1",
+                      code="split-brain") == 0
+    assert metric(after["lvs2"], "kachecks_vrrp_holder", instance="VI_1") == 0
+    subjects = pair.mail().subjects()
+    assert sum(s.startswith("[lvs1] VI_1: SPLIT BRAIN") for s in subjects) == 1, subjects
+    assert sum(s.startswith("[lvs2] VI_1: SPLIT BRAIN") for s in subjects) == 1, subjects
+    for host, agent in agents.items():
+        assert os.listdir(agent.track) == [".kachecks-agent.json"]  # no track file for VRRP
+        assert agent.stop() == 0
+
+
+def test_a_reload_during_a_split_brain_neither_mails_it_twice_nor_forgets_its_end(pair):
+    agent = pair.agent("lvs2")
+    watching(agent, False)
+    drop_vrrp(pair["lvs2"], families=(4,))
+    mail = pair.mail()
+    mail.wait(subject("lvs2", SPLIT), WITHIN + 5, "the SPLIT BRAIN mail")
+    agent.send(signal.SIGHUP)
+    agent.syslog.wait("vrrp: still split-brain (critical)", WITHIN + 5)
+    allow_vrrp(pair["lvs2"])
+    over = mail.wait(subject_starts("lvs2", "split brain over after "), 20, "the 'over' mail")
+    lasted = int(re.search(r"after (\d+) s", subject_of(over)).group(1))
+    assert lasted >= WITHIN - HOLD, subject_of(over)  # counted from before the reload
+    time.sleep(1)  # an 'over' of the first watcher would come with the second
+    subjects = mail.subjects()
+    assert sum(s.startswith("[lvs2] VI_1: SPLIT BRAIN") for s in subjects) == 1, subjects
+    assert sum(s.startswith("[lvs2] VI_1: split brain over") for s in subjects) == 1, subjects
+
+
+def test_a_reload_reads_a_changed_keepalived_conf_and_keeps_no_stale_problem(pair, tmp_path):
+    # The agent reads its own copy of lvs2's keepalived.conf: keepalived itself keeps running
+    watched = tmp_path / "watched.conf"
+    shutil.copy(pair.conf("lvs2"), watched)
+    agent = pair.agent("lvs2", vrrp={"keepalived_conf": str(watched)})
+    watching(agent, False)
+    text = watched.read_text()
+    watched.write_text(text.replace(f"{VIP}/32 dev eth0\n",
+                                    f"{VIP}/32 dev eth0\n        192.168.8.143/32\n"))
+    agent.send(signal.SIGHUP)
+    mail = pair.mail()
+    mismatch = mail.wait(subject("lvs2", f"MISMATCH ({LVS1} prio 100: addresses)"), 10,
+                         "the MISMATCH mail")
+    assert (f"{LVS1} prio 100: addresses 192.168.8.142, here 192.168.8.142 192.168.8.143"
+            in mismatch.get_content())
+    # (and no-master: nobody advertises the address list lvs2 now has)
+    agent.wait_status(lambda d: "mismatch" in [p["code"] for p in d["vrrp"]["instances"][0]
+                                               ["problems"]], 5, "the mismatch in the status")
+    watched.write_text(text)
+    agent.send(signal.SIGHUP)
+    over = mail.wait(subject_starts("lvs2", "mismatch over after "), 15, "the mismatch's end")
+    assert "(not seen again after the agent's reload)" in subject_of(over)
+    document = agent.wait_status(lambda d: d["vrrp"]["instances"][0]["problems"] == [], 5,
+                                 "no problem left")
+    assert document["vrrp"]["instances"][0]["addresses"] == [VIP]
+    assert len([line for line in agent.syslog.lines() if "vrrp: watching VI_1" in line]) == 3
