@@ -29,7 +29,8 @@ HEAVY = NEVER | LDAP_CLIENTS
 # (each is one more file found, read and run on every fork).
 PLAIN_EXTRA = frozenset({"ssl", "socket", "re", "hashlib", "base64", "selectors",
                          "kachecks.checks.tlsopts", "kachecks.net.tls", "kachecks.secrets",
-                         "kachecks.checks.weight", "kachecks.checks.bodywatch"})
+                         "kachecks.checks.weight", "kachecks.checks.bodywatch",
+                         "kachecks.checks.thresholds"})
 # kachecks-http hashes the body only for --digest (and -v, which prints the md5).
 DIGESTS = frozenset({"kachecks.http.digests", "_sha1", "_sha256", "_sha2"})
 # genhash over plain HTTP talks through _socket, without enum or selectors.

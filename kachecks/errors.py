@@ -48,13 +48,17 @@ class ProbeFailure(KachecksError):
     net.tls: handshake, verify, config; timeout for DeadlineExceeded).
     ``over_tls``: the exchange was inside TLS (keepalived words some TLS
     failures differently).
+    ``code``: the cause code (kachecks.checks.result: L7STS, L7RSP…) where the
+    raiser knows better than its phase says; None: implied by phase and reason
+    (``result.cause_of``).
     """
 
-    def __init__(self, message, phase=None, reason=None, over_tls=False):
+    def __init__(self, message, phase=None, reason=None, over_tls=False, code=None):
         super().__init__(message)
         self.phase = phase
         self.reason = reason
         self.over_tls = over_tls
+        self.code = code
 
 
 class DeadlineExceeded(ProbeFailure):

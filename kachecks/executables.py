@@ -20,7 +20,9 @@ from kachecks.checks import registry
 def run(name, argv=None, prog=None):
     """The exit code of check ``name`` run as a forked executable (UsageError if unknown)."""
     interrupt.install()
-    run_check, check = registry.forked(name)
+    check = registry.forked(name)
+    from kachecks.checks.contract import run as run_check  # loaded with the check
+
     return run_check(check, argv, prog, handover=handover)
 
 

@@ -13,7 +13,6 @@ import re
 from kachecks import configfile
 from kachecks.checks import registry
 from kachecks.configfile import ConfigError
-from kachecks.scriptline import CommandError, split_command
 from kachecks.errors import UsageError
 
 DEFAULT_TRACK_DIR = "/run/kachecks/track"
@@ -179,22 +178,7 @@ def _check(table, number, defaults, track_dir, path):
                           " '-', starting with a letter or digit")
     values = {key: _number(key, table.get(key, defaults[key]), where, colon=True)
               for key in DEFAULTS}
-    argv = _argv(table.get("command"), where)
-    try:
-        check, args = registry.from_command(argv)
-        if check.prog == registry.executable("vrrp"):
-            raise UsageError("kachecks-vrrp listens for seconds on every run: the agent watches"
-                             " the pair all the time with a [vrrp] table instead (docs/agent.md)")
-        # [agent]/[[check]] timeout is a default: the command's own --timeout wins, as in misc_path
-        ns = check.namespace(["--timeout", _seconds(values["timeout"]), *args])
-        if ns.help or ns.version:
-            raise UsageError("--help and --version do not run a check")
-        target = check.build(ns)
-    except UsageError as exc:
-        raise ConfigError(f"{where}: command: {exc}") from None
-    if target.nagios:
-        raise ConfigError(f"{where}: command: --nagios has no meaning here (keepalived reads"
-                          " the track file, not an exit code)")
+    command, target = _command(table.get("command"), where, values["timeout"])
     if not target.timeout < values["interval"]:
         raise ConfigError(f"{where}: timeout: {target.timeout:g} s must be less than the"
                           f" interval ({values['interval']:g} s): a check never overlaps itself")
@@ -203,8 +187,8 @@ def _check(table, number, defaults, track_dir, path):
         raise ConfigError(f"{where}: file: must be a file name or path, not {_show(file)}")
     configfile.one_line(file, f"{where}: file")
     file = os.path.normpath(os.path.join(track_dir, file))
-    return CheckSpec(name, argv, check, target, values["interval"], values["rise"],
-                     values["fall"], file)
+    return CheckSpec(name, command.argv, command.check, target, values["interval"],
+                     values["rise"], values["fall"], file)
 
 
 def _seconds(value):
@@ -236,23 +220,36 @@ def _text(key, value, where):
     return value
 
 
-def _argv(value, where):
-    if isinstance(value, str):
-        configfile.one_line(value, f"{where}: command", tab=True)  # keepalived splits at tabs
-        try:
-            argv = split_command(value)  # exactly as keepalived splits misc_path (>= 2.3.2)
-        except CommandError as exc:
-            raise ConfigError(f"{where}: command: {exc}") from None
-    elif isinstance(value, list) and all(isinstance(word, str) for word in value):
-        argv = [configfile.one_line(word, f"{where}: command") for word in value]
-    elif value is None:
+def _command(value, where, timeout):
+    """(CheckCommand, Target) of the [[check]]'s ``command``, a misc_path line (or its
+    words), parsed by the check registry as keepalived would split it; what can never run
+    as a check is refused, and kachecks-vrrp (a listening probe: the [vrrp] table's job)
+    before anything reads keepalived.conf."""
+    if value is None:
         raise ConfigError(f'{where}: command: missing (a misc_path line, e.g. "kachecks-http'
                           ' --url http://192.168.8.101/service.txt --digest …")')
-    else:
+    if not (isinstance(value, str)
+            or (isinstance(value, list) and all(isinstance(word, str) for word in value))):
         raise ConfigError(f"{where}: command: must be a string or a list of strings, not {_show(value)}")
-    if not argv:
-        raise ConfigError(f"{where}: command: empty")
-    return argv
+    if isinstance(value, str):
+        configfile.one_line(value, f"{where}: command", tab=True)  # keepalived splits at tabs
+    else:
+        for word in value:
+            configfile.one_line(word, f"{where}: command")
+    # [agent]/[[check]] timeout is a default: the command's own --timeout wins, as in misc_path
+    command = registry.parse_command(value, defaults=["--timeout", _seconds(timeout)],
+                                     build=False)
+    if command.check is not None and command.check.prog == registry.executable("vrrp"):
+        raise ConfigError(f"{where}: command: kachecks-vrrp listens for seconds on every run:"
+                          " the agent watches the pair all the time with a [vrrp] table instead"
+                          " (docs/agent.md)")
+    refused = command.error or command.refusal
+    if refused:
+        raise ConfigError(f"{where}: command: {refused}")
+    try:
+        return command, command.build()
+    except UsageError as exc:
+        raise ConfigError(f"{where}: command: {exc}") from None
 
 
 def _address(value, where):

@@ -5,6 +5,7 @@ is searched in a sliding window that keeps the last WINDOW bytes, so a
 match up to WINDOW bytes long is found wherever it lies in the body.
 """
 
+from kachecks.checks.result import L7RSP
 from kachecks.errors import ProbeFailure
 
 WINDOW = 65536
@@ -30,7 +31,8 @@ class BodyWatch:
     def feed(self, data):
         self.size += len(data)
         if self.max_body is not None and self.size > self.max_body:
-            raise ProbeFailure(f"body larger than --max-body {self.max_body} B", "read")
+            raise ProbeFailure(f"body larger than --max-body {self.max_body} B", "read",
+                               "max-body", code=L7RSP)
         regex_done = self.regex is None or self.regex_found
         if regex_done and self._weight_done:
             return

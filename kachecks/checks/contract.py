@@ -22,9 +22,9 @@ import os
 import sys
 
 from kachecks import argspec, interrupt
-from kachecks.checks import state, verdict
+from kachecks.checks import registry, state, verdict
 from kachecks.checks.options import COMMON_OPTS, Target, common
-from kachecks.checks.result import Result
+from kachecks.checks.result import DRAIN, UNK, Cause, Result, cause_of
 from kachecks.deadline import Deadline
 from kachecks.errors import OutputLost, ProbeFailure, Unavailable, UsageError, WorkerError
 from kachecks.runtime import StrictOutput, guarded, one_line, show
@@ -33,6 +33,8 @@ from kachecks.status import ExitCode
 # Seconds past --timeout after which a C-level watchdog ends the process with
 # exit 1 even if Python code is stuck in a call that ignores the deadline.
 WATCHDOG_GRACE = 0.5
+# A run a signal ended (keepalived's misc_timeout): no verdict from the server.
+STOPPED = Cause(UNK, "signal", "stopped")
 
 
 class Check:
@@ -85,12 +87,14 @@ def evaluate(check, target, deadline=None):
     already running (the forked run starts it before reading option files).
     """
     if target.drain_file and os.path.exists(target.drain_file):
-        return Result(True, summary=f"drained by {target.drain_file}", drain=True, weight=0)
+        return Result(True, summary=f"drained by {target.drain_file}", drain=True, weight=0,
+                      cause=Cause(DRAIN, "drain", "drain-file"))
     deadline = deadline or Deadline(target.timeout)
     try:
         return check.probe(target, deadline)
     except ProbeFailure as exc:
-        return Result(False, reason=str(exc), perfdata=(("time", deadline.elapsed(), "s"),))
+        return Result(False, reason=str(exc), perfdata=(("time", deadline.elapsed(), "s"),),
+                      cause=cause_of(exc))
 
 
 def status_line(check, target, result, judged):
@@ -162,9 +166,12 @@ def _run(check, argv, prog, handover, notes):
     nagios = "--nagios" in argv
     ns = target = None
     try:
-        ns = check.namespace(argv)
+        command = registry.parse_command(argv, check, build=False)
+        if command.error:
+            return _fail_early(check, prog, command.error, nagios, usage=True)
+        ns = command.options
         nagios = ns.nagios
-        if ns.help or ns.version:
+        if command.prints:
             out = StrictOutput()
             out.write(_help_or_version(check, prog, ns).encode())
             out.flush()
@@ -177,7 +184,7 @@ def _run(check, argv, prog, handover, notes):
         if code is not None:
             return code
         interrupt.watchdog(max(ns.timeout - deadline.elapsed(), 0) + WATCHDOG_GRACE)
-        target = check.build(ns)
+        target = command.build()
         result = evaluate(check, target, deadline)
     except UsageError as exc:
         return _fail_early(check, prog, str(exc), nagios, usage=True)
@@ -186,7 +193,7 @@ def _run(check, argv, prog, handover, notes):
     except interrupt.Stop as stop:
         if target is None:
             return _stopped_early(check, prog, argv, ns, stop)
-        result = Result(False, reason=str(stop))
+        result = Result(False, reason=str(stop), cause=STOPPED)
     except (WorkerError, Unavailable) as exc:  # the hand-over broke its protocol; cannot look
         return _fail_early(check, prog, str(exc), nagios)
     except Exception as exc:  # the contract: any bug still ends as a defined code
@@ -224,14 +231,13 @@ def _stopped_early(check, prog, argv, ns, stop):
     """A signal before the target was built: the status line from the common
     options if they parse, without state or syslog (there is no peer to name)."""
     if ns is None:
-        try:
-            ns = check.namespace(argv)
-        except UsageError:
+        ns = registry.parse_command(argv, check, build=False).options
+        if ns is None:  # the options do not parse
             return _fail_early(check, prog, str(stop), "--nagios" in argv)
     target = _peerless(ns)
     if target is None:
         return _fail_early(check, prog, str(stop), ns.nagios)
-    result = Result(False, reason=str(stop))
+    result = Result(False, reason=str(stop), cause=STOPPED)
     judged = verdict.judge(result, target)
     show(status_line(check, target, result, judged) + "\n")
     return judged.code
@@ -254,6 +260,7 @@ def _report(check, target, result, command, notes):
     judged = verdict.judge(result, target)
     lines = [status_line(check, target, result, judged)]
     if target.verbose:
+        lines.append(f"cause: {result.cause.describe()}")
         lines.extend(result.details)
         # a decline's reason is the worker's text: one printable line each
         lines.extend(f"({one_line(note)})" for note in notes)

@@ -12,7 +12,7 @@ from kachecks.argspec import FLAG, MULTI, Opt
 from kachecks.checks.contract import Check, run
 from kachecks.checks.options import (SNI_NAME_OPT, TLS, TLS_OPTS, Target, common, compile_option,
                                      integer, port_number, seconds, tls_fields)
-from kachecks.checks.result import Result
+from kachecks.checks.result import L7OK, L7RSP, L7STS, L7TOUT, Cause, Result
 from kachecks.errors import ProbeFailure, UsageError
 from kachecks.http.request import protocol_mode, request_text
 
@@ -21,6 +21,7 @@ TESTS = "Tests (all must pass)"
 WEIGHT = "Dynamic weight (misc_dynamic) and drain"
 PASSWORD_ENV = "KACHECKS_HTTP_PASSWORD"
 MAX_BODY = 1 << 40  # --max-body: bytes
+HEALTHY = Cause(L7OK)
 
 
 def status_list(text):
@@ -254,17 +255,20 @@ def probe(target, deadline):
     perfdata = (("time", round(elapsed, 6), "s"), ("size", size, "B"))
     details = _details(response)
     if not response.header_complete:
-        raise ProbeFailure("no HTTP header end (CRLFCRLF) within 4095 bytes", "header")
+        raise ProbeFailure("no HTTP header end (CRLFCRLF) within 4095 bytes", "header",
+                           code=L7RSP)
     status = f"{response.status} {response.reason}".strip()
     if not any(low <= response.status <= high for low, high in target.status):
-        raise ProbeFailure(f"status {status} not in {_ranges(target.status)}", "status")
+        raise ProbeFailure(f"status {status} not in {_ranges(target.status)}", "status",
+                           code=L7STS)
     notes = [status]
     if target.digests:
         notes.append(_judge_digest(target.digests, response.digests))
     if target.regex is not None:
         notes.append(_judge_regex(target, watch))
     if target.max_latency is not None and elapsed > target.max_latency:
-        raise ProbeFailure(f"latency {elapsed:.3f} s over {target.max_latency:g} s", "latency")
+        raise ProbeFailure(f"latency {elapsed:.3f} s over {target.max_latency:g} s", "latency",
+                           "latency", code=L7TOUT)
     weight = _weight(target, response, watch)
     warning = ""
     if target.tls is not None:
@@ -273,7 +277,7 @@ def probe(target, deadline):
         warning = tlsopts.expiry_warning(target.cert_min_days, response.cert_days_left)
     notes.append(f"{size} B in {elapsed:.3f} s")
     return Result(True, summary=", ".join(notes), weight=weight, warning=warning,
-                  perfdata=perfdata, details=details)
+                  perfdata=perfdata, details=details, cause=HEALTHY)
 
 
 def _algorithms(target):
@@ -305,18 +309,19 @@ def _judge_digest(wanted, got):
     if len(algorithms) == 1:
         algorithm = algorithms[0]
         raise ProbeFailure(f"{algorithm} mismatch (got {got[algorithm]}, want "
-                           f"{' or '.join(wanted)})", "digest")
+                           f"{' or '.join(wanted)})", "digest", code=L7RSP)
     have = ", ".join(f"{a} {got[a]}" for a in algorithms)
     want = " or ".join(f"{algorithm_for_hex(d)} {d}" for d in wanted)
-    raise ProbeFailure(f"digest mismatch (got {have}, want {want})", "digest")
+    raise ProbeFailure(f"digest mismatch (got {have}, want {want})", "digest", code=L7RSP)
 
 
 def _judge_regex(target, watch):
     found = watch.regex_found
     if found and target.regex_no_match:
-        raise ProbeFailure(f"body matches '{target.regex}' (--regex-no-match)", "regex")
+        raise ProbeFailure(f"body matches '{target.regex}' (--regex-no-match)", "regex",
+                           code=L7RSP)
     if not found and not target.regex_no_match:
-        raise ProbeFailure(f"body does not match '{target.regex}'", "regex")
+        raise ProbeFailure(f"body does not match '{target.regex}'", "regex", code=L7RSP)
     return f"regex '{target.regex}' {'absent' if target.regex_no_match else 'matches'}"
 
 
@@ -330,12 +335,13 @@ def _weight(target, response, watch):
     if target.weight_header:
         value = response.header(target.weight_header)
         if value is None:
-            raise ProbeFailure(f"no {target.weight_header} header in the response", "weight")
+            raise ProbeFailure(f"no {target.weight_header} header in the response", "weight",
+                               code=L7RSP)
         weight = parse_weight(value, target.weight, f"header {target.weight_header}")
     if target.weight_regex is not None:
         if watch.weight_text is None:
             raise ProbeFailure(f"--weight-regex '{target.weight_regex}' found no weight in the body",
-                               "weight")
+                               "weight", code=L7RSP)
         weight = parse_weight(watch.weight_text, target.weight, "--weight-regex")
     return weight
 

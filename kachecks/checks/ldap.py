@@ -22,7 +22,7 @@ from kachecks.argspec import FLAG, MULTI, Opt
 from kachecks.checks.contract import Check, run
 from kachecks.checks.options import (SNI_NAME_OPT, TLS_OPTS, Target, common, compile_option,
                                      fields_of, integer, port_number, seconds, tls_fields)
-from kachecks.checks.result import Result
+from kachecks.checks.result import L4CON, L7OK, L7RSP, L7STS, L7TOUT, Cause, Result, cause_of
 from kachecks.errors import DeadlineExceeded, KachecksError, ProbeFailure, UsageError
 
 PASSWORD_ENV = "KACHECKS_LDAP_PASSWORD"
@@ -34,6 +34,7 @@ DEFAULT_PORTS = {"ldap": 389, "ldaps": 636}
 MAX_ENTRIES = 2**31 - 1  # LDAP counts are 32-bit integers
 LDAP3_SCOPES = {"base": "BASE", "one": "LEVEL", "sub": "SUBTREE"}
 
+HEALTHY = Cause(L7OK)
 CHANGES_LIMIT = 50  # entries a window search for changes a replica lacks may return
 
 # LDAP result codes (RFC 4511 §4.1.9) that get a message of their own.
@@ -331,7 +332,7 @@ class _Session:
             if exc.reason in LOCAL_REASONS:
                 raise
             raise ProbeFailure(f"server down: {exc} at {self.target.identity}",
-                               "connect") from None
+                               "connect", exc.reason, code=exc.code) from None
         if self.target.scheme == "ldaps":
             sock = self.handshake(sock)
         return _BoundedSocket(sock, self), sockaddr
@@ -351,7 +352,7 @@ class _Session:
         if not self.answered and phase not in ("start", "ldap3 import", "resolve", "connect"):
             return ProbeFailure(
                 f"TCP connection accepted but no LDAP answer within {self.deadline.timeout:g} s"
-                f" (during {phase})", phase)
+                f" (during {phase})", phase, "timeout", code=L7TOUT)
         return DeadlineExceeded(phase, self.deadline.timeout)
 
 
@@ -455,14 +456,16 @@ def _search(session, read=None):
     except LDAPCommunicationError as exc:
         what = "no LDAP answer, connection closed" if not session.answered else "connection lost"
         raise ProbeFailure(f"{what} during {session.phase}: {_ldap3_reason(exc)}",
-                           session.phase) from None
+                           session.phase, "closed", code=L4CON) from None
     except LDAPException as exc:
-        raise ProbeFailure(f"{session.phase} failed: {_ldap3_reason(exc)}", session.phase) from None
+        raise ProbeFailure(f"{session.phase} failed: {_ldap3_reason(exc)}", session.phase,
+                           code=L7RSP) from None
     except KachecksError:
         raise
     except Exception as exc:  # ldap3's decoder tripping over what the server sent
         raise ProbeFailure(f"malformed LDAP reply during {session.phase}"
-                           f" ({type(exc).__name__}: {exc})", session.phase) from None
+                           f" ({type(exc).__name__}: {exc})", session.phase, "malformed",
+                           code=L7RSP) from None
     session.enter("judge")
     return _goodbye(conn, _judge_search(session, conn.result or {}, conn.response or []))
 
@@ -487,7 +490,7 @@ def _read_context_csn(server, deadline):
     except ProbeFailure as exc:
         if session.answered or exc.reason in ("verify", "config"):  # it spoke; we refused
             raise
-        raise ProbeFailure(str(exc), exc.phase, "unreachable") from None
+        raise ProbeFailure(str(exc), exc.phase, "unreachable", code=cause_of(exc).code) from None
 
 
 def _context_csn(session, conn):
@@ -508,12 +511,13 @@ def _context_csn(session, conn):
     found, contexts = _read_attribute(session, conn, "", "namingContexts")
     if not found:
         raise ProbeFailure(f"cannot read the root DSE: {_describe(conn.result or {})}",
-                           "root DSE")
+                           "root DSE", code=L7RSP)
     suffix = replication.naming_context(base, contexts)
     if suffix is None:
         listed = ", ".join(contexts) or "none"
         what = f"holds {base}" if base else "to choose without --base"
-        raise ProbeFailure(f"no naming context {what} (namingContexts: {listed})", "root DSE")
+        raise ProbeFailure(f"no naming context {what} (namingContexts: {listed})", "root DSE",
+                           code=L7RSP)
     if base and replication.same_dn(suffix, base):
         return base, []
     session.enter("contextCSN")
@@ -558,7 +562,7 @@ def _start_tls(session, conn):
     session.answered = True
     outcome = conn.result or {}
     if outcome.get("result") != 0:
-        raise ProbeFailure(f"StartTLS refused: {_describe(outcome)}", "starttls")
+        raise ProbeFailure(f"StartTLS refused: {_describe(outcome)}", "starttls", code=L7STS)
     conn.socket = _BoundedSocket(session.handshake(conn.socket.sock), session)
 
 
@@ -571,9 +575,11 @@ def _describe(outcome):
 def _judge_bind(target, outcome):
     code = outcome.get("result")
     if code == INVALID_CREDENTIALS:
-        raise ProbeFailure(f"invalid credentials for {target.bind_dn}", "bind")
+        raise ProbeFailure(f"invalid credentials for {target.bind_dn}", "bind",
+                           "invalid-credentials", code=L7STS)
     if code != 0:
-        raise ProbeFailure(f"bind as {target.bind_dn} failed: {_describe(outcome)}", "bind")
+        raise ProbeFailure(f"bind as {target.bind_dn} failed: {_describe(outcome)}", "bind",
+                           code=L7STS)
 
 
 def _judge_search(session, outcome, response):
@@ -584,33 +590,37 @@ def _judge_search(session, outcome, response):
     base = target.base or "the root DSE"
     if code == REFERRAL:
         urls = ", ".join(outcome.get("referrals") or ()) or "no URL"
-        raise ProbeFailure(f"referral for {base} to {urls} (referrals are not followed)", "search")
+        raise ProbeFailure(f"referral for {base} to {urls} (referrals are not followed)", "search",
+                           "referral", code=L7STS)
     if code == NO_SUCH_OBJECT:
         matched = outcome.get("dn") or ""
         hint = f" (nearest existing: {matched})" if matched else ""
-        raise ProbeFailure(f"no such base {base}{hint}", "search")
+        raise ProbeFailure(f"no such base {base}{hint}", "search", "no-such-object", code=L7STS)
     if code == SIZE_LIMIT_EXCEEDED:
         raise ProbeFailure(f"size limit exceeded after {len(entries)} entries under {base}"
-                           f" with {target.filter}: narrow --base/--filter/--scope", "search")
+                           f" with {target.filter}: narrow --base/--filter/--scope", "search",
+                           "size-limit", code=L7STS)
     if code != 0:
-        raise ProbeFailure(f"search under {base} failed: {_describe(outcome)}", "search")
+        raise ProbeFailure(f"search under {base} failed: {_describe(outcome)}", "search",
+                           code=L7STS)
     if len(entries) < target.min_entries:
         refs = f", {len(references)} referral(s) not followed" if references else ""
         raise ProbeFailure(f"too few entries: {len(entries)} < {target.min_entries} under {base}"
-                           f" with {target.filter}{refs}", "search")
+                           f" with {target.filter}{refs}", "search", "too-few-entries",
+                           code=L7RSP)
     found = []
     for attr, value in target.expect:
         values = _values(entries, attr)
         if value.encode("utf-8", "surrogateescape") not in values:
             raise ProbeFailure(f"{attr}={value} not found: {_found(attr, values, entries)}",
-                               "expect")
+                               "expect", code=L7RSP)
         found.append(f"{attr}={value}")
     for attr, regex in target.expect_regex:
         values = _values(entries, attr)
         match = next((v for v in values if regex.search(v)), None)
         if match is None:
             raise ProbeFailure(f"{attr} matching /{_text(regex.pattern)}/ not found:"
-                               f" {_found(attr, values, entries)}", "expect")
+                               f" {_found(attr, values, entries)}", "expect", code=L7RSP)
         found.append(f"{attr}={_text(match)}")
     elapsed = session.deadline.elapsed()
     count = f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'}"
@@ -620,7 +630,7 @@ def _judge_search(session, outcome, response):
     details += [f"referral not followed: {u}" for u in references]
     return Result(True, summary=summary, warning=session.warning,
                   perfdata=(("time", elapsed, "s"), ("entries", len(entries), "")),
-                  details=details)
+                  details=details, cause=HEALTHY)
 
 
 def _values(entries, attr):

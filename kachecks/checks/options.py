@@ -8,7 +8,6 @@ import costs milliseconds per forked check.
 """
 
 from kachecks.argspec import FLAG, MAX_FWMARK, MULTI, Opt, decimal, integer, seconds
-from kachecks.checks.verdict import Range
 from kachecks.errors import UsageError
 
 MAX_WEIGHT_BASE = 65535  # keepalived's real_server weight range
@@ -43,6 +42,13 @@ def compile_option(option, text, needs_group=False):
     return pattern
 
 
+def threshold(text):
+    """-w/-c RANGE: a kachecks.checks.thresholds.Range (loaded only when given)."""
+    from kachecks.checks.thresholds import Range
+
+    return Range(text)
+
+
 def port_number(text):
     value = decimal(text)
     if not 1 <= value <= 65535:
@@ -64,11 +70,11 @@ COMMON_OPTS = [
     Opt("verbose", "v", "verbose", kind=FLAG, help="print details after the status line", section=COMMON),
     Opt("nagios", None, "nagios", kind=FLAG,
         help="monitoring-plugin exit codes: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN", section=COMMON),
-    Opt("warning", "w", "warning", metavar="RANGE", convert=Range,
+    Opt("warning", "w", "warning", metavar="RANGE", convert=threshold,
         help="with --nagios: WARNING when the main figure is outside RANGE (10, 10:, ~:10,"
              " 10:20; @10:20 for inside): the response time in seconds, or the replication"
              " lag with kachecks-ldap --provider", section=COMMON),
-    Opt("critical", "c", "critical", metavar="RANGE", convert=Range,
+    Opt("critical", "c", "critical", metavar="RANGE", convert=threshold,
         help="with --nagios: CRITICAL when that figure is outside RANGE", section=COMMON),
     Opt("help", "h", "help", kind=FLAG, help="show this help and exit", section=COMMON),
     Opt("version", None, "version", kind=FLAG, help="print the version and exit", section=COMMON),

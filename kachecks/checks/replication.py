@@ -29,7 +29,7 @@ round trips beside the search, and a stopped one no more than --timeout.
 
 import time
 
-from kachecks.checks.result import Result
+from kachecks.checks.result import L7RSP, L7TOUT, Cause, Result
 from kachecks.errors import ProbeFailure
 from kachecks.utctime import generalized_time
 
@@ -170,7 +170,7 @@ class _Reader:
         self.thread.join(max(0.0, deadline.expires + JOIN_GRACE - time.monotonic()))
         if not self.box:
             return ProbeFailure(f"no answer within {deadline.timeout:g} s", "contextCSN",
-                                "unreachable")
+                                "unreachable", code=L7TOUT)
         value = self.box[0]
         if isinstance(value, BaseException) and not isinstance(value, ProbeFailure):
             raise value
@@ -277,6 +277,7 @@ class Freshness:
     def __init__(self, target, consumer, providers, now):
         self.target, self.now = target, now
         self.failure = None  # why the checked server itself fails, or None
+        self.failure_cause = None  # ... and its Cause
         self.problems = []  # providers that could not be compared
         self.compared = []  # (provider target, dn) of those that were
         self.gaps = []
@@ -305,16 +306,19 @@ class Freshness:
     def _mine(self, consumer):
         if isinstance(consumer, ProbeFailure):
             self.failure = f"cannot read contextCSN: {consumer}"
+            self.failure_cause = Cause(L7RSP, "contextCSN", "unreadable")
             return None
         dn, values = consumer
         try:
             mine = by_sid(values)
         except ValueError as exc:
             self.failure = f"malformed contextCSN on {dn}: {exc}"
+            self.failure_cause = Cause(L7RSP, "contextCSN", "malformed")
             return None
         if not mine:
             self.failure = (f"not a replica: no contextCSN on {dn or 'the root DSE'}"
                             " (no syncrepl or syncprov there, or not readable by this bind)")
+            self.failure_cause = Cause(L7RSP, "contextCSN", "not-a-replica")
             return None
         self.details += [f"this server, {dn}: contextCSN {csn.text}" for csn in mine.values()]
         return mine
@@ -383,21 +387,22 @@ class Freshness:
             return result
         if self.failure is not None:
             return Result(False, reason=self.failure, perfdata=result.perfdata,
-                          details=details)
+                          details=details, cause=self.failure_cause)
         if self.problems and self.target.provider_down == "fail":
             return Result(False, reason="; ".join(self.problems), perfdata=result.perfdata,
-                          details=details)
+                          details=details, cause=Cause(L7RSP, "provider", "provider-down"))
         warning = "; ".join(filter(None, [result.warning, *self.problems]))
         if not self.compared:
             return Result(True, summary=result.summary,
                           warning=f"{warning}; replication freshness not checked",
-                          perfdata=result.perfdata, details=details, figure="lag")
+                          perfdata=result.perfdata, details=details, figure="lag",
+                          cause=result.cause)
         worst = max(self.gaps, key=lambda gap: gap.age, default=None)
         lag = worst.age if worst is not None else 0.0
         perfdata = (*result.perfdata, ("lag", round(lag, 6), "s"))
         if worst is not None and lag >= self.target.max_lag:
             return Result(False, reason=worst.failure(self.target.max_lag), perfdata=perfdata,
-                          details=details)
+                          details=details, cause=Cause(L7RSP, "replication", "stale"))
         if worst is not None:
             freshness = worst.pending(self.target.max_lag)
         else:
@@ -405,4 +410,4 @@ class Freshness:
             freshness = (f"in sync with {', '.join(url_of(p) for p, _ in self.compared)}"
                          f" (SID{'s' if len(sids) > 1 else ''} {', '.join(sids)})")
         return Result(True, summary=f"{result.summary}; {freshness}", warning=warning,
-                      perfdata=perfdata, details=details, figure="lag")
+                      perfdata=perfdata, details=details, figure="lag", cause=result.cause)

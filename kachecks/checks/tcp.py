@@ -12,7 +12,8 @@ from kachecks.argspec import FLAG, Opt
 from kachecks.checks.contract import Check, run
 from kachecks.checks.options import (SNI_NAME_OPT, TLS, TLS_OPTS, Target, common, compile_option,
                                      integer, port_number, seconds, tls_fields)
-from kachecks.checks.result import Result
+from kachecks.checks.result import (DRAIN, L4OK, L4TOUT, L6OK, L6TOUT, L7OK, L7RSP, L7TOUT,
+                                    Cause, Result)
 from kachecks.errors import ProbeFailure, UsageError
 
 TARGET = "Target and exchange"
@@ -169,7 +170,7 @@ def probe(target, deadline):
     if target.expect_pattern is not None:
         if not target.expect_pattern.search(reply):
             raise ProbeFailure(f"{where}: expect '{target.expect}' not found in {_show(reply)}",
-                               "expect")
+                               "expect", code=L7RSP)
         notes.append(f"expect '{target.expect}' matched")
     if target.agent:
         from kachecks.checks.weight import parse_agent_reply
@@ -179,13 +180,23 @@ def probe(target, deadline):
         notes.append(f"agent {line!r}")
     if target.weight_pattern is not None:
         weight = _regex_weight(target, reply)
+    healthy, too_slow = _codes(target)
     if target.max_latency is not None and elapsed > target.max_latency:
         raise ProbeFailure(f"{where}: latency {elapsed:.3f} s over {target.max_latency:g} s",
-                           "latency")
+                           "latency", "latency", code=too_slow)
     notes[0] = f"{where} answered in {elapsed:.3f} s" if reply else notes[0]
     return Result(True, summary=", ".join(notes), weight=weight, drain=drain, warning=warning,
                   perfdata=(("time", round(elapsed, 6), "s"), ("size", len(reply), "B")),
-                  details=(f"received: {_show(reply)}",) if reply else ())
+                  details=(f"received: {_show(reply)}",) if reply else (),
+                  cause=Cause(DRAIN, "agent", "drain") if drain else Cause(healthy))
+
+
+def _codes(target):
+    """(healthy, too slow) codes of the deepest layer a run checks: a reply judged (7),
+    a TLS handshake (6), a connection (4)."""
+    if target.expect_pattern is not None or target.weight_pattern is not None or target.agent:
+        return L7OK, L7TOUT
+    return (L6OK, L6TOUT) if target.tls is not None else (L4OK, L4TOUT)
 
 
 def _regex_weight(target, reply):
@@ -193,7 +204,8 @@ def _regex_weight(target, reply):
 
     found = target.weight_pattern.search(reply)
     if not found or found.group(1) is None:
-        raise ProbeFailure(f"--weight-regex '{target.weight_regex}' found no weight", "weight")
+        raise ProbeFailure(f"--weight-regex '{target.weight_regex}' found no weight", "weight",
+                           code=L7RSP)
     return parse_weight(found.group(1).decode("utf-8", "replace"), target.weight, "--weight-regex")
 
 

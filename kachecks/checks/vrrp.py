@@ -11,9 +11,8 @@ import sys
 
 from kachecks.argspec import MULTI, Opt, integer, seconds
 from kachecks.checks.contract import Check, run
-from kachecks.checks.options import COMMON, COMMON_OPTS, Target, common
-from kachecks.checks.result import Result
-from kachecks.checks.verdict import Range
+from kachecks.checks.options import COMMON, COMMON_OPTS, Target, common, threshold
+from kachecks.checks.result import L7OK, L7RSP, Cause, Result
 from kachecks.errors import UsageError
 
 WATCH = "What to watch"
@@ -46,10 +45,10 @@ TIMEOUT = Opt("timeout", "t", "timeout", metavar="SECONDS", convert=seconds,
               help="deadline for the whole run (default: --listen + 2; must exceed --listen)",
               section=COMMON)
 THRESHOLDS = {
-    "warning": Opt("warning", "w", "warning", metavar="RANGE", convert=Range,
+    "warning": Opt("warning", "w", "warning", metavar="RANGE", convert=threshold,
                    help="with --nagios: WARNING when the number of sources advertising an instance"
                         " is outside RANGE (1:1, or @2: for two or more)", section=COMMON),
-    "critical": Opt("critical", "c", "critical", metavar="RANGE", convert=Range,
+    "critical": Opt("critical", "c", "critical", metavar="RANGE", convert=threshold,
                     help="with --nagios: CRITICAL when that number is outside RANGE",
                     section=COMMON),
 }
@@ -174,7 +173,9 @@ def probe(target, deadline):
                   reason="; ".join(_text(p) for p in critical),
                   warning="; ".join(_text(p) for p in warnings),
                   perfdata=(("sources", sources, ""), ("adverts", adverts, "")),
-                  details=details, figure="sources")
+                  details=details, figure="sources",
+                  # the wire said something a healthy pair does not: the first critical problem
+                  cause=Cause(L7RSP, "listen", critical[0].code) if critical else Cause(L7OK))
 
 
 def _text(problem):

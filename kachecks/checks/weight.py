@@ -5,6 +5,7 @@ agent-check reply. A malformed value is a failure with a message, never a
 silent default. Imported only by runs that read a weight.
 """
 
+from kachecks.checks.result import L7RSP, L7STS
 from kachecks.checks.verdict import clamp
 from kachecks.errors import ProbeFailure
 
@@ -20,9 +21,10 @@ def parse_weight(text, base, source):
             return clamp(base * percent / 100)
         number = int(value, 10)
     except ValueError:
-        raise ProbeFailure(f"malformed weight {value!r} from {source}", "weight") from None
+        raise ProbeFailure(f"malformed weight {value!r} from {source}", "weight",
+                           code=L7RSP) from None
     if number < 0:
-        raise ProbeFailure(f"negative weight {number} from {source}", "weight")
+        raise ProbeFailure(f"negative weight {number} from {source}", "weight", code=L7RSP)
     return clamp(number)
 
 
@@ -35,7 +37,7 @@ def parse_agent_reply(reply, base):
     """
     words = reply.strip().replace(",", " ").lower().split()
     if not words:
-        raise ProbeFailure("empty agent reply", "agent")
+        raise ProbeFailure("empty agent reply", "agent", code=L7RSP)
     down = None
     drain = False
     weight = None
@@ -49,9 +51,9 @@ def parse_agent_reply(reply, base):
         elif word.endswith("%"):
             weight = parse_weight(word, base, "agent reply")
         else:
-            raise ProbeFailure(f"malformed agent reply {reply.strip()!r}", "agent")
+            raise ProbeFailure(f"malformed agent reply {reply.strip()!r}", "agent", code=L7RSP)
     if down:
-        raise ProbeFailure(f"agent reports {down}", "agent")
+        raise ProbeFailure(f"agent reports {down}", "agent", down, code=L7STS)
     if drain or weight == 0:
         return 0, True
     return (clamp(base) if weight is None else weight), False

@@ -1,69 +1,73 @@
 """kachecks checks in ``misc_path`` / ``script``: parsed by the check itself, run once.
 
-A command is a kachecks check when its program is ``kachecks-http`` (or
--tcp, -ldap) wherever it is installed, or ``kachecks check NAME``. Its
-arguments go through the check's own option parser, so the doctor rejects
-exactly what the check would reject at every run. Then the settings keepalived
-wraps around it are compared with the check's: the kill timer
-(``misc_timeout``, else the virtual server's ``delay_loop``; a vrrp_script's
-``timeout``, else its ``interval``) must leave the check its ``--timeout``,
-and ``--dynamic`` exit codes mean something only under ``misc_dynamic``.
+A command is a kachecks check when the check registry recognises it
+(``kachecks.checks.registry.parse_command``: ``kachecks-http`` or -tcp,
+-ldap wherever installed, or ``kachecks check NAME``, maybe behind ``env
+--block-signal=…``). Its arguments go through the check's own option parser,
+so the doctor rejects exactly what the check would reject at every run, and
+what keepalived can never read as a working check (--help, --version) is a
+bad-option too. Then the settings keepalived wraps around it are compared with
+the check's: the kill timer (``misc_timeout``, else the virtual server's
+``delay_loop``; a vrrp_script's ``timeout``, else its ``interval``) must leave
+the check its ``--timeout``, and ``--dynamic`` exit codes mean something only
+under ``misc_dynamic``. Running it once, its result's cause code tells a peer
+that did not answer (unreachable) from one that answered wrong (check-failed).
 """
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
+from kachecks.checks import registry
+from kachecks.checks.result import L4CON, L4TOUT, L6TOUT, L7TOUT, RESOLV
 from kachecks.doctor.findings import ERROR, WARNING, at
-from kachecks.errors import UsageError
+from kachecks.errors import Unavailable, UsageError
 
 WORKERS = 16
 RUNNABLE = ("misc_path", "script")  # the keywords whose exit code keepalived acts on
+# Cause codes of a peer that did not answer (a --max-latency breach answered, slowly)
+UNANSWERED = (RESOLV, L4TOUT, L4CON, L6TOUT, L7TOUT)
 
 
 class Command:
-    """One kachecks check found in the configuration: the script, its check, its target."""
+    """One kachecks check found in the configuration: the script and its parsed command
+    (kachecks.checks.registry.CheckCommand: check, name, target)."""
 
-    __slots__ = ("script", "check", "target")
+    __slots__ = ("script", "parsed")
 
-    def __init__(self, script, check, target):
+    def __init__(self, script, parsed):
         self.script = script
-        self.check = check
-        self.target = target
+        self.parsed = parsed
 
+    @property
+    def check(self):
+        return self.parsed.check
 
-def is_kachecks_check(argv):
-    """Whether ``argv`` runs a kachecks check (so the check's parser must accept it)."""
-    base = os.path.basename(argv[0]) if argv else ""
-    if not base.startswith("kachecks"):
-        return False  # most commands: no need to load the check table
-    from kachecks.checks import registry
+    @property
+    def target(self):
+        return self.parsed.target
 
-    return base.startswith(registry.EXECUTABLE_PREFIX) or (base == "kachecks" and argv[1:2] == ["check"])
+    @property
+    def name(self):
+        return self.parsed.name
 
 
 def parse(scripts):
     """(commands, findings): each kachecks check parsed by its own option table."""
     commands, findings = [], []
     for script in scripts:
-        if script.keyword not in RUNNABLE or not is_kachecks_check(script.argv):
+        if script.keyword not in RUNNABLE or not script.argv:
             continue
-        from kachecks.checks import registry
-
-        try:
-            check, args = registry.from_command(script.argv)
-            target = check.parse(args)
-        except UsageError as exc:
+        parsed = registry.parse_command(script.argv)
+        if parsed.name is None:
+            continue  # not a kachecks check
+        if parsed.error:
             findings.append(at(script.node, ERROR, "bad-option",
-                               f"{_name(script)}: {exc}: the check exits 1 at every run"))
+                               f"{parsed.name}: {parsed.error}: the check exits 1 at every run"))
             continue
-        commands.append(Command(script, check, target))
+        if parsed.prints:
+            findings.append(at(script.node, ERROR, "bad-option", f"{parsed.name} {parsed.refusal}"))
+            continue
+        commands.append(Command(script, parsed))
     return commands, findings
-
-
-def _name(script):
-    """``kachecks-http`` or ``kachecks check http``, wherever installed."""
-    base = os.path.basename(script.argv[0])
-    return " ".join([base, *script.argv[1:3]]) if base == "kachecks" else base
 
 
 def settings(commands):
@@ -71,7 +75,7 @@ def settings(commands):
     findings = []
     for command in commands:
         script, target = command.script, command.target
-        name = _name(script)
+        name = command.name
         if script.timeout is not None and script.timeout <= target.timeout:
             findings.append(at(script.node, ERROR, "misc-timeout",
                                f"{_timer(script)} is not more than {name} --timeout"
@@ -92,8 +96,7 @@ def settings(commands):
                                " as a failure there (only MISC_CHECK misc_dynamic has weights)"))
         if target.nagios and not (script.keyword == "misc_path" and script.dynamic):
             findings.append(at(script.node, WARNING, "bad-option",
-                               f"{name} --nagios: monitoring-plugin codes are for Icinga/Nagios;"
-                               " keepalived reads its WARNING (1) as a failure"))
+                               f"{name} {command.parsed.refusal}"))
     return findings
 
 
@@ -112,56 +115,42 @@ def _timer(script):
     return f"{node.keyword} {node.args[0]} ({where})"
 
 
-class _Witness:
-    """A check whose probe remembers the failure it raised.
-
-    ``contract.evaluate`` turns a failure into ``Result(ok=False)`` with its
-    text only; where it happened (no answer at all, or a wrong one) decides
-    between unreachable and check-failed.
-    """
-
-    def __init__(self, check):
-        self.check = check
-        self.failure = None
-
-    def probe(self, target, deadline):
-        from kachecks.errors import ProbeFailure
-
-        try:
-            return self.check.probe(target, deadline)
-        except ProbeFailure as exc:
-            self.failure = exc
-            raise
-
-
-def unanswered(failure):
-    """Whether the peer never answered (as opposed to answering wrong)."""
-    if failure is None:
-        return False
-    if failure.phase in ("resolve", "connect"):
-        return True
-    return failure.reason == "timeout" and failure.phase in ("tls", "send", "wait")
-
-
 def run_all(commands):
-    """check-failed / unreachable findings from running each check once, in parallel."""
+    """check-failed / unreachable findings from running each check once, in parallel.
+
+    The result's cause decides which: no answer (unreachable, a warning: the
+    server may be down for maintenance) or a wrong one (check-failed, an error).
+    An option only the server's library rejects (an LDAP filter) is a bad-option; a
+    check that cannot look from here (kachecks-vrrp without CAP_NET_RAW) failed.
+    """
     if not commands:
         return []
     from kachecks.checks import contract
 
     def one(command):
-        witness = _Witness(command.check)
-        return contract.evaluate(witness, command.target), witness.failure
+        try:
+            return contract.evaluate(command.check, command.target)
+        except (UsageError, Unavailable) as exc:
+            return exc
 
     with ThreadPoolExecutor(max_workers=min(WORKERS, len(commands))) as pool:
         outcomes = list(pool.map(one, commands))
     findings = []
-    for command, (result, failure) in zip(commands, outcomes):
+    for command, result in zip(commands, outcomes):
+        node = command.script.node
+        if isinstance(result, UsageError):
+            findings.append(at(node, ERROR, "bad-option",
+                               f"{command.name}: {result}: the check exits 1 at every run"))
+            continue
+        if isinstance(result, Unavailable):  # it cannot look from here: it exits 1 as well
+            findings.append(at(node, ERROR, "check-failed", f"{command.name}: {result}"))
+            continue
         if result.ok:
             continue
-        text = f"{_name(command.script)} {command.target.identity}: {result.reason}"
-        if unanswered(failure):
-            findings.append(at(command.script.node, WARNING, "unreachable", text))
+        cause = result.cause
+        text = f"{command.name} {command.target.identity}: {cause.code}: {result.reason}"
+        if cause.code in UNANSWERED and cause.reason != "latency":
+            findings.append(at(node, WARNING, "unreachable", text))
         else:
-            findings.append(at(command.script.node, ERROR, "check-failed", text))
+            findings.append(at(node, ERROR, "check-failed", text))
     return findings

@@ -24,6 +24,13 @@ CODES = (
     "agent-orphan",
     "agent-shared-fault",
     "agent-config",
+    "pair-instance",
+    "pair-advert",
+    "pair-addresses",
+    "pair-unicast",
+    "pair-priority",
+    "pair-services",
+    "failover",
 )
 
 

@@ -28,6 +28,7 @@ at the line where one was reached, never in a traceback.
 
 import collections
 import fnmatch
+import io
 import os
 import re
 import stat
@@ -137,9 +138,11 @@ class Config:
     is unread, and keepalived's own parser may not finish on it.
     """
 
-    __slots__ = ("path", "nodes", "files", "findings", "config_id", "names", "exceeded")
+    __slots__ = ("path", "nodes", "files", "findings", "config_id", "names", "exceeded",
+                 "conditionals")
 
-    def __init__(self, path, nodes, files, findings, config_id, names, exceeded=False):
+    def __init__(self, path, nodes, files, findings, config_id, names, exceeded=False,
+                 conditionals=()):
         self.path = path
         self.nodes = nodes
         self.files = files
@@ -147,6 +150,7 @@ class Config:
         self.config_id = config_id
         self.names = names
         self.exceeded = exceeded
+        self.conditionals = frozenset(conditionals)  # the IDs of the @ID lines met
 
     def blocks(self, keyword):
         return [n for n in self.nodes if n.keyword == keyword]
@@ -157,14 +161,20 @@ def default_config_id():
     return os.uname().nodename.split(".", 1)[0]
 
 
-def read(path, config_id=None):
-    """Read ``path`` and everything it includes; returns a Config or raises ReadError."""
+def read(path, config_id=None, data=None, follow=None):
+    """Read ``path`` and everything it includes; returns a Config or raises ReadError.
+
+    For another director's file (``kachecks doctor --peer``): ``data`` is the
+    content (bytes) when it came on standard input (``path`` then only names it), and
+    ``follow(pattern)`` says why an include is not read here (its files are on
+    the other director), or None to read it.
+    """
     if config_id is None:
         config_id = default_config_id()
-    reader = _Reader(config_id)
-    nodes = reader.build(reader.lines(path))
+    reader = _Reader(config_id, follow)
+    nodes = reader.build(reader.lines(path, data))
     return Config(path, nodes, reader.files, reader.findings, config_id, reader.names,
-                  reader.exceeded)
+                  reader.exceeded, reader.conditionals)
 
 
 class _Definition:
@@ -323,8 +333,10 @@ def _split_alternatives(body):
 
 
 class _Reader:
-    def __init__(self, config_id):
+    def __init__(self, config_id, follow=None):
         self.config_id = config_id
+        self.follow = follow
+        self.conditionals = set()
         self.findings = []
         self.files = []
         self.names = {}
@@ -360,8 +372,15 @@ class _Reader:
 
     # -- files -----------------------------------------------------------------
 
-    def lines(self, path):
+    def lines(self, path, data=None):
         """Every logical line of the configuration: (file, line number, text)."""
+        if data is not None:
+            self.names[path] = path
+            try:
+                yield from self._file(path, None, None, data)
+            except _Stop:
+                pass
+            return
         try:
             st = os.stat(path)
         except OSError as exc:
@@ -379,8 +398,8 @@ class _Reader:
         except _Stop:
             return
 
-    def _file(self, path, includer, include_line):
-        real = os.path.realpath(path)
+    def _file(self, path, includer, include_line, data=None):
+        real = os.path.realpath(path) if data is None else path
         if real in self.stack:
             chain = " -> ".join(os.path.basename(p) for p in [*self.stack[self.stack.index(real):], real])
             raise ReadError(f"include loop: {chain}", includer, include_line)
@@ -394,7 +413,7 @@ class _Reader:
                                " no further")
             raise _Stop
         try:
-            f = open(path, "rb")
+            f = open(path, "rb") if data is None else io.BytesIO(data)
         except OSError as exc:
             if includer is None:
                 raise ReadError(f"cannot read the configuration: {exc.strerror}", path) from None
@@ -402,7 +421,7 @@ class _Reader:
                                                  " (keepalived skips it)")
             return
         with f:
-            size = os.fstat(f.fileno()).st_size
+            size = os.fstat(f.fileno()).st_size if data is None else len(data)
             if size > MAX_FILE_BYTES:
                 self.limit(*where, f"{path} is {_size_text(size)}: more than the doctor reads in"
                                    f" one file ({_size_text(MAX_FILE_BYTES)}); not audited")
@@ -466,6 +485,11 @@ class _Reader:
         if not pattern:
             self.finding(path, number, f"{kind} without a file name")
             return
+        if self.follow is not None:
+            why = self.follow(pattern)
+            if why:
+                self.finding(path, number, f"{kind} {pattern}: {why}", WARNING)
+                return
         wildcard = _GLOB_MAGIC.search(pattern) is not None
         try:
             alternatives = expand_braces(pattern)
@@ -635,6 +659,7 @@ class _Reader:
         if m is None:
             return ""
         ident = text[start:start + m.start()]
+        self.conditionals.add(ident)
         if (ident == self.config_id) == negated:
             return ""
         return text[start + m.start():].lstrip(" \t")

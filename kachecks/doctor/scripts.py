@@ -14,6 +14,7 @@ import os
 import re
 import stat
 
+from kachecks.checks.registry import without_env
 from kachecks.doctor.findings import ERROR, WARNING, at
 from kachecks.scriptline import BLANK, CommandError, split_command
 
@@ -56,6 +57,17 @@ class Script:
         if self.keyword == "script":
             return "keepalived disables this vrrp_script"
         return "keepalived never runs it"
+
+    @property
+    def env_fails(self):
+        """What keepalived sees when ``env --block-signal=…`` cannot run the program
+        behind it: env exits 127 (not found) or 126 (not executable) at every run."""
+        if self.keyword == "misc_path" and self.dynamic:
+            return ("env exits 126 or 127 at every run, which misc_dynamic reads as healthy"
+                    " (weight 124 or 125)")
+        if self.keyword in ("misc_path", "script"):
+            return "env exits 126 or 127 at every run: keepalived counts each run as a failure"
+        return "env exits 126 or 127: it never runs"
 
 
 def script_argv(node, dialect):
@@ -244,8 +256,11 @@ def can_execute(st, who):
     return bool(mode & stat.S_IXOTH)
 
 
-def exec_problem(path):
-    """Why execve() of this file would fail with ENOEXEC/ENOENT, or None."""
+def exec_problem(path, shell_fallback=False):
+    """Why execve() of this file would fail with ENOEXEC/ENOENT, or None.
+
+    ``shell_fallback``: run by execvp (``env``), which hands a file execve() calls
+    ENOEXEC to /bin/sh: only a missing interpreter fails then."""
     try:
         with open(path, "rb") as f:
             head = f.read(256)
@@ -254,12 +269,16 @@ def exec_problem(path):
     if head.startswith(b"\x7fELF"):
         return None
     if not head.startswith(b"#!"):
-        return "has no #! line: its exec fails and keepalived counts that as success"
+        return None if shell_fallback else ("has no #! line: its exec fails and keepalived counts"
+                                            " that as success")
     line = head[2:].split(b"\n", 1)[0].strip()
     interpreter = line.split()[0].decode("utf-8", "surrogateescape") if line else ""
     if not interpreter:
-        return "has an empty #! line: its exec fails and keepalived counts that as success"
+        return None if shell_fallback else ("has an empty #! line: its exec fails and keepalived"
+                                            " counts that as success")
     if not os.path.isfile(interpreter) or not os.access(interpreter, os.X_OK):
+        if shell_fallback:
+            return f"its #! interpreter {interpreter} does not exist"
         return (f"its #! interpreter {interpreter} does not exist: the exec fails and keepalived"
                 " counts that as success")
     return None
@@ -317,6 +336,12 @@ def audit(scripts, users, config):
             judged[key] = _judge(program, who, script.disabled, users.security)
         as_root, problems = judged[key]
         findings += [at(script.node, *problem) for problem in problems]
+        behind = without_env(script.argv)  # env --block-signal=… PROGRAM (docs/checks.md)
+        if behind and len(behind) < len(script.argv):
+            key = (behind[0], who.uid, who.gid, who.name, who.how, script.env_fails, "env")
+            if key not in judged:
+                judged[key] = _judge(behind[0], who, script.env_fails, users.security, env=True)
+            findings += [at(script.node, *problem) for problem in judged[key][1]]
         if as_root:
             root_scripts.append(script)
     if root_scripts and not users.security:
@@ -328,15 +353,21 @@ def audit(scripts, users, config):
     return findings
 
 
-def _judge(program, who, disabled, security):
-    """(runs as root?, [(severity, code, message)]) for ``program`` run by ``who``."""
+def _judge(program, who, disabled, security, env=False):
+    """(runs as root?, [(severity, code, message)]) for ``program`` run by ``who``.
+
+    ``env``: the program ``env`` runs, not keepalived: env finds a bare name on its
+    PATH and runs a file without ``#!`` with /bin/sh (execvp), and keepalived's
+    script security checks env's path only.
+    """
     problems = []
+    finder = "env" if env else "keepalived"
     if "/" not in program:
         found = find_program(program)
         if found is None:
-            return False, [(ERROR, "not-executable", f"{program}: not found in keepalived's PATH"
+            return False, [(ERROR, "not-executable", f"{program}: not found in {finder}'s PATH"
                                                      f" ({SERVICE_PATH}): {disabled}")]
-        problems.append((WARNING, "not-executable", f"{program} is not a full path: keepalived finds"
+        problems.append((WARNING, "not-executable", f"{program} is not a full path: {finder} finds"
                                                     f" {found} by path search; write the full path"))
         program = found
     try:
@@ -350,21 +381,24 @@ def _judge(program, who, disabled, security):
         return False, problems + [(ERROR, "not-executable",
                                    f"{program} is not executable by {who.name} ({who.uid}:{who.gid},"
                                    f" {who.how}): {disabled}")]
-    problem = exec_problem(real)
+    problem = exec_problem(real, shell_fallback=env)
     if problem is not None:
-        problems.append((ERROR, "not-executable", f"{program} {problem}"))
+        problems.append((ERROR, "not-executable",
+                         f"{program} {problem}" + (f": {disabled}" if env else "")))
     if not (who.uid == 0 or who.gid == 0 or _setid_root(st)):
         return False, problems
     bad = _insecure(program, real)
     if bad:
         listed = "; ".join(f"{c} {why}" for c, why in bad)
-        if security:
+        if security and not env:
             problems.append((ERROR, "script-security", f"{program} runs as root but {listed}: under"
                                                        f" enable_script_security {disabled}"))
         else:
+            guard = ("keepalived's script security checks env, not what env runs" if env
+                     else "enable_script_security would disable it")
             problems.append((WARNING, "script-security",
                              f"{program} runs as root but {listed}: anyone who can write there runs"
-                             " code as root (enable_script_security would disable it)"))
+                             f" code as root ({guard})"))
     return True, problems
 
 

@@ -12,6 +12,7 @@ in ``status_code`` (default 200-299), then the md5 against ``digest``.
 
 from concurrent.futures import ThreadPoolExecutor
 
+from kachecks.checks.result import L7RSP, L7STS
 from kachecks.doctor.findings import ERROR, WARNING, at
 from kachecks.doctor.scripts import seconds
 
@@ -96,18 +97,21 @@ def collect(config):
 
 
 class Fetched:
-    """What one fetch gave: the Response, or the failure and keepalived's words for it."""
+    """What one fetch gave: the Response, or the failure, its cause code (L4CON…) and
+    keepalived's words for it."""
 
-    __slots__ = ("response", "error", "keepalived")
+    __slots__ = ("response", "error", "code", "keepalived")
 
-    def __init__(self, response=None, error=None, keepalived=None):
+    def __init__(self, response=None, error=None, code=None, keepalived=None):
         self.response = response
         self.error = error
+        self.code = code
         self.keepalived = keepalived
 
 
 def fetch(url, timeout=None):
     """Fetch ``url`` once, as keepalived's checker does; a Fetched."""
+    from kachecks.checks.result import cause_of
     from kachecks.deadline import Deadline
     from kachecks.errors import ProbeFailure
     from kachecks.http.fetch import fetch as http_fetch
@@ -126,7 +130,7 @@ def fetch(url, timeout=None):
                               protocol=protocol, vhost=url.vhost, tls=tls, bind=url.bind,
                               fwmark=fwmark, body_read_size=65536)
     except ProbeFailure as exc:
-        return Fetched(error=str(exc), keepalived=keepalived_message(exc))
+        return Fetched(error=str(exc), code=cause_of(exc).code, keepalived=keepalived_message(exc))
     except ValueError as exc:
         return Fetched(error=str(exc))
     return Fetched(response=response)
@@ -159,18 +163,19 @@ def _judge_one(url, got, live, group):
     where = f"{url.kind} {url.shown}"
     if got.response is None:
         said = f" (keepalived: \"{got.keepalived}\")" if got.keepalived else ""
-        return [at(url.checker, WARNING, "unreachable", f"{where}: {got.error}{said}")]
+        code = f"{got.code}: " if got.code else ""
+        return [at(url.checker, WARNING, "unreachable", f"{where}: {code}{got.error}{said}")]
     response = got.response
     if not response.header_complete:
         return [at(url.node, ERROR, "check-failed",
-                   f"{where}: no complete HTTP header in the first 4095 bytes: keepalived reads"
-                   " \"no data received\" and marks the real server down")]
+                   f"{where}: {L7RSP}: no complete HTTP header in the first 4095 bytes: keepalived"
+                   " reads \"no data received\" and marks the real server down")]
     findings = []
     if not any(low <= (response.status or 0) <= high for low, high in url.statuses):
         wanted = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in url.statuses)
         findings.append(at(url.node, ERROR, "check-failed",
-                           f"{where}: status {response.status} is not in {wanted}: keepalived marks"
-                           " the real server down"))
+                           f"{where}: {L7STS}: status {response.status} is not in {wanted}:"
+                           " keepalived marks the real server down"))
     digest = live[id(url)]
     if url.digest is not None and digest != url.digest:
         text = (f"{where} serves md5 {digest} now ({response.hashed_length} B, status"

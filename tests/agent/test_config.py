@@ -34,6 +34,15 @@ def test_check_config_lists_every_check_and_exits_0(tmp_path):
     assert lines[-1] == f"{path}: OK, 2 checks"
 
 
+def test_a_command_behind_env_block_signal_is_the_same_check(tmp_path):
+    env = "/usr/bin/env --block-signal=HUP,INT,TERM /usr/bin/"
+    cfg = config.load(write(tmp_path, [{"name": "web1", "command": env + GOOD},
+                                       {"name": "web2", "command": GOOD}]))
+    wrapped, bare = cfg.checks
+    assert wrapped.check is bare.check and wrapped.target.identity == bare.target.identity
+    assert wrapped.argv[:2] == ("/usr/bin/env", "--block-signal=HUP,INT,TERM")
+
+
 def test_every_time_is_seconds_or_a_number_with_a_unit(tmp_path):
     cfg = config.load(write(tmp_path, [
         {"name": "a", "command": GOOD, "interval": "1s", "timeout": "500ms"},
@@ -67,9 +76,15 @@ def test_the_commands_own_timeout_wins_over_the_tables(tmp_path):
     ({"name": "web1", "command": "kachecks-http --digest 123 --url " + URL}, {},
      "check 'web1': command: --digest: '123' is not an md5"),
     ({"name": "web1", "command": "kachecks-http -s 192.168.8.101 --nagios"}, {},
-     "check 'web1': command: --nagios has no meaning here"),
+     "check 'web1': command: --nagios gives Icinga/Nagios exit codes (1 WARNING, 2 CRITICAL,"
+     " 3 UNKNOWN)"),
     ({"name": "web1", "command": "kachecks-http --help"}, {},
-     "check 'web1': command: --help and --version do not run a check"),
+     "check 'web1': command: --help prints the usage and exits 0 without checking anything:"
+     " keepalived would see exit 0 (healthy) at every run"),
+    ({"name": "web1", "command": "/usr/bin/env --block-signal=TERM kachecks-http --version"}, {},
+     "check 'web1': command: --version prints the version and exits 0"),
+    ({"name": "web1", "command": "/usr/bin/env --block-signal=TERM kachecks-http -s x --bogus"},
+     {}, "check 'web1': command: Unknown option --bogus"),
     ({"name": "web1", "command": "kachecks-http 'unterminated"}, {},
      "check 'web1': command: missing terminating ' in"),
     ({"name": "web1", "command": GOOD, "interval": "soon"}, {},

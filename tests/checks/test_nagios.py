@@ -9,7 +9,8 @@ from harness.checks import MD5_SERVER1, SERVER1, http, one_line, tcp
 from harness.peers import cli
 from harness.peers.rawhttp import RawHTTPServer, http_response
 from kachecks.checks.result import Result
-from kachecks.checks.verdict import Range, judge
+from kachecks.checks.thresholds import Range
+from kachecks.checks.verdict import judge
 from kachecks.checks import registry
 
 PERFDATA = re.compile(r"\| time=(\d+(?:\.\d+)?)s;([^;]*);([^;]*);0; size=20B$")

@@ -38,19 +38,28 @@ def test_registry_knows_each_check_by_executable_name_wherever_installed():
     for argv in (["/usr/bin/kachecks-http", "--url", "http://192.168.8.101/service.txt"],
                  ["/opt/kachecks/bin/kachecks-http", "--url", "http://192.168.8.101/service.txt"],
                  ["kachecks", "check", "http", "--url", "http://192.168.8.101/service.txt"]):
-        check, args = registry.from_command(argv)
-        assert check is registry.load("http") and check.prog == "kachecks-http"
-        assert args == ["--url", "http://192.168.8.101/service.txt"]
-    check, args = registry.from_command(["/usr/bin/kachecks-tcp", "192.168.8.102:80"])
-    assert check.name == "TCP" and args == ["192.168.8.102:80"]
+        command = registry.parse_command(argv)
+        assert command.check is registry.load("http") and command.check.prog == "kachecks-http"
+        assert command.args == ("--url", "http://192.168.8.101/service.txt")
+        assert command.target.identity == "[192.168.8.101]:80"
+    command = registry.parse_command(["/usr/bin/kachecks-tcp", "192.168.8.102:80"])
+    assert command.check.name == "TCP" and command.args == ("192.168.8.102:80",)
 
 
 @pytest.mark.parametrize("argv", [[], ["/bin/true"], ["/usr/bin/kachecks-htp", "x"],
-                                  ["kachecks", "check", "smtp"], ["kachecks", "genhash"],
+                                  ["kachecks", "genhash"],
                                   ["/usr/bin/genhash", "-s", "192.168.8.101"]])
 def test_registry_refuses_other_command_lines(argv):
-    with pytest.raises(UsageError):
-        registry.from_command(argv)
+    command = registry.parse_command(argv)
+    assert (command.name, command.check, command.target) == (None, None, None)
+    assert command.error == (f"not a kachecks check command: {argv[0]}" if argv
+                             else "empty command line")
+
+
+def test_an_unknown_check_of_kachecks_check_is_named_with_the_error():
+    command = registry.parse_command(["kachecks", "check", "smtp", "--host", "192.168.8.101"])
+    assert (command.name, command.check) == ("kachecks check smtp", None)
+    assert command.error.startswith("no check 'smtp'")
 
 
 def test_registry_matches_the_console_scripts_and_each_check_names_itself():

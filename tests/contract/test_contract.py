@@ -82,8 +82,13 @@ def test_dynamic_and_nagios_exclude_each_other():
     assert sample("--dynamic", "--nagios").returncode == 3
 
 
-def test_verbose_prints_details():
-    assert sample("--verbose").stdout.splitlines() == ["SAMPLE OK - all good", "detail line"]
+def test_verbose_prints_the_cause_then_the_details():
+    assert sample("--verbose").stdout.splitlines() == [
+        "SAMPLE OK - all good", "cause: L7OK: the service answered as expected", "detail line"]
+    assert sample("--verbose", "--behave", "fail").stdout.splitlines() == [
+        "SAMPLE FAIL - md5 mismatch (got aa, want bb)",
+        "cause: L7RSP at digest: malformed or unexpected answer: digest, regex, no LDAP entry,"
+        " stale replica"]
 
 
 def test_syslog_only_on_state_change(syslog_socket, tmp_path):

@@ -10,6 +10,7 @@ import pytest
 
 from harness.checks import MD5_SERVER1, SERVER1, http, one_line
 from harness.peers import cli
+from harness.peers.hostile import Mute
 from harness.peers.rawhttp import RawHTTPServer, http_response
 
 SECURE = "global_defs {\n    enable_script_security\n    script_user root\n}\n"
@@ -28,6 +29,7 @@ def script(command, extra="    interval 10\n"):
 
 
 MISC_LINE = 13  # misc_path's line in SECURE + misc(...)
+ENV = "/usr/bin/env --block-signal=HUP,INT,TERM"  # docs/checks.md's form
 SCRIPT_LINE = 6  # script's line in SECURE + script(...)
 
 
@@ -125,7 +127,7 @@ def test_a_check_that_fails_now_says_why_in_the_check_s_own_words(doctor, write)
     assert (failed["line"], failed["severity"], failed["code"]) == (MISC_LINE, "error", "check-failed")
     reason = one_line(itself).split(" - ", 1)[1]  # "HTTP DOWN - md5 mismatch (got …, want …)"
     assert reason.startswith("md5 mismatch")
-    assert failed["message"] == f"kachecks-http [127.0.0.1]:{server.port}: {reason}"
+    assert failed["message"] == f"kachecks-http [127.0.0.1]:{server.port}: L7RSP: {reason}"
 
 
 def test_a_check_whose_peer_does_not_answer_is_unreachable(doctor, write, unused_port):
@@ -134,7 +136,8 @@ def test_a_check_whose_peer_does_not_answer_is_unreachable(doctor, write, unused
     run = doctor("-f", conf)
     assert codes(run) == [(MISC_LINE, "warning", "unreachable"), (MISC_LINE + 5, "warning", "unreachable")]
     assert run.code == 0
-    assert run.findings[1]["message"].startswith(f"kachecks check tcp [127.0.0.1]:{unused_port}: ")
+    assert run.findings[1]["message"] == (f"kachecks check tcp [127.0.0.1]:{unused_port}: L4CON:"
+                                          " connection refused")
 
 
 def test_no_run_runs_no_check(doctor, write):
@@ -152,3 +155,52 @@ def test_notify_commands_are_not_checks(doctor, write):
     conf = write("keepalived.conf", SECURE + "vrrp_instance VI_1 {\n    state BACKUP\n    interface eth0\n"
                  f'    virtual_router_id 51\n    priority 100\n    notify "{exe("kachecks")} notify"\n}}\n')
     assert doctor("--no-run", "-f", conf).findings == []
+
+
+def test_a_bad_option_behind_env_block_signal_is_a_bad_option_at_its_line(doctor, write):
+    conf = write("keepalived.conf", SECURE + misc(
+        f"{ENV} {exe('kachecks-http')} --url http://192.168.8.101/service.txt --timeout 3 --bogus"))
+    run = doctor("--no-run", "-f", conf)
+    assert codes(run) == [(MISC_LINE, "error", "bad-option")]
+    assert run.findings[0]["message"] == (
+        "kachecks-http: Unknown option --bogus: the check exits 1 at every run")
+
+
+def test_a_missing_program_behind_env_is_not_executable_at_its_line(doctor, write, tmp_path):
+    missing = tmp_path / "bin" / "kachecks-http"
+    conf = write("keepalived.conf", SECURE + misc(
+        f"{ENV} {missing} --url http://192.168.8.101/service.txt --timeout 3"))
+    run = doctor("--no-run", "-f", conf)
+    assert codes(run) == [(MISC_LINE, "error", "not-executable")]
+    assert run.findings[0]["message"] == (
+        f"{missing}: No such file or directory: env exits 126 or 127 at every run:"
+        " keepalived counts each run as a failure")
+    fine = write("fine.conf", SECURE + misc(
+        f"{ENV} {exe('kachecks-http')} --url http://192.168.8.101/service.txt --timeout 3"))
+    assert doctor("--no-run", "-f", fine).findings == []
+
+
+@pytest.mark.parametrize("flag", ["--version", "--help"])
+def test_a_line_that_prints_instead_of_checking_is_a_bad_option_never_run(doctor, write, flag):
+    with RawHTTPServer(http_response(SERVER1)) as server:
+        for where in (misc, script):
+            command = f"{exe('kachecks-http')} --url {server.url} --timeout 2 {flag}"
+            run = doctor("-f", write("keepalived.conf", SECURE + where(command)))
+            line = MISC_LINE if where is misc else SCRIPT_LINE
+            assert codes(run) == [(line, "error", "bad-option")]
+            assert run.findings[0]["message"] == (
+                f"kachecks-http {flag} prints the {'usage' if flag == '--help' else 'version'} and"
+                " exits 0 without checking anything: keepalived would see exit 0 (healthy) at every"
+                " run, whatever the server does")
+        assert server.requests == []
+
+
+def test_an_option_only_the_server_s_library_rejects_is_a_bad_option_when_run(doctor, write):
+    with Mute() as ldap:
+        conf = write("keepalived.conf", SECURE + misc(
+            f"{exe('kachecks-ldap')} --uri ldap://127.0.0.1:{ldap.port} --filter (cn=x --timeout 2"))
+        assert doctor("--no-run", "-f", conf).findings == []
+        run = doctor("-f", conf)
+    assert codes(run) == [(MISC_LINE, "error", "bad-option")]
+    assert run.findings[0]["message"] == (
+        "kachecks-ldap: --filter '(cn=x': invalid filter: the check exits 1 at every run")
