@@ -205,21 +205,9 @@ def main_vrrp(args, argv):
     started = time.monotonic()
     results = vrrp.run(args.vrrp_rounds, args.vrrp_window, os.path.abspath(args.tree), python,
                        sys.stderr.isatty())
-    info = [("Command", "`scripts/bench " + " ".join(argv) + "`"),
-            ("Tree", revision(os.path.abspath(args.tree))),
-            ("Interpreter", f"{python} (the watcher and the flood)"),
-            ("Machine", f"{os.cpu_count()} CPUs, {machine_kernel()}"),
-            ("Took", f"{time.monotonic() - started:.0f} s")]
-    table = vrrp.render(results, args.vrrp_rounds, args.vrrp_window, info)
-    sys.stdout.write(table)
-    if not args.no_write:
-        try:
-            write_doc(table, args.output, vrrp.BEGIN, vrrp.END)
-        except (OSError, ValueError) as exc:
-            print(f"scripts/bench: {exc}", file=sys.stderr)
-            return 1
-        print(f"\nwritten to {args.output}", file=sys.stderr)
-    return 0
+    info = _vrrp_info(args, argv, python, "the watcher", started)
+    return _vrrp_table(vrrp.render(results, args.vrrp_rounds, args.vrrp_window, info), args,
+                       vrrp.BEGIN, vrrp.END)
 
 
 def main_vrrp_agent(args, argv):
@@ -230,20 +218,29 @@ def main_vrrp_agent(args, argv):
     started = time.monotonic()
     results, differences = vrrp.run_agent(args.vrrp_agent_rounds, args.vrrp_agent_window,
                                           os.path.abspath(args.tree), python, sys.stderr.isatty())
-    info = [("Command", "`scripts/bench " + " ".join(argv) + "`"),
+    agent = (f"{vrrp.AGENT_CHECKS} kachecks-tcp checks every {vrrp.AGENT_INTERVAL} s (a listener"
+             " on lvs1's loopback); [vrrp] watching VI_1 on eth0, advertised once a second by"
+             " another namespace")
+    info = _vrrp_info(args, argv, python, "the agent", started, [("Agent", agent)])
+    return _vrrp_table(vrrp.render_agent(results, differences, args.vrrp_agent_rounds,
+                                         args.vrrp_agent_window, info), args,
+                       vrrp.AGENT_BEGIN, vrrp.AGENT_END)
+
+
+def _vrrp_info(args, argv, python, who, started, more=()):
+    return [("Command", "`scripts/bench " + " ".join(argv) + "`"),
             ("Tree", revision(os.path.abspath(args.tree))),
-            ("Interpreter", f"{python} (the agent and the flood)"),
-            ("Agent", f"{vrrp.AGENT_CHECKS} kachecks-tcp checks every {vrrp.AGENT_INTERVAL} s"
-                      " (a listener on lvs1's loopback); [vrrp] watching VI_1 on eth0,"
-                      " advertised once a second by another namespace"),
+            ("Interpreter", f"{python} ({who} and the flood)"), *more,
             ("Machine", f"{os.cpu_count()} CPUs, {machine_kernel()}"),
             ("Took", f"{time.monotonic() - started:.0f} s")]
-    table = vrrp.render_agent(results, differences, args.vrrp_agent_rounds,
-                              args.vrrp_agent_window, info)
+
+
+def _vrrp_table(table, args, begin, end):
+    """Print ``table`` and put it between ``begin`` and ``end`` of the document."""
     sys.stdout.write(table)
     if not args.no_write:
         try:
-            write_doc(table, args.output, vrrp.AGENT_BEGIN, vrrp.AGENT_END)
+            write_doc(table, args.output, begin, end)
         except (OSError, ValueError) as exc:
             print(f"scripts/bench: {exc}", file=sys.stderr)
             return 1

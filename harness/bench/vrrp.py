@@ -20,6 +20,7 @@ its whole CPU (every thread and child, from a cgroup v2 of its own) while the fl
 Needs root (namespaces) and this repository; not pytest.
 """
 
+import contextlib
 import os
 import shutil
 import statistics
@@ -118,27 +119,34 @@ def run(rounds=3, window=8.0, tree=None, python=sys.executable, progress=True):
     """{variant: {"cpu": [% of a core…], "rate": [packets/s…], "adverts": [n…]}}."""
     tree = tree or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     results = {v: {"cpu": [], "rate": [], "adverts": []} for v in VARIANTS}
-    cleanup_stale("kcvb")
     workdir = tempfile.mkdtemp(prefix="kachecks-bench-vrrp-")
-    hosts = {"lvs1": HOSTS["lvs1"], "client": HOSTS["client"], "flood": "192.168.8.25"}
+    with testbed("kcvb", workdir) as (net, conf, mac):
+        env = dict(os.environ, PYTHONPATH=tree)
+        for number in range(rounds):
+            for variant in VARIANTS:
+                sample = _one(net, variant, conf, mac, window, python, env, workdir)
+                for key, value in sample.items():
+                    results[variant][key].append(value)
+                if progress:
+                    print(f"round {number + 1}/{rounds} {variant}: {sample}", file=sys.stderr)
+    return results
+
+
+@contextlib.contextmanager
+def testbed(base, workdir):
+    """(network, lvs1's keepalived.conf, lvs1's MAC without colons): lvs1 to watch, flood
+    to flood it, client advertising VI_1 once a second meanwhile."""
     from kachecks.vrrp import wire
 
-    with Network(run_prefix("kcvb"), hosts) as net:
+    cleanup_stale(base)
+    hosts = {"lvs1": HOSTS["lvs1"], "client": HOSTS["client"], "flood": "192.168.8.25"}
+    with Network(run_prefix(base), hosts) as net:
         conf = secure_dir(os.path.join(workdir, "etc")) / "keepalived.conf"
         conf.write_text(vrrp_config("lvs1", 100, VIP))
         advert = wire.encode(4, HOSTS["client"], "224.0.0.18", 50, 100, [VIP],
                              auth_type=wire.AUTH_PASS, password=b"toto")
-        mac = net["lvs1"].mac().replace(":", "")
-        env = dict(os.environ, PYTHONPATH=tree)
         with Advertiser(net["client"], lambda: [advert]):
-            for number in range(rounds):
-                for variant in VARIANTS:
-                    sample = _one(net, variant, conf, mac, window, python, env, workdir)
-                    for key, value in sample.items():
-                        results[variant][key].append(value)
-                    if progress:
-                        print(f"round {number + 1}/{rounds} {variant}: {sample}", file=sys.stderr)
-    return results
+            yield net, conf, net["lvs1"].mac().replace(":", "")
 
 
 def _one(net, variant, conf, mac, window, python, env, workdir):
@@ -198,21 +206,13 @@ def run_agent(rounds=5, window=10.0, tree=None, python=sys.executable, progress=
     per-round differences (with − without, % of a core)."""
     from harness.bench.servers import own_cgroup
     from harness.config import toml_text
-    from kachecks.vrrp import wire
 
     tree = tree or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     results = {v: {"cpu": [], "rate": [], "adverts": []} for v in AGENT_VARIANTS}
     differences = []
-    cleanup_stale("kcva")
     workdir = tempfile.mkdtemp(prefix="kachecks-bench-vrrp-agent-")
-    hosts = {"lvs1": HOSTS["lvs1"], "client": HOSTS["client"], "flood": "192.168.8.25"}
     try:
-        with Network(run_prefix("kcva"), hosts) as net:
-            conf = secure_dir(os.path.join(workdir, "etc")) / "keepalived.conf"
-            conf.write_text(vrrp_config("lvs1", 100, VIP))
-            advert = wire.encode(4, HOSTS["client"], "224.0.0.18", 50, 100, [VIP],
-                                 auth_type=wire.AUTH_PASS, password=b"toto")
-            mac = net["lvs1"].mac().replace(":", "")
+        with testbed("kcva", workdir) as (net, conf, mac):
             env = dict(os.environ, PYTHONPATH=tree,
                        KACHECKS_SYSLOG_SOCKET=os.path.join(workdir, "no-syslog"))
             host, port = LISTENER.rsplit(":", 1)
@@ -220,36 +220,35 @@ def run_agent(rounds=5, window=10.0, tree=None, python=sys.executable, progress=
                               log=os.path.join(workdir, "listener.log"))
             checks = [{"name": f"c{i}", "command": ["kachecks-tcp", LISTENER]}
                       for i in range(AGENT_CHECKS)]
-            with Advertiser(net["client"], lambda: [advert]):
-                for number in range(rounds):
-                    samples = {}
-                    shift = number % len(AGENT_VARIANTS)
-                    for variant in AGENT_VARIANTS[shift:] + AGENT_VARIANTS[:shift]:
-                        tables = {"agent": {"track_dir": os.path.join(workdir, "track"),
-                                            "metrics": "", "interval": AGENT_INTERVAL,
-                                            "timeout": 2},
-                                  "check": checks,
-                                  "spool": {"dir": os.path.join(workdir, "spool")}}
-                        if variant != AGENT_VARIANTS[0]:
-                            tables["vrrp"] = {"keepalived_conf": str(conf)}
-                        config = os.path.join(workdir, "kachecks.toml")
-                        with open(config, "w") as handle:
-                            handle.write(toml_text(tables))
-                        cgroup = own_cgroup(f"kachecks-bench-vrrp-agent-{os.getpid()}")
-                        try:
-                            sample = _agent_round(net, config, cgroup, mac, window, python, env,
-                                                  workdir, variant == AGENT_VARIANTS[2])
-                        finally:
-                            if cgroup:
-                                os.rmdir(cgroup)
-                        samples[variant] = sample
-                        for key, value in sample.items():
-                            results[variant][key].append(value)
-                        if progress:
-                            print(f"round {number + 1}/{rounds} {variant}: {sample}",
-                                  file=sys.stderr)
-                    differences.append(samples[AGENT_VARIANTS[1]]["cpu"]
-                                       - samples[AGENT_VARIANTS[0]]["cpu"])
+            for number in range(rounds):
+                samples = {}
+                shift = number % len(AGENT_VARIANTS)
+                for variant in AGENT_VARIANTS[shift:] + AGENT_VARIANTS[:shift]:
+                    tables = {"agent": {"track_dir": os.path.join(workdir, "track"),
+                                        "metrics": "", "interval": AGENT_INTERVAL,
+                                        "timeout": 2},
+                              "check": checks,
+                              "spool": {"dir": os.path.join(workdir, "spool")}}
+                    if variant != AGENT_VARIANTS[0]:
+                        tables["vrrp"] = {"keepalived_conf": str(conf)}
+                    config = os.path.join(workdir, "kachecks.toml")
+                    with open(config, "w") as handle:
+                        handle.write(toml_text(tables))
+                    cgroup = own_cgroup(f"kachecks-bench-vrrp-agent-{os.getpid()}")
+                    try:
+                        sample = _agent_round(net, config, cgroup, mac, window, python, env,
+                                              workdir, variant == AGENT_VARIANTS[2])
+                    finally:
+                        if cgroup:
+                            os.rmdir(cgroup)
+                    samples[variant] = sample
+                    for key, value in sample.items():
+                        results[variant][key].append(value)
+                    if progress:
+                        print(f"round {number + 1}/{rounds} {variant}: {sample}",
+                              file=sys.stderr)
+                differences.append(samples[AGENT_VARIANTS[1]]["cpu"]
+                                   - samples[AGENT_VARIANTS[0]]["cpu"])
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return results, differences

@@ -185,19 +185,11 @@ def report(lab, summary, say=print):
     if "split_brain_mails" in summary:
         say("\n== split brain: VRRP (IP protocol 112) dropped at lvs2's eth0")
         say(f"  VIP held by: {' and '.join(summary['split_brain_owners'])} (both MASTER)")
-        for host in ref.DIRECTORS:
-            delay = summary["split_brain_mails"].get(host)
-            said = summary["split_brain_subjects"].get(host, "MISSING")
-            say(f"  {host}'s agent: {said}" + (f"  ({delay:g} s after the filter)"
-                                                if delay is not None else ""))
+        agents_mails(summary, "split_brain", "after the filter", say)
         for host, problems in summary["split_brain_status"].items():
             say(f"  {host}'s agent status: {', '.join(c for _, c in problems) or 'no problem'}")
         say(f"  filter removed: VIP held by {' and '.join(summary['split_brain_owners_after'])}")
-        for host in ref.DIRECTORS:
-            delay = summary["split_brain_over_mails"].get(host)
-            said = summary["split_brain_over_subjects"].get(host, "MISSING")
-            say(f"  {host}'s agent: {said}" + (f"  ({delay:g} s after the filter went)"
-                                                if delay is not None else ""))
+        agents_mails(summary, "split_brain_over", "after the filter went", say)
     say("\n== mails received by the administrators (the last ones are sent at teardown)")
     for subject in lab.mail_subjects():
         say(f"  {subject}")
@@ -212,6 +204,15 @@ def report(lab, summary, say=print):
         "  The VIP is answered by a small responder on the director that owns it.")
     for gap in lab.gaps:
         say(f"  GAP: {gap}")
+
+
+def agents_mails(summary, key, when, say):
+    """One line per director: the subject of its agent's mail and how long it took."""
+    for host in ref.DIRECTORS:
+        delay = summary[f"{key}_mails"].get(host)
+        said = summary[f"{key}_subjects"].get(host, "MISSING")
+        say(f"  {host}'s agent: {said}" + (f"  ({delay:g} s {when})" if delay is not None
+                                            else ""))
 
 
 def routine(event):
