@@ -45,6 +45,8 @@ Examples:
   name = "web1"
   command = "kachecks-http --url http://192.168.8.101/service.txt --digest 5f2b4547f41470dc3e293e7267461575"
   fall = 2
+  [vrrp]                                   # also watch the VRRP pair on the wire
+  keepalived_conf = "/etc/keepalived/keepalived.conf"
 """)
 @click.option("--config", "config_path", metavar="FILE", help=CONFIG_HELP)
 @click.option("--check-config", is_flag=True,
@@ -60,6 +62,11 @@ def agent(ctx, config_path, check_config):
     --dynamic), which keepalived's track_file / FILE_CHECK follow.
     SIGTERM/SIGINT set every file to 0 and exit 0: stopping the agent takes
     this director's real servers out (fail-closed).
+
+    With a [vrrp] table it also watches the VRRP pair on the wire, as
+    kachecks-vrrp judges it, and logs and mails (through the notification
+    spool) when a split brain or another problem starts and ends; it never
+    changes keepalived's state for it.
     """
     ctx.ensure_object(dict)["config"] = config_path
     if ctx.invoked_subcommand is not None:
