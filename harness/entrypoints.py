@@ -27,9 +27,11 @@ def names(tree=REPO):
     return list(_entry_points().scripts(Path(tree) / "pyproject.toml"))
 
 
-def write(directory, tree=REPO):
-    """Write the wrapper of every console script of ``tree`` into ``directory``; return it."""
+def write(directory, tree=REPO, python=None):
+    """Write the wrapper of every console script of ``tree`` into ``directory``, on
+    interpreter ``python`` (default the .deb's, /usr/bin/python3); return it."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    _entry_points().write(str(directory), Path(tree) / "pyproject.toml")
+    module = _entry_points()
+    module.write(str(directory), Path(tree) / "pyproject.toml", python or module.PYTHON)
     return directory

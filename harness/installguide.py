@@ -28,8 +28,9 @@ from harness.lab import reference as ref
 from harness.lab.apache import Apache
 from harness.peers.aptproxy import AptProxy
 from harness.peers.keepalived import secure_dir
-from harness.peers.netns import Network, run_prefix, wait_for
+from harness.peers.netns import Network, run_prefix
 from harness.peers.slapd import Slapd
+from harness.wait import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 RELAY = "192.168.8.25"

@@ -60,7 +60,7 @@ import threading
 import time
 from pathlib import Path
 
-from harness import checks
+from harness import checks, otheruser
 from harness.peers import certs, cli, netns
 from harness.peers import slapd as ldap_peer
 from harness.peers.hostile import Mute
@@ -68,6 +68,7 @@ from harness.peers.mangler import Mangler
 from harness.peers.rawhttp import RawHTTPServer, http_response
 from harness.peers.syslog import SyslogSink
 from harness.peers.worker import FakeWorker, Worker
+from harness.wait import wait_for
 
 NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT", signal.SIGHUP: "SIGHUP"}
 TRACEBACK_MARKS = ("Traceback", "Fatal Python error", "Exception ignored")
@@ -513,9 +514,16 @@ def _fuzz_row(case, runs):
 
 def worker(bin_dir, trials, scratch):
     """The worker trials (see the module's docstring); ``scratch`` must be traversable
-    by nobody (the checks of another user connect to a socket in it)."""
+    by nobody (the checks of another user connect to a socket in it). What runs as nobody
+    is ``bin_dir``'s if nobody can reach it (/usr/bin), else a copy (harness.otheruser:
+    a .venv in root's 0700 home, say)."""
     kachecks = [str(bin_dir / "kachecks")]
     http = [str(bin_dir / "kachecks-http")]
+    if otheruser.reachable(bin_dir):
+        nobodys_http = http
+    else:
+        (scratch / "other-user").mkdir()
+        nobodys_http = otheruser.install(scratch / "other-user").command("kachecks-http")
     pair = certs.self_signed(scratch / "pki", "www.mysite.mydmn.org", alt_names=("127.0.0.1",))
     env = dict(_env(str(scratch / "state")), KACHECKS_WORKER_SOCKET=str(scratch / "worker.sock"))
     os.makedirs(scratch / "state", exist_ok=True)
@@ -523,7 +531,7 @@ def worker(bin_dir, trials, scratch):
         url = server.url
         with Worker(kachecks, scratch / "worker.sock", env=env) as running:
             _worker_namespaces(kachecks, http, pair, env, scratch, trials)
-            _worker_groups(http, url, server, env, scratch, trials)
+            _worker_groups(nobodys_http, url, server, env, scratch, trials)
             _worker_idle(http, url, env, running, trials)
             _worker_slots(http, url, env, scratch, running, trials)
             _worker_signals(http, pair, env, trials)
@@ -537,7 +545,7 @@ def _worker_namespaces(kachecks, http, pair, env, scratch, trials):
     path = scratch / "worker-b.sock"
     with netns.Network(prefix, hosts) as net:
         net["b"].start([*kachecks, "worker", "--socket", path], log=scratch / "worker-b.log")
-        netns.wait_for(path.exists, 15, what="the worker in namespace b")
+        wait_for(path.exists, 15, what="the worker in namespace b")
         server = netns.made_in(net["web1"].name, lambda: RawHTTPServer(
             http_response(checks.SERVER1), host=hosts["web1"], tls=pair))
         outcomes = collections.Counter()
@@ -579,7 +587,7 @@ def _worker_groups(http, url, server, env, scratch, trials):
                                    password, "--verbose"], capture_output=True, text=True,
                                   timeout=30, env=dict(env, KACHECKS_WORKER_SOCKET=socket_path,
                                                        KACHECKS_STATE_DIR=str(state_dir)),
-                                  **as_nobody)
+                                  cwd="/", **as_nobody)  # as keepalived starts it
             sent = any(b"Authorization: Basic " in r for r in server.requests[before:])
             outcomes[(done.returncode, "run by kachecks worker" in done.stdout, sent)] += 1
         for (code, delegated, sent), count in sorted(outcomes.items()):

@@ -2,15 +2,38 @@
 
 import os
 import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
 
-from harness.peers import cli
+from harness import otheruser
+from harness.peers import cli, netns
 from harness.peers.ports import free_port
 from harness.peers.syslog import SyslogSink
 from harness.peers.worker import Worker
+
+NAMESPACES_BEFORE = pytest.StashKey[int]()
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "other_user" in item.fixturenames:
+            item.add_marker(pytest.mark.other_user)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    item.stash[NAMESPACES_BEFORE] = netns.made()  # before any fixture of this test
+
+
+@pytest.fixture(autouse=True)
+def network_namespaces_are_marked(request):
+    """A test that makes a network namespace (in a fixture too) carries the ``netns``
+    marker: `scripts/test --quick` leaves those out."""
+    yield
+    node = request.node
+    if netns.made() > node.stash[NAMESPACES_BEFORE] and not node.get_closest_marker("netns"):
+        pytest.fail(f"{node.nodeid} made a network namespace: mark it @pytest.mark.netns",
+                    pytrace=False)
 
 
 @pytest.fixture(autouse=True)
@@ -41,10 +64,30 @@ def unused_port():
 @pytest.fixture
 def open_dir():
     """A directory other users can traverse (pytest's tmp_path is root-only)."""
-    path = Path(tempfile.mkdtemp(prefix="kachecks-worker-"))
-    path.chmod(0o755)
+    path = otheruser.open_tempdir("kachecks-worker-")
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def other_user_install():
+    """kachecks installed where any user can run it (harness/otheruser.py), once a run."""
+    root = otheruser.open_tempdir("kachecks-other-user-")
+    yield otheruser.install(root)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def other_user(other_user_install, monkeypatch):
+    """For a test that runs kachecks as another user (nobody, a script_user): every
+    executable it starts (``cli.command``) comes from a copy that user can run, and starts
+    in /, as keepalived's scripts do, wherever the checkout is (in root's 0700 home, say);
+    returns the copy (``.command(name)``, ``.python``). Such tests carry the
+    ``other_user`` marker."""
+    monkeypatch.setenv("KACHECKS_BIN_DIR", str(other_user_install.bin_dir))
+    monkeypatch.delenv("PYTHONPATH", raising=False)  # it may name the checkout
+    monkeypatch.chdir("/")  # a check hands its working directory to the worker
+    return other_user_install
 
 
 @pytest.fixture

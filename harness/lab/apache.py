@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from harness.peers.keepalived import secure_dir
-from harness.peers.netns import wait_for
+from harness.wait import wait_for
 
 APACHE = "/usr/sbin/apache2"
 MODULES = Path("/usr/lib/apache2/modules")

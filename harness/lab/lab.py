@@ -27,9 +27,10 @@ from harness.peers.keepalived import (
     secure_dir,
     secure_executables,
 )
-from harness.peers.netns import Network, TornDown, namespaces, wait_for
+from harness.peers.netns import Network, TornDown, namespaces
 from harness.peers.slapd import Slapd
 from harness.peers.vrrp import allow_vrrp, drop_vrrp
+from harness.wait import wait_for
 
 PYTHON = sys.executable  # the venv: the SMTP sink needs aiosmtpd
 REPO = Path(__file__).resolve().parents[2]

@@ -22,7 +22,7 @@ import time
 from harness.lab import reference as ref
 from harness.lab.lab import Lab
 from harness.lab.timeline import Timeline
-from harness.peers.netns import wait_for
+from harness.wait import wait_for
 
 CORRUPTED = "hello from Server 1 -- defaced\n"
 # lvs1 (priority 100) watching lvs2 (50): without nopreempt it takes over after the
@@ -119,7 +119,8 @@ def split_brain(lab):
     again until both mailed its end; what happened, for the summary."""
     cause = lab.filter_vrrp("lvs2")
     lab.keepalived["lvs2"].wait_state("MASTER", timeout=10)
-    wait_for(lambda: sorted(lab.vip_owner()) == ["lvs1", "lvs2"], 5, "both to hold the VIP")
+    wait_for(lambda: sorted(lab.vip_owner()) == ["lvs1", "lvs2"], 5,
+             what="both to hold the VIP")
     found = {"split_brain_owners": sorted(lab.vip_owner())}
     mails = mail_events(lab, "SPLIT BRAIN", cause, SPLIT_BRAIN_WAIT)
     found["split_brain_mails"] = {host: round(e.t - cause.t, 1) for host, e in mails.items()}
@@ -132,7 +133,7 @@ def split_brain(lab):
     found["split_brain_status"] = lab.agent_problems()
     lifted = lab.unfilter_vrrp("lvs2")
     lab.keepalived["lvs2"].wait_state("BACKUP", timeout=10)
-    wait_for(lambda: lab.vip_owner() == ["lvs1"], 5, "lvs1 alone to hold the VIP")
+    wait_for(lambda: lab.vip_owner() == ["lvs1"], 5, what="lvs1 alone to hold the VIP")
     found["split_brain_owners_after"] = lab.vip_owner()
     over = mail_events(lab, "split brain over after", lifted, SPLIT_BRAIN_WAIT)
     found["split_brain_over_mails"] = {host: round(e.t - lifted.t, 1) for host, e in over.items()}

@@ -21,10 +21,13 @@ import subprocess
 import time
 from pathlib import Path
 
+from harness.wait import wait_for  # noqa: F401 - where the namespace tests have imported it from
+
 SWITCH = "sw"
 BRIDGE = "br0"
 IFACE = "eth0"
 CLONE_NEWNET = 0x40000000  # sched.h; os.CLONE_NEWNET from Python 3.12
+_made = 0
 
 
 def _ip(*args, check=True):
@@ -201,8 +204,16 @@ class Namespace:
         self.processes.clear()
 
 
+def made():
+    """How many namespaces this process has made (tests/conftest.py: a test that made one
+    must carry the ``netns`` marker)."""
+    return _made
+
+
 def create_namespace(name):
+    global _made
     _ip("netns", "add", name)
+    _made += 1
     ns = Namespace(name)
     ns.ip("link", "set", "lo", "up")
     return ns
@@ -235,18 +246,6 @@ def _setns(fd):
     if libc.setns(fd, CLONE_NEWNET) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"setns: {os.strerror(err)}")
-
-
-def wait_for(predicate, timeout, interval=0.05, what="condition"):
-    """Poll ``predicate`` until truthy; return its value or raise TimeoutError."""
-    end = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= end:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 class TornDown:

@@ -11,6 +11,7 @@ namespace of its own, as systemd's sandbox would).
 """
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -147,8 +148,12 @@ class FakeWorker:
         self.log.unlink(missing_ok=True)  # an earlier fake's: "listening" must be this one's
         as_user = {} if user is None else {"user": user.pw_uid, "group": user.pw_gid,
                                            "extra_groups": []}
+        # The fake needs only the standard library: the base interpreter, which another
+        # user can run (a venv's may sit in root's 0700 home).
+        python = sys.executable if user is None else os.path.join(sys.base_exec_prefix, "bin",
+                                                                   "python3")
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", FAKE, str(self.path), str(self.log), str(listen_uid),
+            [python, "-c", FAKE, str(self.path), str(self.log), str(listen_uid),
              *replies],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, **as_user)
         deadline = time.monotonic() + start_timeout

@@ -29,6 +29,11 @@ class Pool:
         """Threads alive (busy + idle)."""
         return self._threads
 
+    @property
+    def idle(self):
+        """Threads waiting for a run (the next ``submit`` takes one instead of starting one)."""
+        return len(self._idle)
+
     def submit(self, fn, *args):
         """Run ``fn(*args)`` in a thread now; never queues behind another run."""
         with self._lock:

@@ -36,9 +36,10 @@ def _event_ns(name):
 
 
 class Deliverer:
-    def __init__(self, cfg, spool, linger=False):
+    def __init__(self, cfg, spool, linger=False, clock=time.time):
         self.cfg = cfg
         self.spool = spool
+        self.clock = clock  # wall time, which event names hold: expiry and batch windows
         self.linger_until = time.monotonic() + (cfg.spool["retry_for"] if linger else 0)
         self.stop = False
         self.delivered = 0
@@ -115,7 +116,7 @@ class Deliverer:
         self.spool.write(channel, STATES, states)
 
     def expire(self, channel):
-        limit = time.time() - self.cfg.spool["expire"]
+        limit = self.clock() - self.cfg.spool["expire"]
         expired = []
         for name in self.queue(channel):
             if _event_ns(name) / 1e9 >= limit:
@@ -154,7 +155,7 @@ class Deliverer:
             waiting = set(pending)
             return [n for n in names if n in waiting], msgid, previous
         end_ns = _event_ns(pending[0]) + int(self.cfg.spool["batch_window"] * 1e9)
-        wait = end_ns / 1e9 - time.time()
+        wait = end_ns / 1e9 - self.clock()
         if wait > 0:
             self.sleep(wait)
             self.fan_out()
@@ -229,7 +230,7 @@ class Deliverer:
 
     def drain(self):
         """Deliver everything possible; back off and retry while lingering."""
-        self.spool.tidy()
+        self.spool.tidy(self.clock())
         failures = 0
         while True:
             self.fan_out()
@@ -249,10 +250,12 @@ class Deliverer:
             self.sleep(delay)
 
 
-def run(cfg, linger=False, wait_lock=0.0):
-    """Deliver under the spool lock. Returns the Deliverer, or None if another holds the lock."""
+def run(cfg, linger=False, wait_lock=0.0, clock=time.time):
+    """Deliver under the spool lock. Returns the Deliverer, or None if another holds the lock.
+
+    ``clock``: the wall time (tests pass a later one instead of waiting for expiry)."""
     with store.Spool(cfg.spool_dir) as spool:
-        deliverer = Deliverer(cfg, spool, linger)
+        deliverer = Deliverer(cfg, spool, linger, clock)
 
         def stop(signum, frame):
             deliverer.stop = True

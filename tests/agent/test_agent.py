@@ -13,6 +13,9 @@ from harness.checks import MD5_SERVER2, SERVER1, SERVER2
 from harness.peers import cli
 from harness.peers.agent import http_check, run_agent_cli
 from harness.peers.rawhttp import RawHTTPServer, http_response
+from harness.wait import wait_for
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
@@ -119,8 +122,10 @@ def test_transitions_reach_syslog_in_the_forked_checks_words(agent_factory, web,
         agent.wait_value("web1", "0\n")
         serve(web, SERVER1)
         agent.wait_value("web1", "1\n")
-        time.sleep(0.2)
-    mine = [m for m in syslog_socket() if "kachecks-agent[" in m and "check web1:" in m]
+        mine = []  # the track file is written before the line is sent
+        wait_for(lambda: mine.extend(m for m in syslog_socket() if "kachecks-agent[" in m
+                                     and "check web1:" in m) or len(mine) >= 2, 10,
+                 what="the agent's DOWN and UP lines")
     forked = []
     for body in (SERVER2, SERVER1):
         serve(web, body)

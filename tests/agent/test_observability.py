@@ -159,6 +159,7 @@ def notify_socket(tmp_path):
     sock.close()
 
 
+@pytest.mark.slow
 def test_systemd_hears_ready_status_watchdog_reloading_and_stopping(agent_factory, web,
                                                                     notify_socket):
     path, read = notify_socket

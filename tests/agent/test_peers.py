@@ -11,6 +11,8 @@ from harness.peers import slapd as ldap_peer
 from harness.peers.certs import pki
 from harness.peers.rawhttp import RawHTTPServer, http_response
 
+pytestmark = pytest.mark.slow
+
 INTERVAL = 1.0
 TIMEOUT = 0.6
 

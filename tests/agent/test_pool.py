@@ -3,6 +3,7 @@
 import threading
 import time
 
+from harness.wait import wait_for
 from kachecks.agent.pool import Pool
 
 
@@ -30,17 +31,14 @@ def test_threads_are_reused_and_idle_ones_retire_down_to_keep():
         done.clear()
         pool.submit(lambda: (names.append(threading.current_thread().name), done.set()))
         assert done.wait(2)
-        time.sleep(0.001)
+        wait_for(lambda: pool.idle, 2, interval=0.001, what="the thread to be idle again")
     assert len(set(names)) == 1, names
     gate = threading.Event()
     for _ in range(6):
         pool.submit(gate.wait, 5)
     assert pool.size == 6
     gate.set()
-    end = time.monotonic() + 5
-    while pool.size > 1 and time.monotonic() < end:
-        time.sleep(0.05)
-    assert pool.size == 1
+    wait_for(lambda: pool.size == 1, 5, what="the idle threads above keep to retire")
     pool.close()
 
 
@@ -54,7 +52,7 @@ def test_a_failing_job_does_not_kill_its_thread():
         raise RuntimeError("bug in a probe")
 
     pool.submit(boom)
-    time.sleep(0.1)
+    wait_for(lambda: names and pool.idle, 2, what="the failed job's thread to be idle again")
     pool.submit(lambda: (names.append(threading.current_thread().name), done.set()))
     assert done.wait(2)
     assert names[0] == names[1] and pool.size == 1

@@ -72,6 +72,7 @@ def test_a_connection_reset_before_the_answer_is_l4con():
     assert (got.code, got.phase, got.reason) == ("L4CON", "wait", "error")
 
 
+@pytest.mark.slow
 def test_a_connect_that_times_out_is_l4tout():
     with DroppingListener() as hole:
         for command in (f"kachecks-tcp 127.0.0.1:{hole.port} --timeout 0.5",
@@ -99,6 +100,7 @@ def test_a_tls_handshake_that_times_out_is_l6tout():
 
 # --- layer 7 ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_no_answer_in_time_is_l7tout():
     with RawHTTPServer(hang=True) as mute:
         assert cause(f"kachecks-http --url {mute.url} --timeout 0.5") == Cause(
@@ -163,6 +165,7 @@ def isolated():
         subprocess.run(["ip", "netns", "del", ns.name], check=False)
 
 
+@pytest.mark.netns
 def test_a_name_that_does_not_resolve_is_resolv_and_verbose_says_so(isolated):
     done = isolated.run([*cli.command("kachecks-http"), "--url", "http://web1.mysite.invalid/",
                          "--timeout", "3", "--verbose"], env=dict(os.environ))

@@ -10,8 +10,9 @@ import pytest
 
 from harness.checks import http, one_line, tcp
 from harness.peers import cli
-from harness.peers.netns import create_namespace, wait_for
+from harness.peers.netns import create_namespace
 from harness.peers.rawhttp import RawHTTPServer, http_response
+from harness.wait import blocked, wait_for
 
 BLACK_HOLE = "198.51.100.7"  # routed inside the namespace into a link that drops every packet
 
@@ -41,6 +42,7 @@ def black_hole():
         subprocess.run(["ip", "netns", "del", ns.name], check=False)
 
 
+@pytest.mark.netns
 @pytest.mark.parametrize("check, args", [
     ("kachecks-http", ["--url", f"http://{BLACK_HOLE}/service.txt"]),
     ("kachecks-http", ["--url", "http://[2001:db8::7]/service.txt"]),
@@ -56,6 +58,7 @@ def test_black_hole_times_out_in_connect_within_1_5_s(black_hole, check, args):
     assert elapsed < 1.5
 
 
+@pytest.mark.slow
 def test_accept_and_never_answer_times_out_waiting():
     with RawHTTPServer(hang=True) as srv:
         proc, elapsed = timed(http, "--url", f"http://{srv.address}/", "--timeout", "1")
@@ -63,6 +66,7 @@ def test_accept_and_never_answer_times_out_waiting():
     assert elapsed < 1.5
 
 
+@pytest.mark.slow
 def test_server_dripping_a_byte_a_second_times_out_reading():
     with RawHTTPServer(http_response(b"x" * 100), drip=1.0) as srv:
         proc, elapsed = timed(http, "--url", f"http://{srv.address}/", "--timeout", "1")
@@ -74,6 +78,7 @@ def test_server_dripping_a_byte_a_second_times_out_reading():
     assert tcp_elapsed < 1.5
 
 
+@pytest.mark.slow
 def test_hanging_tls_handshake_times_out():
     with RawHTTPServer(hang=True) as srv:
         proc, elapsed = timed(tcp, f"127.0.0.1:{srv.port}", "--tls", "--timeout", "1")
@@ -91,8 +96,8 @@ def test_sigterm_mid_request_exits_1_within_half_a_second(check, args):
                 "--timeout", "20"]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            wait_for(lambda: srv._conns, 10, what="the check to connect")
-            time.sleep(0.1)  # inside recv now
+            wait_for(lambda: srv.peers and blocked(proc.pid), 10,
+                     what="the check to wait for the answer")
             sent = time.monotonic()
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=5)

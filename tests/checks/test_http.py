@@ -147,6 +147,7 @@ def test_max_body_fails_a_larger_body_and_passes_a_smaller_one(service):
     assert proc.returncode == 1 and "body larger than --max-body 19 B" in proc.stdout
 
 
+@pytest.mark.slow
 def test_latency_over_limit_fails():
     with RawHTTPServer([b"HTTP/1.0 200 OK\r\n\r\n", b"late"], pause=0.3) as srv:
         proc = http("--url", f"http://{srv.address}/", "--max-latency", "0.1")
@@ -274,6 +275,7 @@ def test_help_lists_every_option_and_reference_examples(name):
         assert "/service.txt" in proc.stdout and "vrrp_script" in proc.stdout
 
 
+@pytest.mark.slow
 def test_memory_stays_flat_on_a_large_body():
     size = 128 << 20
     stream, digest = body_stream(size)

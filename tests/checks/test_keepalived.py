@@ -143,6 +143,7 @@ vrrp_instance VI_2 {{
 """
 
 
+@pytest.mark.netns
 def test_vrrp_script_digest_mismatch_faults_and_lowers_priority_then_recovers(tmp_path, bindir):
     site = secure_dir(tmp_path / "www")
     page = site / "service.txt"
@@ -188,6 +189,7 @@ def documented_conf_blocks(bindir):
     return whole
 
 
+@pytest.mark.netns
 def test_documented_keepalived_conf_blocks_pass_config_test(tmp_path, bindir):
     blocks = documented_conf_blocks(bindir)
     assert len(blocks) == 3

@@ -26,6 +26,7 @@ def marked_prohibited():
         subprocess.run(["ip", "netns", "del", ns.name], check=False)
 
 
+@pytest.mark.netns
 @pytest.mark.parametrize("check, target", [
     ("kachecks-tcp", ["127.0.0.1:9"]),
     ("kachecks-http", ["--url", "http://127.0.0.1:9/service.txt"]),

@@ -1,5 +1,6 @@
 """The exit-code contract (docs/reference.md, "Exit codes"), pinned on a sample check."""
 
+import errno
 import os
 import signal
 import subprocess
@@ -8,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from harness.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,6 +125,7 @@ def test_deadline_expiry_names_the_phase():
     assert "timeout after 0.3 s during read" in proc.stdout
 
 
+@pytest.mark.slow
 def test_watchdog_ends_a_probe_that_ignores_the_deadline():
     started = time.monotonic()
     proc = sample("--behave", "stuck", "--timeout", "0.5")
@@ -130,13 +134,27 @@ def test_watchdog_ends_a_probe_that_ignores_the_deadline():
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
+def writer_once_read(fifo):
+    """A write end of ``fifo`` once a reader has opened it, else None."""
+    try:
+        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # no reader yet
+            return None
+        raise
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 @pytest.mark.parametrize("behave", ["hang", "stuck"])
-def test_signal_mid_probe_exits_1_promptly(signum, behave):
+def test_signal_mid_probe_exits_1_promptly(signum, behave, tmp_path):
+    behave_file = tmp_path / "behave"
+    os.mkfifo(behave_file)  # the probe's first act is opening it: that is the probe started
     proc = subprocess.Popen([sys.executable, "-m", "tests.contract.sample_check",
-                             "--behave", behave, "--timeout", "20"],
+                             "--behave-file", behave_file, "--timeout", "20"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.6)  # let it reach the probe
+    writer = wait_for(lambda: writer_once_read(behave_file), 10, what="the probe to start")
+    os.write(writer, behave.encode())
+    os.close(writer)
     sent = time.monotonic()
     os.kill(proc.pid, signum)
     out, err = proc.communicate(timeout=5)

@@ -1,11 +1,14 @@
 """--version everywhere, in one format: ``PROGRAM VERSION`` on stdout, exit 0."""
 
+import pytest
+
 from harness.docs import every_command
 from harness.entrypoints import names as executables
 from harness.peers.cli import run
 from kachecks import __version__
 
 
+@pytest.mark.slow
 def test_every_executable_and_subcommand_prints_program_and_version():
     commands = every_command(run, executables())
     assert ["kachecks", "genhash"] in commands and ["kachecks", "spool", "list"] in commands

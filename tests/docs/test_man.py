@@ -13,6 +13,8 @@ from harness.docs import every_command, man_page_of, man_problems, render_man
 from harness.entrypoints import names as executables
 from harness.peers.cli import bin_dir, run
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 MAN_FROM_HELP = REPO / "packaging/debian/man-from-help"
 

@@ -3,7 +3,6 @@ check faults (agent-polarity), read but never written (agent-orphan), or a real 
 tracked with FAULT semantics by the directors (agent-shared-fault), each at its line."""
 
 import os
-import sys
 
 import pytest
 
@@ -259,13 +258,14 @@ def test_the_agent_s_configuration_is_found_as_the_agent_finds_it(doctor, tmp_pa
     assert "missing.toml: configuration file not found" in run.findings[0]["message"]
 
 
-def test_an_agent_configuration_this_user_cannot_read_is_a_warning(doctor, tmp_path, agent_toml):
+def test_an_agent_configuration_this_user_cannot_read_is_a_warning(doctor, tmp_path, agent_toml,
+                                                                   other_user):
     secure_dir(tmp_path)
     toml = agent_toml("web1")
     os.chmod(toml, 0o600)
     conf = keepalived_conf(tmp_path, {"web1": "weight 0 reverse"})
+    os.chmod(conf, 0o644)  # nobody reads it whatever the umask: only the agent's file is closed
     run = doctor("--no-run", "-f", conf, "--agent-config", toml,
-                 command=[sys.executable, "-m", "kachecks"],
                  prefix=["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
     assert len(agent_findings(run)) == 1, run
     [(line, severity, code, message)] = agent_findings(run)

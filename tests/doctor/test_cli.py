@@ -6,6 +6,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from harness.peers import cli
 from kachecks.doctor.findings import CODES
 
@@ -37,6 +39,7 @@ def test_quiet_drops_only_the_summary(doctor, corpus):
     assert quiet.code == loud.code == 1
 
 
+@pytest.mark.slow
 def test_the_man_page_kachecks_doctor_1_is_made_from_the_help(tmp_path):
     """man-from-help gives `kachecks doctor` a page of its own beside kachecks(1)."""
     build = tmp_path / "debian"

@@ -49,6 +49,7 @@ def director(tmp_path):
         cleanup(PREFIX)
 
 
+@pytest.mark.netns
 @pytest.mark.skipif(configtest.find() is None, reason="keepalived is not installed")
 def test_the_shipped_example_is_clean_keepalived_t_included(director):
     code, findings, stderr = director("--no-run", "-f", EXAMPLE)
@@ -56,6 +57,7 @@ def test_the_shipped_example_is_clean_keepalived_t_included(director):
     assert "0 errors, 0 warnings" in stderr and "-t exit 0" in stderr
 
 
+@pytest.mark.netns
 @pytest.mark.skipif(configtest.find() is None, reason="keepalived is not installed")
 def test_the_readme_s_keepalived_conf_is_clean_too(director, tmp_path):
     readme = (ROOT / "README.md").read_text()
@@ -67,6 +69,7 @@ def test_the_readme_s_keepalived_conf_is_clean_too(director, tmp_path):
     assert (code, findings) == (0, []), stderr
 
 
+@pytest.mark.netns
 def test_the_shipped_example_run_against_absent_servers_only_warns(director):
     """No real server answers in the namespace: a warning each, never an error."""
     code, findings, stderr = director("--no-keepalived", "-f", EXAMPLE)

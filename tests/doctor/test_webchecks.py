@@ -215,6 +215,7 @@ def test_bindto_is_the_source_address(doctor, write):
     assert (run.code, run.findings, peers) == (0, [], ["127.0.0.9"]), run
 
 
+@pytest.mark.netns
 def test_fwmark_reaches_the_socket(doctor, write):
     """In a namespace where fwmark 7 is prohibited, a checker with fwmark 7 cannot connect."""
     ns = create_namespace(f"kcdoc-fw-{os.getpid()}")
@@ -266,6 +267,7 @@ def test_content_length_cuts_the_digest_as_keepalived_cuts_it(doctor, write):
     assert PASTE.search(run.findings[0]["message"])[1] == oracle
 
 
+@pytest.mark.slow
 def test_a_real_server_that_does_not_answer_is_unreachable_a_warning(doctor, write, unused_port):
     with DroppingListener() as hole:
         class Closed:

@@ -92,6 +92,7 @@ def test_body_rules_match_keepalived(keepalived_genhash, name, response, hashed)
     assert digest == hashlib.md5(hashed).hexdigest()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("segments, body, header_reads", [
     ([b"HTTP/1.0 200 OK\r\nContent-Le", b"ngth: 12\r\n\r", b"\nhello ", b"world\n"], b"hello world\n", 3),
     ([b"HTTP/1.0 200 OK\r\nContent-Length: 7\r\n\r\nhel", b"lo w", b"orld"], b"hello w", 1),
@@ -166,6 +167,7 @@ def test_virtual_host_and_sni(keepalived_genhash, tls_cert, use_sni):
     assert b"\r\nHost: www.mysite.mydmn.org\r\n\r\n" in server.requests[0]
 
 
+@pytest.mark.slow
 def test_never_closing_server_times_out_with_t(keepalived_genhash):
     with RawHTTPServer(http_response(SERVER1), close=False) as server:
         args = ["-t", "1", "-s", "127.0.0.1", "-p", server.port, "-u", "/keepalive", "-P", "1.1"]

@@ -31,6 +31,7 @@ def test_connection_refused(keepalived_genhash, unused_port):
     assert one_line_failure(ours) == f"Connection failed (127.0.0.1:{unused_port}: connection refused)\n"
 
 
+@pytest.mark.slow
 def test_server_that_accepts_and_never_answers(keepalived_genhash):
     with RawHTTPServer(hang=True) as server:
         args = ["-t", "1", "-s", "127.0.0.1", "-p", server.port, "-u", "/service.txt"]
@@ -41,6 +42,7 @@ def test_server_that_accepts_and_never_answers(keepalived_genhash):
     assert one_line_failure(ours).startswith("Timeout WEB read (127.0.0.1:")
 
 
+@pytest.mark.slow
 def test_dripping_server_is_bounded_by_the_total_deadline():
     with RawHTTPServer(b"HTTP/1.0 200 OK\r\n\r\n" + b"x" * 100, drip=0.2) as server:
         ours = run_ours("-t", "1", "-s", "127.0.0.1", "-p", server.port, "-u", "/drip")
@@ -140,6 +142,7 @@ def test_reset_after_the_body_is_a_read_error_without_digest(keepalived_genhash)
     assert without_usecs(ours.stdout) == without_usecs(theirs.stdout.replace(b"Read error with\n", b""))
 
 
+@pytest.mark.slow
 def test_connect_to_a_black_hole_times_out(keepalived_genhash):
     with DroppingListener() as hole:
         args = ["-t", "1", "-s", "127.0.0.1", "-p", hole.port, "-u", "/service.txt"]

@@ -21,6 +21,8 @@ from harness.peers.mangler import KINDS, Mangler
 from harness.peers.rawhttp import RawHTTPServer
 from harness.redteam import NAGIOS, WEB_REPLIES, fuzz_cases, fuzz_runs
 
+pytestmark = pytest.mark.slow
+
 SEED = 2025
 RUNS = 60  # per check: 20 of each of its three command lines
 MARGIN = 2.0  # beyond --timeout: interpreter start and exit on a loaded machine

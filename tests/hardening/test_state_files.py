@@ -150,7 +150,7 @@ def test_a_state_directory_is_created_with_its_mode_whatever_the_umask(
 
 
 @pytest.fixture
-def nobody_world(open_dir):
+def nobody_world(open_dir, other_user):
     """A home for state and a syslog socket that a non-root script_user can use."""
     assert os.geteuid() == 0, "needs root to run a check as another user"
     home = open_dir / "home"

@@ -53,6 +53,7 @@ def test_size_limit_exceeded(slapd):
                                   f" under {ldap_peer.BULK_BASE}")
 
 
+@pytest.mark.slow
 def test_a_listener_that_never_speaks_fails_inside_the_timeout(silent_listener):
     started = time.monotonic()
     done = ldap_check("--uri", silent_listener, *REFERENCE, "--timeout", "1")
@@ -62,6 +63,7 @@ def test_a_listener_that_never_speaks_fails_inside_the_timeout(silent_listener):
                            " (during search)\n")
 
 
+@pytest.mark.slow
 def test_an_address_that_drops_packets_times_out_in_connect(dropping_listener):
     started = time.monotonic()
     done = ldap_check("--uri", dropping_listener, *REFERENCE, "--timeout", "1")
@@ -70,6 +72,7 @@ def test_an_address_that_drops_packets_times_out_in_connect(dropping_listener):
     assert done.stdout == "LDAP FAIL - timeout after 1 s during connect\n"
 
 
+@pytest.mark.slow
 def test_a_server_dripping_its_answer_is_cut_at_the_deadline(dripping_server):
     """Each byte comes well within any per-read timeout; the total deadline still holds."""
     started = time.monotonic()
@@ -79,6 +82,7 @@ def test_a_server_dripping_its_answer_is_cut_at_the_deadline(dripping_server):
     assert "within 1 s (during search)" in done.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extra, phase", [
     ([], "search"),
     (["--starttls"], "starttls"),

@@ -5,9 +5,13 @@ import re
 import signal
 import time
 
+import pytest
+
 from harness.checks import BASE, REFERENCE, ldap_check, start_check, wait_for_unanswered_request
 from harness.peers import cli
 from harness.peers import slapd as ldap_peer
+
+pytestmark = pytest.mark.slow
 
 SLACK = 1.5  # seconds a loaded machine may add to a bounded run
 BEHIND = re.compile(r"behind by (\d+\.\d+) s on SID 001 of (\S+) \(max 1 s\)")

@@ -10,6 +10,8 @@ from harness.checks import REFERENCE
 from kachecks.checks import registry
 from kachecks.checks.contract import evaluate
 
+pytestmark = pytest.mark.slow
+
 SLACK = 1.0
 
 

@@ -11,6 +11,8 @@ from kachecks.checks.contract import evaluate
 from kachecks.deadline import Deadline
 from kachecks.errors import ProbeFailure
 
+pytestmark = pytest.mark.slow
+
 SLACK = 1.0
 
 

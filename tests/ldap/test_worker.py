@@ -2,6 +2,8 @@
 
 import time
 
+import pytest
+
 from harness.checks import BASE, REFERENCE, ldap_check
 from harness.peers import slapd as ldap_peer
 
@@ -20,6 +22,7 @@ def test_reference_check_in_the_worker_passes_then_names_the_value_found(worker,
                                              " found o: 'othersite.mydmn.org'\n")
 
 
+@pytest.mark.slow
 def test_deadline_holds_in_the_worker_against_a_paused_slapd(worker, own_slapd):
     own_slapd.pause()
     started = time.monotonic()

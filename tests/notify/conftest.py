@@ -14,6 +14,8 @@ import pytest
 from harness.config import toml_text
 from harness.peers.cli import run
 from harness.peers.smtp import SmtpSink
+from kachecks.notify import config as configuration
+from kachecks.notify import deliver
 from kachecks.notify import spool as store
 
 
@@ -50,6 +52,11 @@ class Notifier:
 
     def kachecks(self, *args, **kwargs):
         return run("kachecks", *args, **kwargs)
+
+    def deliver(self, clock):
+        """Deliver in this process, as `kachecks spool flush` does, at the wall time
+        ``clock()`` says: a test sees expiry without waiting for it. The Deliverer."""
+        return deliver.run(configuration.load(str(self.config)), clock=clock)
 
     def queued(self, where=store.QUEUES):
         spool = store.Spool.existing(str(self.spool))
@@ -111,18 +118,22 @@ def notifier(tmp_path, monkeypatch):
 @pytest.fixture
 def syslog_all(syslog_socket):
     """Every syslog line, read as it comes: the socket holds only a few before dropping more."""
-    lines, done = [], threading.Event()
+    lines, lock, done = [], threading.Lock(), threading.Event()
 
     def drain():
-        while not done.is_set():
+        with lock:
             lines.extend(syslog_socket())
+
+    def keep_draining():
+        while not done.is_set():
+            drain()
             time.sleep(0.01)
 
-    thread = threading.Thread(target=drain, daemon=True)
+    thread = threading.Thread(target=keep_draining, daemon=True)
     thread.start()
 
     def text():
-        time.sleep(0.05)
+        drain()  # what was sent so far is in the socket: read it now, not after a guess
         return "\n".join(lines)
 
     yield text

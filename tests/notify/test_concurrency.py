@@ -4,9 +4,12 @@ import os
 import signal
 import subprocess
 
+import pytest
+
 from harness.peers.cli import command
 
 
+@pytest.mark.slow
 def test_200_notify_processes_at_once_deliver_200_events_exactly_once(notifier, relay):
     notifier.configure(relay)
     env = dict(os.environ)
@@ -25,6 +28,7 @@ def test_200_notify_processes_at_once_deliver_200_events_exactly_once(notifier, 
     assert notifier.queued() == []
 
 
+@pytest.mark.slow
 def test_mail_still_delivered_when_the_notify_process_group_is_sigkilled(notifier, relay):
     """keepalived runs STOP notifies in their own group and SIGKILLs it after 1 s."""
     notifier.configure(relay, spool={"batch_window": 1})  # delivery is still pending at the kill

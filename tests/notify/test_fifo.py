@@ -9,6 +9,8 @@ import time
 import pytest
 
 from harness.peers.cli import command
+from harness.wait import holds_open, wait_for
+from kachecks.notify.fifo import lock_name
 
 
 @pytest.fixture
@@ -92,14 +94,15 @@ def test_every_fifo_line_form_is_delivered_and_a_malformed_line_is_skipped(
     assert "malformed FIFO line 'this is not an event'" in logs
 
 
-def test_reader_keeps_reading_after_sigterm_so_stop_lines_arrive(notifier, relay, fifo_path):
+def test_reader_keeps_reading_after_sigterm_so_stop_lines_arrive(notifier, relay, fifo_path,
+                                                                  syslog_socket):
     """keepalived SIGTERMs the FIFO script first, then writes the STOP lines, then closes."""
     notifier.configure(relay)
     with Reading(fifo_path) as session:
         session.keepalived.write('INSTANCE "VI_1" MASTER 100')
         relay.wait_for(1)
         session.reader.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
+        wait_log(syslog_socket, "SIGTERM: reading on until keepalived closes the FIFO")
         assert session.reader.poll() is None
         session.keepalived.write('INSTANCE "VI_1" STOP 100', 'GROUP "G1" STOP 0')
         msgs = relay.wait_for(3)
@@ -116,7 +119,8 @@ def test_second_reader_on_the_same_fifo_waits_and_takes_over(notifier, relay, fi
         keepalived.write('INSTANCE "VI_1" BACKUP 100')
         relay.wait_for(1)
         second = start_reader(fifo_path)
-        time.sleep(0.5)
+        wait_for(lambda: holds_open(second.pid, notifier.spool / lock_name(fifo_path)), 10,
+                 what="the second reader to wait at the FIFO's lock")
         assert second.poll() is None
         keepalived.close()  # keepalived reloads: the first reader sees EOF and exits
         first.communicate(timeout=20)

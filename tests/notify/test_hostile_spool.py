@@ -9,16 +9,14 @@ events from being delivered.
 import json
 import os
 import random
-import shutil
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
 from harness.config import toml_text
 from harness.peers.cli import command, run
+from harness.wait import wait_for
 from kachecks.notify import event as events
 from kachecks.notify import fifo as reader
 from kachecks.notify import spool as store
@@ -204,28 +202,16 @@ def test_left_overs_of_a_killed_writer_are_recovered_or_removed_after_a_safe_age
 
 
 @pytest.fixture
-def shared_dir():
-    """A directory user nobody can reach (pytest's tmp_path is root-only)."""
+def shared_dir(open_dir, other_user):
+    """A directory user nobody can reach (pytest's tmp_path is root-only), where kachecks
+    runs as nobody; the deliverer that may still be finishing at the end is waited for."""
     if os.geteuid() != 0:
         pytest.fail("running notify as another user needs root")
-    path = Path(tempfile.mkdtemp(prefix="kachecks-shared-"))
-    path.chmod(0o755)
-    yield path
-    spool, end = store.Spool.existing(str(path / "spool")), time.monotonic() + 20
+    yield open_dir
+    spool = store.Spool.existing(str(open_dir / "spool"))
     if spool:
-        with spool:  # a deliverer may still be finishing
-            while spool.lock().busy() and time.monotonic() < end:
-                time.sleep(0.05)
-    shutil.rmtree(path)
-
-
-def shared_kachecks(shared_dir):
-    """The ``kachecks`` launcher, copied where user nobody can run it (the one under test may
-    sit in a root-only directory)."""
-    launcher = shared_dir / "kachecks"
-    shutil.copy(command("kachecks")[0], launcher)
-    launcher.chmod(0o755)
-    return [str(launcher)]
+        with spool:
+            wait_for(lambda: not spool.lock().busy(), 20, what="the deliverer to finish")
 
 
 def shared_config(shared_dir, relay, spool):
@@ -247,6 +233,7 @@ def as_nobody():
     os.umask(0o177)  # what keepalived runs every script with
 
 
+@pytest.mark.slow
 def test_non_root_notify_under_keepalived_umask_shares_the_spool_with_root(shared_dir, relay):
     """Spool root:nogroup 2770 as docs/notifications.md says; nobody notifies, root flushes."""
     spool = shared_dir / "spool"
@@ -254,7 +241,7 @@ def test_non_root_notify_under_keepalived_umask_shares_the_spool_with_root(share
     os.chown(spool, 0, 65534)
     spool.chmod(0o2770)
     env = shared_config(shared_dir, relay, spool)
-    kachecks = shared_kachecks(shared_dir)
+    kachecks = command("kachecks")
 
     def notify(state, user):
         return subprocess.run(kachecks + ["notify", "INSTANCE", "VI_1", state, "100"],
@@ -303,7 +290,7 @@ def test_root_only_spool_shared_later_is_usable_by_the_notify_user_after_one_flu
     """The upgrade path in docs/notifications.md: chgrp + chmod 2770, then `spool flush` once."""
     spool = shared_dir / "spool"
     env = shared_config(shared_dir, relay, spool)
-    kachecks = shared_kachecks(shared_dir)
+    kachecks = command("kachecks")
     assert subprocess.run(kachecks + ["notify", "INSTANCE", "VI_1", "BACKUP", "100"], env=env,
                           timeout=30).returncode == 0
     relay.wait_for(1)
@@ -332,6 +319,7 @@ def random_json(rng, depth=0):
             lambda: float(rng.choice(["nan", "inf", "-inf"]))][pick]()
 
 
+@pytest.mark.slow
 def test_random_spool_files_never_stop_delivery_or_print_a_traceback(notifier, relay):
     """300 seeded random files (events with a random field, bytes, names) in every queue."""
     rng = random.Random(1511)

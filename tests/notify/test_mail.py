@@ -93,6 +93,7 @@ def test_password_file_readable_by_others_is_refused_with_one_line(notifier, tmp
         relay.wait_for(1)
 
 
+@pytest.mark.slow
 def test_events_close_together_are_batched_into_one_mail_in_order(notifier, relay):
     notifier.configure(relay, spool={"batch_window": 2})
     for args in (("GROUP", "G1", "MASTER", "0"), ("INSTANCE", "VI_1", "MASTER", "100"),
@@ -107,6 +108,7 @@ def test_events_close_together_are_batched_into_one_mail_in_order(notifier, rela
     assert len(msg["X-Kachecks-Events"].split()) == 3
 
 
+@pytest.mark.slow
 def test_notify_processes_run_out_of_order_are_mailed_in_the_order_keepalived_forked_them(notifier, relay):
     """keepalived forks BACKUP then MASTER; a loaded director runs the second one first."""
     notifier.configure(relay, spool={"batch_window": 3})

@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from werkzeug import Response
 
 
@@ -18,6 +19,7 @@ def test_generic_json_webhook_gets_text_and_structured_events(notifier, httpserv
     assert request.headers["X-Kachecks-Message-Id"] == body["message_id"]
 
 
+@pytest.mark.slow
 def test_slack_format_webhook_is_retried_until_accepted(notifier, httpserver):
     answers = iter([Response("busy", status=503), Response("ok", status=200)])
     httpserver.expect_request("/slack").respond_with_handler(lambda request: next(answers))

@@ -18,7 +18,8 @@ import pytest
 
 from harness.peers import cli
 from harness.peers.keepalived import vrrp_config
-from harness.peers.netns import cleanup_stale, run_prefix, wait_for
+from harness.peers.netns import cleanup_stale, run_prefix
+from harness.wait import wait_for
 from harness.peers.smtp import subject as subject_of
 from harness.peers.vrrp import HOSTS, VIP, Pair, allow_vrrp, drop_vrrp
 

@@ -40,6 +40,7 @@ def basic_auth(user, password):
     return b"Authorization: Basic " + base64.b64encode(f"{user}:{password}".encode())
 
 
+@pytest.mark.netns
 def test_a_check_started_in_a_network_namespace_runs_there(worker, namespace, tls_pair):
     server = netns.made_in(namespace.name,
                            lambda: RawHTTPServer(http_response(SERVER1), tls=tls_pair))
@@ -102,7 +103,7 @@ def test_a_check_in_a_namespace_the_worker_cannot_enter_runs_in_process(worker, 
 
 
 def test_a_password_file_readable_through_a_supplementary_group_works_in_the_worker(
-        worker, open_dir, https):
+        worker, open_dir, https, other_user):
     nobody = pwd.getpwnam("nobody")
     os.chmod(os.environ["KACHECKS_WORKER_SOCKET"], 0o666)
     state = open_dir / "state"

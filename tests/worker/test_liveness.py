@@ -28,6 +28,7 @@ def idle_connection(path):
     return sock
 
 
+@pytest.mark.slow
 def test_a_client_that_sends_nothing_is_dropped(worker, open_dir):
     with idle_connection(open_dir / "worker.sock") as idle:
         idle.settimeout(10)
@@ -36,6 +37,7 @@ def test_a_client_that_sends_nothing_is_dropped(worker, open_dir):
         assert time.monotonic() - started < 5
 
 
+@pytest.mark.slow
 def test_an_idle_connection_holds_up_no_delegated_check(worker, open_dir, https):
     with idle_connection(open_dir / "worker.sock"):
         with ThreadPoolExecutor(CONCURRENT) as pool:
@@ -81,6 +83,7 @@ def test_a_signal_while_waiting_on_the_worker_ends_the_check_by_the_contract(
     assert elapsed < 1.5
 
 
+@pytest.mark.slow
 def test_a_worker_that_never_reports_cannot_outlast_the_timeout(open_dir, https):
     path = open_dir / "worker.sock"
     with FakeWorker(path, ["P{pid}"]):
@@ -92,6 +95,7 @@ def test_a_worker_that_never_reports_cannot_outlast_the_timeout(open_dir, https)
     assert elapsed < 4
 
 
+@pytest.mark.slow
 def test_a_worker_slow_to_start_the_check_is_not_waited_for(open_dir, https):
     path = open_dir / "worker.sock"
     with FakeWorker(path, ["sleep:3", "P{pid}", "C0"]):
@@ -103,6 +107,7 @@ def test_a_worker_slow_to_start_the_check_is_not_waited_for(open_dir, https):
     assert elapsed < 2.5
 
 
+@pytest.mark.slow
 def test_a_worker_slow_to_start_the_check_cannot_stretch_its_timeout(open_dir, https):
     path = open_dir / "worker.sock"
     with FakeWorker(path, ["sleep:5", "P{pid}", "C0"]):

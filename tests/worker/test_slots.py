@@ -41,7 +41,7 @@ def check_as_nobody(open_dir, url, socket_path):
     (["--slots", "4", "--slots-per-uid", "3"], 4, 3),
 ], ids=["default", "slots-4", "slots-4-per-uid-3"])
 def test_one_uid_holding_runs_gets_its_share_and_another_uid_is_still_served(
-        open_dir, https, never_answers, options, total, share):
+        open_dir, https, never_answers, options, total, share, other_user):
     held_env = {"KACHECKS_STATE_DIR": os.environ["KACHECKS_STATE_DIR"],
                 "KACHECKS_SYSLOG_SOCKET": os.environ["KACHECKS_SYSLOG_SOCKET"]}
     with Worker(cli.command("kachecks"), open_dir / "worker.sock", args=options) as worker:

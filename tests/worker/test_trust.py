@@ -34,6 +34,7 @@ def assert_ran_in_process_and_nothing_was_sent(proc, https, fake):
     assert SECRET not in fake.log.read_text()
 
 
+@pytest.mark.other_user
 def test_a_worker_listening_as_another_user_gets_no_secrets_and_no_stdio(open_dir, https):
     nobody = pwd.getpwnam("nobody")
     path = open_dir / "worker.sock"  # the file is root's; only the listener is nobody
@@ -42,6 +43,7 @@ def test_a_worker_listening_as_another_user_gets_no_secrets_and_no_stdio(open_di
         assert_ran_in_process_and_nothing_was_sent(proc, https, fake)
 
 
+@pytest.mark.other_user
 def test_a_worker_socket_owned_by_another_user_gets_no_secrets_and_no_stdio(open_dir, https):
     nobody = pwd.getpwnam("nobody")
     home = open_dir / "nobody"
@@ -115,7 +117,8 @@ def test_an_exit_code_the_check_could_return_is_passed_on(open_dir, https, repli
     assert proc.stdout == proc.stderr == ""  # the worker's child writes the lines
 
 
-@pytest.mark.parametrize("replies", [["Pxyz"], ["P-1"], ["P"], ["hello"], ["X"], []])
+@pytest.mark.parametrize("replies", [["Pxyz"], ["P-1"], ["P"], ["hello"], ["X"],
+                                     pytest.param([], marks=pytest.mark.slow)])  # start timeout
 def test_a_worker_that_did_not_start_the_check_leaves_it_to_the_caller(open_dir, https,
                                                                        replies):
     path = open_dir / "worker.sock"

@@ -12,6 +12,7 @@ import pytest
 
 from harness.checks import MD5_SERVER1 as MD5
 from harness.peers import cli
+from harness.wait import wait_for
 from kachecks.worker import protocol, server
 from kachecks.worker.protocol import Declined
 
@@ -69,7 +70,7 @@ def test_a_signal_to_a_delegated_check_exits_1_promptly(worker, hanging_https, s
                                                             "--timeout", "20", "--verbose"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ))
-    time.sleep(1.0)
+    wait_for(lambda: hanging_https.peers, 10, what="the worker's child to connect")
     sent = time.monotonic()
     proc.send_signal(signum)
     out, err = proc.communicate(timeout=5)
@@ -82,7 +83,7 @@ def test_a_signal_to_a_delegated_check_exits_1_promptly(worker, hanging_https, s
     assert err == ""
 
 
-def test_worker_runs_the_check_as_the_calling_user(worker, https, open_dir):
+def test_worker_runs_the_check_as_the_calling_user(worker, https, open_dir, other_user):
     nobody = pwd.getpwnam("nobody")
     os.chmod(os.environ["KACHECKS_WORKER_SOCKET"], 0o666)
     state = open_dir / "nobody-state"
