@@ -272,7 +272,8 @@ class PairWatch:
             self._cannot(f"the watch broke: {type(exc).__name__}: {exc}", now)
             return
         self.heard = self.heard or bool(captures)
-        if not captures:
+        addresses = self.watcher.addresses
+        if addresses is not None and fd == addresses.fileno():
             self.dirty = True  # addresses changed: who holds an instance may have
         self._say(changes, now)
 

@@ -194,3 +194,45 @@ def test_a_reload_reads_a_changed_keepalived_conf_and_keeps_no_stale_problem(pai
                                  "no problem left")
     assert document["vrrp"]["instances"][0]["addresses"] == [VIP]
     assert len([line for line in agent.syslog.lines() if "vrrp: watching VI_1" in line]) == 3
+
+
+def test_another_clusters_vrid_is_mailed_as_foreign_unless_ignored(pair):
+    from harness.peers.vrrp import Advertiser
+    from kachecks.vrrp import wire
+
+    lvs1 = pair.agent("lvs1", metrics=METRICS)
+    lvs2 = pair.agent("lvs2", vrrp={"ignore_vrids": [51]})
+    watching(lvs1, True)
+    watching(lvs2, False)
+
+    def foreign():
+        return [wire.encode(4, HOSTS["client"], "224.0.0.18", 51, 100, ["192.168.8.101"])]
+
+    with Advertiser(pair["client"], foreign):
+        message = pair.mail().wait(
+            lambda m: subject_of(m) == f"[lvs1] eth0 vrid 51: FOREIGN ROUTER ({HOSTS['client']}"
+                                      " prio 100)", 10, "lvs1's FOREIGN ROUTER mail")
+        assert "a VRID keepalived.conf does not use" in message.get_content()
+        page = scrape(pair, "lvs1")
+        assert metric(page, "kachecks_vrrp_foreign", interface="eth0", vrid="51") == 1
+        assert metric(page, "kachecks_vrrp_problem", instance="VI_1", code="foreign") == 1
+        lvs1.syslog.wait("vrrp: foreign (warning): eth0 vrid 51: foreign: adverts from", 5)
+    assert lvs1.syslog.wait("vrrp: foreign over: eth0 vrid 51, after", 15).startswith("<29>")
+    assert not any("vrid 51" in s and "[lvs2]" in s for s in pair.mail().subjects())
+    assert not any("foreign" in line for line in lvs2.syslog.lines())
+
+
+def test_keepalived_stopped_on_both_directors_is_mailed_as_no_master(pair):
+    agents = {host: pair.agent(host) for host in ("lvs1", "lvs2")}
+    watching(agents["lvs1"], True)
+    watching(agents["lvs2"], False)
+    pair.keepalived["lvs1"].stop()
+    pair.keepalived["lvs2"].wait_state("MASTER", timeout=10)
+    pair.keepalived["lvs2"].stop()
+    for host in agents:
+        pair.mail().wait(subject(host, "NO MASTER"), 15, f"{host}'s NO MASTER mail")
+        line = agents[host].syslog.wait("vrrp: no-master (critical): VI_1 vrid 50 on eth0: no"
+                                        " master: no advert for 192.168.8.142 for ", 5)
+        assert "and this director does not hold it" in line
+    subjects = pair.mail().subjects()
+    assert not any("SPLIT BRAIN" in s for s in subjects), subjects  # a failover is no split brain
