@@ -837,14 +837,15 @@ def _worker_signals(http, pair, env, trials):
             print(f"  {label:8} slowest exit after the signal: {worst:.3f} s")
 
 
-TRIALS = ("signals", "files", "state", "fuzz", "worker")
+TRIALS = ("signals", "files", "state", "fuzz", "worker", "notify-burst")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bin", type=Path,
                         default=cli.bin_dir())
-    parser.add_argument("--trials", type=int, default=200)
+    parser.add_argument("--trials", type=int, default=None,
+                        help="attempts per trial (200; notify-burst: bursts, 10)")
     parser.add_argument("--window", type=float, default=50)
     parser.add_argument("--block", action="store_true")
     parser.add_argument("--only", action="append", choices=TRIALS,
@@ -860,6 +861,7 @@ def main(argv=None):
                         help="fuzz: run connection INDEX of each check alone and tell it in full")
     args = parser.parse_args(argv)
     only = set(args.only or TRIALS)
+    trials = args.trials or 200
     with tempfile.TemporaryDirectory(prefix="kachecks-redteam-") as scratch:
         scratch = Path(scratch)
         os.chmod(scratch, 0o755)  # nobody's checks reach the worker's socket in it
@@ -868,7 +870,7 @@ def main(argv=None):
         env = _env(str(state_dir))
         with Mute() as mute:
             if "signals" in only:
-                signals(args.bin, args.trials, args.window, env, mute, args.block)
+                signals(args.bin, trials, args.window, env, mute, args.block)
             if "files" in only:
                 files(args.bin, env, scratch, mute)
         if "state" in only:
@@ -876,7 +878,11 @@ def main(argv=None):
         if "fuzz" in only and (args.fuzz > 0 or args.replay is not None):
             fuzz(args.bin, env, args.fuzz, args.seed, args.lanes, args.budget, args.replay)
         if "worker" in only:
-            worker(args.bin, args.trials, scratch)
+            worker(args.bin, trials, scratch)
+        if "notify-burst" in only:
+            from harness import notifyburst
+
+            notifyburst.trial(bursts=args.trials or 10)
 
 
 if __name__ == "__main__":

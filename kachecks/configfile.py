@@ -1,7 +1,7 @@
 """kachecks.toml, the one configuration file: where it is, reading it, its conventions.
 
 Two parts of kachecks read it, each validating its own tables:
-kachecks/notify/config.py ([smtp], [mail], [webhook], [spool]) and
+kachecks/notify/config.py ([smtp], [mail], [webhook], [spool], [notify]) and
 kachecks/agent/config.py ([agent], [[check]], [vrrp]). What they share lives here:
 
 - **Reading** (``read``): a regular file of at most MAX_FILE bytes, opened
@@ -13,6 +13,10 @@ kachecks/agent/config.py ([agent], [[check]], [vrrp]). What they share lives her
   notify`` still spools its event.
 - **Shape**: nothing nested deeper than MAX_DEPTH, no control character in
   a key; the tables are TABLES, an unknown one is an error.
+- **Every mistake at once** (``Problems``): a table's validation goes on
+  past a bad key, so one ``--check-config`` lists every mistake of the
+  file, one line each, an unknown name with the closest known one ("did
+  you mean 'interval'?"). A file that cannot be read at all is one error.
 - **Values**: one spelling of a time (``duration``: seconds, or a number with
   a unit, everywhere), one rule for text that must be one line (``one_line``),
   and one way to name a key in a message: ``FILE: [table] key: problem``.
@@ -28,7 +32,7 @@ DEFAULT_PATH = "/etc/kachecks/kachecks.toml"
 MAX_FILE = 4 << 20  # bytes: 10,000 [[check]] tables take about 1.5 MB
 MAX_DEPTH = 8  # tables and arrays: [[check]] command = [...] is 3 deep
 # Every table of the file, in the order messages list them.
-TABLES = ("smtp", "mail", "webhook", "spool", "agent", "check", "vrrp")
+TABLES = ("smtp", "mail", "webhook", "spool", "notify", "agent", "check", "vrrp")
 # C0 controls, DEL and C1 controls: never in a name, a path, an address, a command.
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -41,11 +45,85 @@ class ConfigError(UsageError, ValueError):
 
     ``denied``: the file is there but this user may not read it (the doctor,
     run as another user, then says its audit is incomplete, not wrong).
+    ``lines``: every mistake found, one line each (the guard prints them all);
+    the message itself is the first, saying how many more there are.
     """
 
-    def __init__(self, message, denied=False):
+    def __init__(self, message, denied=False, lines=None):
+        self.every = tuple(lines) if lines else (message,)
+        if len(self.every) > 1:
+            message = f"{self.every[0]} (and {len(self.every) - 1} more)"
         super().__init__(message)
         self.denied = denied
+
+    @property
+    def lines(self):
+        return self.every
+
+
+class Problems:
+    """Every mistake of a file, collected: validate each part inside ``catch()``
+    (a ConfigError there is kept and the validation goes on), then ``check()``.
+
+        problems = Problems()
+        with problems.catch():
+            value = duration(table["interval"], where)
+        problems.check()   # ConfigError with every line, if any
+    """
+
+    def __init__(self):
+        self.lines = []
+
+    def add(self, message):
+        self.lines.append(message)
+
+    def catch(self):
+        return _Catch(self)
+
+    def __bool__(self):
+        return bool(self.lines)
+
+    def check(self):
+        if self.lines:
+            raise ConfigError(self.lines[0], lines=self.lines)
+
+
+class _Catch:
+    __slots__ = ("problems", "failed")
+
+    def __init__(self, problems):
+        self.problems = problems
+        self.failed = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if kind is not None and issubclass(kind, ConfigError):
+            self.problems.lines.extend(exc.every)
+            self.failed = True
+            return True
+        return False
+
+
+def did_you_mean(name, known):
+    """``; did you mean 'interval'?`` for the known name closest to a misspelt one (the
+    doctor's words for keepalived's keywords), else `` (known: …)``: what an unknown key
+    or table's message ends with."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f" (known: {', '.join(known)})"
+
+
+def unknown_keys(table, known, where, problems):
+    """One problem per key of ``table`` not in ``known``: ``{where} KEY: unknown key; did
+    you mean '…'?``; ``where`` ends as the key's name should follow it."""
+    for key in table:
+        if key not in known:
+            problems.add(f"{where} {show(key, quote=False)}: unknown key{did_you_mean(key, known)}")
 
 
 def location(path=None):
@@ -118,12 +196,16 @@ def _vet(data, path):
                          for index, item in enumerate(value) if isinstance(item, (dict, list)))
 
 
-def unknown_tables(data, path):
-    """ConfigError naming the first table of ``data`` that is not one of TABLES."""
+def unknown_tables(data, path, problems=None):
+    """Every table of ``data`` that is not one of TABLES, as problems (or a ConfigError
+    naming them all when no ``problems`` is given)."""
+    mine = Problems() if problems is None else problems
     for table in data:
         if table not in TABLES:
-            raise ConfigError(f"{path}: unknown section [{show(table, quote=False)}]"
-                              f" (known: {', '.join(TABLES)})")
+            mine.add(f"{path}: unknown section [{show(table, quote=False)}]"
+                     f"{did_you_mean(table, TABLES)}")
+    if problems is None:
+        mine.check()
 
 
 def show(value, quote=True, limit=80):

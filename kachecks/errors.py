@@ -10,6 +10,11 @@ keepalived's own words without reading attributes nobody declared.
 class KachecksError(Exception):
     """Base: a failure with a message meant for a person, one line."""
 
+    @property
+    def lines(self):
+        """What the guard prints, one line each (a configuration's every mistake)."""
+        return (str(self),)
+
 
 class UsageError(KachecksError):
     """Bad command line or unusable configuration (a check exits 1)."""

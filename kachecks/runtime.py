@@ -57,10 +57,12 @@ def guarded(func, *args, prog, error_code=ExitCode.FAILURE, bare_usage=False, re
             _say(f"{prog}: {code}", report)
             code = error_code
     except UsageError as exc:
-        _say(str(exc) if bare_usage else f"{prog}: {exc}", report)
+        for line in exc.lines:
+            _say(line if bare_usage else f"{prog}: {line}", report)
         code = error_code
     except KachecksError as exc:
-        _say(f"{prog}: {exc}", report)
+        for line in exc.lines:
+            _say(f"{prog}: {line}", report)
         code = error_code
     except KeyboardInterrupt:
         _say(f"{prog}: interrupted", report)

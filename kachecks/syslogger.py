@@ -16,6 +16,12 @@ LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO = 3, 4, 5, 6
 
 def send(ident, message, priority=LOG_INFO, facility=LOG_DAEMON):
     """Best effort: returns True when the datagram was accepted."""
+    return deliver(ident, message, priority, facility) is None
+
+
+def deliver(ident, message, priority=LOG_INFO, facility=LOG_DAEMON):
+    """Send the line: None when the datagram was accepted, else why not
+    (``/dev/log: No such file or directory``), for a daemon that must say so."""
     import _socket
 
     path = os.environ.get("KACHECKS_SYSLOG_SOCKET") or "/dev/log"
@@ -23,13 +29,13 @@ def send(ident, message, priority=LOG_INFO, facility=LOG_DAEMON):
     line = f"<{facility | priority}>{stamp} {ident}[{os.getpid()}]: {message}"
     try:
         sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
-    except OSError:
-        return False
+    except OSError as exc:
+        return f"{path}: {exc.strerror or exc}"
     try:
         sock.settimeout(0.25)  # a syslog daemon that stopped reading must not stall us
         sock.sendto(line.encode("utf-8", "replace")[:8192], path)
-        return True
-    except OSError:
-        return False
+        return None
+    except OSError as exc:
+        return f"{path}: {exc.strerror or 'timed out'}"
     finally:
         sock.close()

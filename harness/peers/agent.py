@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from harness.config import toml_text
 from harness.peers import cli
 
 STATUS_FILE = ".kachecks-agent.json"  # beside the track files
+ALIVE_FILE = ".kachecks-agent.running"  # beside them: 1 while the agent runs, 0 once stopped
 
 
 def agent_toml(checks, track_dir, metrics="", tables=None, **agent):
@@ -31,6 +33,33 @@ def agent_toml(checks, track_dir, metrics="", tables=None, **agent):
 
 def run_agent_cli(*args, **kw):
     return cli.run("kachecks", "agent", *args, **kw)
+
+
+HEADING = "# ---- "
+NAMESPACED = "unless keepalived runs in a network namespace of its own"
+
+
+def conf_parts(text, namespaced=False):
+    """`kachecks agent conf`'s output as an administrator pastes it, each part where its
+    heading says: {"top": …, "instance": …, "virtual_server": …} (the instance part goes
+    inside a vrrp_instance, the last inside a virtual_server). ``namespaced``: keepalived
+    runs in a network namespace of its own, so the parts that say "unless …" are left out."""
+    parts = {"top": [], "instance": [], "virtual_server": []}
+    where = None
+    for line in text.splitlines():
+        if line.startswith(HEADING):
+            if namespaced and NAMESPACED in line:
+                where = None
+            elif "virtual_server" in line:
+                where = "virtual_server"
+            elif line.startswith(f"{HEADING}inside each vrrp_instance"):
+                where = "instance"
+            else:
+                where = "top"
+            continue
+        if where is not None:
+            parts[where].append(line + "\n")
+    return {name: "".join(lines) for name, lines in parts.items()}
 
 
 class AgentProcess:
@@ -143,3 +172,37 @@ def http_check(name, server, digest=MD5_SERVER1, extra="", **keys):
     """A [[check]] of web1's page on ``server`` (anything with an ``address``)."""
     command = f"kachecks-http --url http://{server.address}/service.txt --digest {digest} {extra}"
     return {"name": name, "command": command.strip(), **keys}
+
+
+class FilePoller:
+    """Reads track files every millisecond in a thread, as keepalived could, and keeps
+    every read that did not hold ``expected``: (seconds since start, name, text)."""
+
+    def __init__(self, paths, expected="1\n"):
+        self.paths = [Path(path) for path in paths]
+        self.expected = expected
+        self.reads = 0
+        self.unexpected = []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self):
+        start = time.monotonic()
+        while not self.done.is_set():
+            for path in self.paths:
+                try:
+                    text = path.read_text()
+                except OSError as exc:
+                    text = repr(exc)
+                if text != self.expected:
+                    self.unexpected.append((round(time.monotonic() - start, 3), path.name, text))
+                self.reads += 1
+            time.sleep(0.001)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join(5)

@@ -5,7 +5,9 @@
         msgs = relay.wait_for(2)     # email.message.EmailMessage objects
 
 ``replies`` scripts the answers to DATA (e.g. ``["451 4.3.0 busy",
-"550 5.7.1 no"]``; then everything is accepted); ``after_data`` runs between
+"550 5.7.1 no"]``; then everything is accepted); ``refuse_rcpt`` maps a
+recipient to the answer its RCPT TO gets (``{"x@example.org": "550 5.1.1 User
+unknown"}``: a bouncing address); ``after_data`` runs between
 storing a message and answering 250 (to lose the answer on purpose). Standalone, it is a sink
 writing an mbox file::
 
@@ -37,6 +39,13 @@ class _Handler:
     def __init__(self, sink):
         self.sink = sink
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        refusal = self.sink.refuse_rcpt.get(address)
+        if refusal:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
         tls = server.transport.get_extra_info("ssl_object") is not None
         return self.sink._receive(session, envelope, tls)
@@ -46,11 +55,12 @@ class SmtpSink:
     """aiosmtpd in a thread; received messages parsed, optionally appended to an mbox."""
 
     def __init__(self, host="127.0.0.1", port=None, starttls=False, implicit_tls=False,
-                 auth=None, replies=(), mbox=None, certdir=None, after_data=None):
+                 auth=None, replies=(), mbox=None, certdir=None, after_data=None, refuse_rcpt=None):
         self.host = host
         self.port = port or free_port(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
         self.starttls, self.implicit_tls, self.auth = starttls, implicit_tls, auth
         self.replies = list(replies)
+        self.refuse_rcpt = dict(refuse_rcpt or {})
         self.mbox = mbox
         self.after_data = after_data  # called once a message is stored, before "250" is sent
         self.messages, self.envelopes, self.attempts, self.sessions = [], [], 0, []
@@ -142,6 +152,22 @@ class SmtpSink:
                                          f"after {timeout} s ({self.attempts} DATA attempts)")
                 self._lock.wait(left)
             return list(self.messages[:count])
+
+
+class HoldFirst:
+    """An ``after_data`` that keeps the first message's "250" back until ``release()``:
+    the deliverer is caught mid-send, holding the spool lock (``sending`` is set then)."""
+
+    def __init__(self, timeout=30.0):
+        self.sending, self._released, self.timeout = threading.Event(), threading.Event(), timeout
+
+    def __call__(self):
+        if not self.sending.is_set():
+            self.sending.set()
+            self._released.wait(self.timeout)
+
+    def release(self):
+        self._released.set()
 
 
 def subject(message):

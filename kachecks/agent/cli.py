@@ -1,4 +1,4 @@
-"""``kachecks agent`` and its subcommands: run, --check-config, conf, status, zero.
+"""``kachecks agent`` and its subcommands: run, --check-config, conf, status, stop, zero.
 
 Every failure is one line on stderr and exit 1 (kachecks.clickcommand's
 convention, usage mistakes included): a configuration error names the file,
@@ -6,6 +6,8 @@ the check and the key; nothing prints a traceback.
 """
 
 import os
+import signal
+import time
 
 import click
 
@@ -32,6 +34,7 @@ Examples:
   kachecks agent                           # run in the foreground (systemd: kachecks-agent.service)
   kachecks agent conf                      # keepalived.conf blocks for the configured checks
   kachecks agent status                    # one line per check: state, since, latency, result
+  kachecks agent stop                      # without systemd: stop it, every file to 0
   systemctl reload kachecks-agent          # SIGHUP: reload; same name and file: state kept
 
 \b
@@ -45,6 +48,10 @@ Examples:
   name = "web1"
   command = "kachecks-http --url http://192.168.8.101/service.txt --digest 5f2b4547f41470dc3e293e7267461575"
   fall = 2
+  [[check]]
+  name = "uplink"                          # this director's own, not a real server's:
+  command = "kachecks-tcp 192.168.8.25:25"
+  director = true                          # tracked in its vrrp_instance, vrrp_weight 20
   [vrrp]                                   # also watch the VRRP pair on the wire
   keepalived_conf = "/etc/keepalived/keepalived.conf"
 """)
@@ -139,8 +146,12 @@ def conf(ctx, config_path):
     """Print the keepalived.conf blocks for the configured checks.
 
     track_file blocks (weight 0 reverse, init_file 0: a missing or stale-0
-    file fails closed), the vrrp_track_process that follows the agent, and
-    per real server its FILE_CHECK.
+    file fails closed); for each vrrp_instance, what is this director's own:
+    the agent's running file (FAULT once it stops), the vrrp_track_process
+    that follows the agent (a part of its own: not in a network namespace)
+    and the director = true checks, weighted; per real server its
+    FILE_CHECK. A real server's check is never tracked in a vrrp_instance:
+    both directors see its failure, which would take the VIP off both.
     """
     from kachecks.agent import conf as blocks
 
@@ -171,7 +182,8 @@ def status(ctx, config_path):
     except ValueError as exc:
         raise CommandFailed(f"{status_file}: not a kachecks agent status file ({exc})") from None
     alive = statuses.agent_alive(document)
-    for line in statuses.render(document, alive=alive):
+    values = None if alive else _values(document)
+    for line in statuses.render(document, alive=alive, values=values):
         click.echo(line)
     return ExitCode.OK if alive else ExitCode.NOT_RUNNING
 
@@ -188,20 +200,19 @@ def zero(ctx, config_path):
     wrote (from its status file), so a crash, a SIGKILL or an edited
     kachecks.toml never leaves a stale 1 behind. Refuses while an agent runs.
     """
-    path = _config_path(ctx, config_path)
+    return _zero(_config_path(ctx, config_path))
+
+
+def _zero(path):
     problem = None
     try:
         cfg = configuration.load(path)
         track_dir, paths = cfg.track_dir, cfg.files
     except configuration.ConfigError as exc:
         problem, track_dir, paths = exc, _fallback_track_dir(path), []
+    paths.append(os.path.join(track_dir, configuration.ALIVE_FILE))  # "the agent runs": no more
     status_file = os.path.join(track_dir, configuration.STATUS_FILE)
-    document = None
-    try:
-        if not files.untrusted_path(track_dir):  # a list anybody could write is not trusted
-            document = statuses.read(status_file)
-    except (OSError, files.UnusableFile, ValueError):
-        pass
+    document = _last_status(track_dir)
     if document is not None:
         if statuses.agent_alive(document):
             raise CommandFailed(f"the agent (pid {document['pid']}) is running; stop it first"
@@ -217,6 +228,79 @@ def zero(ctx, config_path):
         raise CommandFailed(f"{problem} (zeroed the {len(set(paths))} files the last agent"
                             " wrote)")
     return ExitCode.FAILURE if failed else ExitCode.OK
+
+
+@agent.command(context_settings=CONTEXT, epilog="""\b
+Examples:
+  kachecks agent stop                  # an agent started by hand, or in a container
+  systemctl stop kachecks-agent        # under systemd, the same (its ExecStopPost zeroes)
+
+\b
+Exit status: 0 stopped (or none was running) and every file set to 0; 1 otherwise.
+""")
+@click.option("--timeout", type=click.FloatRange(0, 3600), default=10.0, show_default=True,
+              metavar="SECONDS", help="How long the agent may take to stop before it is killed.")
+@_options
+def stop(ctx, config_path, timeout):
+    """Stop the running agent, then set every track file to 0.
+
+    SIGTERM, as systemd stops it: the agent sets every file to 0 and exits;
+    one that does not within --timeout is killed. Then `kachecks agent zero`,
+    as the unit's ExecStopPost. Stopping the agent takes this director's
+    real servers out and, through its "running" file, hands the VIP to the
+    peer: on the active director it is a failover. The package's removal
+    runs it.
+    """
+    path = _config_path(ctx, config_path)
+    document = _last_status(_track_dir(path))
+    if document is not None and statuses.agent_alive(document):
+        pid = document["pid"]
+        os.kill(pid, signal.SIGTERM)
+        if not _ended(document, timeout):
+            click.echo(f"kachecks agent stop: pid {pid} did not stop within {timeout:g} s:"
+                       " killed", err=True)
+            os.kill(pid, signal.SIGKILL)
+            _ended(document, 5.0)
+        click.echo(f"kachecks agent (pid {pid}) stopped")
+    return _zero(path)
+
+
+def _ended(document, timeout):
+    """Wait until the agent of ``document`` is gone; False after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while statuses.agent_alive(document):
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _track_dir(path):
+    try:
+        return configuration.load(path).track_dir
+    except configuration.ConfigError:
+        return _fallback_track_dir(path)
+
+
+def _last_status(track_dir):
+    """The last agent's status document in ``track_dir``, or None (none, or not trusted)."""
+    try:
+        if not files.untrusted_path(track_dir):  # a list anybody could write is not trusted
+            return statuses.read(os.path.join(track_dir, configuration.STATUS_FILE))
+    except (OSError, files.UnusableFile, ValueError):
+        pass
+    return None
+
+
+def _values(document):
+    """{path: what keepalived reads there now} for the files a stopped agent left: its
+    checks' and its own "running" file."""
+    paths = {c.get("file") for c in document.get("checks", []) if isinstance(c, dict)}
+    track_dir = document.get("track_dir")
+    if isinstance(track_dir, str):
+        paths.add(os.path.join(track_dir, configuration.ALIVE_FILE))
+    return {path: trackfile.read(path) for path in paths
+            if isinstance(path, str) and os.path.isabs(path)}
 
 
 def _fallback_track_dir(path):

@@ -1,6 +1,17 @@
 """``kachecks agent conf``: the keepalived.conf blocks that read the agent's files.
 
-keepalived's own rules, which the blocks encode:
+Both directors of a pair check the same real servers, so whatever a real
+server's failure does, it does on both at once. The blocks are built so that
+it can only ever take that real server out (its ``FILE_CHECK``), never a
+director: a real server's check is never tracked in a ``vrrp_instance``.
+What a ``vrrp_instance`` tracks is this director's own: its agent (a track
+file the agent holds at 1 while it runs, and ``vrrp_track_process`` where the
+process connector answers) and the checks the administrator declares
+``director = true``, each with a weight by default (``vrrp_weight``; 0 asks
+for FAULT).
+
+keepalived's own rules, which the blocks encode
+(docs/reference.md, "Track files"):
 - ``track_file NAME { file PATH; weight 0 reverse; init_file 0 }``: with
   ``weight 0 reverse`` a value of 0 — and an empty, missing or garbled file —
   is a failure, so anything but the agent's explicit "up" fails closed;
@@ -10,29 +21,44 @@ keepalived's own rules, which the blocks encode:
   check's value is a weight instead, so its track file has ``weight 1`` (the
   value is added to the real server's weight, here 0): down, drained or no
   agent all read as weight 0, i.e. quiesced, never removed.
+- In a vrrp_instance, ``NAME weight W noreverse`` adds W to the priority while
+  the check is up: a failure costs this director W, which moves the VIP only
+  when W exceeds the gap to the peer's priority and the peer may preempt.
 - ``vrrp_track_process`` follows the agent by its process name; with weight 0
-  the instance goes to FAULT when no ``kachecks-agent`` runs, so the VIP moves
-  to the peer director instead of staying on one that stopped checking.
+  the instance goes to FAULT when no ``kachecks-agent`` runs. It needs the
+  kernel's process connector, which answers only in the initial network
+  namespace, so it is a part of its own that a namespaced keepalived leaves out.
 Only syntax that keepalived 2.2.7 (Debian 12) and 2.3.3 (Debian 13) both
 accept is used.
 """
 
 import ipaddress
 
+from kachecks.agent.config import DEFAULT_VRRP_WEIGHT
+
 PROCESS_TRACKER = "kachecks_agent"
 PROCESS_NAME = "kachecks-agent"
-TOP = "# ---- top level of keepalived.conf"
+RUNNING = "kachecks_running"  # the track_file of the agent's ALIVE_FILE
+TOP = "# ---- top level of keepalived.conf, before the vrrp_instance"
 INSTANCE = "# ---- inside each vrrp_instance of this director"
+UNLESS = ", unless keepalived runs in a network namespace of its own"
+TOP_PROCESS = f"# ---- top level too{UNLESS}"
+INSTANCE_PROCESS = f"# ---- inside each vrrp_instance too{UNLESS}"
 VIRTUAL_SERVER = "# ---- inside the virtual_server of each real server, replacing its MISC_CHECK"
 
 
 def render(cfg):
     """The blocks for ``cfg`` (an AgentConfig), as one text."""
     checks = cfg.checks
+    directors = [spec for spec in checks if spec.director]
+    servers = [spec for spec in checks if not spec.director]
     out = [
-        f"# keepalived.conf blocks for kachecks agent: {len(checks)} check"
-        f"{'s' * (len(checks) != 1)} from {cfg.path}",
-        "# Paste each part where its heading says; `keepalived -t` checks the result.",
+        f"# keepalived.conf blocks for kachecks agent: {_count(len(checks), 'check')} from"
+        f" {cfg.path}:",
+        f"# {_count(len(servers), 'real-server check')}, each in its real server's FILE_CHECK;",
+        f"# {_count(len(directors), 'director check')} (director = true), in the vrrp_instance.",
+        "# Paste each part where its heading says, the same on both directors;",
+        "# `keepalived -t` checks the result.",
         "",
         TOP,
     ]
@@ -49,23 +75,45 @@ def render(cfg):
             "}",
         ]
     out += [
+        "# The agent itself: 1 while it runs, 0 once it stopped (it says 0 itself; after a",
+        "# crash, the unit's ExecStopPost `kachecks agent zero` does).",
+        f"track_file {RUNNING} {{",
+        f"    file {cfg.alive_file}",
+        "    weight 0 reverse",
+        "    init_file 0",
+        "}",
         "",
-        "# The agent itself: no kachecks-agent process, the instance goes to FAULT.",
+        TOP_PROCESS,
+        "# (vrrp_track_process needs the kernel's process connector, which answers only in the",
+        "# initial network namespace: in a container or under `ip netns`, leave out this part",
+        f"# and the track_process below; {RUNNING} still fails over when the agent stops)",
+        "# No kachecks-agent process at all (killed, before systemd zeroes the files): FAULT.",
         f"vrrp_track_process {PROCESS_TRACKER} {{",
         f"    process {PROCESS_NAME}",
         "    weight 0",
         "}",
         "",
         INSTANCE,
-        "#    track_process {",
-        f"#        {PROCESS_TRACKER}",
-        "#    }",
-        "#    # and, for each check this instance itself depends on (value 0: FAULT):",
-        "#    track_file {",
+        "    track_file {",
+        "        # no agent on this director (stopped, removed, crashed): FAULT, the VIP goes",
+        "        # to the peer. A real server's check is never tracked here: both directors",
+        "        # see its failure, which would take the VIP off both.",
+        f"        {RUNNING}",
     ]
-    out += [f"#        {spec.name}" for spec in checks if not spec.dynamic][:3] or ["#        NAME"]
-    out += ["#    }", "", VIRTUAL_SERVER]
-    for (host, port), specs in _real_servers(checks):
+    out += _director_entries(directors, servers)
+    out += [
+        "    }",
+        "",
+        INSTANCE_PROCESS,
+        "    track_process {",
+        f"        {PROCESS_TRACKER}",
+        "    }",
+        "",
+        VIRTUAL_SERVER,
+    ]
+    if not servers:
+        out.append("#    (no real-server check: every check has director = true)")
+    for (host, port), specs in _real_servers(servers):
         dynamic = any(s.dynamic for s in specs)
         if not _is_address(host):
             out.append(f"#    real_server for {host} port {port}: write its IP address here")
@@ -77,6 +125,48 @@ def render(cfg):
         out.append("    }")
     out.append("")
     return "\n".join(out)
+
+
+def _director_entries(directors, servers):
+    """The vrrp_instance's entries for the director checks, each with what it does.
+
+    ``vrrp_weight = 0`` asks for FAULT while the check is down; for a check of a real
+    server's address (``servers``' hosts) that would be FAULT on both directors at once,
+    so it is printed weighted instead, with why.
+    """
+    if not directors:
+        return ["        # (no check has director = true: nothing of this director's own is",
+                "        # tracked; mark its uplink's or gateway's check so to add it here)"]
+    shared = {_host_port(spec.target.identity)[0] for spec in servers}
+    weighted = [spec for spec in directors if spec.vrrp_weight
+                or _host_port(spec.target.identity)[0] in shared]
+    out = []
+    if weighted:
+        out += [
+            "        # this director's own checks (director = true): while up, each adds its",
+            "        # weight to the priority; a failure takes it away, which moves the VIP only",
+            "        # when the weight exceeds this director's priority minus the peer's (lvs1",
+            "        # 100, lvs2 50: more than 50) and the peer may preempt (no nopreempt):",
+            "        # kachecks doctor --what-if --peer FILE computes it",
+        ]
+    for spec in weighted:
+        weight = spec.vrrp_weight
+        if not weight:
+            weight = DEFAULT_VRRP_WEIGHT
+            out += [f"        # {spec.name}: vrrp_weight = 0 asks for FAULT, but it checks"
+                    f" {_host_port(spec.target.identity)[0]},",
+                    "        # a real server's address: both directors would be in FAULT at"
+                    f" once; weight {weight} instead"]
+        out.append(f"        {spec.name} weight {weight} noreverse")
+    faulting = [spec for spec in directors if spec not in weighted]
+    if faulting:
+        out.append("        # this director's own checks with vrrp_weight = 0: FAULT while down")
+        out += [f"        {spec.name}" for spec in faulting]
+    return out
+
+
+def _count(number, noun):
+    return f"{number} {noun}{'s' * (number != 1)}"
 
 
 def _real_servers(checks):

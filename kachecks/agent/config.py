@@ -3,8 +3,15 @@
 Each ``command`` is a ``misc_path`` line, parsed by the check's own option
 parser: a command the forked executable would reject is rejected here, with
 the check's own message. Every mistake is one line naming the file, the check
-and the key, so ``kachecks agent --check-config`` and a SIGHUP reload can say
-exactly what to fix.
+and the key, and every mistake of the file is said at once (an unknown key
+with the closest known one), so ``kachecks agent --check-config`` and a
+SIGHUP reload can say exactly what to fix.
+
+``director = true`` marks a check as this director's own (its uplink, its
+gateway) rather than a real server's: only such checks are tracked in a
+vrrp_instance (``kachecks agent conf``), each with ``vrrp_weight``. A real
+server is checked by both directors, so its failure must never cost a
+director more than its peer.
 """
 
 import os
@@ -18,14 +25,20 @@ from kachecks.errors import UsageError
 DEFAULT_TRACK_DIR = "/run/kachecks/track"
 DEFAULT_METRICS = "127.0.0.1:9662"
 STATUS_FILE = ".kachecks-agent.json"  # in track_dir; never a check's name (no leading dot)
+# in track_dir: 1 while the agent runs, 0 once it stopped (by itself, or `agent zero` after a
+# crash); a vrrp_instance tracks it (weight 0 reverse) to fail over when the agent stops,
+# where vrrp_track_process cannot run (keepalived in a network namespace of its own)
+ALIVE_FILE = ".kachecks-agent.running"
 
 # [agent] defaults of every [[check]]; a [[check]] may set its own
 DEFAULTS = {"interval": 5.0, "timeout": 3.0, "rise": 1, "fall": 1}
 AGENT_KEYS = ("track_dir", "metrics", *DEFAULTS)
-CHECK_KEYS = ("name", "command", "file", *DEFAULTS)
+CHECK_KEYS = ("name", "command", "file", *DEFAULTS, "director", "vrrp_weight")
 VRRP_KEYS = ("keepalived_conf", "instances", "hold", "ignore_vrids", "config_id")
 DEFAULT_KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
 MAX_HOLD = 3600.0
+# what a director check's "up" adds to the priority by default (kachecks agent conf)
+DEFAULT_VRRP_WEIGHT = 20
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 MAX_COUNT = 1000  # rise/fall beyond this are typos, not policies
 MAX_INTERVAL = 86400.0
@@ -34,12 +47,14 @@ MAX_INTERVAL = 86400.0
 class CheckSpec:
     """One configured check: what to run, how often, where its state goes."""
 
-    __slots__ = ("name", "argv", "check", "target", "interval", "timeout", "rise", "fall", "file")
+    __slots__ = ("name", "argv", "check", "target", "interval", "timeout", "rise", "fall", "file",
+                 "director", "vrrp_weight")
 
-    def __init__(self, name, argv, check, target, interval, rise, fall, file):
+    def __init__(self, name, argv, check, target, interval, rise, fall, file, director=False,
+                 vrrp_weight=DEFAULT_VRRP_WEIGHT):
         values = {"name": name, "argv": tuple(argv), "check": check, "target": target,
                   "interval": interval, "timeout": target.timeout, "rise": rise, "fall": fall,
-                  "file": file}
+                  "file": file, "director": director, "vrrp_weight": vrrp_weight}
         for key, value in values.items():
             object.__setattr__(self, key, value)
 
@@ -91,104 +106,184 @@ class AgentConfig:
         return os.path.join(self.track_dir, STATUS_FILE)
 
     @property
+    def alive_file(self):
+        return os.path.join(self.track_dir, ALIVE_FILE)
+
+    @property
     def files(self):
         """Every check's track file."""
         return [spec.file for spec in self.checks]
 
 
 def load(path=None):
-    """The validated configuration, or ConfigError (one line)."""
+    """The validated configuration, or ConfigError (every mistake, one line each)."""
     path, data = configfile.read(path)
     return parse(data, path)
 
 
 def parse(data, path):
-    configfile.unknown_tables(data, path)
+    problems = configfile.Problems()
+    configfile.unknown_tables(data, path, problems)
     agent = data.get("agent", {})
     if not isinstance(agent, dict):
-        raise ConfigError(f"{path}: agent must be an [agent] table")
+        problems.add(f"{path}: agent must be an [agent] table")
+        agent = {}
     where = f"{path}: [agent]"
-    _unknown(agent, AGENT_KEYS, where)
-    defaults = {key: _number(key, agent.get(key, default), where)
-                for key, default in DEFAULTS.items()}
-    track_dir = _text("track_dir", agent.get("track_dir", DEFAULT_TRACK_DIR), where)
-    configfile.one_line(track_dir, f"{where} track_dir")
-    if not os.path.isabs(track_dir):
-        raise ConfigError(f"{where} track_dir: must be an absolute path, not {_show(track_dir)}")
-    metrics = _address(agent.get("metrics", DEFAULT_METRICS), where)
+    configfile.unknown_keys(agent, AGENT_KEYS, where, problems)
+    defaults = {}
+    for key, default in DEFAULTS.items():
+        with problems.catch():
+            defaults[key] = _number(key, agent.get(key, default), where)
+    track_dir = None
+    with problems.catch():
+        track_dir = _text("track_dir", agent.get("track_dir", DEFAULT_TRACK_DIR), where)
+        configfile.one_line(track_dir, f"{where} track_dir")
+        if not os.path.isabs(track_dir):
+            raise ConfigError(f"{where} track_dir: must be an absolute path, not"
+                              f" {_show(track_dir)}")
+    metrics = None
+    with problems.catch():
+        metrics = _address(agent.get("metrics", DEFAULT_METRICS), where)
     tables = data.get("check", [])
     if isinstance(tables, dict) or not isinstance(tables, list):
-        raise ConfigError(f"{path}: check must be [[check]] tables (one per check), not [check]")
+        problems.add(f"{path}: check must be [[check]] tables (one per check), not [check]")
+        tables = []
     checks, names, files = [], {}, {}
     for number, table in enumerate(tables, start=1):
-        spec = _check(table, number, defaults, track_dir, path)
+        # a check whose defaults or track directory are wrong is still checked for its own
+        # mistakes: with the built-in defaults and a stand-in directory
+        spec = _check(table, number, {**DEFAULTS, **defaults}, track_dir or DEFAULT_TRACK_DIR,
+                      path, problems)
+        if spec is None:
+            continue
         for seen, key, value in ((names, "name", spec.name), (files, "file", spec.file)):
             if value in seen:
-                raise ConfigError(f"{path}: check {spec.name!r}: {key}: {value!r} is already"
-                                  f" used by check {seen[value]!r}")
+                problems.add(f"{path}: check {spec.name!r}: {key}: {value!r} is already"
+                             f" used by check {seen[value]!r}")
+                break  # a name used twice is a file used twice: said once
             seen[value] = spec.name
         checks.append(spec)
-    return AgentConfig(path, os.path.normpath(track_dir), metrics, checks, _vrrp(data, path))
+    vrrp = _vrrp(data, path, problems)
+    problems.check()
+    return AgentConfig(path, os.path.normpath(track_dir), metrics, checks, vrrp)
 
 
-def _vrrp(data, path):
-    """The ``[vrrp]`` table as VrrpSettings, None without one."""
+def _vrrp(data, path, problems):
+    """The ``[vrrp]`` table as VrrpSettings (None without one), its mistakes added to
+    ``problems``."""
     table = data.get("vrrp")
     if table is None:
         return None
     if not isinstance(table, dict):
-        raise ConfigError(f"{path}: vrrp must be a [vrrp] table")
+        problems.add(f"{path}: vrrp must be a [vrrp] table")
+        return None
     where = f"{path}: [vrrp]"
-    _unknown(table, VRRP_KEYS, where)
-    conf = _text("keepalived_conf", table.get("keepalived_conf", DEFAULT_KEEPALIVED_CONF), where)
-    configfile.one_line(conf, f"{where} keepalived_conf")
-    if not os.path.isabs(conf):
-        raise ConfigError(f"{where} keepalived_conf: must be an absolute path, not {_show(conf)}")
-    names = table.get("instances", [])
-    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
-        raise ConfigError(f'{where} instances: must be a list of vrrp_instance names (["VI_1"]),'
-                          f" not {_show(names)}")
-    for name in names:
-        configfile.one_line(name, f"{where} instances")
-    hold = table.get("hold")
-    if hold is not None:
-        hold = configfile.duration(hold, f"{where} hold", high=MAX_HOLD)
-    vrids = table.get("ignore_vrids", [])
-    if not isinstance(vrids, list) or not all(
-            isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 255 for v in vrids):
-        raise ConfigError(f"{where} ignore_vrids: must be a list of virtual_router_ids from 1 to"
-                          f" 255 ([51]), not {_show(vrids)}")
-    config_id = table.get("config_id")
-    if config_id is not None:
-        configfile.one_line(_text("config_id", config_id, where), f"{where} config_id")
+    before = len(problems.lines)
+    configfile.unknown_keys(table, VRRP_KEYS, where, problems)
+    conf = names = hold = vrids = config_id = None
+    with problems.catch():
+        conf = _text("keepalived_conf", table.get("keepalived_conf", DEFAULT_KEEPALIVED_CONF),
+                     where)
+        configfile.one_line(conf, f"{where} keepalived_conf")
+        if not os.path.isabs(conf):
+            raise ConfigError(f"{where} keepalived_conf: must be an absolute path, not"
+                              f" {_show(conf)}")
+    with problems.catch():
+        names = table.get("instances", [])
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            raise ConfigError(f'{where} instances: must be a list of vrrp_instance names'
+                              f' (["VI_1"]), not {_show(names)}')
+        for name in names:
+            configfile.one_line(name, f"{where} instances")
+    with problems.catch():
+        hold = table.get("hold")
+        if hold is not None:
+            hold = configfile.duration(hold, f"{where} hold", high=MAX_HOLD)
+    with problems.catch():
+        vrids = table.get("ignore_vrids", [])
+        if not isinstance(vrids, list) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 255 for v in vrids):
+            raise ConfigError(f"{where} ignore_vrids: must be a list of virtual_router_ids from"
+                              f" 1 to 255 ([51]), not {_show(vrids)}")
+    with problems.catch():
+        config_id = table.get("config_id")
+        if config_id is not None:
+            configfile.one_line(_text("config_id", config_id, where), f"{where} config_id")
+    if len(problems.lines) > before:
+        return None
     return VrrpSettings(conf, names, hold, vrids, config_id)
 
 
-def _check(table, number, defaults, track_dir, path):
+def _check(table, number, defaults, track_dir, path, problems):
+    """The CheckSpec of one [[check]], or None after adding its every mistake to ``problems``."""
     if not isinstance(table, dict):
-        raise ConfigError(f"{path}: check #{number}: must be a table")
+        problems.add(f"{path}: check #{number}: must be a table")
+        return None
+    before = len(problems.lines)
     name = table.get("name")
     label = f"check {name!r}" if isinstance(name, str) and name else f"check #{number}"
     where = f"{path}: {label}"
-    _unknown(table, CHECK_KEYS, where, joiner=":")
+    configfile.unknown_keys(table, CHECK_KEYS, f"{where}:", problems)
+    named = isinstance(name, str) and NAME.match(name)
     if name is None:
-        raise ConfigError(f"{where}: name: missing (the track file's name and the metric label)")
-    if not isinstance(name, str) or not NAME.match(name):
-        raise ConfigError(f"{where}: name: {_show(name)} must be 1-64 letters, digits, '.', '_' or"
-                          " '-', starting with a letter or digit")
-    values = {key: _number(key, table.get(key, defaults[key]), where, colon=True)
-              for key in DEFAULTS}
-    command, target = _command(table.get("command"), where, values["timeout"])
-    if not target.timeout < values["interval"]:
-        raise ConfigError(f"{where}: timeout: {target.timeout:g} s must be less than the"
-                          f" interval ({values['interval']:g} s): a check never overlaps itself")
-    file = table.get("file", name)
-    if not isinstance(file, str) or not file or file.endswith("/"):
-        raise ConfigError(f"{where}: file: must be a file name or path, not {_show(file)}")
-    configfile.one_line(file, f"{where}: file")
-    file = os.path.normpath(os.path.join(track_dir, file))
+        problems.add(f"{where}: name: missing (the track file's name and the metric label)")
+    elif not named:
+        problems.add(f"{where}: name: {_show(name)} must be 1-64 letters, digits, '.', '_' or"
+                     " '-', starting with a letter or digit")
+    values = {}
+    for key in DEFAULTS:
+        with problems.catch():
+            values[key] = _number(key, table.get(key, defaults[key]), where, colon=True)
+    director = None
+    with problems.catch():
+        director = _director(table, where)
+    command = target = None
+    with problems.catch():
+        command, target = _command(table.get("command"), where,
+                                   values.get("timeout", DEFAULTS["timeout"]))
+        if director is not None and director[0] and target.dynamic:
+            raise ConfigError(f"{where}: director: a --dynamic check's value is a real server's"
+                              " weight, not this director's health: track it in a FILE_CHECK")
+    if target is not None and "interval" in values and "timeout" in values \
+            and not target.timeout < values["interval"]:
+        problems.add(f"{where}: timeout: {target.timeout:g} s must be less than the"
+                     f" interval ({values['interval']:g} s): a check never overlaps itself")
+    file = None
+    with problems.catch():
+        if "file" not in table and not named:
+            return None  # its default is the name, already said to be wrong
+        file = table.get("file", name)
+        if not isinstance(file, str) or not file or file.endswith("/"):
+            raise ConfigError(f"{where}: file: must be a file name or path, not {_show(file)}")
+        configfile.one_line(file, f"{where}: file")
+        file = os.path.normpath(os.path.join(track_dir, file))
+        if os.path.dirname(file) == os.path.normpath(track_dir) \
+                and os.path.basename(file) in (STATUS_FILE, ALIVE_FILE):
+            raise ConfigError(f"{where}: file: {os.path.basename(file)} is the agent's own")
+    if len(problems.lines) > before:
+        return None
     return CheckSpec(name, command.argv, command.check, target, values["interval"],
-                     values["rise"], values["fall"], file)
+                     values["rise"], values["fall"], file, *director)
+
+
+def _director(table, where):
+    """(director, vrrp_weight) of a [[check]]: is it this director's own, and how much its
+    being up adds to the priority (0: FAULT while it is down)."""
+    director = table.get("director", False)
+    if not isinstance(director, bool):
+        raise ConfigError(f"{where}: director: must be true (this director's own check: its"
+                          " uplink, its gateway) or false (a real server's), not"
+                          f" {_show(director)}")
+    weight = table.get("vrrp_weight")
+    if weight is None:
+        return director, DEFAULT_VRRP_WEIGHT
+    if not director:
+        raise ConfigError(f"{where}: vrrp_weight: only for a check with director = true (a"
+                          " real server's check is never tracked in a vrrp_instance)")
+    if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= 253:
+        raise ConfigError(f"{where}: vrrp_weight: must be a whole number from 0 (FAULT while"
+                          f" the check is down) to 253, not {_show(weight)}")
+    return director, weight
 
 
 def _seconds(value):
@@ -196,12 +291,6 @@ def _seconds(value):
 
 
 _show = configfile.show
-
-
-def _unknown(table, keys, where, joiner=""):
-    for key in table:
-        if key not in keys:
-            raise ConfigError(f"{where}{joiner} {key}: unknown key (known: {', '.join(keys)})")
 
 
 def _number(key, value, where, colon=False):

@@ -40,6 +40,7 @@ from kachecks.checks.result import Result
 from kachecks.status import ExitCode
 
 STATUS_PERIOD = 1.0  # seconds between status-document rewrites while results come in
+ALIVE_PERIOD = 5.0  # seconds between rewrites of the "agent running" file (config.ALIVE_FILE)
 IDENT = "kachecks-agent"
 PROCESS_NAME = b"kachecks-agent"  # what keepalived's vrrp_track_process looks for
 
@@ -54,16 +55,44 @@ def set_process_name(name=PROCESS_NAME):
 
 
 class Log:
-    """Syslog (ident kachecks-agent), and stderr too when it is a terminal."""
+    """Syslog (ident kachecks-agent), and stderr unless stderr is systemd's journal, which
+    has the syslog line already (no line twice under the unit). A syslog that cannot be
+    reached (no /dev/log in a container) is said once on stderr, and every line goes there
+    until it is back: no change of state is ever lost silently."""
 
-    def __init__(self, echo=None):
-        self.echo = sys.stderr.isatty() if echo is None else echo
+    def __init__(self, echo=None, stream=None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.echo = not journal(self.stream) if echo is None else echo
+        self.syslog_error = None
 
     def __call__(self, message, priority=syslogger.LOG_INFO):
-        syslogger.send(IDENT, message, priority)
-        if self.echo:
-            sys.stderr.write(f"kachecks agent: {message}\n")
-            sys.stderr.flush()
+        error = syslogger.deliver(IDENT, message, priority)
+        if error != self.syslog_error:
+            if error is not None:
+                self._write(f"syslog unreachable ({error}): logging to stderr only")
+            else:
+                self._write("syslog reachable again")
+            self.syslog_error = error
+        if self.echo or error is not None:
+            self._write(message)
+
+    def _write(self, line):
+        try:
+            self.stream.write(f"kachecks agent: {line}\n")
+            self.stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass  # stderr closed: syslog is all there is
+
+
+def journal(stream):
+    """True when ``stream`` is systemd's journal: $JOURNAL_STREAM names its device and inode
+    (systemd.exec(5)), so a line on it would be the syslog line twice."""
+    expected = os.environ.get("JOURNAL_STREAM")
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return bool(expected) and expected == f"{st.st_dev}:{st.st_ino}"
 
 
 class Probes:
@@ -157,6 +186,8 @@ class Agent:
         self.status_dirty = True
         self.status_error = None
         self.watchdog_due = 0.0
+        self.alive_due = 0.0
+        self.alive_error = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -176,6 +207,7 @@ class Agent:
             count = len(self.cfg.checks)
             self.log(f"started: {count} check{'s' * (count != 1)} from {self.cfg.path},"
                      f" track files in {self.cfg.track_dir}", syslogger.LOG_NOTICE)
+            self._hold_alive(self.clock())
             self.pair.start()
             self._notify("READY=1")
             self._loop()
@@ -196,7 +228,7 @@ class Agent:
             with stats.LOCK:
                 wake = schedule.next_wake()
             pair_wake = self.pair.next_wake()
-            wake = min(now + 60 if wake is None else wake,
+            wake = min(now + 60 if wake is None else wake, self.alive_due,
                        self.status_due if self.status_dirty else now + 60,
                        self.watchdog_due if self._watchdog() else now + 60,
                        now + 60 if pair_wake is None else pair_wake)
@@ -267,20 +299,25 @@ class Agent:
             cfg = configuration.load(self.cfg.path)
             trackfile.prepare(cfg.track_dir, cfg.files)
         except (configuration.ConfigError, OSError) as exc:
-            why = exc if isinstance(exc, configuration.ConfigError) else \
-                f"cannot use {cfg.track_dir}: {exc.strerror or exc}"
-            self.log(f"reload failed, running configuration kept: {why}", syslogger.LOG_ERR)
+            why = exc.lines if isinstance(exc, configuration.ConfigError) else \
+                [f"cannot use {cfg.track_dir}: {exc.strerror or exc}"]
+            for line in why:  # every mistake of the file, one line each
+                self.log(f"reload failed, running configuration kept: {line}", syslogger.LOG_ERR)
             self._notify("READY=1")
             return False
         with stats.LOCK:
             change = self.schedule.reload(cfg.checks, self.clock())
             # removed: nobody writes them any more; added: down until their first result,
             # whatever the file held (a file moved to where another check's was)
-            failed = self.tracks.zero([spec.file for spec in (*change.removed, *change.added)])
+            gone = [spec.file for spec in (*change.removed, *change.added)]
+            if cfg.alive_file != self.cfg.alive_file:
+                gone.append(self.cfg.alive_file)  # the track directory moved
+            failed = self.tracks.zero(gone)
         for path, error in failed:
             self.log(f"could not set {path} to 0: {error}", syslogger.LOG_ERR)
         metrics_moved = cfg.metrics != self.cfg.metrics
         self.cfg = cfg
+        self._hold_alive(self.clock())
         self.pair.reload(cfg.vrrp)  # keepalived.conf read again, whatever changed
         if metrics_moved:
             self._stop_metrics()
@@ -318,7 +355,18 @@ class Agent:
         vrrp = f"; VRRP {', '.join(problems)}" if problems else ""
         return f"{len(checks)} checks, {up} up{vrrp}"
 
+    def _hold_alive(self, now):
+        """1 in the "agent running" file (config.ALIVE_FILE), again every ALIVE_PERIOD: a file
+        keepalived re-initialised or somebody removed is right again within seconds."""
+        self.alive_due = now + ALIVE_PERIOD
+        error = self.tracks(self.cfg.alive_file, 1)
+        if error is not None and error != self.alive_error:
+            self.log(f"cannot write {self.cfg.alive_file}: {error}", syslogger.LOG_ERR)
+        self.alive_error = error
+
     def _housekeeping(self, now):
+        if now >= self.alive_due:
+            self._hold_alive(now)
         if self.status_dirty and now >= self.status_due:
             self._write_status()
             self.status_due = now + STATUS_PERIOD

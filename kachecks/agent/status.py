@@ -38,15 +38,17 @@ def read(path):
 
 
 def agent_alive(document):
-    """True when the pid that wrote ``document`` is still a kachecks-agent process."""
+    """True when the pid that wrote ``document`` is still a kachecks-agent process (one that
+    exited and waits for its parent to reap it is not)."""
     pid = document.get("pid")
     if document.get("state") == "stopped" or not isinstance(pid, int):
         return False
     try:
-        with open(f"/proc/{pid}/comm", "rb") as handle:
-            return handle.read().strip() == b"kachecks-agent"
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            name, _, rest = handle.read().partition(b" (")[2].rpartition(b") ")
     except OSError:
         return False
+    return name == b"kachecks-agent" and rest[:1] != b"Z"
 
 
 # The status document, ``.kachecks-agent.json`` beside the track files: its one
@@ -132,34 +134,56 @@ def stopped(document):
     return document
 
 
-def render(document, now=None, alive=True):
-    """The lines ``kachecks agent status`` prints: a header, then one per check."""
+def render(document, now=None, alive=True, values=None):
+    """The lines ``kachecks agent status`` prints: a header, then one per check.
+
+    When the agent is not running, the lines say when its last word was; ``values``
+    ({path: number or None}) is what its track files hold now — what keepalived believes —
+    and the lines say it: after a stop, that every file reads 0; after a crash (the agent
+    never said it stopped), which files still read non-zero and that ``kachecks agent
+    zero`` fixes it.
+    """
     now = time.time() if now is None else now
-    checks = document.get("checks", [])
+    checks = [c for c in document.get("checks", []) if isinstance(c, dict)]
     up = sum(1 for c in checks if c.get("up"))
     written = document.get("written") or now
-    if alive:
-        head = f"kachecks agent (pid {document.get('pid')}): {len(checks)} checks, {up} up"
-    else:
-        head = (f"kachecks agent is not running; last status from pid {document.get('pid')},"
-                f" {_ago(now - written)} ago ({document.get('state', 'unknown')})")
-    lines = [head]
-    rows = [("CHECK", "STATE", "VALUE", "SINCE", "LATENCY", "LAST RESULT")]
     stopped = document.get("state") == "stopped"  # files zeroed by the agent or `zero`
+    read = not alive and values is not None  # what the files hold now, not what was written
+    if alive:
+        head = [f"kachecks agent (pid {document.get('pid')}): {len(checks)} checks, {up} up"]
+    elif stopped:
+        head = [f"kachecks agent is not running: pid {document.get('pid')} stopped at"
+                f" {_stamp(written)} ({_ago(now - written)} ago)"]
+    else:
+        head = [f"kachecks agent is not running: pid {document.get('pid')} died without"
+                f" stopping; its last status is from {_stamp(written)} ({_ago(now - written)}"
+                " ago)"]
+    rows = [("CHECK", "STATE", "VALUE", "SINCE", "LATENCY", "LAST RESULT")]
     for c in checks:
-        since = c.get("since")
+        since = c.get("since") if alive else written
+        value = values.get(c.get("file")) if read else c.get("value", 0)
         rows.append((
-            c.get("name", "?"), "STOPPED" if stopped else c.get("state") or "PENDING",
-            str(c.get("value", 0)),
+            c.get("name", "?"),
+            (c.get("state") or "PENDING") if alive else "STOPPED" if stopped else "STALE",
+            "-" if value is None else str(value),
             f"{_stamp(since)} ({_ago(now - since)})" if since else "-",
             f"{c['latency'] * 1000:.1f} ms" if c.get("latency") is not None else "-",
             _last(c),
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    for row in rows:
-        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  "
-                     + row[5])
-    lines += _pair_lines(document.get("vrrp"), now)
+    lines = head + ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  "
+                    + row[5] for row in rows]
+    if read:
+        stale = sorted(path for path, value in values.items() if value)
+        if stale:
+            lines += [f"still non-zero, so keepalived still believes them: {', '.join(stale)}",
+                      "set them to 0 with `kachecks agent zero` (the unit's ExecStopPost does"
+                      " it after a crash), or start the agent again"]
+        elif stopped:
+            lines.append("every track file reads 0 (or is missing): this director's real"
+                         " servers are out")
+    if alive:  # a dead agent's last view of the pair is no view of it now
+        lines += _pair_lines(document.get("vrrp"), now)
     return [line.rstrip() for line in lines]
 
 

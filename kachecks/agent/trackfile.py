@@ -45,6 +45,17 @@ def prepare(track_dir, paths=()):
             from None
 
 
+def read(path):
+    """What keepalived reads in ``path`` now: its number, or None when the file is missing,
+    unreadable or not a number (keepalived: 0, down)."""
+    try:
+        text = files.read_regular(path, "", 64, follow=False)
+    except files.UnusableFile:
+        return None
+    match = re.match(rb"\s*(-?\d+)", text)
+    return int(match.group(1)) if match else None
+
+
 def looks_like_ours(path):
     """True when ``path`` is absent or holds one number: what zeroing a listed file may touch."""
     try:

@@ -32,6 +32,7 @@ PROVIDER_DOWN = ("ok", "fail")
 STARTTLS_OID = "1.3.6.1.4.1.1466.20037"
 DEFAULT_PORTS = {"ldap": 389, "ldaps": 636}
 MAX_ENTRIES = 2**31 - 1  # LDAP counts are 32-bit integers
+BER_SEQUENCE = 0x30  # the first byte of every LDAP message (RFC 4511 §4.1.1)
 LDAP3_SCOPES = {"base": "BASE", "one": "LEVEL", "sub": "SUBTREE"}
 
 HEALTHY = Cause(L7OK)
@@ -305,6 +306,7 @@ class _Session:
         self.deadline = deadline
         self.phase = "start"
         self.answered = False  # any LDAP (or TLS) answer seen: tells "mute" from "slow"
+        self.heard = False  # the first byte of the server's LDAP stream seen
         self.times = []
         self.warning = ""
         self.family = None
@@ -375,7 +377,12 @@ class _BoundedSocket:
         self.stream = Stream(sock, session.deadline)
 
     def recv(self, size):
-        return self.stream.bounded(self.session.phase, self.sock.recv, size)
+        data = self.stream.bounded(self.session.phase, self.sock.recv, size)
+        if data and not self.session.heard:
+            self.session.heard = True
+            if data[0] != BER_SEQUENCE:
+                raise _not_ldap(data, self.session.phase)
+        return data
 
     def sendall(self, data):
         return self.stream.bounded(self.session.phase, self.sock.sendall, data)
@@ -388,6 +395,18 @@ class _BoundedSocket:
 
     def fileno(self):
         return self.sock.fileno()
+
+
+def _not_ldap(data, phase):
+    """Every LDAP message is a BER SEQUENCE: a stream that starts otherwise is another
+    protocol (an HTTP server on the LDAP port answers "HTTP/1.0 400 …"), said as such
+    rather than as whatever ldap3's decoder trips over; ldap3 lets it through (not an
+    OSError)."""
+    first = data[:64].split(b"\n", 1)[0].rstrip(b"\r")[:48]
+    shown = first.decode("utf-8", "replace")
+    more = "…" if len(first) < len(data.rstrip(b"\r\n")) else ""
+    return ProbeFailure(f'not an LDAP server (it answered the {phase} with "{shown}{more}")',
+                        phase, "not-ldap", code=L7RSP)
 
 
 def probe(target, deadline):

@@ -11,7 +11,8 @@ stopped, so three mistakes pass ``keepalived -t`` and show only as an outage:
   or the real server's weight (``weight 0`` without ``reverse``, a negative
   weight without it, a positive one with it);
 - ``agent-orphan``: a track file in the agent's directory that no
-  ``[[check]]`` writes (keepalived reads it as 0 for ever);
+  ``[[check]]`` writes (keepalived reads it as 0 for ever) and that is not the
+  agent's own "running" file;
 - ``agent-shared-fault``: a real server's check tracked with weight 0 in a
   vrrp_instance or sync group: both directors track the same server, so its
   one failure puts both in FAULT and the VIP on neither.
@@ -103,7 +104,8 @@ def audit(config, agent_config=None):
     servers = real_servers(config)
     found = []
     for track in ours.values():
-        if os.path.normpath(track.path) not in writers:
+        if os.path.normpath(track.path) not in writers \
+                and os.path.normpath(track.path) != loaded.alive_file:  # the agent's own
             used = any(use.track is track for use in uses)
             found.append(_orphan(track, loaded, writers, used))
     for use in uses:

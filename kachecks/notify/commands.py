@@ -208,18 +208,30 @@ Examples:
   kachecks notify GROUP G1 BACKUP 0
   kachecks notify RS [192.168.8.101]:tcp:80 [192.168.8.142]:tcp:80 DOWN
   kachecks notify --config /tmp/test.toml INSTANCE VI_1 FAULT 100
+  kachecks notify --test          # a heartbeat through every channel now, and their answers
+
+\b
+  $ kachecks notify --test
+  mail (smtp.example.org:587 -> netops@example.org): accepted: 250 2.0.0 Ok: queued as 4XyZ (0.21 s)
+  webhook (https://mattermost.example.org/hooks/…): accepted: HTTP 200 OK (0.08 s)
 
 Exit status: 0 once the event is spooled (delivery runs detached and
-retries on its own), 1 if it could not be spooled or the input is invalid.
+retries on its own), 1 if it could not be spooled or the input is invalid;
+for a test, 0 if every configured channel accepted the heartbeat, 1 naming
+each that did not and why (each channel waits at most its timeout:
+smtp.timeout, webhook.timeout).
 """
 
 
 @click.command(cls=Command, context_settings=CONTEXT, epilog=NOTIFY_EPILOG,
                short_help="Queue one keepalived state change for mail/webhook.")
 @config_options
+@click.option("--test", "test", is_flag=True,
+              help="Send a heartbeat through every configured channel now, not through the spool; "
+                   "wait for each answer.")
 @click.argument("event_args", nargs=-1, metavar="TYPE NAME STATE [PRIORITY]")
 @click.pass_context
-def notify(ctx, event_args, **opts):
+def notify(ctx, event_args, test, **opts):
     """Queue one keepalived state change and deliver it in the background.
 
     TYPE is INSTANCE, GROUP, RS or VS; STATE is a keepalived state (MASTER,
@@ -228,8 +240,50 @@ def notify(ctx, event_args, **opts):
     For RS the real server may be followed by its virtual server.
     The event is written to the spool (fsync) before anything else, so
     keepalived's SIGKILL of STOP scripts cannot lose it.
+
+    With --test (and no event), it checks the way out instead: a
+    heartbeat goes to the mail relay and the webhook directly, and each
+    answer is printed.
     """
+    if test:
+        if event_args:
+            raise UsageError("--test takes no event: kachecks notify --test (see --help)")
+        return test_channels(ctx.command_path, opts)
     return queue_event(ctx.command_path, event_args, opts)
+
+
+def destination(cfg, channel):
+    """Where ``channel`` sends, in words: ``smtp.example.org:587 -> netops@example.org``."""
+    if channel == "mail":
+        security = cfg.smtp["security"]
+        port = cfg.smtp["port"] or (465 if security == "tls" else 25)
+        return f"{cfg.smtp['host']}:{port} -> {', '.join(cfg.mail['to'])}"
+    return cfg.webhook["url"]
+
+
+def test_channels(prog, opts):
+    """``kachecks notify --test``: 0 if every channel took the heartbeat, 1 naming the others."""
+    from kachecks.notify import heartbeat
+
+    cfg = load_config(opts)
+    if not cfg.channels():
+        raise CommandFailed("no channel to test: mail.enabled is false and webhook.url is not set")
+    refused = []
+
+    def said(channel, ok, text):
+        where = destination(cfg, channel)
+        if ok:
+            click.echo(f"{channel} ({where}): accepted: {text}")
+            log(f"notify --test: {channel} ({where}) accepted the heartbeat: {text}", LOG_NOTICE)
+        else:
+            refused.append(channel)
+            click.echo(f"{prog}: {channel} ({where}): NOT accepted: {text}", err=True)
+            log(f"notify --test: {channel} ({where}) did not accept the heartbeat: {text}", LOG_ERR)
+
+    heartbeat.test(cfg, said)
+    if refused:
+        raise CommandFailed(f"{' and '.join(refused)} did not accept the heartbeat (see above)")
+    return ExitCode.OK
 
 
 FIFO_EPILOG = """\b
@@ -309,6 +363,7 @@ def fifo(ctx, fifo_path, **opts):
 SPOOL_EPILOG = """\b
 Examples:
   kachecks spool list
+  kachecks spool list --json      # counts, ages, attempts and last errors for monitoring
   kachecks spool flush            # what the systemd timer runs
   kachecks spool purge --expired  # forget events that expired undelivered
   kachecks spool list --spool-dir /tmp/spool
@@ -337,9 +392,17 @@ def _age(seconds):
     return f"{seconds:.0f}s"
 
 
-def list_spool(opts):
-    """``kachecks spool list``: one line per event, oldest first per queue."""
+def list_spool(opts, as_json=False):
+    """``kachecks spool list``: one line per event, oldest first per queue, then each failing
+    channel's attempts; or all of it as one JSON document."""
+    from kachecks.notify import summary
+
     root, now, count = spool_dir(opts), time.time(), 0
+    if as_json:
+        import json
+
+        click.echo(json.dumps(summary.document(root, now), indent=2))
+        return ExitCode.OK
     for where, evt, name, problem in store.listing(root):
         if evt:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(evt["time"]))
@@ -351,6 +414,13 @@ def list_spool(opts):
         count += 1
     if not count:
         click.echo(f"spool {root} is empty")
+    for channel, tried in summary.failing(root).items():
+        last = time.strftime("%H:%M:%S", time.localtime(tried["last_attempt"] or now))
+        upcoming = tried["next_attempt"]
+        next_at = time.strftime("%H:%M:%S", time.localtime(upcoming)) if upcoming and upcoming > now \
+            else "the next `kachecks spool flush`"
+        click.echo(f"{channel}: {tried['attempts']} attempt(s), last at {last}: {tried['last_error']}; "
+                   f"next at {next_at}")
     return ExitCode.OK
 
 
@@ -359,11 +429,27 @@ Example (lvs1, relay down since 04:19):
   $ kachecks spool list
   mail             2026-11-26 04:19:40    12s  INSTANCE VI_1 MASTER prio 100  [1795666780…]
   expired:mail     2026-11-23 02:10:05    3.1d  RS [192.168.8.101]:tcp:80 DOWN  […]
+  mail: 3 attempt(s), last at 04:19:52: smtp 192.168.8.25: relay answered 451 4.3.0 busy; next at 04:20:00
+
+\b
+  $ kachecks spool list --json | jq '.queues.mail.events, .events[0].channels'
+  1
+  [{"queue": "mail", "status": "sending", "attempts": 3, "last_attempt": "2026-11-26T03:19:52Z",
+    "last_error": "smtp 192.168.8.25: relay answered 451 4.3.0 busy",
+    "next_attempt": "2026-11-26T03:20:00Z"}]
+
+--json: one document: "queues" (per queue: events, oldest_age_seconds, expired,
+and per channel deliveries by result and, while failing, the batch's attempts),
+"events" (each once, oldest first: id, created, age_seconds, the event's fields,
+and "channels": queue, status incoming|queued|sending|expired, attempts,
+last_attempt, last_error, next_attempt: null means the next deliverer, at the
+latest the timer's `kachecks spool flush`), "problems" (files that are no event).
 """)
 @spool_options
-def list_(**opts):
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of lines (see below).")
+def list_(as_json, **opts):
     """Show queued and expired events, oldest first, one per line."""
-    return list_spool(opts)
+    return list_spool(opts, as_json)
 
 
 def flush_spool(prog, opts):
@@ -371,12 +457,14 @@ def flush_spool(prog, opts):
     cfg = load_config(opts)
     detach.hand_over(cfg.spool_dir)
     try:
-        result = deliver.run(cfg, linger=False, wait_lock=cfg.smtp["timeout"] + 30)
+        result = deliver.run(cfg, linger=False, wait_lock=cfg.smtp["timeout"] + 30, heartbeats=True)
     except OSError as exc:
         raise CommandFailed(f"spool {cfg.spool_dir}: {exc.strerror or exc}") from None
     if result is None:
         raise CommandFailed(f"another delivery is still running on {cfg.spool_dir}; try again later")
     left = result.left
+    if result.heartbeats:
+        click.echo(f"heartbeat spooled for {', '.join(channel for channel, _ in result.heartbeats)}")
     click.echo(f"delivered {result.delivered} event(s), {left} still queued")
     for channel, error in result.errors.items():
         click.echo(f"{prog}: {channel}: {error}", err=True)
@@ -391,7 +479,12 @@ Examples:
 @config_options
 @click.pass_context
 def flush(ctx, **opts):
-    """Deliver queued events now (one attempt; exit 1 if some remain)."""
+    """Deliver queued events now (one attempt; exit 1 if some remain).
+
+    First it spools the heartbeats that are due ([notify] heartbeat, one
+    per period per channel): the systemd timer running this every minute
+    is what sends them.
+    """
     return flush_spool(ctx.command_path, opts)
 
 

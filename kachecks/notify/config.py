@@ -1,4 +1,4 @@
-"""``[smtp]``, ``[mail]``, ``[webhook]`` and ``[spool]`` of kachecks.toml: defaults, types,
+"""``[smtp]``, ``[mail]``, ``[webhook]``, ``[spool]`` and ``[notify]`` of kachecks.toml: defaults, types,
 and one clear line per mistake (the file itself is read by kachecks.configfile).
 
 Unknown keys are errors, not ignored: a misspelt ``to`` would otherwise mean
@@ -59,6 +59,9 @@ SCHEMA = {
         "batch_window": (DURATION, 2),
         "retry_for": (DURATION, "10m"),
     },
+    "notify": {
+        "heartbeat": (DURATION, 0),  # 0: off; else a heartbeat through every channel this often
+    },
 }
 CHOICES = {("smtp", "security"): ("starttls", "tls", "none"), ("webhook", "format"): ("json", "slack")}
 # Durations (kachecks.configfile.duration): (lowest, highest, lowest allowed?) in seconds.
@@ -68,6 +71,7 @@ DURATIONS = {
     ("spool", "batch_window"): (0, 3600, True),
     ("spool", "expire"): (0, 366 * 86400, False),
     ("spool", "retry_for"): (0, 366 * 86400, True),
+    ("notify", "heartbeat"): (0, 366 * 86400, True),
 }
 MAX_WIDTH = 1000  # in a template's format spec: {name:>20} yes, {name:>99999999999} no
 ADDRESS = r"[^\s@<>,;\"]+@[^\s@<>,;\"]+"
@@ -179,32 +183,33 @@ def _check(section, key, value, where):
 
 
 def parse(data, where="configuration"):
-    """Validate a parsed TOML dict (missing keys get defaults)."""
-    configfile.unknown_tables(data, where)
-    for section in SCHEMA:
-        if not isinstance(data.get(section, {}), dict):
-            raise ConfigError(f"{where}: {section} must be a [{section}] table")
+    """Validate a parsed TOML dict (missing keys get defaults); ConfigError with every
+    mistake, one line each."""
+    problems = configfile.Problems()
+    configfile.unknown_tables(data, where, problems)
     out = {}
     for section, keys in SCHEMA.items():
         given = data.get(section, {})
-        for key in given:
-            if key not in keys:
-                raise ConfigError(f"{where}: [{section}] {show(key, quote=False)}: unknown key"
-                                  f" (known: {', '.join(keys)})")
+        if not isinstance(given, dict):
+            problems.add(f"{where}: {section} must be a [{section}] table")
+            given = {}
+        configfile.unknown_keys(given, keys, f"{where}: [{section}]", problems)
         values = {}
         for key, (_, default) in keys.items():
             if key in given:
-                values[key] = _check(section, key, given[key], where)
+                with problems.catch():
+                    values[key] = _check(section, key, given[key], where)
             elif (section, key) in DURATIONS:
-                values[key] = configfile.duration(default, f"{section}.{key}")
+                values[key] = configfile.duration(default, f"{section}.{key}", *DURATIONS[(section, key)])
             else:
                 values[key] = default
         out[section] = values
-    if out["mail"]["enabled"] and not out["mail"]["to"]:
-        raise ConfigError(f"{where}: [mail] to: is empty: name at least one address, "
-                          "or set enabled = false")
-    if not out["spool"]["dir"]:
-        raise ConfigError(f"{where}: [spool] dir: is empty")
+    if "to" in out["mail"] and out["mail"]["enabled"] and not out["mail"]["to"]:
+        problems.add(f"{where}: [mail] to: is empty: name at least one address, "
+                     "or set enabled = false")
+    if "dir" in out["spool"] and not out["spool"]["dir"]:
+        problems.add(f"{where}: [spool] dir: is empty")
+    problems.check()
     return out
 
 

@@ -14,14 +14,17 @@ import re
 import signal
 import time
 
+from kachecks.notify import heartbeat
 from kachecks.notify import spool as store
 from kachecks.notify.channels import CHANNELS, DeliveryError, sender
-from kachecks.notify.event import ID_RE, STATE_RE, describe, key
+from kachecks.notify.event import HEARTBEAT, ID_RE, STATE_RE, describe, heartbeat_id, key
 from kachecks.notify.log import LOG_ERR, LOG_WARNING, log
 
 MAX_BACKOFF = 60.0
 BATCH = ".batch"
 STATES = ".states.json"
+DELIVERIES = ".deliveries.json"  # attempts by result, for the agent's kachecks_notify_deliveries_total
+RESULTS = ("ok", "failed", "unsendable", "expired")
 MESSAGE_ID = re.compile(r"<[^\s<>]{1,300}>")
 
 
@@ -40,11 +43,13 @@ class Deliverer:
         self.cfg = cfg
         self.spool = spool
         self.clock = clock  # wall time, which event names hold: expiry and batch windows
-        self.linger_until = time.monotonic() + (cfg.spool["retry_for"] if linger else 0)
+        self.retry_for = cfg.spool["retry_for"] if linger else 0
+        self.failures, self.failing_since = 0, None  # rounds in a row with a channel failing
         self.stop = False
         self.delivered = 0
         self.left = None  # events still queued when run() returned
         self.errors = {}
+        self.heartbeats = []  # (channel, event) spooled by this run
 
     def sleep(self, seconds):
         """Sleep, but wake at once when told to stop (SIGTERM, or SIGUSR1 from a flush)."""
@@ -109,11 +114,36 @@ class Deliverer:
         return {instance: entry["state"] for instance, entry in self.states(channel).items()}
 
     def remember(self, channel, events):
-        """Last known state per instance, once events are done with (sent or expired)."""
+        """Last known state per instance, once events are done with (sent or expired);
+        heartbeats have no state, their time is recorded (kachecks.notify.heartbeat)."""
+        heartbeat.taken(self.spool, channel, events)
+        changes = [event for event in events if event["type"] != HEARTBEAT]
+        if not changes:
+            return
         states = self.states(channel)
-        for event in events:
+        for event in changes:
             states[key(event)] = {"state": event["state"], "event": event["id"], "time": event["time"]}
         self.spool.write(channel, STATES, states)
+
+    def count(self, channel, result, number=1):
+        """Add to ``<channel>/.deliveries.json``: attempts (events, for ``expired``) by result."""
+        counts = {r: n for r, n in self.record(channel, DELIVERIES).items()
+                  if r in RESULTS and isinstance(n, int) and not isinstance(n, bool) and n >= 0}
+        counts[result] = counts.get(result, 0) + number
+        self.spool.write(channel, DELIVERIES, counts)
+
+    def attempted(self, channel, error):
+        """Note the failed attempt in ``.batch`` (what `spool list` shows) and count it."""
+        saved = self.record(channel, BATCH)
+        if saved:
+            attempts = saved.get("attempts")
+            saved["attempts"] = (attempts if isinstance(attempts, int) and attempts > 0 else 0) + 1
+            saved["last_attempt"] = self.clock()
+            saved["last_error"] = str(error)[:500]
+            delay = self.plan()
+            saved["next_attempt"] = None if delay is None else self.clock() + delay  # None: the timer
+            self.spool.write(channel, BATCH, saved)
+        self.count(channel, "failed")
 
     def expire(self, channel):
         limit = self.clock() - self.cfg.spool["expire"]
@@ -131,6 +161,7 @@ class Deliverer:
             expired.append(event)
         if expired:
             self.remember(channel, expired)
+            self.count(channel, "expired", len(expired))
 
     def saved_batch(self, channel, first):
         """The recorded batch if it still starts with ``first``, else None."""
@@ -160,16 +191,22 @@ class Deliverer:
             self.sleep(wait)
             self.fan_out()
             pending = self.queue(channel)
-        return self.decide(channel, [n for n in pending if _event_ns(n) <= end_ns])
+        # Less than batch_window after the first: with 0, one event per mail, even for two
+        # events stamped the same nanosecond (notifies forked in one clock tick are).
+        names = [n for n in pending if _event_ns(n) < end_ns] or pending[:1]
+        # A heartbeat goes alone: its mail says HEARTBEAT, and no state change hides in it.
+        names = names[:1] if heartbeat_id(names[0]) else [n for n in names if not heartbeat_id(n)]
+        return self.decide(channel, names)
 
     def decide(self, channel, names):
         """Record ``names`` as the batch to send (Message-ID and previous states fixed now)."""
         states, previous, host, kept = self.previous_states(channel), {}, "localhost", []
         for name in names:
             event = self.load(channel, name)
-            if event:
+            if event and event["type"] != HEARTBEAT:
                 previous[name] = states.get(key(event))
                 states[key(event)] = event["state"]
+            if event:
                 host = event["host"]
                 kept.append(name)
         if not kept:
@@ -193,16 +230,22 @@ class Deliverer:
                 self.spool.remove(channel, BATCH)
                 continue
             try:
-                send(events, self.cfg, msgid)
+                accepted = send(events, self.cfg, msgid)
             except DeliveryError as exc:
                 self.errors[channel] = str(exc)
                 log(f"{channel} delivery failed, {len(self.queue(channel))} event(s) "
                     f"kept in spool for retry: {exc}", LOG_WARNING)
+                self.attempted(channel, exc)
                 return False
             except Exception as exc:  # not the relay's answer: this content cannot go as it is
+                self.count(channel, "unsendable")
                 self.unsendable(channel, sent, exc)
                 continue
+            for address, answer in getattr(accepted, "refused", {}).items():
+                log(f"{channel} {msgid}: the relay refused {address}: {answer} "
+                    "(delivered to the other recipients; not retried)", LOG_ERR)
             self.remember(channel, events)
+            self.count(channel, "ok")
             for name in sent:
                 self.spool.remove(channel, name)
             self.spool.remove(channel, BATCH)
@@ -228,10 +271,24 @@ class Deliverer:
             self.spool.remove(channel, BATCH)
             self.spool.discard(channel, names[0], f"{channel} cannot send it ({why})")
 
+    def plan(self):
+        """Seconds to back off after this round's failure, or None: leave it to `spool flush`
+        (told to stop, or the channels have been failing for ``retry_for``)."""
+        delay = min(MAX_BACKOFF, 2.0 ** self.failures)
+        since = time.monotonic() if self.failing_since is None else self.failing_since
+        if self.stop or time.monotonic() + delay > since + self.retry_for:
+            return None
+        return delay
+
     def drain(self):
-        """Deliver everything possible; back off and retry while lingering."""
+        """Deliver everything possible; back off and retry while lingering.
+
+        Returns only with incoming/ and every channel's queue empty, or once the
+        channels have been failing for ``retry_for`` (counted from the first
+        failure: an event spooled late in a long burst gets the same retries as
+        the first), or when told to stop.
+        """
         self.spool.tidy(self.clock())
-        failures = 0
         while True:
             self.fan_out()
             ok = True
@@ -240,20 +297,29 @@ class Deliverer:
                 if channel in self.cfg.channels():
                     ok = self.deliver(channel, sender(channel)) and ok
             if ok:
-                if not self.queue("incoming"):
-                    return True
+                self.failures, self.failing_since = 0, None
+                # A channel's batch wait fans out new events to every queue, also
+                # to those of channels already done with in this round.
+                if self.stop or not any(self.queue(q) for q in ("incoming", *self.cfg.channels())):
+                    return not self.stop
                 continue
-            failures += 1
-            delay = min(MAX_BACKOFF, 2.0 ** (failures - 1))
-            if self.stop or time.monotonic() + delay > self.linger_until:
+            delay = self.plan()
+            self.failures += 1
+            self.failing_since = time.monotonic() if self.failing_since is None else self.failing_since
+            if delay is None:
+                if self.retry_for and not self.stop:
+                    log(f"still failing after {self.retry_for:g} s: {store.count(self.spool)} event(s) "
+                        "left for `kachecks spool flush` (the timer)", LOG_WARNING)
                 return False
             self.sleep(delay)
 
 
-def run(cfg, linger=False, wait_lock=0.0, clock=time.time):
+def run(cfg, linger=False, wait_lock=0.0, clock=time.time, heartbeats=False):
     """Deliver under the spool lock. Returns the Deliverer, or None if another holds the lock.
 
-    ``clock``: the wall time (tests pass a later one instead of waiting for expiry)."""
+    ``clock``: the wall time (tests pass a later one instead of waiting for expiry). With
+    ``heartbeats`` (`spool flush`), the heartbeats that are due are spooled first.
+    """
     with store.Spool(cfg.spool_dir) as spool:
         deliverer = Deliverer(cfg, spool, linger, clock)
 
@@ -268,8 +334,10 @@ def run(cfg, linger=False, wait_lock=0.0, clock=time.time):
                 if not lock.acquire(wait_lock, lambda: deliverer.stop):
                     deliverer.left = store.count(spool)
                     return deliverer if ran else None
-                ran = True
+                first, ran = not ran, True
                 try:
+                    if first and heartbeats:
+                        deliverer.heartbeats = heartbeat.spool_due(spool, cfg, deliverer.clock())
                     deliverer.drain()
                 finally:
                     lock.release()

@@ -12,12 +12,14 @@ from kachecks.errors import UsageError
 from kachecks.runtime import one_line
 
 TYPES = ("INSTANCE", "GROUP", "RS", "VS")
+HEARTBEAT = "HEARTBEAT"  # made by kachecks itself ([notify] heartbeat, notify --test), never from argv
 VRRP = "VRRP"  # a problem of the pair seen on the wire by the agent's [vrrp]; never from argv
-KINDS = TYPES + (VRRP,)
+KINDS = TYPES + (HEARTBEAT, VRRP)
+HEARTBEAT_PID = 0  # the pid field of a heartbeat's id (no process has pid 0): known by its name
 STATE_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}|\{UNKNOWN\}")
 ID_RE = re.compile(r"\d{19}-\d{7,10}-[0-9a-f]{6}")  # what new_id() makes; also the spool file name
 HOST_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,252}")
-SOURCES = ("notify", "fifo", "agent")
+SOURCES = ("notify", "fifo", "heartbeat", "test", "agent")
 MAX_TEXT = 1024  # per field: a name longer than this is cut, so an event file stays small
 
 # docs/reference.md, "FIFO lines": the VRRP name is quoted and NOT escaped, so anchor the tail.
@@ -31,10 +33,16 @@ class EventError(UsageError):
     """Input that is not a keepalived event; the message is one line for people."""
 
 
-def new_id(now_ns=None):
+def new_id(now_ns=None, pid=None):
     """Sortable by time, then pid (fork order within one clock tick); unique."""
     now_ns = time.time_ns() if now_ns is None else now_ns
-    return f"{now_ns:019d}-{os.getpid():07d}-{os.urandom(3).hex()}"
+    pid = os.getpid() if pid is None else pid
+    return f"{now_ns:019d}-{pid:07d}-{os.urandom(3).hex()}"
+
+
+def heartbeat_id(name):
+    """True if the event id (or spool file name) ``name`` is a heartbeat's."""
+    return name[20:27] == f"{HEARTBEAT_PID:07d}"
 
 
 def process_start_ns():
@@ -225,21 +233,49 @@ def public(event):
     return shown
 
 
+def heartbeat(when, note, source="heartbeat"):
+    """A heartbeat of this host at ``when``: spooled by `spool flush` every ``[notify]
+    heartbeat``, sent straight away by `notify --test`; ``note`` says what sent it."""
+    host = os.uname().nodename
+    return _record(new_id(int(when * 1e9), HEARTBEAT_PID), when, host, HEARTBEAT, host, None, "ALIVE",
+                   None, note, source)
+
+
 def headline(event, template):
     """The one line about ``event`` (a mail's subject, a webhook's text): ``mail.subject``
-    rendered, or, for an event kachecks made itself, its title said plainly:
-    ``[lvs1] VI_1: SPLIT BRAIN (192.168.8.100 prio 100, 192.168.8.110 prio 50)``."""
+    rendered; an event kachecks made itself says what it is plainly: a heartbeat, or a
+    problem of the VRRP pair by its title
+    (``[lvs1] VI_1: SPLIT BRAIN (192.168.8.100 prio 100, 192.168.8.110 prio 50)``)."""
+    if event["type"] == HEARTBEAT:
+        test = " (test)" if event["source"] == "test" else ""
+        return f"[{event['host']}] HEARTBEAT{test} from {event['name']}: kachecks can notify you"
     if event["type"] == VRRP:
         return f"[{event['host']}] {event['name']}: {event.get('title') or event['state']}"
     return template.format(**fields(event))
 
 
 def body(event, template):
-    """The text about ``event`` in a mail: ``mail.body`` rendered, or VRRP_BODY."""
+    """The text about ``event`` in a mail: ``mail.body`` rendered, or the heartbeat's or a
+    VRRP problem's own."""
+    if event["type"] == HEARTBEAT:
+        return HEARTBEAT_BODY.format(**fields(event))
     if event["type"] == VRRP:
         return VRRP_BODY.format(**fields(event), title=event.get("title") or event["state"])
     return template.format(**fields(event))
 
+
+HEARTBEAT_BODY = """\
+Heartbeat from kachecks on {host}
+
+Host:    {host}
+Time:    {time}
+Sent by: {raw}
+
+It comes through every notification channel, so a relay that stopped
+accepting mail, a recipient that bounces or a dead webhook shows up now,
+not at the next failover. If it stops coming, run `kachecks notify --test`
+and `kachecks spool list` on {host}.
+"""
 
 VRRP_BODY = """\
 kachecks on {host} watches the VRRP pair on the wire (kachecks agent, [vrrp])

@@ -2,7 +2,16 @@
 
 import pytest
 
+from harness.checks import SERVER1
 from harness.peers.agent import AgentProcess
+from harness.peers.rawhttp import RawHTTPServer, http_response
+
+
+@pytest.fixture
+def web():
+    """web1's page on a loopback server (``server.response`` changes what it serves)."""
+    with RawHTTPServer(http_response(SERVER1)) as server:
+        yield server
 
 
 @pytest.fixture

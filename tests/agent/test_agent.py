@@ -11,17 +11,11 @@ import pytest
 
 from harness.checks import MD5_SERVER2, SERVER1, SERVER2
 from harness.peers import cli
-from harness.peers.agent import http_check, run_agent_cli
+from harness.peers.agent import ALIVE_FILE, http_check, run_agent_cli
 from harness.peers.rawhttp import RawHTTPServer, http_response
 from harness.wait import wait_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def web():
-    with RawHTTPServer(http_response(SERVER1)) as server:
-        yield server
 
 
 def serve(server, body):
@@ -96,14 +90,15 @@ def test_stop_signals_set_every_file_to_0_and_exit_0(agent_factory, web, sig):
         agent.wait_value("web1", "1\n")
         agent.wait_value("web2", "1\n")
         agent.wait_value("tcp1", "9\n")
+        assert agent.value(ALIVE_FILE) == "1\n"
         assert agent.stop(sig) == 0
-        assert [agent.value(n) for n in ("web1", "web2", "tcp1")] == ["0\n"] * 3
+        assert [agent.value(n) for n in ("web1", "web2", "tcp1", ALIVE_FILE)] == ["0\n"] * 4
         document = agent.status()
         assert document["state"] == "stopped"
     proc = run_agent_cli("status", "--config", agent.config)
     assert proc.returncode == 3
-    assert proc.stdout.startswith(f"kachecks agent is not running; last status from pid {agent.pid}")
-    assert [line.split()[1:3] for line in proc.stdout.splitlines()[2:]] == [["STOPPED", "0"]] * 3
+    assert proc.stdout.startswith(f"kachecks agent is not running: pid {agent.pid} stopped at ")
+    assert [line.split()[1:3] for line in proc.stdout.splitlines()[2:5]] == [["STOPPED", "0"]] * 3
 
 
 def test_the_process_names_itself_for_vrrp_track_process(agent_factory, web):
@@ -204,7 +199,8 @@ def test_a_check_moved_to_another_file_zeroes_the_old_one_and_starts_afresh(agen
         assert agent.value("web1") == "0\n"  # nobody writes it any more: fail-closed
         document = agent.wait_status(lambda d: d["checks"][0]["file"].endswith("web1-moved"))
         assert [c["name"] for c in document["checks"]] == ["web1"]
-        assert document["files"] == [str(agent.track / "web1"), str(agent.track / "web1-moved")]
+        assert document["files"] == [str(agent.track / ALIVE_FILE), str(agent.track / "web1"),
+                                     str(agent.track / "web1-moved")]
 
 
 def test_a_hung_peer_never_delays_the_other_checks(agent_factory, web):
@@ -250,12 +246,14 @@ def test_zero_after_a_crash_sets_every_file_the_agent_wrote_to_0(agent_factory, 
     with agent:
         agent.wait_value("web1", "1\n")
         agent.wait_value("web2", "1\n")
-        agent.wait_status(lambda d: len(d["files"]) == 2)
+        agent.wait_status(lambda d: len(d["files"]) == 3)  # and the agent's own file
+        assert agent.value(ALIVE_FILE) == "1\n"
         refused = run_agent_cli("zero", "--config", agent.config)
         assert refused.returncode == 1 and "is running; stop it first" in refused.stderr
         agent.rewrite([http_check("web1", web)])  # edited, never reloaded
         agent.stop(signal.SIGKILL)
-    assert agent.value("web1") == agent.value("web2") == "1\n"  # a crash leaves them stale
+    # a crash leaves them stale
+    assert agent.value("web1") == agent.value("web2") == agent.value(ALIVE_FILE) == "1\n"
     document = agent.status()
     bystander = agent.dir / "not-a-track-file"
     bystander.write_text("precious\n")
@@ -263,7 +261,7 @@ def test_zero_after_a_crash_sets_every_file_the_agent_wrote_to_0(agent_factory, 
     (agent.track / ".kachecks-agent.json").write_text(json.dumps(document))
     proc = run_agent_cli("zero", "--config", agent.config)
     assert (proc.returncode, proc.stderr) == (0, "")
-    assert agent.value("web1") == agent.value("web2") == "0\n"
+    assert agent.value("web1") == agent.value("web2") == agent.value(ALIVE_FILE) == "0\n"
     assert bystander.read_text() == "precious\n"
     assert run_agent_cli("status", "--config", agent.config).returncode == 3
 

@@ -104,15 +104,33 @@ def test_the_commands_own_timeout_wins_over_the_tables(tmp_path):
     ({"name": "web1", "command": GOOD + " --timeout 9"}, {},
      "check 'web1': timeout: 9 s must be less than the interval (5 s)"),
     ({"name": "web1", "command": GOOD, "intervall": 3}, {},
-     "check 'web1': intervall: unknown key (known: name, command, file, interval"),
+     "check 'web1': intervall: unknown key; did you mean 'interval'?"),
+    ({"name": "web1", "command": GOOD, "colour": "red"}, {},
+     "check 'web1': colour: unknown key (known: name, command, file, interval, timeout, rise,"
+     " fall, director, vrrp_weight)"),
     ({"name": "web1", "command": GOOD, "file": "sub/"}, {}, "check 'web1': file: must be a file"),
     ({"name": "web1", "command": GOOD}, {"interval": -1}, "[agent] interval: must be more than 0"),
     ({"name": "web1", "command": GOOD}, {"metrics": "localhost"},
      '[agent] metrics: must be "HOST:PORT"'),
     ({"name": "web1", "command": GOOD}, {"metrics": "::1:9662"}, "[agent] metrics: must be"),
-    ({"name": "web1", "command": GOOD}, {"trackdir": "/x"}, "[agent] trackdir: unknown key"),
+    ({"name": "web1", "command": GOOD}, {"trackdir": "/x"},
+     "[agent] trackdir: unknown key; did you mean 'track_dir'?"),
     ({"name": "web1", "command": GOOD}, {"track_dir": "track"},
      "[agent] track_dir: must be an absolute path"),
+    ({"name": "web1", "command": GOOD, "director": "yes"}, {},
+     "check 'web1': director: must be true (this director's own check: its uplink, its"
+     ' gateway) or false (a real server\'s), not "yes"'),
+    ({"name": "web1", "command": GOOD, "vrrp_weight": 20}, {},
+     "check 'web1': vrrp_weight: only for a check with director = true"),
+    ({"name": "web1", "command": GOOD, "director": True, "vrrp_weight": 254}, {},
+     "check 'web1': vrrp_weight: must be a whole number from 0 (FAULT while the check is"
+     " down) to 253, not 254"),
+    ({"name": "web1", "command": GOOD, "director": True, "vrrp_weight": 2.5}, {},
+     "check 'web1': vrrp_weight: must be a whole number from 0"),
+    ({"name": "web1", "command": GOOD + " --dynamic", "director": True}, {},
+     "check 'web1': director: a --dynamic check's value is a real server's weight"),
+    ({"name": "web1", "command": GOOD, "file": ".kachecks-agent.running"}, {},
+     "check 'web1': file: .kachecks-agent.running is the agent's own"),
     ({"name": "pair", "command": "kachecks-vrrp --instance VI_1"}, {},
      "check 'pair': command: kachecks-vrrp listens for seconds on every run: the agent watches"
      " the pair all the time with a [vrrp] table instead (docs/agent.md)"),
@@ -130,6 +148,54 @@ def test_every_config_error_names_file_check_and_key_in_one_line(tmp_path, check
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
 
+def test_every_mistake_of_the_file_is_said_at_once_with_the_closest_known_name(tmp_path):
+    path = tmp_path / "kachecks.toml"
+    path.write_text(agent_toml([
+        {"name": "web1", "command": "kachecks-http --url " + URL + " --digest 5f2b", "fal": 2},
+        {"name": "web2", "command": GOOD, "interval": "soon", "directr": True},
+        {"name": "web3", "command": GOOD},  # nothing wrong with it
+        {"name": "web4", "command": GOOD, "interval": 2, "timeout": 2},
+    ], tmp_path / "track", intervall=3) + '\n[smpt]\nhost = "relay"\n')
+    proc = run_agent_cli("--check-config", "--config", path)
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr.splitlines() == [f"kachecks agent: {path}: {line}" for line in (
+        "unknown section [smpt]; did you mean 'smtp'?",
+        "[agent] intervall: unknown key; did you mean 'interval'?",
+        "check 'web1': fal: unknown key; did you mean 'fall'?",
+        "check 'web1': command: --digest: '5f2b' is not an md5, sha1 or sha256 hex digest"
+        " (32/40/64 hex digits)",
+        "check 'web2': directr: unknown key; did you mean 'director'?",
+        "check 'web2': interval: must be a duration (a number of seconds, or a number with a"
+        ' unit: 500ms, 30s, 5m, 12h, 3d, 1w), not "soon"',
+        "check 'web4': timeout: 2 s must be less than the interval (2 s): a check never"
+        " overlaps itself",
+    )]
+
+
+def test_a_configuration_error_s_message_counts_the_others(tmp_path):
+    """One line where one line is all there is room for (a doctor finding, notify's error)."""
+    path = tmp_path / "kachecks.toml"
+    path.write_text(agent_toml([{"name": "web1", "command": GOOD, "fal": 2, "rise": 0}],
+                               tmp_path / "track"))
+    with pytest.raises(config.ConfigError) as caught:
+        config.load(str(path))
+    assert str(caught.value) == (f"{path}: check 'web1': fal: unknown key; did you mean 'fall'?"
+                                 " (and 1 more)")
+    assert len(caught.value.lines) == 2 and "\n" not in str(caught.value)
+
+
+def test_director_checks_carry_their_weight(tmp_path):
+    cfg = config.load(str(write(tmp_path, [
+        {"name": "web1", "command": GOOD},
+        {"name": "uplink", "command": "kachecks-tcp 192.168.8.25:25", "director": True},
+        {"name": "gateway", "command": "kachecks-tcp 192.168.8.25:53", "director": True,
+         "vrrp_weight": 0},
+    ])))
+    assert [(s.name, s.director, s.vrrp_weight) for s in cfg.checks] == [
+        ("web1", False, 20), ("uplink", True, 20), ("gateway", True, 0)]
+    assert cfg.alive_file == f"{tmp_path}/track/.kachecks-agent.running"
+
+
 def test_duplicate_names_and_files_are_refused(tmp_path):
     path = write(tmp_path, [{"name": "web1", "command": GOOD}, {"name": "web1", "command": GOOD}])
     proc = run_agent_cli("--check-config", "--config", path)
@@ -145,7 +211,10 @@ def test_duplicate_names_and_files_are_refused(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("[agent\n", "invalid TOML"),
-    ("[agentt]\n", "unknown section [agentt] (known: smtp, mail, webhook, spool, agent, check, vrrp)"),
+    ("[agentt]\n", "unknown section [agentt]; did you mean 'agent'?"),
+    ("[smpt]\n", "unknown section [smpt]; did you mean 'smtp'?"),
+    ("[log]\n", "unknown section [log] (known: smtp, mail, webhook, spool, notify, agent, check,"
+                " vrrp)"),
     ("[check]\nname = 'x'\n", "check must be [[check]] tables"),
     ("agent = 3\n", "agent must be an [agent] table"),
 ])
@@ -262,8 +331,9 @@ def test_the_vrrp_table_is_read_with_keepalived_confs_defaults(tmp_path):
      "[vrrp] ignore_vrids: must be a list of virtual_router_ids from 1 to 255 ([51]), not [51, 256]"),
     ({"ignore_vrids": 51}, "[vrrp] ignore_vrids: must be a list of virtual_router_ids"),
     ({"config_id": 1}, "[vrrp] config_id: must be a non-empty string, not 1"),
-    ({"instance": ["VI_1"]}, "[vrrp] instance: unknown key (known: keepalived_conf, instances,"
-                             " hold, ignore_vrids, config_id)"),
+    ({"instance": ["VI_1"]}, "[vrrp] instance: unknown key; did you mean 'instances'?"),
+    ({"notify": True}, "[vrrp] notify: unknown key (known: keepalived_conf, instances, hold,"
+                       " ignore_vrids, config_id)"),
 ])
 def test_every_vrrp_table_error_names_file_table_and_key_in_one_line(tmp_path, table, message):
     path = tmp_path / "kachecks.toml"

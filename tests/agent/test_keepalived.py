@@ -14,14 +14,13 @@ import os
 import re
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from harness.checks import MD5_SERVER1, SERVER1, SERVER2
-from harness.peers.agent import run_agent_cli
+from harness.peers.agent import ALIVE_FILE, FilePoller, conf_parts, run_agent_cli
 from harness.peers.keepalived import KEEPALIVED, Keepalived, secure_dir, vrrp_config
 from harness.peers.netns import Network, cleanup_stale, create_namespace, run_prefix, wait_for
 
@@ -30,9 +29,6 @@ pytestmark = pytest.mark.netns
 BASE = "kcag"
 WEB1 = "192.168.8.101"
 VIP = "192.168.8.142"
-TOP = "# ---- top level of keepalived.conf\n"
-INSTANCE = "# ---- inside each vrrp_instance of this director\n"
-VIRTUAL_SERVER = "# ---- inside the virtual_server of each real server, replacing its MISC_CHECK\n"
 
 # Python's audit hooks see every way Python code can start a process.
 NO_FORK = """\
@@ -44,18 +40,6 @@ def _record(event, args, _log=os.environ["KACHECKS_TEST_FORKS"]):
             log.write(event + "\\n")
 sys.addaudithook(_record)
 """
-
-
-def sections(text):
-    """The three parts of `kachecks agent conf`: top level, instance, virtual server."""
-    top = text.split(TOP, 1)[1].split(INSTANCE, 1)[0]
-    instance, virtual_server = text.split(INSTANCE, 1)[1].split(VIRTUAL_SERVER, 1)
-    return top, instance, virtual_server
-
-
-def uncomment(block):
-    return "".join(line[1:] + "\n" for line in block.splitlines()
-                   if line.startswith("#    ") and "# and," not in line)
 
 
 @contextlib.contextmanager
@@ -95,11 +79,10 @@ def test_keepalived_follows_the_agents_file_without_a_fork(tmp_path, agent_facto
         agent.start()
         agent.wait_value("web1", "1\n")
         blocks = run_agent_cli("conf", "--config", agent.config).stdout
-        top, _, _ = sections(blocks)
+        top = conf_parts(blocks, namespaced=True)["top"]
         config = vrrp_config("lvs1", 100, VIP, vrid=51, instance_extra=(
-            "    track_file {\n        web1\n    }\n"))
-        config = config.replace("vrrp_instance", top.split("\n# The agent itself")[0]
-                                + "\nvrrp_instance", 1)
+            "    track_file {\n        web1\n    }\n"))  # one director: web1 is its own here
+        config = config.replace("vrrp_instance", top + "\nvrrp_instance", 1)
         assert "script" not in config.replace("script_security", "").replace("script_user", "")
         ka = Keepalived(net["lvs1"], tmp_path / "ka", config).start()
         try:
@@ -128,39 +111,6 @@ def track_blocks(agent, names):
     """Top-level track_file blocks as docs/agent.md shows them: 1 up, 0 (or missing) FAULT."""
     return "".join(f"track_file {name} {{\n    file {agent.track / name}\n    weight 0 reverse\n"
                    "    init_file 0\n}\n\n" for name in names)
-
-
-class Poller:
-    """Reads each track file every millisecond in a thread, as keepalived would; keeps
-    every value that is not ``1``."""
-
-    def __init__(self, paths):
-        self.paths = list(paths)
-        self.reads = 0
-        self.bad = []  # (seconds since start, path, text)
-        self.done = threading.Event()
-        self.thread = threading.Thread(target=self._poll, daemon=True)
-
-    def _poll(self):
-        start = time.monotonic()
-        while not self.done.is_set():
-            for path in self.paths:
-                try:
-                    text = path.read_text()
-                except OSError as exc:
-                    text = repr(exc)
-                if text != "1\n":
-                    self.bad.append((round(time.monotonic() - start, 3), path.name, text))
-                self.reads += 1
-            time.sleep(0.001)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.done.set()
-        self.thread.join(5)
 
 
 def test_a_reload_that_changes_commands_and_order_never_drops_a_file_nor_leaves_master(
@@ -194,7 +144,7 @@ def test_a_reload_that_changes_commands_and_order_never_drops_a_file_nor_leaves_
             ka.wait_state("MASTER", "VI_1", timeout=20)
             states = ka.states("VI_1")
             runs = {c["name"]: c["runs"] for c in agent.status()["checks"]}
-            with Poller(agent.track / name for name in names) as poller:
+            with FilePoller(agent.track / name for name in names) as poller:
                 agent.rewrite(after, interval=2, timeout=0.8)
                 agent.send(signal.SIGHUP)
                 # every check has run its new command, and once more on its own schedule
@@ -202,7 +152,7 @@ def test_a_reload_that_changes_commands_and_order_never_drops_a_file_nor_leaves_
                     lambda d: all(c["runs"] >= runs[c["name"]] + 2 for c in d["checks"])
                     and "sha256" in d["checks"][2]["reason"], timeout=15, what="new results")
             assert poller.reads > 2000, poller.reads
-            assert poller.bad == [], poller.bad[:10]
+            assert poller.unexpected == [], poller.unexpected[:10]
             assert [c["name"] for c in document["checks"]] == [c["name"] for c in after]
             assert ka.states("VI_1") == states, ka.output()  # never left MASTER
             reloaded = [m for m in syslog_socket() if "reloaded" in m]
@@ -216,6 +166,16 @@ def test_a_reload_that_changes_commands_and_order_never_drops_a_file_nor_leaves_
             ka.stop()
 
 
+def keepalived_t(conf):
+    """``keepalived -t`` on ``conf`` in a namespace with an eth0 (the instances' interface)."""
+    ns = create_namespace(f"{BASE}-t-{os.getpid()}")
+    try:
+        ns.ip("link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
+        return ns.run([KEEPALIVED, "-t", "-f", conf])
+    finally:
+        subprocess.run(["ip", "netns", "del", ns.name], check=False)
+
+
 def test_the_printed_blocks_pass_keepalived_config_test(tmp_path, agent_factory):
     checks = [
         {"name": "web1", "command": f"kachecks-http --url http://{WEB1}/service.txt"
@@ -225,17 +185,29 @@ def test_the_printed_blocks_pass_keepalived_config_test(tmp_path, agent_factory)
         {"name": "web1-weight", "command": f"kachecks-http --url http://{WEB1}/weight"
                                            " --weight-header X-Weight --dynamic --weight 10"},
         {"name": "ldap1", "command": "kachecks-tcp 192.168.8.111:389"},
+        {"name": "gateway", "command": "kachecks-tcp 192.168.8.254:80", "director": True},
+        {"name": "uplink", "command": "kachecks-tcp 192.168.8.25:25", "director": True,
+         "vrrp_weight": 0},
     ]
     agent = agent_factory(checks)
     agent.track.mkdir()  # keepalived needs the directory (the package makes it at boot)
     proc = run_agent_cli("conf", "--config", agent.config)
     assert proc.returncode == 0, proc.stderr
-    top, instance, virtual_server = sections(proc.stdout)
+    parts = conf_parts(proc.stdout)
+    top, instance, virtual_server = parts["top"], parts["instance"], parts["virtual_server"]
     assert "    real_server 192.168.8.101 80 {\n        weight 0  # the dynamic" in virtual_server
+    # the instance tracks this director's own: its agent, its director checks
+    assert [line.split()[0] for line in instance.splitlines()
+            if line.strip() and not line.strip().startswith("#")] == [
+        "track_file", "kachecks_running", "gateway", "uplink", "}", "track_process",
+        "kachecks_agent", "}"]
+    assert "        gateway weight 20 noreverse\n" in instance
+    assert "        uplink\n" in instance  # vrrp_weight = 0: FAULT while down
+    assert "kachecks doctor --what-if --peer FILE computes it" in instance
+    assert "gateway" not in virtual_server and "uplink" not in virtual_server
     config = (
         "global_defs {\n    router_id lvs1\n}\n\n" + top
-        + vrrp_config("lvs1", 100, VIP, vrid=51, instance_extra=uncomment(instance)).split(
-            "}\n\n", 1)[1]
+        + vrrp_config("lvs1", 100, VIP, vrid=51, instance_extra=instance).split("}\n\n", 1)[1]
         + f"\nvirtual_server {VIP} 80 {{\n    delay_loop 6\n    lb_algo wlc\n    lb_kind DR\n"
           "    persistence_timeout 120\n    protocol TCP\n\n" + virtual_server + "}\n"
         + "\nvirtual_server 192.168.8.143 389 {\n    delay_loop 6\n    lb_algo wlc\n"
@@ -246,32 +218,50 @@ def test_the_printed_blocks_pass_keepalived_config_test(tmp_path, agent_factory)
                             "    }\n", "")  # port 389 belongs to the LDAP virtual server
     conf = tmp_path / "keepalived.conf"
     conf.write_text(config)
-    for needed in ("track_process {\n        kachecks_agent", "track_file {\n        web1\n",
+    for needed in ("track_process {\n        kachecks_agent",
                    "vrrp_track_process kachecks_agent {\n    process kachecks-agent\n",
                    "track_file web1 {\n    file ", "    weight 0 reverse\n    init_file 0\n",
+                   f"track_file kachecks_running {{\n    file {agent.track / ALIVE_FILE}\n",
                    "track_file web1-weight {\n", "FILE_CHECK {\n            track_file web2\n"):
         assert needed in config, needed
-    ns = create_namespace(f"{BASE}-conf-{os.getpid()}")
-    try:
-        ns.ip("link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
-        proc = ns.run([KEEPALIVED, "-t", "-f", conf])
-        assert proc.returncode == 0, proc.stderr + config
-        # keepalived really read the blocks: a wrong keyword in them fails the same test
-        conf.write_text(config.replace("weight 0 reverse", "weight 0 reversed", 1))
-        proc = ns.run([KEEPALIVED, "-t", "-f", conf])
-        assert proc.returncode != 0 and "reversed" in proc.stderr
-    finally:
-        subprocess.run(["ip", "netns", "del", ns.name], check=False)
+    proc = keepalived_t(conf)
+    assert proc.returncode == 0, proc.stderr + config
+    # keepalived really read the blocks: a wrong keyword in them fails the same test
+    conf.write_text(config.replace("weight 0 reverse", "weight 0 reversed", 1))
+    proc = keepalived_t(conf)
+    assert proc.returncode != 0 and "reversed" in proc.stderr
 
 
-def migrated(conf, blocks):
-    """The shipped reference keepalived.conf after docs/agent.md's migration steps."""
-    top, _, _ = sections(blocks)
+def test_agent_conf_lists_every_director_check_and_never_faults_on_a_real_server(
+        agent_factory):
+    """No list cut short (it once printed three names), and a director check that probes a
+    real server's address is weighted even with vrrp_weight = 0: FAULT there would be FAULT
+    on both directors at once."""
+    checks = [{"name": f"gw{i}", "command": f"kachecks-tcp 10.0.{i}.1:22", "director": True}
+              for i in range(7)]
+    checks += [{"name": "web1", "command": f"kachecks-tcp {WEB1}:80"},
+               {"name": "web1-reach", "command": f"kachecks-tcp {WEB1}:80", "director": True,
+                "vrrp_weight": 0}]
+    agent = agent_factory(checks)
+    proc = run_agent_cli("conf", "--config", agent.config)
+    assert proc.returncode == 0, proc.stderr
+    instance = conf_parts(proc.stdout)["instance"]
+    assert [line.strip() for line in instance.splitlines() if line.startswith("        gw")] \
+        == [f"gw{i} weight 20 noreverse" for i in range(7)]
+    assert "        web1-reach weight 20 noreverse\n" in instance
+    assert f"vrrp_weight = 0 asks for FAULT, but it checks {WEB1}," in instance
+    assert "        web1\n" not in instance and "web1 weight" not in instance
+    assert "9 checks" in proc.stdout and "1 real-server check," in proc.stdout
+
+
+def migrated(conf, blocks, namespaced):
+    """The shipped reference keepalived.conf after docs/agent.md's migration steps: each
+    part of `kachecks agent conf` where its heading says (``namespaced``: keepalived runs
+    in a network namespace of its own, the agent's process left out)."""
+    parts = conf_parts(blocks, namespaced=namespaced)
     conf = re.sub(r"^vrrp_script chk_web1 \{.*?^\}\n", "", conf, flags=re.M | re.S)
-    conf = conf.replace("vrrp_instance VI_1 {", top + "\nvrrp_instance VI_1 {", 1)
-    conf = conf.replace("    track_script {\n        chk_web1\n    }\n",
-                        "    track_process {\n        kachecks_agent\n    }\n"
-                        "    track_file {\n        web1 weight 20 noreverse\n    }\n")
+    conf = conf.replace("vrrp_instance VI_1 {", parts["top"] + "\nvrrp_instance VI_1 {", 1)
+    conf = conf.replace("    track_script {\n        chk_web1\n    }\n", parts["instance"])
     names = {"192.168.8.101 80": "web1", "192.168.8.102 80": "web2",
              "192.168.8.101 389": "ldap1", "192.168.8.102 389": "ldap2"}
     for server, name in names.items():
@@ -282,8 +272,9 @@ def migrated(conf, blocks):
     return conf
 
 
+@pytest.mark.parametrize("namespaced", [False, True])
 def test_the_documented_migration_of_the_reference_deployment_passes_keepalived_t(
-        tmp_path, agent_factory):
+        tmp_path, agent_factory, namespaced):
     root = Path(__file__).resolve().parents[2]
     doc = (root / "docs" / "agent.md").read_text()
     checks_toml = doc.split("**1. Describe the checks", 1)[1].split("```toml\n", 1)[1].split(
@@ -295,15 +286,118 @@ def test_the_documented_migration_of_the_reference_deployment_passes_keepalived_
     proc = run_agent_cli("conf", "--config", agent.config)
     assert proc.returncode == 0, proc.stderr
     reference = (root / "packaging/debian/examples/keepalived.conf").read_text()
-    conf = migrated(reference, proc.stdout)
+    conf = migrated(reference, proc.stdout, namespaced)
     assert "MISC_CHECK" not in conf and "vrrp_script" not in conf and conf.count("FILE_CHECK") == 4
-    assert conf.count("track_file ldap2 {") == 1 and "web1 weight 20 noreverse" in conf
+    assert conf.count("track_file ldap2 {") == 1
+    instance = conf.split("vrrp_instance VI_1 {", 1)[1].split("\n}\n", 1)[0]
+    # what the docs show for VI_1: the agent's own file and web1-path, weighted
+    entries = [line.strip() for line in instance.splitlines()
+               if line.strip() and not line.strip().startswith("#")]
+    start = entries.index("track_file {")
+    assert entries[start:start + 4] == ["track_file {", "kachecks_running",
+                                        "web1-path weight 20 noreverse", "}"]
+    assert ("track_process {" in entries) is not namespaced
+    assert "web1\n" not in instance and "ldap" not in instance
     path = tmp_path / "keepalived.conf"
     path.write_text(conf)
-    ns = create_namespace(f"{BASE}-mig-{os.getpid()}")
-    try:
-        ns.ip("link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
-        done = ns.run([KEEPALIVED, "-t", "-f", path])
-        assert done.returncode == 0, done.stderr + conf
-    finally:
-        subprocess.run(["ip", "netns", "del", ns.name], check=False)
+    done = keepalived_t(path)
+    assert done.returncode == 0, done.stderr + conf
+
+
+PAIR = {"lvs1": ("192.168.8.100", 100), "lvs2": ("192.168.8.110", 50)}
+WEB2 = "192.168.8.102"
+GATEWAY = "192.168.8.254"  # what each director checks of its own (director = true)
+
+
+def pair_checks():
+    """The reference deployment's checks, and one check of each director's own."""
+    return [
+        {"name": "web1", "command": f"kachecks-http --url http://{WEB1}/service.txt"
+                                    f" --digest {MD5_SERVER1}"},
+        {"name": "web2", "command": f"kachecks-http --url http://{WEB2}/service.txt"
+                                    f" --digest {hashlib.md5(SERVER2).hexdigest()}"},
+        {"name": "web1-tcp", "command": f"kachecks-tcp {WEB1}:80"},
+        {"name": "gateway", "command": f"kachecks-tcp {GATEWAY}:80", "director": True},
+    ]
+
+
+def holders(net):
+    return [name for name in PAIR if VIP in net[name].addresses()]
+
+
+def test_agent_conf_pasted_on_both_directors_keeps_the_vip_on_one_when_a_shared_server_fails(
+        tmp_path, agent_factory):
+    """Issue 26: `agent conf` once put the real servers' checks in the vrrp_instance, so one
+    failed web server put both directors in FAULT. Pasted as its headings say (leaving out
+    the agent's process, which cannot be followed in a namespace), a shared real server's
+    failure takes it out of both directors' FILE_CHECK only: exactly one MASTER holds the VIP.
+    Stopping an agent, though, is a failover, track_process or not."""
+    cleanup_stale(BASE)
+    site = {name: secure_dir(tmp_path / f"www-{name}") for name in ("web1", "web2", "gw")}
+    (site["web1"] / "service.txt").write_bytes(SERVER1)
+    (site["web2"] / "service.txt").write_bytes(SERVER2)
+    hosts = {**{name: address for name, (address, _) in PAIR.items()}, "web1": WEB1,
+             "web2": WEB2, "gw": GATEWAY}
+    with Network(run_prefix(BASE), hosts) as net:
+        servers = {name: net[name].start(["python3", "-m", "http.server", "80", "--bind",
+                                           hosts[name], "--directory", site[name]],
+                                          log=tmp_path / f"{name}.log")
+                   for name in site}
+        for name in site:
+            wait_for(lambda: net["lvs1"].run(["python3", "-c", "import socket; socket.create_"
+                                              f"connection(('{hosts[name]}', 80), 1)"]
+                                             ).returncode == 0, 10, interval=0.1, what=name)
+        agents, kas = {}, {}
+        try:
+            for name, (_, priority) in PAIR.items():
+                agent = agents[name] = agent_factory(pair_checks(), interval=0.5, timeout=0.3,
+                                                     launch=net[name].argv)
+                agent.track.mkdir()
+                printed = run_agent_cli("conf", "--config", agent.config)
+                assert printed.returncode == 0, printed.stderr
+                parts = conf_parts(printed.stdout, namespaced=True)
+                assert "track_process" not in parts["top"] + parts["instance"]
+                text = vrrp_config(name, priority, VIP, instance_extra=parts["instance"])
+                text = text.replace("vrrp_instance", parts["top"] + "vrrp_instance", 1)
+                text += (f"\nvirtual_server {VIP} 80 {{\n    delay_loop 4\n    lb_algo wlc\n"
+                         "    lb_kind DR\n    protocol TCP\n" + parts["virtual_server"] + "}\n")
+                assert "web1" not in text.split("vrrp_instance", 1)[1].split("virtual_server")[0]
+                (agent.dir / "keepalived.conf").write_text(text)
+                checked = net[name].run([KEEPALIVED, "-t", "-f", agent.dir / "keepalived.conf"])
+                assert checked.returncode == 0, checked.stderr + text  # FILE_CHECK included
+                agent.start()
+                for check in ("web1", "web2", "web1-tcp", "gateway", ALIVE_FILE):
+                    agent.wait_value(check, "1\n")
+                kas[name] = Keepalived(net[name], tmp_path / f"ka-{name}", text).start()
+            kas["lvs1"].wait_state("MASTER", "VI_1", timeout=20)
+            kas["lvs2"].wait_state("BACKUP", "VI_1", timeout=20)
+            assert holders(net) == ["lvs1"]
+            states = {name: ka.states("VI_1") for name, ka in kas.items()}
+
+            servers["web1"].stop()  # one shared real server fails: both agents see it
+            for agent in agents.values():
+                agent.wait_value("web1", "0\n")
+                agent.wait_value("web1-tcp", "0\n")
+            seen = set()
+            end = time.monotonic() + 5  # the peer's master-down timer (3.8 s at 50) and more
+            while time.monotonic() < end:
+                seen.add(tuple(holders(net)))
+                time.sleep(0.05)
+            assert seen == {("lvs1",)}, seen
+            assert {name: ka.states("VI_1") for name, ka in kas.items()} == states, \
+                kas["lvs1"].output() + kas["lvs2"].output()
+
+            # without vrrp_track_process, stopping the agent still hands the VIP over
+            stopped = time.monotonic()
+            assert agents["lvs1"].stop(signal.SIGTERM) == 0
+            assert agents["lvs1"].value(ALIVE_FILE) == "0\n"
+            kas["lvs1"].wait_state("FAULT", "VI_1", timeout=5)
+            fault = time.monotonic() - stopped
+            wait_for(lambda: holders(net) == ["lvs2"], 10, interval=0.02,
+                     what="the VIP on lvs2 alone")
+            print(f"agent stopped: lvs1 FAULT after {fault:.2f} s, the VIP on lvs2 alone after"
+                  f" {time.monotonic() - stopped:.2f} s")
+            assert kas["lvs2"].state("VI_1") == "MASTER"
+        finally:
+            for ka in kas.values():
+                ka.stop()

@@ -9,6 +9,7 @@ import pytest
 from harness.checks import MD5_SERVER1, MD5_SERVER2
 from harness.config import toml_text
 from harness.peers import cli
+from harness.peers.agent import conf_parts
 from harness.peers.keepalived import secure_dir
 
 WEB1, WEB2, GATEWAY = "192.168.8.101", "192.168.8.102", "192.168.8.1"
@@ -120,23 +121,29 @@ def test_every_form_where_a_healthy_1_lowers_or_faults_is_agent_polarity(doctor,
     assert fix in message
 
 
-def test_the_blocks_agent_conf_prints_with_the_migration_s_weight_pass(doctor, tmp_path,
-                                                                       agent_toml):
-    """`kachecks agent conf`'s track_file and FILE_CHECK blocks, and docs/agent.md's
-    `web1 weight 20 noreverse` in VI_1: nothing to say."""
-    toml = agent_toml("web1", "ldap1")
+def test_the_blocks_agent_conf_prints_pass(doctor, tmp_path, agent_toml):
+    """`kachecks agent conf`'s every part, pasted as its headings say, with director checks
+    (weighted, and with vrrp_weight = 0) and the agent's own running file: nothing to say."""
+    director = "".join(f'[[check]]\nname = "{name}"\ncommand = "{command}"\ndirector = true\n'
+                       f"{weight}\n" for name, command, weight in (
+                           ("uplink", CHECKS["uplink"], "vrrp_weight = 0"),
+                           ("web1-path", CHECKS["web1"], "")))
+    toml = agent_toml("web1", "ldap1", extra=director)
     printed = cli.run("kachecks", "agent", "conf", "--config", toml)
     assert printed.returncode == 0, printed
-    top = printed.stdout.split("# ---- top level of keepalived.conf\n")[1].split("\n# The agent")[0]
-    servers = printed.stdout.split("replacing its MISC_CHECK\n")[1]
-    web1 = servers.split(f"real_server {WEB1} 80 {{\n")[1].split("\n    }\n")[0]
-    ldap1 = servers.split(f"real_server {WEB1} 389 {{\n")[1].split("\n    }\n")[0]
-    conf = keepalived_conf(tmp_path, {}, instance="    track_file {\n        web1 weight 20"
-                           " noreverse\n    }", real_server_80=web1.split("\n", 1)[1],
+    parts = conf_parts(printed.stdout)
+    assert "web1-path weight 20 noreverse" in parts["instance"]
+    assert "        uplink\n" in parts["instance"]
+    web1 = parts["virtual_server"].split(f"real_server {WEB1} 80 {{\n")[1].split("\n    }\n")[0]
+    ldap1 = parts["virtual_server"].split(f"real_server {WEB1} 389 {{\n")[1].split("\n    }\n")[0]
+    conf = keepalived_conf(tmp_path, {}, instance=parts["instance"],
+                           real_server_80=web1.split("\n", 1)[1],
                            real_server_389=ldap1.split("\n", 1)[1])
-    conf.write_text(conf.read_text().replace("vrrp_instance", top + "\nvrrp_instance", 1))
+    conf.write_text(conf.read_text().replace("vrrp_instance", parts["top"] + "\nvrrp_instance", 1))
     run = audit(doctor, conf, toml)
-    assert agent_findings(run) == [] and "FILE_CHECK" in conf.read_text(), run
+    text = conf.read_text()
+    assert "FILE_CHECK" in text and "kachecks_running" in text and "track_process" in text
+    assert agent_findings(run) == [], run
     assert run.code == 0, run
 
 

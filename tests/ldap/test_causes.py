@@ -6,6 +6,7 @@ import time
 
 from harness.checks import BASE, REFERENCE
 from harness.peers import slapd as ldap_peer
+from harness.peers.rawhttp import RawHTTPServer, http_response
 from harness.peers.slapd import csn
 from kachecks.checks import registry, replication
 from kachecks.checks.contract import evaluate
@@ -47,6 +48,12 @@ def test_a_server_that_is_down_or_drops_packets_is_l4(unused_port, dropping_list
         "L4CON", "connect", "refused")
     assert cause("--uri", dropping_listener, *REFERENCE, "--timeout", "0.5") == Cause(
         "L4TOUT", "connect", "timeout")
+
+
+def test_an_http_server_on_the_ldap_port_is_l7rsp_not_ldap():
+    with RawHTTPServer(http_response(b"", status=b"400 Bad Request"), read_request="once") as web:
+        assert cause("--uri", f"ldap://{web.address}", *REFERENCE, "--timeout", "2") == Cause(
+            "L7RSP", "search", "not-ldap")
 
 
 def test_ldaps_to_a_plain_ldap_port_is_l6rsp(slapd):

@@ -7,6 +7,7 @@ import pytest
 
 from harness.checks import BASE, REFERENCE, ldap_check, start_check, wait_for_unanswered_request
 from harness.peers import slapd as ldap_peer
+from harness.peers.rawhttp import RawHTTPServer, http_response
 
 # Deadline bound the issue asks for: a check with --timeout T ends within T + this.
 SLACK = 1.0
@@ -138,3 +139,25 @@ def test_unresolvable_host_fails_with_its_own_message():
     done = ldap_check("--uri", "ldap://no-such-host.invalid", *REFERENCE, "--timeout", "3")
     assert done.returncode == 1
     assert done.stdout.startswith("LDAP FAIL - cannot resolve no-such-host.invalid")
+
+
+def test_an_http_server_on_the_ldap_port_is_not_an_ldap_server(password_file):
+    """It answered with its 400 page, which ldap3's decoder read as a broken LDAP message:
+    "malformed LDAP reply during search (KeyError: (1, 20))"."""
+    page = http_response(b"<h1>Bad Request</h1>", status=b"400 Bad Request")
+    with RawHTTPServer(page, read_request="once") as web:  # it answers what it cannot parse
+        done = ldap_check("--uri", f"ldap://{web.address}", *REFERENCE)
+        bound = ldap_check("--uri", f"ldap://{web.address}", *REFERENCE, "--bind-dn",
+                           ldap_peer.BIND_DN, "--password-file", password_file("secret"))
+    assert done.returncode == bound.returncode == 1
+    assert done.stdout == ('LDAP FAIL - not an LDAP server (it answered the search with'
+                           ' "HTTP/1.0 400 Bad Request…")\n')
+    assert bound.stdout == ('LDAP FAIL - not an LDAP server (it answered the bind with'
+                            ' "HTTP/1.0 400 Bad Request…")\n')
+
+
+def test_a_binary_answer_that_is_not_ldap_is_said_in_one_printable_line():
+    with RawHTTPServer(b"\x15\x03\x01\x00\x02\x02\x46\nmore", read_request="once") as peer:
+        done = ldap_check("--uri", f"ldap://{peer.address}", *REFERENCE)
+    assert done.stdout.startswith("LDAP FAIL - not an LDAP server (it answered the search with")
+    assert done.stdout[:-1].isprintable() and "more" not in done.stdout

@@ -25,8 +25,9 @@ def test_shipped_example_config_loads_and_states_the_defaults():
 def test_every_time_value_is_seconds_or_a_number_with_a_unit(text, seconds):
     data = {key: {"timeout": text} for key in ("smtp", "webhook")}
     data["spool"] = {key: text for key in ("expire", "batch_window", "retry_for")}
+    data["notify"] = {"heartbeat": text}
     if seconds > 3600:  # beyond what a timeout or a batch window may be
-        data = {"spool": {"expire": text, "retry_for": text}}
+        data = {"spool": {"expire": text, "retry_for": text}, "notify": {"heartbeat": text}}
     parsed = config.parse(data)
     values = [parsed[table][key] for table, keys in data.items() for key in keys]
     assert values == [seconds] * len(values)
@@ -45,3 +46,10 @@ def test_missing_default_config_means_builtin_defaults(monkeypatch, tmp_path):
     monkeypatch.delenv("KACHECKS_CONFIG", raising=False)
     monkeypatch.setattr(configfile, "DEFAULT_PATH", str(tmp_path / "absent.toml"))
     assert config.load().smtp["host"] == "localhost"
+
+
+def test_the_heartbeat_is_off_by_default_and_a_bad_period_is_named():
+    assert config.parse({})["notify"] == {"heartbeat": 0}
+    for bad, why in (("-1h", "must be a duration"), ("367d", "must be 0 or more and at most 31622400 seconds"), (True, "must be")):
+        with pytest.raises(config.ConfigError, match=r"kachecks.toml: \[notify\] heartbeat: " + why):
+            config.parse({"notify": {"heartbeat": bad}}, "kachecks.toml")

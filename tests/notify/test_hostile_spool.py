@@ -178,6 +178,26 @@ def test_damaged_state_and_batch_files_do_not_stop_delivery(notifier, relay):
     assert "VI_1: MASTER -> BACKUP" in relay.wait_for(2)[1]["Subject"]
 
 
+def test_planted_heartbeat_and_deliveries_records_are_neither_followed_nor_trusted(notifier, relay, victim):
+    """A link where the heartbeat record or the counters belong is replaced, never written
+    through; garbage there counts as nothing recorded; a heartbeat-like name that is no
+    event id is no heartbeat."""
+    notifier.configure(relay, notify={"heartbeat": "1h"})
+    make_spool(notifier)
+    (notifier.spool / "mail" / ".deliveries.json").symlink_to(victim)
+    (notifier.spool / "mail" / ".heartbeat.json").write_text('{"last": "tomorrow"}')
+    (notifier.spool / "mail" / "9999999999999999999-0000000-x.json").write_text("{}")
+    flushed = notifier.kachecks("spool", "flush")
+    assert "Traceback" not in flushed.stderr
+    assert "heartbeat spooled for mail" in flushed.stdout
+    (msg,) = relay.wait_for(1)
+    assert "HEARTBEAT" in msg["Subject"]
+    assert victim.read_text() == VICTIM_TEXT
+    assert not (notifier.spool / "mail" / ".deliveries.json").is_symlink()
+    listing = json.loads(notifier.kachecks("spool", "list", "--json").stdout)
+    assert listing["queues"]["mail"]["deliveries"]["ok"] == 1
+
+
 def test_left_overs_of_a_killed_writer_are_recovered_or_removed_after_a_safe_age(
         notifier, relay, syslog_all):
     notifier.configure(relay)

@@ -1,5 +1,6 @@
 """Nothing is lost: relay down, relay refusing, expiry, list/flush/purge."""
 
+import json
 import os
 import signal
 import time
@@ -7,6 +8,7 @@ import time
 import pytest
 
 from harness.peers.smtp import SmtpSink
+from kachecks.notify import summary
 
 
 def test_relay_down_notify_returns_at_once_and_flush_delivers_each_later(notifier, unused_port):
@@ -146,3 +148,55 @@ def test_mail_taken_by_the_relay_but_unconfirmed_is_resent_with_the_same_message
     assert first["Message-ID"] == second["Message-ID"]
     assert first.get_content() == second.get_content()
     assert notifier.queued() == []
+
+
+def test_spool_list_json_shows_each_event_with_its_channels_attempts_and_last_error(
+        notifier, unused_port, httpserver):
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    relay = SmtpSink(port=unused_port)  # down: mail fails, the webhook takes it
+    notifier.configure(relay, webhook={"url": httpserver.url_for("/hook")}, spool={"retry_for": 0})
+    assert notifier.notify("INSTANCE", "VI_1", "MASTER", "100").returncode == 0
+    notifier.wait_idle()
+    assert notifier.kachecks("spool", "flush").returncode == 1  # a second attempt
+    (notifier.spool / "mail" / "x.json").write_text("{}")  # a file that is no event
+    listing = notifier.kachecks("spool", "list", "--json")
+    assert listing.returncode == 0, listing.stderr
+    doc = json.loads(listing.stdout)
+    (evt,) = doc["events"]
+    assert (evt["type"], evt["name"], evt["state"], evt["priority"]) == ("INSTANCE", "VI_1", "MASTER", 100)
+    assert evt["created"].endswith("Z") and 0 <= evt["age_seconds"] < 120
+    (mail,) = evt["channels"]  # the webhook has it already
+    assert (mail["queue"], mail["status"], mail["attempts"]) == ("mail", "sending", 2)
+    assert f"port {unused_port}" in mail["last_error"] and mail["last_attempt"].endswith("Z")
+    assert mail["next_attempt"] is None  # nobody lingers: the next `spool flush`
+    assert doc["queues"]["mail"]["events"] == 1 and doc["queues"]["webhook"]["events"] == 0
+    assert doc["queues"]["mail"]["deliveries"] == {"ok": 0, "failed": 2, "unsendable": 0, "expired": 0}
+    assert doc["queues"]["webhook"]["deliveries"]["ok"] == 1
+    assert doc["problems"] == [{"queue": "mail", "file": "x.json", "problem": "not an event file name"}]
+    text = notifier.kachecks("spool", "list").stdout  # the text form is still there
+    assert "INSTANCE VI_1 MASTER prio 100" in text and "mail: 2 attempt(s)" in text
+
+    (notifier.spool / "mail" / "x.json").unlink()
+    with relay:
+        assert notifier.kachecks("spool", "flush").returncode == 0
+    doc = json.loads(notifier.kachecks("spool", "list", "--json").stdout)
+    assert doc["events"] == [] and "failing" not in doc["queues"]["mail"]
+    assert doc["queues"]["mail"]["deliveries"] == {"ok": 1, "failed": 2, "unsendable": 0, "expired": 0}
+
+
+def test_spool_counts_for_metrics_read_ages_from_the_names_alone(notifier, unused_port):
+    """What the agent exports: events and the oldest one's age per channel, at a given time."""
+    notifier.configure(SmtpSink(port=unused_port), spool={"retry_for": 0})
+    assert notifier.notify("INSTANCE", "VI_1", "BACKUP", "100").returncode == 0
+    assert notifier.notify("INSTANCE", "VI_1", "MASTER", "100").returncode == 0
+    notifier.wait_idle()
+    first = sorted(notifier.queued())[0]
+    now = int(first[:19]) / 1e9 + 90
+    for name in notifier.queued():
+        (notifier.spool / "mail" / name).write_text("garbage")  # not one event file is read
+    counts = summary.counts(str(notifier.spool), now=now)
+    assert counts["mail"]["events"] == 2
+    assert counts["mail"]["oldest_age_seconds"] == 90.0
+    assert counts["incoming"] == {"events": 0, "oldest_age_seconds": 0.0, "oldest": None, "expired": 0}
+    assert counts["mail"]["deliveries"]["failed"] >= 1
+    assert summary.counts(str(notifier.spool / "none"))["mail"]["events"] == 0

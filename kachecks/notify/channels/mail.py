@@ -10,7 +10,7 @@ import socket
 from email.message import EmailMessage
 
 from kachecks.errors import UsageError
-from kachecks.notify.channels import DeliveryError
+from kachecks.notify.channels import Accepted, DeliveryError
 from kachecks.notify.event import body, headline
 from kachecks.secrets import read_password_file
 
@@ -89,7 +89,10 @@ async def _send(msg, cfg):
         if smtp["username"]:
             secret = password(smtp["password_file"]) if smtp["password_file"] else ""
             await client.login(smtp["username"], secret)
-        await client.send_message(msg, recipients=cfg.mail["to"])
+        refused, answer = await client.send_message(msg, recipients=cfg.mail["to"])
+        # 250 is the one success reply to the end of DATA (RFC 5321); aiosmtplib keeps only its text
+        return Accepted(f"250 {answer}".strip(),
+                        {address: f"{reply.code} {reply.message}" for address, reply in refused.items()})
     finally:
         try:
             await client.quit()
@@ -98,18 +101,29 @@ async def _send(msg, cfg):
 
 
 def send(events, cfg, msgid):
-    """Deliver one batch; raise DeliveryError with one readable line."""
+    """Deliver one batch: the relay's Accepted, or DeliveryError with one readable line."""
     import asyncio
 
     msg = compose(events, cfg, msgid)
     try:
-        asyncio.run(_send(msg, cfg))
+        return asyncio.run(_send(msg, cfg))
     except DeliveryError:
         raise
     except Exception as exc:  # aiosmtplib, ssl and OS errors all mean "not delivered"
-        if isinstance(getattr(exc, "code", None), int) and getattr(exc, "message", None):
-            text = f"relay answered {exc.code} {exc.message}"  # SMTPResponseException
-        else:
-            text = str(exc).strip() or type(exc).__name__
-        text = " ".join(text.split())
-        raise DeliveryError(f"smtp {cfg.smtp['host']}: {text}") from None
+        raise DeliveryError(f"smtp {cfg.smtp['host']}: {_why(exc, cfg.smtp['timeout'])}") from None
+
+
+def _why(exc, timeout=None):
+    """The relay's answer in one line: ``relay answered 451 4.3.0 busy``, every refused
+    recipient with its answer, or what went wrong on the way."""
+    if isinstance(getattr(exc, "recipients", None), list):  # SMTPRecipientsRefused: all of them
+        text = "relay refused every recipient: " + "; ".join(
+            f"{getattr(r, 'recipient', '?')}: {getattr(r, 'code', '?')} {getattr(r, 'message', r)}"
+            for r in exc.recipients)
+    elif isinstance(getattr(exc, "code", None), int) and getattr(exc, "message", None):
+        text = f"relay answered {exc.code} {exc.message}"  # SMTPResponseException
+    else:
+        text = str(exc).strip() or type(exc).__name__
+        if isinstance(exc, TimeoutError) and timeout is not None:
+            text += f" (smtp.timeout = {timeout:g} s)"
+    return " ".join(text.split())

@@ -4,7 +4,7 @@ The payload always has ``text`` (what Slack and Mattermost incoming webhooks
 show); ``format = "json"`` adds the structured events for other receivers.
 """
 
-from kachecks.notify.channels import DeliveryError
+from kachecks.notify.channels import Accepted, DeliveryError
 from kachecks.notify.event import headline, public
 
 
@@ -27,5 +27,7 @@ def send(events, cfg, msgid):
                                  verify=verify, headers={"X-Kachecks-Message-Id": msgid})
     except requests.RequestException as exc:
         raise DeliveryError(f"webhook {hook['url']}: {type(exc).__name__}: {exc}") from None
+    answer = f"HTTP {response.status_code} {response.reason or ''}".strip()
     if not 200 <= response.status_code < 300:
-        raise DeliveryError(f"webhook {hook['url']}: HTTP {response.status_code} {response.reason}")
+        raise DeliveryError(f"webhook {hook['url']}: {answer}")
+    return Accepted(answer)
