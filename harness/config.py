@@ -1,5 +1,7 @@
 """kachecks.toml text from a dict of sections, for the tests and the lab."""
 
+import re
+
 
 def toml_value(value):
     if isinstance(value, bool):
@@ -8,7 +10,8 @@ def toml_value(value):
         return repr(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    escaped = re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\u{ord(m.group()):04x}", escaped)
     return f'"{escaped}"'
 
 

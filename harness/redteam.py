@@ -35,6 +35,14 @@ random timings give no pass/fail that holds on a loaded machine:
             latency; one uid holding what slots it can with runs that never end,
             and another uid's checks meanwhile; SIGTERM/SIGINT at a random time of a
             delegated check.
+  agent-loris   a slow-loris of 1,020 connections (uid 65534) on an agent limited to
+            1,024 descriptors, a real server stopped halfway: descriptors held, when
+            its file read 0.
+  agent-scrape  500 HTTP checks every 5 s: the share of runs starting within 10 ms of
+            due, without and with 4 scrapers of /metrics in a loop.
+  agent-body    17 checks without --digest against a peer streaming 100 MiB: agent CPU.
+  agent-limits  a pids cgroup (TasksMax) under hung peers: does the agent survive; then a
+            process of uid 65534 named kachecks-agent against status, zero, a new agent.
 
 Options: --bin DIR (executables; default as harness.peers.cli finds them),
 --trials N (200), --window MS (50), --block (start each check through
@@ -60,7 +68,7 @@ import threading
 import time
 from pathlib import Path
 
-from harness import checks, otheruser
+from harness import agentattacks, checks, otheruser
 from harness.peers import certs, cli, netns
 from harness.peers import slapd as ldap_peer
 from harness.peers.hostile import Mute
@@ -837,7 +845,8 @@ def _worker_signals(http, pair, env, trials):
             print(f"  {label:8} slowest exit after the signal: {worst:.3f} s")
 
 
-TRIALS = ("signals", "files", "state", "fuzz", "worker", "notify-burst")
+TRIALS = ("signals", "files", "state", "fuzz", "worker", "notify-burst", "agent-loris",
+          "agent-scrape", "agent-body", "agent-limits")
 
 
 def main(argv=None):
@@ -883,6 +892,9 @@ def main(argv=None):
             from harness import notifyburst
 
             notifyburst.trial(bursts=args.trials or 10)
+        for name in ("loris", "scrape", "body", "limits"):  # harness.agentattacks
+            if f"agent-{name}" in only:
+                getattr(agentattacks, f"trial_{name}")(str(scratch))
 
 
 if __name__ == "__main__":

@@ -249,16 +249,72 @@ def untrusted_path(path, trust=ROOT_OR_ME, ancestors=False):
     """Why directory ``path`` is not trusted (see ``untrusted``), or None; OSError if it
     cannot be looked at. Symbolic links are followed (the real path is judged).
 
-    ``ancestors``: every directory above it must be root's or ours as well, and
-    writable by group or others only if sticky (as /tmp is), or someone could
-    rename the whole branch away and put their own in its place.
+    ``ancestors``: every directory the path passes through must be root's or ours as
+    well, and writable by group or others only if sticky (as /tmp is), or someone
+    could rename the whole branch away and put their own in its place; and every
+    symbolic link on the way must be root's or ours, or its owner could point it
+    elsewhere at any time (a link of a user's in /tmp to /etc is not /etc).
     """
-    directory = os.path.realpath(path)
-    problem = untrusted(os.stat(directory), directory, trust)
-    while problem is None and ancestors and directory != "/":
-        directory = os.path.dirname(directory)
-        problem = untrusted(os.stat(directory), directory, ROOT_OR_ME, sticky=True)
-    return problem
+    if not ancestors:
+        directory = os.path.realpath(path)
+        return untrusted(os.stat(directory), directory, trust)
+    directory, problem = _resolve(path)
+    return problem or untrusted(os.stat(directory), directory, trust)
+
+
+def _resolve(path):
+    """``(real path, None)`` of ``path``, judging each directory passed through and each
+    symbolic link followed on the way (see ``untrusted_path``); ``(None, why)`` at the
+    first that others could change."""
+    me = os.geteuid()
+    todo = [part for part in reversed(os.path.abspath(path).split("/")) if part]
+    current, links = "/", 0
+    problem = untrusted(os.stat("/"), "/", ROOT_OR_ME, sticky=True)
+    while todo and problem is None:
+        name = todo.pop()
+        if name == ".":
+            continue
+        if name == "..":
+            current = os.path.dirname(current)
+            continue
+        candidate = os.path.join(current, name)
+        info = os.lstat(candidate)
+        if stat.S_ISLNK(info.st_mode):
+            if info.st_uid not in (0, me):
+                return None, f"{candidate} is a symbolic link of uid {info.st_uid}"
+            links += 1
+            if links > 40:
+                raise OSError(f"{path}: too many levels of symbolic links")
+            target = os.readlink(candidate)
+            if target.startswith("/"):
+                current = "/"
+            todo.extend(part for part in reversed(target.split("/")) if part)
+            continue
+        if todo:  # a directory on the way (the last one is the caller's to judge)
+            problem = untrusted(info, candidate, ROOT_OR_ME, sticky=True)
+        current = candidate
+    return current, problem
+
+
+def flock_holder(info):
+    """Pid of the process holding an flock on the file whose stat is ``info``, as the
+    kernel says (/proc/locks), or None: not a pid written in a file, which whoever can
+    write there could forge. Only looks; never takes the lock."""
+    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}"
+    holders = {}  # device -> pid, for the flocks on an inode with our number
+    try:
+        with open("/proc/locks") as handle:
+            for line in handle:
+                fields = line.split()  # 1: FLOCK ADVISORY WRITE <pid> <maj:min:inode> 0 EOF
+                if (len(fields) > 5 and fields[1] == "FLOCK"
+                        and fields[5].endswith(f":{info.st_ino}")):
+                    holders[fields[5].rsplit(":", 1)[0]] = int(fields[4])
+    except (OSError, ValueError):
+        return None
+    if device in holders:
+        return holders[device]
+    # overlayfs may show another device number than stat() does: one candidate is ours
+    return holders.popitem()[1] if len(holders) == 1 else None
 
 
 class UntrustedDirectory(PermissionError):

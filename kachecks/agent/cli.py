@@ -13,6 +13,7 @@ import click
 
 from kachecks import configfile, files
 from kachecks.agent import config as configuration
+from kachecks.agent import lock as locks
 from kachecks.agent import status as statuses
 from kachecks.agent import trackfile
 from kachecks.clickcommand import CONTEXT, Group
@@ -85,6 +86,12 @@ def _check_config(path):
     from kachecks.agent import metrics
 
     cfg = configuration.load(path)
+    with trackfile.Directories() as directories:  # judged as the agent would, nothing made
+        try:
+            directories.open(cfg.track_dir, cfg.files, create=False)
+        except OSError as exc:
+            raise CommandFailed(f"{cfg.path}: cannot use the track files:"
+                                f" {exc.strerror or exc}") from None
     for spec in cfg.checks:
         click.echo(f"{spec.name}: {os.path.basename(spec.argv[0])} {spec.target.identity} every"
                    f" {spec.interval:g} s, timeout {spec.timeout:g} s, rise {spec.rise},"
@@ -117,19 +124,20 @@ def _run(path):
     from kachecks.agent import daemon, systemd
 
     cfg = configuration.load(path)
+    tracks = daemon.TrackFiles()
     try:
-        other = statuses.read(cfg.status_file)
-    except (files.UnusableFile, ValueError):
-        other = None
-    if other is not None and statuses.agent_alive(other):
-        raise CommandFailed(f"another kachecks agent (pid {other['pid']}) writes the track"
-                            f" files in {cfg.track_dir}")
-    try:
-        trackfile.prepare(cfg.track_dir, cfg.files)
+        tracks.open(cfg)
+        held = locks.take(tracks.directories.fd(cfg.track_dir))
+    except locks.Busy as exc:
+        raise CommandFailed(f"another kachecks agent (pid {exc.pid}) writes the track"
+                            f" files in {cfg.track_dir}") from None
     except OSError as exc:
         raise CommandFailed(f"cannot use {cfg.track_dir}: {exc.strerror or exc}") from None
     daemon.set_process_name()
-    return daemon.Agent(cfg, notifier=systemd.Notifier()).run()
+    try:
+        return daemon.Agent(cfg, notifier=systemd.Notifier(), tracks=tracks).run()
+    finally:
+        os.close(held)  # the lock, released only now: the files are zeroed
 
 
 def _options(func):
@@ -167,10 +175,11 @@ def status(ctx, config_path):
     """One line per check: state, since when, track-file value, last latency and result."""
     path = _config_path(ctx, config_path)
     try:
-        status_file = configuration.load(path).status_file
+        track_dir = configuration.load(path).track_dir
     except configuration.ConfigError as exc:  # status is read-only: show it anyway
         click.echo(f"kachecks agent status: warning: {exc}", err=True)
-        status_file = os.path.join(_fallback_track_dir(path), configuration.STATUS_FILE)
+        track_dir = _fallback_track_dir(path)
+    status_file = os.path.join(track_dir, configuration.STATUS_FILE)
     try:
         document = statuses.read(status_file)
     except files.UnusableFile as exc:
@@ -181,11 +190,25 @@ def status(ctx, config_path):
         return ExitCode.NOT_RUNNING
     except ValueError as exc:
         raise CommandFailed(f"{status_file}: not a kachecks agent status file ({exc})") from None
-    alive = statuses.agent_alive(document)
-    values = None if alive else _values(document)
-    for line in statuses.render(document, alive=alive, values=values):
+    pid = _holder(track_dir)
+    if pid is not None:
+        document["pid"] = pid
+    values = None if pid is not None else _values(document)
+    for line in statuses.render(document, alive=pid is not None, values=values):
         click.echo(line)
-    return ExitCode.OK if alive else ExitCode.NOT_RUNNING
+    return ExitCode.OK if pid is not None else ExitCode.NOT_RUNNING
+
+
+def _holder(track_dir):
+    """Pid of the agent holding ``track_dir``'s lock (kachecks.agent.lock), or None."""
+    try:
+        fd = os.open(track_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return locks.holder(fd)
+    finally:
+        os.close(fd)
 
 
 @agent.command(context_settings=CONTEXT, epilog="""\b
@@ -211,23 +234,70 @@ def _zero(path):
     except configuration.ConfigError as exc:
         problem, track_dir, paths = exc, _fallback_track_dir(path), []
     paths.append(os.path.join(track_dir, configuration.ALIVE_FILE))  # "the agent runs": no more
-    status_file = os.path.join(track_dir, configuration.STATUS_FILE)
-    document = _last_status(track_dir)
-    if document is not None:
-        if statuses.agent_alive(document):
-            raise CommandFailed(f"the agent (pid {document['pid']}) is running; stop it first"
-                                " (systemctl stop kachecks-agent)")
-        paths += [f for f in document.get("files", []) if isinstance(f, str)
-                  and os.path.isabs(f) and trackfile.looks_like_ours(f)]
-    failed = trackfile.zero(sorted(set(paths)))
+    with trackfile.Directories() as directories:
+        try:
+            directories.open(track_dir, create=False)
+            # no track directory, no agent: nothing to hold
+            lock = locks.take(directories.fd(track_dir)) if track_dir in directories else None
+        except locks.Busy as exc:
+            raise CommandFailed(f"the agent (pid {exc.pid}) is running; stop it first"
+                                " (systemctl stop kachecks-agent)") from None
+        except OSError as exc:
+            raise CommandFailed(f"cannot use {track_dir}: {exc.strerror or exc}") from None
+        try:  # holding the lock: no agent starts while we zero
+            return _zero_files(directories, track_dir, paths, problem)
+        finally:
+            if lock is not None:
+                os.close(lock)
+
+
+def _zero_files(directories, track_dir, paths, problem):
+    """Zero ``paths`` (the configuration's) and the files the last agent listed in its
+    status document that are still track files (see trackfile.unfit), never making one."""
+    failed = []
+    for bad in _open_all(directories, track_dir, paths):
+        failed.append(bad)
+        paths.remove(bad[0])
+    document = None
+    try:
+        document = statuses.read(os.path.join(track_dir, configuration.STATUS_FILE))
+    except (files.UnusableFile, ValueError):
+        pass
+    listed = [f for f in (document or {}).get("files", []) if isinstance(f, str)
+              and os.path.isabs(f) and not configfile.CONTROL.search(f) and f not in paths]
+    for path in listed:
+        try:
+            directories.open(os.path.dirname(path), create=False)
+        except OSError:
+            continue  # not a directory the agent may write in: not its file
+        directory, name = os.path.split(path)
+        if (directory in directories and os.path.lexists(path)
+                and trackfile.unfit(name, directories.fd(directory)) is None):
+            paths.append(path)
+    failed += trackfile.zero(directories, sorted(set(paths)))
     for failed_path, error in failed:
         click.echo(f"kachecks agent zero: could not set {failed_path} to 0: {error}", err=True)
-    if document is not None:
-        _mark_stopped(status_file, document)
+    if document is not None and track_dir in directories:
+        _mark_stopped(directories, track_dir, document)
     if problem is not None:
         raise CommandFailed(f"{problem} (zeroed the {len(set(paths))} files the last agent"
                             " wrote)")
     return ExitCode.FAILURE if failed else ExitCode.OK
+
+
+def _open_all(directories, track_dir, paths):
+    """Open the directory of each configured path (dropping those with none); [(path,
+    why)] for those refused."""
+    refused = []
+    for path in list(paths):
+        if not os.path.isdir(os.path.dirname(path)):
+            paths.remove(path)  # no directory, no file: nothing to zero
+            continue
+        try:
+            directories.open(track_dir, [path], create=False)
+        except OSError as exc:
+            refused.append((path, exc.strerror or str(exc)))
+    return refused
 
 
 @agent.command(context_settings=CONTEXT, epilog="""\b
@@ -252,23 +322,23 @@ def stop(ctx, config_path, timeout):
     runs it.
     """
     path = _config_path(ctx, config_path)
-    document = _last_status(_track_dir(path))
-    if document is not None and statuses.agent_alive(document):
-        pid = document["pid"]
+    track_dir = _track_dir(path)
+    pid = _holder(track_dir)  # the agent is who holds its lock: never a pid from a file
+    if pid is not None:
         os.kill(pid, signal.SIGTERM)
-        if not _ended(document, timeout):
+        if not _ended(track_dir, timeout):
             click.echo(f"kachecks agent stop: pid {pid} did not stop within {timeout:g} s:"
                        " killed", err=True)
             os.kill(pid, signal.SIGKILL)
-            _ended(document, 5.0)
+            _ended(track_dir, 5.0)
         click.echo(f"kachecks agent (pid {pid}) stopped")
     return _zero(path)
 
 
-def _ended(document, timeout):
-    """Wait until the agent of ``document`` is gone; False after ``timeout`` seconds."""
+def _ended(track_dir, timeout):
+    """Wait until nobody holds ``track_dir``'s lock; False after ``timeout`` seconds."""
     end = time.monotonic() + timeout
-    while statuses.agent_alive(document):
+    while _holder(track_dir) is not None:
         if time.monotonic() >= end:
             return False
         time.sleep(0.05)
@@ -280,16 +350,6 @@ def _track_dir(path):
         return configuration.load(path).track_dir
     except configuration.ConfigError:
         return _fallback_track_dir(path)
-
-
-def _last_status(track_dir):
-    """The last agent's status document in ``track_dir``, or None (none, or not trusted)."""
-    try:
-        if not files.untrusted_path(track_dir):  # a list anybody could write is not trusted
-            return statuses.read(os.path.join(track_dir, configuration.STATUS_FILE))
-    except (OSError, files.UnusableFile, ValueError):
-        pass
-    return None
 
 
 def _values(document):
@@ -314,8 +374,9 @@ def _fallback_track_dir(path):
     return configuration.DEFAULT_TRACK_DIR
 
 
-def _mark_stopped(path, document):
+def _mark_stopped(directories, track_dir, document):
     try:
-        statuses.write(path, statuses.stopped(document))
+        statuses.write(configuration.STATUS_FILE, statuses.stopped(document),
+                       dir_fd=directories.fd(track_dir))
     except OSError:
         pass

@@ -88,6 +88,7 @@ def render(cfg):
         "# initial network namespace: in a container or under `ip netns`, leave out this part",
         f"# and the track_process below; {RUNNING} still fails over when the agent stops)",
         "# No kachecks-agent process at all (killed, before systemd zeroes the files): FAULT.",
+        f"# (A name only: any local user can run one; {RUNNING} is what a name cannot fake.)",
         f"vrrp_track_process {PROCESS_TRACKER} {{",
         f"    process {PROCESS_NAME}",
         "    weight 0",

@@ -257,9 +257,10 @@ def _check(table, number, defaults, track_dir, path, problems):
             raise ConfigError(f"{where}: file: must be a file name or path, not {_show(file)}")
         configfile.one_line(file, f"{where}: file")
         file = os.path.normpath(os.path.join(track_dir, file))
-        if os.path.dirname(file) == os.path.normpath(track_dir) \
-                and os.path.basename(file) in (STATUS_FILE, ALIVE_FILE):
-            raise ConfigError(f"{where}: file: {os.path.basename(file)} is the agent's own")
+        if os.path.basename(file).startswith("."):
+            raise ConfigError(f"{where}: file: {os.path.basename(file)} is the agent's own: a"
+                              f" name starting with '.' ({STATUS_FILE}, {ALIVE_FILE}, its lock,"
+                              " temporary files)")
     if len(problems.lines) > before:
         return None
     return CheckSpec(name, command.argv, command.check, target, values["interval"],

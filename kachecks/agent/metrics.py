@@ -1,18 +1,16 @@
-"""The Prometheus endpoint: the agent's own numbers in the text format.
+"""``/metrics``: the agent's own numbers in the Prometheus text format.
 
 Built on Debian's python3-prometheus-client (a Recommends of the package): a
-collector turns the counters the agent keeps anyway (kachecks.agent.stats)
-into metric families at scrape time, so a check run costs no metrics work;
-the HTTP server is the standard library's, started and stopped by the agent
-(reloads may move it). Without the library the agent runs without an endpoint
+collector turns the agent's last snapshot (kachecks.agent.snapshot: copies of
+the counters the schedule keeps anyway) into metric families, so a check run
+costs no metrics work and a scrape takes no lock. The page is rendered once per
+snapshot and served as it is to every scraper until the next one (4 scrapers in
+a loop cost one render a second, not four hundred). Served by
+kachecks.agent.endpoint. Without the library the agent runs without an endpoint
 and says so once.
 """
 
-import http.server
-import socket
-import threading
-
-from kachecks.agent import stats
+import time
 
 MISSING = "python3-prometheus-client is not installed"
 
@@ -26,11 +24,10 @@ def available():
 
 
 class Collector:
-    """Reads the agent's runners on each scrape (``source()`` -> (runners, lateness, pair):
-    pair is the kachecks.agent.pair.PairView the main loop published last)."""
+    """Metric families of one snapshot (``snapshot``, set before each render)."""
 
-    def __init__(self, source):
-        self.source = source
+    def __init__(self):
+        self.snapshot = None
 
     def collect(self):
         from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
@@ -56,33 +53,31 @@ class Collector:
         }
         lateness = HistogramMetricFamily("kachecks_agent_run_lateness_seconds",
                                          "How late each run started after its scheduled time")
-        with stats.LOCK:
-            runners, late, pair = self.source()
-            for r in runners:
-                name = [r.spec.name]
-                families["up"].add_metric(name, 1 if r.health.up else 0)
-                families["value"].add_metric(name, r.health.value)
-                families["runs"].add_metric(name, r.stats.runs)
-                families["failures"].add_metric(name, r.stats.failures)
-                families["transitions"].add_metric(name, r.stats.transitions)
-                if r.health.since is not None:
-                    families["changed"].add_metric(name, r.health.since)
-                families["duration"].add_metric(name, _buckets(r.stats.duration),
-                                                r.stats.duration.sum)
-            lateness.add_metric([], _buckets(late), late.sum)
+        snapshot = self.snapshot
+        for view in snapshot.checks:
+            name = [view.name]
+            families["up"].add_metric(name, 1 if view.up else 0)
+            families["value"].add_metric(name, view.value)
+            families["runs"].add_metric(name, view.runs)
+            families["failures"].add_metric(name, view.failures)
+            families["transitions"].add_metric(name, view.transitions)
+            if view.since is not None:
+                families["changed"].add_metric(name, view.since)
+            families["duration"].add_metric(name, _buckets(view.duration), view.duration.sum)
+        lateness.add_metric([], _buckets(snapshot.lateness), snapshot.lateness.sum)
         yield from families.values()
         yield lateness
-        yield from pair_families(pair)
+        yield from pair_families(snapshot.vrrp)
 
 
 def pair_families(view):
     """The ``kachecks_vrrp_*`` families of a PairView (none without a [vrrp] table)."""
+    if view is None or not view.configured:
+        return []
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
     from kachecks.vrrp.detect import CODES
 
-    if not view.configured:
-        return []
     watching = GaugeMetricFamily("kachecks_vrrp_watching", "1 while the [vrrp] watch runs; 0"
                                  " when it cannot (see the agent's log: keepalived.conf,"
                                  " interface, CAP_NET_RAW)")
@@ -121,54 +116,46 @@ def pair_families(view):
     return [watching, *families.values()]
 
 
+class Page:
+    """The ``/metrics`` route: ``page()`` -> (content type, body) of ``source()``'s snapshot.
+
+    Rendered once per snapshot, and never busier than ``SHARE`` of a core: a render
+    (about 0.2 ms a check) is followed by at least ``1 / SHARE - 1`` times its
+    duration on the last page (10,000 checks: a page every 25 s or so, while a
+    Prometheus takes one every 15 s). Scrapers in a loop get the same bytes again.
+    """
+
+    SHARE = 0.1
+
+    def __init__(self, source, clock=time.monotonic):
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        self.source = source
+        self.clock = clock
+        self.content_type = CONTENT_TYPE_LATEST
+        self._generate = generate_latest
+        self._collector = Collector()
+        self._registry = CollectorRegistry(auto_describe=False)
+        self._registry.register(self._collector)
+        self._rendered = None  # (snapshot, body)
+        self._next = 0.0  # no render before this (monotonic)
+
+    def __call__(self):
+        snapshot = self.source()
+        rendered = self._rendered
+        if rendered is None or (rendered[0] is not snapshot and self.clock() >= self._next):
+            started = self.clock()
+            self._collector.snapshot = snapshot
+            self._rendered = rendered = (snapshot, self._generate(self._registry))
+            self._collector.snapshot = None
+            finished = self.clock()
+            self._next = finished + (finished - started) * (1 / self.SHARE - 1)
+        return self.content_type, rendered[1]
+
+
 def _buckets(histogram):
     return [(_le(bound), count) for bound, count in histogram.cumulative()]
 
 
 def _le(bound):
     return "+Inf" if bound == float("inf") else repr(float(bound))
-
-
-class Endpoint:
-    """``http://HOST:PORT/metrics`` served by daemon threads until ``close()``."""
-
-    def __init__(self, address, source):
-        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(Collector(source))
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            timeout = 10  # a client that connects and says nothing is dropped
-
-            def do_GET(self):  # noqa: N802 - http.server's naming
-                if self.path.split("?", 1)[0] not in ("/metrics", "/"):
-                    self.send_error(404, "only /metrics here")
-                    return
-                body = generate_latest(registry)
-                self.send_response(200)
-                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        host, port = address
-
-        class Server(http.server.ThreadingHTTPServer):
-            daemon_threads = True
-            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-
-        self.address = address
-        self.server = Server((host, port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True,
-                                       kwargs={"poll_interval": 0.5}, name="kachecks-metrics")
-        self.thread.start()
-
-    def close(self, wait=True):
-        """Stop listening; ``wait`` for the serving loop (a reload), not at exit."""
-        if wait:
-            self.server.shutdown()
-        self.server.server_close()

@@ -19,7 +19,10 @@ jitter.
 The two seams (what an event-loop executor plugs into instead of threads):
 
 - ``executor.submit(run)`` starts a ``Run``; whoever runs it answers, once, with
-  ``schedule.complete(run, result, started, finished)`` ("a result arrives");
+  ``schedule.complete(run, result, started, finished)`` ("a result arrives"). An
+  executor that cannot start it (no thread, no descriptor, no memory) raises
+  OSError, RuntimeError or MemoryError: that run is counted as a failure at once,
+  and the schedule goes on;
 - ``publisher(path, value)`` is called for every counted result ("publish"): it
   writes the check's value and returns None, or the text of why it could not.
 
@@ -142,6 +145,7 @@ class Schedule:
         self._checks = {}  # name -> Check, in configuration order
         self._heap = []  # (due, sequence, check, check._slot when scheduled)
         self._deadlines = []  # (deadline, sequence, run)
+        self._unstarted = []  # (check, why): runs the executor could not start, to count
         self._sequence = 0
         self._install(specs, now)
 
@@ -161,6 +165,8 @@ class Schedule:
 
     def next_wake(self):
         """When the caller must call ``tick`` next (monotonic), or None: nothing scheduled."""
+        if self._unstarted:
+            return float("-inf")  # at once: runs that could not start are to be counted
         deadlines = self._deadlines
         while deadlines and deadlines[0][2] is not deadlines[0][2].check.current:
             heapq.heappop(deadlines)  # that run ended: no need to wake for it
@@ -227,12 +233,18 @@ class Schedule:
         run = Run(check, check.spec, due, now)
         check.current = run
         check.stuck = False
+        try:
+            self.executor.submit(run)
+        except (OSError, RuntimeError, MemoryError) as exc:
+            check.current = None  # never started: the next tick counts it as failed
+            self._unstarted.append((check, f"the run could not start: {exc}"))
+            return
         self._sequence += 1
         heapq.heappush(self._deadlines, (now + run.spec.timeout + GRACE, self._sequence, run))
-        self.executor.submit(run)
 
     def tick(self, now):
-        """Start the runs due by ``now`` (+ SLACK); fail the ones stuck past their deadline."""
+        """Start the runs due by ``now`` (+ SLACK); fail the ones stuck past their deadline
+        and the ones that could not start (here or in ``reload``)."""
         lines = []
         counted = changed = False
         heap = self._heap
@@ -257,6 +269,11 @@ class Schedule:
             check.stuck = True
             counted = True
             changed |= self._count(check, self._stuck(check, now), run.dispatched, now, lines)
+        unstarted, self._unstarted = self._unstarted, []
+        for check, why in unstarted:
+            if not check.removed:
+                counted = True
+                changed |= self._count(check, Result(False, reason=why), now, now, lines)
         return Outcome(counted, changed, lines) if counted else NOTHING
 
     @staticmethod

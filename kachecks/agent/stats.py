@@ -1,8 +1,9 @@
-"""Per-check counters and histograms, kept as plain numbers by the main thread.
+"""Per-check counters and histograms, kept as plain numbers by the schedule.
 
-Status and the Prometheus endpoint both read them; the agent updates them
-under ``LOCK`` so a scrape never sees a histogram whose count and buckets
-disagree. Nothing here needs prometheus_client.
+The agent updates them under ``LOCK``; the status document and the metrics
+endpoint read copies of them (kachecks.agent.snapshot), taken under the same
+lock, so a scrape never sees a histogram whose count and buckets disagree.
+Nothing here needs prometheus_client.
 """
 
 import bisect
@@ -21,6 +22,13 @@ class Histogram:
         self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
         self.sum = 0.0
         self.count = 0
+
+    def copy(self):
+        """An independent copy (a snapshot's: read without the lock)."""
+        twin = Histogram(self.bounds)
+        twin.counts = self.counts[:]
+        twin.sum, twin.count = self.sum, self.count
+        return twin
 
     def observe(self, value):
         self.counts[bisect.bisect_left(self.bounds, value)] += 1

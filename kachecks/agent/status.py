@@ -18,10 +18,11 @@ VERSION = 1
 MAX_SIZE = 16 << 20  # bytes: 10,000 checks take about 4 MB
 
 
-def write(path, document):
-    """Atomically replace the status file (0644, like the track files)."""
+def write(path, document, dir_fd=None):
+    """Atomically replace the status file (0644, like the track files); ``path`` is a name
+    in ``dir_fd`` when given (the track directory, opened once)."""
     data = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    files.replace(path, data, trackfile.MODE)
+    files.replace(path, data, trackfile.MODE, dir_fd=dir_fd)
 
 
 def read(path):
@@ -37,27 +38,14 @@ def read(path):
     return document
 
 
-def agent_alive(document):
-    """True when the pid that wrote ``document`` is still a kachecks-agent process (one that
-    exited and waits for its parent to reap it is not)."""
-    pid = document.get("pid")
-    if document.get("state") == "stopped" or not isinstance(pid, int):
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            name, _, rest = handle.read().partition(b" (")[2].rpartition(b") ")
-    except OSError:
-        return False
-    return name == b"kachecks-agent" and rest[:1] != b"Z"
-
-
 # The status document, ``.kachecks-agent.json`` beside the track files: its one
 # definition. The agent writes it (``document``), `kachecks agent status` renders it,
 # `kachecks agent zero` reads ``pid``, ``state`` and ``files`` and marks it stopped
 # (``stopped``). A field is only ever added; a change of meaning bumps VERSION.
 #
 #   version    VERSION
-#   pid        the agent's pid (alive while /proc/PID/comm is kachecks-agent)
+#   pid        the agent's pid (it runs while it holds the track directory's lock:
+#              kachecks.agent.lock)
 #   state      "running" or "stopped" (after SIGTERM/SIGINT, or `zero`)
 #   started    when the agent started (Unix time)
 #   written    when this document was written (Unix time)
@@ -82,13 +70,12 @@ def agent_alive(document):
 #     advertising, problem, sources)
 
 
-def document(state, pid, started, written, config, track_dir, checks, files, vrrp=None):
-    """The status document of an agent whose ``checks`` are kachecks.agent.schedule.Check;
-    ``vrrp`` its kachecks.agent.pair.PairView."""
+def document(state, pid, started, written, config, track_dir, snapshot):
+    """The status document of an agent, from its kachecks.agent.snapshot.Snapshot."""
     return {"version": VERSION, "pid": pid, "state": state, "started": started,
             "written": written, "config": config, "track_dir": track_dir,
-            "checks": [_check(check) for check in checks], "files": sorted(files),
-            "vrrp": pair_document(vrrp)}
+            "checks": [_check(view) for view in snapshot.checks], "files": list(snapshot.files),
+            "vrrp": pair_document(snapshot.vrrp)}
 
 
 def pair_document(view):
@@ -114,14 +101,12 @@ def pair_document(view):
     }
 
 
-def _check(check):
-    spec, health, result = check.spec, check.health, check.result
+def _check(view):
     return {
-        "name": spec.name, "file": spec.file, "target": spec.target.identity,
-        "state": health.display, "up": bool(health.up), "value": health.value,
-        "since": health.since, "latency": check.latency, "lateness": check.lateness,
-        "reason": (result.summary if result.ok else result.reason) if result else None,
-        "runs": check.stats.runs, "failed_runs": check.stats.failures, "error": check.error,
+        "name": view.name, "file": view.file, "target": view.target, "state": view.state,
+        "up": view.up, "value": view.value, "since": view.since, "latency": view.latency,
+        "lateness": view.lateness, "reason": view.reason, "runs": view.runs,
+        "failed_runs": view.failures, "error": view.error,
     }
 
 

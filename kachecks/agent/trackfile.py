@@ -1,4 +1,4 @@
-"""Track files as keepalived reads them: one number, replaced atomically.
+"""Track files as keepalived reads them: one number, replaced atomically, only where they belong.
 
 keepalived watches the directory with inotify and re-reads a track file when
 a writer closes it or renames a file onto it; it parses the first number, and
@@ -8,9 +8,18 @@ same directory and renamed over the old one: keepalived sees the old value
 or the new one, never a torn one. No fsync: these files live in /run and are
 rewritten on every result; a power cut restarts everything at 0 anyway.
 
-keepalived believes whatever the files say, so their directory must be one
-only root (or the agent's own user) can write: anybody else could plant a
-file, or a temporary file for us to fill, and declare a dead server up.
+keepalived believes whatever the files say, and the agent writes them as root, so:
+
+- a track file's directory, every directory above it and every symbolic link on
+  the way must be root's (or the agent's own user's), and no directory writable by
+  others unless sticky (kachecks.files.untrusted_path): anybody else could plant a
+  file, or swap a directory, and declare a dead server up;
+- each directory is opened once (``Directories``) and every file is written by
+  name relative to that descriptor (openat, renameat): a directory renamed or
+  swapped later cannot redirect a write;
+- an existing file is replaced only if it is a regular file that is empty or holds
+  a number (``unfit``): a ``file`` that names /etc/passwd is a configuration error,
+  never a clobbered file.
 """
 
 import errno
@@ -20,57 +29,123 @@ import re
 from kachecks import files
 
 MODE = 0o644  # root-owned; keepalived (root) reads it; readable for monitoring
+NUMBER = re.compile(rb"\s*-?\d+\s*\Z")
+MAX_SIZE = 64  # bytes: a longer file is not a track file
+NOT_A_NUMBER = "holds something else than a number: not a track file"
 
 
-def write(path, value, dir_fd=None):
-    """Atomically make ``path`` hold ``value``; OSError if it cannot.
+class Unusable(OSError):
+    """A track directory or file the agent must not write; str() says which and why."""
 
-    With ``dir_fd`` (the track directory, opened once) ``path`` is a name in
-    it: a directory renamed or swapped since cannot redirect the write.
-    """
-    files.replace(path, b"%d\n" % value, MODE, dir_fd=dir_fd)
+    def __init__(self, message):
+        super().__init__(errno.EPERM, message)
+
+    def __str__(self):
+        return self.strerror
 
 
-def prepare(track_dir, paths=()):
-    """Create the track directory (0755) if missing; OSError unless it, and the directory
-    of every file kept elsewhere, is only root's or ours to write (files.ROOT_OR_ME)."""
+def unfit(name, dir_fd=None):
+    """Why the existing file ``name`` must not be replaced by a track file's value, or None
+    (absent, empty or one number)."""
     try:
-        os.close(files.open_dir(track_dir, files.ROOT_OR_ME, create=0o755, parents=True))
-        for directory in sorted({os.path.dirname(p) for p in paths} - {track_dir}):
-            problem = files.untrusted_path(directory)
-            if problem:
-                raise files.UntrustedDirectory(problem)
-    except files.UntrustedDirectory as exc:
-        raise OSError(errno.EPERM, f"{exc}: keepalived would believe files that others write") \
-            from None
+        text = files.read_regular(name, "", MAX_SIZE, follow=False, dir_fd=dir_fd)
+    except files.UnusableFile as exc:
+        if exc.reason == "missing":
+            return None
+        return NOT_A_NUMBER if exc.reason == "size" else exc.detail
+    return NOT_A_NUMBER if text.strip() and not NUMBER.match(text) else None
 
 
 def read(path):
     """What keepalived reads in ``path`` now: its number, or None when the file is missing,
     unreadable or not a number (keepalived: 0, down)."""
     try:
-        text = files.read_regular(path, "", 64, follow=False)
+        text = files.read_regular(path, "", MAX_SIZE, follow=False)
     except files.UnusableFile:
         return None
     match = re.match(rb"\s*(-?\d+)", text)
     return int(match.group(1)) if match else None
 
 
-def looks_like_ours(path):
-    """True when ``path`` is absent or holds one number: what zeroing a listed file may touch."""
-    try:
-        text = files.read_regular(path, "", 64, follow=False)
-    except files.UnusableFile as exc:
-        return exc.reason == "missing"
-    return re.fullmatch(rb"\s*-?\d+\s*", text) is not None
+def judge_directory(directory):
+    """Why ``directory`` (or, while it does not exist, the directory it would be made in)
+    may not hold track files, or None. OSError if it cannot be looked at."""
+    path = directory
+    while not os.path.lexists(path) and path != os.path.dirname(path):
+        path = os.path.dirname(path)
+    return files.untrusted_path(path, files.ROOT_OR_ME, ancestors=True)
 
 
-def zero(paths):
-    """Write 0 to every path; return [(path, error text)] for the ones that failed."""
+class Directories:
+    """The directories of the track files, each judged and opened once (O_DIRECTORY), and
+    the writes by name relative to them. ``close()`` when done."""
+
+    def __init__(self):
+        self._fds = {}
+
+    def fd(self, directory):
+        return self._fds[directory]
+
+    def __contains__(self, directory):
+        return directory in self._fds
+
+    def open(self, track_dir, paths=(), create=True):
+        """Judge and open ``track_dir`` (made 0755 if missing and ``create``) and the
+        directory of every path in ``paths`` not open yet; judge each existing file
+        (``unfit``). Unusable (or OSError) naming the first problem. Without
+        ``create`` (``--check-config``) a missing track directory is only judged."""
+        for directory in [track_dir, *sorted({os.path.dirname(p) for p in paths} - {track_dir})]:
+            if directory in self._fds:
+                continue
+            try:
+                problem = judge_directory(directory)
+                if problem:
+                    raise Unusable(f"{problem}: keepalived would believe files that others"
+                                   " write")
+                if not create and not os.path.lexists(directory):
+                    continue
+                self._fds[directory] = files.open_dir(
+                    directory, files.ROOT_OR_ME, create=0o755 if create and directory ==
+                    track_dir else None, parents=True)
+            except files.UntrustedDirectory as exc:
+                raise Unusable(f"{exc}: keepalived would believe files that others write") \
+                    from None
+            except FileNotFoundError:
+                raise Unusable(f"{directory}: no such directory") from None
+        for path in paths:
+            directory, name = os.path.split(path)
+            if directory in self._fds:
+                why = unfit(name, self._fds[directory])
+                if why:
+                    raise Unusable(f"{path} {why}")
+
+    def write(self, path, value):
+        """Atomically make ``path`` (in an opened directory) hold ``value``; OSError if not."""
+        directory, name = os.path.split(path)
+        fd = self._fds.get(directory)
+        if fd is None:
+            raise Unusable(f"{directory} was never judged fit for track files")
+        files.replace(name, b"%d\n" % value, MODE, dir_fd=fd)
+
+    def close(self):
+        fds, self._fds = self._fds, {}
+        for fd in fds.values():
+            os.close(fd)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def zero(directories, paths):
+    """Write 0 to every path (their directories opened in ``directories``); return
+    [(path, error text)] for the ones that failed."""
     failed = []
     for path in paths:
         try:
-            write(path, 0)
+            directories.write(path, 0)
         except OSError as exc:
             failed.append((path, exc.strerror or str(exc)))
     return failed

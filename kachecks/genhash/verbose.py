@@ -1,5 +1,6 @@
 """genhash -v: keepalived's banners and dumps, in keepalived's order
-(docs/genhash.md: identical to keepalived's -v but the response time).
+(docs/genhash.md: identical to keepalived's -v but the response time, and the
+control characters of a peer's header, escaped in its text part).
 
 An observer for kachecks.http.response.ResponseReader, writing bytes to a
 binary stream as each read arrives, exactly as check_http.c prints them.
@@ -19,6 +20,23 @@ HASH_BANNER = _banner(b"    HTML hash resulting    ")
 HASH_FINAL_BANNER = _banner(b" HTML hash final resulting ")
 
 
+# The bytes of a peer's header that could drive the reader's terminal (ESC, BEL, a bare
+# CR, C1 controls…), written as Python escapes them (as kachecks.runtime.one_line does).
+_ESCAPES = {byte: repr(chr(byte))[1:-1].encode("ascii")
+            for byte in (*range(0x00, 0x09), *range(0x0A, 0x20), *range(0x7F, 0xA0))}
+
+
+def terminal_safe(raw):
+    """``raw`` as keepalived prints it (``%.*s``), but for the control characters in it:
+    CRLF line ends and tabs stay, everything else is escaped (``\\x1b``). The hex dump
+    beside it keeps every byte, in keepalived's layout."""
+    lines = raw.split(b"\r\n")
+    for index, line in enumerate(lines):
+        if any(byte in _ESCAPES for byte in line):
+            lines[index] = b"".join(_ESCAPES.get(byte) or bytes((byte,)) for byte in line)
+    return b"\r\n".join(lines)
+
+
 class VerboseDump:
     """ResponseReader observer printing what keepalived's genhash -v prints."""
 
@@ -30,7 +48,8 @@ class VerboseDump:
 
     def header(self, raw):
         nul = raw.find(b"\0")  # printf("%.*s") stops at a NUL
-        self.out.write(hexdump(raw) + HEADER_ASCII_BANNER + (raw if nul < 0 else raw[:nul]) + b"\n")
+        text = terminal_safe(raw if nul < 0 else raw[:nul])
+        self.out.write(hexdump(raw) + HEADER_ASCII_BANNER + text + b"\n")
 
     def body(self, data, first):
         if first:

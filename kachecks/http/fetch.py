@@ -19,6 +19,7 @@ from kachecks.http.response import HEADER_LIMIT, ResponseReader, find_header
 from kachecks.net import connect as net
 
 READ_SIZE = 4095  # keepalived reads at most MAX_BUFFER_LENGTH - 1 bytes
+TLS_RECORD = 16384  # the most one TLS record carries: one read each when nothing looks
 
 
 class Response:
@@ -77,7 +78,8 @@ def fetch(host, port, path, deadline, *, protocol="1.0", vhost=None, tls=None,
         stream.send(request)
         mark = _lap(timings, "send", mark)
         reader = ResponseReader(algorithms, fast_start, observer, on_body, body_prefix)
-        clean = _read_to_eof(stream, reader, body_read_size, timings, mark)
+        unseen = not (algorithms or observer or on_body or body_prefix)
+        clean = _read_to_eof(stream, reader, body_read_size, timings, mark, unseen)
     finally:
         sock.close()
     timings["total"] = sum(timings.values())
@@ -97,13 +99,29 @@ def _lap(timings, phase, mark):
     return now
 
 
-def _read_to_eof(stream, reader, body_read_size, timings, mark):
-    """Read until EOF into ``reader``; True when the peer closed cleanly."""
-    buf = bytearray(max(body_read_size, HEADER_LIMIT))
+def _read_to_eof(stream, reader, body_read_size, timings, mark, unseen=False):
+    """Read until EOF into ``reader``; True when the peer closed cleanly.
+
+    ``unseen``: nobody looks at the body (no digest, observer, callback or prefix), so
+    once the header is in, the rest is only counted (``Stream.discard``: a plain
+    socket's bytes are dropped by the kernel, never copied). It is still read to EOF
+    within the deadline: keepalived's HTTP_GET reads to EOF whatever it checks, and a
+    peer that never closes fails it (docs/reference.md), so the verdict stays the
+    same; what a body of 100 MB costs is the kernel's receive, not a copy and a
+    Python call per 4 KiB.
+    """
+    tls_records = TLS_RECORD if unseen and stream.over_tls else 0  # decrypted, then dropped
+    buf = bytearray(max(body_read_size, HEADER_LIMIT, tls_records))
     view = memoryview(buf)
     phase = "wait"
     try:
         while True:
+            if unseen and reader.header_complete:
+                got = stream.discard(view, phase)
+                if not got:
+                    return not stream.ragged
+                reader.skip(got)
+                continue
             want = reader.room(body_read_size if reader.header_complete else READ_SIZE)
             if want <= 0:
                 return True  # keepalived reads 0 bytes: taken as EOF

@@ -166,6 +166,17 @@ class ResponseReader:
             self._observer.header(self.raw_header)
         self._body(memoryview(first)[end:], True)
 
+    def skip(self, size):
+        """``size`` body bytes received and thrown away unseen (``fetch`` when nothing needs
+        them: no digest, no observer, no callback, no prefix): counted, nothing else."""
+        self.reads += 1
+        self.total_bytes += size
+        self.body_bytes += size
+        if self.content_length is None:
+            self.hashed_bytes += size
+        else:
+            self.hashed_bytes = min(self.content_length, self.body_bytes)
+
     def _body(self, data, first):
         size = len(data)
         if not size:

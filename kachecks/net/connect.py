@@ -205,6 +205,18 @@ class Stream:
         """Up to ``size`` bytes; b"" at EOF, clean or ragged."""
         return self._recv(phase, self.sock.recv, size) or b""
 
+    def discard(self, view, phase="read"):
+        """Receive and throw away what has come: how many bytes (0 at EOF, clean or ragged).
+
+        A plain socket hands the bytes to nobody: MSG_TRUNC makes the kernel drop up to
+        a mebibyte from its queue without copying it out (``view`` is not used). Over TLS
+        they must be decrypted to find the end: into ``view``, one record at a time.
+        """
+        if self.over_tls:
+            return self._recv(phase, self.sock.recv_into, view, len(view)) or 0
+        sink = _SINK or _sink()
+        return self._recv(phase, self.sock.recv_into, sink, len(sink), _socket.MSG_TRUNC) or 0
+
     def _recv(self, phase, call, *args):
         try:
             return self.bounded(phase, call, *args)
@@ -213,6 +225,15 @@ class Stream:
                 return None
             raise ProbeFailure(f"read error: {os_error_text(exc)}", phase, "error",
                                self.over_tls) from None
+
+
+_SINK = None  # MSG_TRUNC's buffer: passed to recv_into, never written to, shared
+
+
+def _sink():
+    global _SINK
+    _SINK = bytearray(1 << 20)
+    return _SINK
 
 
 def _tls_eof(exc, stream):

@@ -352,23 +352,9 @@ class Lock:
         """
         fd = self._open()
         try:
-            info = os.fstat(fd)
+            return files.flock_holder(os.fstat(fd))
         finally:
             os.close(fd)
-        device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}"
-        holders = {}  # device -> pid, for the flocks on an inode with our number
-        try:
-            with open("/proc/locks") as handle:
-                for line in handle:
-                    fields = line.split()  # 1: FLOCK ADVISORY WRITE <pid> <maj:min:inode> 0 EOF
-                    if len(fields) > 5 and fields[1] == "FLOCK" and fields[5].endswith(f":{info.st_ino}"):
-                        holders[fields[5].rsplit(":", 1)[0]] = int(fields[4])
-        except (OSError, ValueError):
-            return None
-        if device in holders:
-            return holders[device]
-        # overlayfs may show another device number than stat() does: one candidate is ours
-        return holders.popitem()[1] if len(holders) == 1 else None
 
     def release(self):
         if self.fd is not None:

@@ -199,3 +199,22 @@ def test_the_shipped_unit_is_type_notify_with_fail_closed_stop_post(tmp_path):
     proc = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_shipped_unit_paces_restarts_and_fits_10000_checks():
+    from pathlib import Path
+
+    from kachecks.agent import daemon
+
+    root = Path(__file__).resolve().parents[2]
+    unit, service = (root / "packaging/debian/kachecks.kachecks-agent.service").read_text().split(
+        "[Service]")
+    for line in ("StartLimitIntervalSec=600", "StartLimitBurst=5"):
+        assert f"\n{line}\n" in unit, line  # [Unit]: 5 starts in 10 minutes, then failed
+    settings = dict(line.split("=", 1) for line in service.splitlines() if "=" in line
+                    and not line.startswith("#"))
+    assert int(settings["RestartSec"]) >= 10
+    checks = 10_000
+    need = checks * daemon.DESCRIPTORS_PER_CHECK + daemon.DESCRIPTORS_OWN
+    assert int(settings["LimitNOFILE"]) >= need
+    assert int(settings["TasksMax"]) >= 2 * checks + 16  # each run and a reload's old run

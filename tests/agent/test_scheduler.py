@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from kachecks.agent import config, health, status
+from kachecks.agent import config, health, snapshot, status
 from kachecks.agent.schedule import GRACE, JITTER, SLACK, Schedule, diff
 from kachecks.checks.result import Result
 
@@ -319,15 +319,16 @@ def test_a_new_interval_applies_from_the_next_run_or_sooner(make):
     assert schedule.check("web1").spec.interval == 2
 
 
-def test_the_status_document_carries_each_checks_published_state_in_its_schema(make):
+def test_the_status_document_carries_each_checks_published_state_from_a_snapshot(make):
     schedule, executor, _ = make(named("web1", "web2", interval=2, timeout=1))
     schedule.tick(START + 1)  # web1 was due at START: it starts 1 s late
     post(schedule, executor.runs[0], started=START + 1)
     post(schedule, executor.runs[1], ok=False)
+    taken = snapshot.take(schedule.checks, schedule.lateness,
+                          {"/run/kachecks/track/old", *schedule.files}, 1.7e9)
     document = status.document(state="running", pid=911, started=1.7e9 - 60, written=1.7e9,
                                config="/etc/kachecks/kachecks.toml",
-                               track_dir="/run/kachecks/track", checks=schedule.checks,
-                               files={"/run/kachecks/track/old", *schedule.files})
+                               track_dir="/run/kachecks/track", snapshot=taken)
     assert sorted(document) == ["checks", "config", "files", "pid", "started", "state",
                                 "track_dir", "version", "vrrp", "written"]
     assert document["vrrp"] is None  # no [vrrp] table
@@ -344,3 +345,63 @@ def test_the_status_document_carries_each_checks_published_state_in_its_schema(m
     assert lines[2].split()[:3] == ["web1", "UP", "1"] and lines[2].endswith("200 OK")
     stopped = status.render(status.stopped(document), now=1.7e9 + 5, alive=False)
     assert [line.split()[1:3] for line in stopped[2:]] == [["STOPPED", "0"]] * 2
+
+
+class Starved(Recorder):
+    """An executor out of threads for the runs of ``starved`` checks (as under a task limit)."""
+
+    def __init__(self, *starved):
+        super().__init__()
+        self.starved = set(starved)
+
+    def submit(self, run):
+        if run.check.spec.name in self.starved:
+            raise RuntimeError("can't start new thread")
+        super().submit(run)
+
+
+def test_a_run_that_cannot_start_fails_that_run_and_the_schedule_goes_on():
+    executor, files = Starved("web1"), Files()
+    schedule = Schedule(named("web1", "web2", interval=2, timeout=1), START, rng=random.Random(7),
+                        executor=executor, publisher=files, wallclock=lambda: 1.7e9)
+    files.values["/run/kachecks/track/web1"] = 1  # up before the task limit was hit
+    outcome = schedule.tick(START)
+    assert outcome.counted and outcome.changed
+    assert files.of("web1") == 0  # down at once: nothing checks it
+    assert outcome.lines == [("check web1: [192.168.8.101]:80 DOWN: the run could not start:"
+                              " can't start new thread", 4)]
+    web1 = schedule.check("web1")
+    assert web1.current is None and web1.stats.failures == 1
+    schedule.tick(START + 1)
+    post(schedule, executor.of("web2")[0])  # the other check runs on
+    assert files.of("web2") == 1
+    executor.starved.clear()  # threads again: the next run starts as due
+    due_now(schedule, "web1")
+    post(schedule, executor.of("web1")[0])
+    assert files.of("web1") == 1 and web1.health.display == "UP"
+
+
+def test_a_changed_command_that_cannot_start_on_reload_is_counted_at_the_next_tick():
+    executor, files = Starved(), Files()
+    schedule = Schedule(named("web1", interval=2, timeout=1), START, rng=random.Random(7),
+                        executor=executor, publisher=files, wallclock=lambda: 1.7e9)
+    schedule.tick(START)
+    post(schedule, executor.runs[0])
+    executor.starved.add("web1")
+    schedule.reload(named("web1", interval=2, timeout=0.5), START + 0.5)  # changed: runs at once
+    assert schedule.next_wake() < START + 0.5  # the failure is counted without waiting
+    outcome = schedule.tick(START + 0.5)
+    assert outcome.changed and files.of("web1") == 0
+
+
+def test_a_snapshot_keeps_its_values_while_the_schedule_moves_on(make):
+    schedule, executor, _ = make(named("web1", interval=2, timeout=1))
+    due_now(schedule, "web1")
+    post(schedule, executor.runs[0])
+    taken = snapshot.take(schedule.checks, schedule.lateness, set(schedule.files), 1.7e9)
+    due_now(schedule, "web1")
+    post(schedule, executor.runs[1], ok=False)
+    (view,) = taken.checks
+    assert (view.state, view.value, view.runs, view.failures) == ("UP", 1, 1, 0)
+    assert view.duration.count == 1 and taken.lateness.count == 1
+    assert schedule.check("web1").stats.duration.count == 2 and schedule.lateness.count == 2

@@ -303,3 +303,31 @@ def test_body_watch_finds_matches_across_reads_and_forgets_old_bytes():
         watch.feed(chunk)
     assert watch.regex_found and watch.weight_text == "42"
     assert len(watch.window) <= WINDOW + 20
+
+
+def test_a_body_nothing_looks_at_is_counted_to_eof_and_the_verdict_stays_keepalived(monkeypatch):
+    """No --digest, --regex or --max-body: the body is only counted (the kernel drops it,
+    tests/agent measure the cost), still to EOF: its size is reported, and a reply that
+    never ends fails as keepalived's HTTP_GET fails it."""
+    from kachecks.deadline import Deadline
+    from kachecks.errors import DeadlineExceeded
+    from kachecks.http import fetch as fetching
+    from kachecks.net.connect import Stream
+
+    copied = []
+    monkeypatch.setattr(Stream, "recv_into", lambda self, view, size, phase="read": copied.append(
+        size) or Stream._recv(self, phase, self.sock.recv_into, view, size) or 0)
+    size = 20 << 20
+    stream, _ = body_stream(size)
+    with RawHTTPServer(stream) as srv:
+        response = fetching.fetch("127.0.0.1", srv.port, "/", Deadline(20), algorithms=())
+    assert response.body_length == size and response.status == 200 and response.clean_eof
+    assert len(copied) <= 2  # the header's read (and maybe one more): no body copied out
+    endless = http_response(b"partial", content_length=False)
+    with RawHTTPServer(endless, close=False) as srv:
+        with pytest.raises(DeadlineExceeded) as timeout:
+            fetching.fetch("127.0.0.1", srv.port, "/", Deadline(0.5), algorithms=())
+    assert timeout.value.phase == "read"
+    with RawHTTPServer(stream) as srv:
+        proc = http("--url", f"http://{srv.address}/", "--timeout", "20")
+    assert proc.returncode == 0 and f"{size} B in" in one_line(proc), proc.stdout

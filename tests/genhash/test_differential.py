@@ -179,3 +179,19 @@ def test_never_closing_server_times_out_with_t(keepalived_genhash):
     assert ours.returncode == 1 and ours.stdout == b""
     assert ours.stderr.startswith(b"Timeout HTTP read (") and ours.stderr.count(b"\n") == 1
     assert elapsed < 3
+
+
+def test_verbose_escapes_a_peers_terminal_controls_and_keeps_keepalived_dump(keepalived_genhash):
+    """A header carrying ESC and BEL (a terminal title, a screen clear): keepalived prints them
+    raw; ours writes them escaped in the ASCII part, every other byte of -v as keepalived's."""
+    evil = b"\x1b]0;owned\x07\x1b[2J\rX"
+    reply = http_response(SERVER1, headers={"X-Evil": evil})
+    with RawHTTPServer(reply) as server:
+        args = ["-v", "-s", server.host, "-p", server.port, "-u", "/service.txt"]
+        ours, theirs = both(keepalived_genhash, *args)
+    assert evil in theirs.stdout  # the oracle: raw bytes to the terminal
+    for control in (b"\x1b", b"\x07"):
+        assert control not in ours.stdout
+    assert b"X-Evil: \\x1b]0;owned\\x07\\x1b[2J\\rX\r\n" in ours.stdout
+    assert (without_usecs(ours.stdout).replace(b"\\x1b]0;owned\\x07\\x1b[2J\\rX", evil)
+            == without_usecs(theirs.stdout))  # the hex dump and the rest: byte for byte

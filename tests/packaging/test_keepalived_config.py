@@ -13,12 +13,16 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from harness.peers.keepalived import KEEPALIVED
 from harness.peers.netns import cleanup, create_namespace
 
 EXAMPLE = Path("/usr/share/doc/kachecks/examples/keepalived.conf")
 SCRIPT_LINE = re.compile(r'^\s*(?:misc_path|script|notify\w*)\s+"([^"]+)"', re.M)
 PREFIX = f"kcdeb{os.getpid()}"
+# keepalived -t runs in a namespace of ours holding the interface the configuration names
+pytestmark = pytest.mark.netns
 
 
 @contextmanager
