@@ -86,8 +86,14 @@ def metric(text, name, **labels):
     return None
 
 
-def scrape(pair, host):
-    return pair.fetch(host, f"http://{METRICS}/metrics")
+def scrape(pair, host, until=None, timeout=5):
+    """``host``'s /metrics page; with ``until``, the first for which ``until(page)`` holds
+    (the page follows the agent's snapshot, taken within a second of a change)."""
+    def page():
+        text = pair.fetch(host, f"http://{METRICS}/metrics")
+        return text if until is None or until(text) else None
+
+    return page() if until is None else wait_for(page, timeout, 0.2, f"{host}'s metrics")
 
 
 def test_vrrp_dropped_at_lvs2_is_mailed_as_split_brain_by_both_agents_then_over(pair):
@@ -114,7 +120,9 @@ def test_vrrp_dropped_at_lvs2_is_mailed_as_split_brain_by_both_agents_then_over(
         assert "split brain: " in body and "docs/vrrp.md" in body
     mail.wait(subject("lvs2", f"FILTERED ({LVS1} prio 100)"), 5, "lvs2's FILTERED mail")
     assert pair.holds("lvs1") and pair.holds("lvs2")
-    during = {host: scrape(pair, host) for host in agents}
+    during = {host: scrape(pair, host, lambda page: metric(
+        page, "kachecks_vrrp_problem", instance="VI_1", code="split-brain") == 1)
+        for host in agents}
     for host in agents:
         assert metric(during[host], "kachecks_vrrp_problem", instance="VI_1",
                       code="split-brain") == 1
@@ -140,7 +148,9 @@ def test_vrrp_dropped_at_lvs2_is_mailed_as_split_brain_by_both_agents_then_over(
         mail.wait(subject_starts(host, "split brain over after "), 15, f"{host}'s 'over' mail")
         agents[host].syslog.wait("vrrp: split-brain over: VI_1 vrid 50 on eth0, after ", 5)
     mail.wait(subject_starts("lvs2", "filtered over after "), 10, "lvs2's filtered over mail")
-    after = {host: scrape(pair, host) for host in agents}
+    after = {host: scrape(pair, host, lambda page: metric(
+        page, "kachecks_vrrp_problem", instance="VI_1", code="split-brain") == 0)
+        for host in agents}
     for host in agents:
         assert metric(after[host], "kachecks_vrrp_problem", instance="VI_1",
                       code="split-brain") == 0
@@ -217,7 +227,8 @@ def test_another_clusters_vrid_is_mailed_as_foreign_unless_ignored(pair):
             lambda m: subject_of(m) == f"[lvs1] eth0 vrid 51: FOREIGN ROUTER ({HOSTS['client']}"
                                       " prio 100)", 10, "lvs1's FOREIGN ROUTER mail")
         assert "a VRID keepalived.conf does not use" in message.get_content()
-        page = scrape(pair, "lvs1")
+        page = scrape(pair, "lvs1", lambda page: metric(
+            page, "kachecks_vrrp_problem", instance="VI_1", code="foreign") == 1)
         assert metric(page, "kachecks_vrrp_foreign", interface="eth0", vrid="51") == 1
         assert metric(page, "kachecks_vrrp_problem", instance="VI_1", code="foreign") == 1
         lvs1.syslog.wait("vrrp: foreign (warning): eth0 vrid 51: foreign: adverts from", 5)
