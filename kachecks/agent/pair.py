@@ -198,8 +198,13 @@ class PairWatch:
         return True
 
     def _cannot(self, why, now):
-        """The watch is not running: say why (once per reason), try again in RETRY s."""
+        """The watch is not running: say why (once per reason), try again in RETRY s. A
+        problem announced as active is said to be no longer watched (its end would never
+        come; a new watch that finds it again announces it again)."""
         self.close_watcher()
+        for key, notice in self.announced.items():
+            self.carried[key] = (notice, now)
+        self.announced = {}
         self.retry_at = now + RETRY
         if why != self.error:
             self.log(f"vrrp: not watching the pair: {why}; the checks run on, the watch is"
@@ -270,6 +275,7 @@ class PairWatch:
             captures, changes = self.watcher.read(fd, now)
         except Exception as exc:  # noqa: BLE001 - the watch must never stop the checks
             self._cannot(f"the watch broke: {type(exc).__name__}: {exc}", now)
+            self._expire(now)
             return
         self.heard = self.heard or bool(captures)
         addresses = self.watcher.addresses
@@ -320,7 +326,7 @@ class PairWatch:
                 critical = problem.severity == "critical"
                 self.log(f"vrrp: {change.message}",
                          syslogger.LOG_ERR if critical else syslogger.LOG_WARNING)
-                self._notify(notice, started=True, title=_title(problem), raw=change.message)
+                self._notify(notice, "", title=_title(problem), raw=change.message)
             else:
                 notice = self.announced.pop(key, None) or Notice(
                     key, problem.code, problem.instance or problem.where, problem.where,
@@ -330,28 +336,41 @@ class PairWatch:
             self.dirty = True
 
     def _expire(self, now):
-        """Carried problems the new watcher did not find again within its grace: over."""
+        """Carried problems past their deadline: the new watcher did not find them again
+        within its grace (over), or there is no watch to find them (no longer watched)."""
         for key, (notice, due) in list(self.carried.items()):
             if now < due:
                 continue
             del self.carried[key]
             lasted = self.wallclock() - notice.since
-            why = ("not seen again after the agent's reload" if self.watcher is not None
-                   else f"no longer watched: {self.error or 'no [vrrp] table'}")
-            self._ended(notice, lasted, why)
+            if self.watcher is not None:
+                self._ended(notice, lasted, "not seen again after the agent's reload")
+            else:
+                self._unwatched(notice, lasted)
             self.dirty = True
 
     def _ended(self, notice, lasted, why=None):
         note = f" ({why})" if why else ""
         message = f"{notice.code} over: {notice.where}, after {lasted:.1f} s{note}"
         self.log(f"vrrp: {message}", syslogger.LOG_NOTICE)
-        self._notify(notice, started=False, raw=message,
+        self._notify(notice, "_OVER", raw=message,
                      title=f"{WORDS[notice.code]} over after {lasted:.0f} s{note}")
 
-    def _notify(self, notice, started, title, raw):
+    def _unwatched(self, notice, lasted):
+        """A problem active when the watch stopped: not over, no longer known."""
+        why = self.error or "no [vrrp] table any more"
+        message = (f"{notice.code} no longer watched: {notice.where}, active for {lasted:.1f} s"
+                   f" when the watch stopped ({why})")
+        self.log(f"vrrp: {message}", syslogger.LOG_WARNING)
+        self._notify(notice, "_UNWATCHED", raw=message,
+                     title=f"{WORDS[notice.code]} no longer watched after {lasted:.0f} s ({why})")
+
+    def _notify(self, notice, suffix, title, raw):
+        """Spool the event of ``notice``: its state the code in capitals, plus ``suffix``
+        ("" when it starts, "_OVER", "_UNWATCHED")."""
         from kachecks.notify import event as events
 
-        state = notice.code.upper().replace("-", "_") + ("" if started else "_OVER")
+        state = notice.code.upper().replace("-", "_") + suffix
         evt = events.make(events.VRRP, notice.name, state, raw=raw, source="agent", title=title)
         try:
             self.post(evt)

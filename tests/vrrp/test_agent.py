@@ -209,6 +209,20 @@ def test_a_reload_reads_a_changed_keepalived_conf_and_keeps_no_stale_problem(pai
     assert document["vrrp"]["instances"][0]["addresses"] == [VIP]
     assert len([line for line in agent.syslog.lines() if "vrrp: watching VI_1" in line]) == 3
 
+    # a problem active when the watch stops is not "over": it is no longer watched
+    watched.write_text(text.replace(f"{VIP}/32 dev eth0\n",
+                                    f"{VIP}/32 dev eth0\n        192.168.8.143/32\n"))
+    agent.send(signal.SIGHUP)
+    wait_for(lambda: len([m for m in mail.subjects() if "MISMATCH" in m]) == 2, 10,
+             what="the second MISMATCH mail")
+    watched.write_text("global_defs {\n    router_id lvs2\n}\n")
+    agent.send(signal.SIGHUP)
+    gone = mail.wait(subject_starts("lvs2", "mismatch no longer watched after "), 10,
+                     "the mismatch no longer watched")
+    assert subject_of(gone).endswith("s (" + str(watched) + ": no vrrp_instance to watch)")
+    agent.wait_status(lambda d: d["vrrp"]["watching"] is False, 5, "the watch stopped")
+    assert not any("mismatch over" in m for m in mail.subjects()[-2:])
+
 
 def test_another_clusters_vrid_is_mailed_as_foreign_unless_ignored(pair):
     from harness.peers.vrrp import Advertiser
