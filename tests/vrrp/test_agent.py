@@ -96,6 +96,14 @@ def scrape(pair, host, until=None, timeout=5):
     return page() if until is None else wait_for(page, timeout, 0.2, f"{host}'s metrics")
 
 
+def split_brain_pages(pair, hosts, value):
+    """Each host's /metrics page once its kachecks_vrrp_problem{VI_1,split-brain} is
+    ``value`` (AssertionError, TimeoutError if it does not come)."""
+    return {host: scrape(pair, host, lambda page: metric(
+        page, "kachecks_vrrp_problem", instance="VI_1", code="split-brain") == value)
+        for host in hosts}
+
+
 def test_vrrp_dropped_at_lvs2_is_mailed_as_split_brain_by_both_agents_then_over(pair):
     agents = {host: pair.agent(host, metrics=METRICS) for host in ("lvs1", "lvs2")}
     watching(agents["lvs1"], True)
@@ -120,12 +128,8 @@ def test_vrrp_dropped_at_lvs2_is_mailed_as_split_brain_by_both_agents_then_over(
         assert "split brain: " in body and "docs/vrrp.md" in body
     mail.wait(subject("lvs2", f"FILTERED ({LVS1} prio 100)"), 5, "lvs2's FILTERED mail")
     assert pair.holds("lvs1") and pair.holds("lvs2")
-    during = {host: scrape(pair, host, lambda page: metric(
-        page, "kachecks_vrrp_problem", instance="VI_1", code="split-brain") == 1)
-        for host in agents}
+    during = split_brain_pages(pair, agents, 1)  # each agent says split-brain 1
     for host in agents:
-        assert metric(during[host], "kachecks_vrrp_problem", instance="VI_1",
-                      code="split-brain") == 1
         assert metric(during[host], "kachecks_vrrp_holder", instance="VI_1") == 1
         assert metric(during[host], "kachecks_vrrp_sources", instance="VI_1") == 2
     assert metric(during["lvs2"], "kachecks_vrrp_problem", instance="VI_1", code="filtered") == 1
@@ -148,12 +152,7 @@ def test_vrrp_dropped_at_lvs2_is_mailed_as_split_brain_by_both_agents_then_over(
         mail.wait(subject_starts(host, "split brain over after "), 15, f"{host}'s 'over' mail")
         agents[host].syslog.wait("vrrp: split-brain over: VI_1 vrid 50 on eth0, after ", 5)
     mail.wait(subject_starts("lvs2", "filtered over after "), 10, "lvs2's filtered over mail")
-    after = {host: scrape(pair, host, lambda page: metric(
-        page, "kachecks_vrrp_problem", instance="VI_1", code="split-brain") == 0)
-        for host in agents}
-    for host in agents:
-        assert metric(after[host], "kachecks_vrrp_problem", instance="VI_1",
-                      code="split-brain") == 0
+    after = split_brain_pages(pair, agents, 0)  # each agent says split-brain 0 again
     assert metric(after["lvs2"], "kachecks_vrrp_holder", instance="VI_1") == 0
     subjects = pair.mail().subjects()
     assert sum(s.startswith("[lvs1] VI_1: SPLIT BRAIN") for s in subjects) == 1, subjects
