@@ -9,21 +9,17 @@
   fails), so it is a classic-BPF ``tc`` filter in direct-action mode
   (docs/reference.md, "VRRP on the wire").
 - ``Watch``: ``kachecks vrrp watch --json`` running in a namespace, its lines read
-  back as dictionaries, waited on by condition.
+  back as dictionaries, waited on by condition (``Pair.watch`` in
+  harness/peers/pair.py starts one on a director or the witness).
 - ``keepalived_version()``: the installed keepalived's (2, 2, 7) or (2, 3, 3).
-- ``Pair``: the reference pair (lvs1, lvs2, a witness); with ``agent(host)`` a
-  ``kachecks agent`` watching it from a director (its ``[vrrp]`` table), mailing the
-  witness's SMTP sink (``mail()``).
 """
 
 import json
 import re
 import socket
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 from harness.peers.keepalived import KEEPALIVED
 from harness.peers.netns import IFACE, made_in
@@ -165,189 +161,8 @@ class Watch:
         return self.proc.stop()
 
 
-class Syslog:
-    """What a process sends to syslog at ``path`` (point KACHECKS_SYSLOG_SOCKET there),
-    drained by a thread of its own: a Unix datagram socket queues only a few lines
-    (net.unix.max_dgram_qlen), and a sender that finds the queue full drops its line."""
-
-    def __init__(self, path):
-        from harness.peers.syslog import SyslogSink
-
-        self.sink = SyslogSink(path)
-        self.path = self.sink.path
-        self.seen = []
-        self.lock = threading.Lock()
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._drain, daemon=True)
-        self.thread.start()
-
-    def _drain(self):
-        while not self.stopping.wait(0.02):
-            found = self.sink.messages()
-            with self.lock:
-                self.seen += found
-
-    def lines(self):
-        with self.lock:
-            return list(self.seen)
-
-    def close(self):
-        self.stopping.set()
-        self.thread.join(5)
-        self.sink.close()
-
-    def wait(self, needle, timeout):
-        """The first line holding ``needle``; AssertionError with the lines after ``timeout``."""
-        end = time.monotonic() + timeout
-        while True:
-            for line in self.lines():
-                if needle in line:
-                    return line
-            if time.monotonic() > end:
-                raise AssertionError(f"no syslog line with {needle!r} within {timeout} s:"
-                                     f" {self.lines()[-10:]}")
-            time.sleep(0.05)
-
-
-# --- the reference pair -------------------------------------------------------
+# --- the reference addresses (harness/peers/pair.py runs the pair) --------------
 
 HOSTS = {"lvs1": "192.168.8.100", "lvs2": "192.168.8.110", "client": "192.168.8.10"}
-SMTP_PORT = 2525  # the witness's SMTP sink, on HOSTS["client"]
-REPO = Path(__file__).resolve().parents[2]
 VIP = "192.168.8.142"
 VIP6 = "2001:db8::142"
-PRIORITIES = {"lvs1": 100, "lvs2": 50}
-
-
-class Pair:
-    """lvs1 and lvs2 running keepalived with ``configs`` ({director: keepalived.conf text})
-    on one bridge, and ``client`` as a witness; a context manager that tears it all down.
-
-    ``check(host, *args)`` runs ``kachecks-vrrp`` in a namespace against that
-    director's keepalived.conf (the witness reads lvs1's); ``checks`` runs several at
-    once; ``watch(host, *args)`` starts ``kachecks vrrp watch --json``; ``agent(host)``
-    starts ``kachecks agent`` with a ``[vrrp]`` table on a director, mailing ``mail()``.
-    ``hostnames``: each host its own host name (what a notification's subject shows).
-    """
-
-    def __init__(self, prefix, workdir, configs, command, check_command, hostnames=False):
-        from harness.peers.netns import Network
-
-        self.net = Network(prefix, HOSTS, hostnames=hostnames)
-        self.workdir = workdir
-        self.configs = configs
-        self.command = command  # argv prefix of `kachecks`
-        self.check_command = check_command  # argv prefix of `kachecks-vrrp`
-        self.keepalived = {}
-        self.watches = []
-        self.agents = {}
-        self.sink = None
-
-    def __enter__(self):
-        from harness.peers.keepalived import Keepalived
-
-        self.net.__enter__()
-        try:
-            for host, text in self.configs.items():
-                self.keepalived[host] = Keepalived(self.net[host], self.workdir / host, text)
-            for director in self.keepalived.values():
-                director.start()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        for agent in self.agents.values():
-            agent.__exit__()
-            agent.syslog.close()
-        if self.sink is not None:
-            self.sink.stop()
-        for watch in self.watches:
-            watch.stop()
-        for director in self.keepalived.values():
-            director.stop()
-        self.net.__exit__(*exc)
-        return False
-
-    def __getitem__(self, host):
-        return self.net[host]
-
-    def conf(self, host):
-        return self.keepalived.get(host, self.keepalived["lvs1"]).conf
-
-    def argv(self, host, *args):
-        return [*self.check_command, "--keepalived-conf", self.conf(host), *map(str, args)]
-
-    def check(self, host, *args, timeout=60):
-        return self.net[host].run(self.argv(host, *args), timeout=timeout)
-
-    def checks(self, runs, timeout=60):
-        """{host: CompletedProcess-like (returncode, stdout, stderr)} of ``{host: args}``,
-        all run at the same time."""
-        started = {host: subprocess.Popen(self.net[host].argv(self.argv(host, *args)),
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                          text=True)
-                   for host, args in runs.items()}
-        done = {}
-        for host, proc in started.items():
-            out, err = proc.communicate(timeout=timeout)
-            done[host] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-        return done
-
-    def watch(self, host, *args):
-        watch = Watch(self.net[host], self.command, self.workdir / f"watch-{host}-{len(self.watches)}.log",
-                      "--keepalived-conf", self.conf(host), *args)
-        self.watches.append(watch)
-        return watch
-
-    def mail(self):
-        """The administrators' SMTP sink on the witness (harness.peers.smtp.NamespaceSink),
-        started on first use."""
-        if self.sink is None:
-            from harness.peers.smtp import NamespaceSink
-
-            self.sink = NamespaceSink(self.net["client"], HOSTS["client"], SMTP_PORT,
-                                      self.workdir / "mbox", self.workdir / "smtp.log", REPO)
-        return self.sink
-
-    def agent_tables(self, host, vrrp=None, spool=None):
-        """The tables of ``host``'s kachecks.toml beside [agent]: ``[vrrp]`` (its
-        keepalived.conf, plus ``vrrp``; None: no table) and mail to the witness's sink."""
-        tables = {"smtp": {"host": HOSTS["client"], "port": SMTP_PORT, "security": "none",
-                           "timeout": 5},
-                  "mail": {"from": f"kachecks@{host}.example.org", "to": ["admin@example.org"]},
-                  "spool": {"dir": str(spool or self.workdir / f"agent-{host}" / "spool"),
-                            "batch_window": 0}}
-        if vrrp is not None:
-            tables["vrrp"] = {"keepalived_conf": str(self.conf(host)), **vrrp}
-        return tables
-
-    def agent(self, host, vrrp=None, checks=(), metrics="", **agent):
-        """``kachecks agent`` on director ``host`` (harness.peers.agent.AgentProcess), its
-        ``[vrrp]`` watching this pair (``vrrp``: keys added to the table), started."""
-        from harness.peers.agent import AgentProcess
-
-        self.mail()
-        workdir = self.workdir / f"agent-{host}"
-        workdir.mkdir(exist_ok=True)
-        syslog = Syslog(workdir / "syslog.sock")
-        process = AgentProcess(workdir, checks, metrics, launch=self.net[host].argv,
-                               command=self.command, env={"KACHECKS_SYSLOG_SOCKET": syslog.path},
-                               tables=self.agent_tables(host, vrrp or {}), **agent)
-        process.syslog = syslog
-        self.agents[host] = process
-        return process.start()
-
-    def fetch(self, host, url, timeout=10):
-        """GET ``url`` from namespace ``host``: the body (a director's metrics endpoint)."""
-        code = ("import sys, urllib.request as u\n"
-                "sys.stdout.write(u.urlopen(sys.argv[1], timeout=5).read().decode())")
-        done = self.net[host].run([sys.executable, "-c", code, url], timeout=timeout)
-        if done.returncode != 0:
-            raise AssertionError(f"GET {url} in {host}: {done.stderr.strip()[-500:]}")
-        return done.stdout
-
-    def holds(self, host, address=VIP):
-        text = self.net[host].ip("addr", "show", "dev", IFACE).stdout
-        return f" {address}/" in text

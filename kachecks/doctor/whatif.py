@@ -28,7 +28,8 @@ lower priority, is a ``failover`` warning with its arithmetic.
 
 from kachecks.doctor.findings import WARNING, Finding
 from kachecks.doctor.pair import match, where
-from kachecks.doctor.vrrp import FAULT, FILE, INTERFACE, OWNER, PROCESS, SCRIPT
+from kachecks.doctor.vrrp import FAULT, FILE, INTERFACE, PROCESS, SCRIPT
+from kachecks.vrrp.instances import OWNER
 
 MASTER, BACKUP, STOP, DOWN, UNKNOWN = "MASTER", "BACKUP", "STOP", "DOWN", "UNKNOWN"
 _UNKNOWN = object()  # a holder that cannot be told from the files
@@ -222,7 +223,7 @@ def _sync_faults(directors, table, sides):
     for j, d in enumerate(directors):
         for group in d.groups.values():
             members = [i for i, row in enumerate(table)
-                       if row.instances[j] is not None and row.instances[j].group is group]
+                       if row.instances[j] is not None and row.instances[j].sync_group is group]
             faulty = [table[i].name for i in members if sides[i][j].state == FAULT]
             if not faulty:
                 continue
@@ -249,10 +250,10 @@ def _address(row, j):
     peer's only unicast_peer, else None."""
     inst = row.instances[j]
     if inst.source is not None:
-        return inst.source[0]
+        return inst.source
     other = row.instances[1 - j] if len(row.instances) == 2 else None
     if other is not None and len(other.peers) == 1:
-        return other.peers[0][0]
+        return other.peers[0]
     return None
 
 
@@ -291,7 +292,7 @@ def _start(row, sides):
         if pa != pb:
             return Outcome(0 if pa > pb else 1, sides)
         ia, ib = _address(row, 0), _address(row, 1)
-        if ia is None or ib is None or type(ia) is not type(ib) or ia == ib:
+        if ia is None or ib is None or ia.family != ib.family or ia == ib:
             return Outcome(_UNKNOWN, sides,
                            f"equal priorities, both MASTER at once: the higher primary address on"
                            f" {a.interface} wins, and the files do not give both (unicast_src_ip)")
@@ -318,7 +319,7 @@ def _sync_masters(directors, table, outcomes):
     for j, d in enumerate(directors):
         for group in d.groups.values():
             members = [i for i, row in enumerate(table)
-                       if row.instances[j] is not None and row.instances[j].group is group]
+                       if row.instances[j] is not None and row.instances[j].sync_group is group]
             if any(outcomes[i].holder is _UNKNOWN for i in members):
                 continue
             held = [i for i in members if outcomes[i].holder == j]
@@ -437,7 +438,7 @@ def table(directors, scenarios):
         inst = next(x for x in row.instances if x is not None)
         lines.append("")
         lines.append(f"{row.name}: vrid {inst.vrid} on {inst.interface},"
-                     f" {', '.join(str(a) for a, _ in inst.addresses) or 'no address'}")
+                     f" {', '.join(inst.address_texts()) or 'no address'}")
         body = [["failure", *names, "addresses on"]]
         notes = []
         for scenario in scenarios:

@@ -17,11 +17,11 @@ import time
 import pytest
 
 from harness.peers import cli
-from harness.peers.keepalived import vrrp_config
 from harness.peers.netns import cleanup_stale, run_prefix
-from harness.wait import wait_for
+from harness.peers.pair import WITNESS, Pair, config
 from harness.peers.smtp import subject as subject_of
-from harness.peers.vrrp import HOSTS, VIP, Pair, allow_vrrp, drop_vrrp
+from harness.peers.vrrp import HOSTS, VIP, allow_vrrp, drop_vrrp
+from harness.wait import wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -35,22 +35,24 @@ SPLIT = f"SPLIT BRAIN ({LVS1} prio 100, {LVS2} prio 50)"
 
 
 def reference():
-    return {host: vrrp_config(host, priority, VIP, nopreempt=True)
+    return {host: config(host, priority, prefix=32, password="toto")
             for host, priority in (("lvs1", 100), ("lvs2", 50))}
 
 
 @pytest.fixture
 def pair(tmp_path):
+    """The reference pair settled (lvs1 MASTER, lvs2 BACKUP), the witness with the sink;
+    each host its own host name, which the mails' subjects show."""
     cleanup_stale(BASE)
-    made = Pair(run_prefix(BASE), tmp_path, reference(), cli.command("kachecks"),
-                cli.command("kachecks-vrrp"), hostnames=True)
-    made.__enter__()
-    try:
-        made.keepalived["lvs1"].wait_state("MASTER", timeout=15)
-        made.keepalived["lvs2"].wait_state("BACKUP", timeout=15)
+    with Pair(run_prefix(BASE), tmp_path, extra=WITNESS, hostnames=True) as made:
+        made.start(reference())
+        made.ka["lvs1"].wait_state("MASTER", timeout=15)
+        made.ka["lvs2"].wait_state("BACKUP", timeout=15)
         yield made
-    finally:
-        made.__exit__(None, None, None)
+
+
+def holds(pair, director):
+    return director in pair.holders()
 
 
 def watching(agent, holder):
@@ -127,7 +129,7 @@ def test_vrrp_dropped_at_lvs2_is_mailed_as_split_brain_by_both_agents_then_over(
         assert f"Host:     {host}" in body and "Instance: VI_1" in body
         assert "split brain: " in body and "docs/vrrp.md" in body
     mail.wait(subject("lvs2", f"FILTERED ({LVS1} prio 100)"), 5, "lvs2's FILTERED mail")
-    assert pair.holds("lvs1") and pair.holds("lvs2")
+    assert holds(pair, "lvs1") and holds(pair, "lvs2")
     during = split_brain_pages(pair, agents, 1)  # each agent says split-brain 1
     for host in agents:
         assert metric(during[host], "kachecks_vrrp_holder", instance="VI_1") == 1
@@ -147,7 +149,7 @@ def test_vrrp_dropped_at_lvs2_is_mailed_as_split_brain_by_both_agents_then_over(
     assert "    filtered (critical) since " in shown.stdout
 
     allow_vrrp(pair["lvs2"])
-    wait_for(lambda: not pair.holds("lvs2"), 10, what="lvs2 to drop the VIP")
+    wait_for(lambda: not holds(pair, "lvs2"), 10, what="lvs2 to drop the VIP")
     for host in agents:
         mail.wait(subject_starts(host, "split brain over after "), 15, f"{host}'s 'over' mail")
         agents[host].syslog.wait("vrrp: split-brain over: VI_1 vrid 50 on eth0, after ", 5)
@@ -254,9 +256,9 @@ def test_keepalived_stopped_on_both_directors_is_mailed_as_no_master(pair):
     agents = {host: pair.agent(host) for host in ("lvs1", "lvs2")}
     watching(agents["lvs1"], True)
     watching(agents["lvs2"], False)
-    pair.keepalived["lvs1"].stop()
-    pair.keepalived["lvs2"].wait_state("MASTER", timeout=10)
-    pair.keepalived["lvs2"].stop()
+    pair.stop_keepalived("lvs1")
+    pair.ka["lvs2"].wait_state("MASTER", timeout=10)
+    pair.stop_keepalived("lvs2")
     for host in agents:
         pair.mail().wait(subject(host, "NO MASTER"), 15, f"{host}'s NO MASTER mail")
         line = agents[host].syslog.wait("vrrp: no-master (critical): VI_1 vrid 50 on eth0: no"
