@@ -238,16 +238,23 @@ def one_line(value, name, tab=False):
 def duration(value, name, low=0.0, high=366 * 86400.0, low_ok=False):
     """Seconds from a number or a string with a unit (``500ms``, ``30s``, ``5m``, ``12h``,
     ``3d``, ``1w``; no unit: seconds), in ``low`` (allowed if ``low_ok``) .. ``high``;
-    else ConfigError naming ``name`` ("FILE: [table] key")."""
+    else ConfigError naming ``name`` ("FILE: [table] key"; None: a command-line option's
+    value, which its parser names)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
     else:
         match = DURATION.fullmatch(value) if isinstance(value, str) else None
         if not match:
-            raise ConfigError(f"{name}: must be a duration ({DURATION_HELP}), not {show(value)}")
+            raise ConfigError(f"{_named(name)}must be a duration ({DURATION_HELP}), not"
+                              f" {show(value)}")
         seconds = float(match.group(1)) * UNITS[match.group(2) or "s"]
     if math.isfinite(seconds) and (low <= seconds if low_ok else low < seconds) \
             and seconds <= high:
         return seconds
     lowest = f"{low:.15g} or more" if low_ok else f"more than {low:.15g}"
-    raise ConfigError(f"{name}: must be {lowest} and at most {high:.15g} seconds, not {show(value)}")
+    raise ConfigError(f"{_named(name)}must be {lowest} and at most {high:.15g} seconds, not"
+                      f" {show(value)}")
+
+
+def _named(name):
+    return f"{name}: " if name else ""

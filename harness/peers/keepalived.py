@@ -71,13 +71,15 @@ def write_script(path, text):
 def secure_executables(bindir, names, shim_dir):
     """(directory, insecure components): where keepalived may run ``names`` from.
 
-    ``bindir`` itself when every path component passes script security;
-    otherwise one-line exec wrappers in ``shim_dir`` (made secure), so a checkout
-    in a user's home or a group-writable CI workspace still drives keepalived.
+    ``bindir`` itself when every path component passes script security and the path
+    holds no blank (keepalived splits a script line at blanks: the callers write
+    ``{directory}/kachecks-http …`` into keepalived.conf); otherwise one-line exec
+    wrappers in ``shim_dir`` (made secure), so a checkout in a user's home, a
+    group-writable CI workspace or "/srv/my checkout" still drives keepalived.
     """
     bindir = Path(bindir)
     bad = [c for name in names for c in insecure_components(bindir / name)]
-    if not bad:
+    if not bad and not any(c.isspace() for c in str(bindir)):
         return bindir, bad
     shims = secure_dir(shim_dir)
     for name in names:

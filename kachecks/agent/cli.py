@@ -16,7 +16,7 @@ from kachecks.agent import config as configuration
 from kachecks.agent import lock as locks
 from kachecks.agent import status as statuses
 from kachecks.agent import trackfile
-from kachecks.clickcommand import CONTEXT, Group
+from kachecks.clickcommand import CONTEXT, Duration, Group
 from kachecks.errors import CommandFailed
 from kachecks.status import ExitCode
 
@@ -308,8 +308,9 @@ Examples:
 \b
 Exit status: 0 stopped (or none was running) and every file set to 0; 1 otherwise.
 """)
-@click.option("--timeout", type=click.FloatRange(0, 3600), default=10.0, show_default=True,
-              metavar="SECONDS", help="How long the agent may take to stop before it is killed.")
+@click.option("--timeout", type=Duration(0, 3600, low_ok=True), default=10.0, show_default=True,
+              metavar="DURATION",
+              help="How long the agent may take to stop before it is killed (10, 30s).")
 @_options
 def stop(ctx, config_path, timeout):
     """Stop the running agent, then set every track file to 0.

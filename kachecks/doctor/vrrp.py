@@ -45,7 +45,7 @@ class Tracker:
     """
 
     __slots__ = ("kind", "name", "weight", "reverse", "entry", "definition", "ignored",
-                 "implicit", "steady", "failing", "how")
+                 "implicit", "steady", "failing")
 
     def __init__(self, kind, name, weight, reverse, entry, definition=None, implicit=False):
         self.kind = kind
@@ -58,7 +58,6 @@ class Tracker:
         self.implicit = implicit  # the instance's own interface, or a VIP's
         self.steady = None  # a track file's value before and during the failure
         self.failing = None
-        self.how = None  # what its failing value means
 
     @property
     def multiplier(self):
@@ -84,13 +83,35 @@ class Tracker:
             return self.weight * self.multiplier if self.weight > 0 else 0
         return self.weight * self.multiplier if self.weight < 0 else 0
 
+    def reading(self, value):
+        """What a track file reading ``value`` does here, with this entry's own weight
+        (``uplink weight 20 noreverse`` of a ``weight 0 reverse`` file does not fault)."""
+        if self.ignored:
+            return self.ignored
+        kind = f"weight {self.weight}{' reverse' if self.reverse else ''}"
+        got = self.contribution(value=value)
+        if self.weight == 0:
+            if got != FAULT:
+                return f"{kind}: {value} changes nothing"
+            return f"{kind}: 0 is FAULT" if self.reverse else f"{kind}: any value but 0 is FAULT"
+        step = self.weight * self.multiplier
+        if got == FAULT:
+            return f"{kind}: {value} adds {value * step}, -254 or less: FAULT"
+        drop, fault = _largest_drop(step)
+        if value == drop:
+            return f"{kind}: {value} adds {got}, the largest drop short of FAULT ({fault} is FAULT)"
+        text = f"{kind}: {value} adds {got}"
+        if self.steady is not None and self.steady != value:
+            text += f" where {self.steady} adds {self.contribution(value=self.steady)}"
+        return text
+
     def what(self):
         return {SCRIPT: f"vrrp_script {self.name}", FILE: f"track_file {self.name}",
                 INTERFACE: f"interface {self.name}", PROCESS: f"track_process {self.name}"}[self.kind]
 
 
 def file_values(weight, reverse, init):
-    """(steady value, failing value, what failing means) of a track file with ``weight``.
+    """(steady value, failing value) of a track file with ``weight``.
 
     Steady: its ``init_file`` value, else the value that leaves the instance
     up (0; 1 under ``weight 0 reverse``). Failing: with weight 0 the value
@@ -102,17 +123,15 @@ def file_values(weight, reverse, init):
         steady = 1 if reverse else 0
         if init is not None and (init != 0) != (multiplier == 1):
             steady = init
-        failing = 0 if reverse else 1
-        how = "weight 0 reverse: 0 is FAULT" if reverse else "weight 0: any value but 0 is FAULT"
-        return steady, failing, how
-    steady = init if init is not None else 0
-    step = weight * multiplier
+        return steady, 0 if reverse else 1
+    return init if init is not None else 0, _largest_drop(weight * multiplier)[0]
+
+
+def _largest_drop(step):
+    """(the value that lowers the priority most short of FAULT, the first value that faults)
+    of a track file whose value counts ``step`` times (weight × ±1)."""
     sign = -1 if step > 0 else 1  # the sign of a value that lowers the priority
-    failing = sign * (253 // abs(step))
-    fault = sign * -(-254 // abs(step))  # the first value that faults
-    how = (f"weight {weight}{' reverse' if reverse else ''}: {failing} adds {failing * step}, the"
-           f" largest drop short of FAULT ({fault} is FAULT)")
-    return steady, failing, how
+    return sign * (253 // abs(step)), sign * -(-254 // abs(step))
 
 
 class SyncGroup:
@@ -227,7 +246,7 @@ def _tracker(kind, entry, scripts, files, processes):
     if kind == "track_file":
         init = definition.child("init_file")
         value = _integer(init.args[0]) if init is not None and init.args else (0 if init else None)
-        tracker.steady, tracker.failing, tracker.how = file_values(base_weight, base_reverse, value)
+        tracker.steady, tracker.failing = file_values(base_weight, base_reverse, value)
     return tracker
 
 
@@ -267,7 +286,7 @@ def _group(d, node, scripts, files, processes):
             for tracker in trackers:
                 copy = Tracker(tracker.kind, tracker.name, tracker.weight, tracker.reverse,
                                tracker.entry, tracker.definition)
-                copy.steady, copy.failing, copy.how = tracker.steady, tracker.failing, tracker.how
+                copy.steady, copy.failing = tracker.steady, tracker.failing
                 copy.implicit = "group"
                 _add(inst, copy)
 
@@ -296,6 +315,6 @@ def _neutralise(inst):
         elif tracker.kind == FILE:
             if tracker.weight == 1:
                 tracker.weight = 0
-                tracker.steady, tracker.failing, tracker.how = file_values(0, tracker.reverse, None)
+                tracker.steady, tracker.failing = file_values(0, tracker.reverse, None)
             else:
                 tracker.ignored = f"weighted file ignored {why}"

@@ -38,16 +38,15 @@ _UNKNOWN = object()  # a holder that cannot be told from the files
 class Failure:
     """One failure on one director: a tracker (kind, name), or keepalived stopped / the director down."""
 
-    __slots__ = ("director", "kind", "name", "value", "text", "node", "how")
+    __slots__ = ("director", "kind", "name", "value", "text", "node")
 
-    def __init__(self, director, kind, name=None, value=None, text=None, node=None, how=None):
+    def __init__(self, director, kind, name=None, value=None, text=None, node=None):
         self.director = director
         self.kind = kind
         self.name = name
         self.value = value  # a track file's failing value
         self.text = text
         self.node = node  # where it is tracked first (the failover finding's line)
-        self.how = how  # a track file: what its failing value means
 
     def hits(self, director, tracker):
         return (director is self.director and tracker.kind == self.kind
@@ -155,8 +154,7 @@ def failures(directors):
 def _failure(d, tracker):
     if tracker.kind == FILE:
         return Failure(d, FILE, tracker.name, tracker.failing,
-                       f"track_file {tracker.name} reads {tracker.failing}", tracker.entry,
-                       tracker.how)
+                       f"track_file {tracker.name} reads {tracker.failing}", tracker.entry)
     text = {SCRIPT: f"vrrp_script {tracker.name} fails", INTERFACE: f"interface {tracker.name} down",
             PROCESS: f"track_process {tracker.name} loses quorum"}[tracker.kind]
     return Failure(d, tracker.kind, tracker.name, text=text, node=tracker.entry)
@@ -373,7 +371,8 @@ def stays(directors, row, failure, before, after):
 def _failover(directors, row, j, failure, mine, theirs):
     here, there = directors[j], directors[1 - j]
     inst, peer_inst = row.instances[j], row.instances[1 - j]
-    node = _tracked_at(inst, failure) or failure.node
+    tracker = _tracker_of(inst, failure)
+    node = tracker.entry if tracker is not None else failure.node
     reasons = []
     if not theirs.up:
         reasons.append(f"{there.name}'s {peer_inst.name} is in FAULT ({theirs.fault})")
@@ -390,16 +389,19 @@ def _failover(directors, row, j, failure, mine, theirs):
             reasons.append(f"{lead}{there.name} has nopreempt ({where(peer_inst.at('nopreempt'))}):"
                            " no priority change moves the addresses, only a FAULT, a stop or a"
                            " director down does")
-    how = f" ({failure.how})" if failure.how else ""
+    how = f" ({tracker.reading(failure.value)})" if failure.kind == FILE and tracker else ""
     text = (f"{failure.text} on {here.name}{how}: {inst.name}'s addresses stay on {here.name}, where"
             f" it failed: priority {mine.arithmetic()}; " + ", ".join(reasons))
     return Finding(node.file, node.line, WARNING, "failover", text)
 
 
-def _tracked_at(inst, failure):
+def _tracker_of(inst, failure):
+    """The tracker of ``inst`` that ``failure`` hits, or None."""
+    if inst is None:
+        return None
     for tracker in inst.trackers:
         if tracker.kind == failure.kind and tracker.name == failure.name:
-            return tracker.entry
+            return tracker
     return None
 
 
@@ -457,9 +459,13 @@ def table(directors, scenarios):
             body.append([label, *cells, held])
             if outcome.note:
                 notes.append(f"{label}: {outcome.note}")
-            if scenario.failure is not None and scenario.failure.how and \
-                    scenario.failure.kind == FILE:
-                notes.append(f"{label}: {scenario.failure.how}")
+            failure = scenario.failure
+            if failure is not None and failure.kind == FILE:
+                # what the value does in this instance, with its entry's own weight
+                j = directors.index(failure.director)
+                tracker = _tracker_of(row.instances[j], failure)
+                if tracker is not None:
+                    notes.append(f"{label}: {tracker.reading(failure.value)}")
         widths = [max(len(r[c]) for r in body) for c in range(len(body[0]))]
         for r in body:
             lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())

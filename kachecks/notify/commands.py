@@ -66,8 +66,10 @@ def config_options(func):
         click.option("--to", "mail_to", multiple=True, metavar="ADDR",
                      help="Recipient; repeat for several (overrides [mail] to)."),
         click.option("--webhook-url", metavar="URL", help="Webhook URL (overrides [webhook] url)."),
-        click.option("--batch-window", type=float, metavar="SECONDS",
-                     help="Batch events this close together (overrides [spool] batch_window)."),
+        # checked as [spool] batch_window is, after the event is spooled: never lost for it
+        click.option("--batch-window", metavar="DURATION",
+                     help="Batch events this close together: 2, 500ms (overrides [spool]"
+                          " batch_window)."),
     ]
     for option in reversed(options):
         func = option(func)

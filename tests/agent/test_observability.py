@@ -195,7 +195,8 @@ def test_the_shipped_unit_is_type_notify_with_fail_closed_stop_post(tmp_path):
                  "WatchdogSec=30"):
         assert f"\n{line}\n" in text, line
     unit = tmp_path / "kachecks-agent.service"
-    unit.write_text(text.replace("/usr/bin/kachecks", str(cli.bin_dir() / "kachecks")))
+    here = str(cli.bin_dir() / "kachecks")  # in "…" for systemd when the path holds a blank
+    unit.write_text(text.replace("/usr/bin/kachecks", f'"{here}"' if " " in here else here))
     proc = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -2,6 +2,7 @@
 
 import email.utils
 import os
+import shlex
 import subprocess
 import time
 
@@ -112,7 +113,7 @@ def test_events_close_together_are_batched_into_one_mail_in_order(notifier, rela
 def test_notify_processes_run_out_of_order_are_mailed_in_the_order_keepalived_forked_them(notifier, relay):
     """keepalived forks BACKUP then MASTER; a loaded director runs the second one first."""
     notifier.configure(relay, spool={"batch_window": 3})
-    kachecks = " ".join(command("kachecks"))
+    kachecks = shlex.join(command("kachecks"))
     late = subprocess.Popen(["sh", "-c", f"sleep 1.5; exec {kachecks} notify INSTANCE VI_1 BACKUP 100"])
     time.sleep(0.2)
     assert notifier.notify("INSTANCE", "VI_1", "MASTER", "100").returncode == 0  # spooled first
