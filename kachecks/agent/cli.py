@@ -54,6 +54,8 @@ Examples:
   name = "uplink"                          # this director's own, not a real server's:
   command = "kachecks-tcp 192.168.8.25:25"
   director = true                          # tracked in its vrrp_instance, vrrp_weight 20
+  [vrrp]                                   # also watch the VRRP pair on the wire
+  keepalived_conf = "/etc/keepalived/keepalived.conf"
 """)
 @click.option("--config", "config_path", metavar="FILE", help=CONFIG_HELP)
 @click.option("--check-config", is_flag=True,
@@ -69,6 +71,11 @@ def agent(ctx, config_path, check_config):
     --dynamic), which keepalived's track_file / FILE_CHECK follow.
     SIGTERM/SIGINT set every file to 0 and exit 0: stopping the agent takes
     this director's real servers out (fail-closed).
+
+    With a [vrrp] table it also watches the VRRP pair on the wire, as
+    kachecks-vrrp judges it, and logs and mails (through the notification
+    spool) when a split brain or another problem starts and ends; it never
+    changes keepalived's state for it.
     """
     ctx.ensure_object(dict)["config"] = config_path
     if ctx.invoked_subcommand is not None:
@@ -90,11 +97,28 @@ def _check_config(path):
         click.echo(f"{spec.name}: {os.path.basename(spec.argv[0])} {spec.target.identity} every"
                    f" {spec.interval:g} s, timeout {spec.timeout:g} s, rise {spec.rise},"
                    f" fall {spec.fall}{', dynamic' if spec.dynamic else ''} -> {spec.file}")
+    if cfg.vrrp is not None:
+        _check_pair(cfg.vrrp)
     if cfg.metrics is not None and not metrics.available():
         click.echo(f"warning: metrics endpoint off: {metrics.MISSING}", err=True)
     count = len(cfg.checks)
     click.echo(f"{cfg.path}: OK, {count} check{'s' * (count != 1)}")
     return ExitCode.OK
+
+
+def _check_pair(settings):
+    """The [vrrp] watch tried now: what it watches, or a warning. Not an error: the agent
+    runs its checks without the watch (and retries it), so its unit must start."""
+    from kachecks.agent import pair
+
+    try:
+        labels = pair.trial(settings)
+    except pair.Unusable as exc:
+        click.echo(f"warning: [vrrp]: not watching the pair: {exc} (the agent runs its checks"
+                   f" without it and tries again every {pair.RETRY:g} s)", err=True)
+        return
+    for label in labels:
+        click.echo(f"vrrp: {label} (from {settings.keepalived_conf})")
 
 
 def _run(path):

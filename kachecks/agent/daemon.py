@@ -18,6 +18,10 @@ Fail-closed: SIGTERM/SIGINT write 0 to every track file before exiting 0; an
 agent that cannot publish at all for a few seconds does the same and exits 1;
 SIGHUP reloads (a broken file is logged and the running set kept; a check whose
 name and file stay keeps its state, see ``schedule.diff``).
+
+With a ``[vrrp]`` table the same loop also waits on the pair watch's sockets
+(kachecks.agent.pair): it reads them when they are readable and ticks the
+watch when it is due; a SIGHUP reads keepalived.conf again.
 """
 
 import errno
@@ -30,6 +34,7 @@ import time
 
 from kachecks import syslogger
 from kachecks.agent import config as configuration
+from kachecks.agent import pair as pairs
 from kachecks.agent import schedule as schedules
 from kachecks.agent import snapshot as snapshots
 from kachecks.agent import stats, status, trackfile
@@ -262,11 +267,12 @@ class Agent:
     here: ``log`` (syslog), ``notifier`` (systemd), ``rng`` and ``clock`` (the schedule's),
     ``executor`` (made from ``answer`` when None), ``tracks`` (the publisher),
     ``status_writer(path, document)`` (None: the publisher's ``write_status``),
-    ``serve_metrics(address, source, log, document, spool)``."""
+    ``serve_metrics(address, source, log, document, spool)``, ``post(event)`` (the [vrrp]
+    watch's notifications: pair.Poster, the notify spool)."""
 
     def __init__(self, cfg, log=None, notifier=None, rng=None, clock=time.monotonic,
                  executor=None, tracks=None, status_writer=None,
-                 serve_metrics=serve_metrics):
+                 serve_metrics=serve_metrics, post=None):
         self.cfg = cfg
         self.log = log or Log()
         self.notifier = notifier
@@ -277,6 +283,7 @@ class Agent:
         self.status_writer = status_writer or self.tracks.write_status
         self.serve_metrics = serve_metrics
         self.schedule = None  # made when run() starts, after the track directory is checked
+        self.pair = pairs.PairWatch(cfg.vrrp, self.log, post or pairs.Poster(cfg.path), clock)
         self.snapshot = snapshots.EMPTY  # the last one taken: what the status and metrics show
         self.signals = []
         self.wake_r = self.wake_w = None
@@ -311,6 +318,7 @@ class Agent:
             self.log(f"started: {count} check{'s' * (count != 1)} from {self.cfg.path},"
                      f" track files in {self.cfg.track_dir}", syslogger.LOG_NOTICE)
             self._hold_alive(self.clock())
+            self.pair.start()
             self._notify("READY=1")
             code = self._loop()
         finally:
@@ -329,15 +337,20 @@ class Agent:
             now = self.clock()
             with stats.LOCK:
                 wake = schedule.next_wake()
+            pair_wake = self.pair.next_wake()
             wake = min(now + 60 if wake is None else wake, self.alive_due,
                        self.status_due if self.status_dirty else now + 60,
-                       self.watchdog_due if self._watchdog() else now + 60)
+                       self.watchdog_due if self._watchdog() else now + 60,
+                       now + 60 if pair_wake is None else pair_wake)
             if wake > now:
                 try:
-                    select.select([self.wake_r], [], [], wake - now)
+                    ready = select.select([self.wake_r, *self.pair.fds()], [], [], wake - now)[0]
                 except InterruptedError:
-                    pass
+                    ready = ()
                 self._drain_pipe()
+                for fd in ready:
+                    if fd != self.wake_r:
+                        self.pair.read(fd)
             while self.signals:
                 signum = self.signals.pop(0)
                 if signum == signal.SIGHUP:
@@ -356,6 +369,8 @@ class Agent:
                 self.log(f"cannot publish results: {blind}; stopping rather than run blind"
                          " (the track files are set to 0 as it stops)", syslogger.LOG_ERR)
                 return ExitCode.FAILURE
+            self.pair.tick(now)
+            self.status_dirty |= self.pair.refresh(now)
             self._housekeeping(now)
 
     def _shutdown(self):
@@ -368,6 +383,7 @@ class Agent:
                 self.schedule.stop()
         for path, error in failed:
             self.log(f"could not set {path} to 0: {error}", syslogger.LOG_ERR)
+        self.pair.close()
         self._write_status(state="stopped")
         self._stop_metrics(wait=False)
         self.executor.close()
@@ -418,6 +434,8 @@ class Agent:
         fit_descriptors(len(cfg.checks), self.log)
         metrics_moved = cfg.metrics != self.cfg.metrics
         self.cfg = cfg
+        self.pair.reload(cfg.vrrp)  # keepalived.conf read again, whatever changed
+        self.pair.refresh()
         self._write_status()  # the new set of checks, shown at once (a new snapshot)
         self.status_due = self.clock() + STATUS_PERIOD
         self._hold_alive(self.clock())
@@ -449,9 +467,13 @@ class Agent:
     # ------------------------------------------------------------------ status, systemd
 
     def summary(self):
-        """systemd's STATUS line, from the last snapshot."""
+        """systemd's STATUS line, from the last snapshot (and the pair's problems)."""
         views = self.snapshot.checks
-        return f"{len(views)} checks, {sum(1 for view in views if view.up)} up"
+        pair = self.snapshot.vrrp
+        problems = [f"{instance.name} {problem.code}" for instance in
+                    (pair.instances if pair is not None else ()) for problem in instance.problems]
+        vrrp = f"; VRRP {', '.join(problems)}" if problems else ""
+        return f"{len(views)} checks, {sum(1 for view in views if view.up)} up{vrrp}"
 
     def _hold_alive(self, now):
         """1 in the "agent running" file (config.ALIVE_FILE), again every ALIVE_PERIOD: a file
@@ -495,7 +517,7 @@ class Agent:
                 snapshots.EMPTY.lateness
             self.snapshot = snapshots.take(
                 checks, lateness, self.tracks.written | {check.spec.file for check in checks},
-                time.time())
+                time.time(), self.pair.view)
         return self.snapshot
 
     def document(self, state="running"):

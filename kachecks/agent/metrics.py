@@ -87,6 +87,53 @@ class Collector:
         lateness.add_metric([], _buckets(snapshot.lateness), snapshot.lateness.sum)
         yield from families.values()
         yield lateness
+        yield from pair_families(snapshot.vrrp)
+
+
+def pair_families(view):
+    """The ``kachecks_vrrp_*`` families of a PairView (none without a [vrrp] table)."""
+    if view is None or not view.configured:
+        return []
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    from kachecks.vrrp.detect import CODES
+
+    watching = GaugeMetricFamily("kachecks_vrrp_watching", "1 while the [vrrp] watch runs; 0"
+                                 " when it cannot (see the agent's log: keepalived.conf,"
+                                 " interface, CAP_NET_RAW)")
+    watching.add_metric([], 1 if view.watching else 0)
+    families = {
+        "sources": GaugeMetricFamily("kachecks_vrrp_sources", "Sources advertising the"
+                                     " instance now, this director included (1 in a healthy"
+                                     " pair)", labels=["instance"]),
+        "holder": GaugeMetricFamily("kachecks_vrrp_holder", "1 while this director holds the"
+                                    " instance's virtual_ipaddress", labels=["instance"]),
+        "problem": GaugeMetricFamily("kachecks_vrrp_problem", "1 while the problem is active"
+                                     " (split-brain, no-master, filtered, mismatch; foreign: on"
+                                     " the instance's interface)", labels=["instance", "code"]),
+        "adverts": CounterMetricFamily("kachecks_vrrp_adverts", "Adverts for the instance's"
+                                       " VRID seen on the wire, per source",
+                                       labels=["instance", "source"]),
+        "foreign": GaugeMetricFamily("kachecks_vrrp_foreign", "Sources advertising now a VRID"
+                                     " keepalived.conf does not use (ignore_vrids left out)",
+                                     labels=["interface", "vrid"]),
+    }
+    for instance in view.instances:
+        name = [instance.name]
+        families["sources"].add_metric(name, instance.advertising)
+        families["holder"].add_metric(name, 1 if instance.holder else 0)
+        active = {p.code for p in instance.problems}
+        for code in CODES:
+            families["problem"].add_metric([instance.name, code], 1 if code in active else 0)
+        for source in instance.sources:
+            families["adverts"].add_metric([instance.name, source.address], source.adverts)
+    foreign = {}  # an IPv4 and an IPv6 router on one VRID share a series
+    for router in view.foreign:
+        key = (router.interface, str(router.vrid))
+        foreign[key] = foreign.get(key, 0) + router.advertising
+    for key, advertising in foreign.items():
+        families["foreign"].add_metric(list(key), advertising)
+    return [watching, *families.values()]
 
 
 class SpoolCollector:

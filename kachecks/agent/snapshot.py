@@ -74,21 +74,25 @@ class CheckView:
 
 class Snapshot:
     """``checks`` (CheckView, configuration order), the schedule's ``lateness`` histogram,
-    every track ``file`` the agent wrote or manages, and when it was ``taken`` (Unix time)."""
+    every track ``file`` the agent wrote or manages, when it was ``taken`` (Unix time), and
+    ``vrrp``: the pair as the [vrrp] watch last saw it (kachecks.agent.pair.PairView, plain
+    values already; None before the agent starts)."""
 
-    __slots__ = ("checks", "lateness", "files", "taken")
+    __slots__ = ("checks", "lateness", "files", "taken", "vrrp")
 
-    def __init__(self, checks, lateness, files, taken):
+    def __init__(self, checks, lateness, files, taken, vrrp=None):
         self.checks = checks
         self.lateness = lateness
         self.files = files
         self.taken = taken
+        self.vrrp = vrrp
 
 
-def take(checks, lateness, files, now):
-    """A Snapshot of schedule ``checks`` and ``lateness``; the caller holds stats.LOCK."""
+def take(checks, lateness, files, now, vrrp=None):
+    """A Snapshot of schedule ``checks`` and ``lateness`` (and the pair's view ``vrrp``);
+    the caller holds stats.LOCK."""
     return Snapshot(tuple(CheckView(check) for check in checks), lateness.copy(),
-                    tuple(sorted(files)), now)
+                    tuple(sorted(files)), now, vrrp)
 
 
 EMPTY = Snapshot((), stats.Histogram(stats.LATENESS_BUCKETS), (), 0.0)  # before the first

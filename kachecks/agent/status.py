@@ -65,13 +65,46 @@ def read(path):
 #     (seconds published DOWN in total), downs (times it went DOWN), flapping (bool),
 #     state_change (Nagios' percent state change it rests on), latencies (the last 60
 #     run times in microseconds, oldest first, separated by spaces)
+#   vrrp       null without a [vrrp] table; else the pair as the agent watches it
+#              (kachecks.agent.pair.PairView): watching (bool), error (why not, or
+#              null), keepalived_conf, instances (one object per watched vrrp_instance:
+#     name, vrid, interface, label ("VI_1 vrid 50 on eth0"), addresses (its VIPs),
+#     holder (this director holds them), held_since (Unix time or null), advertising
+#     (sources advertising now), adverts (seen on the wire), sources (address, priority,
+#     own, alive, adverts, last), problems (code, severity, since, text)), foreign (VRIDs
+#     keepalived.conf does not use, seen on a watched interface: interface, vrid,
+#     advertising, problem, sources)
 
 
 def document(state, pid, started, written, config, track_dir, snapshot):
     """The status document of an agent, from its kachecks.agent.snapshot.Snapshot."""
     return {"version": VERSION, "pid": pid, "state": state, "started": started,
             "written": written, "config": config, "track_dir": track_dir,
-            "checks": [_check(view) for view in snapshot.checks], "files": list(snapshot.files)}
+            "checks": [_check(view) for view in snapshot.checks], "files": list(snapshot.files),
+            "vrrp": pair_document(snapshot.vrrp)}
+
+
+def pair_document(view):
+    """The ``vrrp`` member of the status document: ``view`` (a PairView) as JSON values."""
+    if view is None or not view.configured:
+        return None
+
+    def sources(found):
+        return [{"address": s.address, "priority": s.priority, "own": s.own, "alive": s.alive,
+                 "adverts": s.adverts, "last": s.last} for s in found]
+
+    return {
+        "watching": view.watching, "error": view.error, "keepalived_conf": view.keepalived_conf,
+        "instances": [{
+            "name": i.name, "vrid": i.vrid, "interface": i.interface, "label": i.label,
+            "addresses": list(i.addresses), "holder": i.holder, "held_since": i.held_since,
+            "advertising": i.advertising, "adverts": i.adverts, "sources": sources(i.sources),
+            "problems": [{"code": p.code, "severity": p.severity, "since": p.since,
+                          "text": p.text} for p in i.problems],
+        } for i in view.instances],
+        "foreign": [{"interface": f.interface, "vrid": f.vrid, "advertising": f.advertising,
+                     "problem": f.problem, "sources": sources(f.sources)} for f in view.foreign],
+    }
 
 
 def _check(view):
@@ -186,6 +219,8 @@ def render(document, now=None, alive=True, values=None, colour=False, sparks=SPA
         elif stopped:
             lines.append("every track file reads 0 (or is missing): this director's real"
                          " servers are out")
+    if alive:  # a dead agent's last view of the pair is no view of it now
+        lines += _pair_lines(document.get("vrrp"), now)
     return [line.rstrip() for line in lines]
 
 
@@ -210,6 +245,33 @@ def spark(latencies, sparks=SPARKS, cells=SPARK_CELLS):
 def _paint(cell, kind):
     code = _COLOURS.get(kind)
     return f"\033[{code}m{cell}\033[0m" if code else cell
+
+
+def _pair_lines(pair, now):
+    """One block per watched instance: who holds it, who advertises, what is wrong."""
+    if not isinstance(pair, dict):
+        return []
+    lines = [f"VRRP ({pair.get('keepalived_conf')}):"]
+    if not pair.get("watching"):
+        return lines + [f"  not watching: {pair.get('error') or 'starting'}"]
+    for i in pair.get("instances", []):
+        since = i.get("held_since")
+        held = (f"HELD HERE since {_stamp(since)} ({_ago(now - since)})" if i.get("holder")
+                and since else "HELD HERE" if i.get("holder") else "not held here")
+        heard = [f"{s['address']} prio {s['priority']}{' (this director)' if s.get('own') else ''}"
+                 for s in i.get("sources", []) if isinstance(s, dict) and s.get("alive")]
+        lines.append(f"  {i.get('label')}: {held} ({', '.join(i.get('addresses', []))});"
+                     f" advertising: {', '.join(heard) or 'nobody'}")
+        for p in i.get("problems", []):
+            since = p.get("since")
+            when = f" since {_stamp(since)} ({_ago(now - since)})" if since else ""
+            lines.append(f"    {p.get('code')} ({p.get('severity')}){when}: {p.get('text')}")
+    for f in pair.get("foreign", []):
+        if f.get("problem"):
+            heard = ", ".join(f"{s['address']} prio {s['priority']}" for s in f.get("sources", []))
+            lines.append(f"  foreign vrid {f.get('vrid')} on {f.get('interface')}: {heard}"
+                         " (a VRID keepalived.conf does not use)")
+    return lines
 
 
 def _last(check):

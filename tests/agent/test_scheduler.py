@@ -330,7 +330,8 @@ def test_the_status_document_carries_each_checks_published_state_from_a_snapshot
                                config="/etc/kachecks/kachecks.toml",
                                track_dir="/run/kachecks/track", snapshot=taken)
     assert sorted(document) == ["checks", "config", "files", "pid", "started", "state",
-                                "track_dir", "version", "written"]
+                                "track_dir", "version", "vrrp", "written"]
+    assert document["vrrp"] is None  # no [vrrp] table
     assert document["files"] == ["/run/kachecks/track/old", "/run/kachecks/track/web1",
                                  "/run/kachecks/track/web2"]
     web1, web2 = document["checks"]
