@@ -14,8 +14,11 @@ random timings give no pass/fail that holds on a loaded machine:
             line catches the signals still dies (the part no Python code covers).
   files     FIFO, /dev/zero and an 8 GiB sparse file as --password-file /
             --ca-file: time to exit.
-  state     world-writable state directory with planted *.state.<pid>.tmp
-            links, *.state -> /dev/zero, a squatted /tmp/kachecks-<uid>.
+  state     what is left to attack in the state directory (temporary names are
+            random now): a world-writable one, a link at the state file itself (to
+            a file of ours, to /dev/zero), the directory swapped for a link while
+            checks run, a path through another user's link, a squatted
+            /tmp/kachecks-<uid>; counts files created or overwritten, runs logged.
 
   fuzz      kachecks-http (--digest, --regex --status, --nagios), kachecks-tcp
             (--send/--expect, --nagios, --agent --dynamic) and kachecks-ldap (the
@@ -238,55 +241,165 @@ def files(bin_dir, env, scratch, mute):
             print(f"  {label:13} {option:16} {time.monotonic() - started:6.2f} s  {code}")
 
 
+class _Flip:
+    """A port that refuses until ``up()`` listens on it: the same check goes DOWN, then UP
+    (a transition: its state file is rewritten)."""
+
+    def __init__(self):
+        self.sock = None
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+
+    def up(self):
+        if self.sock is None:
+            self.sock = socket.socket()
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind(("127.0.0.1", self.port))
+            self.sock.listen(64)
+
+    def down(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
 def state(bin_dir, env, scratch):
-    # A port that refuses until we listen on it: the same command goes DOWN, then UP.
-    flip = socket.socket()
-    flip.bind(("127.0.0.1", 0))
-    check = [str(bin_dir / "kachecks-tcp"), f"127.0.0.1:{flip.getsockname()[1]}",
-             "--timeout", "1", "--quiet"]
-    shared = scratch / "shared"
-    shared.mkdir()
-    os.chmod(shared, 0o1777)
+    """What is left to attack in the state directory, now that temporary names are random
+    (kachecks.files.replace): a shared directory, a link at the state file itself, a
+    state file that never ends, the directory swapped while checks run, a path through
+    another user's link, a squatted /tmp/kachecks-<uid>. Each line counts what the
+    attack got: files created or overwritten where they should not be, runs logged."""
+    flip = _Flip()
+    check = [str(bin_dir / "kachecks-tcp"), f"127.0.0.1:{flip.port}", "--timeout", "1",
+             "--quiet"]
     victim = scratch / "victim"
     victim.write_text("a root-owned file\n")
-    run_env = dict(env, KACHECKS_STATE_DIR=str(shared), TMPDIR=str(scratch / "tmp"))
-    os.mkdir(scratch / "tmp", 0o700)
-    subprocess.run(check, env=run_env, capture_output=True)  # DOWN
-    created = sorted(os.listdir(shared))
-    last = int(Path("/proc/sys/kernel/ns_last_pid").read_text())
-    planted = 0
-    for name in created:  # the attacker's links at the next pids' temporary names
-        for pid in range(last + 1, last + 300):
-            os.symlink(victim, shared / f"{name}.{pid}.tmp")
-            planted += 1
-    flip.listen(8)
-    subprocess.run(check, env=run_env, capture_output=True)  # UP: the state file is rewritten
-    flip.close()
-    print(f"state: world-writable dir: files the check created there: {created or 'none'};"
-          f" {planted} links planted; victim now {victim.read_text()!r}")
-    own = scratch / "own"
-    own.mkdir(mode=0o700)
-    run_env = dict(env, KACHECKS_STATE_DIR=str(own))
-    subprocess.run(check, env=run_env, capture_output=True)
-    for name in os.listdir(own):
+    tmp = scratch / "tmp"
+    os.mkdir(tmp, 0o700)
+    base = {k: v for k, v in env.items() if k != "XDG_RUNTIME_DIR"}
+
+    def run(state_dir, up=None, command=check, **extra):
+        if up is not None:
+            flip.up() if up else flip.down()
+        run_env = dict(base, KACHECKS_STATE_DIR=str(state_dir), TMPDIR=str(tmp))
+        return subprocess.run(command, env={**run_env, **extra}, capture_output=True)
+
+    try:
+        shared = scratch / "shared"
+        shared.mkdir()
+        os.chmod(shared, 0o1777)
+        run(shared, up=False)
+        run(shared, up=True)
+        print(f"state: world-writable KACHECKS_STATE_DIR: {len(os.listdir(shared))} files"
+              f" created there in 2 runs (a transition); the state went to"
+              f" {sorted(os.listdir(tmp)) or 'nowhere'} under $TMPDIR")
+
+        own = scratch / "own"
+        own.mkdir(mode=0o700)
+        run(own, up=False)
+        [name] = os.listdir(own)
         os.unlink(own / name)
-        os.symlink("/dev/zero", own / name)
-    started = time.monotonic()
-    proc = subprocess.run(check, env=run_env, capture_output=True)
-    print(f"state: *.state -> /dev/zero (peer down): exit {proc.returncode} in"
-          f" {time.monotonic() - started:.2f} s")
-    squatted = scratch / "tmp2"
-    squatted.mkdir(mode=0o700)
-    (squatted / f"kachecks-{os.geteuid()}").mkdir(mode=0o777)
-    os.chmod(squatted / f"kachecks-{os.geteuid()}", 0o777)
-    with SyslogSink(scratch / "log.sock") as log:
-        run_env = dict(env, KACHECKS_STATE_DIR=str(victim), TMPDIR=str(squatted),
-                       KACHECKS_SYSLOG_SOCKET=log.path)
-        run_env.pop("XDG_RUNTIME_DIR", None)
-        for _ in range(5):
-            subprocess.run(check[:-1], env=run_env, capture_output=True)  # refused: DOWN each time
-        lines = len(log.messages())
-    print(f"state: squatted /tmp/kachecks-<uid>: 5 failing runs logged {lines} DOWN line(s)")
+        os.symlink(victim, own / name)
+        run(own, up=True)  # a transition: the state file is replaced
+        followed = victim.read_text() != "a root-owned file\n"
+        print(f"state: the state file a link to another file: victim"
+              f" {'OVERWRITTEN' if followed else 'unchanged'}, the link"
+              f" {'still there' if (own / name).is_symlink() else 'replaced by a state file'}")
+
+        for entry in os.listdir(own):
+            os.unlink(own / entry)
+        run(own, up=False)
+        for entry in os.listdir(own):
+            os.unlink(own / entry)
+            os.symlink("/dev/zero", own / entry)
+        started = time.monotonic()
+        proc = run(own)
+        print(f"state: the state file a link to /dev/zero (peer down): exit {proc.returncode} in"
+              f" {time.monotonic() - started:.2f} s")
+
+        _swapped_directory(run, scratch)
+        _through_a_link_of_another_user(run, scratch)
+
+        squatted = scratch / "tmp2"
+        squatted.mkdir(mode=0o700)
+        (squatted / f"kachecks-{os.geteuid()}").mkdir(mode=0o777)
+        os.chmod(squatted / f"kachecks-{os.geteuid()}", 0o777)
+        with SyslogSink(scratch / "log.sock") as log:
+            flip.down()
+            for _ in range(5):  # refused: DOWN each time; logged once if the state is kept
+                run(victim, command=check[:-1], TMPDIR=str(squatted),
+                    KACHECKS_SYSLOG_SOCKET=log.path)
+            lines = len(log.messages())
+        print(f"state: squatted /tmp/kachecks-<uid>: 5 failing runs logged {lines} DOWN"
+              f" line(s)")
+    finally:
+        flip.down()
+
+
+def _swapped_directory(run, scratch, runs=60):
+    """The state directory renamed away and a link to another directory of ours put in its
+    place, over and over, while checks go DOWN and UP: what lands in that other directory."""
+    parent = scratch / "swapped"
+    parent.mkdir(mode=0o700)
+    real, away = parent / "state", parent / "state.away"
+    real.mkdir(mode=0o700)
+    elsewhere = scratch / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    stop = threading.Event()
+    swaps = [0]
+
+    def swapper():
+        while not stop.is_set():
+            try:
+                os.rename(real, away)
+                os.symlink(elsewhere, real)
+                time.sleep(0.001)
+                os.unlink(real)
+                os.rename(away, real)
+                swaps[0] += 1
+            except OSError:  # a check made the directory again in the gap: start over
+                for path in (real, away):
+                    if path.is_symlink():
+                        path.unlink()
+                if not real.exists() and away.exists():
+                    os.rename(away, real)
+
+    thread = threading.Thread(target=swapper, daemon=True)
+    thread.start()
+    try:
+        for i in range(runs):
+            run(real, up=bool(i % 2))
+    finally:
+        stop.set()
+        thread.join(10)
+    print(f"state: the state directory swapped for a link {swaps[0]} times during {runs} runs"
+          f" (each a transition): {len(os.listdir(elsewhere))} files written where the link"
+          f" pointed; the real directory holds {len(os.listdir(real))} state file(s)")
+
+
+def _through_a_link_of_another_user(run, scratch):
+    """KACHECKS_STATE_DIR reached through a symbolic link that another user (nobody) owns
+    and may point anywhere: a private directory of ours is trusted as the last component."""
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    theirs = scratch / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, nobody.pw_uid, nobody.pw_gid)
+    private = scratch / "private"
+    (private / "state").mkdir(parents=True, mode=0o700)
+    os.chmod(private, 0o700)
+    link = theirs / "link"
+    os.symlink(private, link)
+    os.lchown(link, nobody.pw_uid, nobody.pw_gid)
+    run(link / "state", up=False)
+    run(link / "state", up=True)
+    print(f"state: KACHECKS_STATE_DIR through nobody's link to a private directory of ours:"
+          f" {len(os.listdir(private / 'state'))} files created there (only the last"
+          f" directory is judged: an administrator's KACHECKS_STATE_DIR must not pass through"
+          f" another user's directory)")
 
 
 # -- fuzz: real peers' replies, mangled --------------------------------------------

@@ -75,6 +75,27 @@ class Guarded:
         return ExitCode.OK if code is None else code
 
 
+class Duration(click.ParamType):
+    """A time option: kachecks.toml's one duration type (``2``, ``0.5``, ``500ms``, ``30s``,
+    ``5m``…; kachecks.configfile.duration), from ``low`` (allowed if ``low_ok``) to
+    ``high`` seconds."""
+
+    name = "duration"
+
+    def __init__(self, low=0.0, high=3600.0, low_ok=False):
+        self.bounds = (low, high, low_ok)
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float):  # a default
+            return value
+        from kachecks.configfile import ConfigError, duration
+
+        try:
+            return duration(value, None, *self.bounds)
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 class Command(Guarded, click.Command):
     """A click command that keeps kachecks' convention (see the module)."""
 

@@ -2,7 +2,7 @@
 
 Two parts of kachecks read it, each validating its own tables:
 kachecks/notify/config.py ([smtp], [mail], [webhook], [spool], [notify]) and
-kachecks/agent/config.py ([agent], [[check]]). What they share lives here:
+kachecks/agent/config.py ([agent], [[check]], [vrrp]). What they share lives here:
 
 - **Reading** (``read``): a regular file of at most MAX_FILE bytes, opened
   without blocking (kachecks.files), UTF-8, TOML. Whatever the file holds,
@@ -32,7 +32,7 @@ DEFAULT_PATH = "/etc/kachecks/kachecks.toml"
 MAX_FILE = 4 << 20  # bytes: 10,000 [[check]] tables take about 1.5 MB
 MAX_DEPTH = 8  # tables and arrays: [[check]] command = [...] is 3 deep
 # Every table of the file, in the order messages list them.
-TABLES = ("smtp", "mail", "webhook", "spool", "notify", "agent", "check")
+TABLES = ("smtp", "mail", "webhook", "spool", "notify", "agent", "check", "vrrp")
 # C0 controls, DEL and C1 controls: never in a name, a path, an address, a command.
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -238,16 +238,23 @@ def one_line(value, name, tab=False):
 def duration(value, name, low=0.0, high=366 * 86400.0, low_ok=False):
     """Seconds from a number or a string with a unit (``500ms``, ``30s``, ``5m``, ``12h``,
     ``3d``, ``1w``; no unit: seconds), in ``low`` (allowed if ``low_ok``) .. ``high``;
-    else ConfigError naming ``name`` ("FILE: [table] key")."""
+    else ConfigError naming ``name`` ("FILE: [table] key"; None: a command-line option's
+    value, which its parser names)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         seconds = float(value)
     else:
         match = DURATION.fullmatch(value) if isinstance(value, str) else None
         if not match:
-            raise ConfigError(f"{name}: must be a duration ({DURATION_HELP}), not {show(value)}")
+            raise ConfigError(f"{_named(name)}must be a duration ({DURATION_HELP}), not"
+                              f" {show(value)}")
         seconds = float(match.group(1)) * UNITS[match.group(2) or "s"]
     if math.isfinite(seconds) and (low <= seconds if low_ok else low < seconds) \
             and seconds <= high:
         return seconds
     lowest = f"{low:.15g} or more" if low_ok else f"more than {low:.15g}"
-    raise ConfigError(f"{name}: must be {lowest} and at most {high:.15g} seconds, not {show(value)}")
+    raise ConfigError(f"{_named(name)}must be {lowest} and at most {high:.15g} seconds, not"
+                      f" {show(value)}")
+
+
+def _named(name):
+    return f"{name}: " if name else ""

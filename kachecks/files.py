@@ -53,7 +53,8 @@ class UnusableFile(UsageError):
 
 
 def open_regular(path, what, limit, follow=True, dir_fd=None):
-    """``(fd, stat)`` of ``path`` opened for reading: a regular file of at most ``limit`` bytes.
+    """``(fd, stat)`` of ``path`` opened for reading: a regular file of at most ``limit`` bytes
+    (None: any size, for a caller that reads only its start or bounds its reading itself).
 
     ``what`` names the file in messages ("password file", or "" for just the
     path); ``follow=False`` refuses a symbolic link. Raises UnusableFile.
@@ -78,7 +79,7 @@ def open_regular(path, what, limit, follow=True, dir_fd=None):
         if not stat.S_ISREG(info.st_mode):
             detail = f"not a regular file ({_kind(info.st_mode)})"
             raise UnusableFile(f"{named} is {detail}", path, "type", detail)
-        if info.st_size > limit:
+        if limit is not None and info.st_size > limit:
             detail = f"{info.st_size} bytes, more than the {limit} allowed"
             raise UnusableFile(f"{named} is {detail}", path, "size", detail)
     except BaseException:

@@ -15,6 +15,10 @@ files live on tmpfs, as /run does on a Debian director.
 Two more rows: 200 healthy checks beside 200 against peers that accept and never
 answer (how late the healthy ones run while hung runs sit out their deadline), and
 10,000 checks configured with none due (the agent's cost at rest, % of one core).
+
+With ``--baseline TREE`` each row is followed by its twin run from that tree (the
+agent before a change, in the same run). The status page (``/`` and ``/status.json``
+of an agent running 1,000 HTTP checks) is timed after the rows, each GET a fresh render.
 """
 
 import contextlib
@@ -26,18 +30,27 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 
 from harness.bench.servers import SMALL_BODY
 from harness.checks import REFERENCE
 from harness.peers.agent import STATUS_FILE, AgentProcess
 from harness.peers.hostile import Mute
+from harness.peers.ports import free_port
 
+BEGIN = "<!-- BEGIN scripts/bench --only agent -->"  # where an agent-only run's table goes
+END = "<!-- END scripts/bench --only agent -->"
 TICK = os.sysconf("SC_CLK_TCK")
 TMPFS = "/dev/shm"
 WARM_RUNS = 2  # every check runs this often before the window
 RSS_LIMIT_MIB = 100
 LATENESS_P99_MS = 50
 IDLE_LIMIT = 0.2  # % of one core
+PAGE_CHECKS = 1000
+PAGE_INTERVAL = 5.0
+PAGE_ROUNDS = 10  # GETs of each of the status page's paths
+PAGE_PAUSE = 1.1  # seconds before each: longer than the page is kept (kachecks.agent.page)
+PAGE_LIMIT_MS = 50  # serving / with 1,000 checks
 
 
 class AgentRow:
@@ -47,6 +60,8 @@ class AgentRow:
     def __init__(self, label, command, count, interval, timeout, c_peer=None, floor=None,
                  target=None, hung=0, idle=False, skip=None):
         self.label = label
+        self.agent = None  # (argv of `kachecks`, environment): another tree's, or the run's
+        self.baseline = None  # the label of its twin from the baseline tree
         self.command = command  # argv of one check: every check of the row runs it
         self.count = count
         self.interval = interval
@@ -163,7 +178,7 @@ def _proc(pid):
 
 
 @contextlib.contextmanager
-def _agent(row, command, env, peers):
+def _agent(row, command, env, peers, metrics=""):
     """A running agent for ``row`` in a work directory of its own on tmpfs."""
     workdir = tempfile.mkdtemp(prefix="kachecks-bench-agent-",
                                dir=TMPFS if os.path.isdir(TMPFS) else None)
@@ -173,7 +188,7 @@ def _agent(row, command, env, peers):
                for i in range(row.hung)]
     try:
         with AgentProcess(workdir, checks, env=env, command=command, interval=row.interval,
-                          timeout=row.timeout) as agent:
+                          timeout=row.timeout, metrics=metrics) as agent:
             yield agent
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -208,7 +223,22 @@ class Documents:
         raise RuntimeError(f"no new status document within {timeout:g} s")
 
 
+def with_baseline(rows, command, env, rev):
+    """``rows``, each followed by its twin run from the baseline tree (``command``, ``env``)
+    and labelled ``LABEL @REV``: the agent before and after a change, in one run."""
+    out = []
+    for row in rows:
+        twin = AgentRow(f"{row.label} @{rev}", row.command, row.count, row.interval,
+                        row.timeout, row.c_peer, row.floor, hung=row.hung, idle=row.idle,
+                        skip=row.skip)
+        twin.agent = (command, env)
+        row.baseline = twin.label
+        out += [row, twin]
+    return out
+
+
 def _round(row, command, env, peers, window):
+    command, env = row.agent or (command, env)
     with _agent(row, command, env, peers) as agent:
         documents = Documents(agent)
         period = max(1.0, (row.count + row.hung) / 1000)  # the agent's status period
@@ -267,6 +297,45 @@ def measure(rows, command, env, peers, rounds, window, progress):
         print(file=sys.stderr)
 
 
+def status_page(command, env, peers):
+    """{path: [ms of each GET]} for the status page and /status.json of an agent running
+    1,000 HTTP checks (``page_timings``), or None when it serves no page."""
+    row = AgentRow("status page", build_rows(peers)[0].command, PAGE_CHECKS, PAGE_INTERVAL, 2.0)
+    port = free_port()
+    try:
+        with _agent(row, command, env, peers, metrics=f"127.0.0.1:{port}") as agent:
+            agent.wait_status(lambda d: all(c["runs"] >= WARM_RUNS for c in d["checks"]),
+                              timeout=PAGE_INTERVAL * 4 + 30, what="1,000 checks run twice")
+            page = page_timings(port)
+            agent.stop()
+    except (AssertionError, OSError, RuntimeError) as exc:
+        print(f"scripts/bench: the status page not timed: {str(exc).splitlines()[0]}",
+              file=sys.stderr)
+        return None
+    return page
+
+
+def page_timings(port, rounds=PAGE_ROUNDS):
+    """{path: [ms of each GET]} for the status page and /status.json of an agent, each
+    GET after the page's cache expired (a render every time: the worst case), or None
+    when the agent serves no page (a tree before it)."""
+    timings = {}
+    for path in ("/", "/status.json"):
+        timings[path] = []
+        for _ in range(rounds):
+            time.sleep(PAGE_PAUSE)  # past the page's cache: this GET renders
+            started = time.perf_counter()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
+                    body = reply.read()
+            except OSError:
+                return None
+            if f"c{PAGE_CHECKS - 1}".encode() not in body:
+                return None  # not the page of 1,000 checks
+            timings[path].append((time.perf_counter() - started) * 1000)
+    return timings
+
+
 def spread(values):
     """(median, p10, p90) of ``values``."""
     if len(values) < 3:
@@ -282,8 +351,9 @@ def percentile(values, q):
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def render(rows, floors, by_label, rounds, window, load):
-    """Markdown lines: the agent table, the floors' table, the load while measuring.
+def render(rows, floors, by_label, rounds, window, load, page=None):
+    """Markdown lines: the agent table, the floors' table, the status page's timings
+    (``page``: ``status_page``), the load while measuring.
     ``floors``: harness.bench.floor.Floor; ``by_label``: the forked rows, measured."""
     def peer_ms(label):
         forked = by_label.get(label)
@@ -359,6 +429,25 @@ def render(rows, floors, by_label, rounds, window, load):
         peer = peer_ms(floor.c_peer)
         lines.append(f"| {floor.label} | {ms:.3f} ({low:.3f}–{high:.3f}) | "
                      f"{f'{ms / peer:.2f}× `{floor.c_peer}`' if peer else '–'} |")
+    by_row = {row.label: row for row in rows}
+    for row in rows:
+        twin = by_row.get(row.baseline)
+        ours = [r.ms_per_run for r in row.rounds if r.ms_per_run]
+        theirs = [r.ms_per_run for r in twin.rounds if r.ms_per_run] if twin else []
+        if ours and theirs and not row.idle:
+            ours, theirs = statistics.median(ours), statistics.median(theirs)
+            notes.append(f"- `agent, {row.label}` against `agent, {twin.label}` (the tree"
+                         f" before, same run): {ours - theirs:+.3f} ms per run"
+                         f" ({(ours - theirs) / theirs * 100:+.0f} %)")
+    if page:
+        home, data = page["/"], page["/status.json"]
+        met = "met" if statistics.median(home) < PAGE_LIMIT_MS else "**missed**"
+        lines += ["", f"The status page of an agent running {PAGE_CHECKS:,} HTTP checks every"
+                  f" {PAGE_INTERVAL:g} s, each GET a fresh render ({len(home)} GETs"
+                  f" {PAGE_PAUSE:g} s apart, while the checks run): `/` median"
+                  f" {statistics.median(home):.1f} ms (max {max(home):.1f}),"
+                  f" `/status.json` median {statistics.median(data):.1f} ms (max"
+                  f" {max(data):.1f}); target: `/` under {PAGE_LIMIT_MS} ms: {met}."]
     if load:
         lines += ["", f"Load while measuring (`/proc/loadavg`, 1 min): {load}."]
     if notes:

@@ -20,6 +20,24 @@ def command(name):
     return [str(bin_dir() / name)]
 
 
+def script_word(path):
+    """``path`` as one word of a keepalived script line (``misc_path "…"``, ``script "…"``,
+    ``notify "…"``): keepalived splits the line at blanks and groups '…', so a path with
+    a blank (a checkout in "/srv/my checkout") goes in single quotes. A quote or a
+    backslash cannot be carried the same way by keepalived 2.2.7 and 2.3.3: ValueError,
+    which says so."""
+    text = str(path)
+    if any(c in text for c in "'\"\\"):
+        raise ValueError(f"{text}: a path with a quote or a backslash cannot be written in a"
+                         " keepalived script line: run the tests from a checkout without one")
+    return f"'{text}'" if any(c in text for c in " \t") else text
+
+
+def script_command(name):
+    """Executable ``name`` as the first word of a keepalived script line (script_word)."""
+    return script_word(bin_dir() / name)
+
+
 def run(name, *args, env=None, timeout=30, input=None):
     """Run ``name args…``; return CompletedProcess with text stdout/stderr."""
     full_env = dict(os.environ)

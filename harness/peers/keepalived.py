@@ -71,13 +71,15 @@ def write_script(path, text):
 def secure_executables(bindir, names, shim_dir):
     """(directory, insecure components): where keepalived may run ``names`` from.
 
-    ``bindir`` itself when every path component passes script security;
-    otherwise one-line exec wrappers in ``shim_dir`` (made secure), so a checkout
-    in a user's home or a group-writable CI workspace still drives keepalived.
+    ``bindir`` itself when every path component passes script security and the path
+    holds no blank (keepalived splits a script line at blanks: the callers write
+    ``{directory}/kachecks-http …`` into keepalived.conf); otherwise one-line exec
+    wrappers in ``shim_dir`` (made secure), so a checkout in a user's home, a
+    group-writable CI workspace or "/srv/my checkout" still drives keepalived.
     """
     bindir = Path(bindir)
     bad = [c for name in names for c in insecure_components(bindir / name)]
-    if not bad:
+    if not bad and not any(c.isspace() for c in str(bindir)):
         return bindir, bad
     shims = secure_dir(shim_dir)
     for name in names:
@@ -100,9 +102,10 @@ class Keepalived:
     settings to checks and notifiers.
     """
 
-    def __init__(self, ns, workdir, config_text, env=None):
+    def __init__(self, ns, workdir, config_text, env=None, args=()):
         self.ns = ns
         self.env = env
+        self.args = list(args)  # more options (``-d``: dump the configuration at start-up)
         self.dir = secure_dir(workdir)
         self.conf = self.dir / "keepalived.conf"
         self.conf.write_text(config_text)
@@ -118,6 +121,7 @@ class Keepalived:
             "-f", self.conf,
             "-p", d / "keepalived.pid", "-r", d / "vrrp.pid", "-c", d / "checkers.pid",
             "-b", d / "bfd.pid",  # 2.3.3 checks /run/bfd.pid even with --vrrp: a pair collides
+            *self.args,
         ]
 
     def start(self):
@@ -178,6 +182,62 @@ class Keepalived:
                 return m
             time.sleep(0.05)
         raise TimeoutError(f"keepalived in {self.ns.name}: no log line matching {pattern!r}")
+
+
+# A line of the log, after its time stamp ("Mon Dec  7 14:57:39 2026: "), if any.
+LOGGED = re.compile(r"^(?:[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d [\d:]{8} \d{4}: )?(?P<text>.*)$")
+DUMP_END = "------< Interfaces >------"  # the section after the VRRP instances
+
+
+def dumped(output):
+    """The VRRP instances keepalived dumped with ``-d`` (``DUMP_END`` marks the end), as it
+    settled them: {name: {"version", "state", "interface", "group" (text or None with
+    unicast), "priority", "advert_int" (seconds), "nopreempt", "preempt_delay", "auth"
+    ("none", "pass", "ah"; None under VRRPv3), "password" (bytes, PASS only), "vips",
+    "peers" (address texts)}}."""
+    found, current, listing = {}, None, None
+    texts = [LOGGED.match(line)["text"] for line in output.splitlines()]
+    start = next((i for i, t in enumerate(texts) if "------< VRRP Topology >------" in t), None)
+    for text in texts[start:] if start is not None else ():
+        if text.startswith("------<") and current is not None:
+            break
+        if m := re.match(r" VRRP Instance = (\S+)$", text):
+            current = found[m[1]] = {"group": None, "auth": None, "password": None,
+                                     "preempt_delay": 0.0, "vips": [], "peers": []}
+            continue
+        if current is None:
+            continue
+        if listing is not None and text.startswith("     "):
+            current[listing].append(text.split()[0])
+            continue
+        listing = None
+        field, _, value = text.strip().partition(" = ")
+        if field == "VRRP Version":
+            current["version"] = int(value)
+        elif field == "Wantstate":
+            current["state"] = value
+        elif field == "Interface":
+            current["interface"] = value.split(",")[0]
+        elif field.startswith("Multicast address "):
+            current["group"] = field.split()[2].rstrip(",")
+        elif field == "Priority":
+            current["priority"] = int(value)
+        elif field == "Advert interval":
+            number, unit = value.split()
+            current["advert_int"] = int(number) / (1 if unit == "sec" else 1000)
+        elif field == "Preempt":
+            current["nopreempt"] = value == "disabled"
+        elif field == "Preempt delay":
+            current["preempt_delay"] = float(value.split()[0])
+        elif field == "Authentication type":
+            current["auth"] = {"none": "none", "SIMPLE_PASSWORD": "pass", "IPSEC_AH": "ah"}[value]
+        elif field == "Password":
+            current["password"] = value.encode()
+        elif field.startswith("Virtual IP ("):
+            listing = "vips"
+        elif field == "Unicast Peer :":
+            listing = "peers"
+    return found
 
 
 def vrrp_config(

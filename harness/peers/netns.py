@@ -14,6 +14,7 @@ those namespaces.
 Needs root and iproute2.
 """
 
+import contextlib
 import os
 import re
 import signal
@@ -137,10 +138,11 @@ class Namespace:
     syslog) say ``lvs1`` rather than the machine's name.
     """
 
-    def __init__(self, name, address=None, hostname=None):
+    def __init__(self, name, address=None, hostname=None, binds=()):
         self.name = name
         self.address = address
         self.hostname = hostname
+        self.binds = tuple(binds)  # (file, over this file): what commands here see instead
         self.processes = []
 
     def argv(self, args):
@@ -148,6 +150,13 @@ class Namespace:
         if self.hostname:
             set_name = 'hostname "$0" && exec "$@"'
             args = ["unshare", "--uts", "--", "sh", "-c", set_name, self.hostname, *args]
+        if self.binds:
+            # `ip netns exec` runs the command in a mount namespace of its own: the mounts
+            # stay there
+            mount = ('while [ "$1" != -- ]; do mount --bind "$1" "$2" || exit 1; shift 2; done;'
+                     ' shift; exec "$@"')
+            args = ["sh", "-c", mount, "sh", *(str(f) for pair in self.binds for f in pair),
+                    "--", *args]
         return ["ip", "netns", "exec", self.name, *args]
 
     def run(self, args, check=False, timeout=30, env=None, **kwargs):
@@ -217,6 +226,38 @@ def create_namespace(name):
     ns = Namespace(name)
     ns.ip("link", "set", "lo", "up")
     return ns
+
+
+@contextlib.contextmanager
+def offline(name, directory):
+    """A namespace with loopback only, whose commands resolve names through /etc/hosts
+    and a DNS server on that loopback (where nothing listens): no lookup leaves it, not
+    even through a resolver reached by a UNIX socket outside it (nss-resolve's
+    systemd-resolved). Its resolv.conf and nsswitch.conf are written in ``directory``;
+    the namespace is deleted on exit.
+
+        with offline(f"kcld-dns-{os.getpid()}", tmp_path) as ns:
+            ns.run(["kachecks-ldap", "--uri", "ldap://no-such-host.invalid", ...])
+    """
+    directory = Path(directory)
+    binds = []
+    resolv = directory / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\n")
+    if os.path.exists("/etc/resolv.conf"):  # else glibc asks 127.0.0.1 anyway
+        binds.append((resolv, "/etc/resolv.conf"))
+    if os.path.exists("/etc/nsswitch.conf"):  # else glibc's default for hosts: files dns
+        nsswitch = directory / "nsswitch.conf"
+        lines = Path("/etc/nsswitch.conf").read_text().splitlines()
+        nsswitch.write_text("".join(("hosts: files dns" if line.split(":")[0].strip() == "hosts"
+                                     else line) + "\n" for line in lines))
+        binds.append((nsswitch, "/etc/nsswitch.conf"))
+    ns = create_namespace(name)
+    ns.binds = tuple(binds)
+    try:
+        yield ns
+    finally:
+        _kill_all(name)
+        _ip("netns", "del", name, check=False)
 
 
 def made_in(name, factory):

@@ -1,32 +1,49 @@
-"""Two keepalived directors on one bridge: start them together, see who holds the VIP, break one.
+"""Two keepalived directors on one bridge: start them together, see who holds the VIP, break
+one, watch the pair with kachecks-vrrp.
 
 The reference deployment's pair in network namespaces: ``lvs1`` (192.168.8.100)
 and ``lvs2`` (192.168.8.110, the higher primary address), and ``extra`` hosts
-such as ``web1`` (192.168.8.101). Each director's keepalived runs from
-its own directory (``DIR/lvs1/keepalived.conf``), so the files the doctor reads
+such as ``web1`` (192.168.8.101) or the witness ``client`` (192.168.8.10:
+``WITNESS``). Each director's keepalived runs from its own directory
+(``DIR/lvs1/keepalived.conf``), so the files the doctor and the watcher read
 are the very files keepalived runs.
 
-    with Pair("kcpair", tmp_path) as pair:
+    with Pair("kcpair", tmp_path, extra=WITNESS) as pair:
         pair.start({"lvs1": text1, "lvs2": text2})  # reset() then start()
         pair.wait_holders({"192.168.8.142": {"lvs1"}})
         pair.fail_script("lvs1", "chk")   # the flag its script_block tests for appears
         pair.hold_holders({"192.168.8.142": {"lvs1"}}, 4.5)
+        pair.check("lvs2")                # kachecks-vrrp there: CompletedProcess
+        pair.watch("client")              # kachecks vrrp watch --json there: a Watch
+
+``pair.agent("lvs1")`` runs ``kachecks agent`` on a director, its ``[vrrp]`` table
+watching the pair, its notifications going to the SMTP sink on the witness
+(``pair.mail()``); with ``hostnames=True`` each host has its own host name, which
+the notifications' subjects show.
 
 Failures a test forces: a flag file a ``vrrp_script`` tests for
 (``script_line``), a track file's value, an interface down, keepalived
-stopped (SIGTERM), the director down (link down, then SIGKILL).
+stopped (SIGTERM), the director down (link down, then SIGKILL), a director
+unplugged from the bridge; a firewall dropping VRRP is harness.peers.vrrp's
+``drop_vrrp``.
 """
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+from harness.peers import cli
 from harness.peers.keepalived import SCRIPT_SECURITY, Keepalived, secure_dir
 from harness.peers.netns import IFACE, Network, TornDown
+from harness.peers.vrrp import HOSTS, VIP, Watch
 
-DIRECTORS = {"lvs1": "192.168.8.100", "lvs2": "192.168.8.110"}
-VIP = "192.168.8.142"
+DIRECTORS = {name: HOSTS[name] for name in ("lvs1", "lvs2")}
+WITNESS = {"client": HOSTS["client"]}  # neither director: watches, or plays a foreign router
+SMTP_PORT = 2525  # the administrators' SMTP sink, on the witness
+REPO = Path(__file__).resolve().parents[2]
 
 
 def script_block(name, flags, weight=None, interval=1):
@@ -63,11 +80,12 @@ def config(router_id, priority, *, blocks="", after="", global_extra="", **insta
 
 
 def instance(priority, *, state="BACKUP", nopreempt=True, tracks="", instance_extra="",
-             vips=(VIP,), advert_int=1, password="kachecks", vrid=50, name="VI_1"):
-    """One vrrp_instance; ``tracks``: lines inside it (``track_script { … }``)."""
+             vips=(VIP,), prefix=24, advert_int=1, password="kachecks", vrid=50, name="VI_1"):
+    """One vrrp_instance; ``tracks``: lines inside it (``track_script { … }``); each of
+    ``vips`` is ``ADDRESS/prefix dev eth0``."""
     auth = ("    authentication {\n        auth_type PASS\n"
             f"        auth_pass {password}\n    }}\n") if password else ""
-    addresses = "".join(f"        {v}/24 dev {IFACE}\n" for v in vips)
+    addresses = "".join(f"        {v}/{prefix} dev {IFACE}\n" for v in vips)
     return (f"vrrp_instance {name} {{\n"
             f"    state {state}\n"
             f"{'    nopreempt' + chr(10) if nopreempt else ''}"
@@ -83,10 +101,12 @@ def instance(priority, *, state="BACKUP", nopreempt=True, tracks="", instance_ex
 
 
 class Pair(TornDown):
-    """lvs1 and lvs2 (plus ``extra`` hosts) on one bridge, each with a keepalived."""
+    """lvs1 and lvs2 (plus ``extra`` hosts) on one bridge, each with a keepalived;
+    ``hostnames``: each host its own host name."""
 
-    def __init__(self, prefix, workdir, extra=None):
+    def __init__(self, prefix, workdir, extra=None, hostnames=False):
         self.prefix = prefix
+        self.hostnames = hostnames
         self.workdir = secure_dir(workdir)
         self.flags = secure_dir(self.workdir / "flags")
         self.hosts = {**DIRECTORS, **(extra or {})}
@@ -94,12 +114,25 @@ class Pair(TornDown):
         self.ka = {}
         self.dead = set()
         self.stopped = set()  # keepalived stopped on purpose
+        self.watches = []
+        self.agents = {}
+        self.sink = None
 
     def up(self):
-        self.net = Network(self.prefix, self.hosts)
+        self.net = Network(self.prefix, self.hosts, hostnames=self.hostnames)
         self.net.up()
 
     def down(self):
+        for agent in self.agents.values():
+            agent.__exit__()
+            agent.syslog.close()
+        self.agents.clear()
+        if self.sink is not None:
+            self.sink.stop()
+            self.sink = None
+        for watch in self.watches:
+            watch.stop()
+        self.watches.clear()
         self.stop()
         if self.net is not None:
             self.net.down()
@@ -149,9 +182,13 @@ class Pair(TornDown):
         self.dead.clear()
 
     def holders(self, vip=VIP):
-        """The directors whose eth0 carries ``vip`` now (a dead director holds nothing)."""
-        return {name for name in self.ka
-                if name not in self.dead and vip in self.net[name].addresses()}
+        """The directors whose eth0 carries ``vip`` (IPv4 or IPv6) now (a dead director holds
+        nothing)."""
+        return {name for name in self.ka if name not in self.dead and vip in self._held(name)}
+
+    def _held(self, name):
+        out = self.net[name].ip("-o", "addr", "show", "dev", IFACE).stdout
+        return {f.split("/")[0] for line in out.splitlines() for f in line.split()[3:4]}
 
     def now(self, expected):
         """{vip: set of holders} now, for the VIPs of ``expected`` ({vip: directors})."""
@@ -189,6 +226,93 @@ class Pair(TornDown):
             tail = [l for l in ka.output().splitlines() if "gratuitous ARP" not in l][-lines:]
             out.append(f"--- {name} keepalived:\n" + "\n".join(tail))
         return "\n".join(out)
+
+    # -- the watcher -------------------------------------------------------------
+
+    def conf(self, host):
+        """The keepalived.conf ``host`` watches with: its own; lvs1's for a host that is not a
+        director (a witness)."""
+        return self.path(host if host in self.ka else "lvs1")
+
+    def argv(self, host, *args):
+        return [*cli.command("kachecks-vrrp"), "--keepalived-conf", self.conf(host),
+                *map(str, args)]
+
+    def check(self, host, *args, timeout=60):
+        """``kachecks-vrrp ARGS`` in ``host``'s namespace: a CompletedProcess."""
+        return self.net[host].run(self.argv(host, *args), timeout=timeout)
+
+    def checks(self, runs, timeout=60):
+        """{host: CompletedProcess} of ``{host: args}``, all run at the same time."""
+        started = {host: subprocess.Popen(self.net[host].argv(self.argv(host, *args)),
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          text=True)
+                   for host, args in runs.items()}
+        done = {}
+        for host, proc in started.items():
+            out, err = proc.communicate(timeout=timeout)
+            done[host] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        return done
+
+    def watch(self, host, *args):
+        """``kachecks vrrp watch --json ARGS`` in ``host``'s namespace, stopped with the pair."""
+        watch = Watch(self.net[host], cli.command("kachecks"),
+                      self.workdir / f"watch-{host}-{len(self.watches)}.log",
+                      "--keepalived-conf", self.conf(host), *args)
+        self.watches.append(watch)
+        return watch
+
+    # -- the agent ----------------------------------------------------------------
+
+    def mail(self):
+        """The administrators' SMTP sink on the witness (harness.peers.smtp.NamespaceSink),
+        started on first use."""
+        if self.sink is None:
+            from harness.peers.smtp import NamespaceSink
+
+            self.sink = NamespaceSink(self.net["client"], HOSTS["client"], SMTP_PORT,
+                                      self.workdir / "mbox", self.workdir / "smtp.log", REPO)
+        return self.sink
+
+    def agent_tables(self, host, vrrp=None):
+        """The tables of ``host``'s kachecks.toml beside [agent]: ``[vrrp]`` (its
+        keepalived.conf, plus ``vrrp``; None: no table) and mail to the witness's sink."""
+        tables = {"smtp": {"host": HOSTS["client"], "port": SMTP_PORT, "security": "none",
+                           "timeout": 5},
+                  "mail": {"from": f"kachecks@{host}.example.org", "to": ["admin@example.org"]},
+                  "spool": {"dir": str(self.workdir / f"agent-{host}" / "spool"),
+                            "batch_window": 0}}
+        if vrrp is not None:
+            tables["vrrp"] = {"keepalived_conf": str(self.conf(host)), **vrrp}
+        return tables
+
+    def agent(self, host, vrrp=None, checks=(), metrics="", **agent):
+        """``kachecks agent`` on director ``host`` (harness.peers.agent.AgentProcess, its
+        syslog as ``.syslog``, a harness.peers.syslog.SyslogLines), its ``[vrrp]`` watching
+        this pair (``vrrp``: keys added to the table), started; the witness needs the sink."""
+        from harness.peers.agent import AgentProcess
+        from harness.peers.syslog import SyslogLines
+
+        self.mail()
+        workdir = self.workdir / f"agent-{host}"
+        workdir.mkdir(exist_ok=True)
+        syslog = SyslogLines(workdir / "syslog.sock")
+        process = AgentProcess(workdir, checks, metrics, launch=self.net[host].argv,
+                               command=cli.command("kachecks"),
+                               env={"KACHECKS_SYSLOG_SOCKET": syslog.path},
+                               tables=self.agent_tables(host, vrrp or {}), **agent)
+        process.syslog = syslog
+        self.agents[host] = process
+        return process.start()
+
+    def fetch(self, host, url, timeout=10):
+        """GET ``url`` from namespace ``host``: the body (a director's metrics endpoint)."""
+        code = ("import sys, urllib.request as u\n"
+                "sys.stdout.write(u.urlopen(sys.argv[1], timeout=5).read().decode())")
+        done = self.net[host].run([sys.executable, "-c", code, url], timeout=timeout)
+        if done.returncode != 0:
+            raise AssertionError(f"GET {url} in {host}: {done.stderr.strip()[-500:]}")
+        return done.stdout
 
     # -- failures --------------------------------------------------------------
 

@@ -9,7 +9,8 @@
   fails), so it is a classic-BPF ``tc`` filter in direct-action mode
   (docs/reference.md, "VRRP on the wire").
 - ``Watch``: ``kachecks vrrp watch --json`` running in a namespace, its lines read
-  back as dictionaries, waited on by condition.
+  back as dictionaries, waited on by condition (``Pair.watch`` in
+  harness/peers/pair.py starts one on a director or the witness).
 - ``keepalived_version()``: the installed keepalived's (2, 2, 7) or (2, 3, 3).
 """
 
@@ -160,87 +161,8 @@ class Watch:
         return self.proc.stop()
 
 
-# --- the reference pair -------------------------------------------------------
+# --- the reference addresses (harness/peers/pair.py runs the pair) --------------
 
 HOSTS = {"lvs1": "192.168.8.100", "lvs2": "192.168.8.110", "client": "192.168.8.10"}
 VIP = "192.168.8.142"
 VIP6 = "2001:db8::142"
-PRIORITIES = {"lvs1": 100, "lvs2": 50}
-
-
-class Pair:
-    """lvs1 and lvs2 running keepalived with ``configs`` ({director: keepalived.conf text})
-    on one bridge, and ``client`` as a witness; a context manager that tears it all down.
-
-    ``check(host, *args)`` runs ``kachecks-vrrp`` in a namespace against that
-    director's keepalived.conf (the witness reads lvs1's); ``checks`` runs several at
-    once; ``watch(host, *args)`` starts ``kachecks vrrp watch --json``.
-    """
-
-    def __init__(self, prefix, workdir, configs, command, check_command):
-        from harness.peers.netns import Network
-
-        self.net = Network(prefix, HOSTS)
-        self.workdir = workdir
-        self.configs = configs
-        self.command = command  # argv prefix of `kachecks`
-        self.check_command = check_command  # argv prefix of `kachecks-vrrp`
-        self.keepalived = {}
-        self.watches = []
-
-    def __enter__(self):
-        from harness.peers.keepalived import Keepalived
-
-        self.net.__enter__()
-        try:
-            for host, text in self.configs.items():
-                self.keepalived[host] = Keepalived(self.net[host], self.workdir / host, text)
-            for director in self.keepalived.values():
-                director.start()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        for watch in self.watches:
-            watch.stop()
-        for director in self.keepalived.values():
-            director.stop()
-        self.net.__exit__(*exc)
-        return False
-
-    def __getitem__(self, host):
-        return self.net[host]
-
-    def conf(self, host):
-        return self.keepalived.get(host, self.keepalived["lvs1"]).conf
-
-    def argv(self, host, *args):
-        return [*self.check_command, "--keepalived-conf", self.conf(host), *map(str, args)]
-
-    def check(self, host, *args, timeout=60):
-        return self.net[host].run(self.argv(host, *args), timeout=timeout)
-
-    def checks(self, runs, timeout=60):
-        """{host: CompletedProcess-like (returncode, stdout, stderr)} of ``{host: args}``,
-        all run at the same time."""
-        started = {host: subprocess.Popen(self.net[host].argv(self.argv(host, *args)),
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                          text=True)
-                   for host, args in runs.items()}
-        done = {}
-        for host, proc in started.items():
-            out, err = proc.communicate(timeout=timeout)
-            done[host] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-        return done
-
-    def watch(self, host, *args):
-        watch = Watch(self.net[host], self.command, self.workdir / f"watch-{host}-{len(self.watches)}.log",
-                      "--keepalived-conf", self.conf(host), *args)
-        self.watches.append(watch)
-        return watch
-
-    def holds(self, host, address=VIP):
-        text = self.net[host].ip("addr", "show", "dev", IFACE).stdout
-        return f" {address}/" in text

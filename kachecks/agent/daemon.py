@@ -25,6 +25,10 @@ Fail-closed: SIGTERM/SIGINT write 0 to every track file before exiting 0; an
 agent that cannot publish at all for a few seconds does the same and exits 1;
 SIGHUP reloads (a broken file is logged and the running set kept; a check whose
 name and file stay keeps its state, see ``schedule.diff``).
+
+With a ``[vrrp]`` table the same loop also waits on the pair watch's sockets
+(kachecks.agent.pair): it reads them when they are readable and ticks the
+watch when it is due; a SIGHUP reads keepalived.conf again.
 """
 
 import errno
@@ -37,6 +41,7 @@ import time
 
 from kachecks import syslogger
 from kachecks.agent import config as configuration
+from kachecks.agent import pair as pairs
 from kachecks.agent import schedule as schedules
 from kachecks.agent import snapshot as snapshots
 from kachecks.agent import stats, status, trackfile
@@ -234,18 +239,22 @@ def settle_memory():
     gc.freeze()
 
 
-def serve_metrics(address, source, log):
-    """The endpoint on ``address`` serving ``/metrics`` from ``source()`` (the agent's last
-    snapshot), or None (said why)."""
-    from kachecks.agent import endpoint, metrics
+def serve_metrics(address, source, log, document=None, spool=lambda: None):
+    """The endpoint on ``address``: ``/metrics`` from ``source()`` (the agent's last
+    snapshot) and the notify spool at ``spool()``, with python3-prometheus-client
+    (without it, ``/metrics`` says why); the status page ``/`` and ``/status.json`` of
+    ``document(snapshot)``; or None (said why)."""
+    from kachecks.agent import endpoint, metrics, page
 
-    if not metrics.available():
-        log(f"no metrics endpoint: {metrics.MISSING} (set [agent] metrics = \"\" to silence"
-            " this)", syslogger.LOG_WARNING)
-        return None
-    page = metrics.Page(source)
+    routes = page.routes(source, document) if document is not None else {}
+    if metrics.available():
+        routes["/metrics"] = metrics.Page(source, spool=spool)
+    else:
+        routes["/metrics"] = metrics.unavailable
+        log(f"no /metrics: {metrics.MISSING}; the status page is served (set [agent]"
+            " metrics = \"\" for no endpoint at all)", syslogger.LOG_WARNING)
     try:
-        return endpoint.Endpoint(address, {"/metrics": page, "/": page}, log)
+        return endpoint.Endpoint(address, routes, log)
     except OSError as exc:
         host, port = address
         log(f"no metrics endpoint: cannot listen on {host}:{port}: {exc.strerror or exc}",
@@ -259,11 +268,12 @@ class Agent:
     ``loop`` (kachecks.agent.loop), ``runner`` (the executor, on that loop, answering
     ``answer``), ``tracks`` (the publisher), ``status_writer(path, document)`` (the
     document's bytes or pieces; None: the publisher's ``write_status``),
-    ``serve_metrics(address, source, log)``."""
+    ``serve_metrics(address, source, log, document, spool)``, ``post(event)`` (the [vrrp]
+    watch's notifications: pair.Poster, the notify spool)."""
 
     def __init__(self, cfg, log=None, notifier=None, rng=None, clock=time.monotonic,
                  loop=None, runner=None, tracks=None, status_writer=None,
-                 serve_metrics=serve_metrics):
+                 serve_metrics=serve_metrics, post=None):
         self.cfg = cfg
         self.log = log or Log()
         self.notifier = notifier
@@ -275,6 +285,9 @@ class Agent:
         self.status_writer = status_writer or self.tracks.write_status
         self.serve_metrics = serve_metrics
         self.schedule = None  # made when run() starts, after the track directory is checked
+        self.pair = pairs.PairWatch(cfg.vrrp, self.log, post or pairs.Poster(cfg.path), clock)
+        self.pair_watcher = None  # the pair's watcher whose sockets the loop reads
+        self.pair_fds = ()
         self.snapshot = snapshots.EMPTY  # the last one taken: what the status and metrics show
         self.listed = None  # (schedule generation, files written) the snapshot's files are of
         self.signals = []
@@ -310,6 +323,7 @@ class Agent:
             self.log(f"started: {count} check{'s' * (count != 1)} from {self.cfg.path},"
                      f" track files in {self.cfg.track_dir}", syslogger.LOG_NOTICE)
             self._hold_alive(self.clock())
+            self.pair.start()
             self._notify("READY=1")
             code = self._loop()
         finally:
@@ -329,11 +343,14 @@ class Agent:
             with stats.LOCK:
                 wake = schedule.next_wake()
             probes = runner.next_wake()
+            pair_wake = self.pair.next_wake()
             wake = min(now + 60 if wake is None else wake, self.alive_due,
                        now + 60 if probes is None else probes,
                        self.status_due if self.status_dirty else now + 60,
-                       self.watchdog_due if self._watchdog() else now + 60)
-            self.loop.poll(wake - now if wake > now else 0)  # probes go on in here
+                       self.watchdog_due if self._watchdog() else now + 60,
+                       now + 60 if pair_wake is None else pair_wake)
+            self._watch_pair()
+            self.loop.poll(wake - now if wake > now else 0)  # probes and the pair go on in here
             while self.signals:
                 signum = self.signals.pop(0)
                 if signum == signal.SIGHUP:
@@ -353,7 +370,27 @@ class Agent:
                          " (the track files are set to 0 as it stops)", syslogger.LOG_ERR)
                 return ExitCode.FAILURE
             runner.step(now)
+            self.pair.tick(now)
+            self.status_dirty |= self.pair.refresh(now)
             self._housekeeping(now)
+
+    def _watch_pair(self):
+        """The pair watch's sockets among the loop's readers (level-triggered, read as the
+        select() loop read them), registered again whenever its watcher changed: started,
+        reopened (a reload, a retry) or closed."""
+        watcher = self.pair.watcher
+        if watcher is self.pair_watcher:
+            return
+        for fd in self.pair_fds:
+            self.loop.remove_reader(fd, self._read_pair)
+        self.pair_watcher = watcher
+        self.pair_fds = tuple(self.pair.fds())
+        for fd in self.pair_fds:
+            self.loop.add_reader(fd, self._read_pair)
+
+    def _read_pair(self, fd):
+        if self.pair.watcher is self.pair_watcher:  # not one closed since the loop's poll
+            self.pair.read(fd)
 
     def _shutdown(self):
         """Fail closed: 0 in every file this agent wrote or manages, final status."""
@@ -365,6 +402,7 @@ class Agent:
                 self.schedule.stop()
         for path, error in failed:
             self.log(f"could not set {path} to 0: {error}", syslogger.LOG_ERR)
+        self.pair.close()
         self._write_status(state="stopped")
         self._stop_metrics(wait=False)
         self.runner.close()
@@ -400,6 +438,9 @@ class Agent:
         metrics_moved = cfg.metrics != self.cfg.metrics
         self.cfg = cfg
         settle_memory()
+        self.pair.reload(cfg.vrrp)  # keepalived.conf read again, whatever changed
+        self.pair.refresh()
+        self._watch_pair()
         self._write_status()  # the new set of checks, shown at once (a new snapshot)
         self._hold_alive(self.clock())
         if metrics_moved:
@@ -430,9 +471,13 @@ class Agent:
     # ------------------------------------------------------------------ status, systemd
 
     def summary(self):
-        """systemd's STATUS line, from the last snapshot."""
+        """systemd's STATUS line, from the last snapshot (and the pair's problems)."""
         views = self.snapshot.checks
-        return f"{len(views)} checks, {sum(1 for view in views if view.up)} up"
+        pair = self.snapshot.vrrp
+        problems = [f"{instance.name} {problem.code}" for instance in
+                    (pair.instances if pair is not None else ()) for problem in instance.problems]
+        vrrp = f"; VRRP {', '.join(problems)}" if problems else ""
+        return f"{len(views)} checks, {sum(1 for view in views if view.up)} up{vrrp}"
 
     def _hold_alive(self, now):
         """1 in the "agent running" file (config.ALIVE_FILE), again every ALIVE_PERIOD: a file
@@ -473,6 +518,8 @@ class Agent:
         with stats.LOCK:
             schedule = self.schedule
             if schedule is None:
+                self.snapshot = snapshots.take((), snapshots.EMPTY.lateness, self.tracks.written,
+                                               time.time(), self.pair.view)
                 return self.snapshot
             checks, written = schedule.checks, self.tracks.written
             # The list of files changes with the configuration, or when a file is written
@@ -482,7 +529,8 @@ class Agent:
                 files = written | {check.spec.file for check in checks}
                 self.listed = (schedule.generation, len(written))
             self.snapshot = snapshots.take(checks, schedule.lateness, files, time.time(),
-                                           self.snapshot, schedule.take_changed())
+                                           self.pair.view, self.snapshot,
+                                           schedule.take_changed())
         return self.snapshot
 
     def document(self, state="running"):
@@ -509,9 +557,25 @@ class Agent:
 
     # ------------------------------------------------------------------ metrics
 
+    def _spool_dir(self):
+        """The notify spool this configuration uses (its counters are exported), or None."""
+        from kachecks.notify import config as notify_config
+
+        try:
+            return notify_config.spool_dir(self.cfg.path)
+        except notify_config.ConfigError:
+            return None
+
+    def _document_of(self, snapshot, state="running"):
+        """The status document (schema: kachecks.agent.status) of ``snapshot``."""
+        return status.document(state=state, pid=os.getpid(), started=self.started,
+                               written=snapshot.taken, config=self.cfg.path,
+                               track_dir=self.cfg.track_dir, snapshot=snapshot)
+
     def _start_metrics(self):
         if self.cfg.metrics is not None:
-            self.endpoint = self.serve_metrics(self.cfg.metrics, lambda: self.snapshot, self.log)
+            self.endpoint = self.serve_metrics(self.cfg.metrics, lambda: self.snapshot, self.log,
+                                               self._document_of, self._spool_dir)
 
     def _stop_metrics(self, wait=True):
         if self.endpoint is not None:

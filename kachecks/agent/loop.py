@@ -56,12 +56,20 @@ class Loop:
 
     def add_reader(self, fd, callback):
         """Call ``callback(fd)`` while ``fd`` is readable (level-triggered): the agent's own
-        descriptors. ``remove_reader`` before closing it."""
-        self._epoll.register(fd, _READER)
+        descriptors (the pair watch's sockets)."""
+        try:
+            self._epoll.register(fd, _READER)
+        except FileExistsError:  # a probe's socket of that number, closed and forgotten late
+            self._epoll.modify(fd, _READER)
         self._handlers[fd] = (callback, fd)
 
-    def remove_reader(self, fd):
-        self._handlers.pop(fd, None)
+    def remove_reader(self, fd, callback):
+        """Stop calling ``callback`` for ``fd``: only if ``add_reader`` gave it that callback
+        (its socket may be closed already, and the number a probe's now)."""
+        handler = self._handlers.get(fd)
+        if handler is None or handler[0] != callback:
+            return
+        del self._handlers[fd]
         try:
             self._epoll.unregister(fd)
         except (OSError, ValueError):

@@ -12,16 +12,22 @@ however many scrapers, the schedule and the probe threads never wait for them.
 
 import itertools
 
+from kachecks.agent import history as histories
 from kachecks.agent import stats
 
 _NUMBERS = itertools.count(1)
 
 
 class CheckView:
-    """One check as it stood (kachecks.agent.schedule.Check, copied)."""
+    """One check as it stood (kachecks.agent.schedule.Check, copied), its history with it
+    (kachecks.agent.history). Under the lock only copies are made; what is derived from
+    them (the cause's code, the health, "going down", the ring as text) is worked out
+    when a reader asks, outside it."""
 
     __slots__ = ("name", "file", "target", "state", "up", "value", "since", "latency",
-                 "lateness", "reason", "runs", "failures", "transitions", "duration", "error")
+                 "lateness", "reason", "runs", "failures", "transitions", "duration", "error",
+                 "results", "downtime", "downs", "flapping", "state_change", "rise", "fall",
+                 "_cause", "_counts", "_ring")
 
     def __init__(self, check):
         spec, health, result, stats = check.spec, check.health, check.result, check.stats
@@ -38,24 +44,58 @@ class CheckView:
         self.transitions = stats.transitions
         self.duration = stats.duration.copy()
         self.error = check.error
+        record = check.history
+        self.results = record.results.copy()  # {cause code: runs}
+        self.downtime, self.downs = record.downtime, record.downs
+        self.flapping, self.state_change = record.flapping, record.state_change
+        self.rise, self.fall = spec.rise, spec.fall
+        self._cause = record.cause
+        self._counts = (health.up, health.successes, health.failures)
+        self._ring = record.ring()
+
+    @property
+    def cause(self):
+        """The last result's cause code (L7OK, L4CON…), or None before the first."""
+        return self._cause.code if self._cause is not None else None
+
+    @property
+    def health(self):
+        return histories.position(self._health(), self.rise, self.fall)
+
+    @property
+    def going(self):
+        """"down" while up but failing, "up" while down but passing, else None."""
+        going = histories.going(self._health(), self.rise, self.fall)
+        return going[0] if going else None
+
+    @property
+    def latencies(self):
+        return histories.text(self._ring)
+
+    def _health(self):
+        up, successes, failures = self._counts
+        return histories.Counts(up, successes, failures)
 
 
 class Snapshot:
     """``checks`` (CheckView, configuration order), the schedule's ``lateness`` histogram,
-    every track ``file`` the agent wrote or manages, and when it was ``taken`` (Unix time).
+    every track ``file`` the agent wrote or manages, when it was ``taken`` (Unix time), and
+    ``vrrp``: the pair as the [vrrp] watch last saw it (kachecks.agent.pair.PairView, plain
+    values already; None before the agent starts).
 
     ``number`` tells snapshots apart; ``base`` is the number of the one it was made
     from and ``fresh`` the positions in ``checks`` whose view is new since (every one
     when ``base`` is None): what a renderer that rendered ``base`` has to render again."""
 
-    __slots__ = ("checks", "lateness", "files", "taken", "number", "base", "fresh", "_of",
-                 "_position")
+    __slots__ = ("checks", "lateness", "files", "taken", "vrrp", "number", "base", "fresh",
+                 "_of", "_position")
 
-    def __init__(self, checks, lateness, files, taken, base=None, fresh=None):
+    def __init__(self, checks, lateness, files, taken, vrrp=None, base=None, fresh=None):
         self.checks = checks
         self.lateness = lateness
         self.files = files
         self.taken = taken
+        self.vrrp = vrrp
         self.number = next(_NUMBERS)
         self.base = base
         self.fresh = range(len(checks)) if fresh is None else fresh
@@ -63,8 +103,9 @@ class Snapshot:
         self._position = {}  # schedule Check -> index
 
 
-def take(checks, lateness, files, now, previous=None, changed=None):
-    """A Snapshot of schedule ``checks`` and ``lateness``; the caller holds stats.LOCK.
+def take(checks, lateness, files, now, vrrp=None, previous=None, changed=None):
+    """A Snapshot of schedule ``checks`` and ``lateness`` (and the pair's view ``vrrp``);
+    the caller holds stats.LOCK.
 
     With ``previous`` (a snapshot of the same ``checks`` tuple) and ``changed`` (the
     checks that may differ since), only those are copied anew: the others keep
@@ -78,10 +119,11 @@ def take(checks, lateness, files, now, previous=None, changed=None):
         fresh = sorted({position[check] for check in changed if check in position})
         for index in fresh:
             views[index] = CheckView(checks[index])
-        snapshot = Snapshot(tuple(views), lateness.copy(), listed, now, previous.number, fresh)
+        snapshot = Snapshot(tuple(views), lateness.copy(), listed, now, vrrp, previous.number,
+                            fresh)
     else:
         snapshot = Snapshot(tuple(CheckView(check) for check in checks), lateness.copy(),
-                            listed, now)
+                            listed, now, vrrp)
         position = {check: index for index, check in enumerate(checks)}
     snapshot._of, snapshot._position = checks, position
     return snapshot

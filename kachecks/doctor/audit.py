@@ -13,14 +13,16 @@ from kachecks.doctor.findings import CODES, ERROR, WARNING
 
 
 class Report:
-    """The findings of one audit, in file and line order; ``keepalived`` is the -t Outcome."""
+    """The findings of one audit, in file and line order; ``keepalived`` is the -t Outcome;
+    ``listeners``: the kachecks-vrrp lines read but not run."""
 
-    __slots__ = ("config", "findings", "keepalived")
+    __slots__ = ("config", "findings", "keepalived", "listeners")
 
-    def __init__(self, config, findings, keepalived):
+    def __init__(self, config, findings, keepalived, listeners=0):
         self.config = config
         self.findings = findings
         self.keepalived = keepalived
+        self.listeners = listeners
 
     def count(self, severity):
         return sum(1 for f in self.findings if f.severity == severity)
@@ -58,16 +60,18 @@ def audit(path, run=True, config_id=None, keepalived=None, use_keepalived=True, 
         pending = pool.submit(configtest.run, binary, path, config_id, version) if binary else None
         typos, shadows = syntax.check(config)
         found = list(config.findings) + typos
-        found += local(config, scriptline.Dialect(version), run, timeout)
+        more, listeners = local(config, scriptline.Dialect(version), run, timeout)
+        found += more
         found += agentaudit.audit(config, agent_config)
         outcome = pending.result() if pending is not None else skipped
     if outcome is not None:
         found += configtest.findings(outcome, config, found, syntax.since, shadows)
-    return Report(config, ordered(found, config.files), outcome)
+    return Report(config, ordered(found, config.files), outcome, listeners)
 
 
 def local(config, dialect, run, timeout):
-    """Findings about scripts, checks and urls (the network only when ``run``)."""
+    """Findings about scripts, checks and urls (the network only when ``run``), and how
+    many kachecks-vrrp lines were not run (kachecks.doctor.commands says why)."""
     found = []
     every = scripts.collect(config, dialect)
     found += scripts.audit(every, scripts.Users(config), config)
@@ -75,13 +79,14 @@ def local(config, dialect, run, timeout):
     checks, bad = commands.parse(every)
     found += bad
     found += commands.settings(checks)
+    listeners = [command for command in checks if command.listens]
     if run:
         urls = webchecks.collect(config)
         with ThreadPoolExecutor(max_workers=1) as pool:
-            ran = pool.submit(commands.run_all, checks)
+            ran = pool.submit(commands.run_all, [c for c in checks if not c.listens])
             found += webchecks.judge(urls, webchecks.fetch_all(urls, timeout))
             found += ran.result()
-    return found
+    return found, len(listeners)
 
 
 def ordered(findings, files):

@@ -4,7 +4,7 @@ import json
 
 import click
 
-from kachecks.clickcommand import CONTEXT, Command
+from kachecks.clickcommand import CONTEXT, Command, Duration
 from kachecks.doctor.reader import DEFAULT_CONFIG, ReadError
 from kachecks.errors import CommandFailed, UsageError
 from kachecks.status import ExitCode
@@ -31,10 +31,13 @@ comments, quoting) and reports, for every check, script and notify:
                     does not answer
   check-failed      a kachecks MISC_CHECK/vrrp_script (or an HTTP_GET
                     status) that fails now, with the check's reason
+                    (kachecks-vrrp lines are read, not run: they listen)
   bad-option        a kachecks command line the check itself rejects
   misc-timeout      misc_timeout (default: delay_loop) not above the
                     check's --timeout: keepalived kills it first
   dynamic-mismatch  --dynamic without misc_dynamic (healthy exits 2+)
+  misplaced-check   kachecks-vrrp in a MISC_CHECK: it judges the directors,
+                    so a VRRP problem takes every real server out (warning)
   not-executable    a misc_path, script or notify* program that does not
                     exist or cannot run (no #! line: keepalived's failed
                     exec counts as success)
@@ -126,8 +129,9 @@ The reference pair (chk_web1 weight -20, priorities 100/50, nopreempt):
 @click.option("-i", "--config-id", metavar="ID",
               help="Read @ID lines as director ID would (default: this host's name, like"
                    " keepalived -i).")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
-              help="Seconds for each HTTP_GET/SSL_GET fetch [default: its connect_timeout, else 5].")
+@click.option("--timeout", type=Duration(0, 3600), metavar="DURATION",
+              help="Time for each HTTP_GET/SSL_GET fetch (2, 500ms) [default: its"
+                   " connect_timeout, else 5 s].")
 @click.option("--keepalived", "keepalived", metavar="PATH",
               help="keepalived binary for the -t check [default: on PATH, or /usr/sbin/keepalived].")
 @click.option("--no-keepalived", is_flag=True, help="Do not run keepalived -t.")
@@ -229,4 +233,9 @@ def summary(report, run, peer_config=None):
         parts.append(f"keepalived {outcome.version_text} -t exit {outcome.status}")
     if not run:
         parts.append("--no-run: servers not contacted")
+    elif report.listeners:
+        lines = report.listeners
+        parts.append(f"{lines} kachecks-vrrp line{'s' * (lines != 1)} not run (each listens for"
+                     " seconds: run it yourself; --peer and --what-if audit the pair from the"
+                     " files)")
     return f"{PROG}: " + ", ".join(parts)

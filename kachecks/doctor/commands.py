@@ -12,6 +12,11 @@ the check's: the kill timer (``misc_timeout``, else the virtual server's
 the check its ``--timeout``, and ``--dynamic`` exit codes mean something only
 under ``misc_dynamic``. Running it once, its result's cause code tells a peer
 that did not answer (unreachable) from one that answered wrong (check-failed).
+
+``kachecks-vrrp`` is read (its options, the instances it names) but never run:
+it listens for seconds with CAP_NET_RAW, and what it would see is the pair,
+which ``--peer`` and ``--what-if`` audit from the files. In a MISC_CHECK it is
+a misplaced-check: it judges the directors, not the real server.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +30,7 @@ WORKERS = 16
 RUNNABLE = ("misc_path", "script")  # the keywords whose exit code keepalived acts on
 # Cause codes of a peer that did not answer (a --max-latency breach answered, slowly)
 UNANSWERED = (RESOLV, L4TOUT, L4CON, L6TOUT, L7TOUT)
+LISTENER = registry.executable("vrrp")  # the check the doctor reads but does not run
 
 
 class Command:
@@ -48,6 +54,11 @@ class Command:
     @property
     def name(self):
         return self.parsed.name
+
+    @property
+    def listens(self):
+        """kachecks-vrrp: a run listens for --listen seconds (the doctor does not run it)."""
+        return self.check.prog == LISTENER
 
 
 def parse(scripts):
@@ -81,6 +92,13 @@ def settings(commands):
                                f"{_timer(script)} is not more than {name} --timeout"
                                f" {target.timeout:g}: keepalived kills the check before it can"
                                " report, and a killed check is a failure"))
+        if script.keyword == "misc_path" and command.listens:
+            findings.append(at(script.node, WARNING, "misplaced-check",
+                               f"{name} in a MISC_CHECK judges the VRRP pair, not this real"
+                               " server: a problem of the pair takes every real server it checks"
+                               f" out at once, each run listening {target.listen:g} s; watch the"
+                               " pair from Icinga/Nagios (kachecks-vrrp --nagios) or the agent's"
+                               " [vrrp] table"))
         if script.keyword == "misc_path":
             if target.dynamic and not script.dynamic:
                 findings.append(at(script.node, ERROR, "dynamic-mismatch",

@@ -17,6 +17,7 @@ CODES = (
     "bad-option",
     "misc-timeout",
     "dynamic-mismatch",
+    "misplaced-check",
     "not-executable",
     "script-security",
     "secret-on-argv",

@@ -14,7 +14,7 @@ Passwords are never printed: only whether they differ.
 """
 
 from kachecks.doctor.findings import ERROR, WARNING, Finding
-from kachecks.doctor.vrrp import OWNER
+from kachecks.vrrp.instances import OWNER
 
 # virtual_server keywords whose values are safe and useful to print; others "differ"
 SHOWN = {"lb_algo", "lb_kind", "lvs_sched", "lvs_method", "persistence_timeout", "protocol",
@@ -25,6 +25,7 @@ SHOWN = {"lb_algo", "lb_kind", "lvs_sched", "lvs_method", "persistence_timeout",
          "alpha", "omega", "ops"}
 # keywords that change what is said, not what is served
 UNSERVED = ("notify_up", "notify_down", "smtp_alert")
+AUTH_TYPE = {"none": "none", "pass": "PASS", "ah": "AH"}  # as auth_type spells them
 
 
 def where(node):
@@ -87,7 +88,7 @@ def match(mine, peer, pair=None):
     if pair is not None:
         for a, b in pairs:
             if a.vrid != b.vrid:
-                addresses = _list(a.wire_addresses() | b.wire_addresses())
+                addresses = _list(set(a.vip_addresses) | set(b.vip_addresses))
                 pair.both("pair-instance", ERROR, a.at("virtual_router_id"), b.at("virtual_router_id"),
                           f"{a.name} has virtual_router_id {a.vrid} here and {b.vrid} on {{other}}"
                           f" ({{there}}): two virtual routers, each alone and MASTER: both"
@@ -106,7 +107,7 @@ def _alone(inst, other, others):
     text = (f"vrrp_instance {inst.name} (vrid {inst.vrid} on {inst.interface}) is on this director"
             f" only: {other.name} ({other.label}) has no instance of that name"
             f"{'' if same else ' nor that vrid on that interface'}: it is MASTER here alone, with no"
-            f" failover for {_list(inst.wire_addresses())}")
+            f" failover for {_list(inst.vip_addresses)}")
     if same:
         text += (f"; {other.name}'s {same[0].name} ({where(same[0].node)}) uses the same vrid and"
                  " is matched with another instance of this file")
@@ -114,8 +115,7 @@ def _alone(inst, other, others):
 
 
 def _list(addresses):
-    ordered = sorted(addresses, key=lambda a: (str(type(a)), str(a)))
-    return ", ".join(str(a) for a in ordered) if ordered else "no address"
+    return ", ".join(str(a) for a in sorted(addresses)) or "no address"
 
 
 def _advert(pair, a, b):
@@ -143,15 +143,15 @@ def _advert(pair, a, b):
         pair.both("pair-advert", severity, a.at("advert_int"), b.at("advert_int"),
                   text.format(name=a.name, x=mine, y=theirs),
                   text.format(name=b.name, x=theirs, y=mine))
-    if a.version == 2 and (a.auth_type != b.auth_type or a.password != b.password):
+    if a.version == 2 and (a.auth_type != b.auth_type or a.auth_digest != b.auth_digest):
         if a.auth_type != b.auth_type:
             text = ("{name} authenticates with {x} here and {y} on {{other}} ({{there}}): each side"
                     " discards the other's adverts (\"received a … auth, expecting …\", keepalived"
                     " 2.2.7 and 2.3.3 alike): both become MASTER")
-            x, y = a.auth_type or "none", b.auth_type or "none"
+            x, y = AUTH_TYPE[a.auth_type], AUTH_TYPE[b.auth_type]
         else:
             text = ("{name}'s auth_pass differs from {{other}}'s ({{there}})"
-                    + (" in the first 8 characters, all that keepalived sends" if a.auth_type == "PASS"
+                    + (" in the first 8 characters, all that keepalived sends" if a.auth_type == "pass"
                        else "") + ": each side discards the other's adverts (\"received an invalid"
                     " passwd\", keepalived 2.2.7 and 2.3.3 alike): both become MASTER")
             x = y = ""
@@ -162,19 +162,19 @@ def _advert(pair, a, b):
         reason = a.auth_ignored or b.auth_ignored
         pair.both("pair-advert", WARNING, a.at("authentication"), b.at("authentication"),
                   f"{a.name}'s authentication differs from {{other}}'s ({{there}}), but keepalived"
-                  f" ignores authentication under {reason}: adverts carry none, no dual master"
+                  f" ignores authentication {reason}: adverts carry none, no dual master"
                   " (remove the authentication block)",
                   f"{b.name}'s authentication differs from {{other}}'s ({{there}}), but keepalived"
-                  f" ignores authentication under {reason}: adverts carry none, no dual master"
+                  f" ignores authentication {reason}: adverts carry none, no dual master"
                   " (remove the authentication block)")
 
 
 def _auth_at(inst, keyword):
-    return inst.where.get(keyword) or inst.at("authentication")
+    return inst.lines.get(keyword) or inst.at("authentication")
 
 
 def _configured_auth(inst):
-    node = inst.where.get("authentication")
+    node = inst.lines.get("authentication")
     if node is None:
         return None
     return tuple((n.keyword, n.args) for n in node.block or ())
@@ -195,7 +195,7 @@ def _sides(here, there):
 
 
 def _addresses(pair, a, b):
-    mine, theirs = a.wire_addresses(), b.wire_addresses()
+    mine, theirs = set(a.vip_addresses), set(b.vip_addresses)
     if mine != theirs:
         def text(inst, here, there):
             return (f"{inst.name}'s virtual_ipaddress differs from {{other}}'s ({{there}}):"
@@ -209,8 +209,7 @@ def _addresses(pair, a, b):
                   text(a, mine, theirs), text(b, theirs, mine))
     else:
         _prefixes(pair, a, b)
-    ex_mine = {x for x, _ in a.excluded}
-    ex_theirs = {x for x, _ in b.excluded}
+    ex_mine, ex_theirs = set(a.excluded), set(b.excluded)
     if ex_mine != ex_theirs:
         def text(inst, here, there):
             return (f"{inst.name}'s virtual_ipaddress_excluded differs from {{other}}'s"
@@ -223,9 +222,9 @@ def _addresses(pair, a, b):
 
 def _prefixes(pair, a, b):
     """Same addresses, other prefix lengths: not on the wire, but a failover changes the route."""
-    theirs = {addr: node for addr, node in b.addresses}
-    for addr, node in a.addresses:
-        other = theirs.get(addr)
+    theirs = {addr: addr.node for addr in b.vip_addresses}
+    for addr in a.vip_addresses:
+        node, other = addr.node, theirs.get(addr)
         if other is None:
             continue
         mine_len, their_len = _prefix(node.keyword), _prefix(other.keyword)
@@ -262,10 +261,10 @@ def _unicast(pair, a, b):
     for src_side, peer_side in ((a, b), (b, a)):
         if src_side.source is None:
             continue
-        source, source_node = src_side.source
-        if source in {p for p, _ in peer_side.peers}:
+        source, source_node = src_side.source, src_side.source.node
+        if source in peer_side.peers:
             continue
-        listed = _list({p for p, _ in peer_side.peers})
+        listed = _list(peer_side.peers)
         to_src = (f"{src_side.name}'s unicast_src_ip {source} is missing from {{other}}'s"
                   f" unicast_peer ({{there}}: {listed}): {{other}} never sends its adverts here,"
                   " so this director becomes MASTER while it is MASTER too (keepalived 2.2.7 and"

@@ -33,6 +33,7 @@ import os
 import re
 import stat
 
+from kachecks import files
 from kachecks.doctor.findings import ERROR, WARNING, Finding
 
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
@@ -412,12 +413,13 @@ class _Reader:
             self.limit(*where, f"{path}: more than {MAX_FILES:,} files in all: the doctor reads"
                                " no further")
             raise _Stop
-        try:
-            f = open(path, "rb") if data is None else io.BytesIO(data)
-        except OSError as exc:
+        try:  # opened without blocking: a FIFO swapped in since its stat would hang us
+            f = os.fdopen(files.open_regular(path, "", None)[0], "rb") if data is None \
+                else io.BytesIO(data)
+        except files.UnusableFile as exc:
             if includer is None:
-                raise ReadError(f"cannot read the configuration: {exc.strerror}", path) from None
-            self.finding(includer, include_line, f"cannot read included file {path}: {exc.strerror}"
+                raise ReadError(f"cannot read the configuration: {exc.detail}", path) from None
+            self.finding(includer, include_line, f"cannot read included file {path}: {exc.detail}"
                                                  " (keepalived skips it)")
             return
         with f:

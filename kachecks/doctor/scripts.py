@@ -14,6 +14,7 @@ import os
 import re
 import stat
 
+from kachecks import files
 from kachecks.checks.registry import without_env
 from kachecks.doctor.findings import ERROR, WARNING, at
 from kachecks.scriptline import BLANK, CommandError, split_command
@@ -261,11 +262,16 @@ def exec_problem(path, shell_fallback=False):
 
     ``shell_fallback``: run by execvp (``env``), which hands a file execve() calls
     ENOEXEC to /bin/sh: only a missing interpreter fails then."""
+    try:  # opened without blocking: a FIFO swapped in since its stat would hang us
+        fd, _info = files.open_regular(path, "", None)
+    except files.UnusableFile:
+        return None
     try:
-        with open(path, "rb") as f:
-            head = f.read(256)
+        head = os.read(fd, 256)
     except OSError:
         return None
+    finally:
+        os.close(fd)
     if head.startswith(b"\x7fELF"):
         return None
     if not head.startswith(b"#!"):

@@ -1,33 +1,21 @@
-"""The VRRP side of one director's keepalived.conf, as keepalived settles it.
+"""One director's keepalived.conf for the pair comparison and the what-if.
 
-The pair comparison and the what-if need what keepalived *does* with the
-lines, not the lines: the defaults (priority 100, or 255 for ``state MASTER``
-without a priority; VRRPv2; advert_int 1), the last line of a keyword winning,
-and the settings keepalived clears while it loads (``nopreempt`` and
-``preempt_delay`` with ``state MASTER`` or priority 255, authentication under
-VRRPv3 or strict mode, weighted tracking in a sync group or on an address
-owner). docs/reference.md, "The pair and the what-if" lists these rules, each
-checked against keepalived 2.2.7 and 2.3.3. The nodes come from the doctor's
-reader; nothing here reads a file.
+Its vrrp_instances are keepalived's settled ones (kachecks.vrrp.instances: the
+model the pair watcher shares); here is what only the what-if needs beside:
+what each instance tracks (scripts, files, interfaces, processes, its sync
+group's), with keepalived's load-time rules for weights (weighted tracking
+ignored in a sync group or on an address owner), and the director's sync
+groups, virtual servers and name. These rules are in docs/reference.md,
+"The pair and the what-if", each checked against keepalived 2.2.7 and 2.3.3.
+The nodes come from the doctor's reader; nothing here reads a file.
 """
 
-import ipaddress
 import os
 
-from kachecks.doctor.scripts import seconds
+from kachecks.vrrp import instances
 
 SCRIPT, FILE, INTERFACE, PROCESS = "vrrp_script", "track_file", "interface", "track_process"
 FAULT = "FAULT"  # a tracker's contribution that puts the instance in FAULT
-DEFAULT_PRIORITY = 100
-OWNER = 255
-
-
-def address(text):
-    """An address as keepalived compares it (``192.168.8.142/24`` -> 192.168.8.142), or the text."""
-    try:
-        return ipaddress.ip_address(text.split("/", 1)[0])
-    except ValueError:
-        return text
 
 
 def _integer(text, default=None):
@@ -57,7 +45,7 @@ class Tracker:
     """
 
     __slots__ = ("kind", "name", "weight", "reverse", "entry", "definition", "ignored",
-                 "implicit", "steady", "failing", "how")
+                 "implicit", "steady", "failing")
 
     def __init__(self, kind, name, weight, reverse, entry, definition=None, implicit=False):
         self.kind = kind
@@ -70,7 +58,6 @@ class Tracker:
         self.implicit = implicit  # the instance's own interface, or a VIP's
         self.steady = None  # a track file's value before and during the failure
         self.failing = None
-        self.how = None  # what its failing value means
 
     @property
     def multiplier(self):
@@ -96,13 +83,35 @@ class Tracker:
             return self.weight * self.multiplier if self.weight > 0 else 0
         return self.weight * self.multiplier if self.weight < 0 else 0
 
+    def reading(self, value):
+        """What a track file reading ``value`` does here, with this entry's own weight
+        (``uplink weight 20 noreverse`` of a ``weight 0 reverse`` file does not fault)."""
+        if self.ignored:
+            return self.ignored
+        kind = f"weight {self.weight}{' reverse' if self.reverse else ''}"
+        got = self.contribution(value=value)
+        if self.weight == 0:
+            if got != FAULT:
+                return f"{kind}: {value} changes nothing"
+            return f"{kind}: 0 is FAULT" if self.reverse else f"{kind}: any value but 0 is FAULT"
+        step = self.weight * self.multiplier
+        if got == FAULT:
+            return f"{kind}: {value} adds {value * step}, -254 or less: FAULT"
+        drop, fault = _largest_drop(step)
+        if value == drop:
+            return f"{kind}: {value} adds {got}, the largest drop short of FAULT ({fault} is FAULT)"
+        text = f"{kind}: {value} adds {got}"
+        if self.steady is not None and self.steady != value:
+            text += f" where {self.steady} adds {self.contribution(value=self.steady)}"
+        return text
+
     def what(self):
         return {SCRIPT: f"vrrp_script {self.name}", FILE: f"track_file {self.name}",
                 INTERFACE: f"interface {self.name}", PROCESS: f"track_process {self.name}"}[self.kind]
 
 
 def file_values(weight, reverse, init):
-    """(steady value, failing value, what failing means) of a track file with ``weight``.
+    """(steady value, failing value) of a track file with ``weight``.
 
     Steady: its ``init_file`` value, else the value that leaves the instance
     up (0; 1 under ``weight 0 reverse``). Failing: with weight 0 the value
@@ -114,17 +123,15 @@ def file_values(weight, reverse, init):
         steady = 1 if reverse else 0
         if init is not None and (init != 0) != (multiplier == 1):
             steady = init
-        failing = 0 if reverse else 1
-        how = "weight 0 reverse: 0 is FAULT" if reverse else "weight 0: any value but 0 is FAULT"
-        return steady, failing, how
-    steady = init if init is not None else 0
-    step = weight * multiplier
+        return steady, 0 if reverse else 1
+    return init if init is not None else 0, _largest_drop(weight * multiplier)[0]
+
+
+def _largest_drop(step):
+    """(the value that lowers the priority most short of FAULT, the first value that faults)
+    of a track file whose value counts ``step`` times (weight × ±1)."""
     sign = -1 if step > 0 else 1  # the sign of a value that lowers the priority
-    failing = sign * (253 // abs(step))
-    fault = sign * -(-254 // abs(step))  # the first value that faults
-    how = (f"weight {weight}{' reverse' if reverse else ''}: {failing} adds {failing * step}, the"
-           f" largest drop short of FAULT ({fault} is FAULT)")
-    return steady, failing, how
+    return sign * (253 // abs(step)), sign * -(-254 // abs(step))
 
 
 class SyncGroup:
@@ -138,33 +145,17 @@ class SyncGroup:
         self.tracking_weight = tracking_weight
 
 
-class Instance:
-    """One ``vrrp_instance`` with the settings keepalived ends up with."""
+class Instance(instances.Instance):
+    """A vrrp_instance as keepalived settles it (kachecks.vrrp.instances), and what the
+    what-if needs beside: ``trackers`` (what it tracks, its sync group's included) and
+    ``sync_group``."""
 
-    __slots__ = ("name", "node", "vrid", "interface", "state", "priority", "nopreempt",
-                 "preempt_delay", "advert_int", "version", "auth_type", "password", "addresses",
-                 "excluded", "source", "peers", "check_unicast_src", "trackers", "group",
-                 "cleared", "where", "auth_ignored")
+    __slots__ = ("trackers", "sync_group")
 
     def __init__(self, node):
-        self.name = node.args[0] if node.args else ""
-        self.node = node
-        self.where = {}  # keyword -> the node that set it
-        self.cleared = []  # (node, text): what keepalived clears while loading
-        self.group = None
+        super().__init__(node)
         self.trackers = []
-
-    @property
-    def owner(self):
-        return self.priority == OWNER
-
-    def at(self, keyword):
-        """The node that set ``keyword`` (the instance's own line when none did)."""
-        return self.where.get(keyword, self.node)
-
-    def wire_addresses(self):
-        """The addresses the adverts carry, as a set."""
-        return {a for a, _ in self.addresses}
+        self.sync_group = None
 
 
 class Director:
@@ -190,29 +181,24 @@ class Director:
 def director(config, label=None):
     """The Director of a Config read by the doctor's reader."""
     d = Director(config, label or config.path)
-    glob = {"version": 2, "strict": False, "check_unicast_src": False}
+    d.instances = instances.settled(config, Instance)
+    d.by_name = {i.name: i for i in d.instances}
+    by_node = {id(i.node): i for i in d.instances}
     scripts, files, processes = {}, {}, {}
     pending_groups = []
-    for top in config.nodes:
+    for top in config.nodes:  # a tracked name must be defined above the line that tracks it
         if top.keyword == "global_defs":
             router = top.child("router_id")
             if router is not None and router.args:
                 d.router_id = router
-            version = _integer(top.value("vrrp_version"))
-            if version in (2, 3):
-                glob["version"] = version
-            glob["strict"] = top.has("vrrp_strict")
-            glob["check_unicast_src"] = top.has("vrrp_check_unicast_src")
         elif top.keyword == "vrrp_script" and top.args:
             scripts[top.args[0]] = top
         elif top.keyword in ("track_file", "vrrp_track_file") and top.args:
             files[top.args[0]] = top
         elif top.keyword == "vrrp_track_process" and top.args:
             processes[top.args[0]] = top
-        elif top.keyword == "vrrp_instance" and top.args and top.block is not None:
-            if d.instance(top.args[0]) is None:
-                d.instances.append(_instance(top, glob, scripts, files, processes))
-                d.by_name[top.args[0]] = d.instances[-1]
+        elif top.keyword == "vrrp_instance" and id(top) in by_node:
+            _track(by_node[id(top)], scripts, files, processes)
         elif top.keyword == "vrrp_sync_group" and top.args and top.block is not None:
             pending_groups.append((top, dict(scripts), dict(files), dict(processes)))
         elif top.keyword in ("virtual_server", "virtual_server_group"):
@@ -225,135 +211,26 @@ def director(config, label=None):
     return d
 
 
-def _instance(node, glob, scripts, files, processes):
-    inst = Instance(node)
-    state = "BACKUP"
-    priority = None
-    nopreempt = None
-    inst.preempt_delay = 0.0
-    inst.advert_int = 1.0
-    version = None
-    strict = glob["strict"]
-    inst.check_unicast_src = glob["check_unicast_src"]
-    auth_type, password = None, None
-    inst.addresses, inst.excluded, inst.peers = [], [], []
-    inst.source = None
-    inst.interface = None
-    inst.vrid = None
-    dont_track_primary = False
-    entries = []
-    for child in node.block:
-        k, args = child.keyword, child.args
-        if k == "state" and args:
-            if args[0] == "MASTER" or state != "MASTER":  # BACKUP after MASTER is ignored
-                state = "MASTER" if args[0] == "MASTER" else "BACKUP"
-                inst.where["state"] = child
-        elif k == "priority" and args:
-            value = _integer(args[0])
-            priority = value if value is not None and 1 <= value <= 255 else DEFAULT_PRIORITY
-            inst.where["priority"] = child
-        elif k == "virtual_router_id" and args:
-            inst.vrid = _integer(args[0])
-            inst.where["virtual_router_id"] = child
-        elif k == "interface" and args:
-            inst.interface = args[0]
-            inst.where["interface"] = child
-        elif k in ("nopreempt", "preempt"):
-            nopreempt = k == "nopreempt"
-            inst.where["nopreempt"] = child
-        elif k == "preempt_delay" and args:
-            inst.preempt_delay = seconds(args[0]) or 0.0
-            inst.where["preempt_delay"] = child
-        elif k == "advert_int" and args and seconds(args[0]):
-            inst.advert_int = seconds(args[0])
-            inst.where["advert_int"] = child
-        elif k == "version" and args and _integer(args[0]) in (2, 3):
-            version = _integer(args[0])
-            inst.where["version"] = child
-        elif k == "strict_mode":
-            strict = not args or args[0] in ("on", "true")
-        elif k == "check_unicast_src":
-            inst.check_unicast_src = True
-        elif k == "dont_track_primary":
-            dont_track_primary = True
-        elif k == "authentication" and child.block is not None:
-            inst.where["authentication"] = child
-            for a in child.block:
-                if a.keyword == "auth_type" and a.args and a.args[0] in ("PASS", "AH"):
-                    auth_type = a.args[0]
-                    inst.where["auth_type"] = a
-                elif a.keyword == "auth_pass" and a.args:
-                    password = a.args[0].encode("utf-8", "surrogateescape")[:8]
-                    inst.where["auth_pass"] = a
-        elif k in ("virtual_ipaddress", "virtual_ipaddress_excluded") and child.block is not None:
-            inst.where[k] = child
-            target = inst.addresses if k == "virtual_ipaddress" else inst.excluded
-            for a in child.block:
-                target.append((address(a.keyword), a))
-                if k == "virtual_ipaddress":
-                    entries.append(("vip", a))
-        elif k in ("unicast_src_ip", "mcast_src_ip") and args:
-            inst.source = (address(args[0]), child)
-            inst.where["source"] = child
-        elif k == "unicast_peer" and child.block is not None:
-            inst.where["unicast_peer"] = child
-            for a in child.block:
-                inst.peers.append((address(a.keyword), a))
-        elif k in ("track_script", "track_file", "track_interface", "track_process") \
-                and child.block is not None:
-            entries += [(k, a) for a in child.block]
-    if priority is None:
-        priority = OWNER if state == "MASTER" else DEFAULT_PRIORITY
-    inst.state, inst.priority = state, priority
-    if version is None:
-        version = 3 if any(isinstance(a, ipaddress.IPv6Address) for a, _ in inst.addresses[:1]) \
-            else glob["version"]
-    inst.version = version
-    inst.nopreempt = bool(nopreempt)
-    if inst.nopreempt and priority == OWNER:
-        inst.nopreempt = False
-        inst.cleared.append((inst.at("nopreempt"), "nopreempt is cleared at priority 255"
-                                                   " (\"nopreempt is incompatible with priority"
-                                                   " 255\")"))
-    if state == "MASTER":
-        if inst.nopreempt:
-            inst.nopreempt = False
-            inst.cleared.append((inst.at("nopreempt"), "nopreempt is cleared by state MASTER"
-                                                       " (\"Warning - nopreempt will not work with"
-                                                       " initial state MASTER - clearing\")"))
-        if inst.preempt_delay:
-            inst.preempt_delay = 0.0
-            inst.cleared.append((inst.at("preempt_delay"), "preempt_delay is cleared by state"
-                                                           " MASTER (\"Warning - preempt delay will"
-                                                           " not work with initial state MASTER -"
-                                                           " clearing\")"))
-    if inst.nopreempt and inst.preempt_delay:
-        inst.preempt_delay = 0.0
-    inst.auth_ignored = None
-    if auth_type is not None and password is None:
-        auth_type = None
-    if auth_type is not None and (version == 3 or strict):
-        inst.auth_ignored = "VRRPv3" if version == 3 else "strict mode"
-        auth_type, password = None, None
-    inst.auth_type, inst.password = auth_type, password
-    if inst.interface and not dont_track_primary:
+def _track(inst, scripts, files, processes):
+    """The instance's trackers: its own interface (unless ``dont_track_primary``), its
+    addresses' other interfaces, then its track_* lines in order."""
+    if inst.interface and not inst.node.has("dont_track_primary"):
         inst.trackers.append(Tracker(INTERFACE, inst.interface, 0, False, inst.at("interface"),
                                      implicit=True))
-    for kind, entry in entries:
-        tracker = _tracker(inst, kind, entry, scripts, files, processes)
-        if tracker is not None:
-            _add(inst, tracker)
-    return inst
+    for vip in inst.vip_addresses:
+        if vip.dev not in (None, inst.interface) and "no_track" not in vip.node.args:
+            _add(inst, Tracker(INTERFACE, vip.dev, 0, False, vip.node, implicit=True))
+    for child in inst.node.block:
+        if child.keyword in ("track_script", "track_file", "track_interface", "track_process") \
+                and child.block is not None:
+            for entry in child.block:
+                tracker = _tracker(child.keyword, entry, scripts, files, processes)
+                if tracker is not None:
+                    _add(inst, tracker)
 
 
-def _tracker(inst, kind, entry, scripts, files, processes):
+def _tracker(kind, entry, scripts, files, processes):
     name, args = entry.keyword, entry.args
-    if kind == "vip":
-        words = list(args)
-        dev = words[words.index("dev") + 1] if "dev" in words[:-1] else None
-        if dev is None or dev == inst.interface or "no_track" in words:
-            return None
-        return Tracker(INTERFACE, dev, 0, False, entry, implicit=True)
     if kind == "track_interface":
         weight, reverse = _weight(args, 0, False)
         return Tracker(INTERFACE, name, weight, reverse, entry)
@@ -369,7 +246,7 @@ def _tracker(inst, kind, entry, scripts, files, processes):
     if kind == "track_file":
         init = definition.child("init_file")
         value = _integer(init.args[0]) if init is not None and init.args else (0 if init else None)
-        tracker.steady, tracker.failing, tracker.how = file_values(base_weight, base_reverse, value)
+        tracker.steady, tracker.failing = file_values(base_weight, base_reverse, value)
     return tracker
 
 
@@ -397,31 +274,29 @@ def _group(d, node, scripts, files, processes):
         elif child.keyword in ("track_script", "track_file", "track_interface", "track_process") \
                 and child.block is not None:
             for entry in child.block:
-                tracker = _tracker(None, child.keyword, entry, scripts, files, processes) \
-                    if child.keyword != "track_interface" else \
-                    Tracker(INTERFACE, entry.keyword, *_weight(entry.args, 0, False), entry)
+                tracker = _tracker(child.keyword, entry, scripts, files, processes)
                 if tracker is not None:
                     trackers.append(tracker)
     group = SyncGroup(node.args[0], node, members, trackers, tracking_weight)
     d.groups[group.name] = group
     for name in members:
         inst = d.instance(name)
-        if inst is not None and inst.group is None:
-            inst.group = group
+        if inst is not None and inst.sync_group is None:
+            inst.sync_group = group
             for tracker in trackers:
                 copy = Tracker(tracker.kind, tracker.name, tracker.weight, tracker.reverse,
                                tracker.entry, tracker.definition)
-                copy.steady, copy.failing, copy.how = tracker.steady, tracker.failing, tracker.how
+                copy.steady, copy.failing = tracker.steady, tracker.failing
                 copy.implicit = "group"
                 _add(inst, copy)
 
 
 def _neutralise(inst):
     """keepalived's load-time rules for weights in a sync group and on an address owner."""
-    in_group = inst.group is not None and not inst.group.tracking_weight
+    in_group = inst.sync_group is not None and not inst.sync_group.tracking_weight
     if not (in_group or inst.owner):
         return
-    why = (f"in sync group {inst.group.name} (no sync_group_tracking_weight)" if in_group
+    why = (f"in sync group {inst.sync_group.name} (no sync_group_tracking_weight)" if in_group
            else "at priority 255 (address owner)")
     for tracker in inst.trackers:
         if tracker.implicit == "group":
@@ -440,6 +315,6 @@ def _neutralise(inst):
         elif tracker.kind == FILE:
             if tracker.weight == 1:
                 tracker.weight = 0
-                tracker.steady, tracker.failing, tracker.how = file_values(0, tracker.reverse, None)
+                tracker.steady, tracker.failing = file_values(0, tracker.reverse, None)
             else:
                 tracker.ignored = f"weighted file ignored {why}"

@@ -28,7 +28,8 @@ lower priority, is a ``failover`` warning with its arithmetic.
 
 from kachecks.doctor.findings import WARNING, Finding
 from kachecks.doctor.pair import match, where
-from kachecks.doctor.vrrp import FAULT, FILE, INTERFACE, OWNER, PROCESS, SCRIPT
+from kachecks.doctor.vrrp import FAULT, FILE, INTERFACE, PROCESS, SCRIPT
+from kachecks.vrrp.instances import OWNER
 
 MASTER, BACKUP, STOP, DOWN, UNKNOWN = "MASTER", "BACKUP", "STOP", "DOWN", "UNKNOWN"
 _UNKNOWN = object()  # a holder that cannot be told from the files
@@ -37,16 +38,15 @@ _UNKNOWN = object()  # a holder that cannot be told from the files
 class Failure:
     """One failure on one director: a tracker (kind, name), or keepalived stopped / the director down."""
 
-    __slots__ = ("director", "kind", "name", "value", "text", "node", "how")
+    __slots__ = ("director", "kind", "name", "value", "text", "node")
 
-    def __init__(self, director, kind, name=None, value=None, text=None, node=None, how=None):
+    def __init__(self, director, kind, name=None, value=None, text=None, node=None):
         self.director = director
         self.kind = kind
         self.name = name
         self.value = value  # a track file's failing value
         self.text = text
         self.node = node  # where it is tracked first (the failover finding's line)
-        self.how = how  # a track file: what its failing value means
 
     def hits(self, director, tracker):
         return (director is self.director and tracker.kind == self.kind
@@ -154,8 +154,7 @@ def failures(directors):
 def _failure(d, tracker):
     if tracker.kind == FILE:
         return Failure(d, FILE, tracker.name, tracker.failing,
-                       f"track_file {tracker.name} reads {tracker.failing}", tracker.entry,
-                       tracker.how)
+                       f"track_file {tracker.name} reads {tracker.failing}", tracker.entry)
     text = {SCRIPT: f"vrrp_script {tracker.name} fails", INTERFACE: f"interface {tracker.name} down",
             PROCESS: f"track_process {tracker.name} loses quorum"}[tracker.kind]
     return Failure(d, tracker.kind, tracker.name, text=text, node=tracker.entry)
@@ -222,7 +221,7 @@ def _sync_faults(directors, table, sides):
     for j, d in enumerate(directors):
         for group in d.groups.values():
             members = [i for i, row in enumerate(table)
-                       if row.instances[j] is not None and row.instances[j].group is group]
+                       if row.instances[j] is not None and row.instances[j].sync_group is group]
             faulty = [table[i].name for i in members if sides[i][j].state == FAULT]
             if not faulty:
                 continue
@@ -249,10 +248,10 @@ def _address(row, j):
     peer's only unicast_peer, else None."""
     inst = row.instances[j]
     if inst.source is not None:
-        return inst.source[0]
+        return inst.source
     other = row.instances[1 - j] if len(row.instances) == 2 else None
     if other is not None and len(other.peers) == 1:
-        return other.peers[0][0]
+        return other.peers[0]
     return None
 
 
@@ -291,7 +290,7 @@ def _start(row, sides):
         if pa != pb:
             return Outcome(0 if pa > pb else 1, sides)
         ia, ib = _address(row, 0), _address(row, 1)
-        if ia is None or ib is None or type(ia) is not type(ib) or ia == ib:
+        if ia is None or ib is None or ia.family != ib.family or ia == ib:
             return Outcome(_UNKNOWN, sides,
                            f"equal priorities, both MASTER at once: the higher primary address on"
                            f" {a.interface} wins, and the files do not give both (unicast_src_ip)")
@@ -318,7 +317,7 @@ def _sync_masters(directors, table, outcomes):
     for j, d in enumerate(directors):
         for group in d.groups.values():
             members = [i for i, row in enumerate(table)
-                       if row.instances[j] is not None and row.instances[j].group is group]
+                       if row.instances[j] is not None and row.instances[j].sync_group is group]
             if any(outcomes[i].holder is _UNKNOWN for i in members):
                 continue
             held = [i for i in members if outcomes[i].holder == j]
@@ -372,7 +371,8 @@ def stays(directors, row, failure, before, after):
 def _failover(directors, row, j, failure, mine, theirs):
     here, there = directors[j], directors[1 - j]
     inst, peer_inst = row.instances[j], row.instances[1 - j]
-    node = _tracked_at(inst, failure) or failure.node
+    tracker = _tracker_of(inst, failure)
+    node = tracker.entry if tracker is not None else failure.node
     reasons = []
     if not theirs.up:
         reasons.append(f"{there.name}'s {peer_inst.name} is in FAULT ({theirs.fault})")
@@ -389,16 +389,19 @@ def _failover(directors, row, j, failure, mine, theirs):
             reasons.append(f"{lead}{there.name} has nopreempt ({where(peer_inst.at('nopreempt'))}):"
                            " no priority change moves the addresses, only a FAULT, a stop or a"
                            " director down does")
-    how = f" ({failure.how})" if failure.how else ""
+    how = f" ({tracker.reading(failure.value)})" if failure.kind == FILE and tracker else ""
     text = (f"{failure.text} on {here.name}{how}: {inst.name}'s addresses stay on {here.name}, where"
             f" it failed: priority {mine.arithmetic()}; " + ", ".join(reasons))
     return Finding(node.file, node.line, WARNING, "failover", text)
 
 
-def _tracked_at(inst, failure):
+def _tracker_of(inst, failure):
+    """The tracker of ``inst`` that ``failure`` hits, or None."""
+    if inst is None:
+        return None
     for tracker in inst.trackers:
         if tracker.kind == failure.kind and tracker.name == failure.name:
-            return tracker.entry
+            return tracker
     return None
 
 
@@ -437,7 +440,7 @@ def table(directors, scenarios):
         inst = next(x for x in row.instances if x is not None)
         lines.append("")
         lines.append(f"{row.name}: vrid {inst.vrid} on {inst.interface},"
-                     f" {', '.join(str(a) for a, _ in inst.addresses) or 'no address'}")
+                     f" {', '.join(inst.address_texts()) or 'no address'}")
         body = [["failure", *names, "addresses on"]]
         notes = []
         for scenario in scenarios:
@@ -456,9 +459,13 @@ def table(directors, scenarios):
             body.append([label, *cells, held])
             if outcome.note:
                 notes.append(f"{label}: {outcome.note}")
-            if scenario.failure is not None and scenario.failure.how and \
-                    scenario.failure.kind == FILE:
-                notes.append(f"{label}: {scenario.failure.how}")
+            failure = scenario.failure
+            if failure is not None and failure.kind == FILE:
+                # what the value does in this instance, with its entry's own weight
+                j = directors.index(failure.director)
+                tracker = _tracker_of(row.instances[j], failure)
+                if tracker is not None:
+                    notes.append(f"{label}: {tracker.reading(failure.value)}")
         widths = [max(len(r[c]) for r in body) for c in range(len(body[0]))]
         for r in body:
             lines.append("  " + "  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip())

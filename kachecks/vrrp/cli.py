@@ -13,7 +13,7 @@ import time
 
 import click
 
-from kachecks.clickcommand import CONTEXT, Command, Group
+from kachecks.clickcommand import CONTEXT, Command, Duration, Group
 from kachecks.errors import UsageError
 from kachecks.status import ExitCode
 from kachecks.vrrp.instances import DEFAULT_CONFIG
@@ -70,9 +70,9 @@ Needs CAP_NET_RAW (root).""")
 @click.option("--interface", "interfaces", multiple=True, metavar="IF",
               help="Watch this interface (repeatable): every advert on it, and only the instances"
                    " on it.")
-@click.option("--hold", type=click.FloatRange(min=0, min_open=True), metavar="SECONDS",
+@click.option("--hold", type=Duration(0, 86400), metavar="DURATION",
               help="How long another master or a firewall's drop must last to be reported"
-                   " [default: 3 x advert_int].")
+                   " (6, 1500ms) [default: 3 x advert_int].")
 @click.option("--ignore-vrid", "ignore", multiple=True, type=click.IntRange(1, 255), metavar="VRID",
               help="Never report adverts for VRID as foreign (repeatable).")
 @click.option("--count", type=click.IntRange(min=1), metavar="N",

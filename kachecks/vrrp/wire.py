@@ -1,6 +1,7 @@
 """VRRP adverts as they travel: decoding (docs/reference.md, "VRRP on the wire").
 
-VRRPv2 (RFC 3768) and VRRPv3 (RFC 5798) over IPv4, VRRPv3 over IPv6, inside
+VRRPv2 (RFC 3768) and VRRPv3 (RFC 5798) over IPv4 and IPv6 (keepalived sends v2 over
+IPv6 when ``version 2`` stands above an instance's first IPv6 address), inside
 IPsec AH (keepalived's ``auth_type AH``) or not. Both vantage points hand
 over an IP packet: the packet socket the whole packet, the raw IPv4 socket
 too; the raw IPv6 socket only the VRRP part, its addresses and hop limit
@@ -148,34 +149,36 @@ def decode_vrrp(data, family, source, destination, ttl, ah=False):
     vrid, priority, count = data[1], data[2], data[3]
     size = 4 if family == 4 else 16
     end = 8 + count * size
-    if version == 2:
-        if family != 4:
-            raise Malformed("VRRPv2 over IPv6")
+    if version not in (2, 3):
+        raise Malformed(f"VRRP version {version}")
+    if len(data) < end:
+        raise Malformed("truncated address list")
+    as_v2, digest = False, None
+    if version == 2 and family == 4:
         auth_type, interval = data[4], float(data[5])
-        if len(data) < end:
-            raise Malformed("truncated address list")
         auth = data[end:end + PASS_LENGTH]
         ok = checksum(data[:end + PASS_LENGTH]) == 0
-        as_v2 = False
         digest = pass_digest(auth) if auth_type == AUTH_PASS and not ah else None
-    elif version == 3:
-        auth_type, digest = None, None
-        interval = (int.from_bytes(data[4:6], "big") & 0x0FFF) / 100
-        if len(data) < end:
-            raise Malformed("truncated address list")
+    else:  # v3; or v2 over IPv6 (`version 2` above the first IPv6 address): no auth data
+        auth_type, interval = (data[4], float(data[5])) if version == 2 else \
+            (None, (int.from_bytes(data[4:6], "big") & 0x0FFF) / 100)
         body = data[:end]
-        pseudo = source + destination + (struct.pack("!BBH", 0, PROTO_VRRP, end) if family == 4
-                                          else struct.pack("!I3xB", end, PROTO_VRRP))
-        ok = checksum(pseudo + body) == 0
-        as_v2 = not ok and family == 4 and checksum(body) == 0
+        ok = checksum(_pseudo(family, source, destination, end) + body) == 0
+        as_v2 = not ok and version == 3 and family == 4 and checksum(body) == 0
         ok = ok or as_v2
-    else:
-        raise Malformed(f"VRRP version {version}")
     addresses = tuple(bytes(data[i:i + size]) for i in range(8, end, size))
     return Advert(family=family, source=bytes(source), destination=bytes(destination), ttl=ttl,
                   ah=ah, version=version, kind=kind, vrid=vrid, priority=priority, count=count,
                   interval=interval, addresses=addresses, auth_type=auth_type, auth_digest=digest,
                   checksum_ok=ok, checksum_as_v2=as_v2)
+
+
+def _pseudo(family, source, destination, length):
+    """The IP pseudo-header of a VRRP checksum (v3; and v2 over IPv6, whose checksum the
+    kernel computes)."""
+    if family == 4:
+        return source + destination + struct.pack("!BBH", 0, PROTO_VRRP, length)
+    return source + destination + struct.pack("!I3xB", length, PROTO_VRRP)
 
 
 # --- crafting (tests, the lab's foreign router, the benchmark) ----------------
@@ -187,18 +190,18 @@ def encode(family, source, destination, vrid, priority, addresses, version=None,
     src = address_bytes(source)[1]
     dst = address_bytes(destination)[1]
     packed = b"".join(address_bytes(a)[1] for a in addresses)
-    if version == 2:
+    if version == 2 and family == 4:
         auth = password[:PASS_LENGTH].ljust(PASS_LENGTH, b"\0") if auth_type == AUTH_PASS else bytes(8)
         head = struct.pack("!BBBBBBH", 0x21, vrid, priority, len(addresses), auth_type, int(interval), 0)
         body = head + packed + auth
         value = checksum(body)
     else:
-        head = struct.pack("!BBBBHH", 0x31, vrid, priority, len(addresses),
-                           round(interval * 100) & 0x0FFF, 0)
+        head = struct.pack("!BBBBBBH", 0x21, vrid, priority, len(addresses), auth_type,
+                           int(interval), 0) if version == 2 else \
+            struct.pack("!BBBBHH", 0x31, vrid, priority, len(addresses),
+                        round(interval * 100) & 0x0FFF, 0)
         body = head + packed
-        pseudo = src + dst + (struct.pack("!BBH", 0, PROTO_VRRP, len(body)) if family == 4
-                              else struct.pack("!I3xB", len(body), PROTO_VRRP))
-        value = checksum(pseudo + body)
+        value = checksum(_pseudo(family, src, dst, len(body)) + body)
     if bad_checksum:
         value ^= 0x5A5A
     body = body[:6] + struct.pack("!H", value) + body[8:]

@@ -103,18 +103,22 @@ def _delegate(sock, path, request, codes, within, start_by, notes):
 
     signals = list(interrupt.SIGNALS)
     try:
+        # The worker runs the check in our working directory: one we cannot open (a
+        # user's check started in root's 0700 home) cannot be handed over.
+        cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        notes.append(f"kachecks worker not used: the working directory cannot be opened:"
+                     f" {exc.strerror}")
+        return None
+    try:
         start_timeout()
         sock.connect(path)
         _pid, uid, _gid = protocol.peer(sock)
         if uid not in (0, os.geteuid()):
             notes.append(f"kachecks worker not used: {path} is served by uid {uid}")
             return None
-        cwd = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            start_timeout()
-            sock.sendmsg([request], protocol.descriptors((0, 1, 2, cwd)))
-        finally:
-            os.close(cwd)
+        start_timeout()
+        sock.sendmsg([request], protocol.descriptors((0, 1, 2, cwd)))
         start_timeout()
         reply = sock.recv(256)
         child = protocol.read_ready(reply)
@@ -131,6 +135,8 @@ def _delegate(sock, path, request, codes, within, start_by, notes):
         _signal.pthread_sigmask(_signal.SIG_UNBLOCK, signals)
         _note_declined(sock, notes)
         return None
+    finally:
+        os.close(cwd)
     try:
         _signal.pthread_sigmask(_signal.SIG_UNBLOCK, signals)  # a pending one raises Stop
         sock.settimeout(within + REPORT_SLACK)

@@ -7,13 +7,12 @@ metrics read it: run in-process, as the agent runs a [[check]] command.
 
 import hashlib
 import os
-import subprocess
 
 import pytest
 
 from harness.checks import MD5_SERVER1, SERVER1, VHOST, http, one_line
 from harness.peers import cli
-from harness.peers.netns import create_namespace
+from harness.peers.netns import offline
 from harness.peers.rawhttp import DroppingListener, RawHTTPServer, http_response
 from kachecks.checks import registry
 from kachecks.checks.contract import evaluate
@@ -155,14 +154,11 @@ def test_a_drain_file_is_drain_whatever_the_server(tmp_path, unused_port):
 # --- resolution, and what a person sees ------------------------------------------------
 
 @pytest.fixture
-def isolated():
-    """A namespace with loopback only: a DNS query cannot leave it (no route), so a
-    name that is not in /etc/hosts fails to resolve, and nothing reaches the network."""
-    ns = create_namespace(f"kcck-cause-{os.getpid()}")
-    try:
+def isolated(tmp_path):
+    """A namespace whose lookups cannot leave it (harness/peers/netns.py ``offline``), so
+    a name that is not in /etc/hosts fails to resolve, and nothing reaches the network."""
+    with offline(f"kcck-cause-{os.getpid()}", tmp_path) as ns:
         yield ns
-    finally:
-        subprocess.run(["ip", "netns", "del", ns.name], check=False)
 
 
 @pytest.mark.netns

@@ -5,6 +5,7 @@ own words, and a check-failed carries the reason its own status line gives.
 """
 
 import re
+import time
 
 import pytest
 
@@ -34,7 +35,7 @@ SCRIPT_LINE = 6  # script's line in SECURE + script(...)
 
 
 def exe(name):
-    return cli.command(name)[0]
+    return cli.script_command(name)
 
 
 def codes(run):
@@ -67,6 +68,21 @@ def test_checks_are_recognised_by_their_name_wherever_installed(doctor, write):
     assert [f["message"] for f in run.findings if f["code"] == "bad-option"] == [
         "kachecks-tcp: Unknown option --bogus: the check exits 1 at every run",
         "kachecks check http: Unknown option -x: the check exits 1 at every run"]
+
+
+def test_a_check_whose_path_holds_a_blank_is_read_as_keepalived_groups_it(doctor, write,
+                                                                         tmp_path):
+    spaced = tmp_path / "my checkout"
+    spaced.mkdir()
+    (spaced / "kachecks-http").symlink_to(cli.command("kachecks-http")[0])
+    word = cli.script_word(spaced / "kachecks-http")
+    assert word == f"'{spaced}/kachecks-http'"
+    run = doctor("--no-run", "-f", write("keepalived.conf", SECURE + misc(
+        f"{word} --url http://192.168.8.101/service.txt --bogus")))
+    assert [f["message"] for f in run.findings if f["code"] == "bad-option"] == [
+        "kachecks-http: Unknown option --bogus: the check exits 1 at every run"]
+    with pytest.raises(ValueError, match="cannot be written in a keepalived script line"):
+        cli.script_word(tmp_path / "it's")
 
 
 @pytest.mark.parametrize("extra,delay_loop,args,late", [
@@ -204,3 +220,41 @@ def test_an_option_only_the_server_s_library_rejects_is_a_bad_option_when_run(do
     assert codes(run) == [(MISC_LINE, "error", "bad-option")]
     assert run.findings[0]["message"] == (
         "kachecks-ldap: --filter '(cn=x': invalid filter: the check exits 1 at every run")
+
+
+def vrrp_instance(interface="lo"):
+    return ("vrrp_instance VI_1 {\n    state BACKUP\n    interface " + interface + "\n"
+            "    virtual_router_id 50\n    priority 100\n    virtual_ipaddress {\n"
+            "        192.168.8.142/24\n    }\n}\n")
+
+
+def test_a_kachecks_vrrp_line_is_read_but_not_run_and_the_summary_says_so(doctor, tmp_path):
+    """kachecks-vrrp listens for --listen seconds (here 60) with CAP_NET_RAW: the doctor
+    reads its options and the instances it names, and leaves the listening to it; the pair
+    in the files is --peer's and --what-if's."""
+    conf = tmp_path / "keepalived.conf"
+    listening = f"{exe('kachecks-vrrp')} --keepalived-conf {conf} --listen 60 --timeout 62"
+    wrong = f"{exe('kachecks')} check vrrp --keepalived-conf {conf} --listen 5 --timeout 3"
+    conf.write_text(SECURE + script(listening, "    interval 70\n    timeout 65\n")
+                    + script(wrong).replace("chk", "chk_wrong") + vrrp_instance())
+    started = time.monotonic()
+    run = doctor("-f", conf, timeout=50)  # listening, it would take 60 s
+    took = time.monotonic() - started
+    assert codes(run) == [(SCRIPT_LINE + 5, "error", "bad-option")], run
+    assert run.findings[0]["message"] == ("kachecks check vrrp: --timeout (3 s) must exceed"
+                                          " --listen (5 s): the check exits 1 at every run")
+    assert "1 kachecks-vrrp line not run (each listens for seconds" in run.stderr, run.stderr
+    assert took < 30, took
+
+
+def test_kachecks_vrrp_in_a_misc_check_is_a_misplaced_check(doctor, write, tmp_path):
+    """A real server's MISC_CHECK that judges the director pair: a VRRP problem takes every
+    real server it checks out at once."""
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(SECURE + misc(f"{exe('kachecks-vrrp')} --keepalived-conf {conf}")
+                    + vrrp_instance())
+    run = doctor("-f", conf)
+    assert codes(run) == [(MISC_LINE, "warning", "misplaced-check")], run
+    assert run.findings[0]["message"].startswith(
+        "kachecks-vrrp in a MISC_CHECK judges the VRRP pair, not this real server")
+    assert run.code == 0

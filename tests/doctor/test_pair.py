@@ -192,6 +192,43 @@ def test_each_side_is_one_object_naming_the_other_in_json(doctor, write):
     assert "advert_int 1 here and 3 on lvs2" in a["message"]
 
 
+# -- what keepalived settles, not what the lines say ----------------------------
+# The cases where the doctor's reading of an instance and the pair watcher's once differed
+# (one model now: kachecks.vrrp.instances; tests/vrrp pins it against keepalived's dump).
+
+NO_PASS = "    authentication {\n        auth_type PASS\n    }\n"
+OWNER_WITHOUT_STATE = config("lvs1", 255, nopreempt=False,
+                             instance_extra="    preempt_delay 5\n").replace("    state BACKUP\n", "")
+
+
+@pytest.mark.parametrize("lvs1, lvs2, expected", [
+    # "Authentication specified but no password given": no authentication, as on lvs2
+    (config("lvs1", 100, password=None, instance_extra=NO_PASS), config("lvs2", 50, password=None),
+     {("warning", "pair-advert", "ignores authentication without auth_pass")}),
+    # "Strict mode does not support authentication": lvs1 sends none, as lvs2
+    (config("lvs1", 100, global_extra="    vrrp_strict\n"), config("lvs2", 50, password=None),
+     {("warning", "pair-advert", "ignores authentication under strict mode")}),
+    # VRRPv2 rounds advert_int to whole seconds: 1.4 is 1
+    (config("lvs1", 100, advert_int=1.4), config("lvs2", 50), set()),
+    # the first `version` line stays
+    (config("lvs1", 100, password=None, instance_extra="    version 2\n    version 3\n"),
+     config("lvs2", 50, password=None), set()),
+    # an IPv6 address in an IPv4 instance is skipped: the adverts carry the same list
+    (config("lvs1", 100, vips=("192.168.8.142", "2001:db8::142")), config("lvs2", 50), set()),
+    # priority 255 without a state line starts as MASTER, which clears preempt_delay
+    (OWNER_WITHOUT_STATE, config("lvs2", 50),
+     {("warning", "pair-priority", "preempt_delay is cleared by state MASTER")}),
+], ids=["pass-without-auth_pass", "strict-mode-auth", "v2-advert_int-rounded", "first-version",
+        "other-family-vip", "owner-is-master"])
+def test_the_pair_compares_what_keepalived_settles(doctor, write, lvs1, lvs2, expected):
+    run = peer(doctor, *pair_of(write, lvs1, lvs2))
+    found = coded(run)
+    assert {(f["severity"], f["code"]) for f in found} == {(s, c) for s, c, _ in expected}, found
+    for severity, code, said in expected:
+        assert all(said in f["message"] for f in found if f["code"] == code), found
+    assert run.code == 0
+
+
 # -- the peer on standard input, and bad input -------------------------------
 
 def doctor_stdin(*args, stdin=b""):

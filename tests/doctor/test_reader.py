@@ -225,3 +225,37 @@ def test_unreadable_input_raises_one_read_error(tmp_path, text, problem):
         reader.read(str(path), "lvs1")
     assert problem in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_an_include_swapped_for_a_fifo_after_its_stat_does_not_hang_the_reader(
+        tmp_path, monkeypatch, in_thread):
+    # keepalived's rule (a regular non-executable file) is judged on the include's stat;
+    # whoever can write there swaps in a FIFO before it is opened.
+    conf = tmp_path / "keepalived.conf"
+    included = tmp_path / "vs.conf"
+    conf.write_text(f"global_defs {{\n    router_id lvs1\n}}\ninclude {included}\n")
+    included.write_text("vrrp_instance VI_1 {\n}\n")
+    real_stat = os.stat
+    swapped = []
+
+    def stat_then_swap(path, *args, **kwargs):
+        result = real_stat(path, *args, **kwargs)
+        if os.fspath(path) == str(included) and not swapped:
+            swapped.append(path)
+            os.unlink(included)
+            os.mkfifo(included, 0o644)
+        return result
+
+    monkeypatch.setattr(reader.os, "stat", stat_then_swap)
+    try:
+        config, _took = in_thread(lambda: reader.read(str(conf)), within=10)
+    finally:
+        monkeypatch.undo()
+        try:
+            os.close(os.open(included, os.O_WRONLY | os.O_NONBLOCK))  # a stuck reader: EOF
+        except OSError:
+            pass
+    assert swapped
+    assert [(f.line, f.message) for f in config.findings] == [
+        (4, f"cannot read included file {included}: not a regular file (a FIFO)"
+            " (keepalived skips it)")]

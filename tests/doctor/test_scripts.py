@@ -253,3 +253,24 @@ def test_commands_are_split_as_the_installed_keepalived_splits_them(line, versio
 
 def test_splitting_groups_quotes_and_processes_c_escapes():
     assert split_command(r"""a 'b c' "d e" f\ g \101\cA\E""") == ["a", "b c", "d e", "f g", "A\x01\x1b"]
+
+
+def unblock(fifo):
+    """Let a reader stuck opening ``fifo`` go (a writer that closes at once: EOF)."""
+    try:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:  # ENXIO: no reader waits, nothing to release
+        pass
+
+
+def test_a_program_swapped_for_a_fifo_after_its_stat_does_not_hang_the_doctor(tmp_path,
+                                                                             in_thread):
+    # The doctor judges a program by its stat, then reads its #! line: a user who can write
+    # there swaps in a FIFO in between, and a blocking open() waits for a writer for ever.
+    fifo = tmp_path / "check"
+    os.mkfifo(fifo, 0o755)
+    try:
+        got, _took = in_thread(lambda: scripts.exec_problem(str(fifo)), within=10)
+    finally:
+        unblock(fifo)
+    assert got is None  # no longer a program to read: its stat was judged already

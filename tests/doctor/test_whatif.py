@@ -5,6 +5,9 @@ track_process, clamping, the address owner, sync-group weights, preempt_delay, o
 import json
 from pathlib import Path
 
+from harness.config import toml_text
+from harness.peers import cli
+from harness.peers.agent import conf_parts
 from harness.peers.pair import config, instance
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "packaging/debian/examples/keepalived.conf"
@@ -124,6 +127,40 @@ def test_track_files_fail_at_their_fault_value_or_their_largest_drop(doctor, wri
     table = what_if(doctor, lvs1, lvs2, as_json=False).stdout
     assert ("lvs1: track_file drop reads -25: weight 10: -25 adds -250, the largest drop short of"
             " FAULT (-26 is FAULT)") in table
+
+
+def test_a_weighted_entry_of_a_weight_0_reverse_file_is_noted_with_its_weight(
+        doctor, write, tmp_path):
+    """`kachecks agent conf` defines each track file `weight 0 reverse` (FAULT where it is
+    tracked as is: the agent's own file) and tracks a director check in the vrrp_instance
+    as `uplink weight 20 noreverse`: reading 0 costs 20 there, it does not fault."""
+    toml = write("kachecks.toml", toml_text({
+        "agent": {"track_dir": str(tmp_path / "track")},
+        "check": [{"name": "uplink", "command": "kachecks-tcp 192.168.8.1:53",
+                   "director": True}]}))
+    printed = cli.run("kachecks", "agent", "conf", "--config", toml)
+    assert printed.returncode == 0, printed
+    parts = conf_parts(printed.stdout, namespaced=True)
+    assert "uplink weight 20 noreverse" in parts["instance"]
+    lvs1, lvs2 = pair_files(write, config("lvs1", 100, nopreempt=False, blocks=parts["top"],
+                                          tracks=parts["instance"]),
+                            config("lvs2", 90, nopreempt=False))
+    scenarios = what_if(doctor, lvs1, lvs2)
+    assert scenarios[0]["instances"]["VI_1"]["priority"]["lvs1"] == 120
+    assert scenario(scenarios, "lvs1", "track_file uplink reads 0") == {
+        "holder": "lvs1", "priority": {"lvs1": 100, "lvs2": 90},
+        "state": {"lvs1": "MASTER", "lvs2": "BACKUP"}}
+    assert scenario(scenarios, "lvs1", "track_file kachecks_running reads 0")["state"] == {
+        "lvs1": "FAULT", "lvs2": "MASTER"}
+    text = what_if(doctor, lvs1, lvs2, as_json=False).stdout
+    assert "warning: failover: track_file uplink reads 0 on lvs1 (weight 20: 0 adds 0 where 1" \
+        " adds 20): VI_1's addresses stay on lvs1" in text
+    notes = [line.strip() for line in text.splitlines() if line.strip().startswith("note:")]
+    assert "note: lvs1: track_file uplink reads 0: weight 20: 0 adds 0 where 1 adds 20" \
+        in notes, notes
+    assert "note: lvs1: track_file kachecks_running reads 0: weight 0 reverse: 0 is FAULT" \
+        in notes, notes
+    assert not [note for note in notes if "uplink" in note and "FAULT" in note], notes
 
 
 def test_priorities_clamp_to_1_and_254(doctor, write):

@@ -135,3 +135,14 @@ def test_cleanup_stale_removes_only_the_namespaces_of_dead_runs():
     with Network(alive, {"a": "192.168.8.1"}):
         assert sorted(cleanup_stale("kclabt")) == [f"{stale}-a", f"{stale}-sw"]
         assert sorted(namespaces(alive)) == [f"{alive}-a", f"{alive}-sw"]
+
+
+def test_secure_executables_wraps_a_path_keepalived_would_split_at_a_blank(tmp_path):
+    # keepalived splits a script line at blanks: "/srv/my checkout/…/kachecks-http --url …"
+    # would run "/srv/my" (scripts/test from a checkout whose path holds a space)
+    spaced = secure_dir(tmp_path / "my checkout")
+    write_script(spaced / "kachecks-http", "#!/bin/sh\necho real \"$@\"\n")
+    shims, bad = secure_executables(spaced, ["kachecks-http"], tmp_path / "shims")
+    assert bad == [] and shims != spaced and " " not in str(shims)
+    ran = subprocess.run([shims / "kachecks-http", "a b"], capture_output=True, text=True)
+    assert ran.stdout == "real a b\n"

@@ -1,12 +1,15 @@
 """Each way an LDAP server can be unhealthy fails with exit 1, its own message, in time."""
 
+import os
 import signal
 import time
 
 import pytest
 
 from harness.checks import BASE, REFERENCE, ldap_check, start_check, wait_for_unanswered_request
+from harness.peers import cli
 from harness.peers import slapd as ldap_peer
+from harness.peers.netns import offline
 from harness.peers.rawhttp import RawHTTPServer, http_response
 
 # Deadline bound the issue asks for: a check with --timeout T ends within T + this.
@@ -135,10 +138,15 @@ def test_slapd_stopped_for_good_then_refuses(own_slapd):
     assert done.stdout.startswith("LDAP FAIL - server down: connection refused")
 
 
-def test_unresolvable_host_fails_with_its_own_message():
-    done = ldap_check("--uri", "ldap://no-such-host.invalid", *REFERENCE, "--timeout", "3")
-    assert done.returncode == 1
-    assert done.stdout.startswith("LDAP FAIL - cannot resolve no-such-host.invalid")
+@pytest.mark.netns
+def test_unresolvable_host_fails_with_its_own_message(tmp_path):
+    # In a namespace of our own whose lookups go nowhere: not to the machine's resolver.
+    with offline(f"kcld-dns-{os.getpid()}", tmp_path) as ns:
+        done = ns.run([*cli.command("kachecks-ldap"), "--uri", "ldap://no-such-host.invalid",
+                       *REFERENCE, "--timeout", "3"])
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.startswith("LDAP FAIL - cannot resolve no-such-host.invalid"), done.stdout
+    assert done.stderr == ""
 
 
 def test_an_http_server_on_the_ldap_port_is_not_an_ldap_server(password_file):

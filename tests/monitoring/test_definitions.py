@@ -2,6 +2,7 @@
 give command lines that run the checks against local peers with the right result."""
 
 import re
+import shlex
 import socket
 import subprocess
 from pathlib import Path
@@ -52,7 +53,7 @@ def run_nagios(name, **macros):
     """Run a Nagios command line through /bin/sh -c, as Nagios runs one holding quotes."""
     line = nagios_command_line(NAGIOS[name], {"HOSTADDRESS": HOST["address"], **macros})
     program = line.split()[0]
-    line = line.replace(program, cli.command(Path(program).name)[0], 1)
+    line = line.replace(program, shlex.quote(cli.command(Path(program).name)[0]), 1)
     done = subprocess.run(["/bin/sh", "-c", line], capture_output=True, text=True, timeout=30)
     return done.returncode, done.stdout.strip(), done.stderr
 
@@ -214,5 +215,5 @@ def test_nagios_vrrp_runs_through_the_shell_on_the_director(vrrp_segment):
     director, conf = vrrp_segment
     line = nagios_command_line(NAGIOS["check_kachecks_vrrp"], {"ARG1": "VI_1"})
     argv = without_sudo(line.replace("'", "").split()) + ["--keepalived-conf", str(conf)]
-    done = director.run(["/bin/sh", "-c", " ".join(argv)])
+    done = director.run(["/bin/sh", "-c", shlex.join(argv)])
     assert done.returncode == 0 and done.stdout.startswith("VRRP OK: "), done

@@ -69,11 +69,27 @@ def test_invalid_config_names_the_key_and_keeps_the_event(notifier, text, messag
     assert len(notifier.queued()) == 1
 
 
-def test_invalid_command_line_value_keeps_the_event(notifier):
-    result = notifier.notify("--batch-window", "nan", "INSTANCE", "VI_1", "MASTER", "100")
+@pytest.mark.parametrize("value,message", [
+    ("nan", 'must be a duration (a number of seconds, or a number with a unit: 500ms, 30s, 5m,'
+            ' 12h, 3d, 1w), not "nan"'),
+    ("2h", 'must be 0 or more and at most 3600 seconds, not "2h"'),
+])
+def test_invalid_command_line_value_keeps_the_event(notifier, value, message):
+    result = notifier.notify("--batch-window", value, "INSTANCE", "VI_1", "MASTER", "100")
     assert result.returncode == 1
-    assert "[spool] batch_window: must be 0 or more and at most 3600 seconds, not nan" in one_line(result)
+    assert f"[spool] batch_window: {message}" in one_line(result)
     assert len(notifier.queued()) == 1
+
+
+@pytest.mark.parametrize("window", ["2s", "500ms", "1.5", "0"])
+def test_the_batch_window_on_the_command_line_is_a_duration_as_in_the_file(notifier, window):
+    """It was a float only: `--batch-window 2s`, as the file writes it, was a usage error,
+    and the event was lost with it."""
+    notifier.configure()
+    result = notifier.notify("--batch-window", window, "INSTANCE", "VI_1", "MASTER", "100")
+    assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    assert len(notifier.queued()) == 1
+    notifier.wait_idle()
 
 
 def test_config_broken_elsewhere_keeps_the_event_in_the_configured_spool(notifier, tmp_path):

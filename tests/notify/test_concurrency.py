@@ -1,6 +1,7 @@
 """Many notify processes at once, and keepalived's SIGKILL of a STOP script's group."""
 
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -36,7 +37,7 @@ def test_200_notify_processes_at_once_deliver_200_events_exactly_once(notifier, 
 def test_mail_still_delivered_when_the_notify_process_group_is_sigkilled(notifier, relay):
     """keepalived runs STOP notifies in their own group and SIGKILLs it after 1 s."""
     notifier.configure(relay, spool={"batch_window": 1})  # delivery is still pending at the kill
-    script = f'{" ".join(command("kachecks"))} notify INSTANCE VI_1 STOP 100; echo spooled; sleep 30'
+    script = f"{shlex.join(command('kachecks'))} notify INSTANCE VI_1 STOP 100; echo spooled; sleep 30"
     proc = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True,
                             start_new_session=True)
     assert proc.stdout.readline() == "spooled\n"

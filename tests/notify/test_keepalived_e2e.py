@@ -9,6 +9,7 @@ BACKUP at startup, MASTER, and STOP when keepalived is stopped.
 
 import mailbox
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def lab(tmp_path):
 def wrapper(directory):
     """keepalived runs scripts as root only from root-owned, 0755 paths
     (docs/reference.md, "Script security")."""
-    kachecks = " ".join(command("kachecks"))
+    kachecks = shlex.join(command("kachecks"))
     return write_script(Path(directory) / "kachecks",
                         f'#!/bin/sh\nexec {kachecks} "$@"\n')
 

@@ -1,5 +1,6 @@
-"""Package life cycle: an upgrade keeps the administrator's edits and a running agent, the
-removal stops the agent with every track file at 0, purge leaves no trace.
+"""Package life cycle: an upgrade keeps the administrator's edits and a running agent and
+restarts a running worker, the removal stops the agent with every track file at 0 and the
+worker, purge leaves no trace.
 
 Runs last (file name order): it upgrades and finally purges the package.
 """
@@ -13,10 +14,12 @@ import time
 from pathlib import Path
 
 from harness.checks import MD5_SERVER1, SERVER1
-from harness.debian import apt_get, deb_version, install, installed_version, purge
+from harness.debian import (SystemdStandIn, apt_get, deb_version, install, installed_version,
+                            purge)
+from harness.peers import certs
 from harness.peers.agent import ALIVE_FILE, STATUS_FILE, FilePoller
 from harness.peers.ports import free_port
-from harness.peers.rawhttp import http_response
+from harness.peers.rawhttp import RawHTTPServer, http_response
 from harness.peers.responder import Responder
 from harness.wait import wait_for
 
@@ -27,6 +30,7 @@ BOOKKEEPING = ("/var/lib/dpkg", "/var/lib/apt", "/var/cache", "/var/log", "/var/
 WATCHED = ("/etc", "/usr", "/var")
 STATE_DIR = Path("/run/kachecks")
 TRACK_DIR = STATE_DIR / "track"  # the agent's default
+WORKER = "kachecks-worker.service"
 
 
 def plain_env():
@@ -135,6 +139,48 @@ def test_upgrade_keeps_a_locally_edited_conffile_and_the_running_agent(deb, next
         assert not Path(f"{CONFFILE}.dpkg-dist").exists()
 
 
+def run_by_worker(https):
+    """The pid of the installed worker that ran a TLS check (as keepalived would fork
+    it, through the default socket), or None if the check ran in-process."""
+    done = subprocess.run(["/usr/bin/kachecks-http", "--url", https.url, "--digest",
+                           MD5_SERVER1, "--verbose"],
+                          env=plain_env(), capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stdout + done.stderr
+    marker = "(run by kachecks worker "
+    for line in done.stdout.splitlines():
+        if line.startswith(marker):
+            return int(line[len(marker):].rstrip(")"))
+    return None
+
+
+def test_where_systemd_runs_an_upgrade_restarts_a_running_worker_on_the_new_code(
+        deb, next_deb, tmp_path):
+    """Shipped --no-start, kachecks-worker got debhelper's stop before the upgrade and a
+    start nowhere: every TLS and LDAP check ran in-process from then on, unnoticed. A
+    worker running before the upgrade runs after it, restarted on the new code."""
+    if installed_version() != deb_version(deb):
+        install(deb)
+    systemd = SystemdStandIn(tmp_path / "systemd")
+    env = plain_env()
+    with RawHTTPServer(http_response(SERVER1),
+                       tls=certs.self_signed(tmp_path / "tls", alt_names=("127.0.0.1",))) as https:
+        try:
+            before = systemd.start(WORKER, env)
+            wait_for(lambda: run_by_worker(https) == before, 15, what="the worker serving")
+            apt_get("install", str(next_deb.resolve()), systemd=systemd, env=env)
+            assert installed_version() == deb_version(next_deb)
+            after = systemd.pid(WORKER)
+            assert after is not None, f"no worker after the upgrade: {systemd.calls()}"
+            assert after != before, "the worker was not restarted: it runs the old code"
+            calls = [call for call in systemd.calls() if WORKER in call]
+            assert calls == [f"deb-systemd-invoke start {WORKER}",  # ours, before
+                             f"deb-systemd-invoke try-restart {WORKER}"], systemd.calls()
+            wait_for(lambda: run_by_worker(https) == after, 15,
+                     what="the restarted worker serving")
+        finally:
+            systemd.stop_all(env)
+
+
 def maintainer_script_calls(name, *args, tmp_path):
     """The commands the installed maintainer script ``name`` runs with ``args`` where systemd
     runs: in a mount namespace of its own with /run/systemd/system, every command it could
@@ -175,6 +221,23 @@ def test_where_systemd_runs_an_upgrade_never_stops_the_agent_and_the_removal_doe
     removal = maintainer_script_calls("prerm", "remove", tmp_path=tmp_path)
     assert removal[:2] == ["deb-systemd-invoke stop kachecks-agent.service",
                            "kachecks agent stop"], removal
+
+
+def test_where_systemd_runs_an_install_starts_no_worker_and_the_removal_stops_it(
+        deb, next_deb, tmp_path):
+    """The worker is the administrator's choice: a first install starts none, an upgrade
+    restarts only a running one (systemd's try-restart), the removal stops it (left
+    running, it would serve from removed files)."""
+    if installed_version() is None:
+        install(deb)
+    first = maintainer_script_calls("postinst", "configure", tmp_path=tmp_path)
+    assert not [call for call in first if "deb-systemd-invoke" in call and WORKER in call]
+    upgrade = maintainer_script_calls("postinst", "configure", deb_version(deb),
+                                      tmp_path=tmp_path)
+    assert [call for call in upgrade if WORKER in call and "invoke" in call] == [
+        f"deb-systemd-invoke try-restart {WORKER}"], upgrade
+    removal = maintainer_script_calls("prerm", "remove", tmp_path=tmp_path)
+    assert f"deb-systemd-invoke stop {WORKER}" in removal, removal
 
 
 def test_removal_stops_the_running_agent_and_sets_its_files_to_0(deb):

@@ -6,7 +6,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -18,8 +17,6 @@ from harness.peers.vrrp import HOSTS, VIP, Advertiser
 from kachecks.vrrp import wire
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-# the interpreter itself, as the console scripts may sit where nobody cannot go
-AS_MODULE = [sys.executable, "-m", "kachecks"]
 NO_SUCH_INTERFACE = "kcvr-nope0"
 
 
@@ -49,16 +46,18 @@ def one_line(done, *needles, code=1, stream="stderr"):
 CAP = "reading VRRP from the wire needs CAP_NET_RAW: run as root"
 
 
-def test_without_cap_net_raw_the_check_says_so_in_one_line(tmp_path):
+def test_without_cap_net_raw_the_check_says_so_in_one_line(tmp_path, other_user):
     path = conf(tmp_path)
-    done = run([*NOBODY, *AS_MODULE, "check", "vrrp", "--keepalived-conf", path])
+    kachecks = other_user.command("kachecks")
+    done = run([*NOBODY, *kachecks, "check", "vrrp", "--keepalived-conf", path])
     one_line(done, f"kachecks check vrrp: error: {CAP}")
-    done = run([*NOBODY, *AS_MODULE, "check", "vrrp", "--keepalived-conf", path, "--nagios"])
+    done = run([*NOBODY, *kachecks, "check", "vrrp", "--keepalived-conf", path, "--nagios"])
     assert one_line(done, code=3, stream="stdout").startswith(f"VRRP UNKNOWN: {CAP}")
 
 
-def test_without_cap_net_raw_watch_says_so_in_one_line(tmp_path):
-    done = run([*NOBODY, *AS_MODULE, "vrrp", "watch", "--keepalived-conf", conf(tmp_path)])
+def test_without_cap_net_raw_watch_says_so_in_one_line(tmp_path, other_user):
+    done = run([*NOBODY, *other_user.command("kachecks"), "vrrp", "watch", "--keepalived-conf",
+                conf(tmp_path)])
     one_line(done, f"kachecks vrrp watch: {CAP}")
 
 
@@ -78,9 +77,10 @@ def test_a_configuration_without_vrrp_instance_is_one_line(tmp_path):
              f"kachecks vrrp watch: {path}: no vrrp_instance to watch")
 
 
-def test_an_unreadable_configuration_is_one_line(tmp_path):
+def test_an_unreadable_configuration_is_one_line(tmp_path, other_user):
     path = conf(tmp_path, mode=0o600)
-    done = run([*NOBODY, *AS_MODULE, "check", "vrrp", "--keepalived-conf", path])
+    done = run([*NOBODY, *other_user.command("kachecks"), "check", "vrrp", "--keepalived-conf",
+                path])
     one_line(done, f"{path}: cannot read the configuration: Permission denied")
 
 

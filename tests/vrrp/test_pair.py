@@ -11,49 +11,45 @@ import time
 
 import pytest
 
-from harness.peers import cli
-from harness.peers.keepalived import vrrp_config
 from harness.peers.netns import cleanup_stale, run_prefix, wait_for
-from harness.peers.vrrp import (HOSTS, VIP, VIP6, Advertiser, Pair, allow_vrrp, drop_vrrp,
-                                keepalived_version)
+from harness.peers.pair import DIRECTORS, WITNESS, Pair, config
+from harness.peers.vrrp import VIP, VIP6, Advertiser, allow_vrrp, drop_vrrp, keepalived_version
 from kachecks.vrrp import wire
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 BASE = "kcvr"
-LVS1, LVS2, CLIENT = HOSTS["lvs1"], HOSTS["lvs2"], HOSTS["client"]
+LVS1, LVS2, CLIENT = DIRECTORS["lvs1"], DIRECTORS["lvs2"], WITNESS["client"]
 ADVERT_INT = 1
 HOLD = 3 * ADVERT_INT
 WITHIN = HOLD + 3 * ADVERT_INT + 2  # what split brain may take to be reported, from its cause
 
 
-def reference(vip=VIP, prefixlen=32, nopreempt=True, unicast=False):
-    peers = {"lvs1": [LVS2], "lvs2": [LVS1]} if unicast else {"lvs1": (), "lvs2": ()}
-    return {host: vrrp_config(host, priority, vip, peers=peers[host], nopreempt=nopreempt,
-                              prefixlen=prefixlen)
+def reference(vips=(VIP,), prefix=32, nopreempt=True, unicast=False):
+    def peers(host):
+        other = LVS2 if host == "lvs1" else LVS1
+        return f"    unicast_peer {{\n        {other}\n    }}\n" if unicast else ""
+
+    return {host: config(host, priority, vips=vips, prefix=prefix, nopreempt=nopreempt,
+                         password="toto", instance_extra=peers(host))
             for host, priority in (("lvs1", 100), ("lvs2", 50))}
 
 
 @pytest.fixture
-def make_pair(tmp_path):
+def pair(tmp_path):
+    """The reference pair and the witness, keepalived started by each test."""
     cleanup_stale(BASE)
-    made = []
-
-    def make(configs):
-        pair = Pair(run_prefix(BASE), tmp_path, configs, cli.command("kachecks"),
-                    cli.command("kachecks-vrrp"))
-        made.append(pair)
-        pair.__enter__()
-        return pair
-
-    yield make
-    for pair in made:
-        pair.__exit__(None, None, None)
+    with Pair(run_prefix(BASE), tmp_path, extra=WITNESS) as pair:
+        yield pair
 
 
 def settled(pair, timeout=15):
-    pair.keepalived["lvs1"].wait_state("MASTER", timeout=timeout)
-    pair.keepalived["lvs2"].wait_state("BACKUP", timeout=timeout)
+    pair.ka["lvs1"].wait_state("MASTER", timeout=timeout)
+    pair.ka["lvs2"].wait_state("BACKUP", timeout=timeout)
+
+
+def holds(pair, director, address=VIP):
+    return director in pair.holders(address)
 
 
 def listening(*watches):
@@ -73,8 +69,8 @@ def codes(watch, state="start"):
     return [e["code"] for e in watch.problems(state)]
 
 
-def test_a_healthy_pair_is_ok_on_both_directors_and_on_a_witness(make_pair):
-    pair = make_pair(reference())
+def test_a_healthy_pair_is_ok_on_both_directors_and_on_a_witness(pair):
+    pair.start(reference())
     settled(pair)
     done = pair.checks({"lvs1": ["--verbose"], "lvs2": ["--verbose"], "client": ["--nagios"]})
     lvs1, lvs2, client = done["lvs1"], done["lvs2"], done["client"]
@@ -89,8 +85,8 @@ def test_a_healthy_pair_is_ok_on_both_directors_and_on_a_witness(make_pair):
     assert lvs1.stderr == lvs2.stderr == client.stderr == ""
 
 
-def test_vrrp_dropped_at_one_director_is_filtered_there_and_split_brain_on_both_then_ok(make_pair):
-    pair = make_pair(reference())
+def test_vrrp_dropped_at_one_director_is_filtered_there_and_split_brain_on_both_then_ok(pair):
+    pair.start(reference())
     settled(pair)
     watches = {host: pair.watch(host) for host in ("lvs1", "lvs2")}
     listening(*watches.values())
@@ -100,7 +96,7 @@ def test_vrrp_dropped_at_one_director_is_filtered_there_and_split_brain_on_both_
     event = started_within(watches["lvs2"], "split-brain", cause, WITHIN)
     assert "192.168.8.100 prio 100 and 192.168.8.110 prio 50 (this director)" in event["message"]
     started_within(watches["lvs1"], "split-brain", cause, WITHIN)
-    assert pair.holds("lvs1") and pair.holds("lvs2")  # both MASTER: split brain indeed
+    assert holds(pair, "lvs1") and holds(pair, "lvs2")  # both MASTER: split brain indeed
 
     done = pair.checks({"lvs1": [], "lvs2": []})
     assert done["lvs2"].returncode == 1, done["lvs2"]
@@ -113,20 +109,18 @@ def test_vrrp_dropped_at_one_director_is_filtered_there_and_split_brain_on_both_
     assert "filtered" not in done["lvs1"].stdout
 
     allow_vrrp(pair["lvs2"])
-    pair.keepalived["lvs2"].wait_state("BACKUP", timeout=10)
-    wait_for(lambda: not pair.holds("lvs2"), 10, what="lvs2 to drop the VIP")
+    pair.ka["lvs2"].wait_state("BACKUP", timeout=10)
+    wait_for(lambda: not holds(pair, "lvs2"), 10, what="lvs2 to drop the VIP")
     done = pair.checks({"lvs1": [], "lvs2": []})
     assert done["lvs1"].returncode == 0 and done["lvs2"].returncode == 0, done
     watches["lvs2"].wait_problem("split-brain", 15, state="end")
     watches["lvs2"].wait_problem("filtered", 15, state="end")
 
 
-def test_a_different_address_list_on_one_side_is_a_mismatch_naming_the_addresses(make_pair):
-    configs = reference()
-    configs["lvs2"] = configs["lvs2"].replace(f"{VIP}/32 dev eth0\n",
-                                              f"{VIP}/32 dev eth0\n        192.168.8.143/32\n")
-    pair = make_pair(configs)
-    pair.keepalived["lvs1"].wait_state("MASTER", timeout=15)
+def test_a_different_address_list_on_one_side_is_a_mismatch_naming_the_addresses(pair):
+    configs = {**reference(), "lvs2": reference(vips=(VIP, "192.168.8.143"))["lvs2"]}
+    pair.start(configs)
+    pair.ka["lvs1"].wait_state("MASTER", timeout=15)
     watch = pair.watch("lvs2")
     event = watch.wait_problem("mismatch", 10)
     assert ("192.168.8.100 prio 100: addresses 192.168.8.142, here 192.168.8.142 192.168.8.143"
@@ -139,18 +133,18 @@ def test_a_different_address_list_on_one_side_is_a_mismatch_naming_the_addresses
     assert done.returncode == 1 and "mismatch: 192.168.8.100 prio 100: addresses" in done.stdout
     if keepalived_version() < (2, 3, 3):
         # 2.2.7 discards the advert: lvs2 becomes MASTER too, and says so on the wire
-        pair.keepalived["lvs2"].wait_state("MASTER", timeout=10)
-        assert pair.holds("lvs1") and pair.holds("lvs2")
+        pair.ka["lvs2"].wait_state("MASTER", timeout=10)
+        assert holds(pair, "lvs1") and holds(pair, "lvs2")
     else:
         # 2.3.3 accepts a different address list (and says so): no dual master, the
         # mismatch remains
-        pair.keepalived["lvs2"].wait_log(r"VIPs but received|not present in advert", 10)
+        pair.ka["lvs2"].wait_log(r"VIPs but received|not present in advert", 10)
         time.sleep(WITHIN)  # nothing to wait for: a dual master would have come by now
-        assert pair.keepalived["lvs2"].state() == "BACKUP" and not pair.holds("lvs2")
+        assert pair.ka["lvs2"].state() == "BACKUP" and not holds(pair, "lvs2")
 
 
-def test_another_vrid_is_foreign_a_warning_and_a_stranger_on_ours_a_mismatch(make_pair):
-    pair = make_pair(reference())
+def test_another_vrid_is_foreign_a_warning_and_a_stranger_on_ours_a_mismatch(pair):
+    pair.start(reference())
     settled(pair)
 
     def foreign():
@@ -175,12 +169,12 @@ def test_another_vrid_is_foreign_a_warning_and_a_stranger_on_ours_a_mismatch(mak
     assert "toto" not in done.stdout + done.stderr and "Xq7z9k" not in done.stdout + done.stderr
 
 
-def test_keepalived_stopped_on_both_directors_is_no_master(make_pair):
-    pair = make_pair(reference())
+def test_keepalived_stopped_on_both_directors_is_no_master(pair):
+    pair.start(reference())
     settled(pair)
-    pair.keepalived["lvs1"].stop()
-    pair.keepalived["lvs2"].wait_state("MASTER", timeout=10)
-    pair.keepalived["lvs2"].stop()
+    pair.stop_keepalived("lvs1")
+    pair.ka["lvs2"].wait_state("MASTER", timeout=10)
+    pair.stop_keepalived("lvs2")
     done = pair.checks({"lvs1": [], "client": ["--nagios"]})
     assert done["lvs1"].returncode == 1
     assert done["lvs1"].stdout.startswith(
@@ -189,17 +183,17 @@ def test_keepalived_stopped_on_both_directors_is_no_master(make_pair):
     assert done["client"].returncode == 2 and done["client"].stdout.startswith("VRRP CRITICAL: ")
 
 
-def test_a_failover_and_a_preemption_are_not_split_brain(make_pair):
-    pair = make_pair(reference(nopreempt=False))  # lvs1 takes the VIP back when it returns
+def test_a_failover_and_a_preemption_are_not_split_brain(pair):
+    pair.start(reference(nopreempt=False))  # lvs1 takes the VIP back when it returns
     settled(pair)
     watches = [pair.watch(host) for host in ("lvs1", "lvs2", "client")]
     listening(*watches)
-    pair.keepalived["lvs1"].stop()  # a failover: lvs2 takes over
-    pair.keepalived["lvs2"].wait_state("MASTER", timeout=10)
-    wait_for(lambda: pair.holds("lvs2"), 5, what="lvs2 to hold the VIP")
-    pair.keepalived["lvs1"].start()  # lvs1 back: it preempts
-    pair.keepalived["lvs1"].wait_state("MASTER", timeout=15)
-    pair.keepalived["lvs2"].wait_state("BACKUP", timeout=10)
+    pair.stop_keepalived("lvs1")  # a failover: lvs2 takes over
+    pair.ka["lvs2"].wait_state("MASTER", timeout=10)
+    wait_for(lambda: holds(pair, "lvs2"), 5, what="lvs2 to hold the VIP")
+    pair.start(names=["lvs1"])  # lvs1 back: it preempts
+    pair.ka["lvs1"].wait_state("MASTER", timeout=15)
+    pair.ka["lvs2"].wait_state("BACKUP", timeout=10)
     back = time.time()
     # as long after the hand-over as a split brain would take to be reported, and more
     watches[2].wait(lambda e: e["event"] == "advert" and e["source"] == LVS1
@@ -210,12 +204,12 @@ def test_a_failover_and_a_preemption_are_not_split_brain(make_pair):
             if e["event"] == "advert" and e["source"] == LVS1].count(0) == 1  # the stop
 
 
-def test_an_ipv6_pair_is_watched_too(make_pair):
+def test_an_ipv6_pair_is_watched_too(pair):
     # Without nopreempt: whichever director has its link-local address first may become
     # MASTER first (2.3.3 waits in FAULT for it); lvs1 then takes over, as configured
-    pair = make_pair(reference(vip=VIP6, prefixlen=128, nopreempt=False))
+    pair.start(reference(vips=(VIP6,), prefix=128, nopreempt=False))
     settled(pair, timeout=20)
-    wait_for(lambda: pair.holds("lvs1", VIP6) and not pair.holds("lvs2", VIP6), 10,
+    wait_for(lambda: holds(pair, "lvs1", VIP6) and not holds(pair, "lvs2", VIP6), 10,
              what="lvs1 alone to hold the VIP")
     done = pair.checks({"lvs1": [], "lvs2": []})
     assert done["lvs1"].returncode == 0, done["lvs1"]
@@ -232,8 +226,8 @@ def test_an_ipv6_pair_is_watched_too(make_pair):
     started_within(watches["lvs1"], "split-brain", cause, WITHIN)
 
 
-def test_a_unicast_pair_is_watched_too(make_pair):
-    pair = make_pair(reference(unicast=True))
+def test_a_unicast_pair_is_watched_too(pair):
+    pair.start(reference(unicast=True))
     settled(pair)
     done = pair.checks({"lvs1": [], "lvs2": ["--verbose"]})
     assert done["lvs1"].returncode == 0, done["lvs1"]

@@ -103,6 +103,16 @@ def test_a_count_longer_than_the_packet_is_malformed():
         wire.decode_ip(bytes(packet))
 
 
-def test_vrrpv2_over_ipv6_does_not_exist():
-    with pytest.raises(wire.Malformed, match="VRRPv2 over IPv6"):
-        wire.decode_vrrp(bytes([0x21, 50, 100, 0]) + bytes(20), 6, bytes(16), bytes(16), 255)
+def test_keepalived_s_v2_over_ipv6_decodes_without_auth_data():
+    """keepalived 2.2.7 runs an IPv6 instance as VRRPv2 when ``version 2`` stands above its
+    first address: captured from it (vrid 1, priority 255, 2001:db8::142, advert_int 1), the
+    8-byte header and the addresses, no auth data, the kernel's pseudo-header checksum."""
+    packet = bytes.fromhex("6c03fa79001870ff" "fe80000000000000dc0dd7fffeb24343"
+                           "ff020000000000000000000000000012"
+                           "2101ff01" "0001" "bcde" "20010db8000000000000000000000142")
+    advert = wire.decode_ip(packet)
+    assert (advert.family, advert.version, advert.vrid, advert.priority) == (6, 2, 1, 255)
+    assert (advert.interval, advert.auth_name, advert.checksum_ok) == (1.0, "none", True)
+    assert advert.address_texts() == ["2001:db8::142"]
+    crafted = wire.encode(6, advert.src, advert.dst, 1, 255, ["2001:db8::142"], version=2)
+    assert crafted[40:] == packet[40:]

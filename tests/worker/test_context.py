@@ -102,13 +102,21 @@ def test_a_check_in_a_namespace_the_worker_cannot_enter_runs_in_process(worker, 
     assert len(https.requests) == 1
 
 
-def test_a_password_file_readable_through_a_supplementary_group_works_in_the_worker(
-        worker, open_dir, https, other_user):
+@pytest.fixture
+def as_nobody(worker, open_dir, other_user):
+    """(nobody's passwd entry, a state directory of nobody's): the worker's socket open to
+    nobody, whose checks run from a copy nobody can run."""
     nobody = pwd.getpwnam("nobody")
     os.chmod(os.environ["KACHECKS_WORKER_SOCKET"], 0o666)
     state = open_dir / "state"
     state.mkdir()
     os.chown(state, nobody.pw_uid, nobody.pw_gid)
+    return nobody, state
+
+
+def test_a_password_file_readable_through_a_supplementary_group_works_in_the_worker(
+        worker, open_dir, https, as_nobody):
+    nobody, state = as_nobody
     password = open_dir / "password"
     password.write_text("group-secret\n")
     os.chown(password, 0, GROUP)
@@ -146,3 +154,22 @@ def test_a_worker_sandboxed_in_a_mount_namespace_reads_the_callers_files(open_di
     assert done.returncode == 0, done.stdout + done.stderr
     assert RUN_BY in done.stdout
     assert basic_auth("monitor", "host-secret") in https.requests[0]
+
+
+def test_a_check_started_where_its_user_cannot_open_the_directory_says_why_it_ran_itself(
+        worker, open_dir, https, as_nobody):
+    # As `sudo -u nobody kachecks-http …` typed in root's 0700 home: the working directory
+    # cannot be handed over, so the check runs in-process, and --verbose says so.
+    nobody, state = as_nobody
+    roots_home = open_dir / "root-home"
+    roots_home.mkdir(mode=0o700)
+    done = subprocess.run(http_check("--url", https.url, "--digest", MD5, "--verbose"),
+                          capture_output=True, text=True, timeout=30, cwd=roots_home,
+                          user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[],
+                          env=dict(os.environ, KACHECKS_STATE_DIR=str(state)))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("HTTP OK - 200 OK"), done.stdout
+    assert RUN_BY not in done.stdout
+    assert ("(kachecks worker not used: the working directory cannot be opened:"
+            " Permission denied)") in done.stdout.splitlines(), done.stdout
+    assert len(https.requests) == 1
