@@ -151,19 +151,25 @@ class Runner:
         except BaseException as exc:  # noqa: BLE001 - a bug: the run still ends, said so
             self._finish(flight, _internal_error(exc))
             return
-        if type(wanted) is tuple:
-            sock, events = wanted
-            if sock is not flight.sock:
-                flight.sock, flight.events = sock, events
-                flight.fd = self.loop.watch(sock, events, self._resume, flight)
-            elif events != flight.events:
-                flight.events = events
-                self.loop.rewatch(flight.fd, events)
-        elif wanted is None:
-            self._paused.append(flight)
-        else:
-            flight.offload = wanted
-            self.threads.pool.submit(self._offloaded, flight, wanted)
+        try:
+            if type(wanted) is tuple:
+                sock, events = wanted
+                if sock is not flight.sock:
+                    flight.sock, flight.events = sock, events
+                    flight.fd = self.loop.watch(sock, events, self._resume, flight)
+                elif events != flight.events:
+                    flight.events = events
+                    self.loop.rewatch(flight.fd, events)
+            elif wanted is None:
+                self._paused.append(flight)
+            else:
+                flight.offload = wanted
+                self.threads.pool.submit(self._offloaded, flight, wanted)
+        except (OSError, RuntimeError, MemoryError) as exc:
+            # no epoll entry, no thread: the run cannot go on, and fails (fail-closed)
+            flight.offload = None
+            flight.steps.close()
+            self._finish(flight, Result(False, reason=f"the run could not go on: {exc}"))
 
     def _offloaded(self, flight, offload):
         """In a pool thread: the offloaded call, its outcome handed back to the loop."""
