@@ -87,7 +87,13 @@ def test_a_thousand_checks_stay_on_schedule_with_flat_memory_and_descriptors(age
     assert up == CHECKS
     assert behind == [], f"{len(behind)} checks ran less often than every {INTERVAL:g} s"
     assert p99 <= 0.25, buckets
-    assert max(s["fds"] for s in samples) - before["fds"] <= 8, samples
+    # descriptors: a socket per run in flight at the instant of a sample (more after a
+    # stall of the shared machine), but no growth: the second half's fewest no more than
+    # the first half's
+    half = len(samples) // 2
+    assert max(s["fds"] for s in samples) <= CHECKS + 100, samples
+    assert min(s["fds"] for s in samples[half:]) <= min(s["fds"] for s in samples[:half]) + 8, \
+        samples
     assert after["rss_kib"] - before["rss_kib"] < 4 * 1024, samples
     assert after["rss_kib"] < 100 * 1024
 
