@@ -96,7 +96,7 @@ def template_error(template):
         parts = list(string.Formatter().parse(template))
     except ValueError as exc:
         return f"invalid template: {exc}"
-    for _, field, spec, conversion in parts:
+    for _, field, spec, _conversion in parts:
         if field is None:
             continue
         if field not in known:
