@@ -58,7 +58,7 @@ class Responder:
                 now = time.monotonic()
                 if now - swept > 1:
                     swept = now
-                    for fd, (conn, _, since) in list(open_.items()):
+                    for fd, (_conn, _, since) in list(open_.items()):
                         if now - since > IDLE:
                             self._close(fd, poller, open_)
         finally:

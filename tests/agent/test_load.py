@@ -169,7 +169,7 @@ def test_two_hundred_hung_peers_never_delay_two_hundred_healthy_checks(agent_fac
             while not all(c["runs"] - runs[c["name"]] >= HUNG_ROUNDS
                           for c in last["checks"][:HEALTHY]):
                 previous = last["written"]
-                last = agent.wait_status(lambda d: d["written"] != previous,
+                last = agent.wait_status(lambda d, previous=previous: d["written"] != previous,
                                          timeout=30, what="a new status document")
                 late += [max(0.0, c["lateness"]) for c in last["checks"][:HEALTHY]
                          if c["lateness"] is not None]
