@@ -29,6 +29,7 @@ status document, ``kachecks agent status``, the metrics and the status page
 all render from it, in their own threads, without touching the watcher.
 """
 
+import os
 import time
 
 from kachecks import syslogger
@@ -569,6 +570,7 @@ class Poster:
     def __init__(self, config_path):
         self.config_path = config_path
         self.children = []
+        self.spool = (None, None)  # (the file's identity when read, [spool] dir it held)
 
     def __call__(self, evt):
         from kachecks.notify import commands
@@ -585,14 +587,28 @@ class Poster:
     def notified(self, names):
         """``{name: last state notified or None}`` for the instances ``names``, from the
         notify spool of the agent's kachecks.toml (kachecks.notify.notified)."""
-        from kachecks.notify import config as notify_config
         from kachecks.notify import notified
 
+        return notified.read(self.spool_dir(), names)
+
+    def spool_dir(self):
+        """``[spool] dir`` of the agent's kachecks.toml, read again only when the file
+        changed (asked every second; the file may hold 10,000 checks)."""
+        from kachecks import configfile
+        from kachecks.notify import config as notify_config
+
         try:
-            root = notify_config.spool_dir(self.config_path)
-        except notify_config.ConfigError:  # where `kachecks notify` spools then, too
-            root = notify_config.DEFAULT_SPOOL
-        return notified.read(root, names)
+            info = os.stat(configfile.location(self.config_path)[0])
+            identity = (info.st_ino, info.st_mtime_ns, info.st_size)
+        except OSError:
+            identity = None
+        if identity is None or identity != self.spool[0]:
+            try:
+                root = notify_config.spool_dir(self.config_path)
+            except notify_config.ConfigError:  # where `kachecks notify` spools then, too
+                root = notify_config.DEFAULT_SPOOL
+            self.spool = (identity, root)
+        return self.spool[1]
 
     def reap(self):
         """Collect the launchers that exited (each does in well under a second)."""

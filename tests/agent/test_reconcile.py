@@ -76,3 +76,19 @@ def test_each_instance_has_its_own_clock_and_one_no_longer_watched_is_forgotten(
     assert reconciler.due(15.0, [("VI_1", True, False), ("VI_2", True, False)]) == ["VI_2"]
     assert reconciler.due(24.9, [("VI_1", True, False)]) == []  # VI_1's clock began at 15
     assert reconciler.due(25.0, [("VI_1", True, False)]) == ["VI_1"]
+
+
+def test_the_agent_finds_the_records_in_its_files_spool_read_again_when_the_file_changes(
+        tmp_path):
+    from kachecks.agent.pair import Poster
+    from kachecks.notify.config import DEFAULT_SPOOL
+
+    path = tmp_path / "kachecks.toml"
+    path.write_text(f'[spool]\ndir = "{tmp_path / "one"}"\n')
+    poster = Poster(str(path))
+    assert poster.spool_dir() == str(tmp_path / "one")
+    assert poster.notified(["VI_1"]) == {"VI_1": None}  # no spool there yet
+    path.write_text(f'[spool]\ndir = "{tmp_path / "second"}"\n')
+    assert poster.spool_dir() == str(tmp_path / "second")
+    path.write_text("[spool\n")  # broken: where `kachecks notify` spools then
+    assert poster.spool_dir() == DEFAULT_SPOOL
