@@ -255,7 +255,10 @@ def notify(ctx, event_args, test, **opts):
     `notify` appends (an instance's effective priority, 0 for a group).
     For RS the real server may be followed by its virtual server.
     The event is written to the spool (fsync) before anything else, so
-    keepalived's SIGKILL of STOP scripts cannot lose it.
+    keepalived's SIGKILL of STOP scripts cannot lose it. An INSTANCE event
+    is then recorded as the instance's last notified state: where the
+    agent watches the pair ([vrrp]), a state that keepalived never
+    notified is mailed after [notify] reconcile_after, as seen by kachecks.
 
     With --test (and no event), it checks the way out instead: a
     heartbeat goes to the mail relay and the webhook directly, and each
