@@ -429,18 +429,18 @@ class PairWatch:
         due = set(self.reconciler.due(now, seen))
         for instance in self.watched:
             if instance.name in due:
-                self._missed(instance, last.get(instance.name), now)
+                self._missed(self.watcher, instance, last.get(instance.name), now)
 
-    def _missed(self, instance, last, now):
+    def _missed(self, watcher, instance, last, now):
         """Spool ``instance``'s state as this director sees it, marked as seen by kachecks."""
         from kachecks.notify import event as events
         from kachecks.notify.notified import NOT_MASTER
 
-        detector, name = self.watcher.detector, instance.name
+        detector, name = watcher.detector, instance.name
         holder = detector.held[name]
         moment = detector.held_since[name] if holder else detector.released[name]
-        known = moment is not None and moment > self.watcher.started
-        wall = self._wall(moment if known else self.watcher.started, now)
+        known = moment is not None and moment > watcher.started
+        wall = self._wall(moment if known else watcher.started, now)
         clock = time.strftime("%H:%M:%S", time.localtime(wall))
         since = f"since {clock}" if known else f"since {clock} or before (the watch's start)"
         where = "; ".join(f"{', '.join(texts)} {'on' if holder else 'not on'} {dev}"
@@ -533,7 +533,7 @@ class PairWatch:
 
 def _by_device(instance):
     """{device: [address texts]} of ``instance``'s virtual addresses, in their order."""
-    found = {}
+    found: dict[str, list[str]] = {}
     for address in instance.vip_addresses:
         found.setdefault(address.dev or instance.interface, []).append(str(address))
     return found
@@ -570,7 +570,7 @@ class Poster:
     def __init__(self, config_path):
         self.config_path = config_path
         self.children = []
-        self.spool = (None, None)  # (the file's identity when read, [spool] dir it held)
+        self.spool: tuple = (None, None)  # (the file's identity when read, its [spool] dir)
 
     def __call__(self, evt):
         from kachecks.notify import commands

@@ -17,7 +17,6 @@ from harness.peers.keepalived import secure_executables
 from harness.peers.netns import cleanup_stale, run_prefix
 from harness.peers.pair import WITNESS, Pair, config
 from harness.peers.smtp import subject as subject_of
-from harness.wait import wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -120,7 +119,8 @@ def test_with_keepalived_notify_working_no_failover_is_reconciled(pair, tmp_path
     for number, (old, new) in enumerate(failovers, start=1):
         pair.stop_keepalived(old)
         settle(pair, new)
-        mail.wait(lambda m: subject_of(m).startswith(f"[{new}] VI_1: BACKUP -> MASTER"), 20,
+        mail.wait(lambda m, new=new: subject_of(m).startswith(f"[{new}] VI_1: BACKUP -> MASTER"),
+                  20,
                   f"keepalived's MASTER from {new} (failover {number})")
         pair.start(names=[old])  # back as BACKUP (nopreempt): the VIP stays on new
         pair.ka[old].wait_state("BACKUP", timeout=15)
