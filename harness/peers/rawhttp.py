@@ -34,6 +34,9 @@ def _b(text):
     return text if isinstance(text, bytes) else str(text).encode("latin-1")
 
 
+STOP_GRACE = 1.0  # seconds stop() lets connections already taken finish their request
+
+
 class RawHTTPServer:
     """One listening socket; every connection handled in its own thread.
 
@@ -71,6 +74,7 @@ class RawHTTPServer:
         self._context = None
         self._stop = threading.Event()
         self._conns = []
+        self._threads = []
         self._lock = threading.Lock()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.socket(family, socket.SOCK_STREAM)
@@ -90,9 +94,20 @@ class RawHTTPServer:
         return self
 
     def stop(self):
+        """Stop, but first serve what already reached us: a client may finish (a check that
+        sends and closes) before this server's threads ran, and its request still counts."""
         self._stop.set()
         if self._thread:
             self._thread.join(5)
+        self._listener.setblocking(False)
+        while True:
+            try:
+                self._take(*self._listener.accept())
+            except OSError:  # nothing left in the backlog (or the listener is gone)
+                break
+        deadline = time.monotonic() + STOP_GRACE
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
         self._listener.close()
         with self._lock:
             for conn in self._conns:
@@ -141,10 +156,16 @@ class RawHTTPServer:
                 continue
             except OSError:
                 return
-            self.peers.append(peer[0])
-            with self._lock:
-                self._conns.append(conn)
-            threading.Thread(target=self._serve_guarded, args=(conn,), daemon=True).start()
+            self._take(conn, peer)
+
+    def _take(self, conn, peer):
+        conn.setblocking(True)
+        self.peers.append(peer[0])
+        with self._lock:
+            self._conns.append(conn)
+        thread = threading.Thread(target=self._serve_guarded, args=(conn,), daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     def _serve_guarded(self, conn):
         try:

@@ -180,3 +180,14 @@ def test_kachecks_check_tcp_is_the_same_check():
         proc = cli.run("kachecks", "check", "tcp", f"127.0.0.1:{srv.port}", "--agent",
                        "--dynamic", "--weight", "10")
     assert proc.returncode == 7 and proc.stdout.startswith("TCP OK - ")
+
+
+def test_a_request_sent_before_the_server_thread_ran_is_still_recorded():
+    """The peer, not the check: a check that sends and closes can finish before the test
+    server's accept thread is scheduled (seen under load on Debian 13); stop() serves it."""
+    srv = RawHTTPServer(b"", request_end=b"X")
+    srv._listener.listen(8)  # listening, its accept thread not started
+    with socket.create_connection(("127.0.0.1", srv.port)) as client:
+        client.sendall(b"hello X")
+    srv.stop()
+    assert srv.requests == [b"hello X"]
