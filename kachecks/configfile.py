@@ -2,7 +2,7 @@
 
 Two parts of kachecks read it, each validating its own tables:
 kachecks/notify/config.py ([smtp], [mail], [webhook], [spool], [notify]) and
-kachecks/agent/config.py ([agent], [[check]]). What they share lives here:
+kachecks/agent/config.py ([agent], [[check]], [vrrp]). What they share lives here:
 
 - **Reading** (``read``): a regular file of at most MAX_FILE bytes, opened
   without blocking (kachecks.files), UTF-8, TOML. Whatever the file holds,
@@ -32,7 +32,7 @@ DEFAULT_PATH = "/etc/kachecks/kachecks.toml"
 MAX_FILE = 4 << 20  # bytes: 10,000 [[check]] tables take about 1.5 MB
 MAX_DEPTH = 8  # tables and arrays: [[check]] command = [...] is 3 deep
 # Every table of the file, in the order messages list them.
-TABLES = ("smtp", "mail", "webhook", "spool", "notify", "agent", "check")
+TABLES = ("smtp", "mail", "webhook", "spool", "notify", "agent", "check", "vrrp")
 # C0 controls, DEL and C1 controls: never in a name, a path, an address, a command.
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

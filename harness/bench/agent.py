@@ -19,10 +19,12 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 
 from harness.bench.servers import SMALL_BODY
 from harness.checks import REFERENCE
 from harness.peers.agent import AgentProcess
+from harness.peers.ports import free_port
 from harness.peers.rawhttp import http_response
 from harness.peers.responder import Responder
 
@@ -31,6 +33,9 @@ TMPFS = "/dev/shm"
 RSS_CHECKS = 1000
 RSS_INTERVAL = 5.0
 RSS_LIMIT_MIB = 100
+PAGE_ROUNDS = 10  # GETs of each of the status page's paths
+PAGE_PAUSE = 1.1  # seconds before each: longer than the page is kept (kachecks.agent.page)
+PAGE_LIMIT_MS = 50  # serving / with 1,000 checks
 
 
 class AgentRow:
@@ -39,6 +44,8 @@ class AgentRow:
     def __init__(self, label, commands, count, interval, c_peer, forked_peer, target=None,
                  skip=None):
         self.label = label
+        self.agent = None  # (argv of `kachecks`, environment): another tree's, or the run's
+        self.baseline = None  # the label of its twin from the baseline tree
         self.commands = commands  # argv of one check: every check of the row runs it
         self.count = count
         self.interval = interval
@@ -95,20 +102,34 @@ def _runs(agent):
 
 
 @contextlib.contextmanager
-def _agent(row, command, env, checks=None):
+def _agent(row, command, env, checks=None, metrics=""):
     """A running agent for ``row`` in a work directory of its own, removed afterwards."""
     workdir = tempfile.mkdtemp(prefix="kachecks-bench-agent-",
                                dir=TMPFS if os.path.isdir(TMPFS) else None)
     checks = checks or [{"name": f"c{i}", "command": row.commands} for i in range(row.count)]
     try:
         with AgentProcess(workdir, checks, env=env, command=command, interval=row.interval,
-                          timeout=min(2.0, row.interval * 0.8)) as agent:
+                          timeout=min(2.0, row.interval * 0.8), metrics=metrics) as agent:
             yield agent
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+def with_baseline(rows, command, env, rev):
+    """``rows``, each followed by its twin run from the baseline tree (``command``, ``env``)
+    and labelled ``LABEL @REV``: the agent before and after a change, in one run."""
+    out = []
+    for row in rows:
+        twin = AgentRow(f"{row.label} @{rev}", row.commands, row.count, row.interval,
+                        row.c_peer, row.forked_peer, skip=row.skip)
+        twin.agent = (command, env)
+        row.baseline = twin.label
+        out += [row, twin]
+    return out
+
+
 def _round(row, command, env, window):
+    command, env = row.agent or (command, env)
     with _agent(row, command, env) as agent:
         agent.wait_status(lambda d: all(c["runs"] >= 2 for c in d["checks"]), timeout=60,
                           what=f"{row.label}: every check run twice")
@@ -141,20 +162,44 @@ def measure(rows, command, env, rounds, window, progress):
 
 
 def resident_set(command, env):
-    """(MiB peak resident set, checks up) of an agent running 1,000 HTTP checks."""
+    """(MiB peak resident set, checks up, status page timings or None) of an agent running
+    1,000 HTTP checks, its endpoint on (``page_timings``)."""
     with Responder(http_response(SMALL_BODY)) as web:
         row = AgentRow("rss", [], RSS_CHECKS, RSS_INTERVAL, None, None)
         checks = [{"name": f"c{i}", "command": ["kachecks-http", "--url",
                                                  f"http://{web.address}/small"]}
                   for i in range(RSS_CHECKS)]
-        with _agent(row, command, env, checks=checks) as agent:
+        port = free_port()
+        with _agent(row, command, env, checks=checks, metrics=f"127.0.0.1:{port}") as agent:
             agent.wait_status(lambda d: all(c["runs"] >= 2 for c in d["checks"]),
                               timeout=RSS_INTERVAL * 4 + 30, what="1,000 checks run twice")
             up = sum(1 for c in agent.status()["checks"] if c["up"])
+            page = page_timings(port)
             with open(f"/proc/{agent.pid}/status") as handle:
                 hwm = next(int(line.split()[1]) for line in handle if line.startswith("VmHWM"))
             agent.stop()
-    return hwm / 1024, up
+    return hwm / 1024, up, page
+
+
+def page_timings(port, rounds=PAGE_ROUNDS):
+    """{path: [ms of each GET]} for the status page and /status.json of an agent, each
+    GET after the page's cache expired (a render every time: the worst case), or None
+    when the agent serves no page (a tree before it)."""
+    timings = {}
+    for path in ("/", "/status.json"):
+        timings[path] = []
+        for _ in range(rounds):
+            time.sleep(PAGE_PAUSE)  # past the page's cache: this GET renders
+            started = time.perf_counter()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
+                    body = reply.read()
+            except OSError:
+                return None
+            if b"c999" not in body:
+                return None  # not the page of 1,000 checks
+            timings[path].append((time.perf_counter() - started) * 1000)
+    return timings
 
 
 def render(rows, by_label, rounds, window, rss):
@@ -188,12 +233,28 @@ def render(rows, by_label, rounds, window, rss):
             verdict = f"≤ {row.target}× `{row.c_peer}` {'met' if ratio_c <= row.target else '**missed**'}"
         lines.append(f"| `{row.label}` | {row.count} × {row.interval:g} s | {row.runs} "
                      f"| {cpu:.3f} ({low:.3f}–{high:.3f}) | {cells[0]} | {cells[1]} | {verdict} |")
+    by_row = {row.label: row for row in rows}
+    for row in rows:
+        twin = by_row.get(row.baseline)
+        if row.samples and twin is not None and twin.samples:
+            ours, theirs = statistics.median(row.samples), statistics.median(twin.samples)
+            notes.append(f"- `{row.label}` against `{twin.label}` (the tree before, same"
+                         f" run): {ours - theirs:+.3f} ms per run"
+                         f" ({(ours - theirs) / theirs * 100:+.0f} %)")
     if rss is not None:
-        mib, up = rss
+        mib, up, page = rss
         met = "met" if mib < RSS_LIMIT_MIB and up == RSS_CHECKS else "**missed**"
         lines += ["", f"Resident set of one agent running {RSS_CHECKS:,} HTTP checks every"
                   f" {RSS_INTERVAL:g} s ({up} up): peak {mib:.1f} MiB (target < {RSS_LIMIT_MIB}"
                   f" MiB: {met})."]
+        if page:
+            home, data = page["/"], page["/status.json"]
+            met = "met" if statistics.median(home) < PAGE_LIMIT_MS else "**missed**"
+            lines += ["", f"Its status page, each GET a fresh render ({len(home)} GETs"
+                      f" {PAGE_PAUSE:g} s apart, while the checks run): `/` median"
+                      f" {statistics.median(home):.1f} ms (max {max(home):.1f}),"
+                      f" `/status.json` median {statistics.median(data):.1f} ms (max"
+                      f" {max(data):.1f}); target: `/` under {PAGE_LIMIT_MS} ms: {met}."]
     if notes:
         lines += ["", *notes]
     return lines

@@ -82,6 +82,13 @@ def parse_args(argv):
                         help="rounds per --vrrp variant (default 3)")
     parser.add_argument("--vrrp-window", type=float, default=8.0,
                         help="seconds of flood per --vrrp round (default 8)")
+    parser.add_argument("--vrrp-agent", action="store_true",
+                        help="measure only `kachecks agent` with and without its [vrrp] table"
+                             " under a flood (its own table: harness/bench/vrrp.py; needs root)")
+    parser.add_argument("--vrrp-agent-rounds", type=int, default=5,
+                        help="rounds per --vrrp-agent variant (default 5)")
+    parser.add_argument("--vrrp-agent-window", type=float, default=10.0,
+                        help="seconds of flood per --vrrp-agent round (default 10)")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -93,6 +100,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.vrrp:
         return main_vrrp(args, argv)
+    if args.vrrp_agent:
+        return main_vrrp_agent(args, argv)
     workdir = tempfile.mkdtemp(prefix="kachecks-bench-")
     try:
         table = run(args, argv, workdir)
@@ -181,6 +190,12 @@ def run_agent(args, launcher, servers, commands, env):
             return []
         for row in rows:
             row.skip = row.skip or missing
+        if args.baseline:
+            tree = os.path.abspath(args.baseline)
+            before = Launcher(None, args.python or DEV_PYTHON, os.path.join(
+                env["KACHECKS_STATE_DIR"], "baseline-agent"), tree)
+            rows = agent_rows.with_baseline(rows, before.argv("kachecks"),
+                                            dict(agent_env, PYTHONPATH=tree), revision(tree))
         agent_rows.measure(rows, command, agent_env, args.agent_rounds, args.agent_window,
                            sys.stderr.isatty())
     rss = None if missing else agent_rows.resident_set(command, agent_env)
@@ -196,16 +211,42 @@ def main_vrrp(args, argv):
     started = time.monotonic()
     results = vrrp.run(args.vrrp_rounds, args.vrrp_window, os.path.abspath(args.tree), python,
                        sys.stderr.isatty())
-    info = [("Command", "`scripts/bench " + " ".join(argv) + "`"),
+    info = _vrrp_info(args, argv, python, "the watcher", started)
+    return _vrrp_table(vrrp.render(results, args.vrrp_rounds, args.vrrp_window, info), args,
+                       vrrp.BEGIN, vrrp.END)
+
+
+def main_vrrp_agent(args, argv):
+    """``scripts/bench --vrrp-agent``: the agent's [vrrp] under a flood (harness/bench/vrrp.py)."""
+    from harness.bench import vrrp
+
+    python = args.python or DEV_PYTHON
+    started = time.monotonic()
+    results, differences = vrrp.run_agent(args.vrrp_agent_rounds, args.vrrp_agent_window,
+                                          os.path.abspath(args.tree), python, sys.stderr.isatty())
+    agent = (f"{vrrp.AGENT_CHECKS} kachecks-tcp checks every {vrrp.AGENT_INTERVAL} s (a listener"
+             " on lvs1's loopback); [vrrp] watching VI_1 on eth0, advertised once a second by"
+             " another namespace")
+    info = _vrrp_info(args, argv, python, "the agent", started, [("Agent", agent)])
+    return _vrrp_table(vrrp.render_agent(results, differences, args.vrrp_agent_rounds,
+                                         args.vrrp_agent_window, info), args,
+                       vrrp.AGENT_BEGIN, vrrp.AGENT_END)
+
+
+def _vrrp_info(args, argv, python, who, started, more=()):
+    return [("Command", "`scripts/bench " + " ".join(argv) + "`"),
             ("Tree", revision(os.path.abspath(args.tree))),
-            ("Interpreter", f"{python} (the watcher and the flood)"),
+            ("Interpreter", f"{python} ({who} and the flood)"), *more,
             ("Machine", f"{os.cpu_count()} CPUs, {machine_kernel()}"),
             ("Took", f"{time.monotonic() - started:.0f} s")]
-    table = vrrp.render(results, args.vrrp_rounds, args.vrrp_window, info)
+
+
+def _vrrp_table(table, args, begin, end):
+    """Print ``table`` and put it between ``begin`` and ``end`` of the document."""
     sys.stdout.write(table)
     if not args.no_write:
         try:
-            write_doc(table, args.output, vrrp.BEGIN, vrrp.END)
+            write_doc(table, args.output, begin, end)
         except (OSError, ValueError) as exc:
             print(f"scripts/bench: {exc}", file=sys.stderr)
             return 1

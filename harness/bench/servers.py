@@ -138,7 +138,7 @@ class CgroupWorker(Worker):
     the worker lets the kernel reap them (no wait4 rusage to read)."""
 
     def __init__(self, command, env, workdir):
-        self.cgroup = _own_cgroup()
+        self.cgroup = own_cgroup()
         super().__init__(command, os.path.join(workdir, "worker.sock"), env=env,
                          launch=self._into_cgroup, start_timeout=20)
 
@@ -186,15 +186,16 @@ class CgroupWorker(Worker):
                     pass
 
 
-def _own_cgroup():
-    """A fresh cgroup v2 directory we may move a process into, or None."""
+def own_cgroup(name=None):
+    """A fresh cgroup v2 directory we may move a process into (``name``: its own, else one
+    per bench process), or None."""
     try:
         with open("/proc/mounts") as handle:
             mounts = [line.split()[1] for line in handle if line.split()[2] == "cgroup2"]
     except OSError:
         return None
     for mount in mounts:
-        path = os.path.join(mount, f"kachecks-bench-{os.getpid()}")
+        path = os.path.join(mount, name or f"kachecks-bench-{os.getpid()}")
         try:
             os.mkdir(path)
         except OSError:

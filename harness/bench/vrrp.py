@@ -12,10 +12,17 @@ watcher's CPU (its time on a CPU from /proc/PID/schedstat over the window, % of 
 core), the
 flood's rate (packets a second it sent), the adverts the watcher printed.
 
+``scripts/bench --vrrp-agent`` (``run_agent``) measures the same for ``kachecks agent``:
+one agent with ten TCP checks, interleaved round by round with and without its
+``[vrrp]`` table (and with it but the kernel filter left off), each under the flood;
+its whole CPU (every thread and child, from a cgroup v2 of its own) while the flood runs.
+
 Needs root (namespaces) and this repository; not pytest.
 """
 
+import contextlib
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -27,6 +34,23 @@ from harness.peers.netns import Network, cleanup_stale, run_prefix
 from harness.peers.vrrp import HOSTS, VIP, Advertiser
 
 BEGIN, END = "<!-- BEGIN scripts/bench --vrrp -->", "<!-- END scripts/bench --vrrp -->"
+AGENT_BEGIN = "<!-- BEGIN scripts/bench --vrrp-agent -->"
+AGENT_END = "<!-- END scripts/bench --vrrp-agent -->"
+AGENT_VARIANTS = ("agent without [vrrp]", "agent with [vrrp] (as shipped)",
+                  "agent with [vrrp], filter left off")
+# The agent of the shipped tree, with kachecks.vrrp.bpf.attach replaced by a no-op: what the
+# kernel filter saves the agent (the same trick as RUNNER's).
+AGENT_RUNNER = r"""
+import sys
+from kachecks.vrrp import bpf
+bpf.attach = lambda sock, program: None
+from kachecks.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+AGENT_CHECKS = 10  # kachecks-tcp to a listener on lvs1's loopback, every AGENT_INTERVAL s
+AGENT_INTERVAL = 5
+LISTENER = "127.0.0.1:8080"
+TARGET = 1.0  # % of one core: what [vrrp] may add under the flood
 VARIANTS = ("flood alone, no watcher", "watcher, kernel filter (as shipped)",
             "watcher, filter left off")
 
@@ -95,27 +119,34 @@ def run(rounds=3, window=8.0, tree=None, python=sys.executable, progress=True):
     """{variant: {"cpu": [% of a core…], "rate": [packets/s…], "adverts": [n…]}}."""
     tree = tree or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     results = {v: {"cpu": [], "rate": [], "adverts": []} for v in VARIANTS}
-    cleanup_stale("kcvb")
     workdir = tempfile.mkdtemp(prefix="kachecks-bench-vrrp-")
-    hosts = {"lvs1": HOSTS["lvs1"], "client": HOSTS["client"], "flood": "192.168.8.25"}
+    with testbed("kcvb", workdir) as (net, conf, mac):
+        env = dict(os.environ, PYTHONPATH=tree)
+        for number in range(rounds):
+            for variant in VARIANTS:
+                sample = _one(net, variant, conf, mac, window, python, env, workdir)
+                for key, value in sample.items():
+                    results[variant][key].append(value)
+                if progress:
+                    print(f"round {number + 1}/{rounds} {variant}: {sample}", file=sys.stderr)
+    return results
+
+
+@contextlib.contextmanager
+def testbed(base, workdir):
+    """(network, lvs1's keepalived.conf, lvs1's MAC without colons): lvs1 to watch, flood
+    to flood it, client advertising VI_1 once a second meanwhile."""
     from kachecks.vrrp import wire
 
-    with Network(run_prefix("kcvb"), hosts) as net:
+    cleanup_stale(base)
+    hosts = {"lvs1": HOSTS["lvs1"], "client": HOSTS["client"], "flood": "192.168.8.25"}
+    with Network(run_prefix(base), hosts) as net:
         conf = secure_dir(os.path.join(workdir, "etc")) / "keepalived.conf"
         conf.write_text(vrrp_config("lvs1", 100, VIP))
         advert = wire.encode(4, HOSTS["client"], "224.0.0.18", 50, 100, [VIP],
                              auth_type=wire.AUTH_PASS, password=b"toto")
-        mac = net["lvs1"].mac().replace(":", "")
-        env = dict(os.environ, PYTHONPATH=tree)
         with Advertiser(net["client"], lambda: [advert]):
-            for number in range(rounds):
-                for variant in VARIANTS:
-                    sample = _one(net, variant, conf, mac, window, python, env, workdir)
-                    for key, value in sample.items():
-                        results[variant][key].append(value)
-                    if progress:
-                        print(f"round {number + 1}/{rounds} {variant}: {sample}", file=sys.stderr)
-    return results
+            yield net, conf, net["lvs1"].mac().replace(":", "")
 
 
 def _one(net, variant, conf, mac, window, python, env, workdir):
@@ -165,3 +196,152 @@ def _median(values, spec):
         return "—"
     return (f"{spec.format(statistics.median(values))} "
             f"({spec.format(min(values))}–{spec.format(max(values))})")
+
+
+# --- the agent with and without [vrrp] -------------------------------------------------
+
+
+def run_agent(rounds=5, window=10.0, tree=None, python=sys.executable, progress=True):
+    """{variant: {"cpu": [% of a core…], "rate": [packets/s…], "adverts": [n…]}} and the
+    per-round differences (with − without, % of a core)."""
+    from harness.bench.servers import own_cgroup
+    from harness.config import toml_text
+
+    tree = tree or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    results = {v: {"cpu": [], "rate": [], "adverts": []} for v in AGENT_VARIANTS}
+    differences = []
+    workdir = tempfile.mkdtemp(prefix="kachecks-bench-vrrp-agent-")
+    try:
+        with testbed("kcva", workdir) as (net, conf, mac):
+            env = dict(os.environ, PYTHONPATH=tree,
+                       KACHECKS_SYSLOG_SOCKET=os.path.join(workdir, "no-syslog"))
+            host, port = LISTENER.rsplit(":", 1)
+            net["lvs1"].start([python, "-m", "http.server", "--bind", host, port],
+                              log=os.path.join(workdir, "listener.log"))
+            checks = [{"name": f"c{i}", "command": ["kachecks-tcp", LISTENER]}
+                      for i in range(AGENT_CHECKS)]
+            for number in range(rounds):
+                samples = {}
+                shift = number % len(AGENT_VARIANTS)
+                for variant in AGENT_VARIANTS[shift:] + AGENT_VARIANTS[:shift]:
+                    tables = {"agent": {"track_dir": os.path.join(workdir, "track"),
+                                        "metrics": "", "interval": AGENT_INTERVAL,
+                                        "timeout": 2},
+                              "check": checks,
+                              "spool": {"dir": os.path.join(workdir, "spool")}}
+                    if variant != AGENT_VARIANTS[0]:
+                        tables["vrrp"] = {"keepalived_conf": str(conf)}
+                    config = os.path.join(workdir, "kachecks.toml")
+                    with open(config, "w") as handle:
+                        handle.write(toml_text(tables))
+                    cgroup = own_cgroup(f"kachecks-bench-vrrp-agent-{os.getpid()}")
+                    try:
+                        sample = _agent_round(net, config, cgroup, mac, window, python, env,
+                                              workdir, variant == AGENT_VARIANTS[2])
+                    finally:
+                        if cgroup:
+                            os.rmdir(cgroup)
+                    samples[variant] = sample
+                    for key, value in sample.items():
+                        results[variant][key].append(value)
+                    if progress:
+                        print(f"round {number + 1}/{rounds} {variant}: {sample}",
+                              file=sys.stderr)
+                differences.append(samples[AGENT_VARIANTS[1]]["cpu"]
+                                   - samples[AGENT_VARIANTS[0]]["cpu"])
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return results, differences
+
+
+def _agent_round(net, config, cgroup, mac, window, python, env, workdir, unfiltered=False):
+    """One agent (fresh), settled, then ``window`` s of flood: its CPU, the flood's rate,
+    the adverts its [vrrp] counted meanwhile. ``unfiltered``: the kernel filter left off."""
+    import json
+
+    from harness.peers.netns import Process
+
+    start = ["-c", AGENT_RUNNER] if unfiltered else ["-m", "kachecks"]
+    argv = net["lvs1"].argv([python, *start, "agent", "--config", config])
+    if cgroup:  # joined before entering the namespace: `ip netns exec` mounts its own /sys
+        argv = ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup, *argv]
+    log = os.path.join(workdir, "agent.log")
+    with open(log, "ab") as out:
+        agent = Process(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True,
+                                         env=env), argv, log)
+    status = os.path.join(workdir, "track", ".kachecks-agent.json")
+
+    def document():
+        try:
+            with open(status) as handle:
+                return json.load(handle)
+        except (OSError, ValueError):
+            return None
+
+    def adverts(found):
+        pair = (found or {}).get("vrrp") or {}
+        return sum(i["adverts"] for i in pair.get("instances", []))
+
+    def settled():
+        found = document()
+        if not agent.running():
+            raise RuntimeError(f"the agent exited: {agent.output()[-500:]}")
+        return found and found["state"] == "running" and all(c["runs"] >= 2 and c["up"]
+                                                               for c in found["checks"]) \
+            and (found["vrrp"] is None or (found["vrrp"]["watching"] and adverts(found) >= 2))
+
+    end = time.monotonic() + 3 * AGENT_INTERVAL + 30
+    while not settled():
+        if time.monotonic() > end:
+            raise RuntimeError(f"the agent did not settle: {agent.output()[-500:]}")
+        time.sleep(0.2)
+    before_adverts = adverts(document())
+    flood = subprocess.Popen(net["flood"].argv([python, "-c", FLOOD, "0", "eth0", mac,
+                                                "192.168.8.25", HOSTS["lvs1"], str(window)]),
+                             stdout=subprocess.PIPE, text=True)
+    before, started = _agent_cpu(cgroup, agent.pid), time.monotonic()
+    out, _ = flood.communicate(timeout=window + 30)
+    elapsed = time.monotonic() - started
+    sample = {"rate": float(out.strip() or 0),
+              "cpu": 100 * (_agent_cpu(cgroup, agent.pid) - before) / elapsed}
+    time.sleep(1.5)  # the status document follows the counters within a second
+    found = document()
+    if found["vrrp"] is not None:
+        sample["adverts"] = adverts(found) - before_adverts
+        problems = [p["code"] for i in found["vrrp"]["instances"] for p in i["problems"]]
+        if problems:
+            raise RuntimeError(f"the watch saw {problems}: the bench's pair is not healthy")
+    agent.stop()
+    os.unlink(status)
+    return sample
+
+
+def _agent_cpu(cgroup, pid):
+    """CPU seconds of the agent: every thread and child, from its cgroup (exact); else
+    /proc/PID/stat's user + system ticks."""
+    if cgroup:
+        with open(os.path.join(cgroup, "cpu.stat")) as handle:
+            return int(handle.readline().split()[1]) / 1e6  # usage_usec
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def render_agent(results, differences, rounds, window, info):
+    lines = ["",
+             f"{rounds} rounds of {window:g} s per variant, interleaved (the order alternates);"
+             " medians (min–max).", "",
+             "| variant | flood, packets/s | agent CPU, % of one core | adverts counted |",
+             "|---|---:|---:|---:|"]
+    for variant in AGENT_VARIANTS:
+        row = results[variant]
+        adverts = _median(row["adverts"], "{:.0f}") if row["adverts"] else "—"
+        lines.append(f"| {variant} | {_median(row['rate'], '{:,.0f}')} |"
+                     f" {_median(row['cpu'], '{:.2f}')} | {adverts} |")
+    median = statistics.median(differences) if differences else float("nan")
+    verdict = "met" if median < TARGET else "NOT met"
+    lines += ["", f"[vrrp] as shipped adds {_median(differences, '{:.2f}')} % of one core (with −"
+                  f" without, per round): target < {TARGET:g} % {verdict}.",
+              "", *(f"- {key}: {value}" for key, value in info), ""]
+    return "\n".join(lines) + "\n"

@@ -4,9 +4,11 @@
 web1/web2 (and slapd on both), the SMTP sink on the client, a small responder on each
 director (it says which director owns the VIP: there is no IPVS to forward to the
 real servers), computes the digests with ``kachecks genhash``, writes and validates
-both keepalived.conf files and starts keepalived on lvs1 then lvs2.
+both keepalived.conf files, starts keepalived on lvs1 then lvs2, and on each director
+``kachecks agent`` watching the pair on the wire (its ``[vrrp]`` table).
 """
 
+import json
 import os
 import re
 import shutil
@@ -27,6 +29,7 @@ from harness.peers.keepalived import (
 )
 from harness.peers.netns import Network, TornDown, namespaces
 from harness.peers.slapd import Slapd
+from harness.peers.vrrp import allow_vrrp, drop_vrrp
 from harness.wait import wait_for
 
 PYTHON = sys.executable  # the venv: the SMTP sink needs aiosmtpd
@@ -73,6 +76,7 @@ class Lab(TornDown):
         self.watcher = Watcher(self.timeline)
         self.web = {}
         self.keepalived = {}
+        self.agents = {}
         self.slapd = {}
         self.mailbox = None
         self.mail_source = None
@@ -110,12 +114,18 @@ class Lab(TornDown):
         self.keepalived["lvs1"].wait_state("MASTER", timeout=15)
         self.start_director("lvs2")
         self.keepalived["lvs2"].wait_state("BACKUP", timeout=15)
+        for host in ref.DIRECTORS:
+            self.start_agent(host)
+        for host in ref.DIRECTORS:
+            self.wait_watching(host)
 
     def down(self):
         """Stop everything, delete the namespaces; safe to call twice or half-built."""
         self.tearing_down = True
         if self.net is not None:
-            self.note("tearing down: keepalived, servers, namespaces")
+            self.note("tearing down: agents, keepalived, servers, namespaces")
+        for agent in self.agents.values():
+            agent.stop()
         for k in self.keepalived.values():
             k.stop()
         for slapd in self.slapd.values():
@@ -222,8 +232,8 @@ class Lab(TornDown):
         for host in ref.DIRECTORS:
             d = secure_dir(self.workdir / host)
             spool = d / "spool"
-            (d / "kachecks.toml").write_text(ref.kachecks_toml(host, spool))
             conf = d / "keepalived.conf"
+            (d / "kachecks.toml").write_text(ref.kachecks_toml(host, spool, d / "track", conf))
             conf.write_text(ref.keepalived_conf(host, self.bindir, self.digests,
                                                 d / "vrrp.fifo"))
             conf.chmod(0o644)
@@ -262,6 +272,50 @@ class Lab(TornDown):
         self.note(f"keepalived --vrrp started (priority {ref.PRIORITIES[host]}, "
                   "state BACKUP, nopreempt)", host)
         return k
+
+    def start_agent(self, host):
+        """``kachecks agent`` on ``host``: no [[check]], its [vrrp] watching VI_1 on eth0."""
+        d = self.workdir / host
+        self.agents[host] = self.net[host].start(
+            [self.bindir / "kachecks", "agent", "--config", d / "kachecks.toml"],
+            log=d / "agent.log", env=self.director_env(host))
+        self.note(f"kachecks agent started: [vrrp] watches {ref.INSTANCE} on eth0 (metrics on"
+                  f" {ref.AGENT_METRICS})", host)
+
+    def agent_status(self, host):
+        """The director's agent status document (``kachecks agent status`` reads it), or None."""
+        try:
+            return json.loads((self.workdir / host / "track" / ".kachecks-agent.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def wait_watching(self, host, timeout=15):
+        def watching():
+            if not self.agents[host].running():
+                raise RuntimeError(f"kachecks agent on {host} exited:"
+                                   f" {self.agents[host].output()[-1000:]}")
+            document = self.agent_status(host)
+            pair = (document or {}).get("vrrp") or {}
+            return pair.get("watching") and all(i["advertising"] for i in pair["instances"])
+        wait_for(watching, timeout, what=f"the agent on {host} to watch {ref.INSTANCE}")
+
+    def agent_problems(self):
+        """{director: [(instance, problem code), …]} as each agent's status shows them now."""
+        found = {}
+        for host in ref.DIRECTORS:
+            pair = (self.agent_status(host) or {}).get("vrrp") or {}
+            found[host] = [(i["name"], p["code"]) for i in pair.get("instances", [])
+                           for p in i["problems"]]
+        return found
+
+    def filter_vrrp(self, host):
+        """A firewall on ``host`` drops IP protocol 112 at eth0's ingress (a tc-BPF filter)."""
+        drop_vrrp(self.net[host], families=(4,))
+        return self.note("firewall: IP protocol 112 (VRRP) dropped at eth0's ingress", host)
+
+    def unfilter_vrrp(self, host):
+        allow_vrrp(self.net[host])
+        return self.note("firewall: VRRP let in again", host)
 
     def stop_director(self, host):
         self.note("stopping keepalived (SIGTERM)", host)

@@ -38,6 +38,7 @@ SMTP_PORT = 25
 MAIL_TO = "admin@mydmn.org"
 
 CHECK_WEIGHT = -10  # a failing check lowers the director's priority, never faults it
+AGENT_METRICS = "127.0.0.1:9662"  # each director's agent, on its own loopback
 
 
 def http_check(bindir, host, digest, timeout=2):
@@ -139,10 +140,14 @@ def virtual_servers(bindir, digests):
     )
 
 
-def kachecks_toml(director, spool_dir):
-    """The notifier's configuration on ``director``: mail the sink on the client, no TLS."""
+def kachecks_toml(director, spool_dir, track_dir, keepalived_conf):
+    """kachecks.toml on ``director``: the notifier mails the sink on the client, no TLS; the
+    agent (no [[check]]: keepalived forks the reference checks) watches VI_1 on the wire
+    ([vrrp]) and mails the same way when the pair goes wrong."""
     return toml_text({
         "smtp": {"host": SMTP_HOST, "port": SMTP_PORT, "security": "none", "timeout": 5},
         "mail": {"from": f"keepalived@{director}.mydmn.org", "to": [MAIL_TO]},
         "spool": {"dir": str(spool_dir), "batch_window": 0},
+        "agent": {"track_dir": str(track_dir), "metrics": AGENT_METRICS},
+        "vrrp": {"keepalived_conf": str(keepalived_conf)},
     })

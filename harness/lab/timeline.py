@@ -5,7 +5,6 @@ checks send, the SMTP sink's mailbox) and stamps each new line with the time it 
 seen, so the lab's own actions and the system's reactions land on one clock.
 """
 
-import mailbox
 import re
 import socket
 import threading
@@ -30,7 +29,7 @@ SYSLOG_LINE = re.compile(
 class Event:
     t: float  # seconds since the lab started
     host: str
-    kind: str  # lab, vrrp, script, check, notify, mail, client, config
+    kind: str  # lab, vrrp, script, check, agent, notify, mail, client, config
     text: str
 
     def __str__(self):
@@ -115,7 +114,9 @@ class SyslogSource:
             m = SYSLOG_LINE.match(raw)
             ident = m["ident"] if m else ""
             text = f"{ident}: {raw[m.end():]}" if m else raw
-            timeline.add(self.host, "notify" if "notify" in ident else "check", text)
+            kind = "notify" if "notify" in ident else "agent" if ident == "kachecks-agent" \
+                else "check"
+            timeline.add(self.host, kind, text)
 
     def close(self):
         self.sock.close()
@@ -132,20 +133,21 @@ class MailboxSource:
         self.lock = threading.Lock()  # polled by the watcher and by callers waiting for mail
 
     def poll(self, timeline):
+        from harness.peers.smtp import mbox_messages, subject
+
         with self.lock:
-            if not self.path.exists() or self.path.stat().st_size == 0:
-                return
-            try:
-                messages = list(mailbox.mbox(str(self.path), create=False))
-            except Exception:  # half-written by the sink: read again next time
+            messages = mbox_messages(self.path)
+            if messages is None:  # half-written by the sink: read again next time
                 return
             for msg in messages[len(self.messages):]:
                 self.messages.append(msg)
-                timeline.add(self.host, "mail", f"Subject: {msg.get('Subject', '(none)')}")
+                timeline.add(self.host, "mail", f"Subject: {subject(msg) or '(none)'}")
 
     def subjects(self):
+        from harness.peers.smtp import subject
+
         with self.lock:
-            return [str(m.get("Subject", "")) for m in self.messages]
+            return [subject(m) for m in self.messages]
 
 
 class Watcher:

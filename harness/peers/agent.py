@@ -24,10 +24,11 @@ STATUS_FILE = ".kachecks-agent.json"  # beside the track files
 ALIVE_FILE = ".kachecks-agent.running"  # beside them: 1 while the agent runs, 0 once stopped
 
 
-def agent_toml(checks, track_dir, metrics="", **agent):
-    """kachecks.toml text: ``checks`` is a list of dicts (name, command, …)."""
+def agent_toml(checks, track_dir, metrics="", tables=None, **agent):
+    """kachecks.toml text: ``checks`` is a list of dicts (name, command, …); ``tables`` more
+    tables (``{"vrrp": {…}, "smtp": {…}}``)."""
     return toml_text({"agent": {"track_dir": str(track_dir), "metrics": metrics, **agent},
-                      "check": list(checks)})
+                      "check": list(checks), **(tables or {})})
 
 
 def run_agent_cli(*args, **kw):
@@ -65,11 +66,11 @@ class AgentProcess:
     """``kachecks agent --config FILE`` in the background; files and status at hand."""
 
     def __init__(self, workdir, checks, metrics="", env=None, preamble=None, launch=None,
-                 command=None, **agent):
+                 command=None, tables=None, **agent):
         self.dir = Path(workdir)
         self.track = self.dir / "track"
         self.config = self.dir / "kachecks.toml"
-        self.config.write_text(agent_toml(checks, self.track, metrics, **agent))
+        self.config.write_text(agent_toml(checks, self.track, metrics, tables, **agent))
         self.log = self.dir / "agent.log"
         self.env = env
         self.preamble = preamble  # Python run before kachecks' main() in the agent's process
@@ -97,8 +98,8 @@ class AgentProcess:
     def pid(self):
         return self.proc.pid
 
-    def rewrite(self, checks, metrics="", **agent):
-        self.config.write_text(agent_toml(checks, self.track, metrics, **agent))
+    def rewrite(self, checks, metrics="", tables=None, **agent):
+        self.config.write_text(agent_toml(checks, self.track, metrics, tables, **agent))
 
     def value(self, name):
         """The track file's text, or None while it does not exist."""

@@ -16,6 +16,11 @@ are the very files keepalived runs.
         pair.check("lvs2")                # kachecks-vrrp there: CompletedProcess
         pair.watch("client")              # kachecks vrrp watch --json there: a Watch
 
+``pair.agent("lvs1")`` runs ``kachecks agent`` on a director, its ``[vrrp]`` table
+watching the pair, its notifications going to the SMTP sink on the witness
+(``pair.mail()``); with ``hostnames=True`` each host has its own host name, which
+the notifications' subjects show.
+
 Failures a test forces: a flag file a ``vrrp_script`` tests for
 (``script_line``), a track file's value, an interface down, keepalived
 stopped (SIGTERM), the director down (link down, then SIGKILL), a director
@@ -26,6 +31,7 @@ unplugged from the bridge; a firewall dropping VRRP is harness.peers.vrrp's
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -36,6 +42,8 @@ from harness.peers.vrrp import HOSTS, VIP, Watch
 
 DIRECTORS = {name: HOSTS[name] for name in ("lvs1", "lvs2")}
 WITNESS = {"client": HOSTS["client"]}  # neither director: watches, or plays a foreign router
+SMTP_PORT = 2525  # the administrators' SMTP sink, on the witness
+REPO = Path(__file__).resolve().parents[2]
 
 
 def script_block(name, flags, weight=None, interval=1):
@@ -93,10 +101,12 @@ def instance(priority, *, state="BACKUP", nopreempt=True, tracks="", instance_ex
 
 
 class Pair(TornDown):
-    """lvs1 and lvs2 (plus ``extra`` hosts) on one bridge, each with a keepalived."""
+    """lvs1 and lvs2 (plus ``extra`` hosts) on one bridge, each with a keepalived;
+    ``hostnames``: each host its own host name."""
 
-    def __init__(self, prefix, workdir, extra=None):
+    def __init__(self, prefix, workdir, extra=None, hostnames=False):
         self.prefix = prefix
+        self.hostnames = hostnames
         self.workdir = secure_dir(workdir)
         self.flags = secure_dir(self.workdir / "flags")
         self.hosts = {**DIRECTORS, **(extra or {})}
@@ -105,12 +115,21 @@ class Pair(TornDown):
         self.dead = set()
         self.stopped = set()  # keepalived stopped on purpose
         self.watches = []
+        self.agents = {}
+        self.sink = None
 
     def up(self):
-        self.net = Network(self.prefix, self.hosts)
+        self.net = Network(self.prefix, self.hosts, hostnames=self.hostnames)
         self.net.up()
 
     def down(self):
+        for agent in self.agents.values():
+            agent.__exit__()
+            agent.syslog.close()
+        self.agents.clear()
+        if self.sink is not None:
+            self.sink.stop()
+            self.sink = None
         for watch in self.watches:
             watch.stop()
         self.watches.clear()
@@ -242,6 +261,58 @@ class Pair(TornDown):
                       "--keepalived-conf", self.conf(host), *args)
         self.watches.append(watch)
         return watch
+
+    # -- the agent ----------------------------------------------------------------
+
+    def mail(self):
+        """The administrators' SMTP sink on the witness (harness.peers.smtp.NamespaceSink),
+        started on first use."""
+        if self.sink is None:
+            from harness.peers.smtp import NamespaceSink
+
+            self.sink = NamespaceSink(self.net["client"], HOSTS["client"], SMTP_PORT,
+                                      self.workdir / "mbox", self.workdir / "smtp.log", REPO)
+        return self.sink
+
+    def agent_tables(self, host, vrrp=None):
+        """The tables of ``host``'s kachecks.toml beside [agent]: ``[vrrp]`` (its
+        keepalived.conf, plus ``vrrp``; None: no table) and mail to the witness's sink."""
+        tables = {"smtp": {"host": HOSTS["client"], "port": SMTP_PORT, "security": "none",
+                           "timeout": 5},
+                  "mail": {"from": f"kachecks@{host}.example.org", "to": ["admin@example.org"]},
+                  "spool": {"dir": str(self.workdir / f"agent-{host}" / "spool"),
+                            "batch_window": 0}}
+        if vrrp is not None:
+            tables["vrrp"] = {"keepalived_conf": str(self.conf(host)), **vrrp}
+        return tables
+
+    def agent(self, host, vrrp=None, checks=(), metrics="", **agent):
+        """``kachecks agent`` on director ``host`` (harness.peers.agent.AgentProcess, its
+        syslog as ``.syslog``, a harness.peers.syslog.SyslogLines), its ``[vrrp]`` watching
+        this pair (``vrrp``: keys added to the table), started; the witness needs the sink."""
+        from harness.peers.agent import AgentProcess
+        from harness.peers.syslog import SyslogLines
+
+        self.mail()
+        workdir = self.workdir / f"agent-{host}"
+        workdir.mkdir(exist_ok=True)
+        syslog = SyslogLines(workdir / "syslog.sock")
+        process = AgentProcess(workdir, checks, metrics, launch=self.net[host].argv,
+                               command=cli.command("kachecks"),
+                               env={"KACHECKS_SYSLOG_SOCKET": syslog.path},
+                               tables=self.agent_tables(host, vrrp or {}), **agent)
+        process.syslog = syslog
+        self.agents[host] = process
+        return process.start()
+
+    def fetch(self, host, url, timeout=10):
+        """GET ``url`` from namespace ``host``: the body (a director's metrics endpoint)."""
+        code = ("import sys, urllib.request as u\n"
+                "sys.stdout.write(u.urlopen(sys.argv[1], timeout=5).read().decode())")
+        done = self.net[host].run([sys.executable, "-c", code, url], timeout=timeout)
+        if done.returncode != 0:
+            raise AssertionError(f"GET {url} in {host}: {done.stderr.strip()[-500:]}")
+        return done.stdout
 
     # -- failures --------------------------------------------------------------
 

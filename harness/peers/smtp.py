@@ -12,13 +12,18 @@ storing a message and answering 250 (to lose the answer on purpose). Standalone,
 writing an mbox file::
 
     python3 -m harness.peers.smtp --port 2525 --mbox /tmp/mail.mbox [--starttls] [--auth USER:PASSWORD]
+
+``NamespaceSink`` runs that sink in a network namespace (the lab's client, a VRRP
+pair's witness) and reads its mbox back (``mbox_messages``).
 """
 
 import argparse
 import email
 import email.policy
 import mailbox
+import os
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -163,6 +168,66 @@ class HoldFirst:
 
     def release(self):
         self._released.set()
+
+
+def subject(message):
+    """``message``'s Subject as a reader sees it: unfolded, without the leading space a
+    long one keeps when the email package folds it after ``Subject:``."""
+    return " ".join(str(message.get("Subject", "")).split())
+
+
+def mbox_messages(path):
+    """The messages in the mbox file ``path``, parsed with headers unfolded; None while it
+    cannot be read whole (the sink is writing it: read again)."""
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return []
+    try:
+        return [email.message_from_bytes(entry.as_bytes(), policy=email.policy.default)
+                for entry in mailbox.mbox(str(path), create=False)]
+    except Exception:  # half-written by the sink
+        return None
+
+
+class NamespaceSink:
+    """``python3 -m harness.peers.smtp`` in namespace ``ns`` (harness.peers.netns), listening
+    on ``host``:``port``, every message appended to ``mbox``."""
+
+    def __init__(self, ns, host, port, mbox, log, repo, python=sys.executable):
+        self.mbox = mbox
+        self.proc = ns.start([python, "-m", "harness.peers.smtp", "--host", host, "--port", port,
+                              "--mbox", mbox], log=log, cwd=repo, env={"PYTHONPATH": repo})
+        end = time.monotonic() + 10
+        while "SMTP sink on" not in self.proc.output():
+            if time.monotonic() > end or not self.proc.running():
+                raise RuntimeError(f"SMTP sink did not start: {self.proc.output()[-1000:]}")
+            time.sleep(0.05)
+
+    def messages(self):
+        """Every message so far (the last complete read while the sink writes)."""
+        for _ in range(50):
+            found = mbox_messages(self.mbox)
+            if found is not None:
+                return found
+            time.sleep(0.02)
+        return []
+
+    def subjects(self):
+        return [subject(message) for message in self.messages()]
+
+    def wait(self, predicate, timeout, what="a message"):
+        """The first message ``predicate`` accepts; AssertionError with every subject after
+        ``timeout`` s."""
+        end = time.monotonic() + timeout
+        while True:
+            for message in self.messages():
+                if predicate(message):
+                    return message
+            if time.monotonic() > end:
+                raise AssertionError(f"no {what} within {timeout} s; subjects: {self.subjects()}")
+            time.sleep(0.1)
+
+    def stop(self):
+        self.proc.stop()
 
 
 def main(argv=None):

@@ -5,6 +5,7 @@ convention, usage mistakes included): a configuration error names the file,
 the check and the key; nothing prints a traceback.
 """
 
+import json
 import os
 import signal
 import time
@@ -34,7 +35,7 @@ Examples:
   kachecks agent --check-config            # validate [agent] and every [[check]]
   kachecks agent                           # run in the foreground (systemd: kachecks-agent.service)
   kachecks agent conf                      # keepalived.conf blocks for the configured checks
-  kachecks agent status                    # one line per check: state, since, latency, result
+  kachecks agent status                    # per check: state, cause, latency, flapping…
   kachecks agent stop                      # without systemd: stop it, every file to 0
   systemctl reload kachecks-agent          # SIGHUP: reload; same name and file: state kept
 
@@ -53,6 +54,8 @@ Examples:
   name = "uplink"                          # this director's own, not a real server's:
   command = "kachecks-tcp 192.168.8.25:25"
   director = true                          # tracked in its vrrp_instance, vrrp_weight 20
+  [vrrp]                                   # also watch the VRRP pair on the wire
+  keepalived_conf = "/etc/keepalived/keepalived.conf"
 """)
 @click.option("--config", "config_path", metavar="FILE", help=CONFIG_HELP)
 @click.option("--check-config", is_flag=True,
@@ -68,6 +71,11 @@ def agent(ctx, config_path, check_config):
     --dynamic), which keepalived's track_file / FILE_CHECK follow.
     SIGTERM/SIGINT set every file to 0 and exit 0: stopping the agent takes
     this director's real servers out (fail-closed).
+
+    With a [vrrp] table it also watches the VRRP pair on the wire, as
+    kachecks-vrrp judges it, and logs and mails (through the notification
+    spool) when a split brain or another problem starts and ends; it never
+    changes keepalived's state for it.
     """
     ctx.ensure_object(dict)["config"] = config_path
     if ctx.invoked_subcommand is not None:
@@ -89,11 +97,28 @@ def _check_config(path):
         click.echo(f"{spec.name}: {os.path.basename(spec.argv[0])} {spec.target.identity} every"
                    f" {spec.interval:g} s, timeout {spec.timeout:g} s, rise {spec.rise},"
                    f" fall {spec.fall}{', dynamic' if spec.dynamic else ''} -> {spec.file}")
+    if cfg.vrrp is not None:
+        _check_pair(cfg.vrrp)
     if cfg.metrics is not None and not metrics.available():
         click.echo(f"warning: metrics endpoint off: {metrics.MISSING}", err=True)
     count = len(cfg.checks)
     click.echo(f"{cfg.path}: OK, {count} check{'s' * (count != 1)}")
     return ExitCode.OK
+
+
+def _check_pair(settings):
+    """The [vrrp] watch tried now: what it watches, or a warning. Not an error: the agent
+    runs its checks without the watch (and retries it), so its unit must start."""
+    from kachecks.agent import pair
+
+    try:
+        labels = pair.trial(settings)
+    except pair.Unusable as exc:
+        click.echo(f"warning: [vrrp]: not watching the pair: {exc} (the agent runs its checks"
+                   f" without it and tries again every {pair.RETRY:g} s)", err=True)
+        return
+    for label in labels:
+        click.echo(f"vrrp: {label} (from {settings.keepalived_conf})")
 
 
 def _run(path):
@@ -144,11 +169,33 @@ def conf(ctx, config_path):
 
 
 @agent.command(context_settings=CONTEXT, epilog="""\b
+Examples:
+  kachecks agent status                  # the table; colours on a terminal
+  kachecks agent status --json | jq '.checks[] | select(.state == "DOWN") | .name'
+  curl -s http://127.0.0.1:9662/status.json   # the same document from the endpoint
+
+\b
+Columns: STATE is UP, DOWN, DRAIN (PENDING before the first result), with
+"going down 1/3" while failures count towards fall (HAProxy's "UP 1/3") or
+"going up 1/2" towards rise; CAUSE the last run's code (L7OK, L4CON, L7STS…:
+docs/reference.md); LAST 60 the last 60 latencies; DOWNTIME the time spent
+DOWN; DOWNS how often it went DOWN; FLAPPING Nagios' percent state change of
+the last 21 results (flapping above 50 %, no longer below 25 %).
+
+\b
 Exit status: 0 the agent runs; 3 it does not (its last status is shown); 1 error.
 """)
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the status document (what the status page's /status.json serves)"
+                   " instead of the table.")
 @_options
-def status(ctx, config_path):
-    """One line per check: state, since when, track-file value, last latency and result."""
+def status(ctx, config_path, as_json):
+    """Each check: state, cause, latency, last change, downtime, flapping, last result.
+
+    What the agent last wrote beside its track files (at most once a
+    second, and when it stops): the columns of its status page, aligned,
+    in colour on a terminal (not with NO_COLOR set).
+    """
     path = _config_path(ctx, config_path)
     try:
         track_dir = configuration.load(path).track_dir
@@ -167,12 +214,20 @@ def status(ctx, config_path):
     except ValueError as exc:
         raise CommandFailed(f"{status_file}: not a kachecks agent status file ({exc})") from None
     pid = _holder(track_dir)
-    if pid is not None:
+    alive = pid is not None
+    if alive:
         document["pid"] = pid
-    values = None if pid is not None else _values(document)
-    for line in statuses.render(document, alive=pid is not None, values=values):
-        click.echo(line)
-    return ExitCode.OK if pid is not None else ExitCode.NOT_RUNNING
+    if as_json:
+        click.echo(json.dumps(document, indent=1, ensure_ascii=False))
+        return ExitCode.OK if alive else ExitCode.NOT_RUNNING
+    values = None if alive else _values(document)
+    stream = click.get_text_stream("stdout")
+    colour = stream.isatty() and not os.environ.get("NO_COLOR")
+    sparks = statuses.SPARKS if _can_encode(stream, statuses.SPARKS) else statuses.ASCII_SPARKS
+    for line in statuses.render(document, alive=alive, values=values, colour=colour,
+                                sparks=sparks):
+        click.echo(line, color=colour)
+    return ExitCode.OK if alive else ExitCode.NOT_RUNNING
 
 
 def _holder(track_dir):
@@ -185,6 +240,14 @@ def _holder(track_dir):
         return locks.holder(fd)
     finally:
         os.close(fd)
+
+
+def _can_encode(stream, text):
+    try:
+        text.encode(stream.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
 
 
 @agent.command(context_settings=CONTEXT, epilog="""\b

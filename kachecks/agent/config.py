@@ -1,4 +1,4 @@
-"""``[agent]`` and ``[[check]]`` of kachecks.toml, validated into immutable values.
+"""``[agent]``, ``[[check]]`` and ``[vrrp]`` of kachecks.toml, validated into immutable values.
 
 Each ``command`` is a ``misc_path`` line, parsed by the check's own option
 parser: a command the forked executable would reject is rejected here, with
@@ -20,6 +20,7 @@ import re
 from kachecks import configfile
 from kachecks.checks import registry
 from kachecks.configfile import ConfigError
+from kachecks.errors import UsageError
 
 DEFAULT_TRACK_DIR = "/run/kachecks/track"
 DEFAULT_METRICS = "127.0.0.1:9662"
@@ -33,6 +34,9 @@ ALIVE_FILE = ".kachecks-agent.running"
 DEFAULTS = {"interval": 5.0, "timeout": 3.0, "rise": 1, "fall": 1}
 AGENT_KEYS = ("track_dir", "metrics", *DEFAULTS)
 CHECK_KEYS = ("name", "command", "file", *DEFAULTS, "director", "vrrp_weight")
+VRRP_KEYS = ("keepalived_conf", "instances", "hold", "ignore_vrids", "config_id")
+DEFAULT_KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
+MAX_HOLD = 3600.0
 # what a director check's "up" adds to the priority by default (kachecks agent conf)
 DEFAULT_VRRP_WEIGHT = 20
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
@@ -67,14 +71,32 @@ class CheckSpec:
         return bool(self.target.dynamic)
 
 
-class AgentConfig:
-    __slots__ = ("path", "track_dir", "metrics", "checks")
+class VrrpSettings:
+    """``[vrrp]``: what the agent watches on the wire (kachecks.agent.pair). keepalived.conf
+    itself is read when the watch starts, not here: a keepalived.conf the watch cannot use
+    never keeps the checks from running."""
 
-    def __init__(self, path, track_dir, metrics, checks):
+    __slots__ = ("keepalived_conf", "instances", "hold", "ignore_vrids", "config_id")
+
+    def __init__(self, keepalived_conf, instances, hold, ignore_vrids, config_id):
+        values = {"keepalived_conf": keepalived_conf, "instances": tuple(instances),
+                  "hold": hold, "ignore_vrids": tuple(ignore_vrids), "config_id": config_id}
+        for key, value in values.items():
+            object.__setattr__(self, key, value)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("VrrpSettings is immutable")
+
+
+class AgentConfig:
+    __slots__ = ("path", "track_dir", "metrics", "checks", "vrrp")
+
+    def __init__(self, path, track_dir, metrics, checks, vrrp=None):
         object.__setattr__(self, "path", path)
         object.__setattr__(self, "track_dir", track_dir)
         object.__setattr__(self, "metrics", metrics)  # (host, port) or None
         object.__setattr__(self, "checks", tuple(checks))
+        object.__setattr__(self, "vrrp", vrrp)  # VrrpSettings, or None: no [vrrp] table
 
     def __setattr__(self, name, value):
         raise AttributeError("AgentConfig is immutable")
@@ -141,8 +163,55 @@ def parse(data, path):
                 break  # a name used twice is a file used twice: said once
             seen[value] = spec.name
         checks.append(spec)
+    vrrp = _vrrp(data, path, problems)
     problems.check()
-    return AgentConfig(path, os.path.normpath(track_dir), metrics, checks)
+    return AgentConfig(path, os.path.normpath(track_dir), metrics, checks, vrrp)
+
+
+def _vrrp(data, path, problems):
+    """The ``[vrrp]`` table as VrrpSettings (None without one), its mistakes added to
+    ``problems``."""
+    table = data.get("vrrp")
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        problems.add(f"{path}: vrrp must be a [vrrp] table")
+        return None
+    where = f"{path}: [vrrp]"
+    before = len(problems.lines)
+    configfile.unknown_keys(table, VRRP_KEYS, where, problems)
+    conf = names = hold = vrids = config_id = None
+    with problems.catch():
+        conf = _text("keepalived_conf", table.get("keepalived_conf", DEFAULT_KEEPALIVED_CONF),
+                     where)
+        configfile.one_line(conf, f"{where} keepalived_conf")
+        if not os.path.isabs(conf):
+            raise ConfigError(f"{where} keepalived_conf: must be an absolute path, not"
+                              f" {_show(conf)}")
+    with problems.catch():
+        names = table.get("instances", [])
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            raise ConfigError(f'{where} instances: must be a list of vrrp_instance names'
+                              f' (["VI_1"]), not {_show(names)}')
+        for name in names:
+            configfile.one_line(name, f"{where} instances")
+    with problems.catch():
+        hold = table.get("hold")
+        if hold is not None:
+            hold = configfile.duration(hold, f"{where} hold", high=MAX_HOLD)
+    with problems.catch():
+        vrids = table.get("ignore_vrids", [])
+        if not isinstance(vrids, list) or not all(
+                isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 255 for v in vrids):
+            raise ConfigError(f"{where} ignore_vrids: must be a list of virtual_router_ids from"
+                              f" 1 to 255 ([51]), not {_show(vrids)}")
+    with problems.catch():
+        config_id = table.get("config_id")
+        if config_id is not None:
+            configfile.one_line(_text("config_id", config_id, where), f"{where} config_id")
+    if len(problems.lines) > before:
+        return None
+    return VrrpSettings(conf, names, hold, vrids, config_id)
 
 
 def _check(table, number, defaults, track_dir, path, problems):
@@ -170,9 +239,8 @@ def _check(table, number, defaults, track_dir, path, problems):
         director = _director(table, where)
     command = target = None
     with problems.catch():
-        command = _command(table.get("command"), where,
-                           values.get("timeout", DEFAULTS["timeout"]))
-        target = command.target
+        command, target = _command(table.get("command"), where,
+                                   values.get("timeout", DEFAULTS["timeout"]))
         if director is not None and director[0] and target.dynamic:
             raise ConfigError(f"{where}: director: a --dynamic check's value is a real server's"
                               " weight, not this director's health: track it in a FILE_CHECK")
@@ -243,8 +311,10 @@ def _text(key, value, where):
 
 
 def _command(value, where, timeout):
-    """The [[check]]'s ``command``, a misc_path line (or its words), parsed by the check
-    registry as keepalived would split it; what can never run as a check is refused."""
+    """(CheckCommand, Target) of the [[check]]'s ``command``, a misc_path line (or its
+    words), parsed by the check registry as keepalived would split it; what can never run
+    as a check is refused, and kachecks-vrrp (a listening probe: the [vrrp] table's job)
+    before anything reads keepalived.conf."""
     if value is None:
         raise ConfigError(f'{where}: command: missing (a misc_path line, e.g. "kachecks-http'
                           ' --url http://192.168.8.101/service.txt --digest …")')
@@ -257,11 +327,19 @@ def _command(value, where, timeout):
         for word in value:
             configfile.one_line(word, f"{where}: command")
     # [agent]/[[check]] timeout is a default: the command's own --timeout wins, as in misc_path
-    command = registry.parse_command(value, defaults=["--timeout", _seconds(timeout)])
+    command = registry.parse_command(value, defaults=["--timeout", _seconds(timeout)],
+                                     build=False)
+    if command.check is not None and command.check.prog == registry.executable("vrrp"):
+        raise ConfigError(f"{where}: command: kachecks-vrrp listens for seconds on every run:"
+                          " the agent watches the pair all the time with a [vrrp] table instead"
+                          " (docs/agent.md)")
     refused = command.error or command.refusal
     if refused:
         raise ConfigError(f"{where}: command: {refused}")
-    return command
+    try:
+        return command, command.build()
+    except UsageError as exc:
+        raise ConfigError(f"{where}: command: {exc}") from None
 
 
 def _address(value, where):

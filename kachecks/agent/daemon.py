@@ -18,6 +18,10 @@ Fail-closed: SIGTERM/SIGINT write 0 to every track file before exiting 0; an
 agent that cannot publish at all for a few seconds does the same and exits 1;
 SIGHUP reloads (a broken file is logged and the running set kept; a check whose
 name and file stay keeps its state, see ``schedule.diff``).
+
+With a ``[vrrp]`` table the same loop also waits on the pair watch's sockets
+(kachecks.agent.pair): it reads them when they are readable and ticks the
+watch when it is due; a SIGHUP reads keepalived.conf again.
 """
 
 import errno
@@ -30,6 +34,7 @@ import time
 
 from kachecks import syslogger
 from kachecks.agent import config as configuration
+from kachecks.agent import pair as pairs
 from kachecks.agent import schedule as schedules
 from kachecks.agent import snapshot as snapshots
 from kachecks.agent import stats, status, trackfile
@@ -234,18 +239,22 @@ def fit_descriptors(checks, log):
                 " fail with 'Too many open files' (raise LimitNOFILE)", syslogger.LOG_WARNING)
 
 
-def serve_metrics(address, source, log):
-    """The endpoint on ``address`` serving ``/metrics`` from ``source()`` (the agent's last
-    snapshot), or None (said why)."""
-    from kachecks.agent import endpoint, metrics
+def serve_metrics(address, source, log, document=None, spool=lambda: None):
+    """The endpoint on ``address``: ``/metrics`` from ``source()`` (the agent's last
+    snapshot) and the notify spool at ``spool()``, with python3-prometheus-client
+    (without it, ``/metrics`` says why); the status page ``/`` and ``/status.json`` of
+    ``document(snapshot)``; or None (said why)."""
+    from kachecks.agent import endpoint, metrics, page
 
-    if not metrics.available():
-        log(f"no metrics endpoint: {metrics.MISSING} (set [agent] metrics = \"\" to silence"
-            " this)", syslogger.LOG_WARNING)
-        return None
-    page = metrics.Page(source)
+    routes = page.routes(source, document) if document is not None else {}
+    if metrics.available():
+        routes["/metrics"] = metrics.Page(source, spool=spool)
+    else:
+        routes["/metrics"] = metrics.unavailable
+        log(f"no /metrics: {metrics.MISSING}; the status page is served (set [agent]"
+            " metrics = \"\" for no endpoint at all)", syslogger.LOG_WARNING)
     try:
-        return endpoint.Endpoint(address, {"/metrics": page, "/": page}, log)
+        return endpoint.Endpoint(address, routes, log)
     except OSError as exc:
         host, port = address
         log(f"no metrics endpoint: cannot listen on {host}:{port}: {exc.strerror or exc}",
@@ -258,11 +267,12 @@ class Agent:
     here: ``log`` (syslog), ``notifier`` (systemd), ``rng`` and ``clock`` (the schedule's),
     ``executor`` (made from ``answer`` when None), ``tracks`` (the publisher),
     ``status_writer(path, document)`` (None: the publisher's ``write_status``),
-    ``serve_metrics(address, source, log)``."""
+    ``serve_metrics(address, source, log, document, spool)``, ``post(event)`` (the [vrrp]
+    watch's notifications: pair.Poster, the notify spool)."""
 
     def __init__(self, cfg, log=None, notifier=None, rng=None, clock=time.monotonic,
                  executor=None, tracks=None, status_writer=None,
-                 serve_metrics=serve_metrics):
+                 serve_metrics=serve_metrics, post=None):
         self.cfg = cfg
         self.log = log or Log()
         self.notifier = notifier
@@ -273,6 +283,7 @@ class Agent:
         self.status_writer = status_writer or self.tracks.write_status
         self.serve_metrics = serve_metrics
         self.schedule = None  # made when run() starts, after the track directory is checked
+        self.pair = pairs.PairWatch(cfg.vrrp, self.log, post or pairs.Poster(cfg.path), clock)
         self.snapshot = snapshots.EMPTY  # the last one taken: what the status and metrics show
         self.signals = []
         self.wake_r = self.wake_w = None
@@ -307,6 +318,7 @@ class Agent:
             self.log(f"started: {count} check{'s' * (count != 1)} from {self.cfg.path},"
                      f" track files in {self.cfg.track_dir}", syslogger.LOG_NOTICE)
             self._hold_alive(self.clock())
+            self.pair.start()
             self._notify("READY=1")
             code = self._loop()
         finally:
@@ -325,15 +337,20 @@ class Agent:
             now = self.clock()
             with stats.LOCK:
                 wake = schedule.next_wake()
+            pair_wake = self.pair.next_wake()
             wake = min(now + 60 if wake is None else wake, self.alive_due,
                        self.status_due if self.status_dirty else now + 60,
-                       self.watchdog_due if self._watchdog() else now + 60)
+                       self.watchdog_due if self._watchdog() else now + 60,
+                       now + 60 if pair_wake is None else pair_wake)
             if wake > now:
                 try:
-                    select.select([self.wake_r], [], [], wake - now)
+                    ready = select.select([self.wake_r, *self.pair.fds()], [], [], wake - now)[0]
                 except InterruptedError:
-                    pass
+                    ready = ()
                 self._drain_pipe()
+                for fd in ready:
+                    if fd != self.wake_r:
+                        self.pair.read(fd)
             while self.signals:
                 signum = self.signals.pop(0)
                 if signum == signal.SIGHUP:
@@ -352,6 +369,8 @@ class Agent:
                 self.log(f"cannot publish results: {blind}; stopping rather than run blind"
                          " (the track files are set to 0 as it stops)", syslogger.LOG_ERR)
                 return ExitCode.FAILURE
+            self.pair.tick(now)
+            self.status_dirty |= self.pair.refresh(now)
             self._housekeeping(now)
 
     def _shutdown(self):
@@ -364,6 +383,7 @@ class Agent:
                 self.schedule.stop()
         for path, error in failed:
             self.log(f"could not set {path} to 0: {error}", syslogger.LOG_ERR)
+        self.pair.close()
         self._write_status(state="stopped")
         self._stop_metrics(wait=False)
         self.executor.close()
@@ -414,6 +434,8 @@ class Agent:
         fit_descriptors(len(cfg.checks), self.log)
         metrics_moved = cfg.metrics != self.cfg.metrics
         self.cfg = cfg
+        self.pair.reload(cfg.vrrp)  # keepalived.conf read again, whatever changed
+        self.pair.refresh()
         self._write_status()  # the new set of checks, shown at once (a new snapshot)
         self.status_due = self.clock() + STATUS_PERIOD
         self._hold_alive(self.clock())
@@ -445,9 +467,13 @@ class Agent:
     # ------------------------------------------------------------------ status, systemd
 
     def summary(self):
-        """systemd's STATUS line, from the last snapshot."""
+        """systemd's STATUS line, from the last snapshot (and the pair's problems)."""
         views = self.snapshot.checks
-        return f"{len(views)} checks, {sum(1 for view in views if view.up)} up"
+        pair = self.snapshot.vrrp
+        problems = [f"{instance.name} {problem.code}" for instance in
+                    (pair.instances if pair is not None else ()) for problem in instance.problems]
+        vrrp = f"; VRRP {', '.join(problems)}" if problems else ""
+        return f"{len(views)} checks, {sum(1 for view in views if view.up)} up{vrrp}"
 
     def _hold_alive(self, now):
         """1 in the "agent running" file (config.ALIVE_FILE), again every ALIVE_PERIOD: a file
@@ -491,15 +517,12 @@ class Agent:
                 snapshots.EMPTY.lateness
             self.snapshot = snapshots.take(
                 checks, lateness, self.tracks.written | {check.spec.file for check in checks},
-                time.time())
+                time.time(), self.pair.view)
         return self.snapshot
 
     def document(self, state="running"):
         """The status document (schema: kachecks.agent.status) of a new snapshot."""
-        snapshot = self.take_snapshot()
-        return status.document(state=state, pid=os.getpid(), started=self.started,
-                               written=snapshot.taken, config=self.cfg.path,
-                               track_dir=self.cfg.track_dir, snapshot=snapshot)
+        return self._document_of(self.take_snapshot(), state)
 
     def _write_status(self, state="running"):
         self.status_dirty = False
@@ -515,9 +538,25 @@ class Agent:
 
     # ------------------------------------------------------------------ metrics
 
+    def _spool_dir(self):
+        """The notify spool this configuration uses (its counters are exported), or None."""
+        from kachecks.notify import config as notify_config
+
+        try:
+            return notify_config.spool_dir(self.cfg.path)
+        except notify_config.ConfigError:
+            return None
+
+    def _document_of(self, snapshot, state="running"):
+        """The status document (schema: kachecks.agent.status) of ``snapshot``."""
+        return status.document(state=state, pid=os.getpid(), started=self.started,
+                               written=snapshot.taken, config=self.cfg.path,
+                               track_dir=self.cfg.track_dir, snapshot=snapshot)
+
     def _start_metrics(self):
         if self.cfg.metrics is not None:
-            self.endpoint = self.serve_metrics(self.cfg.metrics, lambda: self.snapshot, self.log)
+            self.endpoint = self.serve_metrics(self.cfg.metrics, lambda: self.snapshot, self.log,
+                                               self._document_of, self._spool_dir)
 
     def _stop_metrics(self, wait=True):
         if self.endpoint is not None:

@@ -16,8 +16,9 @@ do that (descriptors, threads, the schedule's lock, CPU). So:
   1.4 MB, and Prometheus takes one every 15 s): an answer beyond waits its turn
   (within its deadline), so scrapers in a loop cost the agent a bounded share of the
   machine instead of all of it;
-- a route is a callable returning (content type, body) from data that is already
-  there (the agent's last snapshot): no lock, nothing the schedule waits for;
+- a route is a callable returning (content type, body), or (status, content type,
+  body), from data that is already there (the agent's last snapshot): no lock,
+  nothing the schedule waits for;
 - errors are one log line, never a traceback; no ``Server:`` header, no version.
 
 Connections are closed after each response (``Connection: close``): no keep-alive
@@ -41,7 +42,8 @@ RATE = 8 << 20  # bytes of responses a second
 ACCEPT_PAUSE = 0.5  # seconds without accepting after EMFILE/ENFILE/ENOBUFS/ENOMEM
 _STARVED = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            431: "Request Header Fields Too Large", 500: "Internal Server Error"}
+            431: "Request Header Fields Too Large", 500: "Internal Server Error",
+            503: "Service Unavailable"}
 
 
 class _Connection:
@@ -233,8 +235,8 @@ class Endpoint:
             status, kind, body = 404, "text/plain; charset=utf-8", f"only {paths} here\n".encode()
         else:
             try:
-                kind, body = route()
-                status = 200
+                answer = route()  # (content type, body), or (status, content type, body)
+                status, kind, body = answer if len(answer) == 3 else (200, *answer)
             except Exception as exc:  # noqa: BLE001 - a bug in a page: 500 and one line
                 self._say(f"metrics endpoint: {target}: {type(exc).__name__}: {exc}")
                 status, kind, body = 500, "text/plain; charset=utf-8", b"internal error\n"

@@ -34,9 +34,10 @@ import heapq
 
 from kachecks import syslogger
 from kachecks.agent import health as healths
+from kachecks.agent import history as histories
 from kachecks.agent import stats
 from kachecks.checks import contract, verdict
-from kachecks.checks.result import Result
+from kachecks.checks.result import L7TOUT, Cause, Result
 
 JITTER = 0.05  # +-5 % of the interval on each run
 SLACK = 0.01  # seconds: runs due this close together start on one wake-up
@@ -95,13 +96,14 @@ class Check:
     """One configured check: its spec, published state and counters (read by the status
     document and the metrics), and where it stands in the schedule."""
 
-    __slots__ = ("spec", "health", "stats", "result", "latency", "lateness", "error", "due",
-                 "current", "stuck", "removed", "_slot")
+    __slots__ = ("spec", "health", "stats", "history", "result", "latency", "lateness", "error",
+                 "due", "current", "stuck", "removed", "_slot")
 
     def __init__(self, spec):
         self.spec = spec
         self.health = healths.Health()
         self.stats = stats.CheckStats()
+        self.history = histories.History()  # causes, downtime, latencies, flapping
         self.result = None  # the last counted Result
         self.latency = None  # seconds the last counted run took
         self.lateness = None  # seconds the last run started after it was due
@@ -278,8 +280,10 @@ class Schedule:
 
     @staticmethod
     def _stuck(check, now):
+        # no answer in time, as HAProxy says of a check that outlived its timeout
         return Result(False, reason=f"timeout after {check.spec.timeout:g} s: the probe has not"
-                                    f" returned ({now - check.current.dispatched:.1f} s)")
+                                    f" returned ({now - check.current.dispatched:.1f} s)",
+                      cause=Cause(L7TOUT, reason="timeout"))
 
     # ------------------------------------------------------------------ results
 
@@ -312,6 +316,8 @@ class Schedule:
         check.stats.transitions += changed and previous is not None
         check.result = result
         check.latency = finished - started
+        check.history.observe(judged.state, previous, check.health.display, result.cause,
+                              check.latency, finished)
         self._publish(check, lines)
         if changed and not spec.target.quiet and not (previous is None
                                                       and check.health.display == healths.UP):

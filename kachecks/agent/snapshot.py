@@ -9,14 +9,20 @@ So however slow a render and however many scrapers, the schedule and the probe
 threads never wait for them.
 """
 
+from kachecks.agent import history as histories
 from kachecks.agent import stats
 
 
 class CheckView:
-    """One check as it stood (kachecks.agent.schedule.Check, copied)."""
+    """One check as it stood (kachecks.agent.schedule.Check, copied), its history with it
+    (kachecks.agent.history). Under the lock only copies are made; what is derived from
+    them (the cause's code, the health, "going down", the ring as text) is worked out
+    when a reader asks, outside it."""
 
     __slots__ = ("name", "file", "target", "state", "up", "value", "since", "latency",
-                 "lateness", "reason", "runs", "failures", "transitions", "duration", "error")
+                 "lateness", "reason", "runs", "failures", "transitions", "duration", "error",
+                 "results", "downtime", "downs", "flapping", "state_change", "rise", "fall",
+                 "_cause", "_counts", "_ring")
 
     def __init__(self, check):
         spec, health, result, stats = check.spec, check.health, check.result, check.stats
@@ -33,25 +39,60 @@ class CheckView:
         self.transitions = stats.transitions
         self.duration = stats.duration.copy()
         self.error = check.error
+        record = check.history
+        self.results = record.results.copy()  # {cause code: runs}
+        self.downtime, self.downs = record.downtime, record.downs
+        self.flapping, self.state_change = record.flapping, record.state_change
+        self.rise, self.fall = spec.rise, spec.fall
+        self._cause = record.cause
+        self._counts = (health.up, health.successes, health.failures)
+        self._ring = record.ring()
+
+    @property
+    def cause(self):
+        """The last result's cause code (L7OK, L4CON…), or None before the first."""
+        return self._cause.code if self._cause is not None else None
+
+    @property
+    def health(self):
+        return histories.position(self._health(), self.rise, self.fall)
+
+    @property
+    def going(self):
+        """"down" while up but failing, "up" while down but passing, else None."""
+        going = histories.going(self._health(), self.rise, self.fall)
+        return going[0] if going else None
+
+    @property
+    def latencies(self):
+        return histories.text(self._ring)
+
+    def _health(self):
+        up, successes, failures = self._counts
+        return histories.Counts(up, successes, failures)
 
 
 class Snapshot:
     """``checks`` (CheckView, configuration order), the schedule's ``lateness`` histogram,
-    every track ``file`` the agent wrote or manages, and when it was ``taken`` (Unix time)."""
+    every track ``file`` the agent wrote or manages, when it was ``taken`` (Unix time), and
+    ``vrrp``: the pair as the [vrrp] watch last saw it (kachecks.agent.pair.PairView, plain
+    values already; None before the agent starts)."""
 
-    __slots__ = ("checks", "lateness", "files", "taken")
+    __slots__ = ("checks", "lateness", "files", "taken", "vrrp")
 
-    def __init__(self, checks, lateness, files, taken):
+    def __init__(self, checks, lateness, files, taken, vrrp=None):
         self.checks = checks
         self.lateness = lateness
         self.files = files
         self.taken = taken
+        self.vrrp = vrrp
 
 
-def take(checks, lateness, files, now):
-    """A Snapshot of schedule ``checks`` and ``lateness``; the caller holds stats.LOCK."""
+def take(checks, lateness, files, now, vrrp=None):
+    """A Snapshot of schedule ``checks`` and ``lateness`` (and the pair's view ``vrrp``);
+    the caller holds stats.LOCK."""
     return Snapshot(tuple(CheckView(check) for check in checks), lateness.copy(),
-                    tuple(sorted(files)), now)
+                    tuple(sorted(files)), now, vrrp)
 
 
 EMPTY = Snapshot((), stats.Histogram(stats.LATENESS_BUCKETS), (), 0.0)  # before the first

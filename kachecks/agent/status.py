@@ -58,14 +58,53 @@ def read(path):
 #     of the last change of state, or null), latency (seconds the last run took),
 #     lateness (seconds the last run started after it was due), reason (the last
 #     result's summary when it passed, its reason when it failed), runs, failed_runs,
-#     error (why the track file could not be written, or null)
+#     error (why the track file could not be written, or null); and its history
+#     (kachecks.agent.history): cause (the last result's code: L7OK, L4CON…; null
+#     before the first), health (HAProxy's: 0 .. rise + fall - 1), rise, fall, going
+#     ("down" while up but failing, "up" while down but passing, else null), downtime
+#     (seconds published DOWN in total), downs (times it went DOWN), flapping (bool),
+#     state_change (Nagios' percent state change it rests on), latencies (the last 60
+#     run times in microseconds, oldest first, separated by spaces)
+#   vrrp       null without a [vrrp] table; else the pair as the agent watches it
+#              (kachecks.agent.pair.PairView): watching (bool), error (why not, or
+#              null), keepalived_conf, instances (one object per watched vrrp_instance:
+#     name, vrid, interface, label ("VI_1 vrid 50 on eth0"), addresses (its VIPs),
+#     holder (this director holds them), held_since (Unix time or null), advertising
+#     (sources advertising now), adverts (seen on the wire), sources (address, priority,
+#     own, alive, adverts, last), problems (code, severity, since, text)), foreign (VRIDs
+#     keepalived.conf does not use, seen on a watched interface: interface, vrid,
+#     advertising, problem, sources)
 
 
 def document(state, pid, started, written, config, track_dir, snapshot):
     """The status document of an agent, from its kachecks.agent.snapshot.Snapshot."""
     return {"version": VERSION, "pid": pid, "state": state, "started": started,
             "written": written, "config": config, "track_dir": track_dir,
-            "checks": [_check(view) for view in snapshot.checks], "files": list(snapshot.files)}
+            "checks": [_check(view) for view in snapshot.checks], "files": list(snapshot.files),
+            "vrrp": pair_document(snapshot.vrrp)}
+
+
+def pair_document(view):
+    """The ``vrrp`` member of the status document: ``view`` (a PairView) as JSON values."""
+    if view is None or not view.configured:
+        return None
+
+    def sources(found):
+        return [{"address": s.address, "priority": s.priority, "own": s.own, "alive": s.alive,
+                 "adverts": s.adverts, "last": s.last} for s in found]
+
+    return {
+        "watching": view.watching, "error": view.error, "keepalived_conf": view.keepalived_conf,
+        "instances": [{
+            "name": i.name, "vrid": i.vrid, "interface": i.interface, "label": i.label,
+            "addresses": list(i.addresses), "holder": i.holder, "held_since": i.held_since,
+            "advertising": i.advertising, "adverts": i.adverts, "sources": sources(i.sources),
+            "problems": [{"code": p.code, "severity": p.severity, "since": p.since,
+                          "text": p.text} for p in i.problems],
+        } for i in view.instances],
+        "foreign": [{"interface": f.interface, "vrid": f.vrid, "advertising": f.advertising,
+                     "problem": f.problem, "sources": sources(f.sources)} for f in view.foreign],
+    }
 
 
 def _check(view):
@@ -73,7 +112,10 @@ def _check(view):
         "name": view.name, "file": view.file, "target": view.target, "state": view.state,
         "up": view.up, "value": view.value, "since": view.since, "latency": view.latency,
         "lateness": view.lateness, "reason": view.reason, "runs": view.runs,
-        "failed_runs": view.failures, "error": view.error,
+        "failed_runs": view.failures, "error": view.error, "cause": view.cause,
+        "health": view.health, "rise": view.rise, "fall": view.fall, "going": view.going,
+        "downtime": round(view.downtime, 3), "downs": view.downs, "flapping": view.flapping,
+        "state_change": round(view.state_change, 1), "latencies": view.latencies,
     }
 
 
@@ -86,8 +128,35 @@ def stopped(document):
     return document
 
 
-def render(document, now=None, alive=True, values=None):
-    """The lines ``kachecks agent status`` prints: a header, then one per check.
+SPARKS = "▁▂▃▄▅▆▇█"  # a terminal's sparkline, lowest to highest
+ASCII_SPARKS = "_.-~=+*#"  # the same where the terminal cannot show those
+SPARK_CELLS = 20  # the ring of 60 latencies in 20 cells (the highest of each 3)
+# ANSI colours of a STATE cell on a terminal: UP green, DOWN red, DRAIN blue, between
+# thresholds yellow; FLAPPING magenta
+_COLOURS = {"UP": "32", "DOWN": "31", "DRAIN": "34", "going-down": "33", "going-up": "33",
+            "FLAPPING": "35"}
+COLUMNS = ("CHECK", "STATE", "VALUE", "SINCE", "CAUSE", "LATENCY", "LAST 60", "DOWNTIME",
+           "DOWNS", "FLAPPING", "LAST RESULT")
+
+
+def state_label(check):
+    """(state, label, kind) of a status document's check: ``UP, going down 1/3`` while
+    between thresholds, as HAProxy's "UP 1/3"; kind is UP, DOWN, DRAIN, PENDING,
+    going-down or going-up."""
+    state = check.get("state") or "PENDING"
+    going = check.get("going")
+    health, rise, fall = check.get("health"), check.get("rise"), check.get("fall")
+    if going in ("up", "down") and all(isinstance(v, int) for v in (health, rise, fall)):
+        if going == "down":
+            return state, f"{state}, going down {rise + fall - 1 - health}/{fall}", "going-down"
+        return state, f"{state}, going up {health}/{rise}", "going-up"
+    return state, state, state if state in ("UP", "DOWN", "DRAIN") else "PENDING"
+
+
+def render(document, now=None, alive=True, values=None, colour=False, sparks=SPARKS):
+    """The lines ``kachecks agent status`` prints: a header, then one per check, with the
+    columns of the agent's status page (kachecks.agent.page); ``colour``: ANSI colours on
+    the STATE and FLAPPING cells (a terminal); ``sparks``: the sparkline's characters.
 
     When the agent is not running, the lines say when its last word was; ``values``
     ({path: number or None}) is what its track files hold now — what keepalived believes —
@@ -110,21 +179,37 @@ def render(document, now=None, alive=True, values=None):
         head = [f"kachecks agent is not running: pid {document.get('pid')} died without"
                 f" stopping; its last status is from {_stamp(written)} ({_ago(now - written)}"
                 " ago)"]
-    rows = [("CHECK", "STATE", "VALUE", "SINCE", "LATENCY", "LAST RESULT")]
+    rows, kinds = [COLUMNS], [(None, None)]
     for c in checks:
         since = c.get("since") if alive else written
         value = values.get(c.get("file")) if read else c.get("value", 0)
+        _, label, kind = state_label(c)
+        if not alive:
+            label, kind = ("STOPPED" if stopped else "STALE"), None
+        flapping = c.get("flapping")
+        change = c.get("state_change")
         rows.append((
-            c.get("name", "?"),
-            (c.get("state") or "PENDING") if alive else "STOPPED" if stopped else "STALE",
-            "-" if value is None else str(value),
+            str(c.get("name", "?")), label, "-" if value is None else str(value),
             f"{_stamp(since)} ({_ago(now - since)})" if since else "-",
-            f"{c['latency'] * 1000:.1f} ms" if c.get("latency") is not None else "-",
+            str(c.get("cause") or "-"),
+            f"{c['latency'] * 1000:.1f} ms" if isinstance(c.get("latency"), (int, float))
+            else "-",
+            spark(c.get("latencies"), sparks) or "-",
+            _ago(c["downtime"]) if isinstance(c.get("downtime"), (int, float)) else "-",
+            str(c.get("downs", "-")),
+            ("FLAPPING" if flapping else "no") + (f" {change:.0f}%" if isinstance(
+                change, (int, float)) else ""),
             _last(c),
         ))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = head + ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  "
-                    + row[5] for row in rows]
+        kinds.append((kind, "FLAPPING" if flapping else None))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
+    lines = head
+    for row, (kind, flap) in zip(rows, kinds):
+        cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+        if colour:
+            cells[1] = _paint(cells[1], kind)
+            cells[9] = _paint(cells[9], flap)
+        lines.append("  ".join(cells) + "  " + row[-1])
     if read:
         stale = sorted(path for path, value in values.items() if value)
         if stale:
@@ -134,7 +219,59 @@ def render(document, now=None, alive=True, values=None):
         elif stopped:
             lines.append("every track file reads 0 (or is missing): this director's real"
                          " servers are out")
+    if alive:  # a dead agent's last view of the pair is no view of it now
+        lines += _pair_lines(document.get("vrrp"), now)
     return [line.rstrip() for line in lines]
+
+
+def spark(latencies, sparks=SPARKS, cells=SPARK_CELLS):
+    """A ring (the document's ``latencies``) as ``cells`` characters, each the highest of
+    its share of the ring, scaled from 0 to the ring's highest; "" when empty or bad."""
+    if not isinstance(latencies, str):
+        return ""
+    try:
+        values = [int(v) for v in latencies.split()]
+    except ValueError:
+        return ""
+    if not values:
+        return ""
+    step = max(1, -(-len(values) // cells))
+    peaks = [max(values[i:i + step]) for i in range(0, len(values), step)]
+    top = max(peaks) or 1
+    last = len(sparks) - 1
+    return "".join(sparks[min(last, v * last // top)] for v in peaks)
+
+
+def _paint(cell, kind):
+    code = _COLOURS.get(kind)
+    return f"\033[{code}m{cell}\033[0m" if code else cell
+
+
+def _pair_lines(pair, now):
+    """One block per watched instance: who holds it, who advertises, what is wrong."""
+    if not isinstance(pair, dict):
+        return []
+    lines = [f"VRRP ({pair.get('keepalived_conf')}):"]
+    if not pair.get("watching"):
+        return lines + [f"  not watching: {pair.get('error') or 'starting'}"]
+    for i in pair.get("instances", []):
+        since = i.get("held_since")
+        held = (f"HELD HERE since {_stamp(since)} ({_ago(now - since)})" if i.get("holder")
+                and since else "HELD HERE" if i.get("holder") else "not held here")
+        heard = [f"{s['address']} prio {s['priority']}{' (this director)' if s.get('own') else ''}"
+                 for s in i.get("sources", []) if isinstance(s, dict) and s.get("alive")]
+        lines.append(f"  {i.get('label')}: {held} ({', '.join(i.get('addresses', []))});"
+                     f" advertising: {', '.join(heard) or 'nobody'}")
+        for p in i.get("problems", []):
+            since = p.get("since")
+            when = f" since {_stamp(since)} ({_ago(now - since)})" if since else ""
+            lines.append(f"    {p.get('code')} ({p.get('severity')}){when}: {p.get('text')}")
+    for f in pair.get("foreign", []):
+        if f.get("problem"):
+            heard = ", ".join(f"{s['address']} prio {s['priority']}" for s in f.get("sources", []))
+            lines.append(f"  foreign vrid {f.get('vrid')} on {f.get('interface')}: {heard}"
+                         " (a VRID keepalived.conf does not use)")
+    return lines
 
 
 def _last(check):

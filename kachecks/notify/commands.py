@@ -151,28 +151,38 @@ def put(evt, root):
     return spool
 
 
-def announce(prog, evt, spool, cfg):
+def announce(prog, evt, spool, cfg, kick=None):
     """Log the spooled event, then make sure a deliverer runs (none while ``cfg`` is None:
-    the configuration is broken). Even without channels a deliverer runs, to empty incoming/."""
+    the configuration is broken). Even without channels a deliverer runs, to empty incoming/.
+    ``kick``: how (default detach.kick; a process with threads passes detach.launch)."""
     note = "" if cfg else ", not delivered until the configuration is fixed"
     log(f"event {events.describe(evt)} (from {evt['source']}, spooled as {evt['id']}{note})", LOG_NOTICE)
     if cfg:
         try:
-            detach.kick(spool, cfg)
+            (kick or detach.kick)(spool, cfg)
         except store.SpoolError as exc:
             warn(prog, f"{exc}; the event stays in the spool")
 
 
-def queue_event(prog, event_args, opts):
-    """``kachecks notify``: the event is on disk before the configuration is even validated."""
-    evt = events.from_argv(event_args)
+def spool_event(prog, evt, opts, kick=None):
+    """Spool ``evt`` before the configuration is even validated, then announce it: ``(root,
+    problem, cfg)``: problem is what is wrong with the configuration (the event waits in
+    ``root`` until it is fixed; cfg None) or None. CommandFailed when the event is not on disk. `kachecks notify` and the agent's
+    [vrrp] notifications both come this way."""
     root = fallback_spool_dir(prog, opts)  # the configured spool, as far as it can be read
     with put(evt, root) as spool:
         try:
             cfg, problem = load_config(opts), None
         except Exception as exc:  # noqa: BLE001 — the event is on disk: say why, deliver later
             cfg, problem = None, _config_problem(exc)
-        announce(prog, evt, spool, cfg)
+        announce(prog, evt, spool, cfg, kick)
+    return root, problem, cfg
+
+
+def queue_event(prog, event_args, opts):
+    """``kachecks notify``: the event is on disk before the configuration is even validated."""
+    evt = events.from_argv(event_args)
+    root, problem, cfg = spool_event(prog, evt, opts)
     if problem:
         raise CommandFailed(f"{problem} — event kept in {root}; fix it, then run "
                             "`kachecks spool flush`")

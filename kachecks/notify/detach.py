@@ -4,10 +4,17 @@
 group of a STOP notify after 1 s: delivery runs in a detached grandchild that
 takes the spool lock. ``spool flush`` and ``purge`` ask a deliverer that is
 backing off to hand the lock over (SIGUSR1).
+
+A process with threads (the agent) must not fork into Python: the child
+would inherit every lock another thread held at that instant. It starts the
+deliverer with ``launch`` instead: ``python3 -m kachecks.notify.detach FILE``,
+a fresh interpreter that does what ``kick`` does and exits.
 """
 
 import os
 import signal
+import subprocess
+import sys
 
 from kachecks.notify import deliver, spool
 from kachecks.notify.log import LOG_ERR, LOG_WARNING, log
@@ -32,6 +39,21 @@ def kick(opened, cfg):
     """
     if not opened.lock().busy():
         spawn(cfg)
+
+
+def launch(opened, cfg):
+    """``kick`` for a process with threads: the Popen of a fresh interpreter that starts the
+    deliverer and exits at once (the caller reaps it), or None when one runs already."""
+    if opened.lock().busy():
+        return None
+    try:
+        return subprocess.Popen([sys.executable, "-m", __name__, cfg.path],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True, cwd="/")
+    except OSError as exc:
+        log(f"cannot start delivery ({exc.strerror or exc}); events stay in the spool",
+            LOG_WARNING)
+        return None
 
 
 def spawn(cfg):
@@ -67,3 +89,27 @@ def spawn(cfg):
         code = ExitCode.FAILURE
     finally:
         os._exit(code)
+
+
+def main(argv):
+    """``python3 -m kachecks.notify.detach FILE``: ``kick`` with FILE's configuration."""
+    from kachecks.notify import config as configuration
+    from kachecks.runtime import guarded
+
+    def run(path):
+        cfg = configuration.load(path)
+        with spool.Spool(cfg.spool_dir) as opened:
+            kick(opened, cfg)
+        return ExitCode.OK
+
+    def report(line):
+        log(line, LOG_ERR)
+
+    if len(argv) != 2:
+        report("usage: python3 -m kachecks.notify.detach KACHECKS.TOML")
+        return ExitCode.FAILURE
+    return guarded(run, argv[1], prog="kachecks deliverer", report=report)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

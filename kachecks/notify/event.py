@@ -13,12 +13,13 @@ from kachecks.runtime import one_line
 
 TYPES = ("INSTANCE", "GROUP", "RS", "VS")
 HEARTBEAT = "HEARTBEAT"  # made by kachecks itself ([notify] heartbeat, notify --test), never from argv
-KINDS = TYPES + (HEARTBEAT,)
+VRRP = "VRRP"  # a problem of the pair seen on the wire by the agent's [vrrp]; never from argv
+KINDS = TYPES + (HEARTBEAT, VRRP)
 HEARTBEAT_PID = 0  # the pid field of a heartbeat's id (no process has pid 0): known by its name
 STATE_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}|\{UNKNOWN\}")
 ID_RE = re.compile(r"\d{19}-\d{7,10}-[0-9a-f]{6}")  # what new_id() makes; also the spool file name
 HOST_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,252}")
-SOURCES = ("notify", "fifo", "heartbeat", "test")
+SOURCES = ("notify", "fifo", "heartbeat", "test", "agent")
 MAX_TEXT = 1024  # per field: a name longer than this is cut, so an event file stays small
 
 # docs/reference.md, "FIFO lines": the VRRP name is quoted and NOT escaped, so anchor the tail.
@@ -77,8 +78,9 @@ def clean(text):
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "…"
 
 
-def _record(event_id, when, host, kind, name, vs, state, priority, raw, source):
-    """The one shape of an event, with every text field cleaned."""
+def _record(event_id, when, host, kind, name, vs, state, priority, raw, source, title=None):
+    """The one shape of an event, with every text field cleaned. ``title``: what an event
+    kachecks made itself says after its name (``SPLIT BRAIN (…)``); None for keepalived's."""
     return {
         "id": event_id,
         "time": when,
@@ -90,13 +92,14 @@ def _record(event_id, when, host, kind, name, vs, state, priority, raw, source):
         "priority": priority,
         "raw": clean(raw),
         "source": source,
+        "title": clean(title) if title else None,
     }
 
 
-def make(kind, name, state, priority=None, vs=None, raw="", source="notify"):
+def make(kind, name, state, priority=None, vs=None, raw="", source="notify", title=None):
     now_ns = process_start_ns() if source == "notify" else time.time_ns()
     return _record(new_id(now_ns), now_ns / 1e9, os.uname().nodename, kind, name, vs, state,
-                   priority, raw, source)
+                   priority, raw, source, title)
 
 
 def check(obj, expected_id=None):
@@ -128,10 +131,13 @@ def check(obj, expected_id=None):
     priority, vs, raw = obj.get("priority"), obj.get("vs"), obj.get("raw", "")
     if priority is not None and not (_number(priority, int) and abs(priority) < 2**31):
         raise EventError(f"no valid priority ({_short(priority)})")
-    if not (vs is None or isinstance(vs, str)) or not isinstance(raw, str):
-        raise EventError("vs or raw is not text")
+    title = obj.get("title")
+    if not (vs is None or isinstance(vs, str)) or not isinstance(raw, str) or \
+            not (title is None or isinstance(title, str)):
+        raise EventError("vs, raw or title is not text")
     source = obj.get("source") if obj.get("source") in SOURCES else "notify"
-    return _record(event_id, float(when), host, kind, name, vs, state, priority, raw, source)
+    return _record(event_id, float(when), host, kind, name, vs, state, priority, raw, source,
+                   title)
 
 
 def _number(value, kind):
@@ -236,10 +242,25 @@ def heartbeat(when, note, source="heartbeat"):
 
 
 def headline(event, template):
-    """The one line about ``event``: ``mail.subject`` rendered; a heartbeat says so plainly."""
+    """The one line about ``event`` (a mail's subject, a webhook's text): ``mail.subject``
+    rendered; an event kachecks made itself says what it is plainly: a heartbeat, or a
+    problem of the VRRP pair by its title
+    (``[lvs1] VI_1: SPLIT BRAIN (192.168.8.100 prio 100, 192.168.8.110 prio 50)``)."""
     if event["type"] == HEARTBEAT:
         test = " (test)" if event["source"] == "test" else ""
         return f"[{event['host']}] HEARTBEAT{test} from {event['name']}: kachecks can notify you"
+    if event["type"] == VRRP:
+        return f"[{event['host']}] {event['name']}: {event.get('title') or event['state']}"
+    return template.format(**fields(event))
+
+
+def body(event, template):
+    """The text about ``event`` in a mail: ``mail.body`` rendered, or the heartbeat's or a
+    VRRP problem's own."""
+    if event["type"] == HEARTBEAT:
+        return HEARTBEAT_BODY.format(**fields(event))
+    if event["type"] == VRRP:
+        return VRRP_BODY.format(**fields(event), title=event.get("title") or event["state"])
     return template.format(**fields(event))
 
 
@@ -254,6 +275,22 @@ It comes through every notification channel, so a relay that stopped
 accepting mail, a recipient that bounces or a dead webhook shows up now,
 not at the next failover. If it stops coming, run `kachecks notify --test`
 and `kachecks spool list` on {host}.
+"""
+
+VRRP_BODY = """\
+kachecks on {host} watches the VRRP pair on the wire (kachecks agent, [vrrp])
+
+Host:     {host}
+Time:     {time}
+Instance: {name}
+What:     {title}
+Detail:   {raw}
+
+What each director sees now, on both:
+  kachecks agent status
+  kachecks vrrp watch
+What each problem means, its likely causes and the commands that confirm it:
+/usr/share/doc/kachecks/docs/vrrp.md
 """
 
 

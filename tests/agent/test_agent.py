@@ -1,9 +1,12 @@
 """The running agent against real loopback peers: files, signals, reload, syslog, status."""
 
 import json
+import os
+import pty
 import re
 import signal
 import stat
+import subprocess
 import threading
 import time
 
@@ -233,11 +236,63 @@ def test_status_prints_one_line_per_check(agent_factory, web):
     assert proc.returncode == 0, proc.stderr
     head, columns, web1, web2 = proc.stdout.splitlines()
     assert head == f"kachecks agent (pid {agent.pid}): 2 checks, 1 up"
-    assert columns.split() == ["CHECK", "STATE", "VALUE", "SINCE", "LATENCY", "LAST", "RESULT"]
+    assert columns.split() == ["CHECK", "STATE", "VALUE", "SINCE", "CAUSE", "LATENCY", "LAST",
+                               "60", "DOWNTIME", "DOWNS", "FLAPPING", "LAST", "RESULT"]
     assert web1.split()[:3] == ["web1", "UP", "1"] and "200 OK, md5 5f2b…75 matches" in web1
     assert web2.split()[:3] == ["web2", "DOWN", "0"]
     assert "md5 mismatch (got 5f2b4547f41470dc3e293e7267461575, want fe02" in web2
-    assert " ms  " in web1
+
+    def cell(row, name):  # the columns are aligned under their heads
+        return row[columns.index(name):].split()[0]
+
+    assert (cell(web1, "CAUSE"), cell(web2, "CAUSE")) == ("L7OK", "L7RSP")
+    assert cell(web1, "LATENCY").replace(".", "").isdigit() and " ms  " in web1
+    assert cell(web1, "FLAPPING") == "no" and cell(web2, "DOWNS") == "0"
+    assert "\033[" not in proc.stdout  # no colour into a pipe
+
+
+def test_status_paints_the_states_on_a_terminal_and_prints_the_document_with_json(
+        agent_factory, web):
+    agent = agent_factory([http_check("web1", web), http_check("web2", web, MD5_SERVER2)],
+                          interval=0.5, timeout=0.3)
+    with agent:
+        agent.wait_status(lambda d: all(c["state"] for c in d["checks"]))
+        painted = on_a_terminal("agent", "status", "--config", agent.config)
+        plain = on_a_terminal("agent", "status", "--config", agent.config,
+                              env={"NO_COLOR": "1"})
+        proc = run_agent_cli("status", "--json", "--config", agent.config)
+    assert "\033[32mUP" in painted and "\033[31mDOWN" in painted
+    assert "\033[" not in plain and "DOWN" in plain
+    assert proc.returncode == 0, proc.stderr
+    document = json.loads(proc.stdout)
+    assert [(c["name"], c["state"], c["cause"]) for c in document["checks"]] == [
+        ("web1", "UP", "L7OK"), ("web2", "DOWN", "L7RSP")]
+
+
+def on_a_terminal(*args, env=None):
+    """What ``kachecks ARGS`` writes to a terminal (a pseudo-terminal of ours)."""
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.run(cli.command("kachecks") + [str(a) for a in args],
+                              stdout=follower, stderr=subprocess.PIPE, timeout=30,
+                              env={**os.environ, **(env or {})})
+        os.close(follower)
+        follower = None
+        out = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal's other side is closed and drained
+                break
+            if not chunk:
+                break
+            out += chunk
+    finally:
+        if follower is not None:
+            os.close(follower)
+        os.close(leader)
+    assert proc.returncode == 0, proc.stderr
+    return out.decode("utf-8", "replace")
 
 
 def test_zero_after_a_crash_sets_every_file_the_agent_wrote_to_0(agent_factory, web):

@@ -1,4 +1,5 @@
-"""kachecks.toml's [agent] and [[check]]: one parser for misc_path lines, one line per mistake."""
+"""kachecks.toml's [agent], [[check]] and [vrrp]: one parser for misc_path lines, one line per
+mistake."""
 
 import pytest
 
@@ -130,6 +131,11 @@ def test_the_commands_own_timeout_wins_over_the_tables(tmp_path):
      "check 'web1': director: a --dynamic check's value is a real server's weight"),
     ({"name": "web1", "command": GOOD, "file": ".kachecks-agent.running"}, {},
      "check 'web1': file: .kachecks-agent.running is the agent's own"),
+    ({"name": "pair", "command": "kachecks-vrrp --instance VI_1"}, {},
+     "check 'pair': command: kachecks-vrrp listens for seconds on every run: the agent watches"
+     " the pair all the time with a [vrrp] table instead (docs/agent.md)"),
+    ({"name": "pair", "command": "/usr/bin/kachecks check vrrp"}, {},
+     "check 'pair': command: kachecks-vrrp listens for seconds on every run"),
 ])
 def test_every_config_error_names_file_check_and_key_in_one_line(tmp_path, check, agent, message):
     path = tmp_path / "kachecks.toml"
@@ -207,7 +213,8 @@ def test_duplicate_names_and_files_are_refused(tmp_path):
     ("[agent\n", "invalid TOML"),
     ("[agentt]\n", "unknown section [agentt]; did you mean 'agent'?"),
     ("[smpt]\n", "unknown section [smpt]; did you mean 'smtp'?"),
-    ("[log]\n", "unknown section [log] (known: smtp, mail, webhook, spool, notify, agent, check)"),
+    ("[log]\n", "unknown section [log] (known: smtp, mail, webhook, spool, notify, agent, check,"
+                " vrrp)"),
     ("[check]\nname = 'x'\n", "check must be [[check]] tables"),
     ("agent = 3\n", "agent must be an [agent] table"),
 ])
@@ -290,3 +297,56 @@ def test_conf_asks_for_the_address_of_a_real_server_named_by_host_name(tmp_path)
            "            track_file web1-tcp\n        }\n    }\n" in text
     assert f"track_file web1 {{\n    file {tmp_path}/track/web1\n    weight 0 reverse\n" \
            "    init_file 0\n}\n" in text
+
+
+def test_the_vrrp_table_is_read_with_keepalived_confs_defaults(tmp_path):
+    path = tmp_path / "kachecks.toml"
+    path.write_text(agent_toml([], tmp_path / "track", tables={"vrrp": {}}))
+    settings = config.load(path).vrrp
+    assert settings.keepalived_conf == "/etc/keepalived/keepalived.conf"
+    assert (settings.instances, settings.hold, settings.ignore_vrids, settings.config_id) == \
+        ((), None, (), None)
+    path.write_text(agent_toml([], tmp_path / "track", tables={"vrrp": {
+        "keepalived_conf": "/etc/keepalived/lvs.conf", "instances": ["VI_1", "VI_2"],
+        "hold": "5s", "ignore_vrids": [51, 52], "config_id": "lvs1"}}))
+    settings = config.load(path).vrrp
+    assert (settings.keepalived_conf, settings.instances, settings.hold, settings.ignore_vrids,
+            settings.config_id) == ("/etc/keepalived/lvs.conf", ("VI_1", "VI_2"), 5.0, (51, 52),
+                                    "lvs1")
+    path.write_text(agent_toml([], tmp_path / "track"))
+    assert config.load(path).vrrp is None  # no table: nothing watched
+
+
+@pytest.mark.parametrize("table, message", [
+    ({"keepalived_conf": "keepalived.conf"},
+     '[vrrp] keepalived_conf: must be an absolute path, not "keepalived.conf"'),
+    ({"keepalived_conf": ""}, '[vrrp] keepalived_conf: must be a non-empty string, not ""'),
+    ({"keepalived_conf": "/etc/k\nx.conf"}, "[vrrp] keepalived_conf: holds a control character"),
+    ({"instances": "VI_1"},
+     '[vrrp] instances: must be a list of vrrp_instance names (["VI_1"]), not "VI_1"'),
+    ({"instances": ["VI_1", 2]}, "[vrrp] instances: must be a list of vrrp_instance names"),
+    ({"hold": 0}, "[vrrp] hold: must be more than 0 and at most 3600 seconds, not 0"),
+    ({"hold": "soon"}, "[vrrp] hold: must be a duration (a number of seconds"),
+    ({"ignore_vrids": [51, 256]},
+     "[vrrp] ignore_vrids: must be a list of virtual_router_ids from 1 to 255 ([51]), not [51, 256]"),
+    ({"ignore_vrids": 51}, "[vrrp] ignore_vrids: must be a list of virtual_router_ids"),
+    ({"config_id": 1}, "[vrrp] config_id: must be a non-empty string, not 1"),
+    ({"instance": ["VI_1"]}, "[vrrp] instance: unknown key; did you mean 'instances'?"),
+    ({"notify": True}, "[vrrp] notify: unknown key (known: keepalived_conf, instances, hold,"
+                       " ignore_vrids, config_id)"),
+])
+def test_every_vrrp_table_error_names_file_table_and_key_in_one_line(tmp_path, table, message):
+    path = tmp_path / "kachecks.toml"
+    path.write_text(agent_toml([], tmp_path / "track", tables={"vrrp": table}))
+    proc = run_agent_cli("--check-config", "--config", path)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(f"kachecks agent: {path}: {message}"), proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+
+
+def test_vrrp_must_be_a_table(tmp_path):
+    path = tmp_path / "kachecks.toml"
+    path.write_text("vrrp = 1\n")
+    proc = run_agent_cli("--check-config", "--config", path)
+    assert proc.returncode == 1
+    assert proc.stderr == f"kachecks agent: {path}: vrrp must be a [vrrp] table\n"

@@ -1,5 +1,6 @@
 """What the agent tells Prometheus and systemd, read the way they read it."""
 
+import json
 import signal
 import socket
 import time
@@ -105,19 +106,26 @@ def test_a_reload_moves_the_endpoint_and_forgets_removed_checks(agent_factory, w
             scrape(first)
 
 
-def test_without_prometheus_client_the_checks_run_and_the_agent_says_why(agent_factory, web,
-                                                                        syslog_socket):
+def test_without_prometheus_client_the_page_is_served_and_metrics_say_why(agent_factory, web,
+                                                                           syslog_socket):
     port = free_port()
     agent = agent_factory([http_check("web1", web)], metrics=f"127.0.0.1:{port}",
                           preamble="import sys; sys.modules['prometheus_client'] = None",
                           interval=0.3, timeout=0.2)
     with agent:
         agent.wait_value("web1", "1\n")
-        with pytest.raises(urllib.error.URLError):
+        with pytest.raises(urllib.error.HTTPError) as error:
             scrape(port)
-    lines = [m for m in syslog_socket() if "metrics endpoint" in m]
+        assert error.value.code == 503
+        assert b"python3-prometheus-client is not installed" in error.value.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as reply:
+            assert reply.headers["Content-Type"] == "text/html; charset=utf-8"
+            assert b'id="check-web1"' in reply.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status.json", timeout=5) as reply:
+            assert json.load(reply)["checks"][0]["name"] == "web1"
+    lines = [m for m in syslog_socket() if "metrics" in m]
     assert len(lines) == 1, lines
-    assert "no metrics endpoint: python3-prometheus-client is not installed" in lines[0]
+    assert "no /metrics: python3-prometheus-client is not installed" in lines[0]
 
 
 def test_a_busy_metrics_port_costs_the_endpoint_not_the_checks(agent_factory, web, syslog_socket):
@@ -200,6 +208,51 @@ def test_the_shipped_unit_is_type_notify_with_fail_closed_stop_post(tmp_path):
     proc = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_notify_spool_is_exported_for_the_stuck_notifications_alert(agent_factory, web,
+                                                                      tmp_path):
+    from kachecks.notify import event as events
+    from kachecks.notify.spool import Spool
+
+    root = tmp_path / "spool"
+    spool = Spool(str(root))
+    old = events.make("INSTANCE", "VI_1", "MASTER")
+    old["id"] = events.new_id(time.time_ns() - 600 * 10**9)  # waiting for ten minutes
+    spool.put(old)
+    spool.put(events.make("INSTANCE", "VI_1", "BACKUP"))
+    port = free_port()
+    agent = agent_factory([http_check("web1", web)], metrics=f"127.0.0.1:{port}",
+                          interval=0.3, timeout=0.2)
+    agent.config.write_text(agent.config.read_text() + f'\n[spool]\ndir = "{root}"\n')
+    with agent:
+        samples = wait_scrape(port, lambda s: value(s, "kachecks_check_up", "web1") == 1)
+    assert samples[("kachecks_spool_events", (("channel", "incoming"),))] == 2
+    assert samples[("kachecks_spool_events", (("channel", "mail"),))] == 0
+    age = samples[("kachecks_spool_oldest_event_age_seconds", (("channel", "incoming"),))]
+    assert 600 <= age < 700
+    assert samples[("kachecks_notify_deliveries_total",
+                    (("channel", "mail"), ("result", "expired")))] == 0
+
+
+def test_each_check_exports_its_history(agent_factory, web):
+    port = free_port()
+    refused = f"127.0.0.1:{free_port()}"  # nothing listens there
+    agent = agent_factory([http_check("web1", web),
+                           {"name": "web2", "command": f"kachecks-http --url http://{refused}/"}],
+                          metrics=f"127.0.0.1:{port}", interval=0.3, timeout=0.2, rise=2,
+                          fall=2)
+    with agent:
+        samples = wait_scrape(port, lambda s: value(
+            s, "kachecks_check_results_total", "web2", cause="L4CON") >= 3)
+    assert value(samples, "kachecks_check_results_total", "web1", cause="L7OK") >= 1
+    assert not [key for key in samples if key[0] == "kachecks_check_results_total"
+                and ("check", "web1") in key[1] and ("cause", "L7OK") not in key[1]]
+    assert value(samples, "kachecks_check_health", "web1") == 3  # rise + fall - 1: up
+    assert value(samples, "kachecks_check_health", "web2") == 0
+    assert value(samples, "kachecks_check_downtime_seconds_total", "web2") > 0
+    assert value(samples, "kachecks_check_downtime_seconds_total", "web1") == 0
+    assert value(samples, "kachecks_check_flapping", "web1") == 0
 
 
 def test_the_shipped_unit_paces_restarts_and_fits_10000_checks():

@@ -330,14 +330,18 @@ def test_the_status_document_carries_each_checks_published_state_from_a_snapshot
                                config="/etc/kachecks/kachecks.toml",
                                track_dir="/run/kachecks/track", snapshot=taken)
     assert sorted(document) == ["checks", "config", "files", "pid", "started", "state",
-                                "track_dir", "version", "written"]
+                                "track_dir", "version", "vrrp", "written"]
+    assert document["vrrp"] is None  # no [vrrp] table
     assert document["files"] == ["/run/kachecks/track/old", "/run/kachecks/track/web1",
                                  "/run/kachecks/track/web2"]
     web1, web2 = document["checks"]
     assert web1 == {"name": "web1", "file": "/run/kachecks/track/web1",
                     "target": "[192.168.8.101]:80", "state": "UP", "up": True, "value": 1,
                     "since": 1.7e9, "latency": pytest.approx(0.001), "lateness": 1.0,
-                    "reason": "200 OK", "runs": 1, "failed_runs": 0, "error": None}
+                    "reason": "200 OK", "runs": 1, "failed_runs": 0, "error": None,
+                    "cause": "L7OK", "health": 1, "rise": 1, "fall": 1, "going": None,
+                    "downtime": 0.0, "downs": 0, "flapping": False, "state_change": 0.0,
+                    "latencies": "1000"}
     assert (web2["state"], web2["value"], web2["reason"]) == ("DOWN", 0, "md5 mismatch")
     lines = status.render(document, now=1.7e9 + 5)
     assert lines[0] == "kachecks agent (pid 911): 2 checks, 1 up"

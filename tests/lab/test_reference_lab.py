@@ -1,4 +1,4 @@
-"""End to end: the reference deployment in namespaces fails over and mails the admins.
+"""End to end: the reference deployment in namespaces splits, fails over and mails the admins.
 
 The same scenario as ``scripts/lab`` (harness/lab/scenario.py), run once; each test
 asserts one aspect of its outcome.
@@ -56,7 +56,7 @@ def test_corrupted_page_fails_the_check_and_the_check_says_why(outcome):
 def test_vrrp_timeline_is_lvs1_master_then_lvs2_master_and_nopreempt_holds(outcome):
     _, summary = outcome
     masters = [host for host, text in summary["vrrp"] if "Entering MASTER STATE" in text]
-    assert masters == ["lvs1", "lvs2"]
+    assert masters == ["lvs1", "lvs2", "lvs2"]  # lvs2: in the split brain, then the failover
     assert summary["lvs1_states_after_restart"] == ["BACKUP"]
     assert summary["lvs2_state"] == "MASTER"
     assert summary["vip_after_restore"] == "lvs2"
@@ -85,6 +85,28 @@ def test_every_transition_reached_the_administrators_by_mail(outcome):
     lvs1_master = next(i for i, s in enumerate(summary["mails"]) if "lvs1" in s and "MASTER" in s)
     lvs2_master = next(i for i, s in enumerate(summary["mails"]) if "lvs2" in s and "MASTER" in s)
     assert lvs1_master < lvs2_master
+
+
+def test_vrrp_filtered_on_lvs2_is_split_brain_mailed_by_both_agents_within_seconds(outcome):
+    _, summary = outcome
+    assert summary["split_brain_owners"] == ["lvs1", "lvs2"]  # both MASTER
+    split = "SPLIT BRAIN (192.168.8.100 prio 100, 192.168.8.110 prio 50)"
+    assert summary["split_brain_subjects"] == {host: f"Subject: [{host}] VI_1: {split}"
+                                               for host in ("lvs1", "lvs2")}
+    # lvs2 takes the VIP after 3 adverts and skew, the agents hold 3 advert_int more
+    assert all(delay <= 3.6 + 3 + 4 for delay in summary["split_brain_mails"].values()), \
+        summary["split_brain_mails"]
+    assert ("VI_1", "split-brain") in summary["split_brain_status"]["lvs1"]
+    assert ("VI_1", "filtered") in summary["split_brain_status"]["lvs2"]
+    assert ("VI_1", "filtered") not in summary["split_brain_status"]["lvs1"]
+
+
+def test_vrrp_let_in_again_ends_the_split_brain_and_both_agents_mail_that_it_is_over(outcome):
+    _, summary = outcome
+    assert summary["split_brain_owners_after"] == ["lvs1"]
+    assert sorted(summary["split_brain_over_subjects"]) == ["lvs1", "lvs2"]
+    for host, text in summary["split_brain_over_subjects"].items():
+        assert text.startswith(f"Subject: [{host}] VI_1: split brain over after "), text
 
 
 def test_teardown_leaves_no_namespace_or_process(outcome):

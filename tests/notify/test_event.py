@@ -65,6 +65,7 @@ def test_argv_forms(argv, expected):
     (["INSTANCE", "VI_1", "MASTER", "high"], "invalid PRIORITY 'high'"),
     (["INSTANCE", "VI_1", "MASTER", "100", "extra"], "too many arguments"),
     (["RS", "UP"], "RS needs the real server"),
+    (["VRRP", "VI_1", "SPLIT_BRAIN"], "unknown TYPE 'VRRP'"),  # only the agent makes those
 ])
 def test_bad_argv_names_the_problem(argv, message):
     with pytest.raises(EventError, match=message):

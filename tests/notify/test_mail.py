@@ -157,3 +157,52 @@ def test_default_from_of_a_host_without_domain_asks_for_mail_from_and_keeps_the_
     assert ("mail: mail.from is not set and this host's name (lvs1) has no domain (see `hostname -f`); "
             'set it in the configuration, e.g. from = "kachecks@lvs1.example.org"') in flushed.stderr
     assert len(notifier.queued()) == 1
+
+
+SPLIT = "SPLIT BRAIN (192.168.8.100 prio 100, 192.168.8.110 prio 50)"
+
+
+def vrrp_event(state="SPLIT_BRAIN", title=SPLIT):
+    from kachecks.notify import event
+
+    return event.make(event.VRRP, "VI_1", state, source="agent", title=title,
+                      raw="split-brain (critical): VI_1 vrid 50 on eth0: split brain: 192.168.8.100"
+                          " prio 100 and 192.168.8.110 prio 50 (this director) both master for"
+                          " 3.0 s (this director holds 192.168.8.142)")
+
+
+def test_the_agents_vrrp_problem_is_spooled_and_mailed_saying_split_brain_plainly(notifier, relay):
+    from kachecks.agent.pair import Poster
+
+    # the configured subject is keepalived's events'; a problem of the pair says itself
+    notifier.configure(relay, mail={"subject": "kcnt {state} on {host}: {name}"})
+    poster = Poster(str(notifier.config))
+    poster(vrrp_event())
+    poster(vrrp_event("SPLIT_BRAIN_OVER", "split brain over after 42 s"))
+    first, second = relay.wait_for(2)
+    host = os.uname().nodename
+    assert " ".join(first["Subject"].split()) == f"[{host}] VI_1: {SPLIT}"
+    assert second["Subject"] == f"[{host}] VI_1: split brain over after 42 s"
+    body = first.get_content()
+    assert f"What:     {SPLIT}" in body and "Instance: VI_1" in body
+    assert "Detail:   split-brain (critical): VI_1 vrid 50 on eth0: split brain: " in body
+    assert "/usr/share/doc/kachecks/docs/vrrp.md" in body
+    notifier.wait_delivered()
+    end = time.monotonic() + 10  # the launchers it started (by exec: the agent has threads)
+    while poster.children and time.monotonic() < end:
+        poster.reap()
+        time.sleep(0.05)
+    assert poster.children == []
+
+
+def test_a_vrrp_event_survives_the_spool_with_its_title(notifier):
+    from kachecks.notify import event
+    from kachecks.notify import spool as store
+
+    made = vrrp_event()
+    with store.Spool(str(notifier.spool)) as spool:
+        spool.put(made)
+        (name,) = spool.names("incoming")
+        back = spool.event("incoming", name)
+    assert back == made and back["title"] == SPLIT and back["source"] == "agent"
+    assert event.describe(back) == "VRRP VI_1 SPLIT_BRAIN"

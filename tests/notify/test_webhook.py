@@ -41,3 +41,20 @@ def test_mail_and_webhook_both_get_the_event(notifier, relay, httpserver):
     notifier.wait_delivered()
     assert len(httpserver.log) == 1
     assert json.loads(httpserver.log[0][0].get_data())["message_id"] == msg["Message-ID"]
+
+
+def test_the_agents_vrrp_problem_reaches_the_webhook_with_its_plain_text(notifier, httpserver):
+    from kachecks.agent.pair import Poster
+    from kachecks.notify import event
+
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    notifier.configure(mail={"enabled": False}, webhook={"url": httpserver.url_for("/hook")})
+    title = "SPLIT BRAIN (192.168.8.100 prio 100, 192.168.8.110 prio 50)"
+    Poster(str(notifier.config))(event.make(event.VRRP, "VI_1", "SPLIT_BRAIN", source="agent",
+                                             title=title, raw="split-brain (critical): …"))
+    notifier.wait_delivered()
+    (request, _), = httpserver.log
+    body = json.loads(request.get_data())
+    assert body["text"].endswith(f"] VI_1: {title}")
+    (sent,) = body["events"]
+    assert (sent["type"], sent["state"], sent["title"]) == ("VRRP", "SPLIT_BRAIN", title)

@@ -11,7 +11,7 @@ from email.message import EmailMessage
 
 from kachecks.errors import UsageError
 from kachecks.notify.channels import Accepted, DeliveryError
-from kachecks.notify.event import HEARTBEAT, HEARTBEAT_BODY, fields, headline
+from kachecks.notify.event import body, headline
 from kachecks.secrets import read_password_file
 
 
@@ -46,8 +46,7 @@ def compose(events, cfg, msgid):
     if len(events) > 1:
         subject += f" (+{len(events) - 1} more)"
     separator = "\n" + "-" * 60 + "\n\n"
-    body = separator.join((HEARTBEAT_BODY if e["type"] == HEARTBEAT else mail["body"]).format(**fields(e))
-                          for e in events)
+    text = separator.join(body(e, mail["body"]) for e in events)
     msg = EmailMessage()
     msg["From"] = from_address(cfg)
     msg["To"] = ", ".join(mail["to"])
@@ -56,7 +55,7 @@ def compose(events, cfg, msgid):
     msg["Message-ID"] = msgid
     msg["Auto-Submitted"] = "auto-generated"
     msg["X-Kachecks-Events"] = " ".join(e["id"] for e in events)
-    msg.set_content(body)
+    msg.set_content(text)
     return msg
 
 
