@@ -79,6 +79,7 @@ def local(config, dialect, run, timeout):
     checks, bad = commands.parse(every)
     found += bad
     found += commands.settings(checks)
+    found += commands.faulting_listeners(checks, config)
     listeners = [command for command in checks if command.listens]
     if run:
         urls = webchecks.collect(config)
