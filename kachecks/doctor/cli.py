@@ -5,8 +5,8 @@ import json
 import click
 
 from kachecks.clickcommand import CONTEXT, Command, Duration
-from kachecks.doctor.reader import DEFAULT_CONFIG, ReadError
 from kachecks.errors import CommandFailed, UsageError
+from kachecks.keepalivedconf import DEFAULT_CONFIG, ReadError
 from kachecks.status import ExitCode
 
 PROG = "kachecks doctor"
