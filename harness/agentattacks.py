@@ -140,7 +140,7 @@ class SlowLoris:
             most = max(most, len(open_now))
             self._shared[:] = struct.pack(f"{len(self.FIELDS)}q", attempts, most, dropped,
                                           len(open_now))
-            for key, events in selector.select(0.2):
+            for key, _events in selector.select(0.2):
                 sock = key.fileobj
                 if sock in connecting:
                     if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):

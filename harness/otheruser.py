@@ -138,7 +138,7 @@ def _copy_distribution(dist, site):
 def _readable_by_all(root):
     """Directories 0755, files a+r (and a+x where the owner may run them), whatever the
     checkout's modes and this process's umask were."""
-    for where, dirs, files in os.walk(root):
+    for where, _dirs, files in os.walk(root):
         os.chmod(where, 0o755)
         for name in files:
             path = os.path.join(where, name)

@@ -34,7 +34,7 @@ class Stop(BaseException):
         self.signum = signum
 
 
-_received = []  # signal numbers, in order
+_received: list[int] = []  # signal numbers, in order
 _state = {"armed": False, "raised": False, "expires": None, "sink": None}
 
 

@@ -39,6 +39,10 @@ import stat
 
 from kachecks import files
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Any
+
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
 ERROR = "error"  # how bad a Note is (the doctor's severities: kachecks.doctor.findings)
 WARNING = "warning"
@@ -308,7 +312,7 @@ def expand_braces(pattern, limit=MAX_ALTERNATIVES):
 def _brace_group(pattern):
     """(head, body, tail) around the first top-level ``{…}``, or None."""
     depth = 0
-    start = None
+    start = 0
     i = 0
     while i < len(pattern):
         c = pattern[i]
@@ -361,7 +365,7 @@ class _Reader:
             "_HASH": _Definition("#"),
             "_BANG": _Definition("!"),
         }
-        self.open_definition = None  # (name, [lines]) while a `\` continues one
+        self.open_definition: Any = None  # (name, [lines]) while a `\` continues one
         self.stack = []  # real paths of the files being read, outermost first
         self.exceeded = False  # a bound was reached
         self.opened = 0  # files read
@@ -418,7 +422,7 @@ class _Reader:
             chain = " -> ".join(os.path.basename(p) for p in [*self.stack[self.stack.index(real):], real])
             raise ReadError(f"include loop: {chain}", includer, include_line)
         # a bound met by an included file is reported where it is included
-        where = (path, None) if includer is None else (includer, include_line)
+        where: tuple[str, int | None] = (path, None) if includer is None else (includer, include_line)
         if len(self.stack) >= MAX_DEPTH:
             self.limit(*where, f"{path}: includes nested more than {MAX_DEPTH} deep: not read")
             return
@@ -451,7 +455,7 @@ class _Reader:
         if self.open_definition is not None:
             self._close_definition()
 
-    def _read(self, f, path, includer, include_line, where):
+    def _read(self, f, path, includer, include_line, where: tuple[str, int | None]):
         """The logical lines of an open file, one physical line in memory at a time."""
         directory = os.path.dirname(path)
         readline = f.readline
@@ -720,7 +724,7 @@ class _Reader:
         buffer (keepalived then stops and keeps the line as it is).
         """
         pos = 0
-        following = []
+        following: list[str] = []
         count = 0
         while True:
             i = text.find("$", pos)
@@ -746,9 +750,10 @@ class _Reader:
             value = definition.value
             if callable(value):
                 value = value(params, os.path.abspath(directory or "."))
-            rest = ()
+            rest: list[str] = []
             if definition.multiline:
                 value, *rest = value.split("\n")
+            assert m is not None  # a definition was found by the match
             expanded = text[:i] + value + text[m.end():]
             if _byte_length(expanded) > MAX_LINE:
                 return text, [], count, "long"
@@ -764,7 +769,7 @@ class _Reader:
 
     def build(self, logical_lines):
         """The node tree of the logical lines: braces open and close blocks."""
-        root = []
+        root: list[Node] = []
         current = root
         stack = []  # (node whose block is open, the enclosing list)
         last = None  # the node a following '{' opens

@@ -258,7 +258,7 @@ def measure(commands, runs, warmup, progress, workdir, worker):
     active = [c for c in commands if c.skip is None]
     for c in active:
         c.peak_rss = max(peak_rss(c.argv, c.env, workdir) for _ in range(RSS_RUNS))
-    for i in range(warmup):
+    for _ in range(warmup):
         for c in active:
             measure_once(c, worker)
     for i in range(runs):

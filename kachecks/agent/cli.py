@@ -8,6 +8,7 @@ the check and the key; nothing prints a traceback.
 import json
 import os
 import signal
+import sys
 import time
 
 import click
@@ -221,7 +222,7 @@ def status(ctx, config_path, as_json):
         click.echo(json.dumps(document, indent=1, ensure_ascii=False))
         return ExitCode.OK if alive else ExitCode.NOT_RUNNING
     values = None if alive else _values(document)
-    stream = click.get_text_stream("stdout")
+    stream = sys.stdout  # not click.get_text_stream: deprecated in click 8.2, gone in 9.0
     colour = stream.isatty() and not os.environ.get("NO_COLOR")
     sparks = statuses.SPARKS if _can_encode(stream, statuses.SPARKS) else statuses.ASCII_SPARKS
     for line in statuses.render(document, alive=alive, values=values, colour=colour,

@@ -36,6 +36,10 @@ import ipaddress
 
 from kachecks.agent.config import DEFAULT_VRRP_WEIGHT
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from kachecks.agent.config import CheckSpec
+
 PROCESS_TRACKER = "kachecks_agent"
 PROCESS_NAME = "kachecks-agent"
 RUNNING = "kachecks_running"  # the track_file of the agent's ALIVE_FILE
@@ -172,7 +176,7 @@ def _count(number, noun):
 
 def _real_servers(checks):
     """[((host, port), [specs])] in configuration order, one entry per real server."""
-    groups = {}
+    groups: dict[tuple[str, int], list[CheckSpec]] = {}
     for spec in checks:
         groups.setdefault(_host_port(spec.target.identity), []).append(spec)
     return list(groups.items())

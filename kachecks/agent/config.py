@@ -14,6 +14,8 @@ server is checked by both directors, so its failure must never cost a
 director more than its peer.
 """
 
+from __future__ import annotations
+
 import os
 import re
 
@@ -21,6 +23,10 @@ from kachecks import configfile
 from kachecks.checks import registry
 from kachecks.configfile import ConfigError
 from kachecks.errors import UsageError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_TRACK_DIR = "/run/kachecks/track"
 DEFAULT_METRICS = "127.0.0.1:9662"
@@ -49,6 +55,17 @@ class CheckSpec:
 
     __slots__ = ("name", "argv", "check", "target", "interval", "timeout", "rise", "fall", "file",
                  "director", "vrrp_weight")
+    name: str
+    argv: tuple[str, ...]
+    check: Any  # the registry's check (kachecks.checks.contract.Check)
+    target: Any  # that check's target (an HttpTarget, TcpTarget, LdapTarget)
+    interval: float
+    timeout: float
+    rise: int
+    fall: int
+    file: str
+    director: bool
+    vrrp_weight: int
 
     def __init__(self, name, argv, check, target, interval, rise, fall, file, director=False,
                  vrrp_weight=DEFAULT_VRRP_WEIGHT):
@@ -77,6 +94,11 @@ class VrrpSettings:
     never keeps the checks from running."""
 
     __slots__ = ("keepalived_conf", "instances", "hold", "ignore_vrids", "config_id")
+    keepalived_conf: str
+    instances: tuple[str, ...]
+    hold: float
+    ignore_vrids: tuple[int, ...]
+    config_id: str | None
 
     def __init__(self, keepalived_conf, instances, hold, ignore_vrids, config_id):
         values = {"keepalived_conf": keepalived_conf, "instances": tuple(instances),
@@ -90,6 +112,11 @@ class VrrpSettings:
 
 class AgentConfig:
     __slots__ = ("path", "track_dir", "metrics", "checks", "vrrp")
+    path: str
+    track_dir: str
+    metrics: tuple[str, int] | None
+    checks: tuple[CheckSpec, ...]
+    vrrp: VrrpSettings | None
 
     def __init__(self, path, track_dir, metrics, checks, vrrp=None):
         object.__setattr__(self, "path", path)
@@ -148,7 +175,9 @@ def parse(data, path):
     if isinstance(tables, dict) or not isinstance(tables, list):
         problems.add(f"{path}: check must be [[check]] tables (one per check), not [check]")
         tables = []
-    checks, names, files = [], {}, {}
+    checks: list[CheckSpec] = []
+    names: dict[str, int] = {}
+    files: dict[str, int] = {}
     for number, table in enumerate(tables, start=1):
         # a check whose defaults or track directory are wrong is still checked for its own
         # mistakes: with the built-in defaults and a stand-in directory

@@ -34,6 +34,10 @@ import time
 
 from kachecks.syslogger import LOG_ERR
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Any
+
 LIMIT = 16  # connections at once
 DEADLINE = 5.0  # seconds from accept to the last byte sent
 BACKLOG = 128
@@ -53,7 +57,7 @@ class _Connection:
         self.sock = sock
         self.deadline = deadline
         self.head = bytearray()
-        self.out = None  # memoryview of what is left to send, once answered
+        self.out: Any = None  # memoryview of what is left to send, once answered
 
 
 class Endpoint:
@@ -72,7 +76,7 @@ class Endpoint:
         self.rate = rate
         self._tokens = float(rate)  # bytes that may be sent now (a second's worth at most)
         self._refilled = time.monotonic()
-        self._parked = collections.deque()  # answered, waiting for tokens
+        self._parked: collections.deque[_Connection] = collections.deque()  # answered, waiting for tokens
         self.open = 0  # connections held now
         self.refused = 0  # connections closed at once: the limit was reached
         self.expired = 0  # connections closed at their deadline
@@ -109,7 +113,7 @@ class Endpoint:
 
     def _serve(self):
         selector = selectors.DefaultSelector()
-        connections = {}
+        connections: dict[int, _Connection] = {}
         accepting = True
         resume = 0.0
         try:
@@ -191,7 +195,7 @@ class Endpoint:
                     selector.unregister(sock)
                     self._parked.append(conn)
                     return
-                self._tokens -= len(conn.out)
+                self._tokens -= len(conn.out)  # type: ignore[arg-type]  # _answer set it
                 selector.modify(sock, selectors.EVENT_WRITE)
             conn.out = conn.out[sock.send(conn.out):]
             if not conn.out:

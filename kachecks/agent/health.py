@@ -24,7 +24,7 @@ class Health:
     def __init__(self):
         self.up = None  # None until the first result
         self.value = 0
-        self.display = None  # UP, DRAIN or DOWN: what status shows and syslog reports
+        self.display: str | None = None  # UP, DRAIN or DOWN: what status shows and syslog reports
         self.successes = 0
         self.failures = 0
         self.since = None  # wall-clock time of the last change of ``display``
@@ -44,6 +44,7 @@ class Health:
             self.up = False
         elif not self.up and healthy and self.successes >= rise:
             self.up = True
+        display: str | None
         if self.up and healthy:
             self.value = value  # a weight change while up applies at once
             display = DRAIN if judged.state == DRAIN else UP

@@ -13,6 +13,10 @@ agent says so once.
 
 import time
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Any
+
 MISSING = "python3-prometheus-client is not installed"
 
 
@@ -28,13 +32,13 @@ class Collector:
     """Metric families of one snapshot (``snapshot``, set before each render)."""
 
     def __init__(self):
-        self.snapshot = None
+        self.snapshot: Any = None
 
     def collect(self):
         from prometheus_client.core import (CounterMetricFamily, GaugeMetricFamily,
                                             HistogramMetricFamily)
 
-        families = {
+        families: dict[str, Any] = {
             "up": GaugeMetricFamily("kachecks_check_up", "1 while the check is up (its track"
                                     " file holds a non-zero value), else 0", labels=["check"]),
             "value": GaugeMetricFamily("kachecks_check_value", "The value in the check's track"
@@ -102,7 +106,7 @@ def pair_families(view):
                                  " when it cannot (see the agent's log: keepalived.conf,"
                                  " interface, CAP_NET_RAW)")
     watching.add_metric([], 1 if view.watching else 0)
-    families = {
+    families: dict[str, Any] = {
         "sources": GaugeMetricFamily("kachecks_vrrp_sources", "Sources advertising the"
                                      " instance now, this director included (1 in a healthy"
                                      " pair)", labels=["instance"]),
@@ -127,7 +131,7 @@ def pair_families(view):
             families["problem"].add_metric([instance.name, code], 1 if code in active else 0)
         for source in instance.sources:
             families["adverts"].add_metric([instance.name, source.address], source.adverts)
-    foreign = {}  # an IPv4 and an IPv6 router on one VRID share a series
+    foreign: dict[tuple[str, str], int] = {}  # an IPv4 and an IPv6 router on one VRID share a series
     for router in view.foreign:
         key = (router.interface, str(router.vrid))
         foreign[key] = foreign.get(key, 0) + router.advertising

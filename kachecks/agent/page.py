@@ -54,7 +54,7 @@ def render(document, now=None, host=None):
     now = time.time() if now is None else now
     host = os.uname().nodename if host is None else host
     checks = [c for c in document.get("checks", ()) if isinstance(c, dict)]
-    counts = {}
+    counts: dict[str, int] = {}
     flapping = 0
     for c in checks:
         state = c.get("state") or "PENDING"

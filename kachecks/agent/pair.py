@@ -165,7 +165,7 @@ class PairWatch:
         self.clock = clock
         self.wallclock = wallclock
         self.watcher = None
-        self.watched = ()
+        self.watched: tuple = ()
         self.error = None  # why the watch is not running, as said in the log
         self.retry_at = None
         self.next_tick = None
@@ -450,7 +450,7 @@ def _title(problem):
     100, 192.168.8.110 prio 50)``."""
     words = WORDS[problem.code].upper()
     if problem.fields:  # mismatch: which fields differ, per source
-        by_source = {}
+        by_source: dict[str, list[str]] = {}
         for source, field, _theirs, _ours in problem.fields:
             by_source.setdefault(source, []).append(field)
         prio = dict(problem.sources)

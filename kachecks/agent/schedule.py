@@ -247,7 +247,7 @@ class Schedule:
     def tick(self, now):
         """Start the runs due by ``now`` (+ SLACK); fail the ones stuck past their deadline
         and the ones that could not start (here or in ``reload``)."""
-        lines = []
+        lines: list[tuple[str, int]] = []
         counted = changed = False
         heap = self._heap
         while heap and heap[0][0] <= now + SLACK:
@@ -300,7 +300,7 @@ class Schedule:
             return NOTHING  # already counted as a timeout; its late result is void
         if check.removed or self.stopping:
             return NOTHING
-        lines = []
+        lines: list[tuple[str, int]] = []
         changed = self._count(check, result, started, finished, lines)
         return Outcome(True, changed, lines)
 

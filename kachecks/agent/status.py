@@ -179,7 +179,8 @@ def render(document, now=None, alive=True, values=None, colour=False, sparks=SPA
         head = [f"kachecks agent is not running: pid {document.get('pid')} died without"
                 f" stopping; its last status is from {_stamp(written)} ({_ago(now - written)}"
                 " ago)"]
-    rows, kinds = [COLUMNS], [(None, None)]
+    rows = [COLUMNS]
+    kinds: list[tuple[str | None, str | None]] = [(None, None)]
     for c in checks:
         since = c.get("since") if alive else written
         value = values.get(c.get("file")) if read else c.get("value", 0)
@@ -268,8 +269,8 @@ def _pair_lines(pair, now):
             lines.append(f"    {p.get('code')} ({p.get('severity')}){when}: {p.get('text')}")
     for f in pair.get("foreign", []):
         if f.get("problem"):
-            heard = ", ".join(f"{s['address']} prio {s['priority']}" for s in f.get("sources", []))
-            lines.append(f"  foreign vrid {f.get('vrid')} on {f.get('interface')}: {heard}"
+            sources = ", ".join(f"{s['address']} prio {s['priority']}" for s in f.get("sources", []))
+            lines.append(f"  foreign vrid {f.get('vrid')} on {f.get('interface')}: {sources}"
                          " (a VRID keepalived.conf does not use)")
     return lines
 

@@ -140,7 +140,7 @@ def tls_fields(ns, enabled, needs, sni=None, default_sni=None):
     return {"tls": None, "cert_min_days": None}
 
 
-_FIELDS = {}
+_FIELDS: "dict[type, tuple[str, ...]]" = {}
 
 
 def fields_of(cls):
@@ -177,7 +177,7 @@ class Target:
     def __setattr__(self, name, value):
         raise AttributeError(f"{type(self).__name__} is immutable")
 
-    __delattr__ = __setattr__
+    __delattr__ = __setattr__  # type: ignore[assignment]
 
     @property
     def identity(self):

@@ -121,7 +121,7 @@ def audit(config, agent_config=None):
 
 def definitions(config):
     """{name: TrackFile} of the track_file blocks (the first of a name: keepalived's)."""
-    tracks = {}
+    tracks: dict[str, TrackFile] = {}
     for node in config.nodes:
         if node.keyword in DEFINITIONS and node.args and node.block is not None:
             track = TrackFile(node)

@@ -84,7 +84,7 @@ def run(binary, path, config_id=None, keepalived_version=None, timeout=TIMEOUT):
                                 stderr=subprocess.STDOUT, start_new_session=True)
     except OSError as exc:
         return Outcome(binary, keepalived_version, None, [], f"cannot run {binary}: {exc.strerror}")
-    with proc.stdout:
+    with proc.stdout:  # type: ignore[union-attr]  # stdout=PIPE
         out, failure = _collect(proc, timeout)
     if failure is not None:
         os.killpg(proc.pid, signal.SIGKILL)

@@ -38,6 +38,11 @@ class Finding:
     """One problem at one place; ``line`` is None when no line applies."""
 
     __slots__ = ("file", "line", "severity", "code", "message")
+    file: str
+    line: int | None
+    severity: str
+    code: str
+    message: str
 
     def __init__(self, file, line, severity, code, message):
         if code not in CODES:

@@ -175,9 +175,9 @@ class Keyword:
 
 
 def _parse(text):
-    root = {}
+    root: dict[str, Keyword] = {}
     stack = [(-1, root)]
-    named = {}
+    named: dict[str, Keyword] = {}
     for line in text.splitlines():
         indent = len(line) - len(line.lstrip())
         while stack[-1][0] >= indent:
@@ -198,7 +198,7 @@ def _parse(text):
     return root
 
 
-_ROOT = []
+_ROOT: "list[dict[str, Keyword]]" = []
 
 
 def root():

@@ -323,7 +323,7 @@ def _key(node):
 def _flatten(block, prefix=()):
     """{path: node} of a block's lines; a path names each enclosing block by its line."""
     out = {}
-    counts = {}
+    counts: dict[str, int] = {}
     for node in block or ():
         if node.keyword in UNSERVED or node.keyword.startswith("notify"):
             continue

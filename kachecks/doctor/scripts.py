@@ -325,7 +325,7 @@ def audit(scripts, users, config):
     """
     findings = []
     root_scripts = []
-    judged = {}
+    judged: dict[tuple, tuple] = {}
     for script in scripts:
         if script.argv is None:
             findings.append(at(script.node, ERROR, "not-executable", script.problem))
@@ -344,10 +344,10 @@ def audit(scripts, users, config):
         findings += [at(script.node, *problem) for problem in problems]
         behind = without_env(script.argv)  # env --block-signal=… PROGRAM (docs/checks.md)
         if behind and len(behind) < len(script.argv):
-            key = (behind[0], who.uid, who.gid, who.name, who.how, script.env_fails, "env")
-            if key not in judged:
-                judged[key] = _judge(behind[0], who, script.env_fails, users.security, env=True)
-            findings += [at(script.node, *problem) for problem in judged[key][1]]
+            env_key = (behind[0], who.uid, who.gid, who.name, who.how, script.env_fails, "env")
+            if env_key not in judged:
+                judged[env_key] = _judge(behind[0], who, script.env_fails, users.security, env=True)
+            findings += [at(script.node, *problem) for problem in judged[env_key][1]]
         if as_root:
             root_scripts.append(script)
     if root_scripts and not users.security:

@@ -13,6 +13,11 @@ from kachecks.doctor import keywords
 from kachecks.doctor.findings import ERROR, at
 from kachecks.doctor.scripts import seconds
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from kachecks.doctor.findings import Finding
+    from kachecks.doctor.reader import Node
+
 
 def _integer(low, high):
     def check(text):
@@ -104,7 +109,8 @@ class Shadow:
 
 def check(config):
     """(syntax findings, Shadows) for the whole configuration."""
-    found, shadows = [], []
+    found: list[Finding] = []
+    shadows: list[Shadow] = []
     for top in config.nodes:
         _walk([top], keywords.root(), "top level", found, shadows, top)
     return found + references(config), shadows
@@ -123,8 +129,8 @@ def references(config):
     the file is as good as missing.
     """
     found = []
-    defined = {kind: {} for kind in TRACKED}
-    later = {kind: {} for kind in TRACKED}
+    defined: dict[str, dict[str, Node]] = {kind: {} for kind in TRACKED}
+    later: dict[str, dict[str, Node]] = {kind: {} for kind in TRACKED}
     for top in config.nodes:
         for kind, blocks in TRACKED.items():
             if top.keyword in blocks and top.args:

@@ -25,6 +25,11 @@ class Url:
 
     __slots__ = ("kind", "vs", "checker", "node", "path", "digest", "digest_node", "statuses",
                  "host", "port", "vhost", "sni", "protocol", "bind", "fwmark", "timeout")
+    kind: str
+    host: str
+    port: int
+    path: str
+    vhost: str | None
 
     def __init__(self, **fields):
         for name in self.__slots__:
@@ -151,7 +156,7 @@ def judge(urls, results):
     for url, got in zip(urls, results):
         if got.response is not None and got.response.header_complete:
             live[id(url)] = got.response.digests["md5"]
-    groups = {}
+    groups: dict[tuple, list[Url]] = {}
     for url in urls:
         groups.setdefault((id(url.vs), url.path, url.vhost), []).append(url)
     for url, got in zip(urls, results):

@@ -323,7 +323,7 @@ def _sync_masters(directors, table, outcomes):
             held = [i for i in members if outcomes[i].holder == j]
             if held and len(held) < len(members):
                 splits[(j, group.name)] = (group, held, members)
-    for (j, name), (group, held, members) in splits.items():
+    for (j, name), (_group, held, members) in splits.items():
         if (1 - j, name) in splits:
             for i in members:
                 outcomes[i].holder = _UNKNOWN

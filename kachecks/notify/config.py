@@ -10,6 +10,10 @@ import re
 from kachecks import configfile
 from kachecks.configfile import ConfigError, show
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Any
+
 DEFAULT_SPOOL = "/var/spool/kachecks"
 
 DEFAULT_SUBJECT = "[{host}] {name}: {previous} -> {state}{prio}"
@@ -27,7 +31,7 @@ Raw event:      {raw}
 
 DURATION = (int, float, str)  # seconds, or "500ms", "30s", "10m", "3d" (configfile.duration)
 # section -> key -> (types, default)
-SCHEMA = {
+SCHEMA: "dict[str, dict[str, tuple[Any, Any]]]" = {
     "smtp": {
         "host": (str, "localhost"),
         "port": (int, None),  # None: 465 for security = "tls", else 25
@@ -96,7 +100,7 @@ def template_error(template):
         parts = list(string.Formatter().parse(template))
     except ValueError as exc:
         return f"invalid template: {exc}"
-    for _, field, spec, conversion in parts:
+    for _, field, spec, _conversion in parts:
         if field is None:
             continue
         if field not in known:
@@ -114,6 +118,12 @@ def template_error(template):
 
 class Config:
     """Plain attribute access to the validated settings: ``cfg.smtp['host']``."""
+
+    smtp: "dict[str, Any]"  # one attribute per table of SCHEMA
+    mail: "dict[str, Any]"
+    webhook: "dict[str, Any]"
+    spool: "dict[str, Any]"
+    notify: "dict[str, Any]"
 
     def __init__(self, data, path):
         self.path = path

@@ -11,6 +11,10 @@ import time
 from kachecks.errors import UsageError
 from kachecks.runtime import one_line
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import Any
+
 TYPES = ("INSTANCE", "GROUP", "RS", "VS")
 HEARTBEAT = "HEARTBEAT"  # made by kachecks itself ([notify] heartbeat, notify --test), never from argv
 VRRP = "VRRP"  # a problem of the pair seen on the wire by the agent's [vrrp]; never from argv
@@ -122,7 +126,7 @@ def check(obj, expected_id=None):
         raise EventError(f"no valid state ({_short(state)})")
     if not (isinstance(name, str) and name):
         raise EventError(f"no valid name ({_short(name)})")
-    when = obj.get("time")
+    when: Any = obj.get("time")
     if not (_number(when, float) and 0 < when < 2**35):  # also false for nan, inf and 10**400
         raise EventError(f"no valid time ({_short(when)})")
     host = obj.get("host")

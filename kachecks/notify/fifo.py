@@ -33,7 +33,7 @@ def lock_name(path):
 
 def read(path, spool_dir, on_line, log):
     """Call ``on_line(text)`` for every line of ``path``; return at EOF."""
-    terminated = []
+    terminated: list[int] = []
 
     def on_term(signum, frame):
         if not terminated:

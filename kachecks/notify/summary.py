@@ -79,7 +79,7 @@ def counts(root, now=None):
     if spool is None:
         return {queue: _queue(None, queue, [], 0, now) for queue in store.QUEUES}
     with spool:
-        expired = {}
+        expired: dict[str, int] = {}
         for name in spool.names("expired"):
             queue = name[:-5].rsplit(".", 1)[-1]
             expired[queue] = expired.get(queue, 0) + 1
@@ -106,7 +106,8 @@ def document(root, now=None):
     the queues it is in, and the files that are no event."""
     now = time.time() if now is None else now
     tried = failing(root)
-    listed, problems = {}, []
+    listed: dict[str, dict] = {}
+    problems: list[dict] = []
     for where, evt, name, problem in store.listing(root):
         queue, _, origin = where.partition(":")
         if evt is None:

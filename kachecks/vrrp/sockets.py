@@ -64,7 +64,7 @@ def multicast_mac(group):
 class Vantage:
     """One socket of one vantage point on one interface."""
 
-    vantage = None
+    vantage: "str | None" = None
 
     def __init__(self, interface, sock):
         self.interface = interface

@@ -50,7 +50,7 @@ def _imported_by(module):
     with open(path, "rb") as source:
         tree = ast.parse(source.read(), path)
     package = module.__name__ if hasattr(module, "__path__") else module.__package__
-    found = []
+    found: list[str] = []
     _collect(tree, package, False, found)
     return found
 

@@ -396,7 +396,7 @@ Examples:
             try:
                 gid = grp.getgrnam(group).gr_gid
             except KeyError:
-                raise click.BadParameter(f"no such group {group!r}", param_hint="--group")
+                raise click.BadParameter(f"no such group {group!r}", param_hint="--group") from None
         if per_uid is not None and per_uid > slots:
             raise click.BadParameter(f"{per_uid} is more than --slots {slots}",
                                      param_hint="--slots-per-uid")

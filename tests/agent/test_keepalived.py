@@ -344,7 +344,7 @@ def test_agent_conf_pasted_on_both_directors_keeps_the_vip_on_one_when_a_shared_
                                           log=tmp_path / f"{name}.log")
                    for name in site}
         for name in site:
-            wait_for(lambda: net["lvs1"].run(["python3", "-c", "import socket; socket.create_"
+            wait_for(lambda name=name: net["lvs1"].run(["python3", "-c", "import socket; socket.create_"
                                               f"connection(('{hosts[name]}', 80), 1)"]
                                              ).returncode == 0, 10, interval=0.1, what=name)
         agents, kas = {}, {}

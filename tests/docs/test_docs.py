@@ -116,7 +116,6 @@ def test_the_reference_names_every_option_of_every_command(helps):
 
 def test_the_install_guide_is_commands_and_markers_in_order():
     steps = guide_steps((REPO / "docs/install.md").read_text())
-    kinds = [kind for kind, _ in steps]
     assert [text for kind, text in steps if kind == "marker"] == [
         "director-running", "checks-run-as-keepalived_script", "new-release", "upgraded"]
     commands = "".join(text for kind, text in steps if kind == "sh")

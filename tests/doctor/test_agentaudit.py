@@ -91,7 +91,7 @@ def test_weight_0_without_reverse_faults_while_the_check_is_up(doctor, tmp_path,
     assert (line, severity, code) == (line_of(conf, "        uplink"), "error", "agent-polarity")
     assert message == (
         "track_file uplink (kachecks agent check uplink writes 1 while up, 0 while down or"
-        f" stopped) is read here with weight 0 (from track_file uplink, keepalived.conf:7):"
+        " stopped) is read here with weight 0 (from track_file uplink, keepalived.conf:7):"
         " keepalived puts vrrp_instance VI_1 in FAULT while the check is up, and takes it out"
         " of FAULT while the check is down; write `uplink weight 0 reverse` (FAULT while it is"
         " down) or a positive weight (`uplink weight 20 noreverse`: 20 more while it is up)")

@@ -8,7 +8,6 @@ the eth0 the example uses, so keepalived -t judges it as on lvs1.
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest

@@ -224,7 +224,7 @@ def test_the_pair_compares_what_keepalived_settles(doctor, write, lvs1, lvs2, ex
     run = peer(doctor, *pair_of(write, lvs1, lvs2))
     found = coded(run)
     assert {(f["severity"], f["code"]) for f in found} == {(s, c) for s, c, _ in expected}, found
-    for severity, code, said in expected:
+    for _severity, code, said in expected:
         assert all(said in f["message"] for f in found if f["code"] == code), found
     assert run.code == 0
 

@@ -104,7 +104,7 @@ def run_case(pair, configs, director, failure, *, vips=None, files=None, actions
             wanted = rf"\({name}\) Changing effective priority from \d+ to {priority}\b"
         else:
             continue
-        wait_for(lambda: re.search(wanted, ka.output()[mark:]), 15,
+        wait_for(lambda wanted=wanted: re.search(wanted, ka.output()[mark:]), 15,
                  what=f"keepalived on {director}: {wanted}")
     moved = holders(after, vips) != holders(steady, vips)
     if moved:

@@ -159,7 +159,7 @@ def test_vrrp_dropped_at_lvs2_is_mailed_as_split_brain_by_both_agents_then_over(
     subjects = pair.mail().subjects()
     assert sum(s.startswith("[lvs1] VI_1: SPLIT BRAIN") for s in subjects) == 1, subjects
     assert sum(s.startswith("[lvs2] VI_1: SPLIT BRAIN") for s in subjects) == 1, subjects
-    for host, agent in agents.items():
+    for agent in agents.values():
         # no track file for VRRP: only the agent's own (status, running), dot names
         assert [name for name in os.listdir(agent.track) if not name.startswith(".")] == []
         assert agent.stop() == 0

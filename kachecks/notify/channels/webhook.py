@@ -10,7 +10,7 @@ from kachecks.notify.event import headline, public
 
 def payload(events, cfg, msgid):
     lines = [headline(e, cfg.mail["subject"]) for e in events]
-    body = {"text": "\n".join(lines)}
+    body: dict[str, object] = {"text": "\n".join(lines)}
     if cfg.webhook["format"] == "json":
         body["message_id"] = msgid
         body["events"] = [public(e) for e in events]
