@@ -274,33 +274,42 @@ class Pair(TornDown):
                                       self.workdir / "mbox", self.workdir / "smtp.log", REPO)
         return self.sink
 
-    def agent_tables(self, host, vrrp=None):
+    def agent_tables(self, host, vrrp=None, notify=None):
         """The tables of ``host``'s kachecks.toml beside [agent]: ``[vrrp]`` (its
-        keepalived.conf, plus ``vrrp``; None: no table) and mail to the witness's sink."""
+        keepalived.conf, plus ``vrrp``; None: no table), ``[notify]`` (``notify``, if any)
+        and mail to the witness's sink."""
         tables = {"smtp": {"host": HOSTS["client"], "port": SMTP_PORT, "security": "none",
                            "timeout": 5},
                   "mail": {"from": f"kachecks@{host}.example.org", "to": ["admin@example.org"]},
                   "spool": {"dir": str(self.workdir / f"agent-{host}" / "spool"),
                             "batch_window": 0}}
+        if notify is not None:
+            tables["notify"] = dict(notify)
         if vrrp is not None:
             tables["vrrp"] = {"keepalived_conf": str(self.conf(host)), **vrrp}
         return tables
 
-    def agent(self, host, vrrp=None, checks=(), metrics="", **agent):
+    def agent_config(self, host):
+        """The kachecks.toml of ``host``'s agent (written when ``agent`` starts it): what a
+        keepalived notify line of that director names to share the agent's spool."""
+        return self.workdir / f"agent-{host}" / "kachecks.toml"
+
+    def agent(self, host, vrrp=None, checks=(), metrics="", notify=None, **agent):
         """``kachecks agent`` on director ``host`` (harness.peers.agent.AgentProcess, its
         syslog as ``.syslog``, a harness.peers.syslog.SyslogLines), its ``[vrrp]`` watching
-        this pair (``vrrp``: keys added to the table), started; the witness needs the sink."""
+        this pair (``vrrp``: keys added to the table; ``notify``: its [notify] table),
+        started; the witness needs the sink."""
         from harness.peers.agent import AgentProcess
         from harness.peers.syslog import SyslogLines
 
         self.mail()
-        workdir = self.workdir / f"agent-{host}"
+        workdir = self.agent_config(host).parent
         workdir.mkdir(exist_ok=True)
         syslog = SyslogLines(workdir / "syslog.sock")
         process = AgentProcess(workdir, checks, metrics, launch=self.net[host].argv,
                                command=cli.command("kachecks"),
                                env={"KACHECKS_SYSLOG_SOCKET": syslog.path},
-                               tables=self.agent_tables(host, vrrp or {}), **agent)
+                               tables=self.agent_tables(host, vrrp or {}, notify), **agent)
         process.syslog = syslog
         self.agents[host] = process
         return process.start()

@@ -57,6 +57,8 @@ Examples:
   director = true                          # tracked in its vrrp_instance, vrrp_weight 20
   [vrrp]                                   # also watch the VRRP pair on the wire
   keepalived_conf = "/etc/keepalived/keepalived.conf"
+  [notify]                                 # with [vrrp]: a state keepalived's notify never
+  reconcile_after = "10s"                  # said is mailed after this, as seen by kachecks (0: off)
 """)
 @click.option("--config", "config_path", metavar="FILE", help=CONFIG_HELP)
 @click.option("--check-config", is_flag=True,
@@ -76,7 +78,10 @@ def agent(ctx, config_path, check_config):
     With a [vrrp] table it also watches the VRRP pair on the wire, as
     kachecks-vrrp judges it, and logs and mails (through the notification
     spool) when a split brain or another problem starts and ends; it never
-    changes keepalived's state for it.
+    changes keepalived's state for it. When this director holds (or no
+    longer holds) an instance's addresses and keepalived's notify never said
+    so within [notify] reconcile_after, it spools that state, marked as seen
+    by kachecks, once.
     """
     ctx.ensure_object(dict)["config"] = config_path
     if ctx.invoked_subcommand is not None:
@@ -117,9 +122,13 @@ def _check_pair(settings):
     except pair.Unusable as exc:
         click.echo(f"warning: [vrrp]: not watching the pair: {exc} (the agent runs its checks"
                    f" without it and tries again every {pair.RETRY:g} s)", err=True)
-        return
+        labels = []
     for label in labels:
         click.echo(f"vrrp: {label} (from {settings.keepalived_conf})")
+    after = settings.reconcile_after
+    click.echo(f"vrrp: a state keepalived's notify never said is mailed after {after:g} s"
+               " ([notify] reconcile_after)" if after else
+               "vrrp: missed notifications are not reconciled ([notify] reconcile_after = 0)")
 
 
 def _run(path):

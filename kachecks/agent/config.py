@@ -23,6 +23,7 @@ from kachecks import configfile
 from kachecks.checks import registry
 from kachecks.configfile import ConfigError
 from kachecks.errors import UsageError
+from kachecks.notify import config as notify_config
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
@@ -91,18 +92,23 @@ class CheckSpec:
 class VrrpSettings:
     """``[vrrp]``: what the agent watches on the wire (kachecks.agent.pair). keepalived.conf
     itself is read when the watch starts, not here: a keepalived.conf the watch cannot use
-    never keeps the checks from running."""
+    never keeps the checks from running. ``reconcile_after`` is ``[notify]
+    reconcile_after`` (kachecks.agent.reconcile; 0: off)."""
 
-    __slots__ = ("keepalived_conf", "instances", "hold", "ignore_vrids", "config_id")
+    __slots__ = ("keepalived_conf", "instances", "hold", "ignore_vrids", "config_id",
+                 "reconcile_after")
     keepalived_conf: str
     instances: tuple[str, ...]
     hold: float
     ignore_vrids: tuple[int, ...]
     config_id: str | None
+    reconcile_after: float
 
-    def __init__(self, keepalived_conf, instances, hold, ignore_vrids, config_id):
+    def __init__(self, keepalived_conf, instances, hold, ignore_vrids, config_id,
+                 reconcile_after):
         values = {"keepalived_conf": keepalived_conf, "instances": tuple(instances),
-                  "hold": hold, "ignore_vrids": tuple(ignore_vrids), "config_id": config_id}
+                  "hold": hold, "ignore_vrids": tuple(ignore_vrids), "config_id": config_id,
+                  "reconcile_after": reconcile_after}
         for key, value in values.items():
             object.__setattr__(self, key, value)
 
@@ -192,12 +198,15 @@ def parse(data, path):
                 break  # a name used twice is a file used twice: said once
             seen[value] = spec.name
         checks.append(spec)
-    vrrp = _vrrp(data, path, problems)
+    reconcile_after = None
+    with problems.catch():  # the [notify] key the agent uses, whatever the rest of [notify]
+        reconcile_after = notify_config.setting(data, path, "notify", "reconcile_after")
+    vrrp = _vrrp(data, path, problems, reconcile_after)
     problems.check()
     return AgentConfig(path, os.path.normpath(track_dir), metrics, checks, vrrp)
 
 
-def _vrrp(data, path, problems):
+def _vrrp(data, path, problems, reconcile_after):
     """The ``[vrrp]`` table as VrrpSettings (None without one), its mistakes added to
     ``problems``."""
     table = data.get("vrrp")
@@ -240,7 +249,7 @@ def _vrrp(data, path, problems):
             configfile.one_line(_text("config_id", config_id, where), f"{where} config_id")
     if len(problems.lines) > before:
         return None
-    return VrrpSettings(conf, names, hold, vrids, config_id)
+    return VrrpSettings(conf, names, hold, vrids, config_id, reconcile_after)
 
 
 def _check(table, number, defaults, track_dir, path, problems):

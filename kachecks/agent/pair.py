@@ -17,16 +17,25 @@ watcher and opens a new one on keepalived.conf as it is now, keeping no stale
 problem; a problem announced before it is not announced again when the new
 watcher finds it, and its end is still said (``carried``).
 
+Where keepalived's own notification of an instance's state never came (a notify
+script killed, a FIFO reader that died), ``tick`` spools it once holding the
+addresses and the last state notified have disagreed for ``[notify]
+reconcile_after`` (kachecks.agent.reconcile decides; ``[lvs1] VI_1: MASTER (seen by
+kachecks: 192.168.8.142 on eth0 since 12:00:03; keepalived's notification never
+came)``).
+
 ``view(now)`` is everything a reader shows, as plain values (PairView): the
 status document, ``kachecks agent status``, the metrics and the status page
 all render from it, in their own threads, without touching the watcher.
 """
 
+import os
 import time
 
 from kachecks import syslogger
 
 RETRY = 30.0  # seconds between two attempts to start a watch that could not start
+RECONCILE_PERIOD = 1.0  # seconds between two looks at the last states notified
 VIEW_PERIOD = 1.0  # seconds: the published view follows the counters at most this often
 PROG = "kachecks agent"
 # What a notification calls each problem: "SPLIT BRAIN (…)" when it starts, "split brain
@@ -175,6 +184,11 @@ class PairWatch:
         self.view_due = 0.0
         self.dirty = True  # what the status document shows changed since the last view
         self.heard = False  # a packet was read since the last view (its counters moved)
+        from kachecks.agent.reconcile import Reconciler
+
+        self.reconciler = Reconciler(settings.reconcile_after if settings else 0)
+        self.reconcile_due = 0.0
+        self.notified_error = None  # why the last states notified cannot be read, as said
 
     # ------------------------------------------------------------------ life cycle
 
@@ -223,6 +237,7 @@ class PairWatch:
         self.announced = {}
         self.close_watcher()
         self.settings = settings
+        self.reconciler.after = settings.reconcile_after if settings else 0
         self.error = self.retry_at = None
         started = self.start(now)
         deadline = now + self.grace() if started else now
@@ -302,6 +317,9 @@ class PairWatch:
                 self._cannot(f"the watch broke: {type(exc).__name__}: {exc}", now)
                 changes = []
             self._say(changes, now)
+            if now >= self.reconcile_due:
+                self.reconcile_due = now + RECONCILE_PERIOD
+                self._reconcile(now)
         self._expire(now)
         reap = getattr(self.post, "reap", None)
         if reap is not None:
@@ -382,6 +400,74 @@ class PairWatch:
         """Unix time of monotonic ``moment``."""
         return self.wallclock() - (now - moment)
 
+    # ------------------------------------------------------------------ reconciliation
+
+    def _reconcile(self, now):
+        """Spool each watched instance's state that keepalived never notified (the
+        reconciler says which are due). Nothing is decided while the last states notified
+        cannot be read: a missing record must never pass for a missed event."""
+        read = getattr(self.post, "notified", None)
+        if self.watcher is None or not self.reconciler.after or read is None:
+            return
+        from kachecks.notify.notified import holds
+
+        detector = self.watcher.detector
+        names = [instance.name for instance in self.watched]
+        try:
+            last = read(names)
+        except Exception as exc:  # noqa: BLE001 - said once; the watch goes on
+            why = str(exc) or type(exc).__name__
+            if why != self.notified_error:
+                self.log(f"vrrp: cannot read the last states notified ({why}): keepalived's"
+                         " missed notifications are not reconciled until it can",
+                         syslogger.LOG_ERR)
+            self.notified_error = why
+            return
+        self.notified_error = None
+        seen = [(name, detector.held[name],
+                 holds(last[name]["state"]) if last.get(name) else None) for name in names]
+        due = set(self.reconciler.due(now, seen))
+        for instance in self.watched:
+            if instance.name in due:
+                self._missed(self.watcher, instance, last.get(instance.name), now)
+
+    def _missed(self, watcher, instance, last, now):
+        """Spool ``instance``'s state as this director sees it, marked as seen by kachecks."""
+        from kachecks.notify import event as events
+        from kachecks.notify.notified import NOT_MASTER
+
+        detector, name = watcher.detector, instance.name
+        holder = detector.held[name]
+        moment = detector.held_since[name] if holder else detector.released[name]
+        known = moment is not None and moment > watcher.started
+        wall = self._wall(moment if known else watcher.started, now)
+        clock = time.strftime("%H:%M:%S", time.localtime(wall))
+        since = f"since {clock}" if known else f"since {clock} or before (the watch's start)"
+        where = "; ".join(f"{', '.join(texts)} {'on' if holder else 'not on'} {dev}"
+                          for dev, texts in _by_device(instance).items())
+        state = "MASTER" if holder else NOT_MASTER
+        title = (f"{state.replace('_', ' ')} (seen by kachecks: {where} {since};"
+                 " keepalived's notification never came)")
+        told = "nothing" if last is None else (
+            f"{last['state']} at {_stamp(last['time'])}"
+            f"{' (by ' + last['source'] + ')' if last.get('source') else ''}")
+        raw = (f"{instance.label()}: this director {'holds' if holder else 'does not hold'}"
+               f" {', '.join(instance.address_texts())} since {_stamp(wall)}"
+               f"{'' if known else ' or before (when the watch started)'}; the last state"
+               f" notified: {told}; no notification came within {self.reconciler.after:g} s"
+               " ([notify] reconcile_after)")
+        evt = events.make(events.TYPES[0], name, state, raw=raw, source="agent", title=title)
+        try:
+            self.post(evt)
+        except Exception as exc:  # noqa: BLE001 - said, tried again after reconcile_after
+            self.reconciler.failed(name, now)
+            self.log(f"vrrp: {name}: missed notification NOT spooled ({exc}): {title}",
+                     syslogger.LOG_ERR)
+            return
+        self.reconciler.spooled(name, holder)
+        self.log(f"vrrp: {name}: keepalived's notification never came: spooled {state} as seen"
+                 f" by kachecks ({raw})", syslogger.LOG_WARNING)
+
     # ------------------------------------------------------------------ what readers see
 
     def refresh(self, now=None):
@@ -445,6 +531,19 @@ class PairWatch:
                         tuple(foreign), wall)
 
 
+def _by_device(instance):
+    """{device: [address texts]} of ``instance``'s virtual addresses, in their order."""
+    found: dict[str, list[str]] = {}
+    for address in instance.vip_addresses:
+        found.setdefault(address.dev or instance.interface, []).append(str(address))
+    return found
+
+
+def _stamp(when):
+    """Unix time ``when`` as a person reads it in a notification: ``2026-11-26 04:19:40 UTC``."""
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(when))
+
+
 def _title(problem):
     """What a notification says when ``problem`` starts: ``SPLIT BRAIN (192.168.8.100 prio
     100, 192.168.8.110 prio 50)``."""
@@ -471,6 +570,7 @@ class Poster:
     def __init__(self, config_path):
         self.config_path = config_path
         self.children = []
+        self.spool: tuple = (None, None)  # (the file's identity when read, its [spool] dir)
 
     def __call__(self, evt):
         from kachecks.notify import commands
@@ -483,6 +583,32 @@ class Poster:
         child = detach.launch(opened, cfg)
         if child is not None:
             self.children.append(child)
+
+    def notified(self, names):
+        """``{name: last state notified or None}`` for the instances ``names``, from the
+        notify spool of the agent's kachecks.toml (kachecks.notify.notified)."""
+        from kachecks.notify import notified
+
+        return notified.read(self.spool_dir(), names)
+
+    def spool_dir(self):
+        """``[spool] dir`` of the agent's kachecks.toml, read again only when the file
+        changed (asked every second; the file may hold 10,000 checks)."""
+        from kachecks import configfile
+        from kachecks.notify import config as notify_config
+
+        try:
+            info = os.stat(configfile.location(self.config_path)[0])
+            identity = (info.st_ino, info.st_mtime_ns, info.st_size)
+        except OSError:
+            identity = None
+        if identity is None or identity != self.spool[0]:
+            try:
+                root = notify_config.spool_dir(self.config_path)
+            except notify_config.ConfigError:  # where `kachecks notify` spools then, too
+                root = notify_config.DEFAULT_SPOOL
+            self.spool = (identity, root)
+        return self.spool[1]
 
     def reap(self):
         """Collect the launchers that exited (each does in well under a second)."""

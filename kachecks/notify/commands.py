@@ -138,7 +138,9 @@ def warn(prog, message):
 
 
 def put(evt, root):
-    """Spool ``evt`` durably; the open Spool, or CommandFailed if the event is not on disk."""
+    """Spool ``evt`` durably, then record it as its instance's last notified state (what the
+    agent's reconciliation compares with); the open Spool, or CommandFailed if the event is
+    not on disk. A record that cannot be written is said, never fatal: the event is spooled."""
     try:
         spool = store.Spool(root)
         try:
@@ -148,7 +150,19 @@ def put(evt, root):
             raise
     except store.SpoolError as exc:
         raise CommandFailed(f"{exc} — event NOT queued: {events.describe(evt)}") from None
+    _record(spool, evt)
     return spool
+
+
+def _record(spool, evt):
+    from kachecks.notify import notified
+
+    try:
+        notified.record(spool, evt)
+    except (store.SpoolError, OSError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        log(f"event {evt['id']} spooled but not recorded as {evt['name']}'s last notified state"
+            f" ({why}): the agent's [vrrp] may spool it again as seen by kachecks", LOG_WARNING)
 
 
 def announce(prog, evt, spool, cfg, kick=None):
@@ -241,7 +255,10 @@ def notify(ctx, event_args, test, **opts):
     `notify` appends (an instance's effective priority, 0 for a group).
     For RS the real server may be followed by its virtual server.
     The event is written to the spool (fsync) before anything else, so
-    keepalived's SIGKILL of STOP scripts cannot lose it.
+    keepalived's SIGKILL of STOP scripts cannot lose it. An INSTANCE event
+    is then recorded as the instance's last notified state: where the
+    agent watches the pair ([vrrp]), a state that keepalived never
+    notified is mailed after [notify] reconcile_after, as seen by kachecks.
 
     With --test (and no event), it checks the way out instead: a
     heartbeat goes to the mail relay and the webhook directly, and each

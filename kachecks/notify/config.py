@@ -65,6 +65,9 @@ SCHEMA: "dict[str, dict[str, tuple[Any, Any]]]" = {
     },
     "notify": {
         "heartbeat": (DURATION, 0),  # 0: off; else a heartbeat through every channel this often
+        # the agent's [vrrp]: a holder of an instance's addresses that disagrees this long with
+        # the last state notified is spooled as the missed event (kachecks.agent.reconcile); 0: off
+        "reconcile_after": (DURATION, 10),
     },
 }
 CHOICES = {("smtp", "security"): ("starttls", "tls", "none"), ("webhook", "format"): ("json", "slack")}
@@ -76,6 +79,7 @@ DURATIONS = {
     ("spool", "expire"): (0, 366 * 86400, False),
     ("spool", "retry_for"): (0, 366 * 86400, True),
     ("notify", "heartbeat"): (0, 366 * 86400, True),
+    ("notify", "reconcile_after"): (0, 86400, True),
 }
 MAX_WIDTH = 1000  # in a template's format spec: {name:>20} yes, {name:>99999999999} no
 ADDRESS = r"[^\s@<>,;\"]+@[^\s@<>,;\"]+"
@@ -221,6 +225,20 @@ def parse(data, where="configuration"):
         problems.add(f"{where}: [spool] dir: is empty")
     problems.check()
     return out
+
+
+def setting(data, where, section, key):
+    """One key of a parsed file (``data``), validated as ``parse`` validates it, or its
+    default when absent: for a reader of one key that must not depend on the rest of these
+    tables (the agent's [vrrp] reads ``[notify] reconcile_after``; a broken ``[smtp]`` never
+    stops its checks). ConfigError naming the key."""
+    table = data.get(section, {})
+    if isinstance(table, dict) and key in table:
+        return _check(section, key, table[key], where)
+    default = SCHEMA[section][key][1]
+    if (section, key) in DURATIONS:
+        return configfile.duration(default, f"{section}.{key}", *DURATIONS[(section, key)])
+    return default
 
 
 def spool_dir(path=None):

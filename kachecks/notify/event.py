@@ -245,26 +245,35 @@ def heartbeat(when, note, source="heartbeat"):
                    None, note, source)
 
 
+def reconciled(event):
+    """True for an instance's state that keepalived never notified, spooled by the agent's
+    [vrrp] as it saw it (kachecks.agent.reconcile): an INSTANCE event from the agent."""
+    return event["type"] == TYPES[0] and event["source"] == "agent"
+
+
 def headline(event, template):
     """The one line about ``event`` (a mail's subject, a webhook's text): ``mail.subject``
-    rendered; an event kachecks made itself says what it is plainly: a heartbeat, or a
+    rendered; an event kachecks made itself says what it is plainly: a heartbeat, a
     problem of the VRRP pair by its title
-    (``[lvs1] VI_1: SPLIT BRAIN (192.168.8.100 prio 100, 192.168.8.110 prio 50)``)."""
+    (``[lvs1] VI_1: SPLIT BRAIN (192.168.8.100 prio 100, 192.168.8.110 prio 50)``), or a
+    state keepalived never notified (``[lvs1] VI_1: MASTER (seen by kachecks: …)``)."""
     if event["type"] == HEARTBEAT:
         test = " (test)" if event["source"] == "test" else ""
         return f"[{event['host']}] HEARTBEAT{test} from {event['name']}: kachecks can notify you"
-    if event["type"] == VRRP:
+    if event["type"] == VRRP or reconciled(event):
         return f"[{event['host']}] {event['name']}: {event.get('title') or event['state']}"
     return template.format(**fields(event))
 
 
 def body(event, template):
-    """The text about ``event`` in a mail: ``mail.body`` rendered, or the heartbeat's or a
-    VRRP problem's own."""
+    """The text about ``event`` in a mail: ``mail.body`` rendered, or the heartbeat's, a
+    VRRP problem's or a reconciled state's own."""
     if event["type"] == HEARTBEAT:
         return HEARTBEAT_BODY.format(**fields(event))
     if event["type"] == VRRP:
         return VRRP_BODY.format(**fields(event), title=event.get("title") or event["state"])
+    if reconciled(event):
+        return RECONCILED_BODY.format(**fields(event), title=event.get("title") or event["state"])
     return template.format(**fields(event))
 
 
@@ -295,6 +304,25 @@ What each director sees now, on both:
   kachecks vrrp watch
 What each problem means, its likely causes and the commands that confirm it:
 /usr/share/doc/kachecks/docs/vrrp.md
+"""
+
+
+RECONCILED_BODY = """\
+keepalived's notification of this state never reached kachecks on {host}:
+the agent saw it on the wire (kachecks agent, [vrrp]) and sends it instead.
+
+Host:     {host}
+Time:     {time}
+Instance: {name}
+Seen:     {title}
+Previous: {previous}
+Detail:   {raw}
+
+keepalived runs notify scripts fire and forget: a notify script that failed or
+was killed, a FIFO reader that died, a reload, or no notify line for this
+instance. Look at the instance's notify line in keepalived.conf and at
+keepalived's log on {host} (journalctl -u keepalived); see "Reconciliation" in
+/usr/share/doc/kachecks/docs/notifications.md
 """
 
 

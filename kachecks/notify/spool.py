@@ -10,6 +10,8 @@ Layout under the spool directory::
                     and .batch (the batch being sent: names, Message-ID, previous states)
     expired/        events given up on (after spool.expire, or not a usable event
                     at all), kept for the administrator until purged
+    notified/       the last state notified per VRRP instance (kachecks.notify.notified:
+                    what the agent's reconciliation compares with), one file each
     .lock           held by the one process delivering (flock)
 
 File names start with the event time in nanoseconds (for `kachecks notify`,
@@ -43,7 +45,8 @@ from kachecks.notify.log import LOG_ERR, LOG_WARNING, log
 
 QUEUES = ("incoming",) + CHANNELS  # events not yet delivered
 EVERYWHERE = QUEUES + ("expired",)
-SUBDIRS = ("tmp",) + EVERYWHERE
+NOTIFIED = "notified"  # kachecks.notify.notified: not a queue, never listed nor purged
+SUBDIRS = ("tmp",) + EVERYWHERE + (NOTIFIED,)
 MAX_FILE = 1 << 20  # no spool file is anywhere near this; a bigger one is garbage
 STALE_TMP = 600.0  # a writer needs milliseconds between create and rename
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
@@ -275,8 +278,8 @@ class Spool:
                     "ago by a writer that was killed before it finished", LOG_WARNING)
 
     # -- locking ---------------------------------------------------------------
-    def lock(self, name=".lock"):
-        return Lock(self, name)
+    def lock(self, name=".lock", sub=None):
+        return Lock(self, name, sub)
 
 
 def _exists(name, dir_fd):
@@ -295,22 +298,25 @@ def _is_link(name, dir_fd):
 
 
 class Lock:
-    """An flock on a file in the spool (``.lock``: the one deliverer; the FIFO readers' own)."""
+    """An flock on a file in the spool (``.lock``: the one deliverer; the FIFO readers' own),
+    or in its subdirectory ``sub`` (an instance's record in notified/)."""
 
-    def __init__(self, spool, name=".lock"):
+    def __init__(self, spool, name=".lock", sub=None):
         self.spool = spool
         self.name = name
+        self.sub = sub
         self.fd = None
 
     def _open(self):
-        where = self.spool.path(self.name)
+        where = self.spool.path(*(() if self.sub is None else (self.sub,)), self.name)
+        parent = self.spool.fd if self.sub is None else self.spool.dir(self.sub)
         try:
             try:
                 fd = os.open(self.name, _LOCK | os.O_CREAT | os.O_EXCL, self.spool.file_mode,
-                             dir_fd=self.spool.fd)
+                             dir_fd=parent)
                 os.fchmod(fd, self.spool.file_mode)
             except FileExistsError:
-                fd = os.open(self.name, _LOCK, dir_fd=self.spool.fd)
+                fd = os.open(self.name, _LOCK, dir_fd=parent)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise SpoolError(f"{where} is a symbolic link: refusing to follow it "

@@ -350,3 +350,32 @@ def test_vrrp_must_be_a_table(tmp_path):
     proc = run_agent_cli("--check-config", "--config", path)
     assert proc.returncode == 1
     assert proc.stderr == f"kachecks agent: {path}: vrrp must be a [vrrp] table\n"
+
+
+@pytest.mark.parametrize("value, line", [
+    (None, "vrrp: a state keepalived's notify never said is mailed after 10 s"
+           " ([notify] reconcile_after)"),
+    ("1m", "vrrp: a state keepalived's notify never said is mailed after 60 s"
+           " ([notify] reconcile_after)"),
+    (0, "vrrp: missed notifications are not reconciled ([notify] reconcile_after = 0)"),
+])
+def test_check_config_says_when_a_missed_notification_is_reconciled(tmp_path, value, line):
+    notify = {} if value is None else {"notify": {"reconcile_after": value}}
+    path = tmp_path / "kachecks.toml"
+    path.write_text(agent_toml([], tmp_path / "track", tables={
+        "vrrp": {"keepalived_conf": str(tmp_path / "keepalived.conf")}, **notify}))
+    proc = run_agent_cli("--check-config", "--config", path)
+    assert proc.returncode == 0, proc.stderr
+    assert line in proc.stdout.splitlines(), proc.stdout
+    assert config.load(path).vrrp.reconcile_after == (10 if value is None else 60 if value else 0)
+
+
+def test_a_bad_reconcile_after_is_an_agent_config_error_naming_the_key(tmp_path):
+    path = tmp_path / "kachecks.toml"
+    path.write_text(agent_toml([], tmp_path / "track", tables={
+        "vrrp": {}, "notify": {"reconcile_after": "soon"}, "smtp": {"port": "not checked here"}}))
+    proc = run_agent_cli("--check-config", "--config", path)
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr == (f"kachecks agent: {path}: [notify] reconcile_after: must be a"
+                           " duration (a number of seconds, or a number with a unit: 500ms,"
+                           ' 30s, 5m, 12h, 3d, 1w), not "soon"\n')

@@ -59,8 +59,18 @@ def test_missing_default_config_means_builtin_defaults(monkeypatch, tmp_path):
     assert config.load().smtp["host"] == "localhost"
 
 
+def test_reconcile_after_is_10_s_by_default_0_is_off_and_a_bad_one_is_named():
+    assert config.parse({})["notify"]["reconcile_after"] == 10
+    assert config.parse({"notify": {"reconcile_after": 0}})["notify"]["reconcile_after"] == 0
+    assert config.parse({"notify": {"reconcile_after": "1m"}})["notify"]["reconcile_after"] == 60
+    for bad, why in (("soon", "must be a duration"), ("2d", "at most 86400 seconds"), (-1, "0 or more")):
+        with pytest.raises(config.ConfigError,
+                           match=r"kachecks.toml: \[notify\] reconcile_after: .*" + why):
+            config.parse({"notify": {"reconcile_after": bad}}, "kachecks.toml")
+
+
 def test_the_heartbeat_is_off_by_default_and_a_bad_period_is_named():
-    assert config.parse({})["notify"] == {"heartbeat": 0}
+    assert config.parse({})["notify"]["heartbeat"] == 0
     for bad, why in (("-1h", "must be a duration"), ("367d", "must be 0 or more and at most 31622400 seconds"), (True, "must be")):
         with pytest.raises(config.ConfigError, match=r"kachecks.toml: \[notify\] heartbeat: " + why):
             config.parse({"notify": {"heartbeat": bad}}, "kachecks.toml")

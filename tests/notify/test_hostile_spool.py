@@ -19,6 +19,7 @@ from harness.peers.cli import command, run
 from harness.wait import wait_for
 from kachecks.notify import event as events
 from kachecks.notify import fifo as reader
+from kachecks.notify import notified
 from kachecks.notify import spool as store
 
 VICTIM_TEXT = "root's precious file\n"
@@ -281,6 +282,8 @@ def test_non_root_notify_under_keepalived_umask_shares_the_spool_with_root(share
         result = notify(state, user)
         assert result.returncode == 0 and result.stderr == "", (user, result.stderr)
         settled({"BACKUP": 1, "MASTER": 2, "FAULT": 3}[state])
+        # the last state notified, what root's agent reads: written by root and by nobody
+        assert notified.read(str(spool), ["VI_1"])["VI_1"]["state"] == state
     assert [m["Subject"].split("] ", 1)[1] for m in relay.messages] == [
         "VI_1: UNKNOWN -> BACKUP (prio 100)", "VI_1: BACKUP -> MASTER (prio 100)",
         "VI_1: MASTER -> FAULT (prio 100)"]
@@ -296,6 +299,9 @@ def test_non_root_notify_under_keepalived_umask_shares_the_spool_with_root(share
                              env=env, timeout=60)
     assert flushed.returncode == 0 and "0 still queued" in flushed.stdout, flushed.stderr
     assert len(relay.messages) == 23
+    # the last states notified, what root's agent reads: the burst's, the last of VI_1 too
+    assert {entry["state"] for entry in notified.read(str(spool), [
+        f"VI_{i}" for i in range(20)]).values()} == {"BACKUP"}
 
     for path in [spool, *spool.rglob("*")]:
         info = path.lstat()
