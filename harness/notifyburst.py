@@ -124,7 +124,8 @@ def burst(count=200, bound=120.0, scratch=None, config=None):
     reader.start()
     try:
         with SmtpSink() as relay:
-            sections = {"smtp": {"host": "127.0.0.1", "port": relay.port, "security": "none", "timeout": 5},
+            sections = {"smtp": {"host": "127.0.0.1", "port": relay.port, "security": "none", "timeout": 5,
+                                 "helo": "lvs1.example.org"},
                         "mail": {"to": ["admin@lvs.example.org"], "from": "kachecks@lvs1.example.org"},
                         "spool": {"dir": str(work / "spool"), "batch_window": 0, "retry_for": "20s"}}
             for section, values in (config or {}).items():

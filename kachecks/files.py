@@ -278,10 +278,11 @@ def untrusted_path(path, trust=ROOT_OR_ME, ancestors=False):
     return problem or untrusted(os.stat(directory), directory, trust)
 
 
-def _resolve(path):
+def _resolve(path, missing=False):
     """``(real path, None)`` of ``path``, judging each directory passed through and each
     symbolic link followed on the way (see ``untrusted_path``); ``(None, why)`` at the
-    first that others could change."""
+    first that others could change. ``missing``: a path that does not exist (yet) is
+    judged as far as it goes, ``(None, None)`` if all that is fine."""
     me = os.geteuid()
     todo = [part for part in reversed(os.path.abspath(path).split("/")) if part]
     current, links = "/", 0
@@ -294,7 +295,12 @@ def _resolve(path):
             current = os.path.dirname(current)
             continue
         candidate = os.path.join(current, name)
-        info = os.lstat(candidate)
+        try:
+            info = os.lstat(candidate)
+        except FileNotFoundError:
+            if missing:  # everything above it was judged: what is made there is ours
+                return None, None
+            raise
         if stat.S_ISLNK(info.st_mode):
             if info.st_uid not in (0, me):
                 return None, f"{candidate} is a symbolic link of uid {info.st_uid}"
@@ -337,23 +343,31 @@ class UntrustedDirectory(PermissionError):
     """A directory others may write in, where a trusted one is needed; str() says why."""
 
 
-def open_dir(path, trust=ROOT_OR_ME, create=None, parents=False, follow=True):
+def open_dir(path, trust=ROOT_OR_ME, create=None, parents=False, follow=True,
+             ancestors=False):
     """An O_DIRECTORY descriptor on ``path`` that ``trust`` accepts (the caller closes it).
 
     ``create``: the mode it must have, set exactly whatever the umask, when we
     make it (it is missing) or when it is ours and not usable by us (no rwx for
     its owner: left so by an umask). ``parents``: make missing parents too
     (0755). ``follow=False``: ``path`` itself must not be a symbolic link.
+    ``ancestors``: the way to it judged first as ``untrusted_path`` judges it
+    (every directory above and every link on the way), before anything is made
+    there, and again after (another user may have made a missing part first).
     UntrustedDirectory, or OSError if it cannot be opened or made.
     """
     flags = _DIR | (0 if follow else os.O_NOFOLLOW)
     made = False
+    if ancestors:
+        _judge_way(path, missing=create is not None)
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
         if create is None:
             raise
         made = _make_dir(path, parents)
+        if ancestors:
+            _judge_way(path)
         fd = os.open(path, flags)
     try:
         info = os.fstat(fd)
@@ -368,6 +382,12 @@ def open_dir(path, trust=ROOT_OR_ME, create=None, parents=False, follow=True):
         os.close(fd)
         raise
     return fd
+
+
+def _judge_way(path, missing=False):
+    problem = _resolve(path, missing)[1]
+    if problem:
+        raise UntrustedDirectory(problem)
 
 
 def _make_dir(path, parents):

@@ -36,16 +36,30 @@ def network_namespaces_are_marked(request):
                     pytrace=False)
 
 
+@pytest.fixture(scope="session")
+def test_config():
+    """An empty kachecks.toml any user can read: what every test (and every executable it
+    spawns) reads unless it names its own, never the machine's
+    /etc/kachecks/kachecks.toml (an installed director's mail relay, its checks)."""
+    directory = otheruser.open_tempdir("kachecks-config-")
+    path = directory / "kachecks.toml"
+    path.write_text("")
+    path.chmod(0o444)
+    yield path
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
-def isolated_runtime(tmp_path, monkeypatch):
-    """Keep state files and syslog of every spawned executable inside the test."""
+def isolated_runtime(tmp_path, monkeypatch, test_config):
+    """Keep state files, syslog and the configuration of every spawned executable inside
+    the test."""
     state = tmp_path / "state"
     state.mkdir()
     monkeypatch.setenv("KACHECKS_STATE_DIR", str(state))
     monkeypatch.setenv("KACHECKS_SYSLOG_SOCKET", str(tmp_path / "no-syslog"))
     # An installed `kachecks worker` must not serve the tests' checks (tests/worker starts its own).
     monkeypatch.setenv("KACHECKS_WORKER_SOCKET", str(tmp_path / "no-worker.sock"))
-    monkeypatch.delenv("KACHECKS_CONFIG", raising=False)
+    monkeypatch.setenv("KACHECKS_CONFIG", str(test_config))  # never the machine's
 
 
 @pytest.fixture

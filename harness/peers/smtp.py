@@ -123,7 +123,8 @@ class SmtpSink:
             self.messages.append(message)
             self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
             self.sessions.append({"tls": tls,
-                                  "authenticated": bool(getattr(session, "authenticated", False))})
+                                  "authenticated": bool(getattr(session, "authenticated", False)),
+                                  "helo": session.host_name})
             if self.mbox:
                 box = mailbox.mbox(self.mbox)
                 try:

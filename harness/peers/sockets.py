@@ -10,6 +10,13 @@ class SocketPeer:
     sock = None
 
     def close(self):
+        """Shut down, then close: on Linux, close() alone does not wake a thread blocked in
+        accept() on the socket, which then keeps listening and answers one more client (in
+        a later test that was given the same port)."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:  # not connected (a datagram socket) or already shut
+            pass
         self.sock.close()
 
     def __enter__(self):

@@ -9,11 +9,14 @@ directory of: ``$KACHECKS_STATE_DIR`` (else /run/kachecks),
 ``$TMPDIR/kachecks-<uid>-<random>`` found again by its owner and mode.
 
 Trusted means: a real directory (not a symlink) owned by this user and
-writable by nobody else (kachecks.files.PRIVATE). Directories are created
-with their mode set explicitly (keepalived runs scripts under umask 0177);
-files inside are read and replaced (mode 0600) through kachecks.files,
-relative to the directory, without following links or blocking, with a
-bound: what another user or an accident leaves there (a link to a root-owned
+writable by nobody else (kachecks.files.PRIVATE), reached only through
+directories and links of root's or ours, none writable by others unless
+sticky (as /tmp is): a KACHECKS_STATE_DIR through another user's link or
+directory is theirs to redirect, whoever owns its last part. Directories
+are created with their mode set explicitly (keepalived runs scripts under
+umask 0177); files inside are read and replaced (mode 0600) through
+kachecks.files, relative to the directory, without following links or
+blocking, with a bound: what another user or an accident leaves there (a link to a root-owned
 file, /dev/zero, a FIFO) changes at worst whether one line is logged.
 """
 
@@ -31,9 +34,10 @@ _READABLE = bytes.maketrans(_UNSAFE, b"_" * len(_UNSAFE))
 
 def _trusted_dir(path, mode):
     """An fd on directory ``path`` (created with ``mode`` if missing), or None if not
-    trusted (files.PRIVATE: ours, and nobody else may write in it)."""
+    trusted (files.PRIVATE: ours, and nobody else may write in it; the way to it as
+    files.untrusted_path judges it with ``ancestors``)."""
     try:
-        return files.open_dir(path, files.PRIVATE, create=mode, follow=False)
+        return files.open_dir(path, files.PRIVATE, create=mode, follow=False, ancestors=True)
     except OSError:
         return None
 

@@ -7,9 +7,9 @@ and running the kachecks checks touches the network (skipped with
 
 from concurrent.futures import ThreadPoolExecutor
 
-from kachecks import scriptline
-from kachecks.doctor import agentaudit, commands, configtest, reader, scripts, syntax, webchecks
-from kachecks.doctor.findings import CODES, ERROR, WARNING
+from kachecks import keepalivedconf, scriptline
+from kachecks.doctor import agentaudit, commands, configtest, scripts, syntax, webchecks
+from kachecks.doctor.findings import CODES, ERROR, WARNING, noted
 
 
 class Report:
@@ -46,7 +46,7 @@ def audit(path, run=True, config_id=None, keepalived=None, use_keepalived=True, 
     the agent's kachecks.toml, read when keepalived.conf defines track files
     (default: the agent's own).
     """
-    config = reader.read(path, config_id)
+    config = keepalivedconf.read(path, config_id)
     binary = configtest.find(keepalived) if use_keepalived else None
     version = configtest.version(binary) if binary else None
     skipped = None
@@ -59,7 +59,7 @@ def audit(path, run=True, config_id=None, keepalived=None, use_keepalived=True, 
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(configtest.run, binary, path, config_id, version) if binary else None
         typos, shadows = syntax.check(config)
-        found = list(config.findings) + typos
+        found = noted(config) + typos
         more, listeners = local(config, scriptline.Dialect(version), run, timeout)
         found += more
         found += agentaudit.audit(config, agent_config)
@@ -79,6 +79,7 @@ def local(config, dialect, run, timeout):
     checks, bad = commands.parse(every)
     found += bad
     found += commands.settings(checks)
+    found += commands.faulting_listeners(checks, config)
     listeners = [command for command in checks if command.listens]
     if run:
         urls = webchecks.collect(config)

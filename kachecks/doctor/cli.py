@@ -5,8 +5,8 @@ import json
 import click
 
 from kachecks.clickcommand import CONTEXT, Command, Duration
-from kachecks.doctor.reader import DEFAULT_CONFIG, ReadError
 from kachecks.errors import CommandFailed, UsageError
+from kachecks.keepalivedconf import DEFAULT_CONFIG, ReadError
 from kachecks.status import ExitCode
 
 PROG = "kachecks doctor"
@@ -37,7 +37,9 @@ comments, quoting) and reports, for every check, script and notify:
                     check's --timeout: keepalived kills it first
   dynamic-mismatch  --dynamic without misc_dynamic (healthy exits 2+)
   misplaced-check   kachecks-vrrp in a MISC_CHECK: it judges the directors,
-                    so a VRRP problem takes every real server out (warning)
+                    so a VRRP problem takes every real server out; or in a
+                    vrrp_script tracked with weight 0: a split brain puts
+                    both directors in FAULT for good (warning)
   not-executable    a misc_path, script or notify* program that does not
                     exist or cannot run (no #! line: keepalived's failed
                     exec counts as success)

@@ -16,7 +16,9 @@ that did not answer (unreachable) from one that answered wrong (check-failed).
 ``kachecks-vrrp`` is read (its options, the instances it names) but never run:
 it listens for seconds with CAP_NET_RAW, and what it would see is the pair,
 which ``--peer`` and ``--what-if`` audit from the files. In a MISC_CHECK it is
-a misplaced-check: it judges the directors, not the real server.
+a misplaced-check: it judges the directors, not the real server; so is a
+vrrp_script of it tracked with weight 0 (``faulting_listeners``): a problem of
+the pair would put the directors in FAULT.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -115,6 +117,44 @@ def settings(commands):
         if target.nagios and not (script.keyword == "misc_path" and script.dynamic):
             findings.append(at(script.node, WARNING, "bad-option",
                                f"{name} {command.parsed.refusal}"))
+    return findings
+
+
+def faulting_listeners(commands, config):
+    """misplaced-check: a kachecks-vrrp vrrp_script an instance tracks with weight 0.
+
+    Its failure is the instance's FAULT: a split brain (or filtered, mismatch) takes
+    this director out, and the peer too when it runs the same line; then nobody holds
+    the addresses, which kachecks-vrrp reads as no-master, so neither leaves FAULT.
+    docs/vrrp.md watches the pair from Icinga/Nagios or the agent's [vrrp] instead,
+    neither of which changes keepalived's state.
+    """
+    listeners = {id(c.script.node): c for c in commands
+                 if c.listens and c.script.keyword == "script"}
+    if not listeners:
+        return []
+    from kachecks.doctor import vrrp
+
+    findings, seen = [], set()
+    for inst in vrrp.director(config).instances:
+        for tracker in inst.trackers:
+            if tracker.kind != vrrp.SCRIPT or tracker.weight != 0 or tracker.reverse \
+                    or tracker.ignored or id(tracker.entry) in seen:
+                continue
+            command = listeners.get(id(tracker.definition.child("script")))
+            if command is None:
+                continue
+            seen.add(id(tracker.entry))
+            who = (f"vrrp_sync_group {inst.sync_group.name}" if tracker.implicit == "group"
+                   else f"vrrp_instance {inst.name}")
+            findings.append(at(tracker.entry, WARNING, "misplaced-check",
+                               f"{command.name} (vrrp_script {tracker.name}) tracked with weight"
+                               f" 0 by {who}: a problem of the pair (split brain, filtered,"
+                               " mismatch) puts this director in FAULT, and the peer too if it"
+                               " runs the same line; nobody holds the addresses then, which is"
+                               " no-master, so neither leaves FAULT; watch the pair from"
+                               " Icinga/Nagios (kachecks-vrrp --nagios) or the agent's [vrrp]"
+                               " table, which never change keepalived's state"))
     return findings
 
 

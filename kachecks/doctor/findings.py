@@ -5,8 +5,7 @@ JSON objects. The codes are a stable interface (scripts grep them); the
 messages are for people.
 """
 
-ERROR = "error"
-WARNING = "warning"
+from kachecks.keepalivedconf import ERROR, WARNING  # one spelling: the reader's Notes use it
 
 CODES = (
     "syntax",
@@ -80,3 +79,9 @@ class Finding:
 def at(node, severity, code, message):
     """A finding at a configuration node (anything with ``file`` and ``line``)."""
     return Finding(node.file, node.line, severity, code, message)
+
+
+def noted(config):
+    """What the reader noted reading ``config`` (kachecks.keepalivedconf Notes: syntax,
+    limit), as findings."""
+    return [Finding(*note) for note in config.findings]

@@ -2,7 +2,7 @@
 
 The peer's file is a copy (``scp lvs2:/etc/keepalived/keepalived.conf``) or
 standard input (``ssh lvs2 cat /etc/keepalived/keepalived.conf | kachecks
-doctor --peer -``), read by the doctor's reader with the peer's ``@ID``
+doctor --peer -``), read by kachecks.keepalivedconf with the peer's ``@ID``
 (``--peer-id``). Its includes name files on the peer: an absolute one, or any
 include read from standard input, is not read here (reading this director's
 file of that name would compare the director with itself); a relative one is
@@ -13,19 +13,20 @@ checks live on the other machine.
 import os
 import sys
 
-from kachecks.doctor import pair, reader, syntax, vrrp, whatif
+from kachecks import keepalivedconf
+from kachecks.doctor import pair, syntax, vrrp, whatif
 from kachecks.doctor.audit import ordered
-from kachecks.doctor.findings import ERROR, WARNING
+from kachecks.doctor.findings import ERROR, WARNING, noted
 
 STDIN = "-"
-LIMIT = reader.MAX_FILE_BYTES  # bytes of a peer's file on standard input, as of any file
+LIMIT = keepalivedconf.MAX_FILE_BYTES  # bytes of a peer's file on standard input, as of any file
 KNOWN = ("global_defs", "vrrp_instance", "vrrp_script", "vrrp_sync_group", "virtual_server",
          "virtual_server_group", "track_file", "vrrp_track_file", "vrrp_track_process",
          "static_ipaddress", "static_routes", "static_rules", "linkbeat_interfaces",
          "garp_group", "bfd_instance")
 
 
-class PeerError(reader.ReadError):
+class PeerError(keepalivedconf.ReadError):
     """The peer's file cannot be used; one line."""
 
 
@@ -38,8 +39,8 @@ def read_peer(spec, peer_id=None, stdin=None):
     else:
         follow = _absolute
     try:
-        config = reader.read(spec, peer_id if peer_id is not None else "", data=data, follow=follow)
-    except reader.ReadError as exc:
+        config = keepalivedconf.read(spec, peer_id if peer_id is not None else "", data=data, follow=follow)
+    except keepalivedconf.ReadError as exc:
         raise PeerError(f"--peer {exc}") from None
     named = {n.keyword for n in config.nodes}
     what = "standard input" if spec == STDIN else spec
@@ -108,7 +109,7 @@ def pair_findings(config, peer_config, ds=None, scenarios=None):
     """The peer's syntax findings, the pair codes and the failover warnings."""
     typos, _ = syntax.check(peer_config)
     ds = ds or directors(config, peer_config)
-    found = list(peer_config.findings) + typos + pair.compare(*ds)
+    found = noted(peer_config) + typos + pair.compare(*ds)
     found += whatif.findings(ds, scenarios or whatif.simulate(ds))
     return found
 
@@ -120,12 +121,12 @@ def merged(findings, config, peer_config):
 
 def what_if(path, peer_spec, config_id=None, peer_id=None, stdin=None):
     """(directors, scenarios, findings) for ``--what-if``; ReadError when a file cannot be read."""
-    config = reader.read(path, config_id)
+    config = keepalivedconf.read(path, config_id)
     peer_config = read_peer(peer_spec, peer_id, stdin) if peer_spec is not None else None
     ds = directors(config, peer_config)
     scenarios = whatif.simulate(ds)
     typos, _ = syntax.check(config)
-    found = list(config.findings) + typos
+    found = noted(config) + typos
     if peer_config is not None:
         found += pair_findings(config, peer_config, ds, scenarios)
         found = merged(found, config, peer_config)

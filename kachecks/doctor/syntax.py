@@ -16,7 +16,7 @@ from kachecks.doctor.scripts import seconds
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from kachecks.doctor.findings import Finding
-    from kachecks.doctor.reader import Node
+    from kachecks.keepalivedconf import Node
 
 
 def _integer(low, high):

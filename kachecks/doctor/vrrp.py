@@ -7,7 +7,7 @@ group's), with keepalived's load-time rules for weights (weighted tracking
 ignored in a sync group or on an address owner), and the director's sync
 groups, virtual servers and name. These rules are in docs/reference.md,
 "The pair and the what-if", each checked against keepalived 2.2.7 and 2.3.3.
-The nodes come from the doctor's reader; nothing here reads a file.
+The nodes come from kachecks.keepalivedconf; nothing here reads a file.
 """
 
 import os
@@ -179,7 +179,7 @@ class Director:
 
 
 def director(config, label=None):
-    """The Director of a Config read by the doctor's reader."""
+    """The Director of a Config read by kachecks.keepalivedconf."""
     d = Director(config, label or config.path)
     d.instances = instances.settled(config, Instance)
     d.by_name = {i.name: i for i in d.instances}

@@ -10,7 +10,7 @@ docs/reference.md, "A vrrp_instance as keepalived settles it".
 
 The pair watcher (``load``) watches what the instances put on the wire; the
 doctor's ``--peer`` and ``--what-if`` (kachecks.doctor.vrrp) compare and
-simulate them from ``settled``. The nodes come from the doctor's reader
+simulate them from ``settled``. The nodes come from kachecks.keepalivedconf
 (includes, ``$NAME`` definitions, ``@ID`` lines as keepalived reads them).
 """
 
@@ -150,7 +150,7 @@ def defaults(config):
 
 
 def settled(config, cls=Instance):
-    """Every vrrp_instance of a Config read by the doctor's reader, as keepalived settles it,
+    """Every vrrp_instance of a Config read by kachecks.keepalivedconf, as keepalived settles it,
     in file order; a second block of the same name is skipped, as keepalived skips it.
     ``cls``: Instance or a subclass (the doctor's adds what tracks it)."""
     glob = defaults(config)
@@ -167,7 +167,7 @@ def load(path=DEFAULT_CONFIG, config_id=None, names=()):
     """(every instance, the ones to watch) of ``path``; UsageError, one line, when the
     file cannot be read, has no vrrp_instance, one cannot be watched, or ``names`` are
     not all in it."""
-    from kachecks.doctor.reader import ReadError, read
+    from kachecks.keepalivedconf import ReadError, read
 
     try:
         config = read(path, config_id)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from kachecks.doctor import configtest, reader
-from kachecks.doctor.reader import MAX_DEPTH, MAX_FILE_BYTES, MAX_LINE, decomment
+from kachecks import keepalivedconf as reader
+from kachecks.doctor import configtest
+from kachecks.keepalivedconf import MAX_DEPTH, MAX_FILE_BYTES, MAX_LINE, decomment
 
 BOUNDS = ("MAX_LINE", "MAX_SUBSTITUTIONS", "MAX_SUBSTITUTIONS_IN_ALL", "MAX_LINES",
           "MAX_FILE_BYTES", "MAX_FILES", "MAX_DEPTH", "MAX_ALTERNATIVES", "MAX_GLOB_ENTRIES")

@@ -258,3 +258,35 @@ def test_kachecks_vrrp_in_a_misc_check_is_a_misplaced_check(doctor, write, tmp_p
     assert run.findings[0]["message"].startswith(
         "kachecks-vrrp in a MISC_CHECK judges the VRRP pair, not this real server")
     assert run.code == 0
+
+
+def tracking(weight=None, instance="VI_1", vrid=50):
+    """A vrrp_instance that tracks vrrp_script chk (with ``weight`` on its entry, if given)."""
+    entry = "chk" if weight is None else f"chk weight {weight}"
+    return (f"vrrp_instance {instance} {{\n    state BACKUP\n    interface lo\n"
+            f"    virtual_router_id {vrid}\n    priority 100\n    virtual_ipaddress {{\n"
+            f"        192.168.8.142/24\n    }}\n    track_script {{\n        {entry}\n    }}\n}}\n")
+
+
+def test_kachecks_vrrp_in_a_vrrp_script_tracked_with_weight_0_is_a_misplaced_check(doctor,
+                                                                                    tmp_path):
+    """A failing weight-0 script is FAULT: a split brain seen by both directors takes both
+    out, and then nobody holds 192.168.8.142 (no-master), so neither comes back. A weight
+    lowers the priority instead, which leaves a master: no finding there."""
+    conf = tmp_path / "keepalived.conf"
+    line = script(f"{exe('kachecks-vrrp')} --keepalived-conf {conf}",
+                  "    interval 10\n    timeout 9\n")
+    conf.write_text(SECURE + line + tracking() + tracking(-20, "VI_2", 51))
+    run = doctor("-f", conf)
+    entry = SCRIPT_LINE + 3 + 10  # vrrp_script chk's 4 lines, then VI_1's track_script entry
+    assert codes(run) == [(entry, "warning", "misplaced-check")], run
+    assert run.findings[0]["message"] == (
+        "kachecks-vrrp (vrrp_script chk) tracked with weight 0 by vrrp_instance VI_1: a problem"
+        " of the pair (split brain, filtered, mismatch) puts this director in FAULT, and the"
+        " peer too if it runs the same line; nobody holds the addresses then, which is"
+        " no-master, so neither leaves FAULT; watch the pair from Icinga/Nagios (kachecks-vrrp"
+        " --nagios) or the agent's [vrrp] table, which never change keepalived's state")
+    assert run.code == 0
+    conf.write_text(SECURE + line.replace("    interval 10\n", "    interval 10\n    weight -20\n")
+                    + tracking())
+    assert codes(doctor("-f", conf)) == []

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from kachecks.doctor import configtest, reader, syntax
+from kachecks import keepalivedconf as reader
+from kachecks.doctor import configtest, syntax
 from kachecks.doctor.findings import Finding
 
 

@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from kachecks.doctor import reader
-from kachecks.doctor.reader import ReadError, decomment, expand_braces, pieces, words
+from kachecks import keepalivedconf as reader
+from kachecks.keepalivedconf import ReadError, decomment, expand_braces, pieces, words
 
 
 def tree(config):

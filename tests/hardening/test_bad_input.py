@@ -7,13 +7,17 @@ garbage is the peer's failure (CRITICAL under --nagios), not ours.
 """
 
 import base64
+import glob
 import os
+import socket
+from pathlib import Path
 
 import pytest
 
 from harness.peers.hostile import FakeLDAP
 from harness.peers.rawhttp import RawHTTPServer
 from harness.redteam import Finished, assert_clean, single_line, spawn
+from harness.wait import wait_for
 
 # -- kachecks check <name> -----------------------------------------------------------
 
@@ -264,3 +268,19 @@ def test_an_unusable_password_file_is_refused_with_the_reason(tmp_path, listener
     assert finished.returncode == 1, finished
     assert words in single_line(finished.stderr), finished
     assert listener.connections() == 0
+
+
+def test_a_closed_fake_ldap_server_answers_nobody_afterwards():
+    """The peer, not the check: a listener closed while its thread waited in accept() kept
+    listening and answered a later test's client given the same port (a webhook POST that
+    got LDAP bytes back)."""
+    server = FakeLDAP(lambda mid: _message(mid, _done(b"\x00")))
+    wait_for(lambda: "inet_csk_accept" in _wchans(), 5, what="the server's thread in accept()")
+    server.close()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+
+
+def _wchans():
+    """Where each of this process' threads sleeps in the kernel."""
+    return [Path(p).read_text() for p in glob.glob("/proc/self/task/*/wchan")]

@@ -221,6 +221,26 @@ def test_ancestors_must_be_ours_and_open_only_when_sticky(tmp_path):
     assert files.untrusted_path(inner, ancestors=True) == f"{top} belongs to uid 65534"
 
 
+def test_open_dir_with_ancestors_judges_the_way_before_it_makes_anything(tmp_path):
+    if os.geteuid() != 0:
+        pytest.fail("handing a link to another user needs root")
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    theirs = tmp_path / "theirs"
+    theirs.symlink_to(private)
+    os.lchown(theirs, 65534, 65534)
+    with pytest.raises(files.UntrustedDirectory,
+                       match=f"^{theirs} is a symbolic link of uid 65534$"):
+        files.open_dir(str(theirs / "state"), files.PRIVATE, create=0o700, ancestors=True)
+    assert os.listdir(private) == []  # nothing made where their link points
+    os.close(files.open_dir(str(theirs / "state"), files.PRIVATE, create=0o700))  # (without)
+    os.rmdir(private / "state")
+    ours = tmp_path / "ours"
+    ours.symlink_to(private)
+    os.close(files.open_dir(str(ours / "state"), files.PRIVATE, create=0o700, ancestors=True))
+    assert os.listdir(private) == ["state"]
+
+
 @pytest.mark.parametrize("mask", [0o177, 0o000], ids=oct)
 def test_open_dir_makes_a_directory_with_exactly_its_mode_and_refuses_an_untrusted_one(
         tmp_path, umask, mask):

@@ -73,6 +73,65 @@ def test_a_state_directory_owned_by_another_user_is_not_used(tmp_path, monkeypat
     assert len(downs(syslog_socket())) == 1
 
 
+def _through(kind, tmp_path):
+    """A private directory of ours reached through something another user controls:
+    ``(the path a check is given, the real directory)``."""
+    assert os.geteuid() == 0, "needs root to hand a link or a directory to another user"
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    os.chown(theirs, NOBODY, NOBODY)
+    if kind == "link_of_another_user":  # nobody may point it elsewhere at any time
+        private = tmp_path / "private"
+        (private / "state").mkdir(parents=True, mode=0o700)
+        link = theirs / "link"
+        link.symlink_to(private)
+        os.lchown(link, NOBODY, NOBODY)
+        return link / "state", private / "state"
+    if kind == "parent_of_another_user":  # nobody may rename ours away, put theirs there
+        (theirs / "state").mkdir(mode=0o700)
+        return theirs / "state", theirs / "state"
+    shared = tmp_path / "shared"  # parent_writable_by_others: anybody may swap it
+    (shared / "state").mkdir(parents=True, mode=0o700)
+    os.chmod(shared, 0o777)
+    return shared / "state", shared / "state"
+
+
+@pytest.mark.parametrize("kind", ["link_of_another_user", "parent_of_another_user",
+                                  "parent_writable_by_others"])
+def test_a_state_directory_reached_through_what_others_control_is_not_used(
+        tmp_path, monkeypatch, fallback, syslog_socket, unused_port, kind):
+    given, real = _through(kind, tmp_path)
+    monkeypatch.setenv("KACHECKS_STATE_DIR", str(given))
+    run_times(3, down_check(unused_port))
+    assert os.listdir(real) == []
+    assert os.listdir(fallback) == [f"kachecks-{os.geteuid()}"]  # the state lives on there
+    assert len(downs(syslog_socket())) == 1
+
+
+@pytest.mark.parametrize("variable", ["XDG_RUNTIME_DIR", "TMPDIR"])
+def test_a_fallback_state_directory_reached_through_another_users_link_is_not_used(
+        tmp_path, monkeypatch, fallback, unused_port, variable):
+    given, real = _through("link_of_another_user", tmp_path)
+    monkeypatch.setenv("KACHECKS_STATE_DIR", str(tmp_path / "not-a-directory"))
+    (tmp_path / "not-a-directory").write_text("")
+    monkeypatch.setenv(variable, str(given))
+    run_times(2, down_check(unused_port))
+    assert os.listdir(real) == []
+
+
+def test_a_state_directory_under_a_sticky_directory_and_our_own_link_is_used(
+        tmp_path, monkeypatch, syslog_socket, unused_port):
+    sticky = tmp_path / "sticky"  # as /tmp is: nobody can rename what is ours in it
+    sticky.mkdir()
+    os.chmod(sticky, 0o1777)
+    (sticky / "state").mkdir(mode=0o700)
+    (tmp_path / "ours").symlink_to(sticky)
+    monkeypatch.setenv("KACHECKS_STATE_DIR", str(tmp_path / "ours" / "state"))
+    run_times(3, down_check(unused_port))
+    assert len(os.listdir(sticky / "state")) == 1
+    assert len(downs(syslog_socket())) == 1
+
+
 def _state_file(directory):
     names = [n for n in os.listdir(directory) if n.endswith(".state")]
     assert len(names) == 1, names

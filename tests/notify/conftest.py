@@ -31,7 +31,9 @@ class Notifier:
 
     def configure(self, relay=None, **sections):
         """Write the config: the relay's [smtp], our spool, then ``sections`` merged over."""
-        data = {"smtp": {"host": "127.0.0.1", "port": 9, "security": "none", "timeout": 5},
+        # helo and from set: no socket.getfqdn() lookup of this host leaves the machine
+        data = {"smtp": {"host": "127.0.0.1", "port": 9, "security": "none", "timeout": 5,
+                         "helo": "lvs1.example.org"},
                 "mail": {"to": ["admin@lvs.example.org"], "from": "kachecks@lvs1.example.org"},
                 "spool": {"dir": str(self.spool), "batch_window": 0, "retry_for": "20s"}}
         if relay is not None:

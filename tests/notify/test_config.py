@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.peers import cli
 from kachecks import configfile
 from kachecks.notify import config
 
@@ -40,6 +41,16 @@ def test_command_line_options_override_the_file(notifier, relay):
     assert result.returncode == 0
     relay.wait_for(1)
     assert relay.envelopes[0][1] == ["ops@example.org", "oncall@example.org"]
+
+
+def test_a_test_run_reads_no_configuration_of_the_machine():
+    """What an executable reads when a test names no kachecks.toml: an empty file of the
+    test run, not /etc/kachecks/kachecks.toml (it may exist on the machine running the tests)."""
+    path, explicit = configfile.location()
+    assert path != configfile.DEFAULT_PATH and explicit
+    assert configfile.read() == (path, {})
+    checked = cli.run("kachecks", "agent", "--check-config")
+    assert (checked.returncode, checked.stdout) == (0, f"{path}: OK, 0 checks\n")
 
 
 def test_missing_default_config_means_builtin_defaults(monkeypatch, tmp_path):

@@ -239,7 +239,8 @@ def shared_config(shared_dir, relay, spool):
     """A kachecks.toml root:nogroup 0640 (readable by the notify user); the env naming it."""
     config = shared_dir / "kachecks.toml"
     config.write_text(toml_text({
-        "smtp": {"host": "127.0.0.1", "port": relay.port, "security": "none", "timeout": 5},
+        "smtp": {"host": "127.0.0.1", "port": relay.port, "security": "none", "timeout": 5,
+                 "helo": "lvs1.example.org"},
         "mail": {"to": ["admin@lvs.example.org"], "from": "kachecks@lvs1.example.org"},
         "spool": {"dir": str(spool), "batch_window": 0, "retry_for": "20s"}}))
     os.chown(config, 0, 65534)

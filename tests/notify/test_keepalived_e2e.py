@@ -48,7 +48,8 @@ def director_config(name, workdir, mbox_port, script):
     """keepalived.conf plus one kachecks config (and spool) per notification path."""
     for path in ("notify", "fifo"):
         (workdir / f"{path}.toml").write_text(toml_text({
-            "smtp": {"host": HOSTS["mail"], "port": mbox_port, "security": "none", "timeout": 5},
+            "smtp": {"host": HOSTS["mail"], "port": mbox_port, "security": "none", "timeout": 5,
+                     "helo": f"{name}.example.org"},
             "mail": {"from": f"kachecks@{name}.example.org", "to": ["admin@example.org"],
                      "subject": f"[{name} {path}] {{name}}: {{previous}} -> {{state}}{{prio}}"},
             "spool": {"dir": str(workdir / f"spool-{path}"), "batch_window": 0.5, "retry_for": "60s"},

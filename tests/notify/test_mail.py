@@ -34,6 +34,16 @@ def test_generic_notify_mail_has_readable_subject_headers_and_body(notifier, rel
     assert notifier.queued() == []
 
 
+def test_the_relay_is_greeted_with_the_configured_name_not_one_looked_up(notifier, relay):
+    """[smtp] helo and [mail] from set: the deliverer asks no resolver for this host's
+    name (socket.getfqdn), so no DNS query leaves the machine running the tests."""
+    notifier.configure(relay)
+    assert notifier.notify("INSTANCE", "VI_1", "MASTER", "100").returncode == 0
+    (msg,) = relay.wait_for(1)
+    assert relay.sessions[0]["helo"] == "lvs1.example.org"
+    assert relay.envelopes[0][0] == msg["From"] == "kachecks@lvs1.example.org"
+
+
 def test_starttls_and_auth_with_password_file(notifier, tmp_path, certdir):
     secret = tmp_path / "smtp.pass"
     secret.write_text("s3cret\n")
@@ -42,7 +52,7 @@ def test_starttls_and_auth_with_password_file(notifier, tmp_path, certdir):
         notifier.configure(relay, smtp={"username": "kachecks", "password_file": str(secret)})
         assert notifier.notify("GROUP", "G1", "MASTER", "0").returncode == 0
         (msg,) = relay.wait_for(1)
-        assert relay.sessions[0] == {"tls": True, "authenticated": True}
+        assert relay.sessions[0] == {"tls": True, "authenticated": True, "helo": "lvs1.example.org"}
         assert "G1: UNKNOWN -> MASTER (prio 0)" in msg["Subject"]
 
 

@@ -126,6 +126,14 @@ def test_the_check_layer_imports_neither_the_worker_nor_any_front_end():
     assert upward(graph(), "kachecks.checks", FRONT_ENDS) == []
 
 
+def test_the_pair_watcher_and_the_agent_import_nothing_of_the_doctor():
+    """keepalived.conf has one reader (kachecks.keepalivedconf), beneath the doctor, the
+    pair watcher and the agent alike: neither of the others reaches into the doctor."""
+    edges = graph()
+    for layer in ("kachecks.vrrp", "kachecks.agent", "kachecks.keepalivedconf"):
+        assert upward(edges, layer, ["kachecks.doctor"]) == [], layer
+
+
 def test_each_worker_module_imports_only_what_its_rule_allows():
     edges = graph()
     # the wire: standard library only, so both ends (one a forked check) can afford it

@@ -12,7 +12,7 @@ import pytest
 from harness import settled
 from harness.peers.keepalived import DUMP_END, Keepalived, dumped
 from harness.peers.netns import Network, cleanup_stale, run_prefix
-from kachecks.doctor.reader import read
+from kachecks.keepalivedconf import read
 from kachecks.vrrp import instances, wire
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]

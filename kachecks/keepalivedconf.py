@@ -1,5 +1,9 @@
 """Read keepalived.conf the way keepalived's own parser reads it.
 
+The one reader of keepalived.conf: the doctor audits what it reads, the pair
+watcher (kachecks.vrrp.instances, so kachecks-vrrp and the agent's [vrrp])
+settles its vrrp_instances from it. It knows nothing of either.
+
 Per physical line, as keepalived 2.2.7 to 2.4 do: end-of-line characters
 dropped; leading blanks and comments removed (``#`` or ``!`` outside double
 quotes; ``\\#`` and ``\\!`` are literal); ``@ID line`` kept only on the
@@ -15,15 +19,15 @@ words are split on blanks and "double quotes" group them.
 
 Every node keeps the file and physical line it came from (a substituted
 line keeps the line of its ``$NAME``). What keepalived would skip or reject
-while reading becomes a ``syntax`` finding; what makes the file unreadable
-as a whole (missing, a directory, binary data, an include loop) raises
-ReadError, one line.
+while reading becomes a ``syntax`` Note (the doctor reports each as a
+finding); what makes the file unreadable as a whole (missing, a directory,
+binary data, an include loop) raises ReadError, one line.
 
 Reading is bounded in time and memory whatever the files hold (definitions
 that double, escapes, brace globs, huge or deeply nested includes): files
 are streamed a line at a time, a line holds what keepalived's buffer holds,
 and the bounds below (docs/doctor.md, "Bounds") end in a ``limit`` finding
-at the line where one was reached, never in a traceback.
+at the line where one was reached, never in a traceback (a ``limit`` Note).
 """
 
 import collections
@@ -34,13 +38,14 @@ import re
 import stat
 
 from kachecks import files
-from kachecks.doctor.findings import ERROR, WARNING, Finding
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
 if TYPE_CHECKING:
     from typing import Any
 
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
+ERROR = "error"  # how bad a Note is (the doctor's severities: kachecks.doctor.findings)
+WARNING = "warning"
 
 # keepalived's own bound (lib/parser.h MAXBUF 1024, less the NUL): a line as
 # read, newline included, and a line as definitions expand it.
@@ -133,12 +138,20 @@ class Node:
         return any(n.keyword == keyword for n in self.block or ())
 
 
+class Note(collections.namedtuple("Note", "file line severity code message")):
+    """Something keepalived would skip or reject while reading (``code`` "syntax"), or a
+    bound reached ("limit"), at ``file``:``line``; ``severity`` ERROR or WARNING."""
+
+    __slots__ = ()
+
+
 class Config:
     """A configuration read: top-level ``nodes``, the ``files`` read (in order).
 
-    ``names`` maps the file names keepalived prints in its messages (an
-    include as its glob matched it, relative to the including file) to ours.
-    ``exceeded``: a bound was reached (a ``limit`` finding, or definitions
+    ``findings``: the Notes of the reading, in order. ``names`` maps the file
+    names keepalived prints in its messages (an include as its glob matched
+    it, relative to the including file) to ours.
+    ``exceeded``: a bound was reached (a ``limit`` Note, or definitions
     that keepalived itself may expand for ever): part of the configuration
     is unread, and keepalived's own parser may not finish on it.
     """
@@ -361,12 +374,12 @@ class _Reader:
         self.glob_entries = 0  # directory entries include wildcards looked at
 
     def finding(self, file, line, message, severity=ERROR):
-        self.findings.append(Finding(file, line, severity, "syntax", message))
+        self.findings.append(Note(file, line, severity, "syntax", message))
 
     def limit(self, file, line, message):
-        """A bound reached: a ``limit`` finding; what lies past it is not audited."""
+        """A bound reached: a ``limit`` Note; what lies past it is not audited."""
         self.exceeded = True
-        self.findings.append(Finding(file, line, ERROR, "limit", message))
+        self.findings.append(Note(file, line, ERROR, "limit", message))
 
     def count_lines(self, count, path, number):
         self.lines_read += count
