@@ -141,7 +141,9 @@ def _kind(mode):
 
 
 def replace(path, data, mode, dir_fd=None, durable=False, staging=None):
-    """Make ``path`` hold ``data`` (bytes), atomically, with exactly ``mode``.
+    """Make ``path`` hold ``data`` (bytes, or a list of bytes to write one after the
+    other: a large document in pieces, never copied into one), atomically, with
+    exactly ``mode``.
 
     ``path`` is relative to ``dir_fd`` when given (and then ought to be a plain
     name in it); otherwise its directory is opened for the time of the write.
@@ -166,9 +168,7 @@ def replace(path, data, mode, dir_fd=None, durable=False, staging=None):
     try:
         try:
             os.fchmod(fd, mode)  # exactly: the umask may have cut it, nothing widens it
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            _write_all(fd, data)
             if durable:
                 os.fsync(fd)
         finally:
@@ -179,6 +179,21 @@ def replace(path, data, mode, dir_fd=None, durable=False, staging=None):
         raise
     if durable:
         os.fsync(dir_fd)
+
+
+_IOV_MAX = 1024  # Linux's limit of pieces per writev(2)
+
+
+def _write_all(fd, data):
+    """Write ``data`` (bytes, or a list of bytes) to ``fd`` to the last byte."""
+    pieces = [data] if isinstance(data, (bytes, bytearray, memoryview)) else data
+    for start in range(0, len(pieces), _IOV_MAX):
+        batch = pieces[start:start + _IOV_MAX]
+        done = os.writev(fd, batch)
+        if done < sum(map(len, batch)):  # short (a full disk reports itself next time)
+            view = memoryview(b"".join(batch))[done:]
+            while view:
+                view = view[os.write(fd, view):]
 
 
 def _create(dir_fd, prefix, mode):

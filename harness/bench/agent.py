@@ -1,18 +1,29 @@
-"""The agent rows: CPU per check run inside one `kachecks agent`, beside the forked rows.
+"""The agent rows: `kachecks agent` at the rates directors run, beside the forked rows.
 
 A forked check costs a whole process per run; a check inside the agent costs what the
-agent's process spends per run once it is up. For each kind of check the bench starts
-an agent with many checks of that kind against the bench's own peers, lets every check
-run twice (imports done, threads started), then reads the agent's CPU (user+sys of all
-its threads, /proc/PID/stat) and its run count (its status file) at the start and the
-end of a window. Rounds go round-robin over the kinds, a fresh agent each time, like the
-forked rows. Track files live on tmpfs, as /run does on a Debian director.
+agent's process spends per run once it is up. Each row starts an agent with many checks
+of one kind against the bench's own peers, at a director's rate (1,000 checks every
+5 s: 200 runs a second; 10,000 every 10 s: 1,000 a second), waits until every check has
+run twice (imports done, caches warm), then measures a window that starts and ends
+with a status document the agent wrote (so the runs it counts and the CPU read beside
+them are of the same instant): CPU (user+sys of all its threads, /proc/PID/stat) per
+run, the runs a second it kept, how late runs started (each check's last ``lateness``,
+from every document written in the window), its resident set (VmRSS, VmHWM), threads
+and descriptors. Rounds go round-robin over the rows, a fresh agent each time. Track
+files live on tmpfs, as /run does on a Debian director.
 
-The resident-set row runs 1,000 HTTP checks for two intervals and reads VmHWM.
+Two more rows: 200 healthy checks beside 200 against peers that accept and never
+answer (how late the healthy ones run while hung runs sit out their deadline), and
+10,000 checks configured with none due (the agent's cost at rest, % of one core).
+
+With ``--baseline TREE`` each row is followed by its twin run from that tree (the
+agent before a change, in the same run). The status page (``/`` and ``/status.json``
+of an agent running 1,000 HTTP checks) is timed after the rows, each GET a fresh render.
 """
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import statistics
@@ -23,96 +34,193 @@ import urllib.request
 
 from harness.bench.servers import SMALL_BODY
 from harness.checks import REFERENCE
-from harness.peers.agent import AgentProcess
+from harness.peers.agent import STATUS_FILE, AgentProcess
+from harness.peers.hostile import Mute
 from harness.peers.ports import free_port
-from harness.peers.rawhttp import http_response
-from harness.peers.responder import Responder
 
+BEGIN = "<!-- BEGIN scripts/bench --only agent -->"  # where an agent-only run's table goes
+END = "<!-- END scripts/bench --only agent -->"
 TICK = os.sysconf("SC_CLK_TCK")
 TMPFS = "/dev/shm"
-RSS_CHECKS = 1000
-RSS_INTERVAL = 5.0
+WARM_RUNS = 2  # every check runs this often before the window
 RSS_LIMIT_MIB = 100
+LATENESS_P99_MS = 50
+IDLE_LIMIT = 0.2  # % of one core
+PAGE_CHECKS = 1000
+PAGE_INTERVAL = 5.0
 PAGE_ROUNDS = 10  # GETs of each of the status page's paths
 PAGE_PAUSE = 1.1  # seconds before each: longer than the page is kept (kachecks.agent.page)
 PAGE_LIMIT_MS = 50  # serving / with 1,000 checks
 
 
 class AgentRow:
-    """One kind of check run by the agent, compared with a forked C peer."""
+    """One row: ``count`` checks running ``command`` every ``interval`` (``hung`` more
+    against a peer that never answers), compared with a forked C peer and a floor."""
 
-    def __init__(self, label, commands, count, interval, c_peer, forked_peer, target=None,
-                 skip=None):
+    def __init__(self, label, command, count, interval, timeout, c_peer=None, floor=None,
+                 target=None, hung=0, idle=False, skip=None):
         self.label = label
         self.agent = None  # (argv of `kachecks`, environment): another tree's, or the run's
         self.baseline = None  # the label of its twin from the baseline tree
-        self.commands = commands  # argv of one check: every check of the row runs it
+        self.command = command  # argv of one check: every check of the row runs it
         self.count = count
         self.interval = interval
-        self.c_peer = c_peer  # label of the C row (forked)
-        self.forked_peer = forked_peer  # label of the forked kachecks row
+        self.timeout = timeout
+        self.c_peer = c_peer  # label of the forked C row
+        self.floor = floor  # label of the floor (harness.bench.floor)
         self.target = target  # CPU per run at most target × the C peer's
+        self.hung = hung
+        self.idle = idle  # measure the agent at rest: % of a core, no runs to speak of
         self.skip = skip
-        self.samples = []  # ms of agent CPU per run, one per round
-        self.runs = 0
-        self.rss_mib = None
+        self.rounds = []  # Round per round
+
+    @property
+    def rate(self):
+        return self.count / self.interval
+
+
+class Round:
+    """What one round of a row measured."""
+
+    def __init__(self, cpu, runs, seconds, lateness, rss, hwm, threads, fds):
+        self.cpu = cpu  # seconds of CPU in the window
+        self.runs = runs
+        self.seconds = seconds  # the window, between the two documents
+        self.lateness = lateness  # seconds, one per run seen (late only: early is 0)
+        self.rss, self.hwm = rss, hwm  # MiB
+        self.threads, self.fds = threads, fds
+
+    @property
+    def ms_per_run(self):
+        return self.cpu / self.runs * 1000 if self.runs else None
+
+    @property
+    def core_percent(self):
+        return self.cpu / self.seconds * 100
+
+
+def build_rows(peers, only=()):
+    """The agent rows against ``peers``: a dict with ``web`` (a Responder's address),
+    ``https`` (URL), ``tcp`` (port), ``ldap`` (a Slapd, or why none runs), ``mute``
+    (a port that accepts and never answers)."""
+    md5 = hashlib.md5(SMALL_BODY).hexdigest()
+    web = peers.get("web", "127.0.0.1:1")
+    http = ["kachecks-http", "--url", f"http://{web}/small", "--digest", md5]
+    ldap = peers.get("ldap", "no LDAP peer")
+    no_ldap = ldap if isinstance(ldap, str) else None
+    rows = [
+        AgentRow("HTTP --digest", http, 1000, 5.0, 2.0, "check_http", "HTTP --digest probe",
+                 target=0.1),
+        AgentRow("HTTP --digest, 10,000 checks", http, 10000, 10.0, 2.0, "check_http",
+                 "HTTP --digest probe"),
+        AgentRow("TLS", ["kachecks-http", "--url", peers.get("https", "https://127.0.0.1:1/")],
+                 1000, 5.0, 2.0, "check_http --ssl", "TLS probe", target=0.3),
+        AgentRow("TCP", ["kachecks-tcp", "--host", "127.0.0.1", "--port",
+                         str(peers.get("tcp", 1))], 1000, 5.0, 2.0, "check_tcp", "TCP probe",
+                 target=0.05),
+        AgentRow("LDAP", ["kachecks-ldap", "--uri", None if no_ldap else ldap.url, *REFERENCE],
+                 1000, 5.0, 2.0, "check_ldap", "LDAP probe", target=0.15, skip=no_ldap),
+        AgentRow("HTTP --digest beside 200 hung peers", http, 200, 5.0, 2.0, "check_http",
+                 "HTTP --digest probe", hung=200),
+        AgentRow("at rest: 10,000 checks, none due", ["kachecks-tcp", "--host", "127.0.0.1",
+                                                      "--port", str(peers.get("tcp", 1))],
+                 10000, 3600.0, 2.0, idle=True),
+    ]
+    if only:
+        rows = [r for r in rows if any(word in f"agent, {r.label}" for word in only)]
+    return rows
 
 
 def peers(only):
     """Labels of the forked rows the agent rows matching ``only`` compare with."""
-    rows = build_rows(None, "", "", only, addresses=False)
-    return {label for row in rows for label in (row.c_peer, row.forked_peer)}
+    return {row.c_peer for row in build_rows({}, only) if row.c_peer}
 
 
-def build_rows(servers, small_url, https_url, only=(), addresses=True):
-    """The agent rows against the bench's peers (``small_url`` is served by a Responder)."""
+def floors(peers, rows):
+    """The floors (harness.bench.floor.Floor) the ``rows`` compare with."""
+    from harness.bench.floor import Floor
+
     md5 = hashlib.md5(SMALL_BODY).hexdigest()
-    tcp_port = servers.tcp.getsockname()[1] if addresses else 0
-    rows = [
-        AgentRow("kachecks agent, HTTP --digest",
-                 ["kachecks-http", "--url", small_url, "--digest", md5], 200, 0.5,
-                 "check_http", "kachecks-http --digest", target=0.2),
-        AgentRow("kachecks agent, TLS", ["kachecks-http", "--url", https_url], 50, 0.5,
-                 "check_http --ssl", "kachecks-http TLS", target=0.5),
-        AgentRow("kachecks agent, TCP", ["kachecks-tcp", "--host", "127.0.0.1", "--port",
-                                         str(tcp_port)], 200, 0.5, "check_tcp", "kachecks-tcp"),
+    ldap = peers.get("ldap")
+    no_ldap = ldap if isinstance(ldap, str) else None
+    search = [] if no_ldap else [ldap.host, str(ldap.port), ldap.BASE, REFERENCE[3], "o"]
+    every = [
+        Floor("HTTP --digest probe", "probe", ["kachecks-http", "--url",
+                                                f"http://{peers['web']}/small", "--digest", md5],
+              "check_http"),
+        Floor("TLS probe", "probe", ["kachecks-http", "--url", peers["https"]],
+              "check_http --ssl"),
+        Floor("TCP probe", "probe", ["kachecks-tcp", "--host", "127.0.0.1", "--port",
+                                     str(peers["tcp"])], "check_tcp"),
+        Floor("LDAP probe", "probe", ["kachecks-ldap", "--uri", None if no_ldap else ldap.url,
+                                      *REFERENCE], "check_ldap", skip=no_ldap),
+        Floor("ldap3 alone: connect, search, unbind (what the LDAP probe asks)", "ldap3",
+              search, "check_ldap", skip=no_ldap),
+        Floor("ldap3 alone: connect, bind, search, unbind (what check_ldap asks)",
+              "ldap3-bind", search, "check_ldap", skip=no_ldap),
     ]
-    ldap = servers.ldap if addresses else "no peers"
-    skip = ldap if isinstance(ldap, str) else None
-    url = None if skip else ldap.url
-    ldaps = None if skip else ldap.ldaps_url
-    rows += [
-        AgentRow("kachecks agent, LDAP", ["kachecks-ldap", "--uri", url, *REFERENCE], 100, 0.5,
-                 "check_ldap", "kachecks-ldap", target=0.5, skip=skip),
-        AgentRow("kachecks agent, ldaps", ["kachecks-ldap", "--uri", ldaps, *REFERENCE], 50, 0.5,
-                 "check_ldap --ssl", "kachecks-ldap ldaps", skip=skip),
-    ]
-    if only:
-        rows = [r for r in rows if any(word in r.label for word in only)]
-    return rows
+    wanted = {row.floor for row in rows}
+    return [f for f in every if f.label in wanted or (f.kind != "probe" and "LDAP probe"
+                                                       in wanted)]
 
 
-def _cpu(pid):
+def _proc(pid):
+    """(CPU seconds, VmRSS MiB, VmHWM MiB, threads, descriptors) of a running process."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def _runs(agent):
-    return sum(c["runs"] for c in agent.status()["checks"])
+    cpu = (int(fields[11]) + int(fields[12])) / TICK
+    status = {}
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            key, _, value = line.partition(":")
+            status[key] = value.split()
+    return (cpu, int(status["VmRSS"][0]) / 1024, int(status["VmHWM"][0]) / 1024,
+            int(status["Threads"][0]), len(os.listdir(f"/proc/{pid}/fd")))
 
 
 @contextlib.contextmanager
-def _agent(row, command, env, checks=None, metrics=""):
-    """A running agent for ``row`` in a work directory of its own, removed afterwards."""
+def _agent(row, command, env, peers, metrics=""):
+    """A running agent for ``row`` in a work directory of its own on tmpfs."""
     workdir = tempfile.mkdtemp(prefix="kachecks-bench-agent-",
                                dir=TMPFS if os.path.isdir(TMPFS) else None)
-    checks = checks or [{"name": f"c{i}", "command": row.commands} for i in range(row.count)]
+    checks = [{"name": f"c{i}", "command": row.command} for i in range(row.count)]
+    checks += [{"name": f"hung{i}", "command": ["kachecks-http", "--url",
+                                                f"http://127.0.0.1:{peers['mute']}/small"]}
+               for i in range(row.hung)]
     try:
         with AgentProcess(workdir, checks, env=env, command=command, interval=row.interval,
-                          timeout=min(2.0, row.interval * 0.8), metrics=metrics) as agent:
+                          timeout=row.timeout, metrics=metrics) as agent:
             yield agent
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+class Documents:
+    """The agent's status documents as it writes them: ``next()`` waits for a new one."""
+
+    def __init__(self, agent):
+        self.agent = agent
+        self.path = agent.track / STATUS_FILE
+        self.last = None
+
+    def next(self, timeout):
+        """The next document written (and the agent's /proc figures read at once after)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                stamp = os.stat(self.path).st_mtime_ns
+            except FileNotFoundError:
+                stamp = None
+            if stamp is not None and stamp != self.last:
+                figures = _proc(self.agent.pid)
+                try:
+                    document = json.loads(self.path.read_bytes())
+                except ValueError:  # replaced while read: the next poll has it whole
+                    continue
+                self.last = stamp
+                return document, figures
+            self.agent.assert_running()
+            time.sleep(0.02)
+        raise RuntimeError(f"no new status document within {timeout:g} s")
 
 
 def with_baseline(rows, command, env, rev):
@@ -120,65 +228,91 @@ def with_baseline(rows, command, env, rev):
     and labelled ``LABEL @REV``: the agent before and after a change, in one run."""
     out = []
     for row in rows:
-        twin = AgentRow(f"{row.label} @{rev}", row.commands, row.count, row.interval,
-                        row.c_peer, row.forked_peer, skip=row.skip)
+        twin = AgentRow(f"{row.label} @{rev}", row.command, row.count, row.interval,
+                        row.timeout, row.c_peer, row.floor, hung=row.hung, idle=row.idle,
+                        skip=row.skip)
         twin.agent = (command, env)
         row.baseline = twin.label
         out += [row, twin]
     return out
 
 
-def _round(row, command, env, window):
+def _round(row, command, env, peers, window):
     command, env = row.agent or (command, env)
-    with _agent(row, command, env) as agent:
-        agent.wait_status(lambda d: all(c["runs"] >= 2 for c in d["checks"]), timeout=60,
-                          what=f"{row.label}: every check run twice")
-        cpu, runs = _cpu(agent.pid), _runs(agent)
-        time.sleep(window)
-        cpu, runs = _cpu(agent.pid) - cpu, _runs(agent) - runs
-        down = [c["name"] for c in agent.status()["checks"] if not c["up"]]
+    with _agent(row, command, env, peers) as agent:
+        documents = Documents(agent)
+        period = max(1.0, (row.count + row.hung) / 1000)  # the agent's status period
+        warm = 60 + row.interval * (WARM_RUNS + 1)
+        end = time.monotonic() + warm
+        while True:  # every check run twice, or (at rest) every check listed
+            document, _ = documents.next(max(1.0, end - time.monotonic()))
+            checks = document["checks"]
+            if row.idle and len(checks) == row.count or all(
+                    c["runs"] >= WARM_RUNS for c in checks[:row.count]):
+                break
+            if time.monotonic() > end:
+                raise RuntimeError(f"{row.label}: not every check ran {WARM_RUNS} times"
+                                   f" within {warm:g} s")
+        first, (cpu0, *_) = documents.next(period * 2 + 5)
+        runs = {c["name"]: c["runs"] for c in first["checks"]}
+        start = first["written"]
+        lateness = []
+        last = first
+        figures = None
+        while last["written"] - start < window:
+            last, figures = documents.next(period * 2 + 5)
+            for check in last["checks"][:row.count]:
+                before = runs.get(check["name"], 0)
+                if check["runs"] > before and check["lateness"] is not None:
+                    lateness.append(max(0.0, check["lateness"]))
+                runs[check["name"]] = check["runs"]
+        cpu1, rss, hwm, threads, fds = figures
+        down = [c["name"] for c in last["checks"][:row.count] if not c["up"] and not row.idle]
+        counted = sum(c["runs"] for c in last["checks"]) - sum(c["runs"] for c in first["checks"])
         agent.stop()
     if down:
         raise RuntimeError(f"{row.label}: {len(down)} checks down, e.g. {down[0]}")
-    row.runs += runs
-    return cpu / runs * 1000
+    return Round(cpu1 - cpu0, counted, last["written"] - start, lateness, rss, hwm, threads,
+                 fds)
 
 
-def measure(rows, command, env, rounds, window, progress):
-    """Fill each row's samples: ``rounds`` rounds of ``window`` seconds, round-robin."""
+def measure(rows, command, env, peers, rounds, window, progress):
+    """Fill each row's rounds: ``rounds`` rounds of at least ``window`` seconds each,
+    round-robin over the rows, a fresh agent each time."""
     active = [r for r in rows if r.skip is None]
     for i in range(rounds):
         shift = i % len(active) if active else 0
         for row in active[shift:] + active[:shift]:
+            if row.skip is not None:
+                continue
             try:
-                row.samples.append(_round(row, command, env, window))
-            except (RuntimeError, AssertionError, OSError) as exc:
+                row.rounds.append(_round(row, command, env, peers,
+                                         max(window, 2 * row.count / 1000)))
+            except (RuntimeError, AssertionError, OSError, ValueError) as exc:
                 row.skip = str(exc).splitlines()[0][:160]
-        active = [r for r in active if r.skip is None]
-        if progress:
-            print(f"\r  agent round {i + 1}/{rounds}", end="", file=sys.stderr, flush=True)
+            if progress:
+                print(f"\r  agent round {i + 1}/{rounds}: {row.label:<40}", end="",
+                      file=sys.stderr, flush=True)
     if progress:
         print(file=sys.stderr)
 
 
-def resident_set(command, env):
-    """(MiB peak resident set, checks up, status page timings or None) of an agent running
-    1,000 HTTP checks, its endpoint on (``page_timings``)."""
-    with Responder(http_response(SMALL_BODY)) as web:
-        row = AgentRow("rss", [], RSS_CHECKS, RSS_INTERVAL, None, None)
-        checks = [{"name": f"c{i}", "command": ["kachecks-http", "--url",
-                                                 f"http://{web.address}/small"]}
-                  for i in range(RSS_CHECKS)]
-        port = free_port()
-        with _agent(row, command, env, checks=checks, metrics=f"127.0.0.1:{port}") as agent:
-            agent.wait_status(lambda d: all(c["runs"] >= 2 for c in d["checks"]),
-                              timeout=RSS_INTERVAL * 4 + 30, what="1,000 checks run twice")
-            up = sum(1 for c in agent.status()["checks"] if c["up"])
+def status_page(command, env, peers):
+    """{path: [ms of each GET]} for the status page and /status.json of an agent running
+    1,000 HTTP checks (``page_timings``), or None when it serves no page."""
+    row = AgentRow("status page", build_rows(peers)[0].command, PAGE_CHECKS, PAGE_INTERVAL, 2.0)
+    port = free_port()
+    try:
+        with _agent(row, command, env, peers, metrics=f"127.0.0.1:{port}") as agent:
+            agent.wait_status(lambda d: all(c["runs"] >= WARM_RUNS for c in d["checks"]),
+                              timeout=PAGE_INTERVAL * 4 + 30, what="1,000 checks run twice")
             page = page_timings(port)
-            with open(f"/proc/{agent.pid}/status") as handle:
-                hwm = next(int(line.split()[1]) for line in handle if line.startswith("VmHWM"))
             agent.stop()
-    return hwm / 1024, up, page
+    except (AssertionError, OSError, RuntimeError) as exc:
+        print(f"scripts/bench: the status page not timed: {str(exc).splitlines()[0]}",
+              file=sys.stderr)
+        return None
+    return page
 
 
 def page_timings(port, rounds=PAGE_ROUNDS):
@@ -196,70 +330,141 @@ def page_timings(port, rounds=PAGE_ROUNDS):
                     body = reply.read()
             except OSError:
                 return None
-            if b"c999" not in body:
+            if f"c{PAGE_CHECKS - 1}".encode() not in body:
                 return None  # not the page of 1,000 checks
             timings[path].append((time.perf_counter() - started) * 1000)
     return timings
 
 
-def render(rows, by_label, rounds, window, rss):
-    """Markdown lines for the agent table (``by_label``: the forked rows, measured)."""
-    lines = ["", f"`kachecks agent`: CPU per check run inside one resident agent ({rounds} rounds"
-             f" of {window:g} s per kind, a fresh agent each, round-robin; median with p10–p90"
-             " over rounds; user+sys of all the agent's threads; track files on tmpfs):", "",
-             "| check | checks × interval | runs | CPU ms per run (p10–p90) | × C peer, forked"
-             " | × kachecks, forked | target |", "|---|---|---|---|---|---|---|"]
+def spread(values):
+    """(median, p10, p90) of ``values``."""
+    if len(values) < 3:
+        return statistics.median(values), min(values), max(values)
+    deciles = statistics.quantiles(values, n=10, method="inclusive")
+    return statistics.median(values), deciles[0], deciles[8]
+
+
+def percentile(values, q):
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def render(rows, floors, by_label, rounds, window, load, page=None):
+    """Markdown lines: the agent table, the floors' table, the status page's timings
+    (``page``: ``status_page``), the load while measuring.
+    ``floors``: harness.bench.floor.Floor; ``by_label``: the forked rows, measured."""
+    def peer_ms(label):
+        forked = by_label.get(label)
+        if forked is None or not forked.samples:
+            return None
+        return statistics.median(s[0] for s in forked.samples) * 1000
+
+    floor_ms = {f.label: statistics.median(f.samples) for f in floors if f.samples}
+    lines = ["", f"`kachecks agent` at the rates directors run ({rounds} rounds per row of at"
+             f" least {window:g} s, a fresh agent each, round-robin over the rows; CPU is"
+             " user+sys of all the agent's threads per run, median over rounds with p10–p90;"
+             " lateness is how late runs started, over every run seen in every round; RSS,"
+             " threads and descriptors at the end of the window, the largest over rounds;"
+             " track files on tmpfs):", "",
+             "| agent row | checks × interval | runs/s | CPU ms per run (p10–p90) | × C peer,"
+             " forked | × probe floor | lateness p50 / p99 ms | RSS MiB | threads | fds"
+             " | target |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     notes = []
     for row in rows:
-        if row.skip is not None or not row.samples:
-            notes.append(f"- `{row.label}`: not measured: {row.skip}")
+        if row.idle or row.skip is not None or not row.rounds:
+            if row.skip is not None or not row.rounds:
+                notes.append(f"- `agent, {row.label}`: not measured: {row.skip}")
             continue
-        cpu = statistics.median(row.samples)
-        low, high = (min(row.samples), max(row.samples)) if len(row.samples) < 3 else \
-            _deciles(row.samples)
-        cells = []
-        ratio_c = None
-        for peer in (row.c_peer, row.forked_peer):
-            forked = by_label.get(peer)
-            if forked is None or not forked.samples:
-                cells.append("–")
-                continue
-            peer_ms = statistics.median(s[0] for s in forked.samples) * 1000
-            ratio = cpu / peer_ms
-            ratio_c = ratio if peer == row.c_peer else ratio_c
-            cells.append(f"{ratio:.2f}× `{peer}`")
-        verdict = "–"
-        if row.target is not None and ratio_c is not None:
-            verdict = f"≤ {row.target}× `{row.c_peer}` {'met' if ratio_c <= row.target else '**missed**'}"
-        lines.append(f"| `{row.label}` | {row.count} × {row.interval:g} s | {row.runs} "
-                     f"| {cpu:.3f} ({low:.3f}–{high:.3f}) | {cells[0]} | {cells[1]} | {verdict} |")
+        per_run = [r.ms_per_run for r in row.rounds if r.ms_per_run]
+        cpu, low, high = spread(per_run)
+        peer = peer_ms(row.c_peer) if row.c_peer else None
+        ratio = cpu / peer if peer else None
+        floor = floor_ms.get(row.floor)
+        late = [s for r in row.rounds for s in r.lateness]
+        p50, p99 = percentile(late, 0.5), percentile(late, 0.99)
+        rate = statistics.median(r.runs / r.seconds for r in row.rounds)
+        rss = max(r.rss for r in row.rounds)
+        checks = f"{row.count:,} × {row.interval:g} s" + (f" + {row.hung} hung" if row.hung
+                                                          else "")
+        verdict = []
+        if row.target is not None and ratio is not None:
+            verdict.append(f"≤ {row.target}× `{row.c_peer}` "
+                           f"{'met' if ratio <= row.target else '**missed**'}")
+        if row.count >= 10000:
+            verdict.append(f"p99 ≤ {LATENESS_P99_MS} ms "
+                           f"{'met' if p99 is not None and p99 * 1000 <= LATENESS_P99_MS else '**missed**'}")
+            verdict.append(f"RSS ≤ {RSS_LIMIT_MIB} MiB "
+                           f"{'met' if rss <= RSS_LIMIT_MIB else '**missed**'}")
+        lines.append(
+            f"| `agent, {row.label}` | {checks} | {rate:.0f} | {cpu:.3f} ({low:.3f}–{high:.3f})"
+            f" | {f'{ratio:.2f}× `{row.c_peer}`' if ratio else '–'}"
+            f" | {f'{cpu / floor:.2f}×' if floor else '–'}"
+            f" | {_ms(p50)} / {_ms(p99)} | {rss:.1f} | {max(r.threads for r in row.rounds)}"
+            f" | {max(r.fds for r in row.rounds)} | {'; '.join(verdict) or '–'} |")
+    for row in rows:
+        if not row.idle or not row.rounds:
+            continue
+        share, low, high = spread([r.core_percent for r in row.rounds])
+        rss = max(r.rss for r in row.rounds)
+        met = "met" if share <= IDLE_LIMIT else "**missed**"
+        runs = sum(r.runs for r in row.rounds) / sum(r.seconds for r in row.rounds)
+        lines += ["", f"At rest: one agent with {row.count:,} checks configured every"
+                  f" {row.interval:g} s (first runs spread over the hour: {runs:.1f} runs a"
+                  f" second) costs {share:.3f} % of one core ({low:.3f}–{high:.3f}; target ≤"
+                  f" {IDLE_LIMIT} %: {met}) and {rss:.1f} MiB resident,"
+                  f" {max(r.threads for r in row.rounds)} thread(s),"
+                  f" {max(r.fds for r in row.rounds)} descriptors."]
+    lines += ["", "Floors: the same probe called back to back in one warm process"
+              " (`contract.evaluate` in a loop; for LDAP also ldap3 alone doing the same"
+              " exchange, and with the bind check_ldap makes), median over rounds with"
+              " p10–p90:", "", "| floor | CPU ms per run (p10–p90) | × C peer, forked |",
+              "|---|---|---|"]
+    for floor in floors:
+        if not floor.samples:
+            notes.append(f"- floor `{floor.label}`: not measured: {floor.skip}")
+            continue
+        ms, low, high = spread(floor.samples)
+        peer = peer_ms(floor.c_peer)
+        lines.append(f"| {floor.label} | {ms:.3f} ({low:.3f}–{high:.3f}) | "
+                     f"{f'{ms / peer:.2f}× `{floor.c_peer}`' if peer else '–'} |")
     by_row = {row.label: row for row in rows}
     for row in rows:
         twin = by_row.get(row.baseline)
-        if row.samples and twin is not None and twin.samples:
-            ours, theirs = statistics.median(row.samples), statistics.median(twin.samples)
-            notes.append(f"- `{row.label}` against `{twin.label}` (the tree before, same"
-                         f" run): {ours - theirs:+.3f} ms per run"
+        ours = [r.ms_per_run for r in row.rounds if r.ms_per_run]
+        theirs = [r.ms_per_run for r in twin.rounds if r.ms_per_run] if twin else []
+        if ours and theirs and not row.idle:
+            ours, theirs = statistics.median(ours), statistics.median(theirs)
+            notes.append(f"- `agent, {row.label}` against `agent, {twin.label}` (the tree"
+                         f" before, same run): {ours - theirs:+.3f} ms per run"
                          f" ({(ours - theirs) / theirs * 100:+.0f} %)")
-    if rss is not None:
-        mib, up, page = rss
-        met = "met" if mib < RSS_LIMIT_MIB and up == RSS_CHECKS else "**missed**"
-        lines += ["", f"Resident set of one agent running {RSS_CHECKS:,} HTTP checks every"
-                  f" {RSS_INTERVAL:g} s ({up} up): peak {mib:.1f} MiB (target < {RSS_LIMIT_MIB}"
-                  f" MiB: {met})."]
-        if page:
-            home, data = page["/"], page["/status.json"]
-            met = "met" if statistics.median(home) < PAGE_LIMIT_MS else "**missed**"
-            lines += ["", f"Its status page, each GET a fresh render ({len(home)} GETs"
-                      f" {PAGE_PAUSE:g} s apart, while the checks run): `/` median"
-                      f" {statistics.median(home):.1f} ms (max {max(home):.1f}),"
-                      f" `/status.json` median {statistics.median(data):.1f} ms (max"
-                      f" {max(data):.1f}); target: `/` under {PAGE_LIMIT_MS} ms: {met}."]
+    if page:
+        home, data = page["/"], page["/status.json"]
+        met = "met" if statistics.median(home) < PAGE_LIMIT_MS else "**missed**"
+        lines += ["", f"The status page of an agent running {PAGE_CHECKS:,} HTTP checks every"
+                  f" {PAGE_INTERVAL:g} s, each GET a fresh render ({len(home)} GETs"
+                  f" {PAGE_PAUSE:g} s apart, while the checks run): `/` median"
+                  f" {statistics.median(home):.1f} ms (max {max(home):.1f}),"
+                  f" `/status.json` median {statistics.median(data):.1f} ms (max"
+                  f" {max(data):.1f}); target: `/` under {PAGE_LIMIT_MS} ms: {met}."]
+    if load:
+        lines += ["", f"Load while measuring (`/proc/loadavg`, 1 min): {load}."]
     if notes:
         lines += ["", *notes]
     return lines
 
 
-def _deciles(values):
-    deciles = statistics.quantiles(values, n=10, method="inclusive")
-    return deciles[0], deciles[8]
+def _ms(seconds):
+    return "–" if seconds is None else f"{seconds * 1000:.1f}"
+
+
+@contextlib.contextmanager
+def hung_peer():
+    """A peer that accepts and never answers, for the hung row (its connections closed
+    after 10 s: long after the checks gave up)."""
+    mute = Mute(hold=10)
+    try:
+        yield mute
+    finally:
+        mute.close()

@@ -72,9 +72,11 @@ def parse_args(argv):
     parser.add_argument("--no-agent", action="store_true",
                         help="leave out the `kachecks agent` rows (CPU per check run in-process)")
     parser.add_argument("--agent-rounds", type=int, default=5,
-                        help="rounds per agent row, a fresh agent each (default 5)")
-    parser.add_argument("--agent-window", type=float, default=6.0,
-                        help="seconds measured per agent round (default 6)")
+                        help="rounds per agent row, a fresh agent each, and per floor"
+                             " (default 5)")
+    parser.add_argument("--agent-window", type=float, default=10.0,
+                        help="seconds measured per agent round at least (default 10;"
+                             " 10,000 checks: 20)")
     parser.add_argument("--vrrp", action="store_true",
                         help="measure only the pair watcher under a flood (its own table:"
                              " harness/bench/vrrp.py; needs root)")
@@ -110,12 +112,21 @@ def main(argv=None):
     sys.stdout.write(table)
     if not args.no_write:
         try:
-            write_doc(table, args.output)
+            # the agent rows alone (with the forked C peers they compare with) go in a
+            # table of their own: they leave the full table of every command as it is
+            write_doc(table, args.output, *((agent_rows.BEGIN, agent_rows.END)
+                                            if agent_only(args) else ()))
         except (OSError, ValueError) as exc:
             print(f"scripts/bench: {exc}", file=sys.stderr)
             return 1
         print(f"\nwritten to {args.output}", file=sys.stderr)
     return 0
+
+
+def agent_only(args):
+    """Whether this run measures the agent rows only (``--only agent``…)."""
+    return bool(args.only) and not args.no_agent and all(
+        word.startswith("agent") for word in args.only)
 
 
 def run(args, argv, workdir):
@@ -174,18 +185,23 @@ def run(args, argv, workdir):
 
 
 def run_agent(args, launcher, servers, commands, env):
-    """The agent rows, measured after the forked ones against the same peers."""
+    """The agent rows and their floors, measured after the forked ones against the same
+    peers (plain HTTP from a loopback responder that costs next to nothing per request,
+    so that a thousand requests a second do not queue in the bench's threaded server)."""
+    from harness.bench import floor as floors
     from harness.peers.rawhttp import http_response
     from harness.peers.responder import Responder
 
-    missing = launcher.missing("kachecks.agent.daemon")
+    missing = launcher.missing("kachecks.agent.runner")
     agent_env = dict(env, KACHECKS_WORKER_SOCKET=os.path.join(env["KACHECKS_STATE_DIR"],
                                                                "no-worker.sock"))
     command = launcher.argv("kachecks")
-    with Responder(http_response(agent_rows.SMALL_BODY)) as web:
-        https_port = servers.https.server_address[1]
-        rows = agent_rows.build_rows(servers, f"http://{web.address}/small",
-                                     f"https://127.0.0.1:{https_port}/small", args.only)
+    with Responder(http_response(agent_rows.SMALL_BODY)) as web, \
+            agent_rows.hung_peer() as mute:
+        peers = {"web": web.address, "tcp": servers.tcp.getsockname()[1],
+                 "https": f"https://127.0.0.1:{servers.https.server_address[1]}/small",
+                 "ldap": servers.ldap, "mute": mute.port}
+        rows = agent_rows.build_rows(peers, args.only)
         if not rows:
             return []
         for row in rows:
@@ -196,11 +212,25 @@ def run_agent(args, launcher, servers, commands, env):
                 env["KACHECKS_STATE_DIR"], "baseline-agent"), tree)
             rows = agent_rows.with_baseline(rows, before.argv("kachecks"),
                                             dict(agent_env, PYTHONPATH=tree), revision(tree))
-        agent_rows.measure(rows, command, agent_env, args.agent_rounds, args.agent_window,
-                           sys.stderr.isatty())
-    rss = None if missing else agent_rows.resident_set(command, agent_env)
+        under = agent_rows.floors(peers, rows)
+        progress = sys.stderr.isatty()
+        load = [_load()]
+        floors.measure(under, launcher.interpreter(), floors.environment(agent_env,
+                                                                          launcher.tree),
+                       args.agent_rounds, progress)
+        agent_rows.measure(rows, command, agent_env, peers, args.agent_rounds,
+                           args.agent_window, progress)
+        load.append(_load())
+        page = None if missing else agent_rows.status_page(command, agent_env, peers)
     by_label = {c.label: c for c in commands}
-    return agent_rows.render(rows, by_label, args.agent_rounds, args.agent_window, rss)
+    return agent_rows.render(rows, under, by_label, args.agent_rounds, args.agent_window,
+                             f"{load[0]} at the start, {load[1]} at the end of the agent rows"
+                             f" ({os.cpu_count()} cores)", page)
+
+
+def _load():
+    with open("/proc/loadavg") as handle:
+        return handle.read().split()[0]
 
 
 def main_vrrp(args, argv):

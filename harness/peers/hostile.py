@@ -8,38 +8,49 @@ counted, so a test can assert it was refused before any traffic);
 
 import socket
 import threading
+import time
 
 from harness.peers.sockets import SocketPeer
 
 
 class Mute(SocketPeer):
-    """Accepts and never answers: the probe waits until killed or timed out."""
+    """Accepts and never answers: the probe waits until killed or timed out.
 
-    def __init__(self):
+    ``hold``: seconds after which a connection is closed at last (None: never), for a
+    load test whose clients gave up long before and must not pile up descriptors."""
+
+    def __init__(self, hold=None):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(1024)
         self.sock.settimeout(0.1)
         self.port = self.sock.getsockname()[1]
+        self.hold = hold
+        self.accepted = 0
         self.connected = threading.Event()
-        self._held = []
+        self._held = []  # (connection, accepted at)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
 
     def _accept(self):
         while not self._stop.is_set():
+            if self.hold is not None:
+                now = time.monotonic()
+                while self._held and now - self._held[0][1] > self.hold:
+                    self._held.pop(0)[0].close()
             try:
                 conn, _ = self.sock.accept()
             except OSError:  # the 0.1 s poll, or closed
                 continue
-            self._held.append(conn)
+            self._held.append((conn, time.monotonic()))
+            self.accepted += 1
             self.connected.set()
 
     def close(self):
         self._stop.set()
         self._thread.join(5)
-        for conn in self._held:
+        for conn, _ in self._held:
             conn.close()
         self.sock.close()
 

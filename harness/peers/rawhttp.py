@@ -99,9 +99,9 @@ class RawHTTPServer:
         self._stop.set()
         if self._thread:
             self._thread.join(5)
-        self._listener.setblocking(False)
         while True:
             try:
+                self._listener.setblocking(False)  # (closed already: a second stop)
                 self._take(*self._listener.accept())
             except OSError:  # nothing left in the backlog (or the listener is gone)
                 break

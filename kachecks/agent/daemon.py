@@ -1,18 +1,25 @@
-"""The resident agent: a Schedule (kachecks.agent.schedule) driven by signals, threads and files.
+"""The resident agent: a Schedule (kachecks.agent.schedule) driven by one event loop.
 
-The schedule decides; this module does the I/O it is handed: the main thread
-sleeps in ``select()`` on a wake-up pipe until the schedule's next wake-up
-(signals arrive through the same pipe, ``signal.set_wakeup_fd``) and ticks it,
-which hands each due run to the executor (``Probes``: a thread per run in
-flight, kachecks.agent.pool). The probe thread then answers the schedule itself
-— judge, rise/fall, track file (``TrackFiles``, the publisher), counters —
-under one lock (``stats.LOCK``), which the main thread also takes to tick and,
-at most once a second, to copy a snapshot (kachecks.agent.snapshot) that the
-status document and the endpoint render from without it. A result costs no
-second hand-over and no wake-up of the main thread (each one is a few syscalls:
-on a busy director that was a third of the agent's CPU); only a change of state
-wakes it, to refresh the status document and systemd's STATUS at once. A run
-that hangs only ever holds its own thread; one that cannot get a thread fails.
+The schedule decides; this module does the I/O it is handed. The main thread
+sleeps in the event loop (kachecks.agent.loop: one epoll) until a probe's socket
+is ready or the schedule's next wake-up is due (signals arrive through the
+loop's wake-up pipe, ``signal.set_wakeup_fd``), then ticks the schedule, which
+hands each due run to the executor (kachecks.agent.runner). HTTP and TCP probes
+(TLS over either) run as steps on that same loop: the result is judged, counted
+(rise/fall, counters) and written to its track file (``TrackFiles``, the
+publisher) in the loop's thread, no hand-over and no wake-up of anything. A probe
+that blocks in a library (LDAP) runs in a thread of its own and answers the
+schedule from there, under the one lock (``stats.LOCK``) the main thread also
+takes to tick and to copy a snapshot (kachecks.agent.snapshot) that the status
+document and the endpoint render from without it; only a change of state wakes
+the main thread, to refresh the status document and systemd's STATUS. A run that
+hangs only ever holds its own socket or thread, up to its deadline; one that
+cannot start fails.
+
+The snapshot and the status document are incremental: only the checks that
+changed since the last one are copied and rendered again, and the document is
+rewritten only when something in it changed, at most once a second (once every
+ten seconds with 10,000 checks: ``STATUS_CHECKS_PER_SECOND``).
 
 Fail-closed: SIGTERM/SIGINT write 0 to every track file before exiting 0; an
 agent that cannot publish at all for a few seconds does the same and exits 1;
@@ -25,9 +32,9 @@ watch when it is due; a SIGHUP reads keepalived.conf again.
 """
 
 import errno
+import gc
 import os
 import random
-import select
 import signal
 import sys
 import time
@@ -38,12 +45,14 @@ from kachecks.agent import pair as pairs
 from kachecks.agent import schedule as schedules
 from kachecks.agent import snapshot as snapshots
 from kachecks.agent import stats, status, trackfile
-from kachecks.agent.pool import Pool
-from kachecks.checks import contract
-from kachecks.checks.result import Result
+from kachecks.agent.loop import Loop
+from kachecks.agent.runner import Runner
 from kachecks.status import ExitCode
 
-STATUS_PERIOD = 1.0  # seconds between status-document rewrites while results come in
+STATUS_PERIOD = 1.0  # seconds at least between status-document rewrites
+# ... and at least a second per this many checks: a rewrite costs what its size does
+# (10,000 checks: 3 MB, 3 ms), and an agent whose checks are quiet must stay cheap.
+STATUS_CHECKS_PER_SECOND = 1000
 ALIVE_PERIOD = 5.0  # seconds between rewrites of the "agent running" file (config.ALIVE_FILE)
 GIVE_UP = 3  # track-file writes failing in a row, over several files, for GIVE_UP_AFTER
 GIVE_UP_AFTER = 2.0  # seconds: then the agent stops (ExecStopPost zeroes the files)
@@ -107,30 +116,6 @@ def journal(stream):
     return bool(expected) and expected == f"{st.st_dev}:{st.st_ino}"
 
 
-class Probes:
-    """The run executor: each run in a pool thread, start to finish, its result handed to
-    ``answer(run, result, started, finished)`` from that thread."""
-
-    def __init__(self, clock, answer):
-        self.clock = clock
-        self.answer = answer
-        self.pool = Pool()
-
-    def submit(self, run):
-        self.pool.submit(self._probe, run)
-
-    def _probe(self, run):
-        started = self.clock()
-        try:
-            result = contract.evaluate(run.spec.check, run.spec.target)
-        except BaseException as exc:  # noqa: BLE001 - never leave the run unanswered
-            result = Result(False, reason=f"internal error: {type(exc).__name__}: {exc}")
-        self.answer(run, result, started, self.clock())
-
-    def close(self):
-        self.pool.close()
-
-
 class TrackFiles:
     """The publisher: a check's value into its track file; remembers every file written
     (``zero`` covers them even after a reload dropped their check), and whether the
@@ -140,6 +125,10 @@ class TrackFiles:
     (kachecks.agent.trackfile.Directories: ``open(cfg)`` at start and on each reload),
     so a write needs one descriptor, the temporary file's: one is kept in reserve and
     given up for a write that found none free (EMFILE/ENFILE), then taken back.
+
+    A result whose value its file holds already (``Directories.holds``: read, not
+    assumed) is not written again: three calls instead of a temporary file and a
+    rename, the file the same.
     """
 
     def __init__(self, directories=None, clock=time.monotonic):
@@ -153,7 +142,10 @@ class TrackFiles:
         self._spare = _spare_descriptor()
 
     def __call__(self, path, value):
-        """Write ``value`` to ``path``: None, or why it could not."""
+        """Make ``path`` hold ``value``: None, or why it could not."""
+        if path in self.written and self.directories.holds(path, value):
+            self.streak = 0
+            return None
         try:
             self._write(path, value)
         except OSError as exc:
@@ -175,9 +167,9 @@ class TrackFiles:
         self.directories.open(cfg.track_dir, cfg.files)
 
     def write_status(self, path, document):
-        """The status document, by name in its (opened) directory."""
+        """The status document (bytes, or pieces of it), by name in its (opened) directory."""
         directory, name = os.path.split(path)
-        status.write(name, document, dir_fd=self.directories.fd(directory))
+        status.write_bytes(name, document, dir_fd=self.directories.fd(directory))
 
     def _write(self, path, value):
         try:
@@ -239,6 +231,14 @@ def fit_descriptors(checks, log):
                 " fail with 'Too many open files' (raise LimitNOFILE)", syslogger.LOG_WARNING)
 
 
+def settle_memory():
+    """Everything loaded and configured so far lives as long as the configuration: move it
+    out of the garbage collector's sight (gc.freeze), so that its collections, paid for
+    by every run's short-lived objects, never walk thousands of checks' state again."""
+    gc.collect()
+    gc.freeze()
+
+
 def serve_metrics(address, source, log, document=None, spool=lambda: None):
     """The endpoint on ``address``: ``/metrics`` from ``source()`` (the agent's last
     snapshot) and the notify spool at ``spool()``, with python3-prometheus-client
@@ -265,32 +265,37 @@ def serve_metrics(address, source, log, document=None, spool=lambda: None):
 class Agent:
     """The daemon: ``run()`` until SIGTERM/SIGINT. Every piece of I/O is handed in or made
     here: ``log`` (syslog), ``notifier`` (systemd), ``rng`` and ``clock`` (the schedule's),
-    ``executor`` (made from ``answer`` when None), ``tracks`` (the publisher),
-    ``status_writer(path, document)`` (None: the publisher's ``write_status``),
+    ``loop`` (kachecks.agent.loop), ``runner`` (the executor, on that loop, answering
+    ``answer``), ``tracks`` (the publisher), ``status_writer(path, document)`` (the
+    document's bytes or pieces; None: the publisher's ``write_status``),
     ``serve_metrics(address, source, log, document, spool)``, ``post(event)`` (the [vrrp]
     watch's notifications: pair.Poster, the notify spool)."""
 
     def __init__(self, cfg, log=None, notifier=None, rng=None, clock=time.monotonic,
-                 executor=None, tracks=None, status_writer=None,
+                 loop=None, runner=None, tracks=None, status_writer=None,
                  serve_metrics=serve_metrics, post=None):
         self.cfg = cfg
         self.log = log or Log()
         self.notifier = notifier
         self.rng = rng or random.Random()
         self.clock = clock
-        self.executor = executor or Probes(clock, self.answer)
+        self.loop = loop or Loop()
+        self.runner = runner or Runner(self.loop, clock, self.answer)
         self.tracks = tracks or TrackFiles()
         self.status_writer = status_writer or self.tracks.write_status
         self.serve_metrics = serve_metrics
         self.schedule = None  # made when run() starts, after the track directory is checked
         self.pair = pairs.PairWatch(cfg.vrrp, self.log, post or pairs.Poster(cfg.path), clock)
+        self.pair_watcher = None  # the pair's watcher whose sockets the loop reads
+        self.pair_fds = ()
         self.snapshot = snapshots.EMPTY  # the last one taken: what the status and metrics show
+        self.listed = None  # (schedule generation, files written) the snapshot's files are of
         self.signals = []
-        self.wake_r = self.wake_w = None
+        self.renderer = status.Renderer()
         self.endpoint = None
         self.started = time.time()
-        self.status_due = 0.0
-        self.status_dirty = True
+        self.status_due = 0.0  # the next rewrite, not before
+        self.status_dirty = True  # something in the document changed
         self.status_error = None
         self.watchdog_due = 0.0
         self.alive_due = 0.0
@@ -302,18 +307,18 @@ class Agent:
         """Run until SIGTERM/SIGINT (ExitCode.OK) or until no result can be published any
         more (ExitCode.FAILURE, said why); the files are zeroed either way. Raises on a bug."""
         sys.setswitchinterval(SWITCH_INTERVAL)
-        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         previous = {sig: signal.signal(sig, self._on_signal)
                     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-        old_wakeup = signal.set_wakeup_fd(self.wake_w, warn_on_full_buffer=False)
+        old_wakeup = signal.set_wakeup_fd(self.loop.wake_fd, warn_on_full_buffer=False)
         try:
             self.tracks.open(self.cfg)
             fit_descriptors(len(self.cfg.checks), self.log)
             self._start_metrics()
             with stats.LOCK:
                 self.schedule = schedules.Schedule(
-                    self.cfg.checks, self.clock(), rng=self.rng, executor=self.executor,
+                    self.cfg.checks, self.clock(), rng=self.rng, executor=self.runner,
                     publisher=self.tracks, wallclock=time.time)
+            settle_memory()
             count = len(self.cfg.checks)
             self.log(f"started: {count} check{'s' * (count != 1)} from {self.cfg.path},"
                      f" track files in {self.cfg.track_dir}", syslogger.LOG_NOTICE)
@@ -332,25 +337,20 @@ class Agent:
         self.signals.append(signum)
 
     def _loop(self):
-        schedule = self.schedule
+        schedule, runner = self.schedule, self.runner
         while True:
             now = self.clock()
             with stats.LOCK:
                 wake = schedule.next_wake()
+            probes = runner.next_wake()
             pair_wake = self.pair.next_wake()
             wake = min(now + 60 if wake is None else wake, self.alive_due,
+                       now + 60 if probes is None else probes,
                        self.status_due if self.status_dirty else now + 60,
                        self.watchdog_due if self._watchdog() else now + 60,
                        now + 60 if pair_wake is None else pair_wake)
-            if wake > now:
-                try:
-                    ready = select.select([self.wake_r, *self.pair.fds()], [], [], wake - now)[0]
-                except InterruptedError:
-                    ready = ()
-                self._drain_pipe()
-                for fd in ready:
-                    if fd != self.wake_r:
-                        self.pair.read(fd)
+            self._watch_pair()
+            self.loop.poll(wake - now if wake > now else 0)  # probes and the pair go on in here
             while self.signals:
                 signum = self.signals.pop(0)
                 if signum == signal.SIGHUP:
@@ -369,9 +369,28 @@ class Agent:
                 self.log(f"cannot publish results: {blind}; stopping rather than run blind"
                          " (the track files are set to 0 as it stops)", syslogger.LOG_ERR)
                 return ExitCode.FAILURE
+            runner.step(now)
             self.pair.tick(now)
             self.status_dirty |= self.pair.refresh(now)
             self._housekeeping(now)
+
+    def _watch_pair(self):
+        """The pair watch's sockets among the loop's readers (level-triggered, read as the
+        select() loop read them), registered again whenever its watcher changed: started,
+        reopened (a reload, a retry) or closed."""
+        watcher = self.pair.watcher
+        if watcher is self.pair_watcher:
+            return
+        for fd in self.pair_fds:
+            self.loop.remove_reader(fd, self._read_pair)
+        self.pair_watcher = watcher
+        self.pair_fds = tuple(self.pair.fds())
+        for fd in self.pair_fds:
+            self.loop.add_reader(fd, self._read_pair)
+
+    def _read_pair(self, fd):
+        if self.pair.watcher is self.pair_watcher:  # not one closed since the loop's poll
+            self.pair.read(fd)
 
     def _shutdown(self):
         """Fail closed: 0 in every file this agent wrote or manages, final status."""
@@ -386,24 +405,8 @@ class Agent:
         self.pair.close()
         self._write_status(state="stopped")
         self._stop_metrics(wait=False)
-        self.executor.close()
-        # The wake-up pipe stays open: a probe still running in a daemon thread must
-        # never write its byte into a descriptor number reused for something else.
-
-    def _drain_pipe(self):
-        try:
-            while os.read(self.wake_r, 4096):
-                pass
-        except BlockingIOError:
-            pass
-
-    def _wake(self):
-        if self.wake_w is None:
-            return  # not running
-        try:
-            os.write(self.wake_w, b"\0")
-        except (BlockingIOError, OSError):
-            pass  # full: the main thread is already due to wake; closed: stopping
+        self.runner.close()
+        self.loop.close()
 
     # ------------------------------------------------------------------ configuration
 
@@ -434,10 +437,11 @@ class Agent:
         fit_descriptors(len(cfg.checks), self.log)
         metrics_moved = cfg.metrics != self.cfg.metrics
         self.cfg = cfg
+        settle_memory()
         self.pair.reload(cfg.vrrp)  # keepalived.conf read again, whatever changed
         self.pair.refresh()
+        self._watch_pair()
         self._write_status()  # the new set of checks, shown at once (a new snapshot)
-        self.status_due = self.clock() + STATUS_PERIOD
         self._hold_alive(self.clock())
         if metrics_moved:
             self._stop_metrics()
@@ -458,7 +462,7 @@ class Agent:
             blind = self.tracks.blind()
         self._say(outcome.lines)
         if outcome.changed or blind:
-            self._wake()  # status document and systemd's STATUS now, not at the next run
+            self.loop.wake()  # status document and systemd's STATUS now, not at the next run
 
     def _say(self, lines):
         for message, priority in lines:
@@ -489,7 +493,6 @@ class Agent:
             self._hold_alive(now)
         if self.status_dirty and now >= self.status_due:
             self._write_status()
-            self.status_due = now + STATUS_PERIOD
             self._notify_status()
         if self._watchdog() and now >= self.watchdog_due:
             self._notify("WATCHDOG=1")
@@ -510,22 +513,38 @@ class Agent:
 
     def take_snapshot(self):
         """A new snapshot (kachecks.agent.snapshot) of the schedule, published to every reader
-        (status document, endpoint) by one assignment; the lock is held for the copy only."""
+        (status document, endpoint) by one assignment; the lock is held for the copy of
+        what changed since the last one only."""
         with stats.LOCK:
-            checks = self.schedule.checks if self.schedule is not None else ()
-            lateness = self.schedule.lateness if self.schedule is not None else \
-                snapshots.EMPTY.lateness
-            self.snapshot = snapshots.take(
-                checks, lateness, self.tracks.written | {check.spec.file for check in checks},
-                time.time(), self.pair.view)
+            schedule = self.schedule
+            if schedule is None:
+                self.snapshot = snapshots.take((), snapshots.EMPTY.lateness, self.tracks.written,
+                                               time.time(), self.pair.view)
+                return self.snapshot
+            checks, written = schedule.checks, self.tracks.written
+            # The list of files changes with the configuration, or when a file is written
+            # for the first time: else the last one is the list.
+            files = self.snapshot.files
+            if (schedule.generation, len(written)) != self.listed:
+                files = written | {check.spec.file for check in checks}
+                self.listed = (schedule.generation, len(written))
+            self.snapshot = snapshots.take(checks, schedule.lateness, files, time.time(),
+                                           self.pair.view, self.snapshot,
+                                           schedule.take_changed())
         return self.snapshot
 
     def document(self, state="running"):
-        """The status document (schema: kachecks.agent.status) of a new snapshot."""
-        return self._document_of(self.take_snapshot(), state)
+        """The status document (schema: kachecks.agent.status) of a new snapshot, rendered
+        (pieces of bytes: kachecks.agent.status.Renderer)."""
+        snapshot = self.take_snapshot()
+        return self.renderer.render(state=state, pid=os.getpid(), started=self.started,
+                                    written=snapshot.taken, config=self.cfg.path,
+                                    track_dir=self.cfg.track_dir, snapshot=snapshot)
 
     def _write_status(self, state="running"):
         self.status_dirty = False
+        self.status_due = self.clock() + max(
+            STATUS_PERIOD, len(self.snapshot.checks) / STATUS_CHECKS_PER_SECOND)
         try:
             self.status_writer(self.cfg.status_file, self.document(state))
         except OSError as exc:

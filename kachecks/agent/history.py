@@ -15,9 +15,15 @@ newest change weighing 1.25 and the oldest 0.75 (linearly between); the sum over
 and stops below ``FLAP_LOW`` %; in between it stays as it was.
 """
 
+from array import array
+
 from kachecks.agent import health as healths
 
 RING = 60  # latencies kept per check
+# In an array of 32-bit microseconds (240 bytes a check), not a list of numbers or texts
+# (60 objects, ~3.6 kB a check: 36 MiB with 10,000 checks once their rings are full).
+_RING_TYPE = "I"
+_RING_MAX = 0xFFFFFFFF  # µs: 71 minutes, above any timeout
 FLAP_WINDOW = 21  # results Nagios looks at: 20 possible changes
 FLAP_HIGH = 50.0  # percent state change above which a check is flapping
 FLAP_LOW = 25.0  # ... and below which it no longer is
@@ -52,7 +58,7 @@ class History:
         self.downs = 0
         self.flapping = False
         self.state_change = 0.0
-        self._ring = []  # latencies in whole microseconds, as text (what the status shows)
+        self._ring = array(_RING_TYPE)  # latencies in whole microseconds
         self._next = 0  # where the next latency goes once the ring is full
         self._last = None  # the last raw state (UP, DRAIN, DOWN)
         self._observed = None  # when the last result came (monotonic)
@@ -73,12 +79,12 @@ class History:
         self._observed = now
         if display == healths.DOWN and previous is not None and previous != healths.DOWN:
             self.downs += 1
-        text = str(max(0, round(latency * 1e6)))
+        micros = min(_RING_MAX, max(0, round(latency * 1e6)))
         ring = self._ring
         if len(ring) < RING:
-            ring.append(text)
+            ring.append(micros)
         else:
-            ring[self._next] = text
+            ring[self._next] = micros
             self._next = (self._next + 1) % RING
         self._flap(raw)
 
@@ -110,7 +116,7 @@ def text(ring):
     """A ``ring()`` as the status document carries it: microseconds, oldest first,
     separated by spaces (one string: cheap to write every second)."""
     values, start = ring
-    return " ".join(values[start:] + values[:start] if start else values)
+    return " ".join(map(str, values[start:] + values[:start] if start else values))
 
 
 class Counts:

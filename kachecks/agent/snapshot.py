@@ -1,16 +1,21 @@
 """The agent's published state at one instant, in plain values nobody else changes.
 
-Taken under ``stats.LOCK`` in one pass over the checks (a copy of a few numbers
-each: well under a millisecond for 1,000 checks) by the agent's main loop, at most
-once a second while results come in. Everything that shows the agent's state
-renders from the last snapshot, in its own thread and its own time, without the
-lock: the status document, ``/metrics`` (and whatever the endpoint serves next).
-So however slow a render and however many scrapers, the schedule and the probe
-threads never wait for them.
+Taken under ``stats.LOCK`` by the agent's main loop, at most once a second while
+results come in, and incrementally: a check that did not change since the last
+snapshot keeps its view (views are never changed, so two snapshots may share
+them), so a snapshot of 10,000 checks of which 30 changed copies 30 checks and a
+list. Everything that shows the agent's state renders from the last snapshot, in
+its own thread and its own time, without the lock: the status document,
+``/metrics`` (and whatever the endpoint serves next). So however slow a render and
+however many scrapers, the schedule and the probe threads never wait for them.
 """
+
+import itertools
 
 from kachecks.agent import history as histories
 from kachecks.agent import stats
+
+_NUMBERS = itertools.count(1)
 
 
 class CheckView:
@@ -76,23 +81,52 @@ class Snapshot:
     """``checks`` (CheckView, configuration order), the schedule's ``lateness`` histogram,
     every track ``file`` the agent wrote or manages, when it was ``taken`` (Unix time), and
     ``vrrp``: the pair as the [vrrp] watch last saw it (kachecks.agent.pair.PairView, plain
-    values already; None before the agent starts)."""
+    values already; None before the agent starts).
 
-    __slots__ = ("checks", "lateness", "files", "taken", "vrrp")
+    ``number`` tells snapshots apart; ``base`` is the number of the one it was made
+    from and ``fresh`` the positions in ``checks`` whose view is new since (every one
+    when ``base`` is None): what a renderer that rendered ``base`` has to render again."""
 
-    def __init__(self, checks, lateness, files, taken, vrrp=None):
+    __slots__ = ("checks", "lateness", "files", "taken", "vrrp", "number", "base", "fresh",
+                 "_of", "_position")
+
+    def __init__(self, checks, lateness, files, taken, vrrp=None, base=None, fresh=None):
         self.checks = checks
         self.lateness = lateness
         self.files = files
         self.taken = taken
         self.vrrp = vrrp
+        self.number = next(_NUMBERS)
+        self.base = base
+        self.fresh = range(len(checks)) if fresh is None else fresh
+        self._of = ()  # the schedule's checks tuple the views are of
+        self._position = {}  # schedule Check -> index
 
 
-def take(checks, lateness, files, now, vrrp=None):
+def take(checks, lateness, files, now, vrrp=None, previous=None, changed=None):
     """A Snapshot of schedule ``checks`` and ``lateness`` (and the pair's view ``vrrp``);
-    the caller holds stats.LOCK."""
-    return Snapshot(tuple(CheckView(check) for check in checks), lateness.copy(),
-                    tuple(sorted(files)), now, vrrp)
+    the caller holds stats.LOCK.
+
+    With ``previous`` (a snapshot of the same ``checks`` tuple) and ``changed`` (the
+    checks that may differ since), only those are copied anew: the others keep
+    ``previous``'s views. ``files``: every track file; ``previous.files`` itself is
+    taken as it is (sorted already)."""
+    listed = files if previous is not None and files is previous.files else \
+        tuple(sorted(files))
+    if previous is not None and changed is not None and checks is previous._of:
+        views = list(previous.checks)
+        position = previous._position
+        fresh = sorted({position[check] for check in changed if check in position})
+        for index in fresh:
+            views[index] = CheckView(checks[index])
+        snapshot = Snapshot(tuple(views), lateness.copy(), listed, now, vrrp, previous.number,
+                            fresh)
+    else:
+        snapshot = Snapshot(tuple(CheckView(check) for check in checks), lateness.copy(),
+                            listed, now, vrrp)
+        position = {check: index for index, check in enumerate(checks)}
+    snapshot._of, snapshot._position = checks, position
+    return snapshot
 
 
 EMPTY = Snapshot((), stats.Histogram(stats.LATENESS_BUCKETS), (), 0.0)  # before the first

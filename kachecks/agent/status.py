@@ -1,11 +1,16 @@
 """``kachecks agent status``: what the running agent last published, read from a file.
 
 The agent rewrites a small JSON file beside its track files (at most once a
-second, and on every stop), so status needs no connection to the agent: it
-is a read of a file whose mode decides who may see it, and a dead agent's
-last words stay readable. The file also lists every track file the agent
-wrote, so ``kachecks agent zero`` (systemd's ExecStopPost) can set them all to
-0 even when kachecks.toml was edited after the agent loaded it.
+second while results come in, and on every stop), so status needs no
+connection to the agent: it is a read of a file whose mode decides who may see
+it, and a dead agent's last words stay readable. The file also lists every
+track file the agent wrote, so ``kachecks agent zero`` (systemd's
+ExecStopPost) can set them all to 0 even when kachecks.toml was edited after
+the agent loaded it.
+
+With thousands of checks the document is megabytes: the agent renders it
+incrementally (``Renderer``), each check's entry kept as JSON text and redone
+only when that check's view changed, and writes it in pieces.
 """
 
 import json
@@ -21,8 +26,20 @@ MAX_SIZE = 16 << 20  # bytes: 10,000 checks take about 4 MB
 def write(path, document, dir_fd=None):
     """Atomically replace the status file (0644, like the track files); ``path`` is a name
     in ``dir_fd`` when given (the track directory, opened once)."""
-    data = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    write_bytes(path, _json(document), dir_fd)
+
+
+def write_bytes(path, data, dir_fd=None):
+    """``write`` for a document rendered already: bytes, or the pieces ``Renderer.render``
+    gives (written one after the other, never joined)."""
     files.replace(path, data, trackfile.MODE, dir_fd=dir_fd)
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def _json(value):
+    return _ENCODER.encode(value).encode("utf-8")
 
 
 def read(path):
@@ -117,6 +134,37 @@ def _check(view):
         "downtime": round(view.downtime, 3), "downs": view.downs, "flapping": view.flapping,
         "state_change": round(view.state_change, 1), "latencies": view.latencies,
     }
+
+
+class Renderer:
+    """The status document, rendered incrementally from snapshots: pieces of bytes whose
+    concatenation is what ``write`` writes for ``document(...)`` of the same snapshot,
+    but each check's entry is kept as JSON text and rendered again only when its view
+    is new (``Snapshot.fresh``, when the last snapshot rendered is the new one's
+    ``base``), the list of files only when it is another list."""
+
+    def __init__(self):
+        self._snapshot = None  # the number of the last one rendered
+        self._entries = []  # its checks' entries, each with a comma after it
+        self._files = (None, b"[]")  # (the files tuple, its JSON)
+
+    def render(self, state, pid, started, written, config, track_dir, snapshot):
+        """The document, as a list of bytes to write in order."""
+        views = snapshot.checks
+        if self._snapshot is not None and snapshot.base == self._snapshot:
+            entries = self._entries
+            for index in snapshot.fresh:
+                entries[index] = _json(_check(views[index])) + b","
+        else:
+            self._entries = entries = [_json(_check(view)) + b"," for view in views]
+        self._snapshot = snapshot.number
+        if self._files[0] is not snapshot.files:
+            self._files = (snapshot.files, _json(list(snapshot.files)))
+        head = _json({"version": VERSION, "pid": pid, "state": state, "started": started,
+                      "written": written, "config": config, "track_dir": track_dir})
+        tail = [entries[-1][:-1]] if entries else []  # the last entry without its comma
+        return [head[:-1] + b',"checks":[', *entries[:-1], *tail, b'],"files":',
+                self._files[1], b',"vrrp":', _json(pair_document(snapshot.vrrp)), b"}"]
 
 
 def stopped(document):

@@ -5,8 +5,12 @@ a writer closes it or renames a file onto it; it parses the first number, and
 an empty, missing or garbled file counts as 0. Writing in place could let it
 read a half-written file, so each value is written to a temporary file in the
 same directory and renamed over the old one: keepalived sees the old value
-or the new one, never a torn one. No fsync: these files live in /run and are
-rewritten on every result; a power cut restarts everything at 0 anyway.
+or the new one, never a torn one. No fsync: these files live in /run; a power
+cut restarts everything at 0 anyway.
+
+Every result reaches its file: a value the file already holds (``holds``, a read)
+is left as it is, anything else is written. So a file keepalived re-initialised
+(``init_file … overwrite``) or somebody removed is right again at the next result.
 
 keepalived believes whatever the files say, and the agent writes them as root, so:
 
@@ -67,6 +71,30 @@ def read(path):
     return int(match.group(1)) if match else None
 
 
+_PEEK = os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def holds(name, value, dir_fd=None):
+    """True when the file ``name`` holds exactly what a write of ``value`` would put there.
+
+    A look (open, read, close), cheaper than a replacement by the seven calls of a
+    temporary file and a rename, and as exact: whatever the file is (gone, a link,
+    something else, a number keepalived's ``init_file`` put there), anything but
+    that text is False, and the caller writes.
+    """
+    expected = b"%d\n" % value
+    try:
+        fd = os.open(name, _PEEK, dir_fd=dir_fd)
+    except OSError:
+        return False
+    try:
+        return os.read(fd, len(expected) + 1) == expected
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def judge_directory(directory):
     """Why ``directory`` (or, while it does not exist, the directory it would be made in)
     may not hold track files, or None. OSError if it cannot be looked at."""
@@ -121,11 +149,23 @@ class Directories:
 
     def write(self, path, value):
         """Atomically make ``path`` (in an opened directory) hold ``value``; OSError if not."""
+        fd, name = self._where(path)
+        files.replace(name, b"%d\n" % value, MODE, dir_fd=fd)
+
+    def holds(self, path, value):
+        """True when ``path`` (in an opened directory) holds ``value`` already (``holds``)."""
+        try:
+            fd, name = self._where(path)
+        except Unusable:
+            return False
+        return holds(name, value, fd)
+
+    def _where(self, path):
         directory, name = os.path.split(path)
         fd = self._fds.get(directory)
         if fd is None:
             raise Unusable(f"{directory} was never judged fit for track files")
-        files.replace(name, b"%d\n" % value, MODE, dir_fd=fd)
+        return fd, name
 
     def close(self):
         fds, self._fds = self._fds, {}

@@ -4,10 +4,13 @@ Layers, each with one job:
 
 - ``Check.parse(args)`` -> a frozen Target (raises UsageError; never prints).
 - ``Check.probe(target, deadline)`` -> Result (raises ProbeFailure /
-  DeadlineExceeded; never prints, never exits, no signals).
+  DeadlineExceeded; never prints, never exits, no signals). A check whose
+  probe is written as steps (kachecks.net.steps: HTTP, TCP) also has
+  ``Check.steps``, the same probe for an event loop; ``probe`` drives them.
 - ``evaluate(check, target)`` -> Result: drain file, deadline, probe,
   failures as ``Result(ok=False)``. Thread-safe; what a resident process
-  (or a test) calls.
+  (or a test) calls. ``evaluation(check, target, deadline)`` is the same as
+  steps, whoever drives them (the agent's event loop).
 - ``verdict.judge(result, target)`` -> Verdict: the exit code.
 - ``status_line`` / ``syslog_message``: the texts a person reads.
 - ``run(check, argv, prog, handover)``: the forked executable keepalived
@@ -27,6 +30,7 @@ from kachecks.checks.options import COMMON_OPTS, Target, common
 from kachecks.checks.result import DRAIN, UNK, Cause, Result, cause_of
 from kachecks.deadline import Deadline
 from kachecks.errors import OutputLost, ProbeFailure, Unavailable, UsageError, WorkerError
+from kachecks.net import steps
 from kachecks.runtime import StrictOutput, guarded, one_line, show
 from kachecks.status import ExitCode
 
@@ -41,10 +45,10 @@ class Check:
     """Static description of one check: its options, how to parse and probe."""
 
     __slots__ = ("name", "prog", "opts", "usage", "description", "epilog", "build", "probe",
-                 "positionals", "delegate", "defaults")
+                 "steps", "positionals", "delegate", "defaults")
 
     def __init__(self, name, prog, opts, usage, description, epilog, build, probe,
-                 positionals=0, delegate=None, common=COMMON_OPTS, defaults=None):
+                 positionals=0, delegate=None, common=COMMON_OPTS, defaults=None, steps=None):
         self.name = name  # "HTTP": first word of the status line
         self.prog = prog  # "kachecks-http": syslog ident
         # ``common``: the common options this check offers (kachecks-vrrp connects to
@@ -55,6 +59,9 @@ class Check:
         self.epilog = epilog
         self.build = build  # Namespace -> Target, raises UsageError on inconsistent options
         self.probe = probe  # (Target, Deadline) -> Result
+        # (Target, Deadline) -> steps (kachecks.net.steps) returning the Result: the same
+        # probe for an event loop, or None (a probe that blocks in a library: ldap3)
+        self.steps = steps
         self.positionals = positionals  # non-option arguments allowed (kachecks-tcp HOST:PORT)
         # argv -> True when this run is worth handing to `kachecks worker` (expensive imports)
         self.delegate = delegate
@@ -86,12 +93,22 @@ def evaluate(check, target, deadline=None):
     the server's library can reject) passes through. ``deadline``: one
     already running (the forked run starts it before reading option files).
     """
+    deadline = deadline or Deadline(target.timeout)
+    return steps.run(evaluation(check, target, deadline), deadline)
+
+
+def evaluation(check, target, deadline):
+    """``evaluate`` as steps (kachecks.net.steps), for whoever drives them: the Result.
+
+    A check without steps (``Check.steps`` None) blocks in its probe: run these
+    only where blocking is fine (``evaluate``, a thread)."""
     if target.drain_file and os.path.exists(target.drain_file):
         return Result(True, summary=f"drained by {target.drain_file}", drain=True, weight=0,
                       cause=Cause(DRAIN, "drain", "drain-file"))
-    deadline = deadline or Deadline(target.timeout)
     try:
-        return check.probe(target, deadline)
+        if check.steps is None:
+            return check.probe(target, deadline)
+        return (yield from check.steps(target, deadline))
     except ProbeFailure as exc:
         return Result(False, reason=str(exc), perfdata=(("time", deadline.elapsed(), "s"),),
                       cause=cause_of(exc))

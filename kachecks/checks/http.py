@@ -238,14 +238,21 @@ def _basic_auth(user, password_file):
 
 def probe(target, deadline):
     """One exchange with ``target``: a Result, or ProbeFailure naming the failed test."""
-    from kachecks.http.fetch import fetch
+    from kachecks.net.steps import run
+
+    return run(steps(target, deadline), deadline)
+
+
+def steps(target, deadline):
+    """``probe`` as steps (kachecks.net.steps): what the agent's event loop runs."""
+    from kachecks.http.fetch import fetch_steps
 
     watch = None
     if target.regex_pattern or target.weight_pattern or target.max_body is not None:
         from kachecks.checks.bodywatch import BodyWatch
 
         watch = BodyWatch(target.regex_pattern, target.weight_pattern, target.max_body)
-    response = fetch(
+    response = yield from fetch_steps(
         target.host, target.port, target.path, deadline, protocol=target.protocol,
         vhost=target.vhost, tls=target.tls, bind=target.bind, fwmark=target.fwmark,
         algorithms=_algorithms(target), fast_start=True, extra_headers=target.headers,
@@ -253,7 +260,7 @@ def probe(target, deadline):
     elapsed = response.timings["total"]
     size = response.body_length
     perfdata = (("time", round(elapsed, 6), "s"), ("size", size, "B"))
-    details = _details(response)
+    details = _details(response) if target.verbose else ()  # only --verbose prints them
     if not response.header_complete:
         raise ProbeFailure("no HTTP header end (CRLFCRLF) within 4095 bytes", "header",
                            code=L7RSP)
@@ -359,7 +366,7 @@ def _details(response):
 
 
 CHECK = Check(name="HTTP", prog="kachecks-http", opts=OPTS, usage=USAGE, description=DESCRIPTION,
-              epilog=EPILOG, build=build, probe=probe,
+              epilog=EPILOG, build=build, probe=probe, steps=steps,
               # ssl costs more than the check itself: a warm worker saves it
               delegate=lambda argv: "-S" in argv or any("https://" in a for a in argv))
 

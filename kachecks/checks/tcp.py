@@ -137,11 +137,18 @@ def build(ns):
 
 def probe(target, deadline):
     """Connect and talk to ``target``: a Result, or ProbeFailure naming the failed test."""
+    from kachecks.net.steps import run
+
+    return run(steps(target, deadline), deadline)
+
+
+def steps(target, deadline):
+    """``probe`` as steps (kachecks.net.steps): what the agent's event loop runs."""
     from kachecks.net import connect as net
 
     started = time.monotonic()
-    sock, family, sockaddr = net.connect(target.host, target.port, deadline, bind=target.bind,
-                                         fwmark=target.fwmark)
+    sock, family, sockaddr = yield from net.connect_steps(target.host, target.port, deadline,
+                                                          bind=target.bind, fwmark=target.fwmark)
     where = net.format_address(family, sockaddr)
     connected = time.monotonic() - started
     notes = [f"{where} connected in {connected:.3f} s"]
@@ -151,18 +158,20 @@ def probe(target, deadline):
         if target.proxy:
             from kachecks.net import proxy
 
-            net.Stream(sock, deadline).send(proxy.header(target.proxy, sock, family), "proxy")
+            yield from net.Stream(sock, deadline).send(proxy.header(target.proxy, sock, family),
+                                                       "proxy")
         if target.tls is not None:
             from kachecks.checks import tlsopts
             from kachecks.net import tls
 
-            sock = tls.wrap(sock, family, target.tls, deadline)
+            sock = yield from tls.handshake(sock, family, target.tls, deadline)
             notes.append(sock.version() or "TLS")
             warning = tlsopts.expiry_warning(target.cert_min_days, tls.peer_cert_days_left(sock))
         stream = net.Stream(sock, deadline, over_tls=target.tls is not None)
         if target.payload:
-            stream.send(target.payload)
-        reply = _read(stream, target, patterns) if (patterns or target.agent) else b""
+            yield from stream.send(target.payload)
+        reply = (yield from _read(stream, target, patterns)) if (patterns or target.agent) \
+            else b""
     finally:
         sock.close()
     elapsed = time.monotonic() - started
@@ -210,10 +219,10 @@ def _regex_weight(target, reply):
 
 
 def _read(stream, target, patterns):
-    """Bytes until every pattern matched / the agent line ended, EOF, --max-bytes."""
+    """Steps: bytes until every pattern matched / the agent line ended, EOF, --max-bytes."""
     buf = bytearray()
     while len(buf) < target.max_bytes and not _satisfied(target, patterns, buf):
-        chunk = stream.recv(min(4096, target.max_bytes - len(buf)))
+        chunk = yield from stream.recv(min(4096, target.max_bytes - len(buf)))
         if not chunk:
             break
         buf += chunk
@@ -234,7 +243,7 @@ def _show(data, limit=60):
 
 
 CHECK = Check(name="TCP", prog="kachecks-tcp", opts=OPTS, usage=USAGE, description=DESCRIPTION,
-              epilog=EPILOG, build=build, probe=probe, positionals=1,
+              epilog=EPILOG, build=build, probe=probe, steps=steps, positionals=1,
               delegate=lambda argv: "--tls" in argv)  # ssl costs more than the check
 
 

@@ -7,6 +7,9 @@ a server that keeps the connection open ends in a read timeout.
 Failures are ProbeFailure/DeadlineExceeded with ``phase`` one of resolve,
 connect, tls, send, wait (no response byte yet), read; ``keepalived_message``
 turns one into the text keepalived's genhash prints for that stage.
+
+``fetch_steps`` is the exchange as steps (kachecks.net.steps), for a probe's
+own steps and the agent's event loop; ``fetch`` drives them in this thread.
 """
 
 import time
@@ -17,6 +20,7 @@ from kachecks.errors import DeadlineExceeded
 from kachecks.http.request import build_request, host_header
 from kachecks.http.response import HEADER_LIMIT, ResponseReader, find_header
 from kachecks.net import connect as net
+from kachecks.net import steps
 
 READ_SIZE = 4095  # keepalived reads at most MAX_BUFFER_LENGTH - 1 bytes
 TLS_RECORD = 16384  # the most one TLS record carries: one read each when nothing looks
@@ -50,11 +54,17 @@ class Response:
         return find_header(self.headers, name)
 
 
-def fetch(host, port, path, deadline, *, protocol="1.0", vhost=None, tls=None,
-          bind=None, fwmark=None, family=0, algorithms=("md5",), fast_start=False,
-          extra_headers=(), observer=None, on_body=None, body_prefix=0,
-          body_read_size=READ_SIZE):
-    """Fetch ``path`` from ``host``:``port``; returns a Response.
+def fetch(host, port, path, deadline, **options):
+    """Fetch ``path`` from ``host``:``port``; returns a Response (blocking: see
+    ``fetch_steps`` for the options)."""
+    return steps.run(fetch_steps(host, port, path, deadline, **options), deadline)
+
+
+def fetch_steps(host, port, path, deadline, *, protocol="1.0", vhost=None, tls=None,
+                bind=None, fwmark=None, family=0, algorithms=("md5",), fast_start=False,
+                extra_headers=(), observer=None, on_body=None, body_prefix=0,
+                body_read_size=READ_SIZE):
+    """Steps (kachecks.net.steps) of one exchange: the Response.
 
     ``tls``: a kachecks.net.tls.TLSOptions to speak HTTPS (None: plain).
     ``body_read_size``: read size once the header is in; keepalived's is
@@ -62,24 +72,25 @@ def fetch(host, port, path, deadline, *, protocol="1.0", vhost=None, tls=None,
     """
     timings = {}
     mark = time.monotonic()
-    sock, fam, sockaddr = net.connect(host, port, deadline, bind=bind, fwmark=fwmark, family=family)
+    sock, fam, sockaddr = yield from net.connect_steps(host, port, deadline, bind=bind,
+                                                       fwmark=fwmark, family=family)
     mark = _lap(timings, "connect", mark)
     cert_days = None
     try:
         if tls is not None:
             from kachecks.net import tls as tlsmod
 
-            sock = tlsmod.wrap(sock, fam, tls, deadline)
+            sock = yield from tlsmod.handshake(sock, fam, tls, deadline)
             mark = _lap(timings, "tls", mark)
             cert_days = tlsmod.peer_cert_days_left(sock)
         host_value = host_header(sockaddr[0], sockaddr[1], fam == _socket.AF_INET6, vhost)
         request = build_request(path, host_value, protocol, extra_headers)
         stream = net.Stream(sock, deadline, over_tls=tls is not None)
-        stream.send(request)
+        yield from stream.send(request)
         mark = _lap(timings, "send", mark)
         reader = ResponseReader(algorithms, fast_start, observer, on_body, body_prefix)
         unseen = not (algorithms or observer or on_body or body_prefix)
-        clean = _read_to_eof(stream, reader, body_read_size, timings, mark, unseen)
+        clean = yield from _read_to_eof(stream, reader, body_read_size, timings, mark, unseen)
     finally:
         sock.close()
     timings["total"] = sum(timings.values())
@@ -100,7 +111,7 @@ def _lap(timings, phase, mark):
 
 
 def _read_to_eof(stream, reader, body_read_size, timings, mark, unseen=False):
-    """Read until EOF into ``reader``; True when the peer closed cleanly.
+    """Steps: read until EOF into ``reader``; True when the peer closed cleanly.
 
     ``unseen``: nobody looks at the body (no digest, observer, callback or prefix), so
     once the header is in, the rest is only counted (``Stream.discard``: a plain
@@ -117,7 +128,7 @@ def _read_to_eof(stream, reader, body_read_size, timings, mark, unseen=False):
     try:
         while True:
             if unseen and reader.header_complete:
-                got = stream.discard(view, phase)
+                got = yield from stream.discard(view, phase)
                 if not got:
                     return not stream.ragged
                 reader.skip(got)
@@ -125,7 +136,7 @@ def _read_to_eof(stream, reader, body_read_size, timings, mark, unseen=False):
             want = reader.room(body_read_size if reader.header_complete else READ_SIZE)
             if want <= 0:
                 return True  # keepalived reads 0 bytes: taken as EOF
-            got = stream.recv_into(view, want, phase)
+            got = yield from stream.recv_into(view, want, phase)
             if not got:
                 return not stream.ragged
             if phase == "wait":

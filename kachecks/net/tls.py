@@ -11,8 +11,8 @@ clean one (keepalived hashes anyway but skips its verbose digest dump).
 
 import time
 
-from kachecks.errors import ProbeFailure, os_error_text
-from kachecks.net.connect import Stream
+from kachecks.errors import DeadlineExceeded, ProbeFailure, os_error_text
+from kachecks.net import steps
 from kachecks.utctime import generalized_time
 
 
@@ -122,28 +122,45 @@ class checked_files:
 
 
 def wrap(raw_sock, family, options, deadline, context=None):
-    """Handshake on a connected ``_socket.socket``; returns an ``ssl.SSLSocket``.
+    """Handshake on a connected ``_socket.socket``; returns an ``ssl.SSLSocket`` (blocking).
 
     Failures: DeadlineExceeded("tls") or ProbeFailure(phase "tls", reason
     ``handshake``/``verify``/``config``).
     """
+    return steps.run(handshake(raw_sock, family, options, deadline, context), deadline)
+
+
+def handshake(raw_sock, family, options, deadline, context=None):
+    """Steps of ``wrap``: the ``ssl.SSLSocket`` (non-blocking), handshake done."""
     import socket
     import ssl
 
     ctx = context or client_context(options)
     sock = socket.socket(family, socket.SOCK_STREAM, 0, fileno=raw_sock.detach())
+    tls = None
     try:
+        sock.setblocking(False)
         tls = ctx.wrap_socket(sock, server_hostname=options.sni or None,
                               do_handshake_on_connect=False, suppress_ragged_eofs=False)
-        try:
-            Stream(tls, deadline).bounded("tls", tls.do_handshake)
-        except ssl.SSLCertVerificationError as exc:
-            raise _failure(f"certificate verification failed: {exc.verify_message}", "verify") from None
-        except (ssl.SSLError, OSError) as exc:
-            raise _failure(f"TLS handshake failed: {os_error_text(exc)}", "handshake") from None
-        return tls
+        expired = lambda: DeadlineExceeded("tls", deadline.timeout)  # noqa: E731
+        while True:
+            if deadline.expires <= time.monotonic():
+                raise expired()
+            try:
+                tls.do_handshake()
+                return tls
+            except ssl.SSLWantReadError:
+                yield from steps.wait(tls, steps.READ, expired)
+            except ssl.SSLWantWriteError:
+                yield from steps.wait(tls, steps.WRITE, expired)
+            except ssl.SSLCertVerificationError as exc:
+                raise _failure(f"certificate verification failed: {exc.verify_message}",
+                               "verify") from None
+            except (ssl.SSLError, OSError) as exc:
+                raise _failure(f"TLS handshake failed: {os_error_text(exc)}", "handshake") \
+                    from None
     except BaseException:
-        sock.close()
+        (tls or sock).close()  # the wrapped socket took the descriptor over
         raise
 
 

@@ -64,30 +64,37 @@ def test_a_slow_loris_under_1024_descriptors_never_keeps_a_dead_server_up(agent_
 
 
 def test_a_task_limit_fails_the_runs_that_cannot_start_and_never_the_agent(agent_factory):
-    """Under a pids cgroup (systemd's TasksMax) hung peers hold every thread there is:
-    the runs that cannot get one fail, the agent goes on, and runs again when it can."""
+    """Under a pids cgroup (systemd's TasksMax) hung LDAP peers hold every thread there is
+    (ldap3 blocks: each LDAP run has a thread): the LDAP run that cannot get one fails,
+    the HTTP check (steps on the agent's loop: no thread) stays up all along, the agent
+    goes on, and the LDAP run runs again when it can."""
     root, how = TaskLimit.hierarchy()
     if root is None:
         pytest.skip(how)
     with Mute() as mute, RawHTTPServer(http_response(SERVER1)) as web, TaskLimit(3) as limit:
-        hung = [{"name": f"hung{i}", "command": f"kachecks-tcp 127.0.0.1:{mute.port} --expect x"}
-                for i in range(2)]
-        agent = agent_factory([*hung, http_check("web1", web)], interval=2, timeout=1.9)
+        ldap = [{"name": f"ldap{i}", "command": f"kachecks-ldap --uri ldap://127.0.0.1:{mute.port}"}
+                for i in range(3)]
+        agent = agent_factory([*ldap, http_check("web1", web)], interval=2, timeout=1.9)
         agent.start()
-        limit.add(agent.pid)  # main thread + 2: the two hung runs take both
+        limit.add(agent.pid)  # main thread + 2: the first two hung runs take both
         document = agent.wait_status(
             lambda d: any("could not start" in (c["reason"] or "") for c in d["checks"]),
             timeout=15, what="a run that could not start")
-        web1 = {c["name"]: c for c in document["checks"]}["web1"]
-        assert (web1["value"], web1["up"]) == (0, False)
-        assert web1["reason"].startswith("the run could not start: ")  # "can't start new thread"
-        runs = web1["runs"]
-        agent.wait_status(lambda d: d["checks"][-1]["runs"] >= runs + 2, timeout=15,
-                          what="two more runs under the limit")  # the loop goes on
+        failed = [c for c in document["checks"] if "could not start" in (c["reason"] or "")]
+        assert failed[0]["reason"].startswith("the run could not start: ")
+        assert (failed[0]["value"], failed[0]["up"]) == (0, False)
+        runs = document["checks"][-1]["runs"]
+        later = agent.wait_status(lambda d: d["checks"][-1]["runs"] >= runs + 2, timeout=15,
+                                  what="two more runs of web1 under the limit")  # loop goes on
+        web1 = later["checks"][-1]
+        assert (web1["value"], web1["up"], web1["failed_runs"]) == (1, True, 0)
         agent.assert_running()
         limit.set(None)
-        agent.wait_value("web1", "1\n", timeout=10)
-        assert threads(agent.pid) <= 1 + 3 + 4  # main, two hung, web1's; idle ones retire
+        name = failed[0]["name"]
+        agent.wait_status(lambda d: "no LDAP answer" in ({c["name"]: c for c in d["checks"]}
+                                                         [name]["reason"] or ""),
+                          timeout=15, what=f"{name} run again, in a thread")
+        assert threads(agent.pid) <= 1 + 3 + 4  # main, three hung; idle ones retire
         assert agent.stop() == 0
     assert "Traceback" not in agent.output()
 

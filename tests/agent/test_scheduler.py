@@ -13,7 +13,7 @@ import random
 import pytest
 
 from kachecks.agent import config, health, snapshot, status
-from kachecks.agent.schedule import GRACE, JITTER, SLACK, Schedule, diff
+from kachecks.agent.schedule import GRACE, JITTER, SLACK, SLACK_SHARE, Schedule, diff
 from kachecks.checks.result import Result
 
 DIGEST = "5f2b4547f41470dc3e293e7267461575"
@@ -94,7 +94,7 @@ def due_now(schedule, name):
 def test_first_runs_are_spread_evenly_over_the_interval(make):
     schedule, executor, _ = make(named(*(f"web{i}" for i in range(1, 9)), interval=4, timeout=1))
     assert [check.due - START for check in schedule.checks] == [0, 0.5, 1, 1.5, 2, 2.5, 3, 3.5]
-    assert schedule.next_wake() == START - SLACK
+    assert schedule.next_wake() == START  # when the first is due, never before
     schedule.tick(START)
     assert [run.check.spec.name for run in executor.runs] == ["web1"]
 
@@ -114,9 +114,21 @@ def test_next_runs_keep_the_interval_within_5_percent_jitter_and_do_not_drift(ma
 def test_runs_due_within_the_slack_start_on_one_tick(make):
     schedule, executor, _ = make(named(*(f"web{i}" for i in range(200)), interval=1,
                                        timeout=0.5))  # one every 5 ms
+    assert schedule.slack == pytest.approx(0.01)  # 1 % of the interval
     schedule.tick(START)
     assert len(executor.runs) == 3  # due at 0, 5 and 10 ms
-    assert schedule.next_wake() == pytest.approx(START + 0.015 - SLACK)
+    assert schedule.next_wake() == pytest.approx(START + 0.015)  # the next batch's first
+    schedule.tick(START + 0.015)
+    assert [run.due - START for run in executor.runs[3:]] == pytest.approx([0.015, 0.02, 0.025])
+
+
+def test_the_slack_is_a_percent_of_the_shortest_interval_and_at_most_50_ms(make):
+    schedule, _, _ = make([*named("slow", interval=30, timeout=1),
+                           *named("fast", interval=2, timeout=1)])
+    assert schedule.slack == pytest.approx(SLACK_SHARE * 2)
+    assert make(named("slow", interval=30, timeout=1))[0].slack == SLACK == 0.05
+    schedule.reload(named("slow", interval=30, timeout=1), START)
+    assert schedule.slack == SLACK  # the fast check left
 
 
 def test_a_probe_that_never_returns_fails_at_its_deadline_and_is_never_overlapped(make):
