@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from harness.checks import MD5_SERVER2, SERVER1, SERVER2
 from harness.peers.agent import http_check
-from harness.peers.ports import free_port
+from harness.peers.ports import RefusingPort, free_port
 from harness.peers.rawhttp import RawHTTPServer, http_response
 
 
@@ -237,14 +237,13 @@ def test_the_notify_spool_is_exported_for_the_stuck_notifications_alert(agent_fa
 
 def test_each_check_exports_its_history(agent_factory, web):
     port = free_port()
-    refused = f"127.0.0.1:{free_port()}"  # nothing listens there
-    agent = agent_factory([http_check("web1", web),
-                           {"name": "web2", "command": f"kachecks-http --url http://{refused}/"}],
-                          metrics=f"127.0.0.1:{port}", interval=0.3, timeout=0.2, rise=2,
-                          fall=2)
-    with agent:
-        samples = wait_scrape(port, lambda s: value(
-            s, "kachecks_check_results_total", "web2", cause="L4CON") >= 3)
+    with RefusingPort() as refused:
+        agent = agent_factory([http_check("web1", web), http_check("web2", refused)],
+                              metrics=f"127.0.0.1:{port}", interval=0.3, timeout=0.2, rise=2,
+                              fall=2)
+        with agent:
+            samples = wait_scrape(port, lambda s: value(
+                s, "kachecks_check_results_total", "web2", cause="L4CON") >= 3)
     assert value(samples, "kachecks_check_results_total", "web1", cause="L7OK") >= 1
     assert not [key for key in samples if key[0] == "kachecks_check_results_total"
                 and ("check", "web1") in key[1] and ("cause", "L7OK") not in key[1]]

@@ -18,7 +18,7 @@ import pytest
 from harness.checks import SERVER1, SERVER2
 from harness.peers.agent import http_check
 from harness.peers.chromium import Chromium, png_pixels
-from harness.peers.ports import free_port
+from harness.peers.ports import RefusingPort, free_port
 from harness.peers.prometheus import Prometheus, hastened
 from harness.peers.rawhttp import RawHTTPServer, http_response
 from harness.wait import wait_for
@@ -31,20 +31,14 @@ FLAPPING_COLOUR = (0xff, 0xb0, 0xe0)  # its .flapping one
 pytestmark = pytest.mark.slow  # a browser start, Prometheus' scrapes and rule evaluations
 
 
-class Refused:
-    """A web server nobody runs: its port refuses connections."""
-
-    address = f"127.0.0.1:{free_port()}"
-
-
 @pytest.fixture
 def three_checks(agent_factory):
     """A running agent with web1 (up), web2 (refused: L4CON) and flappy; its port."""
     turns = itertools.cycle([http_response(SERVER1), http_response(SERVER2)])
     with RawHTTPServer(http_response(SERVER1)) as web, \
-            RawHTTPServer(lambda request: [next(turns)]) as flapping:
+            RawHTTPServer(lambda request: [next(turns)]) as flapping, RefusingPort() as refused:
         port = free_port()
-        agent = agent_factory([http_check("web1", web), http_check("web2", Refused()),
+        agent = agent_factory([http_check("web1", web), http_check("web2", refused),
                                http_check("flappy", flapping, rise=2, fall=2)],
                               metrics=f"127.0.0.1:{port}", interval=0.25, timeout=0.2)
         with agent:
