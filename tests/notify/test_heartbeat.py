@@ -123,17 +123,27 @@ def test_one_heartbeat_per_period_per_channel_over_several_flushes(notifier, rel
     period = 4
     notifier.configure(relay, webhook={"url": httpserver.url_for("/hook")}, notify={"heartbeat": period})
     end = time.monotonic() + 60
-    flushes = 0
+    flushes = []  # (wall time before, after) of each flush
     while len(heartbeat_times(relay.messages)) < 3:
-        assert time.monotonic() < end, f"{len(relay.messages)} heartbeat(s) after {flushes} flushes"
+        assert time.monotonic() < end, f"{len(relay.messages)} heartbeat(s) after {len(flushes)} flushes"
+        before = time.time()
         flushed = notifier.kachecks("spool", "flush")  # a new flusher each time: a restart
+        flushes.append((before, time.time()))
         assert flushed.returncode == 0, flushed.stderr
-        flushes += 1
     mails = heartbeat_times(relay.messages)
     hooks = [json.loads(r.get_data())["events"][0]["time"] for r, _ in httpserver.log]
-    assert len(mails) == 3 and len(hooks) == 3
-    for times in (mails, hooks):
-        assert [round(b - a, 3) for a, b in zip(times, times[1:])] == [period, period]
+    assert len(mails) == 3 and len(hooks) == 3 and mails == hooks
+    gaps = [round(b - a, 3) for a, b in zip(mails, mails[1:])]
+    # Each flush looks at the clock somewhere between its before and after: if no two
+    # consecutive looks can be a period apart, no period was missed, and each heartbeat
+    # is stamped exactly one period after the last. On a machine so loaded that a flush
+    # outlasts a period, a missed period is stamped when found (at least two periods on).
+    kept_pace = all(after - before < period
+                    for (before, _), (_, after) in zip(flushes, flushes[1:]))
+    if kept_pace:
+        assert gaps == [period, period], flushes
+    else:
+        assert all(gap == period or gap >= 2 * period for gap in gaps), (gaps, flushes)
     assert len({m["Message-ID"] for m in relay.messages}) == 3
     subject = f"[{HOST}] HEARTBEAT from {HOST}: kachecks can notify you"
     assert all(m["Subject"] == subject for m in relay.messages)
