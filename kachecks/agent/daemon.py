@@ -289,7 +289,8 @@ class Agent:
         self.pair_watcher = None  # the pair's watcher whose sockets the loop reads
         self.pair_fds = ()
         self.snapshot = snapshots.EMPTY  # the last one taken: what the status and metrics show
-        self.listed = None  # (schedule generation, files written) the snapshot's files are of
+        self.listed = None  # (schedule generation, files written, their set) the snapshot's
+        # files are of
         self.signals = []
         self.renderer = status.Renderer()
         self.endpoint = None
@@ -522,12 +523,16 @@ class Agent:
                                                time.time(), self.pair.view)
                 return self.snapshot
             checks, written = schedule.checks, self.tracks.written
-            # The list of files changes with the configuration, or when a file is written
-            # for the first time: else the last one is the list.
+            # The list of files changes with the configuration, or when a file outside it
+            # is written for the first time (the "agent running" file, a dropped check's):
+            # else the last one is the list, and its sorted tuple and JSON are kept.
             files = self.snapshot.files
-            if (schedule.generation, len(written)) != self.listed:
+            listed = self.listed
+            if listed is None or listed[0] != schedule.generation or (
+                    listed[1] != len(written) and not written <= listed[2]):
                 files = written | {check.spec.file for check in checks}
-                self.listed = (schedule.generation, len(written))
+                listed = (schedule.generation, len(written), frozenset(files))
+            self.listed = (listed[0], len(written), listed[2])
             self.snapshot = snapshots.take(checks, schedule.lateness, files, time.time(),
                                            self.pair.view, self.snapshot,
                                            schedule.take_changed())
