@@ -37,6 +37,7 @@ import os
 import random
 import signal
 import sys
+import threading
 import time
 
 from kachecks import syslogger
@@ -295,6 +296,7 @@ class Agent:
         self.renderer = status.Renderer()
         self.endpoint = None
         self.started = time.time()
+        self.loop_thread = threading.get_ident()  # the thread that runs the loop (run())
         self.status_due = 0.0  # the next rewrite, not before
         self.status_dirty = True  # something in the document changed
         self.status_error = None
@@ -308,6 +310,7 @@ class Agent:
         """Run until SIGTERM/SIGINT (ExitCode.OK) or until no result can be published any
         more (ExitCode.FAILURE, said why); the files are zeroed either way. Raises on a bug."""
         sys.setswitchinterval(SWITCH_INTERVAL)
+        self.loop_thread = threading.get_ident()
         previous = {sig: signal.signal(sig, self._on_signal)
                     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
         old_wakeup = signal.set_wakeup_fd(self.loop.wake_fd, warn_on_full_buffer=False)
@@ -462,8 +465,10 @@ class Agent:
             self.status_dirty |= outcome.counted
             blind = self.tracks.blind()
         self._say(outcome.lines)
-        if outcome.changed or blind:
-            self.loop.wake()  # status document and systemd's STATUS now, not at the next run
+        if blind or outcome.changed and threading.get_ident() != self.loop_thread:
+            # status document and systemd's STATUS now, not at the next run; in the loop's
+            # own thread (a probe on the loop) it goes on to them without being woken
+            self.loop.wake()
 
     def _say(self, lines):
         for message, priority in lines:
