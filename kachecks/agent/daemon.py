@@ -37,6 +37,7 @@ import os
 import random
 import signal
 import sys
+import threading
 import time
 
 from kachecks import syslogger
@@ -289,11 +290,13 @@ class Agent:
         self.pair_watcher = None  # the pair's watcher whose sockets the loop reads
         self.pair_fds = ()
         self.snapshot = snapshots.EMPTY  # the last one taken: what the status and metrics show
-        self.listed = None  # (schedule generation, files written) the snapshot's files are of
+        self.listed = None  # (schedule generation, files written, their set) the snapshot's
+        # files are of
         self.signals = []
         self.renderer = status.Renderer()
         self.endpoint = None
         self.started = time.time()
+        self.loop_thread = threading.get_ident()  # the thread that runs the loop (run())
         self.status_due = 0.0  # the next rewrite, not before
         self.status_dirty = True  # something in the document changed
         self.status_error = None
@@ -307,6 +310,7 @@ class Agent:
         """Run until SIGTERM/SIGINT (ExitCode.OK) or until no result can be published any
         more (ExitCode.FAILURE, said why); the files are zeroed either way. Raises on a bug."""
         sys.setswitchinterval(SWITCH_INTERVAL)
+        self.loop_thread = threading.get_ident()
         previous = {sig: signal.signal(sig, self._on_signal)
                     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
         old_wakeup = signal.set_wakeup_fd(self.loop.wake_fd, warn_on_full_buffer=False)
@@ -461,8 +465,10 @@ class Agent:
             self.status_dirty |= outcome.counted
             blind = self.tracks.blind()
         self._say(outcome.lines)
-        if outcome.changed or blind:
-            self.loop.wake()  # status document and systemd's STATUS now, not at the next run
+        if blind or outcome.changed and threading.get_ident() != self.loop_thread:
+            # status document and systemd's STATUS now, not at the next run; in the loop's
+            # own thread (a probe on the loop) it goes on to them without being woken
+            self.loop.wake()
 
     def _say(self, lines):
         for message, priority in lines:
@@ -522,12 +528,16 @@ class Agent:
                                                time.time(), self.pair.view)
                 return self.snapshot
             checks, written = schedule.checks, self.tracks.written
-            # The list of files changes with the configuration, or when a file is written
-            # for the first time: else the last one is the list.
+            # The list of files changes with the configuration, or when a file outside it
+            # is written for the first time (the "agent running" file, a dropped check's):
+            # else the last one is the list, and its sorted tuple and JSON are kept.
             files = self.snapshot.files
-            if (schedule.generation, len(written)) != self.listed:
+            listed = self.listed
+            if listed is None or listed[0] != schedule.generation or (
+                    listed[1] != len(written) and not written <= listed[2]):
                 files = written | {check.spec.file for check in checks}
-                self.listed = (schedule.generation, len(written))
+                listed = (schedule.generation, len(written), frozenset(files))
+            self.listed = (listed[0], len(written), listed[2])
             self.snapshot = snapshots.take(checks, schedule.lateness, files, time.time(),
                                            self.pair.view, self.snapshot,
                                            schedule.take_changed())

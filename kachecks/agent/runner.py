@@ -105,7 +105,10 @@ class Runner:
         """When ``step`` must run next (monotonic), or None."""
         if self._starting or self._paused:
             return float("-inf")
-        return self._deadlines[0][0] if self._deadlines else None
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][2].done:
+            heapq.heappop(deadlines)  # that run ended: no need to wake for its deadline
+        return deadlines[0][0] if deadlines else None
 
     def step(self, now):
         """Start the runs submitted, resume the paused ones, end the ones out of time."""
