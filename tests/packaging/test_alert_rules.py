@@ -6,7 +6,12 @@ from harness.peers.prometheus import promtool
 
 INSTALLED = Path("/usr/share/doc/kachecks/examples/kachecks-alerts.yml")
 CASES = Path(__file__).resolve().parents[1] / "monitoring/kachecks-alerts.test.yml"
-SHIPPED = Path(__file__).resolve().parents[2] / "packaging/debian/examples/kachecks-alerts.yml"
+TOP = Path(__file__).resolve().parents[2]
+# The repository's packaging/debian is the source package's debian/ (scripts/build-deb),
+# where autopkgtest runs this file.
+SHIPPED = next((path for path in (TOP / "debian/examples/kachecks-alerts.yml",
+                                  TOP / "packaging/debian/examples/kachecks-alerts.yml")
+                if path.exists()), TOP / "packaging/debian/examples/kachecks-alerts.yml")
 
 
 def test_the_rules_are_installed_as_shipped_for_a_plain_copy(installed):
