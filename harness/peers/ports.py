@@ -2,6 +2,8 @@
 
 import socket
 
+from harness.peers.sockets import SocketPeer
+
 
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
     with socket.socket(family, socket.SOCK_STREAM) as s:
@@ -9,7 +11,7 @@ def free_port(family=socket.AF_INET, host="127.0.0.1"):
         return s.getsockname()[1]
 
 
-class RefusingPort:
+class RefusingPort(SocketPeer):
     """A loopback port that refuses connections and stays so: bound and held, never
     listening (a port merely found free may be taken by any other process meanwhile);
     ``address`` as a check's target says it."""
@@ -18,9 +20,3 @@ class RefusingPort:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind((host, 0))
         self.address = f"{host}:{self.sock.getsockname()[1]}"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.sock.close()
