@@ -70,7 +70,7 @@ import threading
 import time
 from pathlib import Path
 
-from harness import agentattacks, checks, otheruser
+from harness import agentattacks, checks, otheruser, signalled
 from harness.peers import certs, cli, netns
 from harness.peers import slapd as ldap_peer
 from harness.peers.hostile import Mute
@@ -87,11 +87,12 @@ TRACEBACK_MARKS = ("Traceback", "Fatal Python error", "Exception ignored")
 class Finished:
     """How a spawned executable ended: code, text output, wall time."""
 
-    def __init__(self, returncode, stdout, stderr, elapsed):
+    def __init__(self, returncode, stdout, stderr, elapsed, lingered=""):
         self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr
         self.elapsed = elapsed
+        self.lingered = lingered  # signalled.diagnosis of one killed at its timeout
 
     @property
     def output(self):
@@ -112,7 +113,7 @@ def spawn(name, *args, env=None, stdout=subprocess.PIPE, preexec_fn=None, timeou
                       preexec_fn=preexec_fn)
     if finished.returncode is None:
         raise AssertionError(f"{name} {' '.join(map(str, args))} still running after"
-                             f" {timeout} s")
+                             f" {timeout} s; before SIGKILL:\n{finished.lingered}")
     return finished
 
 
@@ -135,11 +136,14 @@ def launch(command, env, timeout, stdout=subprocess.PIPE, preexec_fn=None):
         out, err = proc.communicate(timeout=timeout)
         code = proc.returncode
     except subprocess.TimeoutExpired:
+        lingered = signalled.diagnosis(proc.pid)  # what it was stuck in, before the kill
         proc.kill()
         out, err = proc.communicate()
         code = None
+    else:
+        lingered = ""
     return Finished(code, (out or b"").decode("utf-8", "replace"),
-                    err.decode("utf-8", "replace"), time.monotonic() - started)
+                    err.decode("utf-8", "replace"), time.monotonic() - started, lingered)
 
 
 def assert_clean(finished):
@@ -177,9 +181,8 @@ def signals(bin_dir, trials, window, env, mute, block=False):
         delay = random.uniform(0, window / 1000)
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         time.sleep(delay)
-        proc.send_signal(signum)
-        out, err = proc.communicate(timeout=30)
-        text = (out + err).decode("utf-8", "replace")
+        done = signalled.stop(proc, signum, 30)
+        text = (done.stdout + done.stderr).decode("utf-8", "replace")
         if proc.returncode < 0:
             outcome = f"died by {signal.Signals(-proc.returncode).name}"
         else:
@@ -212,8 +215,7 @@ def _bare_interpreter_window(interpreter, trials, window, env):
         proc = subprocess.Popen([*interpreter, "-c", code], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(random.uniform(0, window / 1000))
-        proc.send_signal(random.choice(list(NAMES)))
-        deaths += proc.wait(timeout=10) < 0
+        deaths += signalled.stop(proc, random.choice(list(NAMES)), 10).returncode < 0
     return deaths
 
 
@@ -941,10 +943,9 @@ def _worker_signals(http, pair, env, trials):
                                         stderr=subprocess.PIPE, env=env)
                 time.sleep(random.uniform(earliest, 0.4))
                 sent = time.monotonic()
-                proc.send_signal(signum)
-                out, err = proc.communicate(timeout=30)
+                done = signalled.stop(proc, signum, 30)
                 worst = max(worst, time.monotonic() - sent)
-                text = (out + err).decode("utf-8", "replace")
+                text = (done.stdout + done.stderr).decode("utf-8", "replace")
                 outcome = (f"died by {signal.Signals(-proc.returncode).name}"
                            if proc.returncode < 0 else f"exit {proc.returncode}")
                 outcome += f", {len(text.splitlines())} line(s)"

@@ -19,6 +19,7 @@ import time
 
 import pytest
 
+from harness import signalled
 from harness.redteam import assert_clean, spawn
 from harness.peers import cli
 
@@ -142,8 +143,8 @@ def test_a_signal_held_back_while_the_interpreter_starts_is_handled_once_it_can_
                                                            "never", "--timeout", "20"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_block_terminating_signals)
-    os.kill(proc.pid, signum)
-    out, err = proc.communicate(timeout=15)
+    done = signalled.stop(proc, signum, 15)
+    out, err = done.stdout, done.stderr
     assert proc.returncode == 1, (out, err)
     assert "Traceback" not in out + err
     assert f"terminated by {signal.Signals(signum).name}" in out + err
@@ -161,8 +162,8 @@ def _mid_probe(mute):
 def test_a_signal_mid_probe_from_outside_exits_1_promptly(mute, signum):
     proc = _mid_probe(mute)
     sent = time.monotonic()
-    os.kill(proc.pid, signum)
-    out, err = proc.communicate(timeout=10)
+    done = signalled.stop(proc, signum, 10, what="kachecks-tcp mid-probe")
+    out, err = done.stdout, done.stderr
     assert proc.returncode == 1, (out, err)
     assert time.monotonic() - sent < 2
     assert "Traceback" not in out + err
@@ -174,6 +175,7 @@ def test_a_burst_of_signals_still_exits_1(mute):
     proc = _mid_probe(mute)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
         os.kill(proc.pid, signum)
-    out, err = proc.communicate(timeout=10)
+    done = signalled.finish(proc, 10, sent="a burst of SIGTERM, SIGINT, SIGHUP, SIGTERM")
+    out, err = done.stdout, done.stderr
     assert proc.returncode == 1, (out, err)
     assert "Traceback" not in out + err
