@@ -8,9 +8,10 @@ for a process already signalled (a burst, a random moment); ``stop_pids`` does t
 processes that are not a Popen of ours. One that is still there when its grace ends is
 diagnosed *before* it is SIGKILLed, and the diagnosis is the failure's message
 (``Lingered``): what the kernel says of it (state, pending, blocked, ignored and caught
-signals, each thread's state, wait channel, system call and kernel stack), or, when it
-did exit and only its output pipes stayed open, who holds them. A rare "did not exit
-within 10 s" on a loaded machine is then a report to read, not a flake to rerun.
+signals, each thread's state, wait channel, system call, kernel stack, CPU time had and
+time spent waiting for a CPU), or, when it did exit and only its output pipes stayed
+open, who holds them; and how loaded the machine was. A rare "did not exit within 10 s"
+on a loaded machine is then a report to read, not a flake to rerun.
 
 ``strict=False`` (a peer's teardown: slapd, keepalived, prometheus) kills a lingering
 process all the same but reports the diagnosis as a warning instead of failing.
@@ -56,6 +57,7 @@ def finish(proc, grace=10.0, what=None, sent=None, strict=True, group=False, rea
     too if ``group``), reap, and raise Lingered (``strict``) or warn."""
     streams = (proc.stdin, proc.stdout, proc.stderr)
     piped = read and any(s is not None and not s.closed for s in streams)
+    started = time.monotonic()
     try:
         if piped:
             out, err = proc.communicate(timeout=grace)
@@ -66,7 +68,8 @@ def finish(proc, grace=10.0, what=None, sent=None, strict=True, group=False, rea
     except subprocess.TimeoutExpired:
         pass
     pipes = [s for s in (proc.stdout, proc.stderr) if s is not None]
-    message = _lingered(proc.pid, what or _name(proc.args), sent, grace, pipes)
+    message = _lingered(proc.pid, what or _name(proc.args), sent, grace, pipes,
+                        time.monotonic() - started)
     _send(proc.pid, signal.SIGKILL, group)
     try:
         proc.wait(10)
@@ -88,10 +91,13 @@ def stop_pids(pids, signum=signal.SIGTERM, grace=10.0, what=None, strict=True, r
             os.kill(pid, signum)
         except ProcessLookupError:
             pass
+    started = time.monotonic()
     left = _await_gone(pids, grace, reap)
     if not left:
         return
-    message = "\n".join(_lingered(pid, what or f"pid {pid}", signum, grace, ()) for pid in left)
+    waited = time.monotonic() - started
+    message = "\n".join(_lingered(pid, what or f"pid {pid}", signum, grace, (), waited)
+                        for pid in left)
     for pid in left:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -128,10 +134,21 @@ def diagnosis(pid, pipes=()):
     return "\n".join(lines)
 
 
-def _lingered(pid, what, sent, grace, pipes):
+def _lingered(pid, what, sent, grace, pipes, waited):
     told = signal.Signals(sent).name if isinstance(sent, int) else (sent or "its signal")
-    return (f"{what} (pid {pid}) did not exit within {grace:g} s of {told};"
-            f" before SIGKILL:\n{diagnosis(pid, pipes)}")
+    return (f"{what} (pid {pid}) did not exit within {grace:g} s of {told} (waited {waited:.1f} s"
+            f" by the clock); before SIGKILL:\n{diagnosis(pid, pipes)}\n{_system()}")
+
+
+def _system():
+    """How loaded the machine was: a starved process, or a starved waiter, looks the same."""
+    memory = dict(line.split(":", 1) for line in _read("/proc/meminfo", "").splitlines()
+                  if ":" in line)
+    pressure = [f"{kind} {(_read(f'/proc/pressure/{kind}', '') or '?').splitlines()[0]}"
+                for kind in ("cpu", "memory", "io")]
+    return (f"system: load {_read('/proc/loadavg', '?')}; MemAvailable"
+            f" {memory.get('MemAvailable', '?').strip()}, SwapFree"
+            f" {memory.get('SwapFree', '?').strip()}; pressure: {'; '.join(pressure)}")
 
 
 def _report(message, strict):
@@ -179,11 +196,20 @@ def _thread(pid, tid):
     lines = [f"  thread {tid} ({comm}): state {state}, wchan {_read(f'{base}/wchan', '?') or '0'},"
              f" syscall {call}, SigBlk {fields.get('SigBlk', '?')}"
              f"{_signal_names(fields.get('SigBlk', ''))}, SigPnd {fields.get('SigPnd', '?')}"
-             f"{_signal_names(fields.get('SigPnd', ''))}"]
+             f"{_signal_names(fields.get('SigPnd', ''))}, {_schedstat(base)}"]
     stack = _read(f"{base}/stack")
     if stack:
         lines.extend(f"    {frame}" for frame in stack.splitlines()[:12])
     return lines
+
+
+def _schedstat(base):
+    """CPU time it had, and time it waited runnable for a CPU (starved, or stuck?)."""
+    try:
+        ran, waited, _slices = (int(n) for n in _read(f"{base}/schedstat", "").split())
+    except ValueError:
+        return "schedstat ?"
+    return f"ran {ran / 1e9:.2f} s, waited for a CPU {waited / 1e9:.2f} s"
 
 
 def _pipe_holders(pipes):
