@@ -37,7 +37,9 @@ random timings give no pass/fail that holds on a loaded machine:
             codes, lines, tracebacks); idle connections against delegated checks'
             latency; one uid holding what slots it can with runs that never end,
             and another uid's checks meanwhile; SIGTERM/SIGINT at a random time of a
-            delegated check.
+            delegated check; SIGTERM at a random time to a worker forking without pause
+            (clients that connect and hang up): how many it did not act on within 5 s
+            (at most 20 workers).
   agent-loris   a slow-loris of 1,020 connections (uid 65534) on an agent limited to
             1,024 descriptors, a real server stopped halfway: descriptors held, when
             its file read 0.
@@ -657,6 +659,7 @@ def worker(bin_dir, trials, scratch):
             _worker_slots(http, url, env, scratch, running, trials)
             _worker_signals(http, pair, env, trials)
         _worker_fakes(http, url, server, env, scratch, trials)
+    _worker_stop(kachecks, env, scratch, min(trials, 20))
 
 
 def _worker_namespaces(kachecks, http, pair, env, scratch, trials):
@@ -955,6 +958,42 @@ def _worker_signals(http, pair, env, trials):
             for (name, outcome), count in sorted(outcomes.items()):
                 print(f"  {label:8} {name:8} {outcome:34} {count}")
             print(f"  {label:8} slowest exit after the signal: {worst:.3f} s")
+
+
+def _worker_stop(kachecks, env, scratch, trials):
+    """A SIGTERM that lands while the worker forks (Python runs logging's fork hooks
+    there) must stop it as any other does."""
+    lost, worst = [], 0.0
+    for trial in range(trials):
+        with Worker(kachecks, scratch / f"stop-{trial}.sock", env=env) as running:
+            done = threading.Event()
+
+            def hang_up(path=str(running.socket), done=done):
+                while not done.is_set():
+                    try:
+                        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as client:
+                            client.connect(path)  # the worker forks a child for it
+                    except OSError:
+                        time.sleep(0.001)
+
+            clients = [threading.Thread(target=hang_up) for _ in range(2)]
+            for client in clients:
+                client.start()
+            time.sleep(random.uniform(0.2, 0.6))
+            sent = time.monotonic()
+            try:
+                signalled.stop(running.proc, signal.SIGTERM, 5, what="kachecks worker")
+                worst = max(worst, time.monotonic() - sent)
+            except signalled.Lingered:
+                lost.append((running.stderr().strip().splitlines() or [""])[-1])
+            done.set()
+            for client in clients:
+                client.join()
+    print(f"worker: SIGTERM at a random time (0.2..0.6 s) to a worker forking for clients"
+          f" that hang up at once: {len(lost)} of {trials} not acted on within 5 s"
+          f" (slowest exit of the others: {worst:.3f} s)")
+    for last_line in lost:
+        print(f"  its stderr's last line: {last_line}")
 
 
 TRIALS = ("signals", "files", "state", "fuzz", "worker", "notify-burst", "agent-loris",
