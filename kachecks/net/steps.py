@@ -56,7 +56,9 @@ class Offload:
             finally:
                 done.release()
 
-        _thread.start_new_thread(call, ())
+        from kachecks import interrupt  # loaded by the entry point already
+
+        interrupt.start_deaf(_thread.start_new_thread, call, ())
         if not done.acquire(timeout=max(deadline.expires - time.monotonic(), 0.0)):
             return None, TimeoutError()
         return box[0]

@@ -12,6 +12,7 @@ process exactly when a given module starts importing, or when the probe
 opens its connection (the ``socket.connect`` audit event).
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -129,6 +130,66 @@ def test_a_signal_in_the_other_forked_commands_exits_1(signal_hook, mute, signum
     args = [word.format(port=mute.port) for word in check]
     finished = spawn(*args, "-t" if "genhash" in args else "--timeout", "20")
     _assert_terminated(finished, signum)
+
+
+THREAD_HOOK = '''\
+import faulthandler
+import json
+import os
+import signal
+
+import _socket
+
+_log = os.environ["KACHECKS_TEST_THREAD_MASKS"]
+
+
+def _note(where):
+    blocked = sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, ()))
+    with open(_log, "a") as out:
+        out.write(json.dumps({"where": where, "blocked": blocked}) + "\\n")
+
+
+_later = faulthandler.dump_traceback_later
+
+
+def _starting_the_watchdog(*args, **kwargs):  # the mask its thread is born with
+    _note("faulthandler's watchdog thread")
+    return _later(*args, **kwargs)
+
+
+_getaddrinfo = _socket.getaddrinfo
+
+
+def _resolving(*args, **kwargs):  # runs on the resolver thread: its own mask
+    _note("the resolver thread")
+    return _getaddrinfo(*args, **kwargs)
+
+
+faulthandler.dump_traceback_later = _starting_the_watchdog
+_socket.getaddrinfo = _resolving
+'''
+
+
+def test_every_thread_a_check_starts_is_born_deaf_to_the_terminating_signals(
+        tmp_path, monkeypatch, web):
+    """Python runs handlers in the main thread only; a signal the kernel hands another
+    thread (one just started takes any it does not block yet) leaves the main thread
+    asleep in poll(2) until --timeout. Seen under load: kachecks-tcp mid-probe, SIGHUP
+    taken by faulthandler's watchdog thread as it started, exit 20 s later."""
+    hook_dir = tmp_path / "hook"
+    hook_dir.mkdir()
+    (hook_dir / "sitecustomize.py").write_text(THREAD_HOOK)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(hook_dir), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    masks = tmp_path / "masks"
+    monkeypatch.setenv("KACHECKS_TEST_THREAD_MASKS", str(masks))
+    finished = spawn("kachecks-tcp", f"localhost:{web.port}")  # a name: resolved on a thread
+    assert finished.returncode == 0, finished
+    notes = [json.loads(line) for line in masks.read_text().splitlines()]
+    assert {note["where"] for note in notes} == {"faulthandler's watchdog thread",
+                                                 "the resolver thread"}, notes
+    for note in notes:
+        assert {signal.SIGHUP, signal.SIGINT, signal.SIGTERM} <= set(note["blocked"]), note
 
 
 def _block_terminating_signals():
