@@ -27,7 +27,9 @@ import warnings
 # x86_64 numbers of the system calls a waiting process usually sits in (/proc/PID/syscall)
 _SYSCALLS = {0: "read", 1: "write", 7: "poll", 23: "select", 34: "pause", 35: "nanosleep",
              43: "accept", 45: "recvfrom", 47: "recvmsg", 59: "execve", 61: "wait4",
-             130: "rt_sigsuspend", 202: "futex", 230: "clock_nanosleep", 232: "epoll_wait",
+             130: "rt_sigsuspend", 202: "futex", 219: "restart_syscall: a call interrupted by a"
+             " signal and resumed without running a handler here", 230: "clock_nanosleep",
+             232: "epoll_wait",
              247: "waitid", 270: "pselect6", 271: "ppoll", 281: "epoll_pwait", 288: "accept4",
              441: "epoll_pwait2"}
 _STATUS = ("State", "Threads", "SigQ", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")
