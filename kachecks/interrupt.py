@@ -35,14 +35,47 @@ class Stop(BaseException):
 
 
 _received: list[int] = []  # signal numbers, in order
-_state = {"armed": False, "raised": False, "expires": None, "sink": None}
+_state = {"armed": False, "raised": False, "expires": None, "sink": None, "wake": None,
+          "main": None}
 
 
 def install():
     """Catch the terminating signals from now on (call before heavy imports)."""
     for signum in SIGNALS:
         _signal.signal(signum, _on_signal)
+    if _state["wake"] is None:
+        import _thread
+        import os  # loaded at start-up already
+
+        read, write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        _signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        _state["wake"], _state["main"] = read, _thread.get_ident()
     _signal.pthread_sigmask(_signal.SIG_UNBLOCK, SIGNALS)  # pending ones arrive now
+
+
+def wakeup_fd():
+    """A descriptor that turns readable when a signal arrives (Python's wakeup fd), for a
+    wait of the main thread to include; None elsewhere, or before ``install()``.
+
+    Python runs a handler between two bytecodes of the main thread. A signal that lands
+    just before the main thread enters poll(2) — or on another thread — has its handler
+    wait until poll returns: at the run's timeout. A poll that includes this descriptor
+    returns at once instead; ``drain_wakeup()`` before polling again."""
+    if _state["wake"] is None:
+        return None
+    import _thread
+
+    return _state["wake"] if _thread.get_ident() == _state["main"] else None
+
+
+def drain_wakeup():
+    import os
+
+    try:
+        while os.read(_state["wake"], 64):
+            pass
+    except (BlockingIOError, TypeError):
+        pass
 
 
 def _on_signal(signum, frame):

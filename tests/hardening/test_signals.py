@@ -192,6 +192,45 @@ def test_every_thread_a_check_starts_is_born_deaf_to_the_terminating_signals(
         assert {signal.SIGHUP, signal.SIGINT, signal.SIGTERM} <= set(note["blocked"]), note
 
 
+ELSEWHERE_HOOK = '''\
+import signal
+import sys
+import threading
+import time
+
+
+def _elsewhere():
+    time.sleep(0.5)  # the check waits in poll(2) by now
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)  # handled on this thread
+
+
+def _audit(event, args):
+    if event == "socket.connect" and not _started:
+        _started.append(threading.Thread(target=_elsewhere, daemon=True))
+        _started[0].start()
+
+
+_started = []
+sys.addaudithook(_audit)
+'''
+
+
+def test_a_signal_handled_off_the_main_thread_still_ends_the_probe_at_once(tmp_path,
+                                                                        monkeypatch, mute):
+    """What a signal landing just before the main thread enters poll(2), or on another
+    thread, leaves: Python's handler pending while the main thread sleeps in poll. The
+    probe's poll includes Python's wakeup descriptor, which such a signal makes readable."""
+    hook_dir = tmp_path / "hook"
+    hook_dir.mkdir()
+    (hook_dir / "sitecustomize.py").write_text(ELSEWHERE_HOOK)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(hook_dir), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    finished = spawn("kachecks-tcp", f"127.0.0.1:{mute.port}", "--expect", "never",
+                     "--timeout", "20", timeout=30)
+    _assert_terminated(finished, signal.SIGTERM)
+    assert finished.elapsed < 10, finished  # not at the timeout (20 s)
+
+
 def _block_terminating_signals():
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
 
