@@ -128,6 +128,7 @@ class Directories:
         self._fds = {}
         self._clock = clock
         self._known = {}  # path -> (value, st_ino, st_size, st_ctime_ns) read there
+        self._where_of = {}  # path -> (its directory's descriptor, its name)
 
     def fd(self, directory):
         return self._fds[directory]
@@ -199,15 +200,19 @@ class Directories:
         return True
 
     def _where(self, path):
-        directory, name = os.path.split(path)
-        fd = self._fds.get(directory)
-        if fd is None:
-            raise Unusable(f"{directory} was never judged fit for track files")
-        return fd, name
+        where = self._where_of.get(path)
+        if where is None:
+            directory, name = os.path.split(path)
+            fd = self._fds.get(directory)
+            if fd is None:
+                raise Unusable(f"{directory} was never judged fit for track files")
+            where = self._where_of[path] = (fd, name)
+        return where
 
     def close(self):
         fds, self._fds = self._fds, {}
         self._known.clear()
+        self._where_of.clear()
         for fd in fds.values():
             os.close(fd)
 
