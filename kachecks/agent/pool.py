@@ -10,11 +10,13 @@ as the probe itself. So runs wait in a queue, and the thread that finishes one
 takes the next at once: a batch runs back to back on one warm thread.
 
 A fixed-size pool would let a few hung peers hold every thread and delay
-healthy checks; here no run waits longer than ``grace`` for a thread: while
-runs are queued, one idle thread stands by, and takes the oldest run itself
-once it has waited ``grace`` (the threads ahead of it being busy: maybe with a
-peer that never answers); a new thread starts when none is idle. So a hung
-peer delays the runs queued behind it by ``grace`` at most, once. Idle threads
+healthy checks; here no run waits for a thread past its start-by time: its due
+time (the schedule hands runs out up to its slack early), or ``grace`` after it
+was queued if that is later. While runs are queued, one idle thread stands by
+and takes the oldest run itself at that time, the threads ahead of it being
+busy (maybe with a peer that never answers); a new thread starts when none is
+idle. So a hung peer never makes a run late, or ``grace`` late when the run was
+due already. Idle threads
 above ``keep`` retire after ``idle_timeout`` seconds, so a burst of hung peers
 does not leave hundreds of threads behind.
 """
@@ -23,7 +25,7 @@ import collections
 import threading
 import time
 
-GRACE = 0.010  # seconds a run may wait for a busy thread before one more takes it
+GRACE = 0.010  # seconds a run due already may wait for a busy thread before one more takes it
 
 
 class Pool:
@@ -36,7 +38,7 @@ class Pool:
         self.clock = clock
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._jobs = collections.deque()  # (queued at, fn, args), oldest first
+        self._jobs = collections.deque()  # (start by, fn, args), oldest first
         self._threads = 0
         self._idle = 0  # threads waiting for a run
         self._standby = 0  # of them, those timing the oldest queued run's grace
@@ -56,17 +58,19 @@ class Pool:
 
     @property
     def queued(self):
-        """Runs waiting for a thread (each for ``grace`` at most)."""
+        """Runs waiting for a thread (each until its start-by time at most)."""
         return len(self._jobs)
 
-    def submit(self, fn, *args):
+    def submit(self, fn, *args, due=None):
         """Run ``fn(*args)`` in a thread: at once when none is busy, else after the runs
-        queued before it, within ``grace`` whatever the busy threads do."""
+        queued before it, but by ``due`` (``clock`` time) or ``grace`` from now, whichever
+        is later, whatever the busy threads do."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("pool closed")
             jobs = self._jobs
-            jobs.append((self.clock(), fn, args))
+            start_by = self.clock() + self.grace
+            jobs.append((start_by if due is None or due < start_by else due, fn, args))
             if len(jobs) > 1:
                 return  # a thread times the older runs already, and this one after them
             start = self._watch()
@@ -77,7 +81,7 @@ class Pool:
         """With the lock held and a run queued: make sure a thread takes it in time.
         True: no thread is idle, start one (after releasing the lock)."""
         if self._standby:
-            return False  # it wakes by the oldest run's grace and looks again
+            return False  # it wakes by the oldest run's start-by time and looks again
         if self._idle:
             self._wake.notify()
             return False
@@ -122,12 +126,12 @@ class Pool:
     def _take(self, finished):
         """With the lock held: the next run for this thread, or None when it retires.
         A thread that has just finished a run takes the next at once (runs back to back);
-        an idle one, when no thread is busy or the oldest run has waited ``grace``."""
+        an idle one, when no thread is busy or the oldest run's start-by time has come."""
         jobs = self._jobs
         while True:
             if jobs:
                 now = self.clock()
-                due = jobs[0][0] + self.grace
+                due = jobs[0][0]
                 if finished or not self._busy or due <= now:
                     return jobs.popleft()
                 self._idle += 1

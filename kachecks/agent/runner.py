@@ -34,10 +34,10 @@ class Threads:
     def __init__(self, clock, answer, pool=None):
         self.clock = clock
         self.answer = answer
-        self.pool = pool or Pool()
+        self.pool = pool or Pool(clock=clock)
 
     def submit(self, run):
-        self.pool.submit(self._probe, run)
+        self.pool.submit(self._probe, run, due=run.due)
 
     def _probe(self, run):
         started = self.clock()

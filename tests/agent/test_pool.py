@@ -93,3 +93,18 @@ def test_a_run_queued_behind_hung_ones_starts_within_the_grace():
     assert pool.size == 6
     release.set()
     pool.close()
+
+
+def test_a_run_handed_out_early_waits_behind_a_hung_one_until_it_is_due():
+    pool = Pool(keep=1, idle_timeout=5, grace=0.01)
+    release = threading.Event()
+    pool.submit(release.wait, 30)  # a peer that never answers
+    wait_for(lambda: not pool.queued, 2, interval=0.001, what="the hung run to start")
+    started = []
+    due = time.monotonic() + 0.3  # the schedule hands runs out up to its slack early
+    pool.submit(lambda: started.append(time.monotonic()), due=due)
+    wait_for(lambda: started, 3, interval=0.001, what="the run to start")
+    assert due <= started[0] < due + 1.0, started[0] - due  # not before it is due: not late either
+    assert pool.size == 2
+    release.set()
+    pool.close()
