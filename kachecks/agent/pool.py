@@ -70,12 +70,20 @@ class Pool:
                 raise RuntimeError("pool closed")
             jobs = self._jobs
             start_by = self.clock() + self.grace
-            jobs.append((start_by if due is None or due < start_by else due, fn, args))
+            job = (start_by if due is None or due < start_by else due, fn, args)
+            jobs.append(job)
             if len(jobs) > 1:
                 return  # a thread times the older runs already, and this one after them
             start = self._watch()
         if start:
-            self._start()
+            try:
+                self._start()
+            except BaseException:
+                with self._lock:
+                    for i, queued in enumerate(self._jobs):
+                        if queued is job:  # not taken meanwhile: the caller fails it
+                            del self._jobs[i]
+                            raise
 
     def _watch(self):
         """With the lock held and a run queued: make sure a thread takes it in time.
@@ -114,7 +122,10 @@ class Pool:
                 if self._jobs:
                     start = self._watch()
             if start:
-                self._start()
+                try:
+                    self._start()
+                except RuntimeError:  # no thread to be had (a task limit): the queued runs
+                    pass  # go to the next thread that is free (submit's caller hears of it)
             _, fn, args = job
             try:
                 fn(*args)
