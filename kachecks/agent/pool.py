@@ -38,7 +38,7 @@ class Pool:
         self.clock = clock
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
-        self._jobs = collections.deque()  # (start by, fn, args), oldest first
+        self._jobs: collections.deque = collections.deque()  # (start by, fn, args), oldest first
         self._threads = 0
         self._idle = 0  # threads waiting for a run
         self._standby = 0  # of them, those timing the oldest queued run's grace
