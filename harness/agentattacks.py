@@ -29,6 +29,8 @@ import subprocess
 import threading
 import time
 
+from harness import signalled
+
 NOBODY = 65534
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -173,12 +175,13 @@ class SlowLoris:
 
     def __exit__(self, *exc):
         if self.pid is not None:
-            os.kill(self.pid, signal.SIGTERM)
+            # its report is a few numbers: written whole into the pipe before it exits
+            signalled.stop_pids([self.pid], signal.SIGTERM, 10, what="the slow-loris attacker",
+                                reap=True)
             data = b""
             while chunk := os.read(self._read, 65536):
                 data += chunk
             os.close(self._read)
-            os.waitpid(self.pid, 0)
             self._result = json.loads(data) if data else None
             self.pid = None
 
@@ -211,9 +214,7 @@ class SpoofedName:
         return self
 
     def __exit__(self, *exc):
-        self.proc.kill()
-        self.proc.wait(5)
-        self.proc.stdout.close()
+        signalled.stop(self.proc, signal.SIGKILL, 5, what="the spoofed-name process")
 
 
 class TaskLimit:
@@ -494,8 +495,7 @@ def trial_limits(scratch):
                        interval=0.5, timeout=0.3)
         with agent:
             agent.wait_value("web1", "1\n")
-            agent.send(signal.SIGKILL)
-            agent.proc.wait(5)
+            agent.stop(signal.SIGKILL, 5)
         with SpoofedName("kachecks-agent") as spoof:
             status_file = os.path.join(agent.track, ".kachecks-agent.json")
             with open(status_file) as handle:

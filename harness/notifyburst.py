@@ -19,6 +19,7 @@ import collections
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,7 @@ import threading
 import time
 from pathlib import Path
 
+from harness import signalled
 from harness.config import toml_text
 from harness.peers import cli
 from harness.peers.smtp import SmtpSink
@@ -46,8 +48,7 @@ def cpu_load(workers, seconds):
         yield spinners
     finally:
         for proc in spinners:
-            proc.kill()
-            proc.wait()
+            signalled.stop(proc, signal.SIGKILL, 10, what="CPU spinner")
 
 
 class Outcome:

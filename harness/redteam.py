@@ -37,7 +37,9 @@ random timings give no pass/fail that holds on a loaded machine:
             codes, lines, tracebacks); idle connections against delegated checks'
             latency; one uid holding what slots it can with runs that never end,
             and another uid's checks meanwhile; SIGTERM/SIGINT at a random time of a
-            delegated check.
+            delegated check; SIGTERM at a random time to a worker forking without pause
+            (clients that connect and hang up): how many it did not act on within 5 s
+            (at most 20 workers).
   agent-loris   a slow-loris of 1,020 connections (uid 65534) on an agent limited to
             1,024 descriptors, a real server stopped halfway: descriptors held, when
             its file read 0.
@@ -70,7 +72,7 @@ import threading
 import time
 from pathlib import Path
 
-from harness import agentattacks, checks, otheruser
+from harness import agentattacks, checks, otheruser, signalled
 from harness.peers import certs, cli, netns
 from harness.peers import slapd as ldap_peer
 from harness.peers.hostile import Mute
@@ -87,11 +89,12 @@ TRACEBACK_MARKS = ("Traceback", "Fatal Python error", "Exception ignored")
 class Finished:
     """How a spawned executable ended: code, text output, wall time."""
 
-    def __init__(self, returncode, stdout, stderr, elapsed):
+    def __init__(self, returncode, stdout, stderr, elapsed, lingered=""):
         self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr
         self.elapsed = elapsed
+        self.lingered = lingered  # signalled.diagnosis of one killed at its timeout
 
     @property
     def output(self):
@@ -112,7 +115,7 @@ def spawn(name, *args, env=None, stdout=subprocess.PIPE, preexec_fn=None, timeou
                       preexec_fn=preexec_fn)
     if finished.returncode is None:
         raise AssertionError(f"{name} {' '.join(map(str, args))} still running after"
-                             f" {timeout} s")
+                             f" {timeout} s; before SIGKILL:\n{finished.lingered}")
     return finished
 
 
@@ -135,11 +138,14 @@ def launch(command, env, timeout, stdout=subprocess.PIPE, preexec_fn=None):
         out, err = proc.communicate(timeout=timeout)
         code = proc.returncode
     except subprocess.TimeoutExpired:
+        lingered = signalled.diagnosis(proc.pid)  # what it was stuck in, before the kill
         proc.kill()
         out, err = proc.communicate()
         code = None
+    else:
+        lingered = ""
     return Finished(code, (out or b"").decode("utf-8", "replace"),
-                    err.decode("utf-8", "replace"), time.monotonic() - started)
+                    err.decode("utf-8", "replace"), time.monotonic() - started, lingered)
 
 
 def assert_clean(finished):
@@ -177,9 +183,8 @@ def signals(bin_dir, trials, window, env, mute, block=False):
         delay = random.uniform(0, window / 1000)
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         time.sleep(delay)
-        proc.send_signal(signum)
-        out, err = proc.communicate(timeout=30)
-        text = (out + err).decode("utf-8", "replace")
+        done = signalled.stop(proc, signum, 30)
+        text = (done.stdout + done.stderr).decode("utf-8", "replace")
         if proc.returncode < 0:
             outcome = f"died by {signal.Signals(-proc.returncode).name}"
         else:
@@ -212,8 +217,7 @@ def _bare_interpreter_window(interpreter, trials, window, env):
         proc = subprocess.Popen([*interpreter, "-c", code], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(random.uniform(0, window / 1000))
-        proc.send_signal(random.choice(list(NAMES)))
-        deaths += proc.wait(timeout=10) < 0
+        deaths += signalled.stop(proc, random.choice(list(NAMES)), 10).returncode < 0
     return deaths
 
 
@@ -655,6 +659,7 @@ def worker(bin_dir, trials, scratch):
             _worker_slots(http, url, env, scratch, running, trials)
             _worker_signals(http, pair, env, trials)
         _worker_fakes(http, url, server, env, scratch, trials)
+    _worker_stop(kachecks, env, scratch, min(trials, 20))
 
 
 def _worker_namespaces(kachecks, http, pair, env, scratch, trials):
@@ -941,10 +946,9 @@ def _worker_signals(http, pair, env, trials):
                                         stderr=subprocess.PIPE, env=env)
                 time.sleep(random.uniform(earliest, 0.4))
                 sent = time.monotonic()
-                proc.send_signal(signum)
-                out, err = proc.communicate(timeout=30)
+                done = signalled.stop(proc, signum, 30)
                 worst = max(worst, time.monotonic() - sent)
-                text = (out + err).decode("utf-8", "replace")
+                text = (done.stdout + done.stderr).decode("utf-8", "replace")
                 outcome = (f"died by {signal.Signals(-proc.returncode).name}"
                            if proc.returncode < 0 else f"exit {proc.returncode}")
                 outcome += f", {len(text.splitlines())} line(s)"
@@ -954,6 +958,42 @@ def _worker_signals(http, pair, env, trials):
             for (name, outcome), count in sorted(outcomes.items()):
                 print(f"  {label:8} {name:8} {outcome:34} {count}")
             print(f"  {label:8} slowest exit after the signal: {worst:.3f} s")
+
+
+def _worker_stop(kachecks, env, scratch, trials):
+    """A SIGTERM that lands while the worker forks (Python runs logging's fork hooks
+    there) must stop it as any other does."""
+    lost, worst = [], 0.0
+    for trial in range(trials):
+        with Worker(kachecks, scratch / f"stop-{trial}.sock", env=env) as running:
+            done = threading.Event()
+
+            def hang_up(path=str(running.socket), done=done):
+                while not done.is_set():
+                    try:
+                        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as client:
+                            client.connect(path)  # the worker forks a child for it
+                    except OSError:
+                        time.sleep(0.001)
+
+            clients = [threading.Thread(target=hang_up) for _ in range(2)]
+            for client in clients:
+                client.start()
+            time.sleep(random.uniform(0.2, 0.6))
+            sent = time.monotonic()
+            try:
+                signalled.stop(running.proc, signal.SIGTERM, 5, what="kachecks worker")
+                worst = max(worst, time.monotonic() - sent)
+            except signalled.Lingered:
+                lost.append((running.stderr().strip().splitlines() or [""])[-1])
+            done.set()
+            for client in clients:
+                client.join()
+    print(f"worker: SIGTERM at a random time (0.2..0.6 s) to a worker forking for clients"
+          f" that hang up at once: {len(lost)} of {trials} not acted on within 5 s"
+          f" (slowest exit of the others: {worst:.3f} s)")
+    for last_line in lost:
+        print(f"  its stderr's last line: {last_line}")
 
 
 TRIALS = ("signals", "files", "state", "fuzz", "worker", "notify-burst", "agent-loris",

@@ -35,22 +35,57 @@ class Stop(BaseException):
 
 
 _received: list[int] = []  # signal numbers, in order
-_state = {"armed": False, "raised": False, "expires": None, "sink": None}
+_state = {"armed": False, "raised": False, "expires": None, "sink": None, "wake": None,
+          "main": None}
 
 
 def install():
     """Catch the terminating signals from now on (call before heavy imports)."""
     for signum in SIGNALS:
         _signal.signal(signum, _on_signal)
+    if _state["wake"] is None:
+        import _thread
+        import os  # loaded at start-up already
+
+        read, write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        _signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        _state["wake"], _state["main"] = read, _thread.get_ident()
     _signal.pthread_sigmask(_signal.SIG_UNBLOCK, SIGNALS)  # pending ones arrive now
+
+
+def wakeup_fd():
+    """A descriptor that turns readable when a signal arrives (Python's wakeup fd), for a
+    wait of the main thread to include; None elsewhere, or before ``install()``.
+
+    Python runs a handler between two bytecodes of the main thread. A signal that lands
+    just before the main thread enters poll(2) — or on another thread — has its handler
+    wait until poll returns: at the run's timeout. A poll that includes this descriptor
+    returns at once instead; ``drain_wakeup()`` before polling again."""
+    if _state["wake"] is None:
+        return None
+    import _thread
+
+    return _state["wake"] if _thread.get_ident() == _state["main"] else None
+
+
+def drain_wakeup():
+    import os
+
+    try:
+        while os.read(_state["wake"], 64):
+            pass
+    except (BlockingIOError, TypeError):
+        pass
 
 
 def _on_signal(signum, frame):
     _received.append(signum)
+    stop = _state["armed"] and not _state["raised"]
+    if stop:
+        _state["raised"] = True  # first: a handler the watchdog's start runs only records
     if len(_received) == 1:
         watchdog(GRACE)
-    if _state["armed"] and not _state["raised"]:
-        _state["raised"] = True
+    if stop:
         raise Stop(signum)
 
 
@@ -84,5 +119,30 @@ def watchdog(seconds):
         import os
 
         _state["sink"] = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-    _state["expires"] = expires
+    start_deaf(_set_watchdog, seconds, expires)  # each call starts faulthandler's thread
+
+
+def _set_watchdog(seconds, expires):
     faulthandler.dump_traceback_later(seconds, exit=True, file=_state["sink"])
+    _state["expires"] = expires
+
+
+def start_deaf(start, *args):
+    """``start(*args)``, which starts a thread, with the terminating signals blocked: the
+    thread is born deaf to them, and stays so unless it unblocks them itself.
+
+    Python runs signal handlers in the main thread only. The kernel may hand a signal
+    sent to the process to any thread that does not block it — a thread just started
+    does not, until (like faulthandler's) it blocks them itself — and the main thread,
+    asleep in poll(2) or on a lock, then sleeps on until the run's timeout: a check told
+    to stop mid-probe that did not exit for 20 s. One sent while they are blocked here
+    waits, and reaches the main thread as they are unblocked."""
+    try:
+        previous = _signal.pthread_sigmask(_signal.SIG_BLOCK, SIGNALS)
+    except BaseException:  # a handler that ran as they were blocked raised: they flow again
+        _signal.pthread_sigmask(_signal.SIG_UNBLOCK, SIGNALS)
+        raise
+    try:
+        return start(*args)
+    finally:
+        _signal.pthread_sigmask(_signal.SIG_SETMASK, previous)

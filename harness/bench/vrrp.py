@@ -23,12 +23,14 @@ Needs root (namespaces) and this repository; not pytest.
 import contextlib
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+from harness import signalled
 from harness.peers.keepalived import secure_dir, vrrp_config
 from harness.peers.netns import Network, cleanup_stale, run_prefix
 from harness.peers.vrrp import HOSTS, VIP, Advertiser
@@ -166,8 +168,7 @@ def _one(net, variant, conf, mac, window, python, env, workdir):
     if watcher is not None:
         elapsed = time.monotonic() - started
         sample["cpu"] = 100 * (cpu_seconds(watcher.pid) - before) / elapsed
-        watcher.signal(2)
-        watcher.popen.wait(10)
+        signalled.stop(watcher.popen, signal.SIGINT, 10, what="the VRRP watcher", group=True)
         with open(log) as f:
             summary = f.read()
         os.unlink(log)

@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 
+from harness import signalled
 from harness.checks import MD5_SERVER1
 from harness.config import toml_text
 from harness.peers import cli
@@ -148,13 +149,10 @@ class AgentProcess:
     def stop(self, sig=signal.SIGTERM, timeout=10.0):
         if self.proc is None or self.proc.poll() is not None:
             return None if self.proc is None else self.proc.returncode
-        self.proc.send_signal(sig)
         try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-            raise AssertionError(f"agent ignored {sig!r}\n{self.output()}") from None
+            return signalled.stop(self.proc, sig, timeout, what="kachecks agent").returncode
+        except signalled.Lingered as exc:
+            raise signalled.Lingered(f"{exc}\n{self.output()}") from None
 
     def output(self):
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -164,8 +162,7 @@ class AgentProcess:
 
     def __exit__(self, *exc):
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
+            signalled.stop(self.proc, signal.SIGKILL, 5, what="kachecks agent")
 
 
 def http_check(name, server, digest=MD5_SERVER1, extra="", **keys):

@@ -19,9 +19,9 @@ import os
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
+from harness import signalled
 from harness.wait import wait_for  # noqa: F401 - where the namespace tests have imported it from
 
 SWITCH = "sw"
@@ -52,18 +52,8 @@ def namespace_pids(name):
 
 def _kill_all(name, grace=2.0):
     """TERM then KILL every process still inside namespace ``name``."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        pids = namespace_pids(name)
-        if not pids:
-            return
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        end = time.monotonic() + grace
-        while namespace_pids(name) and time.monotonic() < end:
-            time.sleep(0.05)
+    signalled.stop_pids(namespace_pids(name), signal.SIGTERM, grace,
+                        what=f"a process in network namespace {name}", strict=False)
 
 
 def cleanup(prefix):
@@ -117,12 +107,8 @@ class Process:
     def stop(self, timeout=5.0):
         """SIGTERM the group, SIGKILL after ``timeout``; return the exit status."""
         if self.running():
-            self.signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.signal(signal.SIGKILL)
-                self.popen.wait(timeout)
+            signalled.stop(self.popen, signal.SIGTERM, timeout, what=" ".join(self.argv[:2]),
+                           strict=False, group=True)
         self.signal(signal.SIGKILL)  # children left in the group
         return self.popen.returncode
 

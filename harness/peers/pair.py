@@ -35,6 +35,7 @@ import sys
 import time
 from pathlib import Path
 
+from harness import signalled
 from harness.peers import cli
 from harness.peers.keepalived import SCRIPT_SECURITY, Keepalived, secure_dir
 from harness.peers.netns import IFACE, Network, TornDown
@@ -356,8 +357,8 @@ class Pair(TornDown):
         self.dead.add(director)
         proc = self.ka[director].proc
         if proc is not None:
-            proc.signal(signal.SIGKILL)
-            proc.popen.wait(10)
+            signalled.stop(proc.popen, signal.SIGKILL, 10, what=f"keepalived on {director}",
+                           group=True)
 
     def partition(self, director, apart=True):
         """Unplug (or plug back) ``director`` from the bridge; its own link stays up."""

@@ -15,11 +15,13 @@ shipped rules expect). Everything it says goes to a log file in the work directo
 import json
 import re
 import shutil
+import signal
 import subprocess
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from harness import signalled
 from harness.peers.ports import free_port
 from harness.wait import wait_for
 
@@ -109,12 +111,7 @@ class Prometheus:
 
     def stop(self):
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            signalled.stop(self.proc, signal.SIGTERM, 20, what="prometheus", strict=False)
 
     def output(self):
         return self.log.read_text(errors="replace") if self.log.exists() else ""

@@ -48,6 +48,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import signalled
 from harness.peers.ports import free_port
 from harness.peers import certs
 
@@ -250,18 +251,11 @@ class Slapd:
         proc, self.process = self.process, None
         if proc is None or proc.poll() is not None:
             return
-        for sig, wait in ((signal.SIGCONT, 0), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
-            try:
-                proc.send_signal(sig)
-            except ProcessLookupError:
-                return
-            if wait:
-                try:
-                    proc.wait(timeout=wait)
-                    return
-                except subprocess.TimeoutExpired:
-                    continue
-        proc.wait(timeout=5)
+        try:
+            proc.send_signal(signal.SIGCONT)  # a paused one cannot act on SIGTERM
+        except ProcessLookupError:
+            return
+        signalled.stop(proc, signal.SIGTERM, 5, what="slapd", strict=False)
 
     # -- faults ----------------------------------------------------------
     def pause(self, within=5.0):
@@ -284,8 +278,7 @@ class Slapd:
 
     def kill(self):
         """SIGKILL and reap: established connections are reset, new ones refused."""
-        self.process.kill()
-        self.process.wait(timeout=5)
+        signalled.stop(self.process, signal.SIGKILL, 5, what="slapd")
 
     @property
     def pid(self):

@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from harness import signalled
+
 
 class WorkerError(RuntimeError):
     """The worker exited or did not listen in time (carries its stderr)."""
@@ -73,16 +75,15 @@ class Worker:
         return self.stderr().splitlines(keepends=True)[0]
 
     def stop(self, timeout=10):
-        """SIGTERM and wait: the exit status; WorkerError (after SIGKILL) if it lingers."""
+        """SIGTERM and wait: the exit status; signalled.Lingered (diagnosed, then SIGKILLed)
+        if it lingers."""
         if self.proc is None or self.proc.poll() is not None:
             return None if self.proc is None else self.proc.returncode
-        self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise WorkerError(f"kachecks worker ignored SIGTERM for {timeout} s") from None
+            return signalled.stop(self.proc, signal.SIGTERM, timeout,
+                                  what="kachecks worker").returncode
+        except signalled.Lingered as exc:
+            raise signalled.Lingered(f"{exc}\nits stderr: {self.stderr()[-600:]!r}") from None
 
 
 FAKE = r"""
@@ -183,8 +184,7 @@ class FakeWorker:
             time.sleep(0.01)
 
     def close(self):
-        self.proc.kill()
-        self.proc.wait(timeout=5)
+        signalled.stop(self.proc, signal.SIGKILL, 5, what="fake worker")
 
     def __enter__(self):
         return self

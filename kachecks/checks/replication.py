@@ -155,9 +155,11 @@ class _Reader:
         import threading  # ~5 ms: only for runs with --provider (ldap3 has loaded it by then)
 
         self.box = []
+        from kachecks import interrupt
+
         self.thread = threading.Thread(target=self._run, args=(read, server, deadline),
                                        name="kachecks contextCSN", daemon=True)
-        self.thread.start()
+        interrupt.start_deaf(self.thread.start)  # a SIGTERM is the main thread's to take
 
     def _run(self, read, server, deadline):
         try:

@@ -56,7 +56,9 @@ class Offload:
             finally:
                 done.release()
 
-        _thread.start_new_thread(call, ())
+        from kachecks import interrupt  # loaded by the entry point already
+
+        interrupt.start_deaf(_thread.start_new_thread, call, ())
         if not done.acquire(timeout=max(deadline.expires - time.monotonic(), 0.0)):
             return None, TimeoutError()
         return box[0]
@@ -100,14 +102,22 @@ def _ready(wanted, deadline):
     """Block until the socket is ready (True) or the deadline ends (False)."""
     import select  # built in: no file to load
 
+    from kachecks import interrupt  # loaded by the entry point already
+
     sock, events = wanted
     poller = select.poll()
     poller.register(sock, events)
+    wake = interrupt.wakeup_fd()  # a signal's handler runs now, not at the timeout
+    if wake is not None:
+        poller.register(wake, select.POLLIN)
     while True:
         left = deadline.expires - time.monotonic()
         if left <= 0:
             return False
         # rounded up: poll(2) counts milliseconds, and waking a hair early would only
         # cost one more round
-        if poller.poll(left * 1000 + 1):
+        ready = poller.poll(left * 1000 + 1)
+        if any(fd != wake for fd, _ in ready):
             return True
+        if ready:  # a signal only: its handler ran (Stop raised) or just recorded it
+            interrupt.drain_wakeup()

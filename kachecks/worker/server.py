@@ -39,6 +39,8 @@ from kachecks.worker.protocol import Declined
 REQUEST_TIMEOUT = 1.0
 # Children at once (--slots); beyond that a client is declined at once and runs its check itself.
 SLOTS = 64
+# Signals blocked while the accept loop forks (_start says why).
+_HELD_ACROSS_FORK = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}
 
 
 class Slots:
@@ -157,8 +159,12 @@ def _start(sock, conn, slots, own):
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    # a child that ends before it is counted must not stay counted forever
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    # SIGCHLD: a child that ends before it is counted must not stay counted forever.
+    # SIGTERM, SIGINT: os.fork() runs Python's fork hooks (logging's, around every fork),
+    # and the Stopped (KeyboardInterrupt) a handler raises inside a hook is printed and
+    # dropped: the worker would serve on, deaf to that signal. Held back here, it raises
+    # as we unblock it.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _HELD_ACROSS_FORK)
     try:
         pid = os.fork()
         if pid == 0:
@@ -172,7 +178,7 @@ def _start(sock, conn, slots, own):
     except OSError as exc:
         _decline(conn, f"cannot fork: {exc.strerror}")
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _HELD_ACROSS_FORK)
 
 
 def _decline(conn, why):

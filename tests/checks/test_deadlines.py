@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from harness import signalled
 from harness.checks import http, one_line, tcp
 from harness.peers import cli
 from harness.peers.netns import create_namespace
@@ -99,11 +100,11 @@ def test_sigterm_mid_request_exits_1_within_half_a_second(check, args):
             wait_for(lambda: srv.peers and blocked(proc.pid), 10,
                      what="the check to wait for the answer")
             sent = time.monotonic()
-            proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=5)
+            done = signalled.stop(proc, signal.SIGTERM, 5)
             elapsed = time.monotonic() - sent
+            out, err = done.stdout, done.stderr
         finally:
-            proc.kill()
+            signalled.stop(proc, signal.SIGKILL, 5)
     assert proc.returncode == 1
     assert out.endswith("FAIL - terminated by SIGTERM\n"), out + err
     assert elapsed < 0.5

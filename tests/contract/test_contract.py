@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import signalled
 from harness.wait import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -156,8 +157,8 @@ def test_signal_mid_probe_exits_1_promptly(signum, behave, tmp_path):
     os.write(writer, behave.encode())
     os.close(writer)
     sent = time.monotonic()
-    os.kill(proc.pid, signum)
-    out, err = proc.communicate(timeout=5)
+    done = signalled.stop(proc, signum, 5)
+    out, err = done.stdout, done.stderr
     assert proc.returncode == 1
     assert time.monotonic() - sent < 0.5
     assert "Traceback" not in out + err

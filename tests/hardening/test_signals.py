@@ -12,6 +12,7 @@ process exactly when a given module starts importing, or when the probe
 opens its connection (the ``socket.connect`` audit event).
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -19,6 +20,7 @@ import time
 
 import pytest
 
+from harness import signalled
 from harness.redteam import assert_clean, spawn
 from harness.peers import cli
 
@@ -130,6 +132,105 @@ def test_a_signal_in_the_other_forked_commands_exits_1(signal_hook, mute, signum
     _assert_terminated(finished, signum)
 
 
+THREAD_HOOK = '''\
+import faulthandler
+import json
+import os
+import signal
+
+import _socket
+
+_log = os.environ["KACHECKS_TEST_THREAD_MASKS"]
+
+
+def _note(where):
+    blocked = sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, ()))
+    with open(_log, "a") as out:
+        out.write(json.dumps({"where": where, "blocked": blocked}) + "\\n")
+
+
+_later = faulthandler.dump_traceback_later
+
+
+def _starting_the_watchdog(*args, **kwargs):  # the mask its thread is born with
+    _note("faulthandler's watchdog thread")
+    return _later(*args, **kwargs)
+
+
+_getaddrinfo = _socket.getaddrinfo
+
+
+def _resolving(*args, **kwargs):  # runs on the resolver thread: its own mask
+    _note("the resolver thread")
+    return _getaddrinfo(*args, **kwargs)
+
+
+faulthandler.dump_traceback_later = _starting_the_watchdog
+_socket.getaddrinfo = _resolving
+'''
+
+
+def test_every_thread_a_check_starts_is_born_deaf_to_the_terminating_signals(
+        tmp_path, monkeypatch, web):
+    """Python runs handlers in the main thread only; a signal the kernel hands another
+    thread (one just started takes any it does not block yet) leaves the main thread
+    asleep in poll(2) until --timeout. Seen under load: kachecks-tcp mid-probe, SIGHUP
+    taken by faulthandler's watchdog thread as it started, exit 20 s later."""
+    hook_dir = tmp_path / "hook"
+    hook_dir.mkdir()
+    (hook_dir / "sitecustomize.py").write_text(THREAD_HOOK)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(hook_dir), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    masks = tmp_path / "masks"
+    monkeypatch.setenv("KACHECKS_TEST_THREAD_MASKS", str(masks))
+    finished = spawn("kachecks-tcp", f"localhost:{web.port}")  # a name: resolved on a thread
+    assert finished.returncode == 0, finished
+    notes = [json.loads(line) for line in masks.read_text().splitlines()]
+    assert {note["where"] for note in notes} == {"faulthandler's watchdog thread",
+                                                 "the resolver thread"}, notes
+    for note in notes:
+        assert {signal.SIGHUP, signal.SIGINT, signal.SIGTERM} <= set(note["blocked"]), note
+
+
+ELSEWHERE_HOOK = '''\
+import signal
+import sys
+import threading
+import time
+
+
+def _elsewhere():
+    time.sleep(0.5)  # the check waits in poll(2) by now
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)  # handled on this thread
+
+
+def _audit(event, args):
+    if event == "socket.connect" and not _started:
+        _started.append(threading.Thread(target=_elsewhere, daemon=True))
+        _started[0].start()
+
+
+_started = []
+sys.addaudithook(_audit)
+'''
+
+
+def test_a_signal_handled_off_the_main_thread_still_ends_the_probe_at_once(tmp_path,
+                                                                        monkeypatch, mute):
+    """What a signal landing just before the main thread enters poll(2), or on another
+    thread, leaves: Python's handler pending while the main thread sleeps in poll. The
+    probe's poll includes Python's wakeup descriptor, which such a signal makes readable."""
+    hook_dir = tmp_path / "hook"
+    hook_dir.mkdir()
+    (hook_dir / "sitecustomize.py").write_text(ELSEWHERE_HOOK)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(hook_dir), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    finished = spawn("kachecks-tcp", f"127.0.0.1:{mute.port}", "--expect", "never",
+                     "--timeout", "20", timeout=30)
+    _assert_terminated(finished, signal.SIGTERM)
+    assert finished.elapsed < 10, finished  # not at the timeout (20 s)
+
+
 def _block_terminating_signals():
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
 
@@ -142,8 +243,8 @@ def test_a_signal_held_back_while_the_interpreter_starts_is_handled_once_it_can_
                                                            "never", "--timeout", "20"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_block_terminating_signals)
-    os.kill(proc.pid, signum)
-    out, err = proc.communicate(timeout=15)
+    done = signalled.stop(proc, signum, 15)
+    out, err = done.stdout, done.stderr
     assert proc.returncode == 1, (out, err)
     assert "Traceback" not in out + err
     assert f"terminated by {signal.Signals(signum).name}" in out + err
@@ -161,8 +262,8 @@ def _mid_probe(mute):
 def test_a_signal_mid_probe_from_outside_exits_1_promptly(mute, signum):
     proc = _mid_probe(mute)
     sent = time.monotonic()
-    os.kill(proc.pid, signum)
-    out, err = proc.communicate(timeout=10)
+    done = signalled.stop(proc, signum, 10, what="kachecks-tcp mid-probe")
+    out, err = done.stdout, done.stderr
     assert proc.returncode == 1, (out, err)
     assert time.monotonic() - sent < 2
     assert "Traceback" not in out + err
@@ -174,6 +275,7 @@ def test_a_burst_of_signals_still_exits_1(mute):
     proc = _mid_probe(mute)
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
         os.kill(proc.pid, signum)
-    out, err = proc.communicate(timeout=10)
+    done = signalled.finish(proc, 10, sent="a burst of SIGTERM, SIGINT, SIGHUP, SIGTERM")
+    out, err = done.stdout, done.stderr
     assert proc.returncode == 1, (out, err)
     assert "Traceback" not in out + err

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from harness import signalled
 from harness.checks import BASE, REFERENCE, ldap_check, start_check, wait_for_unanswered_request
 from harness.peers import cli
 from harness.peers import slapd as ldap_peer
@@ -122,9 +123,9 @@ def test_sigterm_while_waiting_on_slapd_exits_one_promptly(own_slapd):
     own_slapd.pause()
     check = start_check("--uri", own_slapd.url, *REFERENCE, "--timeout", "10")
     wait_for_unanswered_request(own_slapd.port)
-    check.send_signal(signal.SIGTERM)
     sent = time.monotonic()
-    out, err = check.communicate(timeout=10 + SLACK)
+    done = signalled.stop(check, signal.SIGTERM, 10 + SLACK)
+    out, err = done.stdout, done.stderr
     assert time.monotonic() - sent < SLACK
     assert check.returncode == 1
     assert out == "LDAP FAIL - terminated by SIGTERM\n", out + err

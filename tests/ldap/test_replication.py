@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from harness import signalled
 from harness.checks import BASE, REFERENCE, ldap_check, start_check, wait_for_unanswered_request
 from harness.peers import cli
 from harness.peers import slapd as ldap_peer
@@ -147,8 +148,8 @@ def test_sigterm_while_waiting_for_a_stopped_provider_ends_the_run_at_once(repli
                           "--provider", provider.url, "--timeout", "20")
     wait_for_unanswered_request(provider.port)
     started = time.monotonic()
-    running.send_signal(signal.SIGTERM)
-    out, err = running.communicate(timeout=10)
+    done = signalled.stop(running, signal.SIGTERM, 10)
+    out, err = done.stdout, done.stderr
     assert time.monotonic() - started < SLACK
     assert running.returncode == 1
     assert out == "LDAP FAIL - terminated by SIGTERM\n", out + err

@@ -4,13 +4,13 @@ Deliverers run detached (own session) exactly as in production; teardown
 stops any that is still backing off, by the pid recorded in the spool lock.
 """
 
-import os
 import signal
 import threading
 import time
 
 import pytest
 
+from harness import signalled
 from harness.config import toml_text
 from harness.peers.cli import run
 from harness.peers.smtp import SmtpSink
@@ -103,10 +103,7 @@ class Notifier:
     def stop_deliverer(self):
         pid = self.holder()
         if pid:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            signalled.stop_pids([pid], signal.SIGTERM, 10, what="the deliverer")
             self.wait_idle(10)
 
 

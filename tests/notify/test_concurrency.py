@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from harness import signalled
 from harness.peers.cli import command
 from harness.peers.smtp import HoldFirst, SmtpSink
 from kachecks.notify import event as events
@@ -41,9 +42,7 @@ def test_mail_still_delivered_when_the_notify_process_group_is_sigkilled(notifie
     proc = subprocess.Popen(["sh", "-c", script], stdout=subprocess.PIPE, text=True,
                             start_new_session=True)
     assert proc.stdout.readline() == "spooled\n"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=5)
-    proc.stdout.close()
+    signalled.stop(proc, signal.SIGKILL, 5, group=True)  # the sleep is killed too: no reader waits
     (msg,) = relay.wait_for(1, timeout=20)
     assert "VI_1: UNKNOWN -> STOP (prio 100)" in msg["Subject"]
 
@@ -163,9 +162,7 @@ def test_an_event_fanned_out_while_the_last_channel_waits_for_its_batch_is_not_l
         assert notifier.notify("INSTANCE", "VI_2", "BACKUP", "50").returncode == 0
         out, err = flush.communicate(timeout=60)
     finally:
-        if flush.poll() is None:
-            flush.kill()
-            flush.wait()
+        signalled.stop(flush, signal.SIGKILL, 10, what="kachecks spool flush")
     assert flush.returncode == 0, out + err
     assert "0 still queued" in out
     first, second = relay.wait_for(2)

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from harness import signalled
 from harness.peers.cli import command
 from harness.wait import holds_open, wait_for
 from kachecks.notify.fifo import lock_name
@@ -56,7 +57,9 @@ class Reading:
 
     def __exit__(self, *exc):
         self.keepalived.close()
-        self.out, self.err = self.reader.communicate(timeout=20)
+        done = signalled.finish(self.reader, 20, what="kachecks fifo",
+                                sent="keepalived's end closing")
+        self.out, self.err = done.stdout, done.stderr
 
 
 def wait_log(syslog_socket, text, timeout=15):

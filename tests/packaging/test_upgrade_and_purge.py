@@ -13,6 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from harness import signalled
 from harness.checks import MD5_SERVER1, SERVER1
 from harness.debian import (SystemdStandIn, apt_get, deb_version, install, installed_version,
                             purge)
@@ -57,9 +58,7 @@ def running_agent(web):
         yield proc
     finally:
         log.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+        signalled.stop(proc, signal.SIGKILL, 10, what="kachecks agent")
         if CONFFILE.exists():
             CONFFILE.write_text(original)
 
@@ -130,8 +129,7 @@ def test_upgrade_keeps_a_locally_edited_conffile_and_the_running_agent(deb, next
         assert installed_version() == deb_version(next_deb)
         assert agent.poll() is None  # the same process, never stopped
         assert poller.reads > 100 and poller.unexpected == [], poller.unexpected[:10]
-        agent.send_signal(signal.SIGTERM)
-        assert agent.wait(10) == 0
+        assert signalled.stop(agent, signal.SIGTERM, 10, what="kachecks agent").returncode == 0
         assert CONFFILE.read_text() == edited
         st = CONFFILE.stat()
         assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o640)

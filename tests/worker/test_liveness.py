@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from harness import signalled
 from harness.checks import MD5_SERVER1 as MD5
 from harness.peers import cli
 from harness.peers.worker import FakeWorker
@@ -59,7 +60,7 @@ def start_check(url, path, *args):
 def finish(proc, timeout=10):
     """(seconds until the check exited, stdout, stderr); its stdio may outlive it."""
     started = time.monotonic()
-    proc.wait(timeout)
+    signalled.finish(proc, timeout, read=False)
     elapsed = time.monotonic() - started
     out, err = proc.communicate(timeout=30)
     return elapsed, out, err

@@ -1,12 +1,14 @@
 """`kachecks worker` at start: what it preloads, where it says it listens, where it refuses."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 
 import pytest
 
+from harness import signalled
 from harness.peers import cli
 from harness.peers.worker import Worker
 from kachecks.checks import registry
@@ -47,8 +49,7 @@ def test_under_systemd_the_worker_logs_once_and_reports_ready(open_dir, syslog_s
         ready = notify.recv(4096)
         assert path.exists()  # ready means listening
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        signalled.stop(proc, signal.SIGTERM, 10, what="kachecks worker")
         notify.close()
     with os.fdopen(read_end) as journal:
         assert journal.read() == ""  # the syslog line reaches the journal: no second copy

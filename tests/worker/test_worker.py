@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from harness import signalled
 from harness.checks import MD5_SERVER1 as MD5
 from harness.peers import cli
 from harness.wait import wait_for
@@ -72,9 +73,9 @@ def test_a_signal_to_a_delegated_check_exits_1_promptly(worker, hanging_https, s
                             env=dict(os.environ))
     wait_for(lambda: hanging_https.peers, 10, what="the worker's child to connect")
     sent = time.monotonic()
-    proc.send_signal(signum)
-    out, err = proc.communicate(timeout=5)
+    done = signalled.stop(proc, signum, 5)
     elapsed = time.monotonic() - sent
+    out, err = done.stdout, done.stderr
     assert proc.returncode == 1, out + err
     assert elapsed < 0.5
     # the worker's child reports it, as the check in-process would

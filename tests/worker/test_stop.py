@@ -1,0 +1,53 @@
+"""`kachecks worker` stops on SIGTERM wherever it lands, even in the middle of a fork.
+
+os.fork() runs Python's fork hooks (logging registers some; the worker preloads it), and
+an exception a signal handler raises inside a hook is printed and dropped. A SIGTERM
+landing there used to leave the worker serving on, deaf to it: systemd's stop, or a
+test's, then waited in vain. A sitecustomize hook on PYTHONPATH lands the SIGTERM there
+on purpose, from a fork hook of its own.
+"""
+
+import os
+import subprocess
+
+from harness import signalled
+from harness.peers import cli
+from harness.peers.worker import Worker
+
+HOOK = '''\
+import os
+import signal
+
+if os.environ.get("KACHECKS_TEST_SIGTERM_IN_FORK_HOOK"):
+    _sent = []
+
+    def _sigterm_in_the_parent():
+        if not _sent:  # the first fork only: a run's child
+            _sent.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(3):  # more bytecodes in the hook: a pending handler runs here
+                pass
+
+    os.register_at_fork(after_in_parent=_sigterm_in_the_parent)
+'''
+
+
+def test_a_sigterm_landing_in_a_fork_hook_still_stops_the_worker(open_dir, https, tmp_path,
+                                                                  monkeypatch):
+    hook_dir = tmp_path / "hook"
+    hook_dir.mkdir()
+    (hook_dir / "sitecustomize.py").write_text(HOOK)
+    env = dict(os.environ, KACHECKS_TEST_SIGTERM_IN_FORK_HOOK="1",
+               PYTHONPATH=os.pathsep.join([str(hook_dir),
+                                           *filter(None, [os.environ.get("PYTHONPATH")])]))
+    with Worker(cli.command("kachecks"), open_dir / "worker.sock", env=env) as worker:
+        monkeypatch.setenv("KACHECKS_WORKER_SOCKET", str(worker.socket))
+        done = subprocess.run(cli.command("kachecks-http") + ["--url", https.url, "--verbose"],
+                              capture_output=True, text=True, timeout=30)
+        stopped = signalled.finish(worker.proc, 10, what="kachecks worker",
+                                   sent="SIGTERM, from inside its fork hook")
+    assert stopped.returncode == 0, worker.stderr()
+    assert "Exception ignored" not in worker.stderr()
+    # the run it had forked for still ends there, as runs under way do
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"(run by kachecks worker {worker.pid})" in done.stdout
