@@ -139,9 +139,9 @@ class TrackFiles:
     so a write needs one descriptor, the temporary file's: one is kept in reserve and
     given up for a write that found none free (EMFILE/ENFILE), then taken back.
 
-    A result whose value its file holds already (``Directories.holds``: read, not
-    assumed) is not written again: three calls instead of a temporary file and a
-    rename, the file the same.
+    A result whose value its file holds already (``Directories.holds``: looked at, not
+    assumed) is not written again: one lstat while the file is the one read holding it
+    (a read when it is not), instead of a temporary file and a rename, the file the same.
     """
 
     def __init__(self, directories=None, clock=time.monotonic):

@@ -10,8 +10,9 @@ when the last byte arrives. This is how HAProxy and Envoy check thousands of
 servers from one thread each.
 
 A probe that blocks inside a library (ldap3's LDAP client: ``Check.steps`` None)
-runs in a thread of its own (``Threads``, kachecks.agent.pool), start to finish,
-and answers from there; so does a step a probe offloads (getaddrinfo for a name),
+runs in a pool thread (``Threads``, kachecks.agent.pool: runs handed out together
+go back to back on one thread, another takes a run a busy one would make late),
+start to finish, and answers from there; so does a step a probe offloads (getaddrinfo for a name),
 whose value the loop's thread takes back.
 
 Either way a hung peer holds only its own socket (or thread), up to its deadline.
@@ -34,10 +35,10 @@ class Threads:
     def __init__(self, clock, answer, pool=None):
         self.clock = clock
         self.answer = answer
-        self.pool = pool or Pool()
+        self.pool = pool or Pool(clock=clock)
 
     def submit(self, run):
-        self.pool.submit(self._probe, run)
+        self.pool.submit(self._probe, run, due=run.due)
 
     def _probe(self, run):
         started = self.clock()
@@ -132,9 +133,10 @@ class Runner:
         flight = Flight(run, contract.evaluation(spec.check, spec.target, deadline), deadline,
                         self.clock())
         self._flights.add(flight)
-        self._sequence += 1
-        heapq.heappush(self._deadlines, (deadline.expires, self._sequence, flight))
         self._advance(flight)
+        if not flight.done:  # it waits (a run done at once, a loopback TCP one, needs none)
+            self._sequence += 1
+            heapq.heappush(self._deadlines, (deadline.expires, self._sequence, flight))
 
     def _resume(self, flight):
         """The loop's callback: the watched socket is ready (or failed)."""

@@ -11,6 +11,8 @@ cut restarts everything at 0 anyway.
 Every result reaches its file: a value the file already holds (``holds``, a read)
 is left as it is, anything else is written. So a file keepalived re-initialised
 (``init_file … overwrite``) or somebody removed is right again at the next result.
+Once a file was read holding a value and has not changed since, one lstat says so
+(``Directories.holds``: same inode, size and change time), not a read every result.
 
 keepalived believes whatever the files say, and the agent writes them as root, so:
 
@@ -29,6 +31,7 @@ keepalived believes whatever the files say, and the agent writes them as root, s
 import errno
 import os
 import re
+import time
 
 from kachecks import files
 
@@ -104,12 +107,28 @@ def judge_directory(directory):
     return files.untrusted_path(path, files.ROOT_OR_ME, ancestors=True)
 
 
+# A change time at least this old (ns) is trusted to tell any later change: the kernel
+# stamps files from a clock that lags by up to a tick (1-10 ms), so a file changed
+# within a tick of a look can keep the change time it had (git's "racily clean").
+SETTLED_NS = 100_000_000
+
+
 class Directories:
     """The directories of the track files, each judged and opened once (O_DIRECTORY), and
-    the writes by name relative to them. ``close()`` when done."""
+    the writes by name relative to them. ``close()`` when done.
 
-    def __init__(self):
+    ``holds`` remembers, per file, the value it read there with the file's inode, size
+    and change time, when that change time was settled (``SETTLED_NS``) before it looked:
+    while an lstat finds the same three, the file is the one read then, unchanged
+    (anything that replaces, rewrites, truncates, removes or re-creates it gives
+    another inode or a newer change time), and it is not read again. ``clock``: wall
+    time in ns (the clock change times are stamped with)."""
+
+    def __init__(self, clock=time.time_ns):
         self._fds = {}
+        self._clock = clock
+        self._known = {}  # path -> (value, st_ino, st_size, st_ctime_ns) read there
+        self._where_of = {}  # path -> (its directory's descriptor, its name)
 
     def fd(self, directory):
         return self._fds[directory]
@@ -150,25 +169,50 @@ class Directories:
     def write(self, path, value):
         """Atomically make ``path`` (in an opened directory) hold ``value``; OSError if not."""
         fd, name = self._where(path)
+        self._known.pop(path, None)
         files.replace(name, b"%d\n" % value, MODE, dir_fd=fd)
 
     def holds(self, path, value):
-        """True when ``path`` (in an opened directory) holds ``value`` already (``holds``)."""
+        """True when ``path`` (in an opened directory) holds ``value`` already (``holds``):
+        an lstat while it is the file read holding it before, else a read."""
         try:
             fd, name = self._where(path)
         except Unusable:
             return False
-        return holds(name, value, fd)
+        now = self._clock()
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except OSError:
+            self._known.pop(path, None)
+            return False
+        seen = (value, st.st_ino, st.st_size, st.st_ctime_ns)
+        if self._known.get(path) == seen:
+            return True
+        if not holds(name, value, fd):
+            self._known.pop(path, None)
+            return False
+        # Read after the lstat: a change since gives a newer change time, unless the
+        # one the lstat found is too recent to tell (then the next result reads again).
+        if st.st_ctime_ns < now - SETTLED_NS:
+            self._known[path] = seen
+        else:
+            self._known.pop(path, None)
+        return True
 
     def _where(self, path):
-        directory, name = os.path.split(path)
-        fd = self._fds.get(directory)
-        if fd is None:
-            raise Unusable(f"{directory} was never judged fit for track files")
-        return fd, name
+        where = self._where_of.get(path)
+        if where is None:
+            directory, name = os.path.split(path)
+            fd = self._fds.get(directory)
+            if fd is None:
+                raise Unusable(f"{directory} was never judged fit for track files")
+            where = self._where_of[path] = (fd, name)
+        return where
 
     def close(self):
         fds, self._fds = self._fds, {}
+        self._known.clear()
+        self._where_of.clear()
         for fd in fds.values():
             os.close(fd)
 
