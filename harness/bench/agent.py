@@ -12,9 +12,18 @@ from every document written in the window), its resident set (VmRSS, VmHWM), thr
 and descriptors. Rounds go round-robin over the rows, a fresh agent each time. Track
 files live on tmpfs, as /run does on a Debian director.
 
-Two more rows: 200 healthy checks beside 200 against peers that accept and never
+More rows: 200 healthy checks beside 200 against peers that accept and never
 answer (how late the healthy ones run while hung runs sit out their deadline), and
-10,000 checks configured with none due (the agent's cost at rest, % of one core).
+the agent at rest, twice. "None due": 10,000 checks every day (the longest interval
+there is), whose first runs are spread over the day, one every 8.6 s; CPU is read only
+between two of them (from ``REST_AFTER`` s after one is due to ``REST_BEFORE`` s before
+the next), several such windows summed, and the round is thrown away if any track
+file was written inside one (so no run fell there). CPU there is per thread and
+in nanoseconds (``/proc/PID/task/*/schedstat``): a few milliseconds over half a
+minute is below /proc/PID/stat's ticks. "With runs": the same 10,000 checks every
+hour, measured like the busy rows: first runs spread over the hour are 2.7 runs a
+second, so that figure is the runs' own cost and what they cause (the status document
+rewritten), given also per run.
 
 With ``--baseline TREE`` each row is followed by its twin run from that tree (the
 agent before a change, in the same run). The status page (``/`` and ``/status.json``
@@ -31,6 +40,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from glob import glob
 
 from harness.bench.servers import SMALL_BODY
 from harness.checks import REFERENCE
@@ -46,6 +56,10 @@ WARM_RUNS = 2  # every check runs this often before the window
 RSS_LIMIT_MIB = 100
 LATENESS_P99_MS = 50
 IDLE_LIMIT = 0.2  # % of one core
+REST_INTERVAL = 86400.0  # the longest interval a check may have (kachecks.agent.config)
+REST_AFTER = 1.5  # seconds after a first run is due before a window at rest starts
+REST_BEFORE = 1.0  # seconds before the next one is due when it ends
+REST_DOCUMENTS = 90.0  # seconds at most between two status documents at rest
 PAGE_CHECKS = 1000
 PAGE_INTERVAL = 5.0
 PAGE_ROUNDS = 10  # GETs of each of the status page's paths
@@ -70,7 +84,8 @@ class AgentRow:
         self.floor = floor  # label of the floor (harness.bench.floor)
         self.target = target  # CPU per run at most target × the C peer's
         self.hung = hung
-        self.idle = idle  # measure the agent at rest: % of a core, no runs to speak of
+        self.idle = idle  # the agent at rest: "none due" (read between first runs) or
+        # "runs" (first runs spread over the interval): % of a core, below the table
         self.skip = skip
         self.rounds = []  # Round per round
 
@@ -108,6 +123,7 @@ def build_rows(peers, only=()):
     http = ["kachecks-http", "--url", f"http://{web}/small", "--digest", md5]
     ldap = peers.get("ldap", "no LDAP peer")
     no_ldap = ldap if isinstance(ldap, str) else None
+    tcp = ["kachecks-tcp", "--host", "127.0.0.1", "--port", str(peers.get("tcp", 1))]
     rows = [
         AgentRow("HTTP --digest", http, 1000, 5.0, 2.0, "check_http", "HTTP --digest probe",
                  target=0.1),
@@ -115,16 +131,15 @@ def build_rows(peers, only=()):
                  "HTTP --digest probe"),
         AgentRow("TLS", ["kachecks-http", "--url", peers.get("https", "https://127.0.0.1:1/")],
                  1000, 5.0, 2.0, "check_http --ssl", "TLS probe", target=0.3),
-        AgentRow("TCP", ["kachecks-tcp", "--host", "127.0.0.1", "--port",
-                         str(peers.get("tcp", 1))], 1000, 5.0, 2.0, "check_tcp", "TCP probe",
-                 target=0.05),
+        AgentRow("TCP", tcp, 1000, 5.0, 2.0, "check_tcp", "TCP probe", target=0.05),
         AgentRow("LDAP", ["kachecks-ldap", "--uri", None if no_ldap else ldap.url, *REFERENCE],
                  1000, 5.0, 2.0, "check_ldap", "LDAP probe", target=0.15, skip=no_ldap),
         AgentRow("HTTP --digest beside 200 hung peers", http, 200, 5.0, 2.0, "check_http",
                  "HTTP --digest probe", hung=200),
-        AgentRow("at rest: 10,000 checks, none due", ["kachecks-tcp", "--host", "127.0.0.1",
-                                                      "--port", str(peers.get("tcp", 1))],
-                 10000, 3600.0, 2.0, idle=True),
+        AgentRow("at rest: 10,000 checks, none due", tcp, 10000, REST_INTERVAL, 2.0,
+                 idle="none due"),
+        AgentRow("at rest, with runs: 10,000 checks every hour", tcp, 10000, 3600.0, 2.0,
+                 idle="runs"),
     ]
     if only:
         rows = [r for r in rows if any(word in f"agent, {r.label}" for word in only)]
@@ -237,12 +252,67 @@ def with_baseline(rows, command, env, rev):
     return out
 
 
+def _task_cpu(pid):
+    """Seconds of CPU of ``pid``'s threads alive now, to the nanosecond (schedstat)."""
+    total = 0
+    for task in glob(f"/proc/{pid}/task/*/schedstat"):
+        try:
+            with open(task) as handle:
+                total += int(handle.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):  # a thread that just ended
+            pass
+    return total / 1e9
+
+
+def _rest_round(row, agent, documents, window):
+    """A Round of ``row`` (none due) from windows between first runs (see the module's
+    docstring); RuntimeError when a track file was written in one."""
+    gap = row.interval / row.count  # first runs: one every gap seconds, c0 at the start
+    first = agent.track / "c0"
+    end = time.monotonic() + 30
+    while not first.exists():
+        agent.assert_running()
+        if time.monotonic() > end:
+            raise RuntimeError(f"{row.label}: the first check did not run within 30 s")
+        time.sleep(0.02)
+    start = first.stat().st_mtime  # when the first run's result was written (wall clock)
+    windows, cpu, seconds = [], 0.0, 0.0
+    k = 1
+    while seconds < window:
+        begin, stop = start + gap * (k - 1) + REST_AFTER, start + gap * k - REST_BEFORE
+        k += 1
+        if time.time() > begin:
+            continue
+        time.sleep(begin - time.time())
+        cpu0, clock0 = _task_cpu(agent.pid), time.monotonic()
+        time.sleep(max(0.0, stop - time.time()))
+        cpu1, clock1 = _task_cpu(agent.pid), time.monotonic()
+        windows.append((begin, stop))
+        cpu, seconds = cpu + cpu1 - cpu0, seconds + clock1 - clock0
+    agent.assert_running()
+    _, rss, hwm, threads, fds = _proc(agent.pid)
+    written = []  # track files written inside a window: a run that fell there
+    for i in range(row.count):
+        try:
+            stamp = (agent.track / f"c{i}").stat().st_mtime
+        except FileNotFoundError:
+            continue  # not run yet
+        if any(begin <= stamp <= stop for begin, stop in windows):
+            written.append(f"c{i}")
+    if written:
+        raise RuntimeError(f"{row.label}: {len(written)} runs inside the windows at rest,"
+                           f" e.g. {written[0]}")
+    return Round(cpu, 0, seconds, [], rss, hwm, threads, fds)
+
+
 def _round(row, command, env, peers, window):
     command, env = row.agent or (command, env)
     with _agent(row, command, env, peers) as agent:
         documents = Documents(agent)
         period = max(1.0, (row.count + row.hung) / 1000)  # the agent's status period
-        warm = 60 + row.interval * (WARM_RUNS + 1)
+        # ... at rest, routine results alone are written up to a minute late
+        wait = period * 2 + 5 if not row.idle else REST_DOCUMENTS
+        warm = 60 + (0 if row.idle else row.interval * (WARM_RUNS + 1))
         end = time.monotonic() + warm
         while True:  # every check run twice, or (at rest) every check listed
             document, _ = documents.next(max(1.0, end - time.monotonic()))
@@ -253,14 +323,18 @@ def _round(row, command, env, peers, window):
             if time.monotonic() > end:
                 raise RuntimeError(f"{row.label}: not every check ran {WARM_RUNS} times"
                                    f" within {warm:g} s")
-        first, (cpu0, *_) = documents.next(period * 2 + 5)
+        if row.idle == "none due":
+            measured = _rest_round(row, agent, documents, window)
+            agent.stop()
+            return measured
+        first, (cpu0, *_) = documents.next(wait)
         runs = {c["name"]: c["runs"] for c in first["checks"]}
         start = first["written"]
         lateness = []
         last = first
         figures = None
         while last["written"] - start < window:
-            last, figures = documents.next(period * 2 + 5)
+            last, figures = documents.next(wait)
             for check in last["checks"][:row.count]:
                 before = runs.get(check["name"], 0)
                 if check["runs"] > before and check["lateness"] is not None:
@@ -406,16 +480,7 @@ def render(rows, floors, by_label, rounds, window, load, page=None):
     for row in rows:
         if not row.idle or not row.rounds:
             continue
-        share, low, high = spread([r.core_percent for r in row.rounds])
-        rss = max(r.rss for r in row.rounds)
-        met = "met" if share <= IDLE_LIMIT else "**missed**"
-        runs = sum(r.runs for r in row.rounds) / sum(r.seconds for r in row.rounds)
-        lines += ["", f"At rest: one agent with {row.count:,} checks configured every"
-                  f" {row.interval:g} s (first runs spread over the hour: {runs:.1f} runs a"
-                  f" second) costs {share:.3f} % of one core ({low:.3f}–{high:.3f}; target ≤"
-                  f" {IDLE_LIMIT} %: {met}) and {rss:.1f} MiB resident,"
-                  f" {max(r.threads for r in row.rounds)} thread(s),"
-                  f" {max(r.fds for r in row.rounds)} descriptors."]
+        lines += ["", rest_line(row)]
     lines += ["", "Floors: the same probe called back to back in one warm process"
               " (`contract.evaluate` in a loop; for LDAP also ldap3 alone doing the same"
               " exchange, and with the bind check_ldap makes), median over rounds with"
@@ -453,6 +518,34 @@ def render(rows, floors, by_label, rounds, window, load, page=None):
     if notes:
         lines += ["", *notes]
     return lines
+
+
+def rest_line(row):
+    """The sentence of an at-rest row (``row.idle``): what it measured and what it includes."""
+    share, low, high = spread([r.core_percent for r in row.rounds])
+    seconds = sum(r.seconds for r in row.rounds)
+    tail = (f" and {max(r.rss for r in row.rounds):.1f} MiB resident,"
+            f" {max(r.threads for r in row.rounds)} thread(s),"
+            f" {max(r.fds for r in row.rounds)} descriptors.")
+    if row.idle == "none due":
+        met = "met" if share <= IDLE_LIMIT else "**missed**"
+        return (f"At rest (`agent, {row.label}`): one agent with {row.count:,} checks"
+                f" configured every {row.interval:g} s (the longest interval; first runs"
+                f" spread over it, one every {row.interval / row.count:.1f} s), read only"
+                f" between two of them ({REST_AFTER:g} s after one is due to {REST_BEFORE:g} s"
+                f" before the next; {seconds / len(row.rounds):.0f} s a round; no track file"
+                f" written in them: none due), costs {share:.4f} % of one core"
+                f" ({low:.4f}–{high:.4f}; target ≤ {IDLE_LIMIT} %: {met}): its wake-ups, the"
+                f" \"agent running\" file every 5 s, and any status-document rewrite of"
+                f" results that came in before the window;" + tail)
+    runs = sum(r.runs for r in row.rounds) / seconds
+    per_run = spread([r.ms_per_run for r in row.rounds if r.ms_per_run])
+    return (f"With runs (`agent, {row.label}`, not at rest): the same {row.count:,} checks"
+            f" every {row.interval:g} s (first runs spread over the interval: {runs:.1f} runs a"
+            f" second) cost {share:.3f} % of one core ({low:.3f}–{high:.3f}), {per_run[0]:.3f}"
+            f" ms per run ({per_run[1]:.3f}–{per_run[2]:.3f}): the runs themselves and the"
+            " status-document rewrites their results cause (this row was the \"at rest\""
+            " figure until the none-due one above);" + tail)
 
 
 def _ms(seconds):

@@ -19,7 +19,15 @@ cannot start fails.
 The snapshot and the status document are incremental: only the checks that
 changed since the last one are copied and rendered again, and the document is
 rewritten only when something in it changed, at most once a second (once every
-ten seconds with 10,000 checks: ``STATUS_CHECKS_PER_SECOND``).
+ten seconds with 10,000 checks: ``STATUS_CHECKS_PER_SECOND``): at once after that
+when a check's published state changed (``Schedule.take_news``: down, back up,
+drained; or a problem or holder of the pair, or a reload); when only routine results
+came in (counters, latencies, a first result UP: the expected one; the pair's
+packet counters), once a tenth of the checks have new ones or
+``STATUS_ROUTINE_MAX`` after the last rewrite. So an agent with
+many checks and few runs (at rest) does not rewrite megabytes for a handful of
+counters, and one with none due rewrites nothing: the document's ``written`` is
+when it last changed, not a heartbeat (liveness is the track directory's lock).
 
 Fail-closed: SIGTERM/SIGINT write 0 to every track file before exiting 0; an
 agent that cannot publish at all for a few seconds does the same and exits 1;
@@ -54,6 +62,10 @@ STATUS_PERIOD = 1.0  # seconds at least between status-document rewrites
 # ... and at least a second per this many checks: a rewrite costs what its size does
 # (10,000 checks: 3 MB, 3 ms), and an agent whose checks are quiet must stay cheap.
 STATUS_CHECKS_PER_SECOND = 1000
+# Routine results only (no news of a state): a rewrite once this share of the checks
+# have new ones, or this long after the last one, whichever comes first.
+STATUS_ROUTINE_SHARE = 0.1
+STATUS_ROUTINE_MAX = 60.0  # seconds
 ALIVE_PERIOD = 5.0  # seconds between rewrites of the "agent running" file (config.ALIVE_FILE)
 GIVE_UP = 3  # track-file writes failing in a row, over several files, for GIVE_UP_AFTER
 GIVE_UP_AFTER = 2.0  # seconds: then the agent stops (ExecStopPost zeroes the files)
@@ -299,6 +311,10 @@ class Agent:
         self.loop_thread = threading.get_ident()  # the thread that runs the loop (run())
         self.status_due = 0.0  # the next rewrite, not before
         self.status_dirty = True  # something in the document changed
+        self.status_urgent = True  # ... news (Schedule.take_news), the pair, the checks
+        self.status_fresh = 0  # checks with a new result since the last snapshot (the loop's
+        # last count: a probe thread's result is counted at the loop's next tick)
+        self.status_written = 0.0  # when the document was last rewritten (the clock's)
         self.status_error = None
         self.watchdog_due = 0.0
         self.alive_due = 0.0
@@ -350,7 +366,7 @@ class Agent:
             pair_wake = self.pair.next_wake()
             wake = min(now + 60 if wake is None else wake, self.alive_due,
                        now + 60 if probes is None else probes,
-                       self.status_due if self.status_dirty else now + 60,
+                       self._status_wake(now),
                        self.watchdog_due if self._watchdog() else now + 60,
                        now + 60 if pair_wake is None else pair_wake)
             self._watch_pair()
@@ -367,6 +383,8 @@ class Agent:
             with stats.LOCK:
                 outcome = schedule.tick(now)
                 self.status_dirty |= outcome.counted
+                self.status_urgent |= schedule.take_news()
+                self.status_fresh = len(schedule.changed)
                 blind = self.tracks.blind()
             self._say(outcome.lines)
             if blind:
@@ -375,7 +393,10 @@ class Agent:
                 return ExitCode.FAILURE
             runner.step(now)
             self.pair.tick(now)
-            self.status_dirty |= self.pair.refresh(now)
+            news = self.pair.dirty  # a problem, a holder: else only its counters moved
+            if self.pair.refresh(now):
+                self.status_dirty = True
+                self.status_urgent |= news
             self._housekeeping(now)
 
     def _watch_pair(self):
@@ -463,6 +484,7 @@ class Agent:
         with stats.LOCK:
             outcome = self.schedule.complete(run, result, started, finished)
             self.status_dirty |= outcome.counted
+            self.status_urgent |= self.schedule.take_news()
             blind = self.tracks.blind()
         self._say(outcome.lines)
         if blind or outcome.changed and threading.get_ident() != self.loop_thread:
@@ -497,7 +519,7 @@ class Agent:
     def _housekeeping(self, now):
         if now >= self.alive_due:
             self._hold_alive(now)
-        if self.status_dirty and now >= self.status_due:
+        if now >= self._status_wake(now):
             self._write_status()
             self._notify_status()
         if self._watchdog() and now >= self.watchdog_due:
@@ -551,9 +573,23 @@ class Agent:
                                     written=snapshot.taken, config=self.cfg.path,
                                     track_dir=self.cfg.track_dir, snapshot=snapshot)
 
+    def _status_wake(self, now):
+        """When the status document is to be rewritten next (the clock's): nothing
+        changed, not in the next minute; news of a state (or the first document) at
+        ``status_due``; routine results only, once a share of the checks have new ones
+        (else ``STATUS_ROUTINE_MAX`` after the last rewrite), not before ``status_due``."""
+        if not self.status_dirty:
+            return now + 60
+        if self.status_urgent or self.status_fresh >= STATUS_ROUTINE_SHARE * len(
+                self.snapshot.checks):
+            return self.status_due
+        return max(self.status_due, self.status_written + STATUS_ROUTINE_MAX)
+
     def _write_status(self, state="running"):
-        self.status_dirty = False
-        self.status_due = self.clock() + max(
+        self.status_dirty = self.status_urgent = False
+        self.status_fresh = 0
+        self.status_written = self.clock()
+        self.status_due = self.status_written + max(
             STATUS_PERIOD, len(self.snapshot.checks) / STATUS_CHECKS_PER_SECOND)
         try:
             self.status_writer(self.cfg.status_file, self.document(state))

@@ -153,6 +153,8 @@ class Schedule:
         self._ordered = None  # tuple(self._checks.values()), made again after a reload
         self.generation = 0  # bumps when the set of checks changes (a reload)
         self.changed = set()  # checks whose published state changed since the caller took it
+        self.news = False  # a published state changed, other than a first result UP (the
+        # expected one), since the caller took it: what a status document shows at once
         self._heap = []  # (due, sequence, check, check._slot when scheduled)
         self._deadlines = []  # (deadline, sequence, run)
         self._unstarted = []  # (check, why): runs the executor could not start, to count
@@ -174,6 +176,12 @@ class Schedule:
         """The checks whose published state changed since the last call (a set)."""
         changed, self.changed = self.changed, set()
         return changed
+
+    def take_news(self):
+        """Whether a check's published state changed since the last call, other than a
+        first result being UP: a check went DOWN, came back, drained (``news``)."""
+        news, self.news = self.news, False
+        return news
 
     def check(self, name):
         return self._checks[name]
@@ -348,8 +356,9 @@ class Schedule:
         check.history.observe(judged.state, previous, check.health.display, result.cause,
                               check.latency, finished)
         self._publish(check, lines)
-        if changed and not spec.target.quiet and not (previous is None
-                                                      and check.health.display == healths.UP):
+        news = changed and not (previous is None and check.health.display == healths.UP)
+        self.news |= news
+        if news and not spec.target.quiet:
             # (--quiet, or the first result being the expected one: nothing to say)
             priority = syslogger.LOG_NOTICE if check.health.up else syslogger.LOG_WARNING
             message = contract.syslog_message(spec.check, spec.target, result, judged)

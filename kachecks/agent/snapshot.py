@@ -1,7 +1,8 @@
 """The agent's published state at one instant, in plain values nobody else changes.
 
-Taken under ``stats.LOCK`` by the agent's main loop, at most once a second while
-results come in, and incrementally: a check that did not change since the last
+Taken under ``stats.LOCK`` by the agent's main loop whenever it rewrites the status
+document (kachecks.agent.daemon: at most once a second, when something changed), and
+incrementally: a check that did not change since the last
 snapshot keeps its view (views are never changed, so two snapshots may share
 them), so a snapshot of 10,000 checks of which 30 changed copies 30 checks and a
 list. Everything that shows the agent's state renders from the last snapshot, in

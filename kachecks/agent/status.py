@@ -1,7 +1,7 @@
 """``kachecks agent status``: what the running agent last published, read from a file.
 
-The agent rewrites a small JSON file beside its track files (at most once a
-second while results come in, and on every stop), so status needs no
+The agent rewrites a small JSON file beside its track files (when something in
+it changed, at most once a second, and on every stop), so status needs no
 connection to the agent: it is a read of a file whose mode decides who may see
 it, and a dead agent's last words stay readable. The file also lists every
 track file the agent wrote, so ``kachecks agent zero`` (systemd's
@@ -65,7 +65,8 @@ def read(path):
 #              kachecks.agent.lock)
 #   state      "running" or "stopped" (after SIGTERM/SIGINT, or `zero`)
 #   started    when the agent started (Unix time)
-#   written    when this document was written (Unix time)
+#   written    when this document was written (Unix time): when something in it last
+#              changed, not a heartbeat (an agent with none due rewrites nothing)
 #   config     the kachecks.toml it runs
 #   track_dir  its track directory
 #   files      every track file it wrote or manages (what `zero` sets to 0)

@@ -6,7 +6,7 @@ import signal
 import time
 
 from harness.checks import MD5_SERVER2, SERVER2
-from harness.peers.agent import ALIVE_FILE, http_check, run_agent_cli
+from harness.peers.agent import ALIVE_FILE, STATUS_FILE, http_check, run_agent_cli
 from harness.peers.rawhttp import http_response
 from harness.wait import wait_for
 
@@ -102,6 +102,36 @@ def test_status_after_a_stop_dates_every_check_from_the_stop(agent_factory, web)
     for row, name in ((web1, "web1"), (web2, "web2")):
         assert row.split()[:5] == [name, "STOPPED", "0", *stamp.split()], row
     assert tail == "every track file reads 0 (or is missing): this director's real servers are out"
+
+
+def test_routine_results_of_few_checks_among_many_leave_the_status_document_a_change_rewrites_it(
+        agent_factory, web):
+    """The agent at rest rewrites its status document only for news: web1 runs every
+    0.3 s among 19 checks with none due for hours, so each of its results is routine
+    (its first UP, the one expected, then counters and latencies: 1 check in 20) and
+    leaves the document written at the start as it is; web1 going DOWN rewrites it at
+    once, the counters with it. `agent status` judges the agent running by its lock, not
+    by how old the document is."""
+    quiet = [http_check(f"quiet{i}", web, interval=86400) for i in range(19)]
+    agent = agent_factory([http_check("web1", web), *quiet], interval=0.3, timeout=0.2)
+    with agent:
+        agent.wait_value("web1", "1\n")
+        path = agent.track / STATUS_FILE
+        before = os.stat(path)
+        started = agent.status()
+        assert [c["runs"] for c in started["checks"]] == [0] * 20
+        asked = len(web.requests)
+        wait_for(lambda: len(web.requests) >= asked + 10, 10, what="ten more runs of web1")
+        after = os.stat(path)
+        assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+        proc = run_agent_cli("status", "--config", agent.config)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith(f"kachecks agent (pid {agent.pid}): 20 checks, 0 up\n")
+        web.response = http_response(SERVER2)
+        down = agent.wait_status(lambda d: d["checks"][0]["state"] == "DOWN", timeout=5,
+                                 what="web1 DOWN")
+        assert down["checks"][0]["runs"] >= 11
+        assert [c["runs"] for c in down["checks"][1:]] == [0] * 19  # none due: none ran
 
 
 def test_status_after_a_crash_names_the_files_that_still_read_1_and_the_fix(agent_factory,
