@@ -107,8 +107,9 @@ class Process:
     def stop(self, timeout=5.0):
         """SIGTERM the group, SIGKILL after ``timeout``; return the exit status."""
         if self.running():
-            signalled.stop(self.popen, signal.SIGTERM, timeout, what=" ".join(self.argv[:2]),
-                           strict=False, group=True)
+            what = " ".join(map(str, self.argv[:2]))  # argv may hold paths
+            signalled.stop(self.popen, signal.SIGTERM, timeout, what=what, strict=False,
+                           group=True)
         self.signal(signal.SIGKILL)  # children left in the group
         return self.popen.returncode
 

@@ -81,3 +81,15 @@ def test_a_process_that_exits_on_its_signal_returns_its_status_and_output():
     assert proc.stdout.readline() == "up\n"
     done = signalled.stop(proc, signal.SIGTERM, 10)
     assert (done.returncode, done.stdout) == (-signal.SIGTERM, "")
+
+
+def test_a_namespace_process_started_from_paths_stops_on_sigterm():
+    """The reference lab starts its agents from Path arguments; stopping one must name it."""
+    from pathlib import Path
+
+    from harness.peers.netns import Process
+
+    argv = [Path(sys.executable), "-c", "import time; print('up', flush=True); time.sleep(60)"]
+    popen = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    assert popen.stdout.readline() == "up\n"
+    assert Process(popen, argv, None).stop() == -signal.SIGTERM
