@@ -8,7 +8,7 @@ hands each due run to the executor (kachecks.agent.runner). HTTP and TCP probes
 (TLS over either) run as steps on that same loop: the result is judged, counted
 (rise/fall, counters) and written to its track file (``TrackFiles``, the
 publisher) in the loop's thread, no hand-over and no wake-up of anything. A probe
-that blocks in a library (LDAP) runs in a thread of its own and answers the
+that blocks in a library (LDAP) runs in a pool thread (kachecks.agent.pool) and answers the
 schedule from there, under the one lock (``stats.LOCK``) the main thread also
 takes to tick and to copy a snapshot (kachecks.agent.snapshot) that the status
 document and the endpoint render from without it; only a change of state wakes
