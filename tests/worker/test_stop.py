@@ -5,6 +5,10 @@ an exception a signal handler raises inside a hook is printed and dropped. A SIG
 landing there used to leave the worker serving on, deaf to it: systemd's stop, or a
 test's, then waited in vain. A sitecustomize hook on PYTHONPATH lands the SIGTERM there
 on purpose, from a fork hook of its own.
+
+Python runs a handler only in the main thread, between two bytecodes: a SIGTERM whose C
+handler ran on another thread (or just before accept(2) began) used to wait for the next
+client. The same hook sends one to a thread of its own while the worker waits in accept.
 """
 
 import os
@@ -29,17 +33,34 @@ if os.environ.get("KACHECKS_TEST_SIGTERM_IN_FORK_HOOK"):
                 pass
 
     os.register_at_fork(after_in_parent=_sigterm_in_the_parent)
+
+if os.environ.get("KACHECKS_TEST_SIGTERM_ON_A_THREAD"):
+    import threading
+    import time
+
+    def _sigterm_on_this_thread():
+        while getattr(signal.getsignal(signal.SIGTERM), "__name__", "") != "_stop_serving":
+            time.sleep(0.01)  # until the worker serves: its handler is in place
+        time.sleep(0.5)  # in accept(2) by now
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+    threading.Thread(target=_sigterm_on_this_thread, daemon=True).start()
 '''
+
+
+def hooked(tmp_path, variable):
+    """The environment of a worker whose sitecustomize lands a SIGTERM as ``variable`` says."""
+    hook_dir = tmp_path / "hook"
+    hook_dir.mkdir()
+    (hook_dir / "sitecustomize.py").write_text(HOOK)
+    return dict(os.environ, **{variable: "1"},
+                PYTHONPATH=os.pathsep.join([str(hook_dir),
+                                            *filter(None, [os.environ.get("PYTHONPATH")])]))
 
 
 def test_a_sigterm_landing_in_a_fork_hook_still_stops_the_worker(open_dir, https, tmp_path,
                                                                   monkeypatch):
-    hook_dir = tmp_path / "hook"
-    hook_dir.mkdir()
-    (hook_dir / "sitecustomize.py").write_text(HOOK)
-    env = dict(os.environ, KACHECKS_TEST_SIGTERM_IN_FORK_HOOK="1",
-               PYTHONPATH=os.pathsep.join([str(hook_dir),
-                                           *filter(None, [os.environ.get("PYTHONPATH")])]))
+    env = hooked(tmp_path, "KACHECKS_TEST_SIGTERM_IN_FORK_HOOK")
     with Worker(cli.command("kachecks"), open_dir / "worker.sock", env=env) as worker:
         monkeypatch.setenv("KACHECKS_WORKER_SOCKET", str(worker.socket))
         done = subprocess.run(cli.command("kachecks-http") + ["--url", https.url, "--verbose"],
@@ -51,3 +72,12 @@ def test_a_sigterm_landing_in_a_fork_hook_still_stops_the_worker(open_dir, https
     # the run it had forked for still ends there, as runs under way do
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"(run by kachecks worker {worker.pid})" in done.stdout
+
+
+def test_a_sigterm_handled_on_another_thread_stops_the_worker_waiting_in_accept(open_dir,
+                                                                               tmp_path):
+    env = hooked(tmp_path, "KACHECKS_TEST_SIGTERM_ON_A_THREAD")
+    with Worker(cli.command("kachecks"), open_dir / "worker.sock", env=env) as worker:
+        stopped = signalled.finish(worker.proc, 10, what="kachecks worker",
+                                   sent="SIGTERM, to a thread of its own, while it waits in accept")
+    assert stopped.returncode == 0, worker.stderr()
