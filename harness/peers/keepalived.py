@@ -189,6 +189,21 @@ LOGGED = re.compile(r"^(?:[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d [\d:]{8} \d{4}: )?
 DUMP_END = "------< Interfaces >------"  # the section after the VRRP instances
 
 
+def dumped_lines(output, name):
+    """The log lines from instance ``name``'s " VRRP Instance = " line of the dump up to the
+    next instance or section, as logged (time stamps and any line logged meanwhile kept):
+    what a failure shows."""
+    lines, inside = [], False
+    for line in output.splitlines():
+        text = LOGGED.match(line)["text"]
+        if inside and (text.startswith("------<") or text.startswith(" VRRP Instance = ")):
+            break
+        inside = inside or text == f" VRRP Instance = {name}"
+        if inside:
+            lines.append(line)
+    return "\n".join(lines)
+
+
 def dumped(output):
     """The VRRP instances keepalived dumped with ``-d`` (``DUMP_END`` marks the end), as it
     settled them: {name: {"version", "state", "interface", "group" (text or None with

@@ -10,7 +10,7 @@ watcher and the doctor's --peer and --what-if share, must say the same of each.
 import pytest
 
 from harness import settled
-from harness.peers.keepalived import DUMP_END, Keepalived, dumped
+from harness.peers.keepalived import DUMP_END, Keepalived, dumped, dumped_lines
 from harness.peers.netns import Network, cleanup_stale, run_prefix
 from kachecks.keepalivedconf import read
 from kachecks.vrrp import instances, wire
@@ -55,7 +55,8 @@ def test_every_case_is_what_keepalived_itself_settles(tmp_path):
     dump = dumped(output)
     assert sorted(dump) == sorted(case_id for case_id, _, _ in settled.CASES), output[-3000:]
     for instance in model:
-        assert as_dumped(instance) == digested(dump[instance.name]), instance.name
+        assert as_dumped(instance) == digested(dump[instance.name]), \
+            dumped_lines(output, instance.name)
 
 
 def test_global_defs_count_wherever_they_stand_and_a_second_block_of_a_name_is_skipped(tmp_path):
