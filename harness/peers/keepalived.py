@@ -209,13 +209,22 @@ def dumped(output):
     settled them: {name: {"version", "state", "interface", "group" (text or None with
     unicast), "priority", "advert_int" (seconds), "nopreempt", "preempt_delay", "auth"
     ("none", "pass", "ah"; None under VRRPv3), "password" (bytes, PASS only), "vips",
-    "peers" (address texts)}}."""
+    "peers" (address texts)}}.
+
+    The dump is the VRRP process's, but keepalived's parent logs to the same output: it
+    writes "Startup complete" once that process says it has read its configuration,
+    which it says just before dumping it, so on a loaded machine the line lands inside
+    the dump (even between "Virtual IP (1):" and the address). Every line of the
+    topology is indented and every section header starts "------<"; any other line was
+    logged meanwhile by another process and is skipped."""
     found, current, listing = {}, None, None
     texts = [LOGGED.match(line)["text"] for line in output.splitlines()]
     start = next((i for i, t in enumerate(texts) if "------< VRRP Topology >------" in t), None)
     for text in texts[start:] if start is not None else ():
         if text.startswith("------<") and current is not None:
             break
+        if not text.startswith(" "):
+            continue  # another process's line ("Startup complete"), not the dump's
         if m := re.match(r" VRRP Instance = (\S+)$", text):
             current = found[m[1]] = {"group": None, "auth": None, "password": None,
                                      "preempt_delay": 0.0, "vips": [], "peers": []}
