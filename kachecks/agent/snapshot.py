@@ -129,17 +129,19 @@ class Taking:
     def __init__(self, checks, previous=None, changed=None):
         self.checks = checks
         self.changed = changed  # what this snapshot was asked to copy (None: every check)
+        fresh: list[int] | range
         if previous is not None and changed is not None and checks is previous._of:
             self.previous = previous
             self.views = list(previous.checks)
             self.position = previous._position
-            self.fresh = sorted({self.position[check] for check in changed
-                                 if check in self.position})
+            fresh = sorted({self.position[check] for check in changed
+                            if check in self.position})
         else:
             self.previous = None
             self.views = [None] * len(checks)
             self.position = {check: index for index, check in enumerate(checks)}
-            self.fresh = range(len(checks))
+            fresh = range(len(checks))
+        self.fresh = fresh
         self._next = 0  # into ``fresh``: the next view to copy
 
     @property
