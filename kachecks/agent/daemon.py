@@ -17,7 +17,8 @@ hangs only ever holds its own socket or thread, up to its deadline; one that
 cannot start fails.
 
 The snapshot and the status document are incremental: only the checks that
-changed since the last one are copied and rendered again, and the document is
+changed since the last one are copied and rendered again, ``STATUS_SLICE`` of them
+per turn of the loop (the runs due start in between), and the document is
 rewritten only when something in it changed, at most once a second (once every
 ten seconds with 10,000 checks: ``STATUS_CHECKS_PER_SECOND``): at once after that
 when a check's published state changed (``Schedule.take_news``: down, back up,
