@@ -23,6 +23,12 @@ import time
 
 SIGNALS = {_signal.SIGTERM: "SIGTERM", _signal.SIGINT: "SIGINT", _signal.SIGHUP: "SIGHUP"}
 GRACE = 0.3  # seconds a stopped command has to report before the watchdog ends it
+# Seconds a blocking wait of the main thread (accept, recv, a lock) lasts at most before
+# it goes round again. Python runs a signal's handler between two bytecodes of the main
+# thread: one whose C handler ran just before the wait began, or on another thread,
+# would wait for the wait to end (the next client, the child's exit code, the resolver).
+# A wait that cannot poll ``wakeup_fd()`` is cut into waits this long instead.
+WAKE = 0.5
 
 
 class Stop(BaseException):

@@ -17,7 +17,8 @@ hangs only ever holds its own socket or thread, up to its deadline; one that
 cannot start fails.
 
 The snapshot and the status document are incremental: only the checks that
-changed since the last one are copied and rendered again, and the document is
+changed since the last one are copied and rendered again, ``STATUS_SLICE`` of them
+per turn of the loop (the runs due start in between), and the document is
 rewritten only when something in it changed, at most once a second (once every
 ten seconds with 10,000 checks: ``STATUS_CHECKS_PER_SECOND``): at once after that
 when a check's published state changed (``Schedule.take_news``: down, back up,
@@ -66,6 +67,10 @@ STATUS_CHECKS_PER_SECOND = 1000
 # have new ones, or this long after the last one, whichever comes first.
 STATUS_ROUTINE_SHARE = 0.1
 STATUS_ROUTINE_MAX = 60.0  # seconds
+# Checks copied and rendered into the status document per turn of the loop (a few
+# milliseconds' work) while a rewrite is under way: between two slices the loop starts
+# the runs due.
+STATUS_SLICE = 250
 ALIVE_PERIOD = 5.0  # seconds between rewrites of the "agent running" file (config.ALIVE_FILE)
 GIVE_UP = 3  # track-file writes failing in a row, over several files, for GIVE_UP_AFTER
 GIVE_UP_AFTER = 2.0  # seconds: then the agent stops (ExecStopPost zeroes the files)
@@ -306,6 +311,7 @@ class Agent:
         # files are of
         self.signals = []
         self.renderer = status.Renderer()
+        self.taking = None  # a status rewrite under way (snapshots.Taking): a slice a turn
         self.endpoint = None
         self.started = time.time()
         self.loop_thread = threading.get_ident()  # the thread that runs the loop (run())
@@ -519,8 +525,9 @@ class Agent:
     def _housekeeping(self, now):
         if now >= self.alive_due:
             self._hold_alive(now)
-        if now >= self._status_wake(now):
-            self._write_status()
+        if self.taking is None and now >= self._status_wake(now):
+            self._begin_status()
+        if self.taking is not None and self._rewrite_status():
             self._notify_status()
         if self._watchdog() and now >= self.watchdog_due:
             self._notify("WATCHDOG=1")
@@ -539,45 +546,77 @@ class Agent:
         if self.notifier is not None:
             self.notifier.status(self.summary())
 
-    def take_snapshot(self):
-        """A new snapshot (kachecks.agent.snapshot) of the schedule, published to every reader
-        (status document, endpoint) by one assignment; the lock is held for the copy of
-        what changed since the last one only."""
+    def _begin_status(self):
+        """Start a rewrite of the status document: the checks changed since the last one
+        are copied and rendered a slice at a time (``_rewrite_status``)."""
+        self.status_dirty = self.status_urgent = False
+        self.status_fresh = 0
+        self.status_written = self.clock()
+        self.status_due = self.status_written + max(
+            STATUS_PERIOD, len(self.snapshot.checks) / STATUS_CHECKS_PER_SECOND)
         with stats.LOCK:
             schedule = self.schedule
             if schedule is None:
-                self.snapshot = snapshots.take((), snapshots.EMPTY.lateness, self.tracks.written,
-                                               time.time(), self.pair.view)
-                return self.snapshot
-            checks, written = schedule.checks, self.tracks.written
+                self.taking = snapshots.Taking(())
+            else:
+                self.taking = snapshots.Taking(schedule.checks, self.snapshot,
+                                               schedule.take_changed())
+
+    def _rewrite_status(self, state="running", limit=STATUS_SLICE):
+        """The next ``limit`` checks of the rewrite under way (every one left: None),
+        copied under the lock and rendered outside it; the last slice finishes the
+        snapshot, publishes it to every reader (the endpoint: one assignment) and writes
+        the document. So the loop goes back to the runs due after each slice, however
+        many checks changed: a rewrite of 10,000 holds it a few milliseconds at a time,
+        not for the hundreds it takes in all. True once written (or failed to)."""
+        taking = self.taking
+        with stats.LOCK:
+            indexes = taking.step(limit)
+        self.renderer.ahead(taking, indexes)
+        if not taking.done:
+            return False
+        self.taking = None
+        with stats.LOCK:
+            schedule = self.schedule
+            checks = taking.checks
+            written = self.tracks.written
             # The list of files changes with the configuration, or when a file outside it
             # is written for the first time (the "agent running" file, a dropped check's):
             # else the last one is the list, and its sorted tuple and JSON are kept.
             files = self.snapshot.files
             listed = self.listed
-            if listed is None or listed[0] != schedule.generation or (
+            generation = schedule.generation if schedule is not None else None
+            if listed is None or listed[0] != generation or (
                     listed[1] != len(written) and not written <= listed[2]):
                 files = written | {check.spec.file for check in checks}
-                listed = (schedule.generation, len(written), frozenset(files))
+                listed = (generation, len(written), frozenset(files))
             self.listed = (listed[0], len(written), listed[2])
-            self.snapshot = snapshots.take(checks, schedule.lateness, files, time.time(),
-                                           self.pair.view, self.snapshot,
-                                           schedule.take_changed())
-        return self.snapshot
-
-    def document(self, state="running"):
-        """The status document (schema: kachecks.agent.status) of a new snapshot, rendered
-        (pieces of bytes: kachecks.agent.status.Renderer)."""
-        snapshot = self.take_snapshot()
-        return self.renderer.render(state=state, pid=os.getpid(), started=self.started,
-                                    written=snapshot.taken, config=self.cfg.path,
-                                    track_dir=self.cfg.track_dir, snapshot=snapshot)
+            lateness = schedule.lateness if schedule is not None else \
+                snapshots.EMPTY.lateness
+            self.snapshot = snapshot = taking.finish(lateness, files, time.time(),
+                                                     self.pair.view)
+        document = self.renderer.render(state=state, pid=os.getpid(), started=self.started,
+                                        written=snapshot.taken, config=self.cfg.path,
+                                        track_dir=self.cfg.track_dir, snapshot=snapshot)
+        try:
+            self.status_writer(self.cfg.status_file, document)
+        except OSError as exc:
+            error = f"cannot write {self.cfg.status_file}: {exc.strerror or exc}"
+            if error != self.status_error:  # once, not every second
+                self.log(error, syslogger.LOG_ERR)
+            self.status_error = error
+        else:
+            self.status_error = None
+        return True
 
     def _status_wake(self, now):
-        """When the status document is to be rewritten next (the clock's): nothing
-        changed, not in the next minute; news of a state (or the first document) at
-        ``status_due``; routine results only, once a share of the checks have new ones
-        (else ``STATUS_ROUTINE_MAX`` after the last rewrite), not before ``status_due``."""
+        """When the status document is to be rewritten next (the clock's): a rewrite under
+        way goes on at once; nothing changed, not in the next minute; news of a state (or
+        the first document) at ``status_due``; routine results only, once a share of the
+        checks have new ones (else ``STATUS_ROUTINE_MAX`` after the last rewrite), not
+        before ``status_due``."""
+        if self.taking is not None:
+            return now
         if not self.status_dirty:
             return now + 60
         if self.status_urgent or self.status_fresh >= STATUS_ROUTINE_SHARE * len(
@@ -586,20 +625,15 @@ class Agent:
         return max(self.status_due, self.status_written + STATUS_ROUTINE_MAX)
 
     def _write_status(self, state="running"):
-        self.status_dirty = self.status_urgent = False
-        self.status_fresh = 0
-        self.status_written = self.clock()
-        self.status_due = self.status_written + max(
-            STATUS_PERIOD, len(self.snapshot.checks) / STATUS_CHECKS_PER_SECOND)
-        try:
-            self.status_writer(self.cfg.status_file, self.document(state))
-        except OSError as exc:
-            error = f"cannot write {self.cfg.status_file}: {exc.strerror or exc}"
-            if error != self.status_error:  # once, not every second
-                self.log(error, syslogger.LOG_ERR)
-            self.status_error = error
-        else:
-            self.status_error = None
+        """The status document now, whole (a reload's new set of checks, the stop): a
+        rewrite under way is dropped, its checks copied again in this one."""
+        taking = self.taking
+        if taking is not None and taking.changed is not None and self.schedule is not None:
+            with stats.LOCK:
+                self.schedule.changed |= taking.changed
+        self.taking = None
+        self._begin_status()
+        self._rewrite_status(state, limit=None)
 
     # ------------------------------------------------------------------ metrics
 

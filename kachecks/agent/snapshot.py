@@ -112,22 +112,64 @@ def take(checks, lateness, files, now, vrrp=None, previous=None, changed=None):
     checks that may differ since), only those are copied anew: the others keep
     ``previous``'s views. ``files``: every track file; ``previous.files`` itself is
     taken as it is (sorted already)."""
-    listed = files if previous is not None and files is previous.files else \
-        tuple(sorted(files))
-    if previous is not None and changed is not None and checks is previous._of:
-        views = list(previous.checks)
-        position = previous._position
-        fresh = sorted({position[check] for check in changed if check in position})
-        for index in fresh:
+    taking = Taking(checks, previous, changed)
+    taking.step()
+    return taking.finish(lateness, files, now, vrrp)
+
+
+class Taking:
+    """A snapshot taken a slice of checks at a time (``take``, spread over calls): the
+    agent's loop copies, say, 250 views, runs what is due, copies the next 250, so a
+    snapshot of 10,000 changed checks never holds the loop (and the runs due meanwhile)
+    for the whole copy. Each view is copied under stats.LOCK (the caller holds it for
+    each call); the snapshot is of the instants its slices were copied at."""
+
+    __slots__ = ("checks", "previous", "views", "fresh", "position", "_next", "changed")
+
+    def __init__(self, checks, previous=None, changed=None):
+        self.checks = checks
+        self.changed = changed  # what this snapshot was asked to copy (None: every check)
+        fresh: list[int] | range
+        if previous is not None and changed is not None and checks is previous._of:
+            self.previous = previous
+            self.views = list(previous.checks)
+            self.position = previous._position
+            fresh = sorted({self.position[check] for check in changed
+                            if check in self.position})
+        else:
+            self.previous = None
+            self.views = [None] * len(checks)
+            self.position = {check: index for index, check in enumerate(checks)}
+            fresh = range(len(checks))
+        self.fresh = fresh
+        self._next = 0  # into ``fresh``: the next view to copy
+
+    @property
+    def done(self):
+        return self._next >= len(self.fresh)
+
+    def step(self, limit=None):
+        """Copy the next ``limit`` views (every one left: None); the positions copied."""
+        end = len(self.fresh) if limit is None else min(len(self.fresh), self._next + limit)
+        indexes = self.fresh[self._next:end]
+        views, checks = self.views, self.checks
+        for index in indexes:
             views[index] = CheckView(checks[index])
-        snapshot = Snapshot(tuple(views), lateness.copy(), listed, now, vrrp, previous.number,
-                            fresh)
-    else:
-        snapshot = Snapshot(tuple(CheckView(check) for check in checks), lateness.copy(),
-                            listed, now, vrrp)
-        position = {check: index for index, check in enumerate(checks)}
-    snapshot._of, snapshot._position = checks, position
-    return snapshot
+        self._next = end
+        return indexes
+
+    def finish(self, lateness, files, now, vrrp=None):
+        """The Snapshot, once ``done``: the schedule's ``lateness`` copied now."""
+        previous = self.previous
+        listed = files if previous is not None and files is previous.files else \
+            tuple(sorted(files))
+        if previous is not None:
+            snapshot = Snapshot(tuple(self.views), lateness.copy(), listed, now, vrrp,
+                                previous.number, self.fresh)
+        else:
+            snapshot = Snapshot(tuple(self.views), lateness.copy(), listed, now, vrrp)
+        snapshot._of, snapshot._position = self.checks, self.position
+        return snapshot
 
 
 EMPTY = Snapshot((), stats.Histogram(stats.LATENESS_BUCKETS), (), 0.0)  # before the first

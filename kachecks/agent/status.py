@@ -142,22 +142,43 @@ class Renderer:
     concatenation is what ``write`` writes for ``document(...)`` of the same snapshot,
     but each check's entry is kept as JSON text and rendered again only when its view
     is new (``Snapshot.fresh``, when the last snapshot rendered is the new one's
-    ``base``), the list of files only when it is another list."""
+    ``base``), the list of files only when it is another list. The entries of a
+    snapshot taken a slice at a time (kachecks.agent.snapshot.Taking) can be rendered
+    slice by slice as they are copied (``ahead``), so neither holds the agent's loop
+    for the whole of them."""
 
     def __init__(self):
         self._snapshot = None  # the number of the last one rendered
         self._entries = []  # its checks' entries, each with a comma after it
         self._files = (None, b"[]")  # (the files tuple, its JSON)
+        self._ahead = (None, 0)  # (the Taking, how many of its fresh entries are rendered)
+
+    def ahead(self, taking, indexes):
+        """Render the entries at ``indexes`` that ``taking`` just copied, before its
+        snapshot is finished; useless (and skipped) unless the snapshot it builds on is
+        the last one rendered."""
+        previous = taking.previous
+        if previous is None or previous.number != self._snapshot:
+            return
+        entries, views = self._entries, taking.views
+        for index in indexes:
+            entries[index] = _json(_check(views[index])) + b","
+        count = self._ahead[1] if self._ahead[0] is taking else 0
+        self._ahead = (taking, count + len(indexes))
 
     def render(self, state, pid, started, written, config, track_dir, snapshot):
         """The document, as a list of bytes to write in order."""
         views = snapshot.checks
         if self._snapshot is not None and snapshot.base == self._snapshot:
             entries = self._entries
-            for index in snapshot.fresh:
-                entries[index] = _json(_check(views[index])) + b","
+            taking, count = self._ahead
+            if taking is None or taking.fresh is not snapshot.fresh or \
+                    count != len(snapshot.fresh):
+                for index in snapshot.fresh:  # (not every one rendered ahead)
+                    entries[index] = _json(_check(views[index])) + b","
         else:
             self._entries = entries = [_json(_check(view)) + b"," for view in views]
+        self._ahead = (None, 0)
         self._snapshot = snapshot.number
         if self._files[0] is not snapshot.files:
             self._files = (snapshot.files, _json(list(snapshot.files)))

@@ -59,8 +59,11 @@ class Offload:
         from kachecks import interrupt  # loaded by the entry point already
 
         interrupt.start_deaf(_thread.start_new_thread, call, ())
-        if not done.acquire(timeout=max(deadline.expires - time.monotonic(), 0.0)):
-            return None, TimeoutError()
+        # in interrupt.WAKE slices: a signal's pending handler runs between two of them
+        while not done.acquire(timeout=max(min(deadline.expires - time.monotonic(),
+                                               interrupt.WAKE), 0.0)):
+            if time.monotonic() >= deadline.expires:
+                return None, TimeoutError()
         return box[0]
 
 

@@ -139,8 +139,7 @@ def _delegate(sock, path, request, codes, within, start_by, notes):
         os.close(cwd)
     try:
         _signal.pthread_sigmask(_signal.SIG_UNBLOCK, signals)  # a pending one raises Stop
-        sock.settimeout(within + REPORT_SLACK)
-        reply = sock.recv(64)
+        reply = _report(sock, time.monotonic() + within + REPORT_SLACK)
     except interrupt.Stop as stop:
         return _stop(sock, child, stop, codes)
     except OSError:
@@ -148,6 +147,19 @@ def _delegate(sock, path, request, codes, within, start_by, notes):
         raise WorkerError(f"no exit code from kachecks worker (child {child}) within"
                           f" {within + REPORT_SLACK:g} s") from None
     return _exit_code(reply, child, codes)
+
+
+def _report(sock, end):
+    """The child's report, waited for in ``interrupt.WAKE`` slices: a signal whose handler
+    became pending as the wait began stops the check within one, not at the child's end.
+    TimeoutError at ``end``."""
+    while True:
+        sock.settimeout(max(min(end - time.monotonic(), interrupt.WAKE), 0.001))
+        try:
+            return sock.recv(64)
+        except TimeoutError:
+            if time.monotonic() >= end:
+                raise
 
 
 def _note_declined(sock, notes):

@@ -39,11 +39,6 @@ from kachecks.worker.protocol import Declined
 REQUEST_TIMEOUT = 1.0
 # Children at once (--slots); beyond that a client is declined at once and runs its check itself.
 SLOTS = 64
-# Seconds the accept loop sleeps at most. Python runs a signal's handler between two
-# bytecodes of the main thread: a SIGTERM (or SIGCHLD) whose C handler ran just before
-# accept(2) began, or on another thread, would wait for the next client. A wait bounded
-# by this runs it within that time: a stop never waits for a connection.
-ACCEPT_WAKE = 0.5
 # Signals blocked while the accept loop forks (_start says why).
 _HELD_ACROSS_FORK = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}
 
@@ -139,12 +134,12 @@ def serve(sock, slots):
 
     signal.signal(signal.SIGCHLD, reap)
     own = Own()
-    sock.settimeout(ACCEPT_WAKE)
+    sock.settimeout(interrupt.WAKE)  # a SIGTERM or SIGCHLD never waits for a client
     while True:
         try:
             conn, _ = sock.accept()
         except TimeoutError:
-            continue  # a signal whose handler is pending runs here (see ACCEPT_WAKE)
+            continue  # a signal whose handler is pending runs here (interrupt.WAKE)
         except OSError as exc:  # out of descriptors or memory: wait, do not die
             if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM,
                                  errno.ECONNABORTED):

@@ -231,6 +231,45 @@ def test_a_signal_handled_off_the_main_thread_still_ends_the_probe_at_once(tmp_p
     assert finished.elapsed < 10, finished  # not at the timeout (20 s)
 
 
+RESOLVING_HOOK = '''\
+import _socket
+import signal
+import threading
+import time
+
+_getaddrinfo = _socket.getaddrinfo
+
+
+def _slow(*args, **kwargs):  # a resolver that takes its time, on the resolver thread
+    time.sleep(20)
+    return _getaddrinfo(*args, **kwargs)
+
+
+def _elsewhere():
+    time.sleep(1.0)  # the check waits for the resolver by now
+    signal.pthread_kill(threading.get_ident(), signal.SIGTERM)  # handled on this thread
+
+
+_socket.getaddrinfo = _slow
+threading.Thread(target=_elsewhere, daemon=True).start()
+'''
+
+
+def test_a_signal_handled_off_the_main_thread_ends_a_wait_for_the_resolver(tmp_path,
+                                                                         monkeypatch, mute):
+    """The same, while the main thread waits for a name to resolve on another thread (a
+    lock, not a poll): the wait goes round every interrupt.WAKE, so the pending handler
+    runs then, not when the resolver returns."""
+    hook_dir = tmp_path / "hook"
+    hook_dir.mkdir()
+    (hook_dir / "sitecustomize.py").write_text(RESOLVING_HOOK)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(hook_dir), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    finished = spawn("kachecks-tcp", f"localhost:{mute.port}", "--timeout", "30", timeout=40)
+    _assert_terminated(finished, signal.SIGTERM)
+    assert finished.elapsed < 10, finished  # not when the resolver returns (20 s)
+
+
 def _block_terminating_signals():
     signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
 

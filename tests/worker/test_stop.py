@@ -8,7 +8,9 @@ on purpose, from a fork hook of its own.
 
 Python runs a handler only in the main thread, between two bytecodes: a SIGTERM whose C
 handler ran on another thread (or just before accept(2) began) used to wait for the next
-client. The same hook sends one to a thread of its own while the worker waits in accept.
+client. The same hook sends one to a thread of its own while the worker waits in accept;
+and to a thread of a check's own while the check waits for the worker's report on the run
+it handed over, which used to wait for the run's end (its --timeout).
 """
 
 import os
@@ -42,6 +44,18 @@ if os.environ.get("KACHECKS_TEST_SIGTERM_ON_A_THREAD"):
         while getattr(signal.getsignal(signal.SIGTERM), "__name__", "") != "_stop_serving":
             time.sleep(0.01)  # until the worker serves: its handler is in place
         time.sleep(0.5)  # in accept(2) by now
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+
+    threading.Thread(target=_sigterm_on_this_thread, daemon=True).start()
+
+if os.environ.get("KACHECKS_TEST_SIGTERM_ON_A_CHECKS_THREAD"):
+    import threading
+    import time
+
+    def _sigterm_on_this_thread():
+        while getattr(signal.getsignal(signal.SIGTERM), "__name__", "") != "_on_signal":
+            time.sleep(0.01)  # until the check catches it
+        time.sleep(1.0)  # the run handed over by now: the check waits for its report
         signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
 
     threading.Thread(target=_sigterm_on_this_thread, daemon=True).start()
@@ -81,3 +95,19 @@ def test_a_sigterm_handled_on_another_thread_stops_the_worker_waiting_in_accept(
         stopped = signalled.finish(worker.proc, 10, what="kachecks worker",
                                    sent="SIGTERM, to a thread of its own, while it waits in accept")
     assert stopped.returncode == 0, worker.stderr()
+
+
+def test_a_sigterm_handled_on_another_thread_stops_a_check_waiting_for_the_workers_report(
+        open_dir, hanging_https, tmp_path):
+    env = hooked(tmp_path, "KACHECKS_TEST_SIGTERM_ON_A_CHECKS_THREAD")
+    with Worker(cli.command("kachecks"), open_dir / "worker.sock") as worker:
+        env["KACHECKS_WORKER_SOCKET"] = str(worker.socket)
+        check = subprocess.Popen(cli.command("kachecks-http") + [
+            "--url", hanging_https.url, "--timeout", "30", "--verbose"], env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        done = signalled.finish(check, 10, what="kachecks-http",
+                                sent="SIGTERM, to a thread of its own, while the worker runs"
+                                     " its check")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "SIGTERM" in done.stdout, done.stdout + done.stderr
+    assert "(run by kachecks worker" in done.stdout  # handed over, not run in-process
