@@ -314,8 +314,7 @@ class Detector:
             else:
                 source.unmatched += 1
         if instance is not None:
-            exact = (sorted(advert.addresses) == sorted(instance.addresses)
-                     and advert.count == len(instance.addresses))
+            exact = _exact(advert, instance)
             if exact and advert.priority > 0:
                 router.exact_last = time
             if not own:
@@ -548,6 +547,18 @@ def _gap_of(source):
 def _addresses(advert):
     texts = advert.address_texts()
     return " ".join(texts) if texts else "no address"
+
+
+def _exact(advert, instance):
+    """Whether ``advert`` carries the instance's address list. An address listed twice in
+    one instance is advertised twice by keepalived 2.2 and once by 2.3 (which ignores the
+    second, "VIP duplicates a VIP"): either is the list."""
+    ours = instance.addresses
+    if advert.count == len(ours) and sorted(advert.addresses) == sorted(ours):
+        return True
+    distinct = set(ours)
+    return len(distinct) < len(ours) and advert.count == len(distinct) and \
+        sorted(advert.addresses) == sorted(distinct)
 
 
 def _differences(advert, instance, exact):

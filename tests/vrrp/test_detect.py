@@ -373,3 +373,23 @@ def test_hold_can_be_set(tmp_path):
     assert feed.started() == []
     feed.adverts(LVS1, 100, 6.0, 8.0)
     assert [c.problem.code for c in feed.started()] == ["split-brain"]
+
+
+@pytest.mark.parametrize("carried", [(VIP, VIP), (VIP,)], ids=["2.2-twice", "2.3-once"])
+def test_a_vip_listed_twice_in_an_instance_is_matched_by_either_releases_adverts(tmp_path,
+                                                                                 carried):
+    """keepalived 2.2 advertises an address listed twice in one instance twice; 2.3
+    ignores the second ("VIP duplicates a VIP"): neither is a mismatch or no master."""
+    twice = "    virtual_ipaddress {\n        192.168.8.142\n    }\n"
+    [instance] = load(tmp_path, extra=twice)[1]
+    assert instance.address_texts() == [VIP, VIP]  # as the configuration lists them
+    feed = Feed(tmp_path, extra=twice)
+    feed.adverts(LVS1, 100, 0.5, 30, addresses=carried)
+    assert feed.changes == []
+    assert feed.detector.status(30)[0].adverts == 30
+
+
+def test_a_vip_listed_twice_is_not_matched_by_an_advert_of_another_list(tmp_path):
+    feed = Feed(tmp_path, extra="    virtual_ipaddress {\n        192.168.8.142\n    }\n")
+    feed.adverts(LVS1, 100, 0.5, 10, addresses=(VIP, OTHER))
+    assert "mismatch" in [c.problem.code for c in feed.started()]
