@@ -12,6 +12,7 @@ import pytest
 from harness import settled
 from harness.peers.keepalived import DUMP_END, Keepalived, dumped, dumped_lines
 from harness.peers.netns import Network, cleanup_stale, run_prefix
+from harness.peers.vrrp import keepalived_version
 from kachecks.keepalivedconf import read
 from kachecks.vrrp import instances, wire
 
@@ -77,3 +78,15 @@ def test_default_interface_gives_no_instance_an_interface(tmp_path):
             + settled.instance("VI_1", 50, [settled.VIP]).replace("    interface eth0\n", ""))
     output, [instance] = run_keepalived(tmp_path, text, until=r"\(VI_1\) Unknown interface!")
     assert instance.interface is None and instance.problems == ["no interface"]
+
+
+def test_a_vip_listed_twice_in_an_instance_is_kept_twice_by_2_2_and_once_by_2_3(tmp_path):
+    """What the pair watcher takes as an instance's address list either way: the model
+    keeps the list as written; keepalived 2.3 ignores the second ("VIP duplicates a VIP")."""
+    text = ("global_defs {\n    router_id lvs1\n}\n"
+            + settled.instance("VI_1", 50, ["virtual_ipaddress {\n        192.168.8.142\n"
+                                            "        192.168.8.142\n    }"]))
+    output, [instance] = run_keepalived(tmp_path, text)
+    assert instance.address_texts() == ["192.168.8.142"] * 2
+    kept = dumped(output)["VI_1"]["vips"]
+    assert kept == ["192.168.8.142"] * (2 if keepalived_version() < (2, 3, 0) else 1), output
