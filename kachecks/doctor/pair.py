@@ -13,6 +13,8 @@ naming the other's file:line, so ``--json`` keeps one file and line per object.
 Passwords are never printed: only whether they differ.
 """
 
+from collections import Counter
+
 from kachecks.doctor.findings import ERROR, WARNING, Finding
 from kachecks.vrrp.instances import OWNER
 
@@ -208,6 +210,7 @@ def _addresses(pair, a, b):
         pair.both("pair-addresses", ERROR, a.at("virtual_ipaddress"), b.at("virtual_ipaddress"),
                   text(a, mine, theirs), text(b, theirs, mine))
     else:
+        _counts(pair, a, b)
         _prefixes(pair, a, b)
     ex_mine, ex_theirs = set(a.excluded), set(b.excluded)
     if ex_mine != ex_theirs:
@@ -218,6 +221,29 @@ def _addresses(pair, a, b):
         pair.both("pair-addresses", ERROR, a.at("virtual_ipaddress_excluded"),
                   b.at("virtual_ipaddress_excluded"), text(a, ex_mine, ex_theirs),
                   text(b, ex_theirs, ex_mine))
+
+
+def _counts(pair, a, b):
+    """The same addresses, one listed more often on one side: keepalived 2.2.7 advertises
+    every line (an address twice), 2.3.3 ignores the second of an instance's own."""
+    mine, theirs = Counter(a.vip_addresses), Counter(b.vip_addresses)
+    if mine == theirs:
+        return
+
+    def text(inst, here, there):
+        counts = ", ".join(f"{addr} {_times(here[addr])} here, {_times(there[addr])} on {{other}}"
+                           for addr in sorted(here, key=str) if here[addr] != there[addr])
+        return (f"{inst.name}'s virtual_ipaddress lists the same addresses as {{other}}'s"
+                f" ({{there}}) but not as often: {counts}; keepalived 2.2.7 advertises every"
+                " line and discards adverts with another count (\"received an unexpected ip"
+                " number count\"): both directors become MASTER; 2.3.3 ignores an address"
+                " listed twice in one instance (\"VIP duplicates a VIP\"): list each once")
+    pair.both("pair-addresses", ERROR, a.at("virtual_ipaddress"), b.at("virtual_ipaddress"),
+              text(a, mine, theirs), text(b, theirs, mine))
+
+
+def _times(count):
+    return {1: "once", 2: "twice"}.get(count, f"{count} times")
 
 
 def _prefixes(pair, a, b):

@@ -92,6 +92,24 @@ def test_a_different_address_list_is_a_dual_master_on_2_2_7_and_flagged_at_both_
     assert "2.3.3 accepts them" in mine["message"] and "2.2.7" in mine["message"]
 
 
+def test_an_address_listed_twice_on_one_side_is_a_dual_master_on_2_2_7_and_flagged(pair):
+    configs = {"lvs1": config("lvs1", 100, vips=(VIP, VIP)), "lvs2": config("lvs2", 50)}
+    if ACCEPTS_OTHER_ADDRESSES:
+        # 2.3.3 ignores the second line: both advertise one address, one MASTER
+        pair.start(configs)
+        pair.ka["lvs1"].wait_log(r"\(VI_1\): VIP duplicates a VIP", timeout=15)
+        pair.wait_holders({VIP: {"lvs1"}})
+        pair.hold_holders({VIP: {"lvs1"}}, 4.5)
+    else:
+        dual_master(pair, configs)
+        assert "received an unexpected ip number count 2, expected 1" in pair.ka["lvs2"].output()
+    found = assert_flagged(pair, "pair-addresses",
+                           line_of(pair.path("lvs1"), "virtual_ipaddress {"),
+                           line_of(pair.path("lvs2"), "virtual_ipaddress {"))
+    mine = next(f for f in found if f["file"] == str(pair.path("lvs1")))
+    assert f"{VIP} twice here, once on lvs2" in mine["message"], mine
+
+
 def test_a_different_v2_advert_int_is_a_dual_master_and_flagged_at_both_lines(pair):
     dual_master(pair, {"lvs1": config("lvs1", 100), "lvs2": config("lvs2", 50, advert_int=2)})
     assert re.search(r"advertisement interval mismatch", pair.ka["lvs2"].output())
