@@ -84,6 +84,16 @@ def drain_wakeup():
         pass
 
 
+def slices(end):
+    """The timeouts of a wait until ``end`` (time.monotonic) cut into ``WAKE`` slices: one
+    per round, each at least a millisecond (a socket's timeout of 0 would not wait); the
+    rounds stop once ``end`` has passed."""
+    while True:
+        yield max(min(end - time.monotonic(), WAKE), 0.001)
+        if time.monotonic() >= end:
+            return
+
+
 def _on_signal(signum, frame):
     _received.append(signum)
     stop = _state["armed"] and not _state["raised"]

@@ -60,11 +60,10 @@ class Offload:
 
         interrupt.start_deaf(_thread.start_new_thread, call, ())
         # in interrupt.WAKE slices: a signal's pending handler runs between two of them
-        while not done.acquire(timeout=max(min(deadline.expires - time.monotonic(),
-                                               interrupt.WAKE), 0.0)):
-            if time.monotonic() >= deadline.expires:
-                return None, TimeoutError()
-        return box[0]
+        for timeout in interrupt.slices(deadline.expires):
+            if done.acquire(timeout=timeout):
+                return box[0]
+        return None, TimeoutError()
 
 
 def wait(sock, events, expired):

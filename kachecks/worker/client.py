@@ -153,13 +153,13 @@ def _report(sock, end):
     """The child's report, waited for in ``interrupt.WAKE`` slices: a signal whose handler
     became pending as the wait began stops the check within one, not at the child's end.
     TimeoutError at ``end``."""
-    while True:
-        sock.settimeout(max(min(end - time.monotonic(), interrupt.WAKE), 0.001))
+    for timeout in interrupt.slices(end):
+        sock.settimeout(timeout)
         try:
             return sock.recv(64)
         except TimeoutError:
-            if time.monotonic() >= end:
-                raise
+            pass
+    raise TimeoutError
 
 
 def _note_declined(sock, notes):

@@ -40,34 +40,28 @@ if os.environ.get("KACHECKS_TEST_SIGTERM_ON_A_THREAD"):
     import threading
     import time
 
-    def _sigterm_on_this_thread():
-        while getattr(signal.getsignal(signal.SIGTERM), "__name__", "") != "_stop_serving":
-            time.sleep(0.01)  # until the worker serves: its handler is in place
-        time.sleep(0.5)  # in accept(2) by now
-        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
-
-    threading.Thread(target=_sigterm_on_this_thread, daemon=True).start()
-
-if os.environ.get("KACHECKS_TEST_SIGTERM_ON_A_CHECKS_THREAD"):
-    import threading
-    import time
+    # "HANDLER SECONDS": once the SIGTERM handler named HANDLER is in place (the worker
+    # serves, or the check catches it), SECONDS later (in accept(2), or waiting for the
+    # worker's report by then), a SIGTERM to this thread
+    _handler, _seconds = os.environ["KACHECKS_TEST_SIGTERM_ON_A_THREAD"].split()
 
     def _sigterm_on_this_thread():
-        while getattr(signal.getsignal(signal.SIGTERM), "__name__", "") != "_on_signal":
-            time.sleep(0.01)  # until the check catches it
-        time.sleep(1.0)  # the run handed over by now: the check waits for its report
+        while getattr(signal.getsignal(signal.SIGTERM), "__name__", "") != _handler:
+            time.sleep(0.01)
+        time.sleep(float(_seconds))
         signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
 
     threading.Thread(target=_sigterm_on_this_thread, daemon=True).start()
 '''
 
 
-def hooked(tmp_path, variable):
-    """The environment of a worker whose sitecustomize lands a SIGTERM as ``variable`` says."""
+def hooked(tmp_path, variable, value="1"):
+    """The environment of a process whose sitecustomize lands a SIGTERM as ``variable``
+    (set to ``value``) says."""
     hook_dir = tmp_path / "hook"
     hook_dir.mkdir()
     (hook_dir / "sitecustomize.py").write_text(HOOK)
-    return dict(os.environ, **{variable: "1"},
+    return dict(os.environ, **{variable: value},
                 PYTHONPATH=os.pathsep.join([str(hook_dir),
                                             *filter(None, [os.environ.get("PYTHONPATH")])]))
 
@@ -90,7 +84,7 @@ def test_a_sigterm_landing_in_a_fork_hook_still_stops_the_worker(open_dir, https
 
 def test_a_sigterm_handled_on_another_thread_stops_the_worker_waiting_in_accept(open_dir,
                                                                                tmp_path):
-    env = hooked(tmp_path, "KACHECKS_TEST_SIGTERM_ON_A_THREAD")
+    env = hooked(tmp_path, "KACHECKS_TEST_SIGTERM_ON_A_THREAD", "_stop_serving 0.5")
     with Worker(cli.command("kachecks"), open_dir / "worker.sock", env=env) as worker:
         stopped = signalled.finish(worker.proc, 10, what="kachecks worker",
                                    sent="SIGTERM, to a thread of its own, while it waits in accept")
@@ -99,7 +93,7 @@ def test_a_sigterm_handled_on_another_thread_stops_the_worker_waiting_in_accept(
 
 def test_a_sigterm_handled_on_another_thread_stops_a_check_waiting_for_the_workers_report(
         open_dir, hanging_https, tmp_path):
-    env = hooked(tmp_path, "KACHECKS_TEST_SIGTERM_ON_A_CHECKS_THREAD")
+    env = hooked(tmp_path, "KACHECKS_TEST_SIGTERM_ON_A_THREAD", "_on_signal 1.0")
     with Worker(cli.command("kachecks"), open_dir / "worker.sock") as worker:
         env["KACHECKS_WORKER_SOCKET"] = str(worker.socket)
         check = subprocess.Popen(cli.command("kachecks-http") + [
